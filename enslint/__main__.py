@@ -1,0 +1,3 @@
+from enslint.cli import run_cli
+
+run_cli()

@@ -1,0 +1,589 @@
+"""Loops over member collections, the member calls inside them, and how results combine.
+
+A *member loop* is a `for` statement or a comprehension clause that visits the members
+of a collection: `for m in self.heads`, `enumerate(self.heads)`,
+`zip(self.heads, x.unbind(1))`, `range(len(self.heads))` or `range(self.n)` with
+`self.heads[i]`, and, for nested collections, a loop over the member of an enclosing
+member loop (`for head in group`). For each loop the model records every call of a
+member (`m(x)`, `m.forward(x)`, `self.heads[i](x)`; for a group, the calls of its own
+members), what input each call reads relative to the loop (the same tensor every time,
+slice `i` of one tensor, or something else), and how the results are combined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from enslint.analysis.members import GROUP, Collection, loop_size
+from enslint.analysis.syntax import NodeIndex, code_of, int_value, names_in, positional_args, target_names
+
+if TYPE_CHECKING:
+    from enslint.analysis.model import FileContext, ModuleClass
+
+SAME = "same"
+SLICE = "slice"
+OTHER = "other"
+
+_COMBINERS = {
+    "torch.stack": "stacked",
+    "torch.cat": "concatenated",
+    "torch.concat": "concatenated",
+    "torch.concatenate": "concatenated",
+    "torch.hstack": "concatenated",
+    "torch.vstack": "concatenated",
+    "torch.dstack": "concatenated",
+    "torch.sum": "summed",
+    "sum": "summed",
+    "tuple": "returned as a tuple",
+    "list": "returned as a list",
+}
+_SPLITTERS = {"unbind": "unbind", "chunk": "chunk", "split": "chunk", "tensor_split": "chunk"}
+_TENSOR_METHODS = {
+    "view", "reshape", "permute", "transpose", "movedim", "moveaxis", "unflatten", "flatten",
+    "contiguous", "float", "double", "half", "to", "expand", "repeat", "squeeze", "unsqueeze",
+    "swapaxes", "relu", "tanh", "sigmoid", "softmax", "clone", "detach",
+}
+_CREATION = {
+    f"torch.{name}"
+    for name in "zeros ones empty full randn rand randint arange linspace tensor as_tensor from_numpy eye zeros_like ones_like empty_like".split()
+}
+
+
+@dataclass
+class SliceInfo:
+    tensor: str  # the sliced tensor as written: "x", "h"
+    dim: str  # the sliced dimension as written: "1", "-1"
+    via: str  # "index" (x[:, i]), "select", "unbind" or "chunk"
+    activation: bool  # computed inside the method, so it needs a gradient
+    text: str  # the slice as written: "x[:, idx, :]"
+
+
+@dataclass
+class MemberCall:
+    node: cst.Call
+    input: str  # SAME, SLICE or OTHER relative to the loop
+    input_text: str
+    slice: SliceInfo | None = None
+
+
+@dataclass
+class MemberLoop:
+    cls: ModuleClass
+    method: str
+    node: cst.CSTNode  # the For, or the CompFor clause
+    report_node: cst.CSTNode  # where a finding points
+    collection: Collection
+    collection_text: str  # "self.heads", "self.ensemble[idx]"
+    parent: MemberLoop | None
+    index_var: str | None
+    member_var: str | None
+    calls: list[MemberCall] = field(default_factory=list)
+    combine: str | None = None
+    children: list[MemberLoop] = field(default_factory=list)
+
+    @property
+    def size(self) -> str:
+        return self.collection.size or "E"
+
+
+@dataclass
+class _Iteration:
+    collection: Collection
+    text: str
+    parent: MemberLoop | None
+    member_var: str | None = None
+    index_var: str | None = None
+    elements: dict[str, SliceInfo] = field(default_factory=dict)
+    via_range: str | None = None  # `range(N)`: members are reached as coll[i]
+
+
+class _MethodAnalysis:
+    def __init__(self, cls: ModuleClass, ctx: FileContext, method: cst.FunctionDef) -> None:
+        self.cls = cls
+        self.ctx = ctx
+        self.method = method
+        params = method.params.posonly_params or method.params.params
+        self.self_name = params[0].name.value if params else "self"
+        self.index = NodeIndex(method.body)
+        self.params = {p.name.value: p for p in [*method.params.posonly_params, *method.params.params, *method.params.kwonly_params]}
+        self.assignments: dict[str, list[tuple[cst.CSTNode, cst.BaseExpression]]] = {}
+        for node in self.index.order:
+            if isinstance(node, cst.Assign):
+                for target in node.targets:
+                    for name in target_names(target.target):
+                        self.assignments.setdefault(name, []).append((node, node.value))
+            elif isinstance(node, cst.AnnAssign) and node.value is not None:
+                for name in target_names(node.target):
+                    self.assignments.setdefault(name, []).append((node, node.value))
+        self.loops: list[MemberLoop] = []
+        self._by_node: dict[cst.CSTNode, MemberLoop] = {}
+
+    # -- collections reached from expressions ----------------------------------------
+    def collection_of(self, expr: cst.BaseExpression, at: cst.CSTNode) -> tuple[Collection, str, MemberLoop | None] | None:
+        """The collection `expr` denotes at `at`: `self.heads`, an alias, a group member."""
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == self.self_name:
+            collection = self.cls.collections.get(expr.attr.value)
+            if collection is not None and collection.identical:
+                return collection, code_of(expr), None
+            return None
+        if isinstance(expr, cst.Name):
+            for loop in self.enclosing_loops(at):
+                if loop.member_var == expr.value and loop.collection.member.kind == GROUP:
+                    return loop.collection.member.inner, expr.value, loop
+            bound = self.assignments.get(expr.value, [])
+            if len(bound) == 1 and isinstance(bound[0][1], cst.Attribute):
+                return self.collection_of(bound[0][1], at)
+            return None
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
+            index = expr.slice[0].slice.value
+            outer = self.collection_of(expr.value, at)
+            if outer is None or outer[0].member.kind != GROUP or not isinstance(index, cst.Name):
+                return None
+            for loop in self.enclosing_loops(at):
+                if loop.index_var == index.value and loop.collection is outer[0]:
+                    return outer[0].member.inner, code_of(expr), loop
+        return None
+
+    def enclosing_loops(self, node: cst.CSTNode) -> list[MemberLoop]:
+        found = []
+        for ancestor in self.index.ancestors(node):
+            loop = self._by_node.get(ancestor)
+            if loop is not None:
+                found.append(loop)
+            if isinstance(ancestor, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+                # Outer clauses of the same comprehension enclose the inner ones.
+                clause = ancestor.for_in
+                while clause is not None and clause is not node:
+                    if clause in self._by_node and self._by_node[clause] not in found:
+                        found.append(self._by_node[clause])
+                    clause = clause.inner_for_in
+        return found
+
+    # -- iteration ------------------------------------------------------------------
+    def iteration(self, target: cst.BaseExpression, iterable: cst.BaseExpression, at: cst.CSTNode) -> _Iteration | None:
+        names = target_names(target)
+        if isinstance(iterable, cst.Call):
+            func = code_of(iterable.func)
+            args = positional_args(iterable)
+            if func == "enumerate" and len(args) >= 1 and isinstance(target, cst.Tuple) and len(names) == 2:
+                found = self.collection_of(args[0], at)
+                if found is not None and isinstance(target.elements[0].value, cst.Name):
+                    return _Iteration(*found, member_var=names[1] if isinstance(target.elements[1].value, cst.Name) else None, index_var=names[0])
+                return None
+            if func == "zip" and isinstance(target, cst.Tuple) and len(target.elements) == len(args):
+                iteration = None
+                elements: dict[str, SliceInfo] = {}
+                for element, arg in zip(target.elements, args):
+                    if not isinstance(element.value, cst.Name):
+                        return None
+                    found = self.collection_of(arg, at)
+                    if found is not None and iteration is None:
+                        iteration = _Iteration(*found, member_var=element.value.value)
+                        continue
+                    split = self.split_of(arg)
+                    if split is not None:
+                        elements[element.value.value] = split
+                if iteration is not None:
+                    iteration.elements = elements
+                return iteration
+            if func == "range" and len(args) == 1 and isinstance(target, cst.Name):
+                bound = args[0]
+                if isinstance(bound, cst.Call) and code_of(bound.func) == "len" and len(bound.args) == 1:
+                    found = self.collection_of(bound.args[0].value, at)
+                    if found is not None:
+                        return _Iteration(*found, index_var=target.value)
+                    return None
+                return self.range_iteration(target.value, code_of(bound), at)
+            if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value == "values" and not args:
+                found = self.collection_of(iterable.func.value, at)
+                if found is not None and isinstance(target, cst.Name):
+                    return _Iteration(*found, member_var=target.value)
+            return None
+        found = self.collection_of(iterable, at)
+        if found is not None and isinstance(target, cst.Name):
+            return _Iteration(*found, member_var=target.value)
+        return None
+
+    def range_iteration(self, index_var: str, bound: str, at: cst.CSTNode) -> _Iteration | None:
+        """`for i in range(self.n)`: the collection indexed by `i` whose size is `n`."""
+        sizes = {bound}
+        if bound.startswith(self.self_name + "."):
+            attr = bound[len(self.self_name) + 1 :]
+            if attr in self.cls.int_attrs:
+                sizes.add(self.cls.int_attrs[attr])
+        for name, collection in self.cls.collections.items():
+            if not collection.identical or collection.size is None:
+                continue
+            own = {collection.size, f"{self.self_name}.{collection.size}"}
+            own |= {f"{self.self_name}.{a}" for a, v in self.cls.int_attrs.items() if v == collection.size}
+            if sizes & own:
+                return _Iteration(collection, f"{self.self_name}.{name}", None, index_var=index_var, via_range=bound)
+        return None
+
+    # -- slices ---------------------------------------------------------------------
+    def split_of(self, expr: cst.BaseExpression) -> SliceInfo | None:
+        """`x.unbind(1)`, `torch.unbind(x, 1)`, `x.chunk(n, 1)`: per-member pieces of x."""
+        if isinstance(expr, cst.Name):
+            bound = self.assignments.get(expr.value, [])
+            return self.split_of(bound[0][1]) if len(bound) == 1 else None
+        if not isinstance(expr, cst.Call):
+            return None
+        args = positional_args(expr)
+        dim_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "dim"), None)
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _SPLITTERS:
+            method = expr.func.attr.value
+            qualified = self.ctx.imports.qualify(expr.func)
+            if qualified and qualified.startswith("torch."):
+                if not args:
+                    return None
+                tensor, rest = args[0], args[1:]
+            else:
+                tensor, rest = expr.func.value, args
+            if method == "unbind":
+                dim = rest[0] if rest else dim_kw
+            else:
+                dim = rest[1] if len(rest) > 1 else dim_kw
+            dim_text = "0" if dim is None else code_of(dim)
+            via = _SPLITTERS[method]
+            return SliceInfo(code_of(tensor), dim_text, via, self.is_activation(tensor), f"{code_of(expr)}[i]")
+        return None
+
+    def slice_of(self, expr: cst.BaseExpression, loop: MemberLoop, elements: dict[str, SliceInfo], depth: int = 0) -> SliceInfo | None:
+        """How `expr` is slice `i` of one tensor, `i` being the loop's member index."""
+        if depth > 3:
+            return None
+        index_var = loop.index_var
+        if isinstance(expr, cst.Name):
+            if expr.value in elements:
+                return elements[expr.value]
+            inside = [v for n, v in self.assignments.get(expr.value, []) if self.index.is_inside(n, loop.node) or n is loop.node]
+            if len(inside) == 1:
+                return self.slice_of(inside[0], loop, elements, depth + 1)
+            return None
+        if index_var is None:
+            return None
+        if isinstance(expr, cst.Subscript):
+            positions = [element.slice for element in expr.slice]
+            hits = [
+                i for i, p in enumerate(positions)
+                if isinstance(p, cst.Index) and isinstance(p.value, cst.Name) and p.value.value == index_var
+            ]
+            if len(hits) != 1 or index_var in names_in(expr.value):
+                return None
+            hit = hits[0]
+            for i, p in enumerate(positions):
+                if i == hit:
+                    continue
+                full = isinstance(p, cst.Slice) and p.lower is None and p.upper is None and p.step is None
+                if not (full or (isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis))):
+                    return None
+            split = self.split_of(expr.value)
+            if split is not None and len(positions) == 1:
+                split.text = code_of(expr)
+                return split
+            ellipsis = [i for i, p in enumerate(positions) if isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis)]
+            if ellipsis and ellipsis[0] < hit:
+                dim = str(hit - len(positions))
+            else:
+                dim = str(hit)
+            if len(positions) == 1 and not self.is_tensor(expr.value):
+                # `feats[i]` may index a Python list of differently shaped tensors.
+                return None
+            return SliceInfo(code_of(expr.value), dim, "index", self.is_activation(expr.value), code_of(expr))
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "select":
+            args = positional_args(expr)
+            if len(args) == 2 and isinstance(args[1], cst.Name) and args[1].value == index_var:
+                qualified = self.ctx.imports.qualify(expr.func)
+                if qualified == "torch.select":
+                    return None
+                tensor = expr.func.value
+                return SliceInfo(code_of(tensor), code_of(args[0]), "select", self.is_activation(tensor), code_of(expr))
+        return None
+
+    def is_tensor(self, expr: cst.BaseExpression) -> bool:
+        if isinstance(expr, cst.Call):
+            qualified = self.ctx.imports.qualify(expr.func) or ""
+            if qualified.startswith("torch."):
+                return True
+            return isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _TENSOR_METHODS
+        if isinstance(expr, cst.Name):
+            param = self.params.get(expr.value)
+            if param is not None and param.annotation is not None:
+                annotation = code_of(param.annotation.annotation)
+                return annotation in ("Tensor", "torch.Tensor") or self.ctx.imports.qualify(param.annotation.annotation) == "torch.Tensor"
+            bound = self.assignments.get(expr.value, [])
+            return bool(bound) and all(self.is_tensor(v) for _, v in bound)
+        return False
+
+    def is_activation(self, expr: cst.BaseExpression, seen: frozenset[str] = frozenset()) -> bool:
+        """Computed inside the module, so backward must produce its gradient."""
+        if isinstance(expr, cst.Name):
+            if expr.value in seen:
+                return False
+            return any(self.is_activation(v, seen | {expr.value}) for _, v in self.assignments.get(expr.value, []))
+        for node in _walk(expr):
+            if isinstance(node, cst.Call):
+                func = node.func
+                base = func
+                while isinstance(base, cst.Attribute):
+                    if isinstance(base.value, cst.Name) and base.value.value == self.self_name:
+                        return True  # a submodule (or a method of this module)
+                    base = base.value
+                qualified = self.ctx.imports.qualify(func) or ""
+                if qualified.startswith("torch.") and qualified not in _CREATION:
+                    if any(self.is_activation(a.value, seen) for a in node.args):
+                        return True
+            if isinstance(node, cst.Name) and node is not expr and node.value in self.assignments and node.value not in seen:
+                if self.is_activation(node, seen):
+                    return True
+        return False
+
+    # -- the pass -------------------------------------------------------------------
+    def run(self) -> list[MemberLoop]:
+        for node in self.index.order:
+            if isinstance(node, cst.For):
+                self.add_loop(node, node.target, node.iter, node)
+            elif isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+                clause = node.for_in
+                report = node
+                while clause is not None:
+                    self.add_loop(clause, clause.target, clause.iter, report)
+                    report = clause.inner_for_in
+                    clause = clause.inner_for_in
+        for loop in self.loops:
+            self.find_calls(loop)
+        # A group's members are called through the loops over each group.
+        for loop in reversed(self.loops):
+            if loop.parent is not None:
+                loop.parent.children.append(loop)
+        for loop in self.loops:
+            if loop.collection.member.kind == GROUP:
+                for child in loop.children:
+                    for call in child.calls:
+                        loop.calls.append(self.classify(call.node, loop))
+            loop.combine = self.combine_of(loop)
+        return self.loops
+
+    def add_loop(self, node, target, iterable, report) -> None:
+        iteration = self.iteration(target, iterable, node)
+        if iteration is None:
+            return
+        loop = MemberLoop(
+            self.cls,
+            self.method.name.value,
+            node,
+            report,
+            iteration.collection,
+            iteration.text,
+            iteration.parent,
+            iteration.index_var,
+            iteration.member_var,
+        )
+        loop._elements = iteration.elements  # type: ignore[attr-defined]
+        loop._via_range = iteration.via_range  # type: ignore[attr-defined]
+        self.loops.append(loop)
+        self._by_node[node] = loop
+
+    def body_nodes(self, loop: MemberLoop) -> list[cst.CSTNode]:
+        """The nodes a loop runs once per member."""
+        node = loop.node
+        if isinstance(node, cst.For):
+            return list(self.index.descendants(node.body))
+        comprehension = next(a for a in self.index.ancestors(node) if isinstance(a, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)))
+        roots: list[cst.CSTNode] = []
+        if isinstance(comprehension, cst.DictComp):
+            roots += [comprehension.key, comprehension.value]
+        else:
+            roots.append(comprehension.elt)
+        roots += [i for i in node.ifs]
+        if node.inner_for_in is not None:
+            roots.append(node.inner_for_in)
+        nodes: list[cst.CSTNode] = []
+        for root in roots:
+            nodes.append(root)
+            nodes.extend(self.index.descendants(root))
+        return nodes
+
+    def is_member_callee(self, func: cst.BaseExpression, loop: MemberLoop) -> bool:
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        if isinstance(func, cst.Name):
+            return func.value == loop.member_var
+        if isinstance(func, cst.Subscript) and len(func.slice) == 1 and isinstance(func.slice[0].slice, cst.Index):
+            index = func.slice[0].slice.value
+            if isinstance(index, cst.Name) and index.value == loop.index_var:
+                found = self.collection_of(func.value, loop.node)
+                return found is not None and found[0] is loop.collection
+        return False
+
+    def find_calls(self, loop: MemberLoop) -> None:
+        for node in self.body_nodes(loop):
+            if isinstance(node, cst.Call) and self.is_member_callee(node.func, loop):
+                loop.calls.append(self.classify(node, loop))
+
+    def assigned_in(self, loop: MemberLoop) -> set[str]:
+        names = set()
+        if isinstance(loop.node, cst.For):
+            names |= set(target_names(loop.node.target))
+        else:
+            names |= set(target_names(loop.node.target))
+        for node in self.body_nodes(loop):
+            if isinstance(node, cst.AssignTarget):
+                names |= set(target_names(node.target))
+            elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+                names |= set(target_names(node.target))
+            elif isinstance(node, (cst.For, cst.CompFor)):
+                names |= set(target_names(node.target))
+            elif isinstance(node, cst.NamedExpr):
+                names |= set(target_names(node.target))
+        return names
+
+    def classify(self, call: cst.Call, loop: MemberLoop) -> MemberCall:
+        args = positional_args(call)
+        if not args:
+            return MemberCall(call, OTHER, "")
+        first = args[0]
+        text = code_of(first)
+        elements = getattr(loop, "_elements", {})
+        varying = self.assigned_in(loop)
+        rest_names = set().union(*(names_in(a) for a in args[1:])) if len(args) > 1 else set()
+        for arg in call.args:
+            if arg.keyword is not None:
+                rest_names |= names_in(arg.value)
+        sliced = self.slice_of(first, loop, elements)
+        if sliced is not None:
+            # Extra arguments must not thread state from one member to the next.
+            if rest_names & (varying - {loop.index_var}):
+                return MemberCall(call, OTHER, text)
+            return MemberCall(call, SLICE, text, sliced)
+        if (names_in(first) | rest_names) & varying:
+            return MemberCall(call, OTHER, text)
+        return MemberCall(call, SAME, text)
+
+    # -- combining ------------------------------------------------------------------
+    def combine_of(self, loop: MemberLoop) -> str | None:
+        if isinstance(loop.node, cst.CompFor):
+            comprehension = next(a for a in self.index.ancestors(loop.node) if isinstance(a, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)))
+            if comprehension.for_in is not loop.node:
+                return "flattened into one list"
+            return self.combine_of_value(comprehension)
+        body = set(self.body_nodes(loop))
+        calls = loop.calls
+        if loop.collection.member.kind == GROUP:
+            # The group loop combines the per-group results it collects itself.
+            for node in body:
+                if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "append":
+                    if not any(self.index.is_inside(node, child.node) for child in loop.children):
+                        found = self.combine_of_list(node.func.value, loop)
+                        if found:
+                            return found
+            return next((child.combine for child in loop.children if child.combine), None)
+        for call in calls:
+            found = self.combine_of_statement(call.node, loop, body, depth=0)
+            if found:
+                return found
+        return None
+
+    def combine_of_statement(self, node: cst.CSTNode, loop: MemberLoop, body: set, depth: int) -> str | None:
+        statement = node
+        for ancestor in self.index.ancestors(node):
+            if isinstance(ancestor, (cst.Expr, cst.Assign, cst.AugAssign, cst.AnnAssign, cst.Return)):
+                statement = ancestor
+                break
+        else:
+            return None
+        if statement not in body:
+            return None
+        if isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Call):
+            func = statement.value.func
+            if isinstance(func, cst.Attribute) and func.attr.value == "append":
+                return self.combine_of_list(func.value, loop)
+            return None
+        if isinstance(statement, cst.AugAssign):
+            if isinstance(statement.operator, cst.AddAssign):
+                return "summed"
+            return None
+        if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0].target
+            if isinstance(target, cst.Subscript) and loop.index_var in names_in(target):
+                return "written into a preallocated tensor by index"
+            if isinstance(target, cst.Name):
+                value = statement.value
+                if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add) and target.value in names_in(value):
+                    return "summed"
+                if depth == 0:
+                    # `y = m(x)` then `outs.append(y)`: follow the name once.
+                    for other in body:
+                        if isinstance(other, cst.Name) and other.value == target.value and other is not target:
+                            found = self.combine_of_statement(other, loop, body, depth + 1)
+                            if found:
+                                return found
+        return None
+
+    def combine_of_list(self, holder: cst.BaseExpression, loop: MemberLoop) -> str | None:
+        if not isinstance(holder, cst.Name):
+            return None
+        name = holder.value
+        for node in self.index.order:
+            if isinstance(node, cst.Name) and node.value == name and not self.index.is_inside(node, loop.node) and self.index.before(loop.node, node):
+                parent = self.index.parent(node)
+                if isinstance(parent, cst.Return):
+                    return "returned as a list"
+                if isinstance(parent, cst.Arg):
+                    call = self.index.parent(parent)
+                    found = self.combine_of_value(node) if isinstance(call, cst.Call) else None
+                    if found:
+                        return found
+        return None
+
+    def combine_of_value(self, value: cst.CSTNode) -> str | None:
+        """What happens to a list of member results (a comprehension or a list name)."""
+        node = value
+        result: str | None = None
+        for _ in range(4):
+            parent = self.index.parent(node)
+            if isinstance(parent, cst.Arg):
+                parent = self.index.parent(parent)
+            if isinstance(parent, cst.Call) and parent.func is not node:
+                qualified = self.ctx.imports.qualify(parent.func) or code_of(parent.func)
+                kind = _COMBINERS.get(qualified)
+                if kind is None:
+                    return result
+                result = kind
+                grand = self.index.parent(parent)
+                if kind in ("stacked", "summed") and isinstance(grand, cst.Attribute) and grand.attr.value == "mean":
+                    return "averaged"
+                if kind not in ("returned as a tuple", "returned as a list"):
+                    return result
+                node = parent
+                continue
+            if isinstance(parent, cst.Return):
+                return result or ("returned as a list" if isinstance(value, (cst.ListComp, cst.Name)) else None)
+            if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+                stand_in = parent.targets[0].target
+                for other in self.index.order:
+                    if isinstance(other, cst.Name) and other.value == stand_in.value and other is not stand_in and self.index.before(parent, other):
+                        found = self.combine_of_value(other)
+                        if found:
+                            return found
+                return result
+            return result
+        return result
+
+
+def _walk(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(current.children)
+
+
+def find_member_loops(cls: ModuleClass, ctx: FileContext) -> list[MemberLoop]:
+    loops: list[MemberLoop] = []
+    for method in cls.methods.values():
+        loops.extend(_MethodAnalysis(cls, ctx, method).run())
+    return loops

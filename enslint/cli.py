@@ -1,0 +1,119 @@
+"""The `enslint` command line. Each command imports what it needs when it runs, so that
+`enslint --help` stays instant and `check` never imports torch."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class UsageFailure(click.ClickException):
+    exit_code = EXIT_ERROR
+
+    def show(self, file=None) -> None:
+        click.echo(f"enslint: error: {self.format_message()}", err=True)
+
+
+def _codes(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return tuple(code.strip() for value in values for code in value.split(",") if code.strip())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="enslint", prog_name="enslint")
+def main() -> None:
+    """Find slow ensemble patterns in PyTorch nn.Module code and explain the fused form."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated; replaces the configured list).")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (comma-separated; added to the configured list).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the findings.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
+@click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
+def check(paths, output_format, select, ignore, exit_zero, statistics, config_path, no_color) -> None:
+    """Check PATHS (default: .) for slow ensemble patterns. Never imports or runs them.
+
+    Exit status: 0 nothing found, 1 findings, 2 usage or configuration error.
+    """
+    from enslint.config import ConfigError, check_codes, load_config
+    from enslint.discovery import DiscoveryError, discover
+    from enslint.output import Style, statistics_lines, summary, text_lines, to_json
+    from enslint.runner import make_jobs, run
+
+    cwd = Path.cwd()
+    try:
+        config = load_config(cwd, config_path)
+        cli_select, cli_ignore = _codes(select), _codes(ignore)
+        if cli_select is not None:
+            config.select = check_codes("--select", list(cli_select))
+        if cli_ignore is not None:
+            config.ignore = config.ignore + check_codes("--ignore", list(cli_ignore))
+        files = discover(list(paths) or [Path(".")], config)
+    except (ConfigError, DiscoveryError) as error:
+        raise UsageFailure(str(error)) from None
+    diagnostics = run(make_jobs(files, config, cwd))
+
+    color = sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
+    style = Style(color)
+    if output_format == "json":
+        click.echo(to_json(diagnostics))
+    elif statistics:
+        for line in statistics_lines(diagnostics, style):
+            click.echo(line)
+    else:
+        for line in text_lines(diagnostics, style):
+            click.echo(line)
+        click.echo(summary(diagnostics, len(files), style))
+    sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+
+
+@main.command()
+@click.argument("code")
+def rule(code: str) -> None:
+    """Print the page of rule CODE (for example ENS001)."""
+    from enslint.rules import RULES_BY_CODE
+    from enslint.rules.pages import render_page
+
+    found = RULES_BY_CODE.get(code.upper())
+    if found is None:
+        raise UsageFailure(f"unknown rule '{code}' (known: {', '.join(RULES_BY_CODE)})")
+    click.echo(render_page(found), nl=False)
+
+
+@main.command()
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rules(output_format: str) -> None:
+    """List every rule: code, name, summary."""
+    import json
+
+    from enslint.rules import ALL_RULES
+
+    if output_format == "json":
+        click.echo(json.dumps([{"code": r.code, "name": r.name, "summary": r.summary} for r in ALL_RULES], indent=2))
+        return
+    for r in ALL_RULES:
+        click.echo(f"{r.code}  {r.name:<22}  {r.summary}")
+
+
+def run_cli() -> None:
+    """Entry point: no traceback reaches the user unless ENSLINT_DEBUG is set."""
+    try:
+        main(standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("enslint: interrupted", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as error:  # noqa: BLE001
+        if os.environ.get("ENSLINT_DEBUG"):
+            raise
+        click.echo(f"enslint: internal error: {type(error).__name__}: {error} (set ENSLINT_DEBUG=1 for details)", err=True)
+        sys.exit(EXIT_ERROR)

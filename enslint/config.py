@@ -1,0 +1,139 @@
+"""`[tool.enslint]` in the nearest pyproject.toml, validated into `Config`.
+
+Every problem is a `ConfigError` with one line that names the key; the CLI prints it and
+exits 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from enslint.rules import RULES_BY_CODE
+
+KNOWN_CODES = ("ENS000", *RULES_BY_CODE)
+DEFAULT_EXCLUDE = (
+    ".*",  # hidden folders: .git, .venv, .tox, ...
+    "__pycache__",
+    "__pypackages__",
+    "node_modules",
+    "venv",
+    "env",
+    "site-packages",
+    "build",
+    "dist",
+    "_build",
+    "buck-out",
+)
+
+
+class ConfigError(Exception):
+    """A one-line, user-facing configuration problem."""
+
+
+@dataclass
+class Config:
+    root: Path  # the folder the globs are relative to
+    source: Path | None = None  # the pyproject.toml read, if any
+    select: tuple[str, ...] = ("ENS",)
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    extend_exclude: tuple[str, ...] = ()
+    per_file_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    min_members: int = 2
+
+    def enabled_codes(self, extra_ignores: tuple[str, ...] = ()) -> frozenset[str]:
+        """Codes selected by prefix and not ignored. ENS000 (unreadable file) is always
+        reported unless ignored explicitly."""
+        ignored = self.ignore + extra_ignores
+        enabled = set()
+        for code in KNOWN_CODES:
+            selected = code == "ENS000" or any(_matches(code, s) for s in self.select)
+            if selected and not any(_matches(code, i) for i in ignored):
+                enabled.add(code)
+        return frozenset(enabled)
+
+
+def _matches(code: str, prefix: str) -> bool:
+    return prefix == "ALL" or code.startswith(prefix.upper())
+
+
+def check_codes(key: str, values: object) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"'{key}' must be a list of rule codes or prefixes, like [\"ENS001\"]")
+    for value in values:
+        if value != "ALL" and not any(code.startswith(value.upper()) for code in KNOWN_CODES):
+            raise ConfigError(f"'{key}': unknown rule code or prefix '{value}' (known: {', '.join(KNOWN_CODES)})")
+    return tuple(v.upper() if v != "ALL" else v for v in values)
+
+
+def _strings(key: str, values: object) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"'{key}' must be a list of strings (glob patterns)")
+    return tuple(values)
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above `start` that has a [tool.enslint] table;
+    failing that, None."""
+    for folder in [start, *start.parents]:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                text = candidate.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise ConfigError(f"{candidate}: cannot read: {error}") from None
+            if "[tool.enslint" in text or "tool.enslint" in text:
+                return candidate
+    return None
+
+
+def load_config(start: Path, explicit: Path | None = None) -> Config:
+    path = explicit if explicit is not None else find_pyproject(start)
+    if path is None:
+        return Config(root=start)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    table = data.get("tool", {}).get("enslint", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.enslint] must be a table")
+    try:
+        return _parse(table, path)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: [tool.enslint] {error}") from None
+
+
+def _parse(table: dict, path: Path) -> Config:
+    config = Config(root=path.parent, source=path)
+    for key, value in table.items():
+        if key == "select":
+            config.select = check_codes(key, value)
+        elif key == "ignore":
+            config.ignore = check_codes(key, value)
+        elif key == "exclude":
+            config.exclude = _strings(key, value)
+        elif key == "extend-exclude":
+            config.extend_exclude = _strings(key, value)
+        elif key == "per-file-ignores":
+            if not isinstance(value, dict):
+                raise ConfigError("'per-file-ignores' must be a table of glob = [codes]")
+            config.per_file_ignores = {
+                str(glob): check_codes(f"per-file-ignores.{glob}", codes) for glob, codes in value.items()
+            }
+        elif key == "min-members":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"'min-members' must be a whole number of at least 1, not {value!r}")
+            config.min_members = value
+        else:
+            known = "select, ignore, exclude, extend-exclude, per-file-ignores, min-members"
+            raise ConfigError(f"unknown key '{key}' (known keys: {known})")
+    return config

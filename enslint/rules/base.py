@@ -1,0 +1,59 @@
+"""The rule protocol: a small class with its code, docs, and its own valid and invalid cases.
+
+A rule reads the file model (`enslint.analysis`) and yields `Finding`s; it never walks the
+tree itself. Its `VALID` and `INVALID` snippets run as tests (tests/test_rule_cases.py):
+an invalid snippet marks each line the rule must flag with a trailing `# expect: CODE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import libcst as cst
+
+from enslint.analysis import FileModel
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the configuration lets a rule vary."""
+
+    min_members: int = 2
+
+
+@dataclass
+class Finding:
+    code: str
+    message: str
+    node: cst.CSTNode
+
+
+@dataclass(frozen=True)
+class Valid:
+    code: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    code: str
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    # The rule page, in sections, ruff style. `enslint rule CODE` and rules/CODE.md
+    # are both rendered from these strings (enslint/rules/pages.py).
+    what_it_does: ClassVar[str]
+    why_bad: ClassVar[str]
+    example: ClassVar[str]
+    use_instead: ClassVar[str]
+    options: ClassVar[str]
+    fix_safety: ClassVar[str]
+    VALID: ClassVar[list[Valid]] = []
+    INVALID: ClassVar[list[Invalid]] = []
+
+    def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
+        raise NotImplementedError
