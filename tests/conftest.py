@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+_EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>ENS\d{3}(?:\s*,\s*ENS\d{3})*)")
+
+
+def expected_findings(source: str) -> list[tuple[int, str]]:
+    """(line, code) for every `# expect: CODE[, CODE]` marker in `source`."""
+    found = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        match = _EXPECT.search(line)
+        if match:
+            found += [(number, code.strip()) for code in match.group("codes").split(",")]
+    return sorted(found)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project folder made the working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return tmp_path

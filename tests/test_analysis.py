@@ -1,0 +1,239 @@
+"""The file model and the rules' precision on the forms the issue lists."""
+
+from __future__ import annotations
+
+import textwrap
+
+import libcst as cst
+import pytest
+
+from enslint.analysis import build_model
+from enslint.analysis.imports import ImportTable
+from helpers import findings_for, messages_for
+
+HEADER = "import torch\nfrom torch import nn\n\n"
+
+
+def model_of(source: str):
+    return build_model(cst.parse_module(textwrap.dedent(source)))
+
+
+def ensemble(init: str, forward: str, header: str = HEADER, base: str = "nn.Module") -> str:
+    """A module class `E(d, n)` with the given `__init__` and `forward` bodies."""
+    return (
+        header
+        + f"class E({base}):\n"
+        + "    def __init__(self, d, n):\n"
+        + "        super().__init__()\n"
+        + textwrap.indent(textwrap.dedent(init), " " * 8)
+        + "\n    def forward(self, x):\n"
+        + textwrap.indent(textwrap.dedent(forward), " " * 8)
+    )
+
+
+LINEAR_HEADS = "self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\n"
+
+
+# -- imports --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "imports, expr",
+    [
+        ("import torch", "torch.nn.Linear"),
+        ("import torch.nn as nn", "nn.Linear"),
+        ("from torch import nn", "nn.Linear"),
+        ("import torch.nn as tnn", "tnn.Linear"),
+        ("from torch.nn import Linear", "Linear"),
+        ("from torch.nn import Linear as L", "L"),
+        ("try:\n    from torch.nn import Linear\nexcept ImportError:\n    pass", "Linear"),
+    ],
+)
+def test_import_styles_resolve(imports, expr):
+    table = ImportTable.of_module(cst.parse_module(imports + "\n"))
+    assert table.qualify(cst.parse_expression(expr)) == "torch.nn.Linear"
+
+
+def test_unimported_names_do_not_resolve():
+    table = ImportTable.of_module(cst.parse_module("from .layers import nn\n"))
+    assert table.qualify(cst.parse_expression("nn.Linear")) is None
+
+
+@pytest.mark.parametrize(
+    "header, base",
+    [
+        ("import torch\nimport torch.nn\n\n", "torch.nn.Module"),
+        ("import torch\nfrom torch.nn import Module, ModuleList, Linear\nnn = torch.nn\n\n", "Module"),
+        ("import torch\nimport torch.nn as nn\n\nclass Base(nn.Module):\n    pass\n\n", "Base"),
+    ],
+)
+def test_module_detection(header, base):
+    source = ensemble(LINEAR_HEADS.replace("nn.", "torch.nn."), "return torch.stack([h(x) for h in self.heads])\n", header, base)
+    assert findings_for(source) == [(source.splitlines().index("        return torch.stack([h(x) for h in self.heads])") + 1, "ENS001")]
+
+
+def test_class_with_unknown_base_is_not_a_module():
+    source = "import torch\nfrom mylib import Module\n\n" + ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n", "", "Module")
+    source = source.replace("nn.ModuleList", "torch.nn.ModuleList").replace("nn.Linear", "torch.nn.Linear")
+    assert findings_for(source) == []
+
+
+# -- identical members: evidence required ----------------------------------------------
+@pytest.mark.parametrize(
+    "init",
+    [
+        LINEAR_HEADS,
+        "self.heads = nn.ModuleList(nn.Linear(d, 2) for _ in range(n))\n",
+        "self.heads = nn.ModuleList()\nfor _ in range(n):\n    self.heads.append(nn.Linear(d, 2))\n",
+        "heads = []\nfor i in range(n):\n    heads.append(nn.Linear(d, 2))\nself.heads = nn.ModuleList(heads)\n",
+        "layer = nn.Linear(d, 2)\nself.heads = nn.ModuleList([copy.deepcopy(layer) for _ in range(n)])\n",
+        "self.heads = nn.ModuleList([make_head(d) for _ in range(n)])\n",
+        "self.heads = nn.ModuleList([nn.Linear(d, 2), nn.Linear(d, 2), nn.Linear(d, 2)])\n",
+        "self.heads = []\nfor i in range(n):\n    head = nn.Linear(d, 2)\n    self.add_module(f'head{i}', head)\n    self.heads.append(head)\n",
+    ],
+    ids=["listcomp", "genexp", "append-loop", "local-list", "deepcopy", "factory", "literal-repeat", "add_module"],
+)
+def test_identical_member_evidence(init):
+    source = "import copy\n" + ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")
+    assert [code for _, code in findings_for(source)] == ["ENS001"]
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        "self.heads = nn.ModuleList([nn.Linear(c, 2) for c in d])\n",
+        "self.heads = nn.ModuleList([nn.Linear(d, 2), nn.Linear(d, 3)])\n",
+        "self.heads = nn.ModuleList()\nfor i in range(n):\n    self.heads.append(nn.Linear(d * (i + 1), 2))\n",
+        "self.heads = nn.ModuleList()\nfor i in range(n):\n    layer = nn.Linear(d + i, 2)\n    self.heads.append(layer)\n",
+        "self.heads = nn.ModuleList([nn.Linear(d, 2) for i in range(n) if i % 2])\n",
+        "self.heads = [nn.Linear(d, 2) for _ in range(n)]\n",
+        "self.heads = nn.ModuleList(build_heads(d, n))\n",
+    ],
+    ids=["reads-loop-var", "listed-different", "append-reads-index", "local-reads-index", "filtered", "unregistered-list", "opaque-builder"],
+)
+def test_no_evidence_no_finding(init):
+    source = ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")
+    assert findings_for(source) == []
+
+
+def test_min_members_counts_literal_sizes():
+    source = ensemble("self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(3)])\n", "return torch.stack([h(x) for h in self.heads])\n")
+    assert findings_for(source, min_members=3) != []
+    assert findings_for(source, min_members=4) == []
+
+
+# -- loop forms --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "forward, code",
+    [
+        ("return torch.stack([h(x) for h in self.heads])\n", "ENS001"),
+        ("return torch.cat([h.forward(x) for h in self.heads], -1)\n", "ENS001"),
+        ("return sum(h(x) for h in self.heads)\n", "ENS001"),
+        ("return torch.stack([h(x) for h in self.heads]).mean(0)\n", "ENS001"),
+        ("return tuple(h(x) for h in self.heads)\n", "ENS001"),
+        ("return [h(x) for h in self.heads]\n", "ENS001"),
+        ("outs = []\nfor h in self.heads:\n    y = h(x)\n    outs.append(y)\nreturn torch.stack(outs)\n", "ENS001"),
+        ("acc = 0\nfor h in self.heads:\n    acc += h(x)\nreturn acc\n", "ENS001"),
+        ("return [h(x[:, i]) for i, h in enumerate(self.heads)]\n", "ENS002"),
+        ("return [self.heads[i](x[:, i, :]) for i in range(len(self.heads))]\n", "ENS002"),
+        ("return [h(x.select(1, i)) for i, h in enumerate(self.heads)]\n", "ENS002"),
+        ("return [h(xi) for h, xi in zip(self.heads, x.unbind(1))]\n", "ENS002"),
+        ("return [h(xi) for xi, h in zip(torch.unbind(x, 1), self.heads)]\n", "ENS002"),
+        ("xs = x.unbind(1)\nreturn [h(xs[i]) for i, h in enumerate(self.heads)]\n", "ENS002"),
+        ("outs = []\nfor i, h in enumerate(self.heads):\n    xi = x[:, i]\n    outs.append(h(xi))\nreturn outs\n", "ENS002"),
+    ],
+)
+def test_loop_forms(forward, code):
+    source = ensemble(LINEAR_HEADS, forward)
+    assert [c for _, c in findings_for(source)] == [code]
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        "for h in self.heads:\n    x = h(x)\nreturn x\n",
+        "for h in self.heads:\n    x = x + h(x)\nreturn x\n",
+        "outs = []\nfor h in self.heads:\n    outs.append(h(x))\nreturn self.combine(outs)\n",
+        "for h in self.heads:\n    h(x)\nreturn x\n",
+        "return [h(x[i]) for i, h in enumerate(self.heads)]\n",
+        "return [h(x[:, i], x[:, i + 1]) for i, h in enumerate(self.heads)]\n",
+        "return [h(x[:, j]) for j, h in zip(order, self.heads)]\n",
+        "return [h(y) for h, y in zip(self.heads, ys)]\n",
+        "return [h(x[:, i]) for h in self.heads for i in range(3)]\n",
+    ],
+    ids=["chain", "residual", "unknown-combine", "no-combine", "x[i]-unknown-type", "two-slices", "reordered", "zip-list", "cross-product"],
+)
+def test_loop_forms_not_flagged(forward):
+    source = ensemble(LINEAR_HEADS, forward)
+    assert findings_for(source) == []
+
+
+def test_indexed_plain_slice_needs_a_known_tensor():
+    forward = "x = x.view(x.shape[0], len(self.heads), -1).transpose(0, 1)\nreturn [h(x[i]) for i, h in enumerate(self.heads)]\n"
+    assert [c for _, c in findings_for(ensemble(LINEAR_HEADS, forward))] == ["ENS002"]
+
+
+def test_range_of_size_attribute():
+    init = "self.n = n\n" + LINEAR_HEADS
+    forward = "return torch.stack([self.heads[i](x[:, i]) for i in range(self.n)], 1)\n"
+    assert [c for _, c in findings_for(ensemble(init, forward))] == ["ENS002"]
+
+
+def test_range_of_unrelated_size_is_not_a_member_loop():
+    init = "self.k = 3\n" + LINEAR_HEADS
+    forward = "return torch.stack([self.heads[i](x[:, i]) for i in range(self.k)], 1)\n"
+    assert findings_for(ensemble(init, forward)) == []
+
+
+def test_any_method_and_explicit_forward():
+    source = ensemble(LINEAR_HEADS, "return self.predict(x)\n") + textwrap.indent(
+        "def predict(self, x):\n    vals = []\n    for h in self.heads:\n        vals.append(h.forward(x, scale=2))\n    return torch.stack(vals, 1)\n",
+        "    ",
+    )
+    assert [c for _, c in findings_for(source)] == ["ENS001"]
+
+
+# -- messages ---------------------------------------------------------------------------
+def test_messages_name_class_collection_count_type_and_fused_form():
+    message = next(iter(messages_for(ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n")).values()))
+    for part in ("`E.forward`", "`self.heads`", "n identical", "`nn.Linear(d, 2)`", "forward calls", "one `nn.Linear(d, n * 2)`", "stacked"):
+        assert part in message
+
+
+def test_activation_slices_explain_quadratic_backward():
+    forward = "h = torch.relu(self.trunk(x))\nreturn [m(h[:, i]) for i, m in enumerate(self.heads)]\n"
+    init = "self.trunk = nn.Linear(d, d)\n" + LINEAR_HEADS
+    message = next(iter(messages_for(ensemble(init, forward)).values()))
+    assert "activation that needs a gradient" in message
+    assert "zero-filled gradient" in message and "n squared" in message
+    assert "`h.unbind(1)`" in message
+
+
+def test_input_slices_and_unbind_do_not_claim_quadratic_backward():
+    for forward in (
+        "return [m(x[:, i]) for i, m in enumerate(self.heads)]\n",
+        "h = self.trunk(x)\nreturn [m(hi) for m, hi in zip(self.heads, h.unbind(1))]\n",
+    ):
+        init = "self.trunk = nn.Linear(d, d)\n" + LINEAR_HEADS
+        message = next(iter(messages_for(ensemble(init, forward)).values()))
+        assert "zero-filled" not in message
+
+
+def test_seed_nest_messages_describe_one_op_for_all_heads(tmp_path):
+    from conftest import FIXTURES
+
+    source = (FIXTURES / "positive" / "seed_shared_trunk_head_groups.py").read_text()
+    messages = messages_for(source)
+    assert len(messages) == 2
+    for message in messages.values():
+        assert "one batched op for all ensemble_size x num_heads heads" in message
+        assert "(ensemble_size, hidden_dim, num_heads * num_actions)" in message
+    outer = min(messages)
+    assert "zero-filled gradient of `x`" in messages[outer] and "`x.unbind(1)`" in messages[outer]
+
+
+def test_model_records_collections_and_loops():
+    model = model_of(ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads], 1)\n"))
+    (cls,) = model.classes
+    heads = cls.collections["heads"]
+    assert (heads.container, heads.size, heads.member.kind, heads.member.type_name) == ("nn.ModuleList", "n", "linear", "nn.Linear")
+    loop = next(l for l in model.loops if l.method == "forward")
+    assert loop.combine == "stacked" and [c.input for c in loop.calls] == ["same"]
