@@ -1,0 +1,38 @@
+"""The pre-commit hook, run by the real pre-commit against a temporary repository."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+from test_cli import CLEAN, FLAGGED
+
+
+def git(*args: str, cwd) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_hook_fails_on_flagged_file_and_passes_once_clean(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    git("config", "user.email", "ci@example.invalid", cwd=repo)
+    git("config", "user.name", "ci", cwd=repo)
+    (repo / "model.py").write_text(FLAGGED)
+    (repo / "README.txt").write_text("not python\n")
+    git("add", ".", cwd=repo)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
+    command = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "enslint", "--all-files", "--color", "never"]
+
+    failed = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "model.py:11:26: ENS001" in failed.stdout
+    assert "Failed" in failed.stdout
+
+    (repo / "model.py").write_text(CLEAN)
+    git("add", ".", cwd=repo)
+    passed = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "Passed" in passed.stdout
