@@ -10,19 +10,18 @@ import ast
 import io
 import os
 import re
+import sys
 import tokenize
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
-
-from enslint.analysis import build_model
-from enslint.analysis.model import MODULE_ROOT_MARKERS
+from enslint.cache import ResultCache, entry_key
+from enslint.analysis.kinds import COLLECTION_MARKERS, MODULE_ROOT_MARKERS
 from enslint.rules import ALL_RULES, Settings
 
 PARSE_ERROR = "ENS000"
+_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 PARSE_ERROR_NAME = "unreadable-file"
 
 _FILE_NOQA = re.compile(rb"#\s*enslint:\s*noqa\b", re.IGNORECASE)
@@ -48,16 +47,23 @@ class FileJob:
     filename: str  # absolute path
     codes: frozenset[str]  # the rule codes enabled for this file
     settings: Settings
+    cache_dir: str | None = None  # None: no result cache
+    fingerprint: str = ""  # enslint's code version, part of every cache key
 
 
 def _could_match(data: bytes) -> bool:
     """Cheap, lossless test: can any rule fire on this file at all?
 
     The analysis only looks at classes whose bases resolve, through the file's own
-    imports, to torch or lightning; and every pattern involves a loop or a
-    comprehension. A file that mentions neither cannot produce a finding.
+    imports, to torch or lightning; at collections spelt `ModuleList`, `ModuleDict` or
+    registered with `add_module`; and every pattern is a loop or a comprehension. A file
+    that lacks any of these cannot produce a finding, so it is not parsed by libcst.
     """
-    return b"for" in data and any(marker in data for marker in MODULE_ROOT_MARKERS)
+    return (
+        b"for" in data
+        and any(marker in data for marker in MODULE_ROOT_MARKERS)
+        and any(marker in data for marker in COLLECTION_MARKERS)
+    )
 
 
 def _decode(data: bytes) -> str:
@@ -92,7 +98,7 @@ def _python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
             warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
             ast.parse(source)
     except SyntaxError as error:
-        return _error(job, f"syntax error: {_first_line(error.msg)}", error.lineno or 1, error.offset or 1)
+        return _error(job, f"syntax error for Python {_PYTHON}: {_first_line(error.msg)}", error.lineno or 1, error.offset or 1)
     except (ValueError, RecursionError, MemoryError) as error:
         return _error(job, f"cannot parse: {_first_line(error)}")
     return None
@@ -117,6 +123,35 @@ def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
         # No rule can fire, but a broken file is still worth reporting; Python's own
         # parser answers that far faster than libcst.
         return _python_syntax_error(job, source) or []
+    cache = key = None
+    if job.cache_dir is not None:
+        cache = ResultCache(Path(job.cache_dir))
+        key = entry_key(job.fingerprint, job.codes, job.settings, data)
+        rows = cache.get(key)
+        if rows is not None:
+            return [_from_row(job, row) for row in rows]
+    diagnostics = _analyse(job, source)
+    if cache is not None and key is not None:
+        cache.put(key, [_to_row(d) for d in diagnostics])
+    return diagnostics
+
+
+def _to_row(d: Diagnostic) -> list:
+    return [d.row, d.column, d.code, d.message, d.name, d.end_row, d.end_column]
+
+
+def _from_row(job: FileJob, row: list) -> Diagnostic:
+    r, c, code, message, name, end_r, end_c = row
+    return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename)
+
+
+def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
+    """Parse with libcst, build the model, run the rules, place and filter findings."""
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from enslint.analysis.model import build_model
+
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as error:

@@ -40,7 +40,8 @@ def main() -> None:
 @click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the findings.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
 @click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
-def check(paths, output_format, select, ignore, exit_zero, statistics, config_path, no_color) -> None:
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache (.enslint_cache beside the configuration).")
+def check(paths, output_format, select, ignore, exit_zero, statistics, config_path, no_color, no_cache) -> None:
     """Check PATHS (default: .) for slow ensemble patterns. Never imports or runs them.
 
     Exit status: 0 nothing found, 1 findings, 2 usage or configuration error.
@@ -61,7 +62,8 @@ def check(paths, output_format, select, ignore, exit_zero, statistics, config_pa
         files = discover(list(paths) or [Path(".")], config)
     except (ConfigError, DiscoveryError) as error:
         raise UsageFailure(str(error)) from None
-    diagnostics = run(make_jobs(files, config, cwd))
+    use_cache = not no_cache and not os.environ.get("ENSLINT_NO_CACHE")
+    diagnostics = run(make_jobs(files, config, cwd, use_cache))
 
     color = sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
     style = Style(color)

@@ -6,6 +6,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from enslint.cache import CACHE_FOLDER, code_fingerprint
 from enslint.checker import Diagnostic, FileJob, check_file
 from enslint.config import Config
 from enslint.discovery import matches
@@ -22,8 +23,10 @@ def display_path(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-def make_jobs(files: list[Path], config: Config, cwd: Path) -> list[FileJob]:
+def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = True) -> list[FileJob]:
     settings = Settings(min_members=config.min_members)
+    cache_dir = str(config.root / CACHE_FOLDER) if use_cache else None
+    fingerprint = code_fingerprint() if use_cache else ""
     base_codes = config.enabled_codes()
     jobs = []
     for path in files:
@@ -36,7 +39,7 @@ def make_jobs(files: list[Path], config: Config, cwd: Path) -> list[FileJob]:
         )
         if extra:
             codes = config.enabled_codes(extra)
-        jobs.append(FileJob(display_path(path, cwd), str(path), codes, settings))
+        jobs.append(FileJob(display_path(path, cwd), str(path), codes, settings, cache_dir, fingerprint))
     return jobs
 
 

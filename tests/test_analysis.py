@@ -7,7 +7,7 @@ import textwrap
 import libcst as cst
 import pytest
 
-from enslint.analysis import build_model
+from enslint.analysis.model import build_model
 from enslint.analysis.imports import ImportTable
 from helpers import findings_for, messages_for
 

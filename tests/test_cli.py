@@ -321,3 +321,36 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(project):
 def test_python_dash_m_and_version(project):
     result = run_enslint("--version", cwd=project)
     assert result.returncode == 0 and "enslint" in result.stdout
+
+
+# -- result cache ---------------------------------------------------------------------------
+def test_cache_replays_results_and_misses_on_change(project):
+    path = write(project / "heads.py", FLAGGED)
+    first = check()
+    entries = list((project / ".enslint_cache").rglob("*.json"))
+    assert len(entries) == 1 and (project / ".enslint_cache" / ".gitignore").read_text().endswith("*\n")
+    assert check().stdout == first.stdout  # served from the cache
+    path.write_text(FLAGGED.replace("dim=-1", "dim=1"))
+    assert check().exit_code == 1
+    assert len(list((project / ".enslint_cache").rglob("*.json"))) == 2
+
+
+def test_cache_key_covers_settings(project):
+    write(project / "heads.py", FLAGGED.replace("range(n)", "range(3)"))
+    assert check().exit_code == 1
+    pyproject(project, "min-members = 4\n")
+    assert check().exit_code == 0
+
+
+def test_corrupt_cache_entry_is_ignored(project):
+    write(project / "heads.py", FLAGGED)
+    first = check()
+    for entry in (project / ".enslint_cache").rglob("*.json"):
+        entry.write_text("{not json")
+    assert check().stdout == first.stdout
+
+
+def test_no_cache_flag(project):
+    write(project / "heads.py", FLAGGED)
+    assert check("--no-cache").exit_code == 1
+    assert not (project / ".enslint_cache").exists()

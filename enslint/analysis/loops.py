@@ -17,15 +17,12 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.members import GROUP, Collection, loop_size
+from enslint.analysis.kinds import GROUP, OTHER, SAME, SLICE
+from enslint.analysis.members import Collection, loop_size
 from enslint.analysis.syntax import NodeIndex, code_of, int_value, names_in, positional_args, target_names
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileContext, ModuleClass
-
-SAME = "same"
-SLICE = "slice"
-OTHER = "other"
 
 _COMBINERS = {
     "torch.stack": "stacked",

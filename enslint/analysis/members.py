@@ -17,22 +17,18 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, MODULE
 from enslint.analysis.syntax import arg_at, code_of, free_names, int_value, positional_args, target_names
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileContext
 
-# Member kinds, from the most specific fused form to the most general.
-LINEAR = "linear"
-CONV = "conv"
-MLP = "mlp"  # only nn.Linear layers and element-wise activations
-MODULE = "module"  # anything else: fusable with torch.func.stack_module_state + vmap
-GROUP = "group"  # the member is itself a collection (ensemble of groups of heads)
-
 CONTAINERS = {
     "torch.nn.ModuleList": "nn.ModuleList",
     "torch.nn.ModuleDict": "nn.ModuleDict",
 }
+# Only these containers and plain lists registered with add_module are collections: keep
+# kinds.COLLECTION_MARKERS in step, the checker's prefilter relies on it.
 PLAIN_CONTAINERS = {"list", "tuple"}
 ELEMENTWISE = {
     f"torch.nn.{name}"
@@ -68,10 +64,6 @@ class Collection:
     @property
     def identical(self) -> bool:
         return self.member is not None
-
-
-def short(text: str, limit: int = 72) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def display_type(qualified: str) -> str:
@@ -235,10 +227,6 @@ class ConstructionScanner:
             if func.attr.value == "add_module" and self._self_attr(func) is not None:
                 self.registers_with_add_module = bool(loops) or self.registers_with_add_module
                 return
-        if isinstance(func, cst.Name) and func.value == "setattr":
-            args = positional_args(call)
-            if args and isinstance(args[0], cst.Name) and args[0].value == self.self_name and loops:
-                self.registers_with_add_module = True
 
     # -- expressions --------------------------------------------------------------
     def empty_container(self, value: cst.BaseExpression) -> str | None:

@@ -33,8 +33,6 @@ _MODULE_BASES = {
     "lightning.LightningModule",
     "lightning.pytorch.LightningModule",
 }
-# A file that mentions none of these cannot define a class the rules look at.
-MODULE_ROOT_MARKERS = (b"torch", b"lightning")
 
 
 @dataclass

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import libcst as cst
-
-from enslint.analysis import FileModel
+if TYPE_CHECKING:
+    from enslint.analysis.model import FileModel
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class Settings:
 class Finding:
     code: str
     message: str
-    node: cst.CSTNode
+    node: Any  # the libcst node the finding points at
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from enslint.analysis.loops import MemberLoop
-from enslint.analysis.members import CONV, GROUP, LINEAR, MLP, Member, short
+from typing import TYPE_CHECKING
+
+from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, short
+
+if TYPE_CHECKING:
+    from enslint.analysis.loops import MemberLoop
+    from enslint.analysis.members import Member
 
 
 def members_phrase(loop: MemberLoop) -> str:

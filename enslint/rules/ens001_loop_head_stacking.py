@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from enslint.analysis import FileModel
-from enslint.analysis.loops import SAME, SLICE
+from enslint.analysis.kinds import SAME, SLICE
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import fused_on_same_input, group_member, members_phrase, nest_phrase, where
+
+if TYPE_CHECKING:
+    from enslint.analysis.model import FileModel
 
 
 class LoopHeadStacking(Rule):

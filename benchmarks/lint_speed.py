@@ -1,0 +1,114 @@
+"""How fast `enslint check` is, side by side with TorchFix and ruff, on one corpus.
+
+The corpus is the `.py` files of the installed torch package (found without importing
+torch). Each tool runs as its users run it, as a subprocess on the whole folder; the
+table gives wall seconds, files per second and enslint's speed relative to each tool.
+It also times `enslint check` on one small file (the target: under 0.3 s wall).
+
+    pip install -e . torch==2.13.0 torchfix ruff
+    python benchmarks/lint_speed.py            # TorchFix takes about 15 minutes here
+    python benchmarks/lint_speed.py --sample 200   # every k-th file, for a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_FILE = ROOT / "fixtures" / "positive" / "seed_independent_mlps.py"
+
+
+def torch_folder() -> Path:
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("torch is not installed: pip install torch==2.13.0")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def corpus_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py") if p.is_file())
+
+
+def wall(command: list[str], cwd: Path | None = None) -> tuple[float, int]:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        print(f"  ! {' '.join(command[:4])} ... exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    return elapsed, done.returncode
+
+
+def tool(name: str) -> str | None:
+    found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", type=int, default=0, help="use only this many files, evenly spread (0: all)")
+    parser.add_argument("--skip-torchfix", action="store_true", help="leave TorchFix out (it takes minutes)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of the fast tools; the best is kept")
+    args = parser.parse_args()
+
+    folder = torch_folder()
+    files = corpus_files(folder)
+    with tempfile.TemporaryDirectory() as scratch:
+        target = folder
+        if args.sample and args.sample < len(files):
+            step = len(files) / args.sample
+            chosen = [files[int(i * step)] for i in range(args.sample)]
+            target = Path(scratch) / "corpus"
+            for i, path in enumerate(chosen):
+                destination = target / f"{i:05d}_{path.name}"
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, destination)
+            files = chosen
+        n = len(files)
+        lines = sum(p.read_bytes().count(b"\n") for p in files)
+        print(f"corpus: {target} ({n} files, {lines:,} lines), {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+
+        enslint = [sys.executable, "-m", "enslint", "check", "--exit-zero", str(target)]
+        runs: list[tuple[str, list[str], int]] = [("enslint check", enslint, args.repeat)]
+        ruff = tool("ruff")
+        if ruff:
+            runs.append(("ruff check (default rules)", [ruff, "check", "--isolated", "--no-cache", "--exit-zero", "-q", str(target)], args.repeat))
+            runs.append(("ruff check --select ALL", [ruff, "check", "--isolated", "--no-cache", "--exit-zero", "-q", "--select", "ALL", str(target)], args.repeat))
+        else:
+            print("ruff not installed (pip install ruff): left out")
+        torchfix = tool("torchfix")
+        if torchfix and not args.skip_torchfix:
+            runs.append(("torchfix", [torchfix, str(target)], 1))
+        elif not torchfix:
+            print("TorchFix not installed (pip install torchfix): left out")
+
+        results: dict[str, float] = {}
+        for name, command, repeat in runs:
+            times = [wall(command)[0] for _ in range(max(1, repeat))]
+            results[name] = min(times)
+            print(f"  {name}: {', '.join(f'{t:.2f}s' for t in times)}", flush=True)
+
+    ours = results["enslint check"]
+    print()
+    print(f"| tool | wall s | files/s | enslint speed-up |")
+    print(f"|---|---:|---:|---:|")
+    for name, seconds in results.items():
+        print(f"| {name} | {seconds:.2f} | {n / seconds:.1f} | {seconds / ours:.2f}x |")
+
+    small = [wall([sys.executable, "-m", "enslint", "check", str(SMALL_FILE)])[0] for _ in range(7)]
+    help_times = [wall([sys.executable, "-m", "enslint", "--help"])[0] for _ in range(5)]
+    print()
+    print(f"enslint check of one small file ({SMALL_FILE.name}): median {statistics.median(small):.3f}s wall over 7 runs (target < 0.3 s)")
+    print(f"enslint --help: median {statistics.median(help_times):.3f}s wall over 5 runs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Results of analysed files, kept by content so an unchanged file skips libcst.
+
+Parsing and even importing libcst dominate the cost of checking a small file, and most
+runs (pre-commit, CI, an editor on save) see files that have not changed since the last
+run. The key is a hash of the file's bytes, the enabled codes, the settings and a
+fingerprint of enslint's own code and libcst's version, so any change to any of them is
+a miss. Entries are small JSON files written atomically; a cache that cannot be read or
+written is silently skipped, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import importlib.util
+from pathlib import Path
+
+CACHE_FOLDER = ".enslint_cache"
+_FORMAT = "1"
+
+
+def code_fingerprint() -> str:
+    """Changes whenever enslint's source or the libcst version changes."""
+    digest = hashlib.sha256(_FORMAT.encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    # libcst's version, read from its files: importing it is what the cache avoids.
+    spec = importlib.util.find_spec("libcst")
+    if spec is not None and spec.origin:
+        version_file = Path(spec.origin).with_name("_version.py")
+        if version_file.is_file():
+            digest.update(version_file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def entry_key(fingerprint: str, codes: frozenset[str], settings: object, data: bytes) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{fingerprint}|{','.join(sorted(codes))}|{settings!r}|".encode())
+    digest.update(data)
+    return digest.hexdigest()
+
+
+class ResultCache:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> list[list] | None:
+        try:
+            rows = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return rows if isinstance(rows, list) else None
+
+    def put(self, key: str, rows: list[list]) -> None:
+        path = self._path(key)
+        try:
+            if not self.folder.is_dir():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                (self.folder / ".gitignore").write_text("# created by enslint\n*\n")
+                (self.folder / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+            path.parent.mkdir(exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump(rows, stream)
+            os.replace(temporary, path)
+        except OSError:
+            pass
