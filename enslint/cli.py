@@ -114,6 +114,10 @@ def run_cli() -> None:
     except KeyboardInterrupt:
         click.echo("enslint: interrupted", err=True)
         sys.exit(EXIT_ERROR)
+    except BrokenPipeError:
+        # The reader went away (`enslint check | head`): nothing left to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_ERROR)
     except Exception as error:  # noqa: BLE001
         if os.environ.get("ENSLINT_DEBUG"):
             raise

@@ -237,3 +237,15 @@ def test_model_records_collections_and_loops():
     assert (heads.container, heads.size, heads.member.kind, heads.member.type_name) == ("nn.ModuleList", "n", "linear", "nn.Linear")
     loop = next(l for l in model.loops if l.method == "forward")
     assert loop.combine == "stacked" and [c.input for c in loop.calls] == ["same"]
+
+
+def test_enumerate_with_start_is_not_a_member_index():
+    forward = "return [h(x[:, i]) for i, h in enumerate(self.heads, 1)]\n"
+    assert findings_for(ensemble(LINEAR_HEADS, forward)) == []
+    forward = "return torch.stack([h(x) for i, h in enumerate(self.heads, start=1)])\n"
+    assert [c for _, c in findings_for(ensemble(LINEAR_HEADS, forward))] == ["ENS001"]
+
+
+def test_self_may_have_another_name():
+    source = ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n").replace("self", "this")
+    assert [c for _, c in findings_for(source)] == ["ENS001"]

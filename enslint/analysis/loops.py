@@ -19,7 +19,7 @@ import libcst as cst
 
 from enslint.analysis.kinds import GROUP, OTHER, SAME, SLICE
 from enslint.analysis.members import Collection, loop_size
-from enslint.analysis.syntax import NodeIndex, code_of, int_value, names_in, positional_args, target_names
+from enslint.analysis.syntax import NodeIndex, code_of, first_param, names_in, positional_args, target_names
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileContext, ModuleClass
@@ -80,6 +80,8 @@ class MemberLoop:
     calls: list[MemberCall] = field(default_factory=list)
     combine: str | None = None
     children: list[MemberLoop] = field(default_factory=list)
+    # Loop variables bound to per-member pieces: `xi` in `zip(self.members, x.unbind(1))`.
+    elements: dict[str, SliceInfo] = field(default_factory=dict)
 
     @property
     def size(self) -> str:
@@ -94,7 +96,6 @@ class _Iteration:
     member_var: str | None = None
     index_var: str | None = None
     elements: dict[str, SliceInfo] = field(default_factory=dict)
-    via_range: str | None = None  # `range(N)`: members are reached as coll[i]
 
 
 class _MethodAnalysis:
@@ -102,8 +103,7 @@ class _MethodAnalysis:
         self.cls = cls
         self.ctx = ctx
         self.method = method
-        params = method.params.posonly_params or method.params.params
-        self.self_name = params[0].name.value if params else "self"
+        self.self_name = first_param(method) or "self"
         self.index = NodeIndex(method.body)
         self.params = {p.name.value: p for p in [*method.params.posonly_params, *method.params.params, *method.params.kwonly_params]}
         self.assignments: dict[str, list[tuple[cst.CSTNode, cst.BaseExpression]]] = {}
@@ -117,6 +117,8 @@ class _MethodAnalysis:
                     self.assignments.setdefault(name, []).append((node, node.value))
         self.loops: list[MemberLoop] = []
         self._by_node: dict[cst.CSTNode, MemberLoop] = {}
+        self._bodies: dict[cst.CSTNode, list[cst.CSTNode]] = {}
+        self._assigned: dict[cst.CSTNode, set[str]] = {}
 
     # -- collections reached from expressions ----------------------------------------
     def collection_of(self, expr: cst.BaseExpression, at: cst.CSTNode) -> tuple[Collection, str, MemberLoop | None] | None:
@@ -165,11 +167,14 @@ class _MethodAnalysis:
         if isinstance(iterable, cst.Call):
             func = code_of(iterable.func)
             args = positional_args(iterable)
-            if func == "enumerate" and len(args) >= 1 and isinstance(target, cst.Tuple) and len(names) == 2:
+            if func == "enumerate" and len(args) >= 1 and isinstance(target, cst.Tuple) and len(target.elements) == 2:
                 found = self.collection_of(args[0], at)
-                if found is not None and isinstance(target.elements[0].value, cst.Name):
-                    return _Iteration(*found, member_var=names[1] if isinstance(target.elements[1].value, cst.Name) else None, index_var=names[0])
-                return None
+                index, member = (element.value for element in target.elements)
+                if found is None or not isinstance(member, cst.Name):
+                    return None
+                # With a `start`, the counter is not the member's index.
+                counts_from_zero = len(iterable.args) == 1 and isinstance(index, cst.Name)
+                return _Iteration(*found, member_var=member.value, index_var=index.value if counts_from_zero else None)
             if func == "zip" and isinstance(target, cst.Tuple) and len(target.elements) == len(args):
                 iteration = None
                 elements: dict[str, SliceInfo] = {}
@@ -209,15 +214,15 @@ class _MethodAnalysis:
         sizes = {bound}
         if bound.startswith(self.self_name + "."):
             attr = bound[len(self.self_name) + 1 :]
-            if attr in self.cls.int_attrs:
-                sizes.add(self.cls.int_attrs[attr])
+            if attr in self.cls.size_attrs:
+                sizes.add(self.cls.size_attrs[attr])
         for name, collection in self.cls.collections.items():
             if not collection.identical or collection.size is None:
                 continue
             own = {collection.size, f"{self.self_name}.{collection.size}"}
-            own |= {f"{self.self_name}.{a}" for a, v in self.cls.int_attrs.items() if v == collection.size}
+            own |= {f"{self.self_name}.{a}" for a, v in self.cls.size_attrs.items() if v == collection.size}
             if sizes & own:
-                return _Iteration(collection, f"{self.self_name}.{name}", None, index_var=index_var, via_range=bound)
+                return _Iteration(collection, f"{self.self_name}.{name}", None, index_var=index_var)
         return None
 
     # -- slices ---------------------------------------------------------------------
@@ -379,13 +384,17 @@ class _MethodAnalysis:
             iteration.index_var,
             iteration.member_var,
         )
-        loop._elements = iteration.elements  # type: ignore[attr-defined]
-        loop._via_range = iteration.via_range  # type: ignore[attr-defined]
+        loop.elements = iteration.elements
         self.loops.append(loop)
         self._by_node[node] = loop
 
     def body_nodes(self, loop: MemberLoop) -> list[cst.CSTNode]:
         """The nodes a loop runs once per member."""
+        if loop.node not in self._bodies:
+            self._bodies[loop.node] = self._body_nodes(loop)
+        return self._bodies[loop.node]
+
+    def _body_nodes(self, loop: MemberLoop) -> list[cst.CSTNode]:
         node = loop.node
         if isinstance(node, cst.For):
             return list(self.index.descendants(node.body))
@@ -422,11 +431,14 @@ class _MethodAnalysis:
                 loop.calls.append(self.classify(node, loop))
 
     def assigned_in(self, loop: MemberLoop) -> set[str]:
-        names = set()
-        if isinstance(loop.node, cst.For):
-            names |= set(target_names(loop.node.target))
-        else:
-            names |= set(target_names(loop.node.target))
+        """Names that change from one member to the next: loop targets and names bound
+        inside the body."""
+        if loop.node not in self._assigned:
+            self._assigned[loop.node] = self._assigned_in(loop)
+        return self._assigned[loop.node]
+
+    def _assigned_in(self, loop: MemberLoop) -> set[str]:
+        names = set(target_names(loop.node.target))
         for node in self.body_nodes(loop):
             if isinstance(node, cst.AssignTarget):
                 names |= set(target_names(node.target))
@@ -444,10 +456,9 @@ class _MethodAnalysis:
             return MemberCall(call, OTHER, "")
         first = args[0]
         text = code_of(first)
-        elements = getattr(loop, "_elements", {})
+        elements = loop.elements
         varying = self.assigned_in(loop)
-        extras = [a.value for a in call.args[1:] if not a.star] if call.args and call.args[0].keyword is None else [a.value for a in call.args]
-        extras = [e for e in extras if e is not first]
+        extras = [a.value for a in call.args if a.value is not first]
         sliced = self.slice_of(first, loop, elements)
         if sliced is not None:
             # Extra arguments are shared by all members or sliced the same way

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, MODULE
-from enslint.analysis.syntax import arg_at, code_of, free_names, int_value, positional_args, target_names
+from enslint.analysis.syntax import (
+    arg_at,
+    code_of,
+    free_names,
+    int_value,
+    positional_args,
+    self_attribute,
+    target_names,
+)
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileContext
@@ -129,7 +137,9 @@ class ConstructionScanner:
         self.env: dict[str, cst.BaseExpression] = {}
         self.builders: dict[str, _Builder] = {}
         self.self_values: dict[str, list[cst.BaseExpression]] = {}
-        self.int_attrs: dict[str, str] = {}
+        # `self.n = n`: what simple attributes hold, to recognise `range(self.n)` as the
+        # size of a collection built with `range(n)`.
+        self.size_attrs: dict[str, str] = {}
         self.registers_with_add_module = False
         self.returns: list[cst.BaseExpression] = []
 
@@ -158,18 +168,8 @@ class ConstructionScanner:
         elif isinstance(statement, (cst.With, cst.Try, cst.While)):
             self._block(statement.body.body, loops, conditional or isinstance(statement, cst.While))
 
-    def _self_attr(self, node: cst.BaseExpression) -> str | None:
-        if (
-            self.self_name is not None
-            and isinstance(node, cst.Attribute)
-            and isinstance(node.value, cst.Name)
-            and node.value.value == self.self_name
-        ):
-            return node.attr.value
-        return None
-
     def _builder_key(self, node: cst.BaseExpression) -> str | None:
-        attr = self._self_attr(node)
+        attr = self_attribute(node, self.self_name)
         if attr is not None:
             return "self." + attr
         if isinstance(node, cst.Name):
@@ -203,10 +203,11 @@ class ConstructionScanner:
             self.builders[key] = _Builder(container, len(loops))
         else:
             self.builders.pop(key, None)
-        attr = self._self_attr(target)
+        attr = self_attribute(target, self.self_name)
         if attr is not None:
             self.self_values.setdefault(attr, []).append(value)
-            self.int_attrs[attr] = code_of(value)
+            if isinstance(value, (cst.Name, cst.Integer, cst.Attribute, cst.BinaryOperation)):
+                self.size_attrs[attr] = code_of(value)
         elif isinstance(target, cst.Name):
             self.env[target.value] = value
 
@@ -224,7 +225,7 @@ class ConstructionScanner:
             if func.attr.value in ("extend", "insert", "__setitem__") and owner_key in self.builders:
                 self.builders[owner_key].opaque = True
                 return
-            if func.attr.value == "add_module" and self._self_attr(func) is not None:
+            if func.attr.value == "add_module" and self_attribute(func, self.self_name) is not None:
                 self.registers_with_add_module = bool(loops) or self.registers_with_add_module
                 return
 

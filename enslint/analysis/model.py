@@ -22,7 +22,7 @@ from enslint.analysis.members import (
     Member,
     _sequential_member,
 )
-from enslint.analysis.syntax import arg_at, code_of
+from enslint.analysis.syntax import arg_at, code_of, first_param
 
 # Bases that make a class an nn.Module. Any public class of `torch.nn` is one, except
 # the tensor types that live there too.
@@ -41,7 +41,7 @@ class ModuleClass:
     node: cst.ClassDef
     methods: dict[str, cst.FunctionDef] = field(default_factory=dict)
     collections: dict[str, Collection] = field(default_factory=dict)
-    int_attrs: dict[str, str] = field(default_factory=dict)
+    size_attrs: dict[str, str] = field(default_factory=dict)  # `self.n = n`
     # (in, out) when the class is only nn.Linear layers and element-wise activations.
     mlp_sizes: tuple[str | None, str | None] | None = None
 
@@ -167,19 +167,14 @@ def _mlp_sizes(cls: ModuleClass, ctx: FileContext) -> tuple[str | None, str | No
     return size(linears[0], 0), size(linears[-1], 1)
 
 
-def _first_param(function: cst.FunctionDef) -> str | None:
-    params = function.params.posonly_params or function.params.params
-    return params[0].name.value if params else None
-
-
 def _read_collections(cls: ModuleClass, ctx: FileContext) -> None:
     for method in cls.methods.values():
         if any(code_of(d.decorator) == "staticmethod" for d in method.decorators):
             continue
-        scanner = ConstructionScanner(ctx, _first_param(method))
+        scanner = ConstructionScanner(ctx, first_param(method))
         scanner.scan_function(method)
-        for attr, value in scanner.int_attrs.items():
-            cls.int_attrs.setdefault(attr, value)
+        for attr, value in scanner.size_attrs.items():
+            cls.size_attrs.setdefault(attr, value)
         attrs = set(scanner.self_values) | {k[5:] for k in scanner.builders if k.startswith("self.") and "[" not in k}
         for attr in sorted(attrs):
             values = scanner.self_values.get(attr, [])

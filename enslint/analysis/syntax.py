@@ -31,10 +31,17 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
     return None
 
 
-def self_attribute(node: cst.BaseExpression, self_name: str) -> str | None:
+def first_param(function: cst.FunctionDef) -> str | None:
+    """The name a method calls its instance (`self`, whatever it is spelt)."""
+    params = function.params.posonly_params or function.params.params
+    return params[0].name.value if params else None
+
+
+def self_attribute(node: cst.BaseExpression, self_name: str | None) -> str | None:
     """`x` for `self.x` (with the method's own name for `self`), else None."""
     if (
-        isinstance(node, cst.Attribute)
+        self_name is not None
+        and isinstance(node, cst.Attribute)
         and isinstance(node.value, cst.Name)
         and node.value.value == self_name
     ):
