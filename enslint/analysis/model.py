@@ -9,6 +9,7 @@ those collections in every method (`loops.py`). Rules are queries over the resul
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -52,6 +53,16 @@ class FileModel:
     imports: ImportTable
     classes: list[ModuleClass]
     loops: list  # list[MemberLoop], see loops.py
+
+    def member_loops(self, reading: str, min_members: int) -> Iterator:
+        """Loops over at least `min_members` members (when the count is a literal) in
+        which every member call reads input of kind `reading` (kinds.SAME, kinds.SLICE)."""
+        for loop in self.loops:
+            size = loop.collection.size_value
+            if size is not None and size < min_members:
+                continue
+            if loop.calls and all(call.input == reading for call in loop.calls):
+                yield loop
 
 
 def _is_module_base(base: cst.BaseExpression, imports: ImportTable, local_modules: set[str]) -> bool:

@@ -164,16 +164,11 @@ class Heads(tnn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        for loop in model.loops:
-            collection = loop.collection
-            if collection.size_value is not None and collection.size_value < settings.min_members:
-                continue
-            if not loop.calls or any(call.input != SAME for call in loop.calls):
-                continue
+        for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
             inputs = {call.input_text for call in loop.calls}
             if len(inputs) != 1 or loop.combine is None:
                 continue
-            member = collection.member
+            member = loop.collection.member
             group = group_member(loop)
             message = (
                 f"{where(loop)}: {members_phrase(loop)} are each called on the same input "

@@ -154,18 +154,13 @@ class Zipped(nn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        for loop in model.loops:
-            collection = loop.collection
-            if collection.size_value is not None and collection.size_value < settings.min_members:
-                continue
-            if not loop.calls or any(call.input != SLICE for call in loop.calls):
-                continue
+        for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
             slices = {(call.slice.tensor, call.slice.dim) for call in loop.calls}
             if len(slices) != 1:
                 continue
             first = loop.calls[0].slice
             tensor, dim = first.tensor, first.dim
-            member = collection.member
+            member = loop.collection.member
             message = (
                 f"{where(loop)}: {members_phrase(loop)} each run on their own slice of "
                 f"`{tensor}` (`{first.text}`, dim {dim}): {loop.size} forward calls and autograd "
