@@ -104,7 +104,7 @@ def main() -> None:
     ours = results["enslint check"]
     print()
     print("| tool | wall s | files/s | its wall / enslint's (cold) |")
-    print(f"|---|---:|---:|---:|")
+    print("|---|---:|---:|---:|")
     for name, seconds in results.items():
         print(f"| {name} | {seconds:.2f} | {n / seconds:.1f} | {seconds / ours:.2f}x |")
 

@@ -249,3 +249,18 @@ def test_enumerate_with_start_is_not_a_member_index():
 def test_self_may_have_another_name():
     source = ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n").replace("self", "this")
     assert [c for _, c in findings_for(source)] == ["ENS001"]
+
+
+@pytest.mark.parametrize(
+    "init, why",
+    [
+        ("self.heads = nn.ModuleList([nn.Linear(c, 2) for c in d])\n", "reads the loop variable `c`"),
+        ("self.heads = nn.ModuleList([nn.Linear(d, 2), nn.Linear(d, 3)])\n", "listed with different constructors"),
+        ("self.heads = nn.ModuleList([nn.Linear(d, 2) for i in range(n) if i])\n", "filtered by a condition"),
+        ("self.heads = nn.ModuleList()\nfor i in range(n):\n    if i:\n        self.heads.append(nn.Linear(d, 2))\n", "appended conditionally"),
+    ],
+)
+def test_model_says_why_members_are_not_identical(init, why):
+    model = model_of(ensemble(init, "return x\n"))
+    heads = model.classes[0].collections["heads"]
+    assert heads.member is None and why in heads.why_heterogeneous

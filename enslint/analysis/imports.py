@@ -75,6 +75,3 @@ class ImportTable:
         if bound is None:
             return None
         return f"{bound}.{rest}" if rest else bound
-
-    def resolves_to(self, node: cst.BaseExpression, *qualified: str) -> bool:
-        return self.qualify(node) in qualified

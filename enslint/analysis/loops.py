@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from enslint.analysis.kinds import GROUP, OTHER, SAME, SLICE
-from enslint.analysis.members import Collection, loop_size
+from enslint.analysis.members import Collection
 from enslint.analysis.syntax import NodeIndex, code_of, first_param, names_in, positional_args, target_names
 
 if TYPE_CHECKING:
@@ -163,7 +163,6 @@ class _MethodAnalysis:
 
     # -- iteration ------------------------------------------------------------------
     def iteration(self, target: cst.BaseExpression, iterable: cst.BaseExpression, at: cst.CSTNode) -> _Iteration | None:
-        names = target_names(target)
         if isinstance(iterable, cst.Call):
             func = code_of(iterable.func)
             args = positional_args(iterable)

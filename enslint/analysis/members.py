@@ -66,8 +66,7 @@ class Collection:
     size: str | None  # as written: "ensemble_size", "3", "n_layers - 1"
     size_value: int | None
     member: Member | None  # None: the members are not provably identical
-    why_heterogeneous: str | None = None
-    node: cst.CSTNode | None = None
+    why_heterogeneous: str | None = None  # when member is None: the evidence against
 
     @property
     def identical(self) -> bool:
@@ -329,16 +328,16 @@ class ConstructionScanner:
             size, count = _product(tuple(loops))
             used = free_names(element) & set().union(*(loop.targets for loop in loops))
             if used:
-                return Collection(attr, container, size, count, None, f"each member's constructor reads the loop variable `{sorted(used)[0]}`", value)
-            return Collection(attr, container, size, count, self.member(element, None, ()), node=value)
+                return Collection(attr, container, size, count, None, f"each member's constructor reads the loop variable `{sorted(used)[0]}`")
+            return Collection(attr, container, size, count, self.member(element, None, ()))
         if isinstance(value, (cst.List, cst.Tuple)):
             elements = [e.value for e in value.elements]
             if not elements or any(isinstance(e, (cst.StarredElement,)) for e in value.elements):
                 return None
             texts = {code_of(e) for e in elements}
             if len(texts) > 1:
-                return Collection(attr, "list", str(len(elements)), len(elements), None, "members are listed with different constructors", value)
-            return Collection(attr, "list", str(len(elements)), len(elements), self.member(elements[0], None, ()), node=value)
+                return Collection(attr, "list", str(len(elements)), len(elements), None, "members are listed with different constructors")
+            return Collection(attr, "list", str(len(elements)), len(elements), self.member(elements[0], None, ()))
         return None
 
     def member(self, expr: cst.BaseExpression, parent_key: str | None, loops) -> Member | None:
