@@ -19,6 +19,9 @@ SAME = "same"  # the same tensor for every member
 SLICE = "slice"  # slice i of one tensor for member i
 OTHER = "other"  # anything else: a chain, per-member state, unknown
 
+# The collection key of a class that derives from nn.ModuleList (`for m in self`).
+SELF_COLLECTION = "<self>"
+
 # A file must mention one of these for a class in it to resolve to an nn.Module...
 MODULE_ROOT_MARKERS = (b"torch", b"lightning")
 # ...and one of these for the analysis to find a member collection in it

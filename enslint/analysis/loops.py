@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.kinds import GROUP, OTHER, SAME, SLICE
+from enslint.analysis.kinds import GROUP, OTHER, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.members import Collection
 from enslint.analysis.syntax import NodeIndex, code_of, first_param, names_in, positional_args, target_names
 
@@ -127,6 +127,11 @@ class _MethodAnalysis:
             collection = self.cls.collections.get(expr.attr.value)
             if collection is not None and collection.identical:
                 return collection, code_of(expr), None
+            return None
+        if isinstance(expr, cst.Name) and expr.value == self.self_name:
+            collection = self.cls.collections.get(SELF_COLLECTION)
+            if collection is not None and collection.identical:
+                return collection, self.self_name, None
             return None
         if isinstance(expr, cst.Name):
             for loop in self.enclosing_loops(at):
@@ -451,10 +456,16 @@ class _MethodAnalysis:
 
     def classify(self, call: cst.Call, loop: MemberLoop) -> MemberCall:
         args = positional_args(call)
-        if not args:
+        if args:
+            first = args[0]
+        elif call.args and call.args[0].keyword is not None:
+            first = call.args[0].value  # keyword-only: `f(obs=obs, act=act)`
+        else:
             return MemberCall(call, OTHER, "")
-        first = args[0]
-        text = code_of(first)
+        text = ", ".join(
+            ("*" * len(arg.star)) + (f"{arg.keyword.value}=" if arg.keyword else "") + code_of(arg.value)
+            for arg in call.args
+        )
         elements = loop.elements
         varying = self.assigned_in(loop)
         extras = [a.value for a in call.args if a.value is not first]

@@ -95,7 +95,9 @@ class _Builder:
     container: str
     depth: int  # how many loops enclosed the statement that created it
     appends: list[tuple[cst.BaseExpression, tuple[_Loop, ...], bool]] = field(default_factory=list)
-    opaque: bool = False  # filled some other way (extend, item assignment): give up
+    # Filled at once from another collection: `self.extend(critics)`, `super().__init__(...)`.
+    filled_with: cst.BaseExpression | None = None
+    opaque: bool = False  # filled some other way (insert, item assignment, ...): give up
 
 
 def loop_size(iterable: cst.BaseExpression, ctx: FileContext) -> tuple[str, int | None]:
@@ -130,11 +132,14 @@ def _product(loops: tuple[_Loop, ...]) -> tuple[str, int | None]:
 class ConstructionScanner:
     """Reads the methods of one class (or one factory function) for member collections."""
 
-    def __init__(self, ctx: FileContext, self_name: str | None) -> None:
+    def __init__(self, ctx: FileContext, self_name: str | None, self_is_collection: bool = False) -> None:
         self.ctx = ctx
         self.self_name = self_name
         self.env: dict[str, cst.BaseExpression] = {}
         self.builders: dict[str, _Builder] = {}
+        if self_is_collection and self_name is not None:
+            # A subclass of nn.ModuleList is its own collection.
+            self.builders[self_name] = _Builder("nn.ModuleList", 0)
         self.self_values: dict[str, list[cst.BaseExpression]] = {}
         # `self.n = n`: what simple attributes hold, to recognise `range(self.n)` as the
         # size of a collection built with `range(n)`.
@@ -221,8 +226,24 @@ class ConstructionScanner:
                 if builder is not None:
                     builder.appends.append((call.args[0].value, loops, conditional))
                 return
-            if func.attr.value in ("extend", "insert", "__setitem__") and owner_key in self.builders:
+            if func.attr.value == "extend" and owner_key in self.builders and len(call.args) == 1:
+                builder = self.builders[owner_key]
+                if builder.appends or builder.filled_with is not None or loops:
+                    builder.opaque = True
+                else:
+                    builder.filled_with = call.args[0].value
+                return
+            if func.attr.value in ("insert", "__setitem__") and owner_key in self.builders:
                 self.builders[owner_key].opaque = True
+                return
+            if (
+                func.attr.value == "__init__"
+                and isinstance(func.value, cst.Call)
+                and code_of(func.value.func) == "super"
+                and self.self_name in self.builders
+                and len(call.args) == 1
+            ):
+                self.builders[self.self_name].filled_with = call.args[0].value
                 return
             if func.attr.value == "add_module" and self_attribute(func, self.self_name) is not None:
                 self.registers_with_add_module = bool(loops) or self.registers_with_add_module
@@ -254,6 +275,11 @@ class ConstructionScanner:
 
     def _from_builder(self, attr: str, key: str, builder: _Builder) -> Collection | None:
         container = builder.container
+        if builder.filled_with is not None and not builder.opaque and not builder.appends:
+            filled = self.collection_from_expr(attr, builder.filled_with, (key,))
+            if filled is not None:
+                filled.container = container if container != "nested" else filled.container
+            return filled
         if builder.opaque or not builder.appends:
             return None
         if len(builder.appends) > 1:

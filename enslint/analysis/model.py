@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from enslint.analysis.imports import ImportTable
+from enslint.analysis.kinds import SELF_COLLECTION
 from enslint.analysis.members import (
     ELEMENTWISE,
     LINEARS,
@@ -45,6 +46,7 @@ class ModuleClass:
     size_attrs: dict[str, str] = field(default_factory=dict)  # `self.n = n`
     # (in, out) when the class is only nn.Linear layers and element-wise activations.
     mlp_sizes: tuple[str | None, str | None] | None = None
+    is_module_list: bool = False  # derives from nn.ModuleList: `for m in self`
 
 
 @dataclass
@@ -182,8 +184,13 @@ def _read_collections(cls: ModuleClass, ctx: FileContext) -> None:
     for method in cls.methods.values():
         if any(code_of(d.decorator) == "staticmethod" for d in method.decorators):
             continue
-        scanner = ConstructionScanner(ctx, first_param(method))
+        self_name = first_param(method)
+        scanner = ConstructionScanner(ctx, self_name, self_is_collection=cls.is_module_list)
         scanner.scan_function(method)
+        if cls.is_module_list and self_name is not None:
+            own = scanner.collection(SELF_COLLECTION, self_name, None)
+            if own is not None:
+                cls.collections.setdefault(SELF_COLLECTION, own)
         for attr, value in scanner.size_attrs.items():
             cls.size_attrs.setdefault(attr, value)
         attrs = set(scanner.self_values) | {k[5:] for k in scanner.builders if k.startswith("self.") and "[" not in k}
@@ -228,6 +235,7 @@ def build_model(module: cst.Module) -> FileModel:
         if node.name.value not in local_modules:
             continue
         cls = ModuleClass(node.name.value, node)
+        cls.is_module_list = any(imports.qualify(base.value) == "torch.nn.ModuleList" for base in node.bases)
         for statement in node.body.body:
             if isinstance(statement, cst.FunctionDef):
                 cls.methods[statement.name.value] = statement

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from enslint.analysis.model import FileModel
 
 
+def _inputs(arguments: str) -> str:
+    return f"inputs `({arguments})`" if "," in arguments else f"input `{arguments}`"
+
+
 class LoopHeadStacking(Rule):
     code = "ENS001"
     name = "loop-head-stacking"
@@ -171,8 +175,8 @@ class Heads(tnn.Module):
             member = loop.collection.member
             group = group_member(loop)
             message = (
-                f"{where(loop)}: {members_phrase(loop)} are each called on the same input "
-                f"`{inputs.pop()}` and {loop.combine}: {loop.size} forward calls, kernel launches "
+                f"{where(loop)}: {members_phrase(loop)} are each called on the same {_inputs(inputs.pop())} "
+                f"and {loop.combine}: {loop.size} forward calls, kernel launches "
                 f"and autograd nodes per step where one batched op would do"
             )
             if group is not None:
