@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from enslint.cache import ResultCache, entry_key
+from enslint.fixes import Edit, Fix
 from enslint.analysis.kinds import COLLECTION_MARKERS, MODULE_ROOT_MARKERS
 from enslint.rules import ALL_RULES, Settings
 
@@ -39,6 +40,7 @@ class Diagnostic:
     end_row: int = field(compare=False, default=0)
     end_column: int = field(compare=False, default=0)
     filename: str = field(compare=False, default="")  # absolute
+    fix: Fix | None = field(compare=False, default=None)
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,14 @@ def _could_match(data: bytes) -> bool:
     )
 
 
-def _decode(data: bytes) -> str:
+def detect_encoding(data: bytes) -> str:
+    """The encoding Python would read the file with (PEP 263 cookie, BOM, else UTF-8)."""
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    return data.decode(encoding)
+    return encoding
+
+
+def _decode(data: bytes) -> str:
+    return data.decode(detect_encoding(data))
 
 
 def _suppressed(line: str, code: str) -> bool:
@@ -137,12 +144,12 @@ def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
 
 
 def _to_row(d: Diagnostic) -> list:
-    return [d.row, d.column, d.code, d.message, d.name, d.end_row, d.end_column]
+    return [d.row, d.column, d.code, d.message, d.name, d.end_row, d.end_column, d.fix.as_row() if d.fix else None]
 
 
 def _from_row(job: FileJob, row: list) -> Diagnostic:
-    r, c, code, message, name, end_r, end_c = row
-    return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename)
+    r, c, code, message, name, end_r, end_c, fix = row
+    return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename, Fix.from_row(fix) if fix else None)
 
 
 def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
@@ -177,16 +184,44 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
         return []
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     lines = source.splitlines()
+    place = _Offsets(source)
     diagnostics = []
     for rule, finding in findings:
         where = positions[finding.node]
         row, column = where.start.line, where.start.column + 1
         if row <= len(lines) and _suppressed(lines[row - 1], finding.code):
             continue
+        fix = None
+        if finding.fix is not None:
+            edits = []
+            for node_edit in finding.fix.edits:
+                span = positions[node_edit.node]
+                edits.append(
+                    Edit(
+                        place.offset(span.start.line, span.start.column),
+                        place.offset(span.end.line, span.end.column),
+                        node_edit.content.replace("\n", place.newline),
+                        span.start.line, span.start.column + 1, span.end.line, span.end.column + 1,
+                    )
+                )
+            fix = Fix(finding.fix.applicability, finding.fix.message, tuple(sorted(edits, key=lambda e: e.start)))
         diagnostics.append(
             Diagnostic(
                 job.path, row, column, finding.code, finding.message, rule.name,
-                where.end.line, where.end.column + 1, job.filename,
+                where.end.line, where.end.column + 1, job.filename, fix,
             )
         )
     return sorted(set(diagnostics))
+
+
+class _Offsets:
+    """Line and column (libcst's: 1-based line, 0-based column) to a character offset."""
+
+    def __init__(self, source: str) -> None:
+        self.starts = [0]
+        for line in source.splitlines(keepends=True):
+            self.starts.append(self.starts[-1] + len(line))
+        self.newline = "\r\n" if "\r\n" in source[: self.starts[1]] else "\n"
+
+    def offset(self, line: int, column: int) -> int:
+        return self.starts[line - 1] + column

@@ -41,7 +41,10 @@ def main() -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
 @click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache (.enslint_cache beside the configuration).")
-def check(paths, output_format, select, ignore, exit_zero, statistics, config_path, no_color, no_cache) -> None:
+@click.option("--fix", "apply_fixes", is_flag=True, help="Apply the safe fixes to the files.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also offer (and with --fix, apply) fixes that change the parameter layout.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a unified diff; write nothing.")
+def check(paths, output_format, select, ignore, exit_zero, statistics, config_path, no_color, no_cache, apply_fixes, unsafe_fixes, show_diff) -> None:
     """Check PATHS (default: .) for slow ensemble patterns. Never imports or runs them.
 
     Exit status: 0 nothing found, 1 findings, 2 usage or configuration error.
@@ -63,20 +66,68 @@ def check(paths, output_format, select, ignore, exit_zero, statistics, config_pa
     except (ConfigError, DiscoveryError) as error:
         raise UsageFailure(str(error)) from None
     use_cache = not no_cache and not os.environ.get("ENSLINT_NO_CACHE")
-    diagnostics = run(make_jobs(files, config, cwd, use_cache))
-
+    jobs = make_jobs(files, config, cwd, use_cache)
     color = sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
     style = Style(color)
+    if show_diff:
+        sys.exit(_show_diff(jobs, unsafe_fixes))
+    failed_writes = 0
+    if apply_fixes:
+        diagnostics, fixed, failed_writes = _apply_fixes(jobs, unsafe_fixes)
+    else:
+        diagnostics, fixed = run(jobs), 0
+
     if output_format == "json":
         click.echo(to_json(diagnostics))
     elif statistics:
         for line in statistics_lines(diagnostics, style):
             click.echo(line)
     else:
-        for line in text_lines(diagnostics, style):
+        for line in text_lines(diagnostics, style, unsafe_fixes):
             click.echo(line)
-        click.echo(summary(diagnostics, len(files), style))
+        if apply_fixes:
+            click.echo(f"Applied {fixed} fix{'es' if fixed != 1 else ''}.")
+        click.echo(summary(diagnostics, len(files), style, unsafe_fixes))
+    if failed_writes:
+        sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+
+
+def _show_diff(jobs, unsafe: bool) -> int:
+    """Print what --fix would change; exit 1 when it would change something."""
+    from enslint.fixer import fix_file
+
+    fixed = 0
+    for job in jobs:
+        outcome = fix_file(job, unsafe)
+        if outcome.error:
+            click.echo(f"enslint: {job.path}: {outcome.error}", err=True)
+        elif outcome.changed:
+            click.echo(outcome.diff(), nl=False)
+            fixed += outcome.fixed
+    click.echo(f"Would apply {fixed} fix{'es' if fixed != 1 else ''}." if fixed else "No fixes to apply.", err=True)
+    return EXIT_FINDINGS if fixed else EXIT_CLEAN
+
+
+def _apply_fixes(jobs, unsafe: bool):
+    from enslint.fixer import fix_file, write_atomically
+
+    diagnostics, fixed, failures = [], 0, 0
+    for job in jobs:
+        outcome = fix_file(job, unsafe)
+        if outcome.error:
+            click.echo(f"enslint: {job.path}: {outcome.error}", err=True)
+        elif outcome.changed:
+            try:
+                write_atomically(outcome)
+                fixed += outcome.fixed
+            except OSError as error:
+                failures += 1
+                click.echo(f"enslint: error: {job.path}: not written: {error}", err=True)
+        if outcome.skipped:
+            click.echo(f"enslint: {job.path}: {outcome.skipped} overlapping fix(es) left for another --fix run", err=True)
+        diagnostics.extend(outcome.remaining)
+    return sorted(diagnostics), fixed, failures
 
 
 @main.command()

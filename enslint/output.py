@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 from enslint.checker import Diagnostic
+from enslint.fixes import SAFE
 
 RULES_URL = "https://github.com/enslint/enslint/blob/main/rules/{code}.md"
 
@@ -30,19 +31,37 @@ class Style:
         return self._wrap(text, "1;32")
 
 
-def text_lines(diagnostics: list[Diagnostic], style: Style) -> list[str]:
+def fixable(d: Diagnostic, unsafe: bool) -> bool:
+    return d.fix is not None and (d.fix.applicability == SAFE or unsafe)
+
+
+def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False) -> list[str]:
     colon = style.dim(":")
     return [
-        f"{style.bold(d.path)}{colon}{d.row}{colon}{d.column}{colon} {style.red(d.code)} {d.message}"
+        f"{style.bold(d.path)}{colon}{d.row}{colon}{d.column}{colon} {style.red(d.code)} "
+        f"{style.bold('[*] ') if fixable(d, unsafe) else ''}{d.message}"
         for d in diagnostics
     ]
 
 
-def summary(diagnostics: list[Diagnostic], files: int, style: Style) -> str:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def summary(diagnostics: list[Diagnostic], files: int, style: Style, unsafe: bool = False) -> str:
     if not diagnostics:
-        return style.green("All checks passed!") + f" ({files} file{'s' if files != 1 else ''} checked)"
-    n = len(diagnostics)
-    return f"Found {n} error{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''} checked."
+        return style.green("All checks passed!") + f" ({_plural(files, 'file')} checked)"
+    text = f"Found {_plural(len(diagnostics), 'error')} in {_plural(files, 'file')} checked."
+    ready = sum(fixable(d, unsafe) for d in diagnostics)
+    hidden = sum(d.fix is not None and not fixable(d, unsafe) for d in diagnostics)
+    if ready:
+        text += f"\n[*] {ready} fixable with the `--fix` option"
+        if hidden:
+            text += f" ({hidden} hidden fixes can be enabled with the `--unsafe-fixes` option)"
+        text += "."
+    elif hidden:
+        text += f"\nNo fixes available ({hidden} hidden fixes can be enabled with the `--unsafe-fixes` option)."
+    return text
 
 
 def statistics_lines(diagnostics: list[Diagnostic], style: Style) -> list[str]:
@@ -64,7 +83,7 @@ def to_json(diagnostics: list[Diagnostic]) -> str:
             "location": {"row": d.row, "column": d.column},
             "end_location": {"row": d.end_row, "column": d.end_column},
             "noqa_row": d.row,
-            "fix": None,
+            "fix": d.fix.as_json() if d.fix else None,
             "url": RULES_URL.format(code=d.code) if d.code != "ENS000" else None,
         }
         for d in diagnostics

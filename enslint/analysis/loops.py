@@ -56,6 +56,7 @@ class SliceInfo:
     via: str  # "index" (x[:, i]), "select", "unbind" or "chunk"
     activation: bool  # computed inside the method, so it needs a gradient
     text: str  # the slice as written: "x[:, idx, :]"
+    node: cst.BaseExpression | None = None  # the slice expression, for index and select
 
 
 @dataclass
@@ -82,6 +83,9 @@ class MemberLoop:
     children: list[MemberLoop] = field(default_factory=list)
     # Loop variables bound to per-member pieces: `xi` in `zip(self.members, x.unbind(1))`.
     elements: dict[str, SliceInfo] = field(default_factory=dict)
+    varying: frozenset[str] = frozenset()  # names that change from one member to the next
+    body: tuple[cst.CSTNode, ...] = ()  # the nodes run once per member
+    method_names: frozenset[str] = frozenset()  # every name the method uses
 
     @property
     def size(self) -> str:
@@ -180,20 +184,20 @@ class _MethodAnalysis:
                 counts_from_zero = len(iterable.args) == 1 and isinstance(index, cst.Name)
                 return _Iteration(*found, member_var=member.value, index_var=index.value if counts_from_zero else None)
             if func == "zip" and isinstance(target, cst.Tuple) and len(target.elements) == len(args):
+                # Each zipped iterable is read like a loop of its own: the members (or
+                # their index) come from one, per-member pieces of a tensor from others.
                 iteration = None
                 elements: dict[str, SliceInfo] = {}
                 for element, arg in zip(target.elements, args):
-                    if not isinstance(element.value, cst.Name):
-                        return None
-                    found = self.collection_of(arg, at)
+                    found = self.iteration(element.value, arg, at)
                     if found is not None and iteration is None:
-                        iteration = _Iteration(*found, member_var=element.value.value)
+                        iteration = found
                         continue
-                    split = self.split_of(arg)
+                    split = self.split_of(arg) if isinstance(element.value, cst.Name) else None
                     if split is not None:
                         elements[element.value.value] = split
                 if iteration is not None:
-                    iteration.elements = elements
+                    iteration.elements.update(elements)
                 return iteration
             if func == "range" and len(args) == 1 and isinstance(target, cst.Name):
                 bound = args[0]
@@ -298,7 +302,7 @@ class _MethodAnalysis:
             if len(positions) == 1 and not self.is_tensor(expr.value):
                 # `feats[i]` may index a Python list of differently shaped tensors.
                 return None
-            return SliceInfo(code_of(expr.value), dim, "index", self.is_activation(expr.value), code_of(expr))
+            return SliceInfo(code_of(expr.value), dim, "index", self.is_activation(expr.value), code_of(expr), expr)
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "select":
             args = positional_args(expr)
             if len(args) == 2 and isinstance(args[1], cst.Name) and args[1].value == index_var:
@@ -306,7 +310,7 @@ class _MethodAnalysis:
                 if qualified == "torch.select":
                     return None
                 tensor = expr.func.value
-                return SliceInfo(code_of(tensor), code_of(args[0]), "select", self.is_activation(tensor), code_of(expr))
+                return SliceInfo(code_of(tensor), code_of(args[0]), "select", self.is_activation(tensor), code_of(expr), expr)
         return None
 
     def is_tensor(self, expr: cst.BaseExpression) -> bool:
@@ -359,8 +363,12 @@ class _MethodAnalysis:
                     self.add_loop(clause, clause.target, clause.iter, report)
                     report = clause.inner_for_in
                     clause = clause.inner_for_in
+        method_names = frozenset(names_in(self.method))
         for loop in self.loops:
             self.find_calls(loop)
+            loop.varying = frozenset(self.assigned_in(loop))
+            loop.body = tuple(self.body_nodes(loop))
+            loop.method_names = method_names
         # A group's members are called through the loops over each group.
         for loop in reversed(self.loops):
             if loop.parent is not None:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from enslint.fixes import RuleFix
+
 if TYPE_CHECKING:
     from enslint.analysis.model import FileModel
 
@@ -27,6 +29,7 @@ class Finding:
     code: str
     message: str
     node: Any  # the libcst node the finding points at
+    fix: RuleFix | None = None
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,12 @@ The fused form stacks the members' weights as `(E, in, out)` and applies them wi
 - Suppress one finding with `# noqa: ENS002` on the flagged line."""
 
     fix_safety = """\
-No automatic fix yet. Replacing indexing with `unbind` will be a safe fix (same
-parameters, same results); the fused forms change the parameter layout and will be
-unsafe, with a checkpoint migration."""
+`--fix` applies a *safe* fix where the slices are taken by indexing or `select`: the
+loop iterates `x.unbind(dim)` beside the members (`zip(self.members, x.unbind(1))`)
+and each `x[:, i, :]` becomes that loop's slice. It keeps the parameters, the
+`state_dict` keys and the numerics; only the backward changes, assembling the gradient
+of `x` once. It is offered only when `x` is a plain name that the loop does not
+reassign. The fused forms change the parameter layout; they are not offered yet."""
 
     VALID = [
         Valid(
@@ -154,6 +157,8 @@ class Zipped(nn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
+        from enslint.rules.unbind_fix import unbind_fix  # needs libcst, loaded with the model
+
         for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
             slices = {(call.slice.tensor, call.slice.dim) for call in loop.calls}
             if len(slices) != 1:
@@ -178,4 +183,8 @@ class Zipped(nn.Module):
                     f"and sums them (cost grows with {loop.size} squared): iterating "
                     f"`{tensor}.unbind({dim})` removes that even without fusing"
                 )
-            yield Finding(self.code, message, loop.report_node)
+            fix = unbind_fix(loop)
+            if fix is None and first.via in ("index", "select"):
+                message += " (no automatic fix: the sliced tensor changes inside the loop or is not a plain name)"
+            yield Finding(self.code, message, loop.report_node, fix)
+

@@ -1,0 +1,119 @@
+"""`--fix` and `--diff`: apply fixes to files as one transaction per file.
+
+For each file: check, apply the applicable fixes (engine in fixes.py), check the result
+again and repeat while fixes remain (a fix skipped for overlapping another is taken on a
+later pass). The new text must parse, with libcst and with Python's own parser, before
+anything is written; it is written to a temporary file beside the original and renamed
+over it, keeping the file's encoding, line endings and permissions. A file that cannot
+be decoded or parsed is never touched, nor is a `# noqa` site (its finding carries no fix).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from enslint.checker import Diagnostic, FileJob, check_bytes, check_file, detect_encoding
+from enslint.fixes import SAFE, apply_fixes
+
+MAX_PASSES = 10
+
+
+@dataclass
+class FixOutcome:
+    job: FileJob
+    before: str = ""
+    after: str = ""
+    fixed: int = 0
+    skipped: int = 0  # overlapping fixes still left after the last pass
+    remaining: list[Diagnostic] = field(default_factory=list)
+    error: str | None = None  # why the file was left unchanged
+
+    @property
+    def changed(self) -> bool:
+        return self.error is None and self.after != self.before
+
+    def diff(self) -> str:
+        return "".join(
+            difflib.unified_diff(
+                self.before.splitlines(keepends=True),
+                self.after.splitlines(keepends=True),
+                fromfile=f"a/{self.job.path}",
+                tofile=f"b/{self.job.path}",
+            )
+        )
+
+
+def _parses(text: str) -> str | None:
+    import libcst as cst
+
+    try:
+        cst.parse_module(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text)
+    except (cst.ParserSyntaxError, SyntaxError, ValueError) as error:
+        return str(error).strip().splitlines()[0]
+    return None
+
+
+def fix_file(job: FileJob, unsafe: bool) -> FixOutcome:
+    outcome = FixOutcome(job)
+    path = Path(job.filename)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        outcome.remaining = check_file(job)  # reports why it cannot be read
+        return outcome
+    diagnostics = check_bytes(job, data)
+    try:
+        encoding = detect_encoding(data)
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, SyntaxError, LookupError):
+        outcome.remaining = diagnostics
+        return outcome
+    outcome.before = outcome.after = text
+    for _ in range(MAX_PASSES):
+        applicable = [d.fix for d in diagnostics if d.fix and (d.fix.applicability == SAFE or unsafe)]
+        if not applicable:
+            break
+        result = apply_fixes(text, applicable)
+        problem = _parses(result.text)
+        if problem is not None:
+            outcome.error = f"the fixes would not parse ({problem}); file left unchanged"
+            outcome.after = outcome.before
+            outcome.remaining = check_bytes(job, data)
+            return outcome
+        text = result.text
+        outcome.fixed += result.applied
+        outcome.skipped = result.skipped
+        diagnostics = check_bytes(job, text.encode(encoding))
+        if result.applied == 0:
+            break
+    outcome.after = text
+    outcome.remaining = diagnostics
+    return outcome
+
+
+def write_atomically(outcome: FixOutcome) -> None:
+    """Replace the file with the fixed text, or leave it exactly as it was."""
+    path = Path(outcome.job.filename)
+    data = path.read_bytes()
+    encoding = detect_encoding(data)
+    if data.decode(encoding) != outcome.before:
+        raise OSError(f"{outcome.job.path} changed while enslint was fixing it")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".enslint-tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(outcome.after.encode(encoding))
+        os.chmod(temporary, path.stat().st_mode & 0o7777)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise

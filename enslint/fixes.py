@@ -1,0 +1,105 @@
+"""Fixes as data, and the one engine that applies them to a source text.
+
+A rule attaches a `RuleFix` to a finding: replacements for libcst nodes, with a safety
+level. The checker turns node replacements into `Edit`s on character offsets (it knows
+the positions), and `apply_fixes` applies a set of fixes to a text: in source order,
+skipping any fix that overlaps one already taken (it is reported, and a second `--fix`
+run picks it up). Nothing here writes files; see fixer.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SAFE = "safe"  # keeps state_dict keys and numerics: applied by --fix
+UNSAFE = "unsafe"  # changes the parameter layout: needs --fix --unsafe-fixes
+
+
+@dataclass(frozen=True)
+class NodeEdit:
+    node: Any  # the libcst node whose source text is replaced
+    content: str
+
+
+@dataclass(frozen=True)
+class RuleFix:
+    """What a rule proposes, in terms of tree nodes."""
+
+    applicability: str
+    message: str
+    edits: tuple[NodeEdit, ...]
+
+
+@dataclass(frozen=True)
+class Edit:
+    start: int  # character offsets into the source text
+    end: int
+    content: str
+    row: int  # 1-based, for output
+    column: int
+    end_row: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class Fix:
+    applicability: str
+    message: str
+    edits: tuple[Edit, ...]
+
+    def as_json(self) -> dict:
+        return {
+            "applicability": self.applicability,
+            "message": self.message,
+            "edits": [
+                {
+                    "content": e.content,
+                    "location": {"row": e.row, "column": e.column},
+                    "end_location": {"row": e.end_row, "column": e.end_column},
+                }
+                for e in self.edits
+            ],
+        }
+
+    def as_row(self) -> list:
+        return [self.applicability, self.message, [[e.start, e.end, e.content, e.row, e.column, e.end_row, e.end_column] for e in self.edits]]
+
+    @classmethod
+    def from_row(cls, row: list) -> Fix:
+        applicability, message, edits = row
+        return cls(applicability, message, tuple(Edit(*e) for e in edits))
+
+
+@dataclass(frozen=True)
+class Applied:
+    text: str
+    applied: int
+    skipped: int  # fixes left out because they overlap one applied before them
+
+
+def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
+    """Apply non-overlapping fixes, earliest first; a fix is all its edits or none."""
+    taken: list[tuple[int, int]] = []
+    chosen: list[Edit] = []
+    applied = skipped = 0
+    for fix in sorted(fixes, key=lambda f: min((e.start, e.end) for e in f.edits)):
+        spans = [(e.start, e.end) for e in fix.edits]
+        if any(_overlaps(span, other) for span in spans for other in taken) or any(
+            _overlaps(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :]
+        ):
+            skipped += 1
+            continue
+        taken.extend(spans)
+        chosen.extend(fix.edits)
+        applied += 1
+    for edit in sorted(chosen, key=lambda e: (e.start, e.end), reverse=True):
+        text = text[: edit.start] + edit.content + text[edit.end :]
+    return Applied(text, applied, skipped)
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    # Two insertions at one point also conflict: their order would be arbitrary.
+    if a == b:
+        return True
+    return a[0] < b[1] and b[0] < a[1]

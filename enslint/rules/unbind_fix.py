@@ -1,0 +1,71 @@
+"""ENS002's safe fix: iterate `x.unbind(dim)` beside the members instead of indexing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+
+from enslint.analysis.loops import MemberLoop
+from enslint.analysis.syntax import code_of, dotted_name
+from enslint.fixes import SAFE, NodeEdit, RuleFix
+
+
+def unbind_fix(loop: MemberLoop) -> RuleFix | None:
+    """Iterate `x.unbind(dim)` next to the members instead of indexing `x[:, i]`.
+
+    Safe: `unbind` returns the same views, so parameters and numerics are unchanged; the
+    backward builds the gradient of `x` once instead of once per member.
+    """
+    slices = [call.slice for call in loop.calls]
+    if not slices or any(s.via not in ("index", "select") or s.node is None for s in slices):
+        return None
+    tensor_node = slices[0].node.value if slices[0].via == "index" else slices[0].node.func.value
+    tensor, dim = dotted_name(tensor_node), slices[0].dim
+    if tensor is None or tensor.split(".")[0] in loop.varying:
+        return None  # `x` must be the same tensor for every member
+    base = tensor.rsplit(".", 1)[-1]
+    name = f"{base}_{loop.index_var}" if loop.index_var else f"{base}_slice"
+    while name in loop.method_names:
+        name += "_"
+    inside = {id(n) for s in slices for n in _subtree(s.node)}
+    index_used_elsewhere = any(
+        isinstance(node, cst.Name) and node.value == loop.index_var and id(node) not in inside
+        for node in loop.body
+    )
+    header = loop.node
+    iterable = header.iter
+    unbound = f"{tensor}.unbind({dim})"
+    if (
+        not index_used_elsewhere
+        and loop.member_var is not None
+        and isinstance(iterable, cst.Call)
+        and code_of(iterable.func) == "enumerate"
+    ):
+        new_target = f"{loop.member_var}, {name}"
+        new_iter = f"zip({code_of(iterable.args[0].value)}, {unbound})"
+    else:
+        target = code_of(header.target)
+        if isinstance(header.target, cst.Tuple) and not header.target.lpar:
+            target = f"({target})"
+        new_target = f"{target}, {name}"
+        new_iter = f"zip({code_of(iterable)}, {unbound})"
+    edits = [NodeEdit(header.target, new_target), NodeEdit(iterable, new_iter)]
+    edits += [NodeEdit(s.node, name) for s in slices]
+    return RuleFix(SAFE, f"Iterate `{unbound}` instead of indexing `{slices[0].text}`", tuple(_unique(edits)))
+
+
+def _subtree(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(current.children)
+
+
+def _unique(edits: list[NodeEdit]) -> Iterator[NodeEdit]:
+    seen = set()
+    for edit in edits:
+        if id(edit.node) not in seen:
+            seen.add(id(edit.node))
+            yield edit
