@@ -478,6 +478,10 @@ class _MethodAnalysis:
         varying = self.assigned_in(loop)
         extras = [a.value for a in call.args if a.value is not first]
         sliced = self.slice_of(first, loop, elements)
+        if sliced is not None and sliced.node is not None:
+            tensor = sliced.node.value if isinstance(sliced.node, cst.Subscript) else sliced.node.func.value
+            if names_in(tensor) & varying:
+                return MemberCall(call, OTHER, text)  # not one tensor: it changes per member
         if sliced is not None:
             # Extra arguments are shared by all members or sliced the same way
             # (`m(x[:, i], mask[:, i])`); anything else is not one batched call.

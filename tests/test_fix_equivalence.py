@@ -1,0 +1,125 @@
+"""Proof that the safe fixes are safe: for every fixture with one, the fixed module loads
+the original's state_dict unchanged and gives the same outputs and gradients (inputs and
+every parameter) on CPU in float32."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+
+import pytest
+
+from conftest import FIXTURES
+from enslint.checker import FileJob
+from enslint.config import Config
+from enslint.fixer import fix_file
+from enslint.fixes import SAFE
+from enslint.rules import Settings
+
+if os.environ.get("CI"):
+    import torch  # CI installs torch: never skip there
+else:
+    torch = pytest.importorskip("torch")
+
+# fixture -> (class, constructor kwargs, method, input shapes)
+SPECS = {
+    "dynamics_ensemble_add_module.py": ("DynamicsEnsemble", dict(state_dim=3, action_dim=2, ensemble_size=4), "forward", [(4, 5, 5)]),
+    "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)]),
+    "nested_comprehension_groups.py": ("GroupedHeads", dict(d=4, n_groups=3, heads_per_group=2, n_out=2), "forward", [(5, 3, 4)]),
+    "nested_local_builders.py": ("IndexedGroups", dict(hidden=4, n_actions=2, num_heads=2, ensemble_size=3), "forward", [(5, 3, 4)]),
+    "per_channel_timeseries.py": ("PerChannelForecaster", dict(n_channels=3, seq_len=6, pred_len=2, d_model=8), "forward", [(4, 6, 3)]),
+    "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)]),
+    "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)]),
+    "seed_shared_trunk_head_groups.py": ("GroupedHeadEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, num_heads=2, ensemble_size=3), "batched_forward", [(5, 3, 4)]),
+    "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)]),
+}
+
+
+def fixed_copy(source, tmp_path):
+    target = tmp_path / ("fixed_" + source.name)
+    shutil.copyfile(source, target)
+    job = FileJob(target.name, str(target), Config(root=tmp_path).enabled_codes(), Settings())
+    outcome = fix_file(job, unsafe=False)
+    assert outcome.error is None and outcome.fixed >= 1
+    target.write_text(outcome.after)
+    return target
+
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+def flatten(value):
+    if isinstance(value, torch.Tensor):
+        return [value]
+    return [t for item in value for t in flatten(item)]
+
+
+def run(model, method, inputs):
+    inputs = [x.clone().requires_grad_(True) for x in inputs]
+    outputs = flatten(getattr(model, method)(*inputs))
+    generator = torch.Generator().manual_seed(1)
+    loss = sum((out * torch.randn(out.shape, generator=generator)).sum() for out in outputs)
+    loss.backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    return outputs, [x.grad for x in inputs], grads
+
+
+def test_every_fixable_fixture_has_a_spec(tmp_path):
+    fixable = set()
+    for path in sorted((FIXTURES / "positive").glob("*.py")):
+        job = FileJob(path.name, str(path), Config(root=tmp_path).enabled_codes(), Settings())
+        from enslint.checker import check_file
+
+        if any(d.fix and d.fix.applicability == SAFE for d in check_file(job)):
+            fixable.add(path.name)
+    assert fixable == set(SPECS)
+
+
+@pytest.mark.parametrize("fixture", sorted(SPECS))
+def test_safe_fix_keeps_state_dict_outputs_and_gradients(fixture, tmp_path):
+    class_name, kwargs, method, shapes = SPECS[fixture]
+    original_path = FIXTURES / "positive" / fixture
+    fixed_path = fixed_copy(original_path, tmp_path)
+    assert fixed_path.read_text() != original_path.read_text()
+
+    torch.manual_seed(0)
+    original = getattr(load(original_path, "enslint_original_" + fixture[:-3]), class_name)(**kwargs)
+    fixed = getattr(load(fixed_path, "enslint_fixed_" + fixture[:-3]), class_name)(**kwargs)
+    fixed.load_state_dict(original.state_dict(), strict=True)  # same keys, same shapes
+
+    generator = torch.Generator().manual_seed(2)
+    inputs = [torch.randn(shape, generator=generator) for shape in shapes]
+    out_a, input_grads_a, grads_a = run(original, method, inputs)
+    out_b, input_grads_b, grads_b = run(fixed, method, inputs)
+    assert len(out_a) == len(out_b)
+    for a, b in zip(out_a, out_b):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(input_grads_a, input_grads_b):
+        torch.testing.assert_close(a, b)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m: f"{name}: {m}")
+
+
+SNAPSHOTS = FIXTURES.parent / "tests" / "snapshots" / "safe-fixes"
+
+
+@pytest.mark.parametrize("fixture", sorted(SPECS))
+def test_safe_fix_snapshot(fixture, tmp_path):
+    """The rewritten source, held as a snapshot; ENSLINT_UPDATE_SNAPSHOTS=1 rewrites them."""
+    fixed = fixed_copy(FIXTURES / "positive" / fixture, tmp_path).read_text()
+    snapshot = SNAPSHOTS / f"{fixture}.snap"
+    if os.environ.get("ENSLINT_UPDATE_SNAPSHOTS"):
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.write_text(fixed)
+    assert fixed == snapshot.read_text()

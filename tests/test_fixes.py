@@ -1,0 +1,166 @@
+"""The fix engine and `--fix` / `--diff`: transactional, idempotent, faithful to the file."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from click.testing import CliRunner
+
+from enslint.cli import main
+from enslint.fixes import SAFE, Edit, Fix, apply_fixes
+
+SLICED = textwrap.dedent(
+    """\
+    import torch
+    from torch import nn
+
+
+    class Sliced(nn.Module):
+        def __init__(self, d, n):
+            super().__init__()
+            self.trunk = nn.Linear(d, d)
+            self.members = nn.ModuleList([nn.Linear(d, 1) for _ in range(n)])
+
+        def forward(self, x):
+            h = torch.relu(self.trunk(x))
+            outs = []
+            for i, member in enumerate(self.members):
+                outs.append(member(h[:, i, :]))
+            return torch.stack(outs, dim=1)
+    """
+)
+FIXED = SLICED.replace(
+    "for i, member in enumerate(self.members):\n            outs.append(member(h[:, i, :]))",
+    "for member, h_i in zip(self.members, h.unbind(1)):\n            outs.append(member(h_i))",
+)
+
+
+def check(*args: str):
+    return CliRunner().invoke(main, ["check", "--no-cache", *args])
+
+
+def edit(start: int, end: int, content: str) -> Edit:
+    return Edit(start, end, content, 1, start + 1, 1, end + 1)
+
+
+# -- the engine -------------------------------------------------------------------------
+def test_apply_fixes_in_order_and_skips_overlaps():
+    text = "abcdefgh"
+    first = Fix(SAFE, "one", (edit(0, 2, "AB"), edit(6, 7, "G")))
+    overlapping = Fix(SAFE, "two", (edit(1, 3, "xx"),))
+    later = Fix(SAFE, "three", (edit(3, 4, "D"),))
+    result = apply_fixes(text, [later, overlapping, first])
+    assert result.text == "ABcDefGh"
+    assert (result.applied, result.skipped) == (2, 1)
+
+
+def test_a_fix_is_all_or_nothing():
+    text = "abcdef"
+    taken = Fix(SAFE, "taken", (edit(0, 1, "A"),))
+    clashing = Fix(SAFE, "clashes in one of its edits", (edit(4, 5, "E"), edit(0, 2, "zz")))
+    result = apply_fixes(text, [clashing, taken])
+    assert result.text == "Abcdef" and result.skipped == 1
+
+
+# -- the command ------------------------------------------------------------------------
+def test_text_output_marks_fixable_findings(project):
+    (project / "m.py").write_text(SLICED)
+    result = check()
+    assert "ENS002 [*] `Sliced.forward`" in result.stdout
+    assert "[*] 1 fixable with the `--fix` option." in result.stdout
+
+
+def test_json_carries_the_fix(project):
+    (project / "m.py").write_text(SLICED)
+    (item,) = json.loads(check("--format", "json").stdout)
+    fix = item["fix"]
+    assert fix["applicability"] == "safe"
+    assert fix["message"] == "Iterate `h.unbind(1)` instead of indexing `h[:, i, :]`"
+    assert [e["content"] for e in fix["edits"]] == ["member, h_i", "zip(self.members, h.unbind(1))", "h_i"]
+    assert fix["edits"][0]["location"] == {"row": 14, "column": 13}
+
+
+def test_diff_shows_and_writes_nothing(project):
+    path = project / "m.py"
+    path.write_text(SLICED)
+    result = check("--diff")
+    assert result.exit_code == 1
+    assert "-        for i, member in enumerate(self.members):" in result.stdout
+    assert "+        for member, h_i in zip(self.members, h.unbind(1)):" in result.stdout
+    assert path.read_text() == SLICED
+
+
+def test_fix_writes_and_a_second_fix_changes_nothing(project):
+    path = project / "m.py"
+    path.write_text(SLICED)
+    result = check("--fix")
+    assert path.read_text() == FIXED
+    assert "Applied 1 fix." in result.stdout
+    assert result.exit_code == 1  # the loop is still one call per member: ENS002 remains
+    assert "ENS002 `Sliced.forward`" in result.stdout and "[*]" not in result.stdout
+    again = check("--fix")
+    assert path.read_text() == FIXED and "Applied 0 fixes." in again.stdout
+    assert check("--diff").exit_code == 0
+    assert not [p for p in project.iterdir() if p.name.startswith(".m.py.")]  # no temp files left
+
+
+def test_fix_keeps_line_endings_encoding_and_mode(project):
+    path = project / "m.py"
+    source = "# -*- coding: latin-1 -*-\n# caf\xe9\n" + SLICED
+    path.write_bytes(source.replace("\n", "\r\n").encode("latin-1"))
+    path.chmod(0o640)
+    check("--fix")
+    written = path.read_bytes()
+    expected = ("# -*- coding: latin-1 -*-\n# caf\xe9\n" + FIXED).replace("\n", "\r\n").encode("latin-1")
+    assert written == expected
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_fix_keeps_a_byte_order_mark(project):
+    path = project / "m.py"
+    path.write_bytes(b"\xef\xbb\xbf" + SLICED.encode())
+    check("--fix")
+    assert path.read_bytes() == b"\xef\xbb\xbf" + FIXED.encode()
+
+
+def test_noqa_sites_and_broken_files_are_never_touched(project):
+    suppressed = SLICED.replace("enumerate(self.members):", "enumerate(self.members):  # noqa: ENS002")
+    (project / "kept.py").write_text(suppressed)
+    (project / "broken.py").write_text(SLICED + "\ndef oops(:\n")
+    result = check("--fix")
+    assert (project / "kept.py").read_text() == suppressed
+    assert (project / "broken.py").read_text() == SLICED + "\ndef oops(:\n"
+    assert "broken.py" in result.stdout and "ENS000" in result.stdout
+
+
+def test_a_tensor_that_changes_per_member_is_not_one_tensor(project):
+    changing = SLICED.replace("outs.append(member(h[:, i, :]))", "outs.append(member(h[:, i, :]))\n            h = h * 2")
+    (project / "m.py").write_text(changing)
+    assert json.loads(check("--format", "json").stdout) == []
+
+
+def test_no_fix_when_the_sliced_tensor_is_not_a_name(project):
+    source = SLICED.replace("member(h[:, i, :])", "member(self.trunk(x)[:, i, :])")
+    (project / "m.py").write_text(source)
+    (item,) = json.loads(check("--format", "json").stdout)
+    assert item["code"] == "ENS002" and item["fix"] is None and "no automatic fix" in item["message"]
+
+
+def test_index_used_elsewhere_keeps_the_counter(project):
+    source = SLICED.replace(
+        "outs.append(member(h[:, i, :]))", "outs.append(member(h[:, i, :]) * (i + 1))"
+    )
+    path = project / "m.py"
+    path.write_text(source)
+    check("--fix")
+    assert "for (i, member), h_i in zip(enumerate(self.members), h.unbind(1)):" in path.read_text()
+    assert "member(h_i) * (i + 1)" in path.read_text()
+
+
+def test_unique_slice_name(project):
+    source = SLICED.replace("h = torch.relu(self.trunk(x))", "h = torch.relu(self.trunk(x))\n        h_i = None")
+    path = project / "m.py"
+    path.write_text(source)
+    check("--fix")
+    assert "zip(self.members, h.unbind(1))" in path.read_text() and "member(h_i_)" in path.read_text()
