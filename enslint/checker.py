@@ -195,12 +195,23 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
         if finding.fix is not None:
             edits = []
             for node_edit in finding.fix.edits:
+                if node_edit.node is None:
+                    end = len(source)
+                    last = len(place.starts) - 1
+                    content = node_edit.content.replace("\n", place.newline)
+                    edits.append(Edit(end, end, content, last, 1, last, 1))
+                    continue
                 span = positions[node_edit.node]
+                indent = " " * span.start.column
+                content = "\n".join(
+                    line if i == 0 or not line else indent + line
+                    for i, line in enumerate(node_edit.content.split("\n"))
+                ).replace("\n", place.newline)
                 edits.append(
                     Edit(
                         place.offset(span.start.line, span.start.column),
                         place.offset(span.end.line, span.end.column),
-                        node_edit.content.replace("\n", place.newline),
+                        content,
                         span.start.line, span.start.column + 1, span.end.line, span.end.column + 1,
                     )
                 )

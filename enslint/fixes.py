@@ -18,7 +18,12 @@ UNSAFE = "unsafe"  # changes the parameter layout: needs --fix --unsafe-fixes
 
 @dataclass(frozen=True)
 class NodeEdit:
-    node: Any  # the libcst node whose source text is replaced
+    """Replace `node`'s text with `content` (None: append `content` to the file).
+
+    Lines after the first in `content` are indented to the node's column, so a rule
+    writes multi-line replacements without knowing where the node stands."""
+
+    node: Any
     content: str
 
 

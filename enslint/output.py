@@ -45,7 +45,8 @@ def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
+    suffix = "es" if word.endswith("x") else "s"
+    return f"{n} {word}{suffix if n != 1 else ''}"
 
 
 def summary(diagnostics: list[Diagnostic], files: int, style: Style, unsafe: bool = False) -> str:
@@ -57,10 +58,10 @@ def summary(diagnostics: list[Diagnostic], files: int, style: Style, unsafe: boo
     if ready:
         text += f"\n[*] {ready} fixable with the `--fix` option"
         if hidden:
-            text += f" ({hidden} hidden fixes can be enabled with the `--unsafe-fixes` option)"
+            text += f" ({_plural(hidden, 'hidden fix')} can be enabled with the `--unsafe-fixes` option)"
         text += "."
     elif hidden:
-        text += f"\nNo fixes available ({hidden} hidden fixes can be enabled with the `--unsafe-fixes` option)."
+        text += f"\nNo fixes available ({_plural(hidden, 'hidden fix')} can be enabled with the `--unsafe-fixes` option)."
     return text
 
 

@@ -54,7 +54,10 @@ def test_findings_exit_1_with_ruff_style_lines(project):
     assert result.exit_code == 1
     first = result.stdout.splitlines()[0]
     assert first.startswith(f"pkg/heads.py:{FLAGGED_LINE}:26: ENS001 `Heads.forward` loops over `self.heads`")
-    assert result.stdout.splitlines()[-1] == "Found 1 error in 1 file checked."
+    assert result.stdout.splitlines()[-2:] == [
+        "Found 1 error in 1 file checked.",
+        "No fixes available (1 hidden fix can be enabled with the `--unsafe-fixes` option).",
+    ]
     assert "\x1b[" not in result.stdout  # not a terminal: no colour
 
 
@@ -86,7 +89,8 @@ def test_json_output_shape(project):
     assert item["filename"] == str(path.resolve())
     assert item["location"] == {"row": FLAGGED_LINE, "column": 26}
     assert item["end_location"]["row"] == FLAGGED_LINE and item["end_location"]["column"] > 26
-    assert item["fix"] is None
+    assert item["fix"]["applicability"] == "unsafe"  # the heads fuse into one nn.Linear
+    assert item["fix"]["message"].startswith("Fuse the n heads into one `nn.Linear(d, n * 1)`")
     assert item["url"].endswith("rules/ENS001.md")
     assert item["name"] == "loop-head-stacking" and "`self.heads`" in item["message"]
 

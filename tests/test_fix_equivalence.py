@@ -37,11 +37,11 @@ SPECS = {
 }
 
 
-def fixed_copy(source, tmp_path):
+def fixed_copy(source, tmp_path, unsafe=False):
     target = tmp_path / ("fixed_" + source.name)
     shutil.copyfile(source, target)
     job = FileJob(target.name, str(target), Config(root=tmp_path).enabled_codes(), Settings())
-    outcome = fix_file(job, unsafe=False)
+    outcome = fix_file(job, unsafe=unsafe)
     assert outcome.error is None and outcome.fixed >= 1
     target.write_text(outcome.after)
     return target
@@ -119,6 +119,69 @@ def test_safe_fix_snapshot(fixture, tmp_path):
     """The rewritten source, held as a snapshot; ENSLINT_UPDATE_SNAPSHOTS=1 rewrites them."""
     fixed = fixed_copy(FIXTURES / "positive" / fixture, tmp_path).read_text()
     snapshot = SNAPSHOTS / f"{fixture}.snap"
+    if os.environ.get("ENSLINT_UPDATE_SNAPSHOTS"):
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.write_text(fixed)
+    assert fixed == snapshot.read_text()
+
+
+# fixture -> (class, constructor kwargs, method, input shapes, fused collection)
+UNSAFE_SPECS = {
+    "shared_trunk_linear_heads.py": ("SharedTrunkHeads", dict(state_dim=4, hidden=8, num_actions=3, ensemble_size=5), "forward", [(6, 4)], "heads"),
+    "linear_heads_mean.py": ("ProbeEnsemble", dict(d_embed=6, n_probes=4), "forward", [(3, 6)], "probes"),
+}
+
+
+def test_every_unsafe_fix_has_a_spec(tmp_path):
+    from enslint.checker import check_file
+    from enslint.fixes import UNSAFE
+
+    fixable = set()
+    for path in sorted((FIXTURES / "positive").glob("*.py")):
+        job = FileJob(path.name, str(path), Config(root=tmp_path).enabled_codes(), Settings())
+        if any(d.fix and d.fix.applicability == UNSAFE for d in check_file(job)):
+            fixable.add(path.name)
+    assert fixable == set(UNSAFE_SPECS)
+
+
+@pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
+def test_wide_linear_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
+    class_name, kwargs, method, shapes, heads = UNSAFE_SPECS[fixture]
+    original_path = FIXTURES / "positive" / fixture
+    job = FileJob(original_path.name, str(original_path), Config(root=tmp_path).enabled_codes(), Settings())
+    assert fix_file(job, unsafe=False).fixed == 0  # unsafe: never applied by a plain --fix
+    fixed_path = fixed_copy(original_path, tmp_path, unsafe=True)
+
+    torch.manual_seed(0)
+    original = getattr(load(original_path, "enslint_original_" + fixture[:-3]), class_name)(**kwargs)
+    fixed = getattr(load(fixed_path, "enslint_fixed_" + fixture[:-3]), class_name)(**kwargs)
+    old_checkpoint = original.state_dict()
+    assert f"{heads}.0.weight" in old_checkpoint and f"{heads}.weight" in fixed.state_dict()
+    fixed.load_state_dict(old_checkpoint, strict=True)  # through the migration hook
+
+    generator = torch.Generator().manual_seed(2)
+    inputs = [torch.randn(shape, generator=generator) for shape in shapes]
+    out_a, input_grads_a, grads_a = run(original, method, inputs)
+    out_b, input_grads_b, grads_b = run(fixed, method, inputs)
+    for a, b in zip(out_a, out_b, strict=True):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(input_grads_a, input_grads_b, strict=True):
+        torch.testing.assert_close(a, b)
+    count = kwargs[next(k for k in kwargs if k in ("ensemble_size", "n_probes"))]
+    for name, grad in grads_a.items():
+        prefix = f"{heads}."
+        if name.startswith(prefix):
+            index, leaf = name[len(prefix):].split(".")
+            fused = grads_b[prefix + leaf].chunk(count, dim=0)[int(index)]
+            torch.testing.assert_close(grad, fused, msg=lambda m: f"{name}: {m}")
+        else:
+            torch.testing.assert_close(grad, grads_b[name], msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
+def test_unsafe_fix_snapshot(fixture, tmp_path):
+    fixed = fixed_copy(FIXTURES / "positive" / fixture, tmp_path, unsafe=True).read_text()
+    snapshot = SNAPSHOTS.parent / "unsafe-fixes" / f"{fixture}.snap"
     if os.environ.get("ENSLINT_UPDATE_SNAPSHOTS"):
         snapshot.parent.mkdir(parents=True, exist_ok=True)
         snapshot.write_text(fixed)

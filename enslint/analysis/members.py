@@ -67,6 +67,9 @@ class Collection:
     size_value: int | None
     member: Member | None  # None: the members are not provably identical
     why_heterogeneous: str | None = None  # when member is None: the evidence against
+    # The one statement that builds the collection (`self.heads = nn.ModuleList([...])`),
+    # when it is built that way; rewrites replace it.
+    origin: cst.SimpleStatementLine | None = None
 
     @property
     def identical(self) -> bool:
@@ -144,6 +147,10 @@ class ConstructionScanner:
         # `self.n = n`: what simple attributes hold, to recognise `range(self.n)` as the
         # size of a collection built with `range(n)`.
         self.size_attrs: dict[str, str] = {}
+        # The statement lines that assign each `self.attr`: None for one inside a loop or a
+        # branch, or sharing its line. A rewrite replaces a collection's only assignment.
+        self.self_lines: dict[str, list[cst.SimpleStatementLine | None]] = {}
+        self._line: cst.SimpleStatementLine | None = None
         self.registers_with_add_module = False
         self.returns: list[cst.BaseExpression] = []
 
@@ -157,6 +164,7 @@ class ConstructionScanner:
 
     def _statement(self, statement: cst.CSTNode, loops: tuple[_Loop, ...], conditional: bool) -> None:
         if isinstance(statement, cst.SimpleStatementLine):
+            self._line = statement if len(statement.body) == 1 and not loops and not conditional else None
             for small in statement.body:
                 self._small(small, loops, conditional)
         elif isinstance(statement, cst.For):
@@ -210,6 +218,7 @@ class ConstructionScanner:
         attr = self_attribute(target, self.self_name)
         if attr is not None:
             self.self_values.setdefault(attr, []).append(value)
+            self.self_lines.setdefault(attr, []).append(self._line)
             if isinstance(value, (cst.Name, cst.Integer, cst.Attribute, cst.BinaryOperation)):
                 self.size_attrs[attr] = code_of(value)
         elif isinstance(target, cst.Name):

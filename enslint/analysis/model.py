@@ -199,6 +199,9 @@ def _read_collections(cls: ModuleClass, ctx: FileContext) -> None:
             collection = scanner.collection(attr, "self." + attr, values[-1] if values else None)
             if collection is None:
                 continue
+            lines = scanner.self_lines.get(attr, [])
+            if "self." + attr not in scanner.builders and len(lines) == 1:
+                collection.origin = lines[0]
             if collection.container in ("list", "tuple"):
                 if not scanner.registers_with_add_module:
                     continue

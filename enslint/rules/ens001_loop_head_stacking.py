@@ -83,9 +83,16 @@ identical members, `torch.func.stack_module_state` + `torch.func.functional_call
 - Suppress one finding with `# noqa: ENS001` on the flagged line."""
 
     fix_safety = """\
-No automatic fix yet. The fused forms change the parameter layout (`heads.3.weight`
-becomes a slice of one tensor), so a fix will be unsafe and come with a checkpoint
-migration."""
+`--fix --unsafe-fixes` rewrites `nn.Linear` heads on one input into one wide
+`nn.Linear(in, E * out)`: the collection's assignment becomes the wide layer, and the
+comprehension and its combine become one call reshaped to the same result (`unflatten`,
+then `movedim` for a stack, `unbind` for a list or tuple, `sum`/`mean` over the heads,
+nothing for a concatenation on the last axis). It is *unsafe* because the `state_dict`
+keys change (`heads.3.weight` becomes rows of `heads.weight`); a load-state-dict
+pre-hook added with it maps old checkpoints onto the wide layer. It is offered only when
+the collection is built by one assignment, used nowhere else, and the loop is a
+comprehension whose result is combined in one of those ways. Other member kinds (MLPs,
+convolutions, arbitrary modules) get no automatic fix yet."""
 
     VALID = [
         Valid(
@@ -168,6 +175,8 @@ class Heads(tnn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
+        from enslint.rules.wide_linear_fix import wide_linear_fix  # needs libcst, loaded with the model
+
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
             inputs = {call.input_text for call in loop.calls}
             if len(inputs) != 1 or loop.combine is None:
@@ -188,4 +197,4 @@ class Heads(tnn.Module):
                     slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}
                     on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
                     message += "; " + nest_phrase(parent, member, loop.size, on_slices, slices.pop() if on_slices else None)
-            yield Finding(self.code, message, loop.report_node)
+            yield Finding(self.code, message, loop.report_node, wide_linear_fix(loop, model.module, model.imports))
