@@ -201,7 +201,11 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
                     content = node_edit.content.replace("\n", place.newline)
                     edits.append(Edit(end, end, content, last, 1, last, 1))
                     continue
-                span = positions[node_edit.node]
+                if isinstance(node_edit.node, tuple):  # a run of statements, first to last
+                    first, last = (positions[n] for n in node_edit.node)
+                    span = type(first)(first.start, last.end)
+                else:
+                    span = positions[node_edit.node]
                 indent = " " * span.start.column
                 content = "\n".join(
                     line if i == 0 or not line else indent + line

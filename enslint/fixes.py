@@ -18,7 +18,8 @@ UNSAFE = "unsafe"  # changes the parameter layout: needs --fix --unsafe-fixes
 
 @dataclass(frozen=True)
 class NodeEdit:
-    """Replace `node`'s text with `content` (None: append `content` to the file).
+    """Replace `node`'s text with `content`; `node` may be a (first, last) pair of
+    statements to replace the run between them, or None to append to the file.
 
     Lines after the first in `content` are indented to the node's column, so a rule
     writes multi-line replacements without knowing where the node stands."""

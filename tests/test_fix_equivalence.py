@@ -125,10 +125,12 @@ def test_safe_fix_snapshot(fixture, tmp_path):
     assert fixed == snapshot.read_text()
 
 
-# fixture -> (class, constructor kwargs, method, input shapes, fused collection)
+# fixture -> (class, constructor kwargs, method, input shapes, fused collection, its size)
 UNSAFE_SPECS = {
-    "shared_trunk_linear_heads.py": ("SharedTrunkHeads", dict(state_dim=4, hidden=8, num_actions=3, ensemble_size=5), "forward", [(6, 4)], "heads"),
-    "linear_heads_mean.py": ("ProbeEnsemble", dict(d_embed=6, n_probes=4), "forward", [(3, 6)], "probes"),
+    "shared_trunk_linear_heads.py": ("SharedTrunkHeads", dict(state_dim=4, hidden=8, num_actions=3, ensemble_size=5), "forward", [(6, 4)], "heads", 5),
+    "linear_heads_mean.py": ("ProbeEnsemble", dict(d_embed=6, n_probes=4), "forward", [(3, 6)], "probes", 4),
+    "conv_detection_heads.py": ("AnchorHeads", dict(in_channels=4, num_anchor_groups=3, num_classes=5), "forward", [(2, 4, 6, 6)], "cls_heads", 3),
+    "value_heads_append_loop.py": ("ValueHeads", dict(d_obs=5, hidden=6, num_values=4), "forward", [(3, 5)], "value_heads", 4),
 }
 
 
@@ -146,7 +148,7 @@ def test_every_unsafe_fix_has_a_spec(tmp_path):
 
 @pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
 def test_wide_linear_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
-    class_name, kwargs, method, shapes, heads = UNSAFE_SPECS[fixture]
+    class_name, kwargs, method, shapes, heads, count = UNSAFE_SPECS[fixture]
     original_path = FIXTURES / "positive" / fixture
     job = FileJob(original_path.name, str(original_path), Config(root=tmp_path).enabled_codes(), Settings())
     assert fix_file(job, unsafe=False).fixed == 0  # unsafe: never applied by a plain --fix
@@ -167,7 +169,6 @@ def test_wide_linear_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
         torch.testing.assert_close(a, b)
     for a, b in zip(input_grads_a, input_grads_b, strict=True):
         torch.testing.assert_close(a, b)
-    count = kwargs[next(k for k in kwargs if k in ("ensemble_size", "n_probes"))]
     for name, grad in grads_a.items():
         prefix = f"{heads}."
         if name.startswith(prefix):

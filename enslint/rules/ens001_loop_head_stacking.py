@@ -175,7 +175,7 @@ class Heads(tnn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        from enslint.rules.wide_linear_fix import wide_linear_fix  # needs libcst, loaded with the model
+        from enslint.rules.wide_layer_fix import wide_layer_fix  # needs libcst, loaded with the model
 
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
             inputs = {call.input_text for call in loop.calls}
@@ -197,4 +197,8 @@ class Heads(tnn.Module):
                     slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}
                     on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
                     message += "; " + nest_phrase(parent, member, loop.size, on_slices, slices.pop() if on_slices else None)
-            yield Finding(self.code, message, loop.report_node, wide_linear_fix(loop, model.module, model.imports))
+            fix = wide_layer_fix(loop, model.module, model.imports)
+            if isinstance(fix, str):
+                message += f" ({fix})"
+                fix = None
+            yield Finding(self.code, message, loop.report_node, fix)
