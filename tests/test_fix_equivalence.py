@@ -131,7 +131,28 @@ UNSAFE_SPECS = {
     "linear_heads_mean.py": ("ProbeEnsemble", dict(d_embed=6, n_probes=4), "forward", [(3, 6)], "probes", 4),
     "conv_detection_heads.py": ("AnchorHeads", dict(in_channels=4, num_anchor_groups=3, num_classes=5), "forward", [(2, 4, 6, 6)], "cls_heads", 3),
     "value_heads_append_loop.py": ("ValueHeads", dict(d_obs=5, hidden=6, num_values=4), "forward", [(3, 5)], "value_heads", 4),
+    "seed_shared_trunk_head_groups.py": (
+        "GroupedHeadEnsemble",
+        dict(state_dim=4, hidden_dim=8, num_actions=3, num_heads=2, ensemble_size=5),
+        "batched_forward",
+        [(6, 5, 4)],
+        "ensemble",
+        (5, 2),
+    ),
 }
+
+
+def fused_grad(grads, collection, count, name):
+    """The gradient of an original per-head parameter, read out of the fused tensors."""
+    parts = name[len(collection) + 1 :].split(".")
+    if isinstance(count, tuple):  # groups x heads fused into (groups, in, heads * out)
+        group, head, leaf = int(parts[0]), int(parts[1]), parts[2]
+        fused = grads[f"{collection}_{leaf}"][group]
+        width = fused.shape[-1] // count[1]
+        block = fused[..., head * width : (head + 1) * width]
+        return block.T if leaf == "weight" else block[0]
+    index, leaf = int(parts[0]), parts[1]
+    return grads[f"{collection}.{leaf}"].chunk(count, dim=0)[index]
 
 
 def test_every_unsafe_fix_has_a_spec(tmp_path):
@@ -147,18 +168,19 @@ def test_every_unsafe_fix_has_a_spec(tmp_path):
 
 
 @pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
-def test_wide_linear_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
+def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
     class_name, kwargs, method, shapes, heads, count = UNSAFE_SPECS[fixture]
     original_path = FIXTURES / "positive" / fixture
     job = FileJob(original_path.name, str(original_path), Config(root=tmp_path).enabled_codes(), Settings())
-    assert fix_file(job, unsafe=False).fixed == 0  # unsafe: never applied by a plain --fix
+    assert "register_load_state_dict_pre_hook" not in fix_file(job, unsafe=False).after  # never by a plain --fix
     fixed_path = fixed_copy(original_path, tmp_path, unsafe=True)
 
     torch.manual_seed(0)
     original = getattr(load(original_path, "enslint_original_" + fixture[:-3]), class_name)(**kwargs)
     fixed = getattr(load(fixed_path, "enslint_fixed_" + fixture[:-3]), class_name)(**kwargs)
     old_checkpoint = original.state_dict()
-    assert f"{heads}.0.weight" in old_checkpoint and f"{heads}.weight" in fixed.state_dict()
+    assert f"{heads}.0.weight" in old_checkpoint or f"{heads}.0.0.weight" in old_checkpoint
+    assert not any(key.startswith(f"{heads}.0") for key in fixed.state_dict())
     fixed.load_state_dict(old_checkpoint, strict=True)  # through the migration hook
 
     generator = torch.Generator().manual_seed(2)
@@ -170,11 +192,8 @@ def test_wide_linear_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
     for a, b in zip(input_grads_a, input_grads_b, strict=True):
         torch.testing.assert_close(a, b)
     for name, grad in grads_a.items():
-        prefix = f"{heads}."
-        if name.startswith(prefix):
-            index, leaf = name[len(prefix):].split(".")
-            fused = grads_b[prefix + leaf].chunk(count, dim=0)[int(index)]
-            torch.testing.assert_close(grad, fused, msg=lambda m: f"{name}: {m}")
+        if name.startswith(f"{heads}."):
+            torch.testing.assert_close(grad, fused_grad(grads_b, heads, count, name), msg=lambda m: f"{name}: {m}")
         else:
             torch.testing.assert_close(grad, grads_b[name], msg=lambda m: f"{name}: {m}")
 

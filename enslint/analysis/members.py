@@ -70,6 +70,8 @@ class Collection:
     # The one statement that builds the collection (`self.heads = nn.ModuleList([...])`),
     # when it is built that way; rewrites replace it.
     origin: cst.SimpleStatementLine | None = None
+    # For a collection created empty and filled by a loop: the creating statement.
+    created: cst.SimpleStatementLine | None = None
 
     @property
     def identical(self) -> bool:

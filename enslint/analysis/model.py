@@ -200,8 +200,11 @@ def _read_collections(cls: ModuleClass, ctx: FileContext) -> None:
             if collection is None:
                 continue
             lines = scanner.self_lines.get(attr, [])
-            if "self." + attr not in scanner.builders and len(lines) == 1:
-                collection.origin = lines[0]
+            if len(lines) == 1:
+                if "self." + attr in scanner.builders:
+                    collection.created = lines[0]
+                else:
+                    collection.origin = lines[0]
             if collection.container in ("list", "tuple"):
                 if not scanner.registers_with_add_module:
                     continue

@@ -91,8 +91,15 @@ nothing for a concatenation on the last axis). It is *unsafe* because the `state
 keys change (`heads.3.weight` becomes rows of `heads.weight`); a load-state-dict
 pre-hook added with it maps old checkpoints onto the wide layer. It is offered only when
 the collection is built by one assignment, used nowhere else, and the loop is a
-comprehension whose result is combined in one of those ways. Other member kinds (MLPs,
-convolutions, arbitrary modules) get no automatic fix yet."""
+comprehension (or an `outs = []` + `append` loop) whose result is combined in one of
+those ways. Convolution heads get the same rewrite with `E * out_channels` channels.
+
+For the seed's nest (E groups of H `nn.Linear` heads, group `g` on slice `g` of one
+tensor, written as `groups = []` + an outer loop + `outs = []` + an inner append loop +
+`groups.append(torch.stack(outs, ...))`), the unsafe fix on the inner loop's finding
+replaces the whole nest with one `torch.baddbmm` over weights `(E, in, H * out)`, with a
+hook that maps old `ensemble.{g}.{h}.weight` keys onto them. Other member kinds (MLPs,
+arbitrary modules) get no automatic fix yet; the finding says so."""
 
     VALID = [
         Valid(
@@ -175,7 +182,9 @@ class Heads(tnn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        from enslint.rules.wide_layer_fix import wide_layer_fix  # needs libcst, loaded with the model
+        # The fixes need libcst, which is loaded with the model.
+        from enslint.rules.grouped_heads_fix import grouped_heads_fix
+        from enslint.rules.wide_layer_fix import wide_layer_fix
 
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
             inputs = {call.input_text for call in loop.calls}
@@ -197,7 +206,10 @@ class Heads(tnn.Module):
                     slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}
                     on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
                     message += "; " + nest_phrase(parent, member, loop.size, on_slices, slices.pop() if on_slices else None)
-            fix = wide_layer_fix(loop, model.module, model.imports)
+            if loop.parent is not None:
+                fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports)
+            else:
+                fix = wide_layer_fix(loop, model.module, model.imports)
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None

@@ -1,0 +1,243 @@
+"""The seed's nest fused: E groups of H `nn.Linear(a, b)` heads, group g reading slice g
+of one tensor, become one batched matmul for all E x H heads.
+
+    self.ensemble = nn.ModuleList()                 self.ensemble_weight = nn.Parameter(...)  # (E, a, H * b)
+    for g in range(E):                              self.ensemble_bias = nn.Parameter(...)    # (E, 1, H * b)
+        self.ensemble.append(nn.ModuleList())       ...
+        for _ in range(H):                   ->
+            self.ensemble[g].append(nn.Linear(a, b))
+
+    groups = []                                     x_groups = x.movedim(1, 0)
+    for g, heads in enumerate(self.ensemble):       fused = torch.baddbmm(bias, x_groups..., weight)
+        outs = []                                   groups = list(fused.unflatten(...).movedim(...).unbind(0))
+        for head in heads:
+            outs.append(head(x[:, g, :]))
+        groups.append(torch.stack(outs, dim=1))
+
+Head (g, h)'s weight is the transposed block `weight[g][:, h*b:(h+1)*b]`; a
+load-state-dict pre-hook maps an old checkpoint's `ensemble.{g}.{h}.weight`/`.bias`
+onto the fused tensors. What consumes `groups` afterwards is left as it is. Offered only
+for exactly this shape of code; unsafe, since the state_dict keys change.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from enslint.analysis.kinds import GROUP, LINEAR, SLICE
+from enslint.analysis.loops import MemberLoop
+from enslint.analysis.syntax import NodeIndex, arg_at, code_of, first_param, int_value
+from enslint.fixes import UNSAFE, NodeEdit, RuleFix
+
+HOOK = "_merge_grouped_head_keys"
+
+
+def _hook_source(torch_name: str) -> str:
+    return f'''
+
+def {HOOK}(attr, groups, heads):
+    """Load checkpoints saved before enslint fused `groups` x `heads` nn.Linear heads
+    (`attr.g.h.weight`, `attr.g.h.bias`) into `attr_weight` (groups, in, heads * out)
+    and `attr_bias` (groups, 1, heads * out)."""
+
+    def hook(module, state_dict, prefix, *args):
+        old = f"{{prefix}}{{attr}}"
+        keys = [[f"{{old}}.{{g}}.{{h}}" for h in range(heads)] for g in range(groups)]
+        if all(f"{{key}}.weight" in state_dict for row in keys for key in row):
+            state_dict[f"{{old}}_weight"] = {torch_name}.stack(
+                [{torch_name}.cat([state_dict.pop(f"{{key}}.weight").T for key in row], dim=1) for row in keys]
+            )
+            state_dict[f"{{old}}_bias"] = {torch_name}.stack(
+                [{torch_name}.cat([state_dict.pop(f"{{key}}.bias") for key in row])[None] for row in keys]
+            )
+
+    return hook
+'''
+
+
+def _uses(node: cst.CSTNode, attr: str) -> int:
+    count = 0
+
+    class _Uses(cst.CSTVisitor):
+        def visit_Attribute(self, attribute: cst.Attribute) -> None:
+            nonlocal count
+            if attribute.attr.value == attr and isinstance(attribute.value, cst.Name):
+                count += 1
+
+    node.visit(_Uses())
+    return count
+
+
+def _single(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
+    if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+        return statement.body[0]
+    return None
+
+
+def _empty_list_named(statement: cst.CSTNode) -> str | None:
+    small = _single(statement)
+    if (
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+        and isinstance(small.value, cst.List)
+        and not small.value.elements
+    ):
+        return small.targets[0].target.value
+    return None
+
+
+def _append_of(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
+    """(`lst`, value) for a statement `lst.append(value)`."""
+    small = _single(statement)
+    if (
+        isinstance(small, cst.Expr)
+        and isinstance(small.value, cst.Call)
+        and isinstance(small.value.func, cst.Attribute)
+        and small.value.func.attr.value == "append"
+        and isinstance(small.value.func.value, cst.Name)
+        and len(small.value.args) == 1
+    ):
+        return small.value.func.value.value, small.value.args[0].value
+    return None
+
+
+def _previous(index: NodeIndex, statement: cst.CSTNode) -> cst.CSTNode | None:
+    siblings = list(getattr(index.parent(statement), "body", ()))
+    position = next((i for i, s in enumerate(siblings) if s is statement), 0)
+    return siblings[position - 1] if position else None
+
+
+def _next(block, statement: cst.CSTNode) -> cst.CSTNode | None:
+    siblings = list(block)
+    position = next((i for i, s in enumerate(siblings) if s is statement), None)
+    return siblings[position + 1] if position is not None and position + 1 < len(siblings) else None
+
+
+def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports) -> RuleFix | None:
+    collection = outer.collection
+    member = collection.member
+    if member.kind != GROUP or member.inner is None or member.inner.member is None:
+        return None
+    head = member.inner.member
+    heads = member.inner.size
+    groups = collection.size
+    torch_name = next((local for local, full in imports.bindings.items() if full == "torch"), None)
+    if head.kind != LINEAR or not heads or not groups or torch_name is None or not head.in_size or not head.out_size:
+        return None
+    func = head.text.split("(", 1)[0]
+    if head.text != f"{func}({head.in_size}, {head.out_size})":
+        return None  # extra arguments (bias=False, dtype=...): not handled
+    if not outer.calls or any(c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select") for c in outer.calls):
+        return None
+    slice_info = outer.calls[0].slice
+    tensor, dim = slice_info.tensor, slice_info.dim
+    if not tensor.isidentifier() or tensor in outer.varying:
+        return None
+
+    # The forward: `groups = []`, then the outer loop whose body is exactly
+    # `outs = []`, the inner loop appending each head's output, `groups.append(stack(outs))`.
+    if not isinstance(outer.node, cst.For) or not isinstance(inner.node, cst.For) or outer.node.orelse or inner.node.orelse:
+        return None
+    body = outer.node.body.body
+    if len(body) != 3 or body[1] is not inner.node:
+        return None
+    outs = _empty_list_named(body[0])
+    appended = _append_of(body[2])
+    inner_body = inner.node.body.body
+    inner_append = _append_of(inner_body[0]) if len(inner_body) == 1 else None
+    if outs is None or appended is None or inner_append is None or inner_append[0] != outs:
+        return None
+    if len(inner.calls) != 1 or inner_append[1] is not inner.calls[0].node or len(inner.calls[0].node.args) != 1:
+        return None
+    groups_name, per_group = appended
+    if not (
+        isinstance(per_group, cst.Call)
+        and code_of(per_group.func) == f"{torch_name}.stack"
+        and code_of(per_group.args[0].value) == outs
+        and len(per_group.args) <= 2
+    ):
+        return None
+    stack_dim = arg_at(per_group, 1, "dim")
+    stack_dim_value = 0 if stack_dim is None else int_value(stack_dim)
+    if stack_dim_value is None:
+        return None
+    method = outer.cls.methods[outer.method]
+    index = NodeIndex(method)
+    before = _previous(index, outer.node)
+    if before is None or _empty_list_named(before) != groups_name:
+        return None
+
+    # The construction: one comprehension line, or `self.x = nn.ModuleList()` followed by
+    # the one loop that fills it.
+    attr = outer.collection_text.split(".", 1)[-1]
+    if "." not in outer.collection_text:
+        return None
+    init = outer.cls.methods.get("__init__")
+    if init is None:
+        return None
+    if collection.origin is not None:
+        construction = collection.origin
+        built_uses = _uses(collection.origin, attr)
+    elif collection.created is not None:
+        filler = _next(init.body.body, collection.created)
+        if not isinstance(filler, cst.For):
+            return None
+        construction = (collection.created, filler)
+        built_uses = _uses(collection.created, attr) + _uses(filler, attr)
+    else:
+        return None
+    if _uses(outer.cls.node, attr) != built_uses + 1:  # + the loop's own `self.ensemble`
+        return None
+    names = {f"{attr}_weight", f"{attr}_bias", f"{attr}_heads"}
+    if any(_uses(outer.cls.node, name) for name in names):
+        return None
+
+    init_self = first_param(init) or "self"
+    nn_name = func.rsplit(".", 1)[0] + "." if "." in func else ""
+    parameter = f"{nn_name}Parameter" if nn_name else f"{torch_name}.nn.Parameter"
+    init_lines = "\n".join(
+        [
+            f"# enslint ENS001/ENS002: {groups} groups of {heads} `{func}({head.in_size}, {head.out_size})` heads",
+            f"# fused into one batched matmul (torch.baddbmm over the group axis).",
+            f"{init_self}.{attr}_heads = {heads}",
+            f"{init_self}.{attr}_weight = {parameter}({torch_name}.empty({groups}, {head.in_size}, {heads} * {head.out_size}))",
+            f"{init_self}.{attr}_bias = {parameter}({torch_name}.empty({groups}, 1, {heads} * {head.out_size}))",
+            f"bound = ({head.in_size}) ** -0.5  # the default initialisation of {func}",
+            f"{torch_name}.nn.init.uniform_({init_self}.{attr}_weight, -bound, bound)",
+            f"{torch_name}.nn.init.uniform_({init_self}.{attr}_bias, -bound, bound)",
+            f'{init_self}.register_load_state_dict_pre_hook({HOOK}("{attr}", {groups}, {heads}))',
+        ]
+    )
+    self_name = first_param(method) or "self"
+    moved = f"{tensor}_groups"
+    group_axis = f"movedim(-2, {stack_dim_value + 1 if stack_dim_value >= 0 else stack_dim_value})"
+    forward_lines = "\n".join(
+        [
+            f"# every head of every group in one batched matmul: (groups, batch, in) @ (groups, in, heads * out)",
+            f"{moved} = {tensor}.movedim({dim}, 0)",
+            f"fused = {torch_name}.baddbmm({self_name}.{attr}_bias, {moved}.flatten(1, -2), {self_name}.{attr}_weight).unflatten(1, {moved}.shape[1:-1])",
+            f"{groups_name} = list(fused.unflatten(-1, ({self_name}.{attr}_heads, -1)).{group_axis}.unbind(0))",
+        ]
+    )
+    if any(name in outer.method_names for name in (moved, "fused")) or "bound" in {n.value for n in _names(init)}:
+        return None
+    edits = [NodeEdit(construction, init_lines), NodeEdit((before, outer.node), forward_lines)]
+    if not any(isinstance(s, cst.FunctionDef) and s.name.value == HOOK for s in module.body):
+        edits.append(NodeEdit(None, _hook_source(torch_name)))
+    message = (
+        f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
+        f"({groups}, {head.in_size}, {heads} * {head.out_size}) (changes state_dict keys; old checkpoints load through a hook)"
+    )
+    return RuleFix(UNSAFE, message, tuple(edits))
+
+
+def _names(node: cst.CSTNode):
+    found = []
+
+    class _Names(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.append(name)
+
+    node.visit(_Names())
+    return found
