@@ -11,10 +11,10 @@ written is silently skipped, never an error.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
-import importlib.util
 from pathlib import Path
 
 CACHE_FOLDER = ".enslint_cache"

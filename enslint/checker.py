@@ -16,9 +16,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from enslint.analysis.kinds import COLLECTION_MARKERS, MODULE_ROOT_MARKERS
 from enslint.cache import ResultCache, entry_key
 from enslint.fixes import Edit, Fix
-from enslint.analysis.kinds import COLLECTION_MARKERS, MODULE_ROOT_MARKERS
 from enslint.rules import ALL_RULES, Settings
 
 PARSE_ERROR = "ENS000"

@@ -12,7 +12,7 @@ import os
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from enslint.config import Config, DEFAULT_EXCLUDE
+from enslint.config import DEFAULT_EXCLUDE, Config
 
 
 class DiscoveryError(Exception):

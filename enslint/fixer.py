@@ -18,7 +18,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from enslint.checker import Diagnostic, FileJob, check_bytes, check_file, detect_encoding
+from enslint.checker import (
+    Diagnostic,
+    FileJob,
+    check_bytes,
+    check_file,
+    detect_encoding,
+)
 from enslint.fixes import SAFE, apply_fixes
 
 MAX_PASSES = 10

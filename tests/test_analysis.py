@@ -6,10 +6,10 @@ import textwrap
 
 import libcst as cst
 import pytest
-
-from enslint.analysis.model import build_model
-from enslint.analysis.imports import ImportTable
 from helpers import findings_for, messages_for
+
+from enslint.analysis.imports import ImportTable
+from enslint.analysis.model import build_model
 
 HEADER = "import torch\nfrom torch import nn\n\n"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES, ROOT, expected_findings
+
 from enslint.cli import main
 
 FLAGGED = textwrap.dedent(

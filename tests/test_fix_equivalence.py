@@ -10,8 +10,8 @@ import shutil
 import sys
 
 import pytest
-
 from conftest import FIXTURES
+
 from enslint.checker import FileJob
 from enslint.config import Config
 from enslint.fixer import fix_file
@@ -108,7 +108,7 @@ def test_safe_fix_keeps_state_dict_outputs_and_gradients(fixture, tmp_path):
         torch.testing.assert_close(a, b)
     assert grads_a.keys() == grads_b.keys()
     for name in grads_a:
-        torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 SNAPSHOTS = FIXTURES.parent / "tests" / "snapshots" / "safe-fixes"
@@ -139,12 +139,18 @@ UNSAFE_SPECS = {
         "ensemble",
         (5, 2),
     ),
+    "sequential_mlp_members.py": ("RewardEnsemble", dict(obs_dim=5, hidden=6, ensemble_size=3), "forward", [(4, 5)], "members", [0, 2, 4]),
 }
 
 
 def fused_grad(grads, collection, count, name):
     """The gradient of an original per-head parameter, read out of the fused tensors."""
     parts = name[len(collection) + 1 :].split(".")
+    if isinstance(count, list):  # members' layers stacked: layer `count[k]` -> `_weights.k`
+        member, layer, leaf = int(parts[0]), int(parts[1]), parts[2]
+        plural = {"weight": "weights", "bias": "biases"}[leaf]
+        stacked = grads[f"{collection}_{plural}.{count.index(layer)}"][member]
+        return stacked.T if leaf == "weight" else stacked[0]
     if isinstance(count, tuple):  # groups x heads fused into (groups, in, heads * out)
         group, head, leaf = int(parts[0]), int(parts[1]), parts[2]
         fused = grads[f"{collection}_{leaf}"][group]
@@ -193,9 +199,9 @@ def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
         torch.testing.assert_close(a, b)
     for name, grad in grads_a.items():
         if name.startswith(f"{heads}."):
-            torch.testing.assert_close(grad, fused_grad(grads_b, heads, count, name), msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(grad, fused_grad(grads_b, heads, count, name), msg=lambda m, name=name: f"{name}: {m}")
         else:
-            torch.testing.assert_close(grad, grads_b[name], msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(grad, grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))

@@ -4,7 +4,6 @@ report exactly those (code and line), no more, no fewer."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import FIXTURES, expected_findings
 from helpers import findings_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES
+
 from enslint import checker
 from enslint.config import Config
 from enslint.rules import ALL_RULES, Settings

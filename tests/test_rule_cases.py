@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import expected_findings
-from enslint.rules import ALL_RULES
 from helpers import findings_for
+
+from enslint.rules import ALL_RULES
 
 CASES = [
     pytest.param(rule, case.code, id=f"{rule.code}-{kind}-{i}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT
+
 from enslint.cli import main
 from enslint.rules import ALL_RULES
 from enslint.rules.pages import render_page

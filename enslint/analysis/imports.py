@@ -65,6 +65,10 @@ class ImportTable:
             local = alias.asname.name.value if alias.asname is not None else name
             self.bindings[local] = f"{base}.{name}"
 
+    def local_name(self, qualified: str) -> str | None:
+        """The name this file binds to module `qualified` (`torch`), if it binds one."""
+        return next((local for local, full in self.bindings.items() if full == qualified), None)
+
     def qualify(self, node: cst.BaseExpression) -> str | None:
         """The qualified name `node` refers to through an import, or None."""
         name = dotted_name(node)

@@ -19,7 +19,16 @@ import libcst as cst
 
 from enslint.analysis.kinds import GROUP, OTHER, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.members import Collection
-from enslint.analysis.syntax import NodeIndex, code_of, first_param, names_in, positional_args, target_names
+from enslint.analysis.syntax import (
+    COMPREHENSIONS,
+    NodeIndex,
+    code_of,
+    first_param,
+    names_in,
+    positional_args,
+    target_names,
+    walk,
+)
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileContext, ModuleClass
@@ -161,7 +170,7 @@ class _MethodAnalysis:
             loop = self._by_node.get(ancestor)
             if loop is not None:
                 found.append(loop)
-            if isinstance(ancestor, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+            if isinstance(ancestor, COMPREHENSIONS):
                 # Outer clauses of the same comprehension enclose the inner ones.
                 clause = ancestor.for_in
                 while clause is not None and clause is not node:
@@ -334,7 +343,7 @@ class _MethodAnalysis:
             if expr.value in seen:
                 return False
             return any(self.is_activation(v, seen | {expr.value}) for _, v in self.assignments.get(expr.value, []))
-        for node in _walk(expr):
+        for node in walk(expr):
             if isinstance(node, cst.Call):
                 func = node.func
                 base = func
@@ -356,7 +365,7 @@ class _MethodAnalysis:
         for node in self.index.order:
             if isinstance(node, cst.For):
                 self.add_loop(node, node.target, node.iter, node)
-            elif isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+            elif isinstance(node, COMPREHENSIONS):
                 clause = node.for_in
                 report = node
                 while clause is not None:
@@ -410,7 +419,7 @@ class _MethodAnalysis:
         node = loop.node
         if isinstance(node, cst.For):
             return list(self.index.descendants(node.body))
-        comprehension = next(a for a in self.index.ancestors(node) if isinstance(a, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)))
+        comprehension = next(a for a in self.index.ancestors(node) if isinstance(a, COMPREHENSIONS))
         roots: list[cst.CSTNode] = []
         if isinstance(comprehension, cst.DictComp):
             roots += [comprehension.key, comprehension.value]
@@ -496,7 +505,7 @@ class _MethodAnalysis:
     # -- combining ------------------------------------------------------------------
     def combine_of(self, loop: MemberLoop) -> str | None:
         if isinstance(loop.node, cst.CompFor):
-            comprehension = next(a for a in self.index.ancestors(loop.node) if isinstance(a, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)))
+            comprehension = next(a for a in self.index.ancestors(loop.node) if isinstance(a, COMPREHENSIONS))
             return self.combine_of_value(comprehension)
         body = set(self.body_nodes(loop))
         calls = loop.calls
@@ -600,14 +609,6 @@ class _MethodAnalysis:
                 return result
             return result
         return result
-
-
-def _walk(node: cst.CSTNode):
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(current.children)
 
 
 def find_member_loops(cls: ModuleClass, ctx: FileContext) -> list[MemberLoop]:

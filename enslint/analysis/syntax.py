@@ -31,6 +31,27 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
     return None
 
 
+COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """`node` and every node below it (any order)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(current.children)
+
+
+def attribute_uses(node: cst.CSTNode, attr: str) -> int:
+    """How many times `<name>.attr` appears below `node` (`self.heads`, whatever `self` is)."""
+    return sum(
+        1
+        for child in walk(node)
+        if isinstance(child, cst.Attribute) and child.attr.value == attr and isinstance(child.value, cst.Name)
+    )
+
+
 def first_param(function: cst.FunctionDef) -> str | None:
     """The name a method calls its instance (`self`, whatever it is spelt)."""
     params = function.params.posonly_params or function.params.params

@@ -3,9 +3,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from enslint.analysis.kinds import SAME, SLICE
+from enslint.analysis.kinds import MLP, SAME, SLICE
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
-from enslint.rules.describe import fused_on_same_input, group_member, members_phrase, nest_phrase, where
+from enslint.rules.describe import (
+    fused_on_same_input,
+    group_member,
+    members_phrase,
+    nest_phrase,
+    where,
+)
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileModel
@@ -98,8 +104,13 @@ For the seed's nest (E groups of H `nn.Linear` heads, group `g` on slice `g` of 
 tensor, written as `groups = []` + an outer loop + `outs = []` + an inner append loop +
 `groups.append(torch.stack(outs, ...))`), the unsafe fix on the inner loop's finding
 replaces the whole nest with one `torch.baddbmm` over weights `(E, in, H * out)`, with a
-hook that maps old `ensemble.{g}.{h}.weight` keys onto them. Other member kinds (MLPs,
-arbitrary modules) get no automatic fix yet; the finding says so."""
+hook that maps old `ensemble.{g}.{h}.weight` keys onto them.
+
+Identical `nn.Sequential` MLP members (`nn.Linear` layers, each followed by at most one
+parameter-free element-wise module) on one input get their weights stacked layer by
+layer as `(E, in, out)` parameters, run with one `torch.baddbmm` per layer, with a hook
+for old checkpoints. Other members (local classes, factories, arbitrary modules) get no
+automatic fix yet; the finding says so."""
 
     VALID = [
         Valid(
@@ -184,6 +195,7 @@ class Heads(tnn.Module):
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
         # The fixes need libcst, which is loaded with the model.
         from enslint.rules.grouped_heads_fix import grouped_heads_fix
+        from enslint.rules.stacked_mlp_fix import stacked_mlp_fix
         from enslint.rules.wide_layer_fix import wide_layer_fix
 
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
@@ -210,6 +222,8 @@ class Heads(tnn.Module):
                 fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports)
             else:
                 fix = wide_layer_fix(loop, model.module, model.imports)
+                if loop.collection.member.kind == MLP:
+                    fix = stacked_mlp_fix(loop, model.module, model.imports) or fix
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None

@@ -5,7 +5,13 @@ from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import SLICE
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
-from enslint.rules.describe import fused_on_slices, group_member, members_phrase, nest_phrase, where
+from enslint.rules.describe import (
+    fused_on_slices,
+    group_member,
+    members_phrase,
+    nest_phrase,
+    where,
+)
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileModel
@@ -157,7 +163,9 @@ class Zipped(nn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        from enslint.rules.unbind_fix import unbind_fix  # needs libcst, loaded with the model
+        from enslint.rules.unbind_fix import (
+            unbind_fix,  # needs libcst, loaded with the model
+        )
 
         for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
             slices = {(call.slice.tensor, call.slice.dim) for call in loop.calls}

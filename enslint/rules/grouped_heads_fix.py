@@ -26,7 +26,14 @@ import libcst as cst
 
 from enslint.analysis.kinds import GROUP, LINEAR, SLICE
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import NodeIndex, arg_at, code_of, first_param, int_value
+from enslint.analysis.syntax import (
+    NodeIndex,
+    arg_at,
+    attribute_uses,
+    code_of,
+    first_param,
+    int_value,
+)
 from enslint.fixes import UNSAFE, NodeEdit, RuleFix
 
 HOOK = "_merge_grouped_head_keys"
@@ -53,19 +60,6 @@ def {HOOK}(attr, groups, heads):
 
     return hook
 '''
-
-
-def _uses(node: cst.CSTNode, attr: str) -> int:
-    count = 0
-
-    class _Uses(cst.CSTVisitor):
-        def visit_Attribute(self, attribute: cst.Attribute) -> None:
-            nonlocal count
-            if attribute.attr.value == attr and isinstance(attribute.value, cst.Name):
-                count += 1
-
-    node.visit(_Uses())
-    return count
 
 
 def _single(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
@@ -122,7 +116,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     head = member.inner.member
     heads = member.inner.size
     groups = collection.size
-    torch_name = next((local for local, full in imports.bindings.items() if full == "torch"), None)
+    torch_name = imports.local_name("torch")
     if head.kind != LINEAR or not heads or not groups or torch_name is None or not head.in_size or not head.out_size:
         return None
     func = head.text.split("(", 1)[0]
@@ -178,19 +172,19 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
         return None
     if collection.origin is not None:
         construction = collection.origin
-        built_uses = _uses(collection.origin, attr)
+        built_uses = attribute_uses(collection.origin, attr)
     elif collection.created is not None:
         filler = _next(init.body.body, collection.created)
         if not isinstance(filler, cst.For):
             return None
         construction = (collection.created, filler)
-        built_uses = _uses(collection.created, attr) + _uses(filler, attr)
+        built_uses = attribute_uses(collection.created, attr) + attribute_uses(filler, attr)
     else:
         return None
-    if _uses(outer.cls.node, attr) != built_uses + 1:  # + the loop's own `self.ensemble`
+    if attribute_uses(outer.cls.node, attr) != built_uses + 1:  # + the loop's own `self.ensemble`
         return None
     names = {f"{attr}_weight", f"{attr}_bias", f"{attr}_heads"}
-    if any(_uses(outer.cls.node, name) for name in names):
+    if any(attribute_uses(outer.cls.node, name) for name in names):
         return None
 
     init_self = first_param(init) or "self"
@@ -199,7 +193,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     init_lines = "\n".join(
         [
             f"# enslint ENS001/ENS002: {groups} groups of {heads} `{func}({head.in_size}, {head.out_size})` heads",
-            f"# fused into one batched matmul (torch.baddbmm over the group axis).",
+            "# fused into one batched matmul (torch.baddbmm over the group axis).",
             f"{init_self}.{attr}_heads = {heads}",
             f"{init_self}.{attr}_weight = {parameter}({torch_name}.empty({groups}, {head.in_size}, {heads} * {head.out_size}))",
             f"{init_self}.{attr}_bias = {parameter}({torch_name}.empty({groups}, 1, {heads} * {head.out_size}))",
@@ -214,7 +208,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     group_axis = f"movedim(-2, {stack_dim_value + 1 if stack_dim_value >= 0 else stack_dim_value})"
     forward_lines = "\n".join(
         [
-            f"# every head of every group in one batched matmul: (groups, batch, in) @ (groups, in, heads * out)",
+            "# every head of every group in one batched matmul: (groups, batch, in) @ (groups, in, heads * out)",
             f"{moved} = {tensor}.movedim({dim}, 0)",
             f"fused = {torch_name}.baddbmm({self_name}.{attr}_bias, {moved}.flatten(1, -2), {self_name}.{attr}_weight).unflatten(1, {moved}.shape[1:-1])",
             f"{groups_name} = list(fused.unflatten(-1, ({self_name}.{attr}_heads, -1)).{group_axis}.unbind(0))",

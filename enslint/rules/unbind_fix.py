@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import code_of, dotted_name
+from enslint.analysis.syntax import code_of, dotted_name, walk
 from enslint.fixes import SAFE, NodeEdit, RuleFix
 
 
@@ -28,7 +28,7 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | None:
     name = f"{base}_{loop.index_var}" if loop.index_var else f"{base}_slice"
     while name in loop.method_names:
         name += "_"
-    inside = {id(n) for s in slices for n in _subtree(s.node)}
+    inside = {id(n) for s in slices for n in walk(s.node)}
     index_used_elsewhere = any(
         isinstance(node, cst.Name) and node.value == loop.index_var and id(node) not in inside
         for node in loop.body
@@ -53,14 +53,6 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | None:
     edits = [NodeEdit(header.target, new_target), NodeEdit(iterable, new_iter)]
     edits += [NodeEdit(s.node, name) for s in slices]
     return RuleFix(SAFE, f"Iterate `{unbound}` instead of indexing `{slices[0].text}`", tuple(_unique(edits)))
-
-
-def _subtree(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(current.children)
 
 
 def _unique(edits: list[NodeEdit]) -> Iterator[NodeEdit]:
