@@ -33,8 +33,10 @@ from enslint.analysis.syntax import (
     code_of,
     first_param,
     int_value,
+    names_in,
 )
-from enslint.fixes import UNSAFE, NodeEdit, RuleFix
+from enslint.fixes import NodeEdit, RuleFix
+from enslint.rules.rewriting import append_of, empty_list_named, unsafe_rewrite
 
 HOOK = "_merge_grouped_head_keys"
 
@@ -60,40 +62,6 @@ def {HOOK}(attr, groups, heads):
 
     return hook
 '''
-
-
-def _single(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
-    if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
-        return statement.body[0]
-    return None
-
-
-def _empty_list_named(statement: cst.CSTNode) -> str | None:
-    small = _single(statement)
-    if (
-        isinstance(small, cst.Assign)
-        and len(small.targets) == 1
-        and isinstance(small.targets[0].target, cst.Name)
-        and isinstance(small.value, cst.List)
-        and not small.value.elements
-    ):
-        return small.targets[0].target.value
-    return None
-
-
-def _append_of(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
-    """(`lst`, value) for a statement `lst.append(value)`."""
-    small = _single(statement)
-    if (
-        isinstance(small, cst.Expr)
-        and isinstance(small.value, cst.Call)
-        and isinstance(small.value.func, cst.Attribute)
-        and small.value.func.attr.value == "append"
-        and isinstance(small.value.func.value, cst.Name)
-        and len(small.value.args) == 1
-    ):
-        return small.value.func.value.value, small.value.args[0].value
-    return None
 
 
 def _previous(index: NodeIndex, statement: cst.CSTNode) -> cst.CSTNode | None:
@@ -136,10 +104,10 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     body = outer.node.body.body
     if len(body) != 3 or body[1] is not inner.node:
         return None
-    outs = _empty_list_named(body[0])
-    appended = _append_of(body[2])
+    outs = empty_list_named(body[0])
+    appended = append_of(body[2])
     inner_body = inner.node.body.body
-    inner_append = _append_of(inner_body[0]) if len(inner_body) == 1 else None
+    inner_append = append_of(inner_body[0]) if len(inner_body) == 1 else None
     if outs is None or appended is None or inner_append is None or inner_append[0] != outs:
         return None
     if len(inner.calls) != 1 or inner_append[1] is not inner.calls[0].node or len(inner.calls[0].node.args) != 1:
@@ -159,7 +127,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     method = outer.cls.methods[outer.method]
     index = NodeIndex(method)
     before = _previous(index, outer.node)
-    if before is None or _empty_list_named(before) != groups_name:
+    if before is None or empty_list_named(before) != groups_name:
         return None
 
     # The construction: one comprehension line, or `self.x = nn.ModuleList()` followed by
@@ -214,24 +182,11 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
             f"{groups_name} = list(fused.unflatten(-1, ({self_name}.{attr}_heads, -1)).{group_axis}.unbind(0))",
         ]
     )
-    if any(name in outer.method_names for name in (moved, "fused")) or "bound" in {n.value for n in _names(init)}:
+    if any(name in outer.method_names for name in (moved, "fused")) or "bound" in names_in(init):
         return None
     edits = [NodeEdit(construction, init_lines), NodeEdit((before, outer.node), forward_lines)]
-    if not any(isinstance(s, cst.FunctionDef) and s.name.value == HOOK for s in module.body):
-        edits.append(NodeEdit(None, _hook_source(torch_name)))
     message = (
         f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
-        f"({groups}, {head.in_size}, {heads} * {head.out_size}) (changes state_dict keys; old checkpoints load through a hook)"
+        f"({groups}, {head.in_size}, {heads} * {head.out_size})"
     )
-    return RuleFix(UNSAFE, message, tuple(edits))
-
-
-def _names(node: cst.CSTNode):
-    found = []
-
-    class _Names(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            found.append(name)
-
-    node.visit(_Names())
-    return found
+    return unsafe_rewrite(message, edits, module, HOOK, _hook_source(torch_name))

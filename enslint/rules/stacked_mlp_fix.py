@@ -20,8 +20,8 @@ from enslint.analysis.kinds import MLP
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in
-from enslint.fixes import UNSAFE, NodeEdit, RuleFix
-from enslint.rules.combine_site import find_site, render
+from enslint.fixes import NodeEdit, RuleFix
+from enslint.rules.rewriting import find_site, render, unsafe_rewrite
 
 HOOK = "_merge_stacked_member_keys"
 RUN = "_run_stacked_members"
@@ -139,13 +139,8 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
         ]
     )
     edits = [NodeEdit(collection.origin, construction), NodeEdit(site.replaced, replacement)]
-    if not any(isinstance(s, cst.FunctionDef) and s.name.value == RUN for s in module.body):
-        edits.append(NodeEdit(None, _helpers(torch_name)))
-    message = (
-        f"Stack the {size} members' weights layer by layer and run them with one "
-        f"`{torch_name}.baddbmm` per layer (changes state_dict keys; old checkpoints load through a hook)"
-    )
-    return RuleFix(UNSAFE, message, tuple(edits))
+    message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
+    return unsafe_rewrite(message, edits, module, RUN, _helpers(torch_name))
 
 
 def _position(sequential: cst.Call, linear: cst.Call) -> int:

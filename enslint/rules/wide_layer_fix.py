@@ -26,8 +26,8 @@ from enslint.analysis.syntax import (
     first_param,
     positional_args,
 )
-from enslint.fixes import UNSAFE, NodeEdit, RuleFix
-from enslint.rules.combine_site import find_site, render
+from enslint.fixes import NodeEdit, RuleFix
+from enslint.rules.rewriting import find_site, render, unsafe_rewrite
 
 HOOK = "_merge_per_head_keys"
 _COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp)  # the comprehensions that make a list
@@ -120,11 +120,5 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
         ]
     )
     edits = [NodeEdit(collection.origin, construction), NodeEdit(site.replaced, replacement)]
-    if not any(isinstance(s, cst.FunctionDef) and s.name.value == HOOK for s in module.body):
-        # At the end of the file: it is only called when the module is built.
-        edits.append(NodeEdit(None, _hook_source(torch_name)))
-    message = (
-        f"Fuse the {size} heads into one `{func}({', '.join(args)})` "
-        f"(changes state_dict keys; old checkpoints load through a hook)"
-    )
-    return RuleFix(UNSAFE, message, tuple(edits))
+    message = f"Fuse the {size} heads into one `{func}({', '.join(args)})`"
+    return unsafe_rewrite(message, edits, module, HOOK, _hook_source(torch_name))

@@ -1,6 +1,6 @@
-"""Where a rewrite of a member loop goes, and what the loop's result was.
+"""What the fused rewrites share: where they go, how they reshape, their helpers.
 
-Both fused rewrites of ENS001 (one wide layer; stacked member weights) replace the same
+The fused rewrites of ENS001 (one wide layer; stacked member weights) replace the same
 thing: a loop calling every member on one input, and the code that combines the outputs.
 `find_site` recognises the two spellings they handle and says what to replace:
 
@@ -9,6 +9,9 @@ thing: a loop calling every member on one input, and the code that combines the 
   `tuple(...)`, a list comprehension returned as it is): the combining call is replaced;
 - `outs = []` directly followed by `for m in self.members: outs.append(m(x))`: the two
   statements become `outs = list(...)`, and whatever consumes `outs` stays as it is.
+
+`render` turns the fused output into what the loop produced, and `with_helper` appends
+a rewrite's module-level helper (its checkpoint hook) once per file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, arg_at, code_of, int_value
+from enslint.fixes import UNSAFE, NodeEdit, RuleFix
+
+# Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
+MIGRATION = "changes state_dict keys; old checkpoints load through a hook"
 
 _LIST_MAKERS = (cst.ListComp, cst.GeneratorExp)
 
@@ -81,34 +88,17 @@ def find_site(loop: MemberLoop, torch_name: str) -> Site | None:
         return None if found is None else Site(*found, None, argument)
     loop_node = loop.node
     body = loop_node.body.body
-    if loop_node.orelse is not None or len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine):
+    if loop_node.orelse is not None or len(body) != 1:
         return None
-    statement = body[0].body[0] if len(body[0].body) == 1 else None
-    if not (
-        isinstance(statement, cst.Expr)
-        and isinstance(statement.value, cst.Call)
-        and isinstance(statement.value.func, cst.Attribute)
-        and statement.value.func.attr.value == "append"
-        and isinstance(statement.value.func.value, cst.Name)
-        and len(statement.value.args) == 1
-        and statement.value.args[0].value is call
-    ):
+    appended = append_of(body[0])
+    if appended is None or appended[1] is not call:
         return None
-    name = statement.value.func.value.value
+    name = appended[0]
     siblings = list(getattr(index.parent(loop_node), "body", ()))
     position = next((i for i, s in enumerate(siblings) if s is loop_node), None)
-    if not position:
+    if not position or empty_list_named(siblings[position - 1]) != name:
         return None
     init = siblings[position - 1]
-    if not (
-        isinstance(init, cst.SimpleStatementLine)
-        and len(init.body) == 1
-        and isinstance(init.body[0], cst.Assign)
-        and code_of(init.body[0].targets[0].target) == name
-        and isinstance(init.body[0].value, cst.List)
-        and not init.body[0].value.elements
-    ):
-        return None
     return Site((init, loop_node), "unbind", None, "list", name, argument)
 
 
@@ -128,3 +118,47 @@ def render(site: Site, fused: str, member_axis: int, cat: tuple[int, str]) -> st
     else:
         code = f"{site.wrapper}({fused}.unbind({member_axis}))"
     return f"{site.assigned} = {code}" if site.assigned else code
+
+
+def _single(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
+    if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+        return statement.body[0]
+    return None
+
+
+def empty_list_named(statement: cst.CSTNode) -> str | None:
+    """`outs` for a statement `outs = []`."""
+    small = _single(statement)
+    if (
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+        and isinstance(small.value, cst.List)
+        and not small.value.elements
+    ):
+        return small.targets[0].target.value
+    return None
+
+
+def append_of(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
+    """(`outs`, value) for a statement `outs.append(value)`."""
+    small = _single(statement)
+    if (
+        isinstance(small, cst.Expr)
+        and isinstance(small.value, cst.Call)
+        and isinstance(small.value.func, cst.Attribute)
+        and small.value.func.attr.value == "append"
+        and isinstance(small.value.func.value, cst.Name)
+        and len(small.value.args) == 1
+    ):
+        return small.value.func.value.value, small.value.args[0].value
+    return None
+
+
+def unsafe_rewrite(message: str, edits: list[NodeEdit], module: cst.Module, helper: str, source: str) -> RuleFix:
+    """The rewrite as an unsafe fix; `source` (defining function `helper`) is appended
+    to the file unless it is there already. At the end of the file is early enough: the
+    helpers run only when a module is built or called."""
+    if not any(isinstance(s, cst.FunctionDef) and s.name.value == helper for s in module.body):
+        edits = [*edits, NodeEdit(None, source)]
+    return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits))
