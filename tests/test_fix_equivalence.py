@@ -12,10 +12,10 @@ import sys
 import pytest
 from conftest import FIXTURES
 
-from enslint.checker import FileJob
+from enslint.checker import FileJob, check_file
 from enslint.config import Config
 from enslint.fixer import fix_file
-from enslint.fixes import SAFE
+from enslint.fixes import SAFE, UNSAFE
 from enslint.rules import Settings
 
 if os.environ.get("CI"):
@@ -74,15 +74,39 @@ def run(model, method, inputs):
     return outputs, [x.grad for x in inputs], grads
 
 
-def test_every_fixable_fixture_has_a_spec(tmp_path):
-    fixable = set()
+def fixtures_with(applicability, root):
+    """The positive fixtures with at least one fix of that applicability."""
+    found = set()
     for path in sorted((FIXTURES / "positive").glob("*.py")):
-        job = FileJob(path.name, str(path), Config(root=tmp_path).enabled_codes(), Settings())
-        from enslint.checker import check_file
+        job = FileJob(path.name, str(path), Config(root=root).enabled_codes(), Settings())
+        if any(d.fix and d.fix.applicability == applicability for d in check_file(job)):
+            found.add(path.name)
+    return found
 
-        if any(d.fix and d.fix.applicability == SAFE for d in check_file(job)):
-            fixable.add(path.name)
-    assert fixable == set(SPECS)
+
+def build_pair(fixture, fixed_path, class_name, kwargs):
+    """The original module and the rewritten one, built with the same seed."""
+    torch.manual_seed(0)
+    original = getattr(load(FIXTURES / "positive" / fixture, "enslint_original_" + fixture[:-3]), class_name)(**kwargs)
+    fixed = getattr(load(fixed_path, "enslint_fixed_" + fixture[:-3]), class_name)(**kwargs)
+    return original, fixed
+
+
+def run_both(original, fixed, method, shapes):
+    """Outputs, input gradients and parameter gradients of both on the same inputs;
+    outputs and input gradients must match."""
+    generator = torch.Generator().manual_seed(2)
+    inputs = [torch.randn(shape, generator=generator) for shape in shapes]
+    out_a, input_grads_a, grads_a = run(original, method, inputs)
+    out_b, input_grads_b, grads_b = run(fixed, method, inputs)
+    assert len(out_a) == len(out_b)
+    for a, b in zip(out_a + input_grads_a, out_b + input_grads_b, strict=True):
+        torch.testing.assert_close(a, b)
+    return grads_a, grads_b
+
+
+def test_every_fixable_fixture_has_a_spec(tmp_path):
+    assert fixtures_with(SAFE, tmp_path) == set(SPECS)
 
 
 @pytest.mark.parametrize("fixture", sorted(SPECS))
@@ -92,20 +116,9 @@ def test_safe_fix_keeps_state_dict_outputs_and_gradients(fixture, tmp_path):
     fixed_path = fixed_copy(original_path, tmp_path)
     assert fixed_path.read_text() != original_path.read_text()
 
-    torch.manual_seed(0)
-    original = getattr(load(original_path, "enslint_original_" + fixture[:-3]), class_name)(**kwargs)
-    fixed = getattr(load(fixed_path, "enslint_fixed_" + fixture[:-3]), class_name)(**kwargs)
+    original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
     fixed.load_state_dict(original.state_dict(), strict=True)  # same keys, same shapes
-
-    generator = torch.Generator().manual_seed(2)
-    inputs = [torch.randn(shape, generator=generator) for shape in shapes]
-    out_a, input_grads_a, grads_a = run(original, method, inputs)
-    out_b, input_grads_b, grads_b = run(fixed, method, inputs)
-    assert len(out_a) == len(out_b)
-    for a, b in zip(out_a, out_b):
-        torch.testing.assert_close(a, b)
-    for a, b in zip(input_grads_a, input_grads_b):
-        torch.testing.assert_close(a, b)
+    grads_a, grads_b = run_both(original, fixed, method, shapes)
     assert grads_a.keys() == grads_b.keys()
     for name in grads_a:
         torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
@@ -162,15 +175,7 @@ def fused_grad(grads, collection, count, name):
 
 
 def test_every_unsafe_fix_has_a_spec(tmp_path):
-    from enslint.checker import check_file
-    from enslint.fixes import UNSAFE
-
-    fixable = set()
-    for path in sorted((FIXTURES / "positive").glob("*.py")):
-        job = FileJob(path.name, str(path), Config(root=tmp_path).enabled_codes(), Settings())
-        if any(d.fix and d.fix.applicability == UNSAFE for d in check_file(job)):
-            fixable.add(path.name)
-    assert fixable == set(UNSAFE_SPECS)
+    assert fixtures_with(UNSAFE, tmp_path) == set(UNSAFE_SPECS)
 
 
 @pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
@@ -181,22 +186,12 @@ def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
     assert "register_load_state_dict_pre_hook" not in fix_file(job, unsafe=False).after  # never by a plain --fix
     fixed_path = fixed_copy(original_path, tmp_path, unsafe=True)
 
-    torch.manual_seed(0)
-    original = getattr(load(original_path, "enslint_original_" + fixture[:-3]), class_name)(**kwargs)
-    fixed = getattr(load(fixed_path, "enslint_fixed_" + fixture[:-3]), class_name)(**kwargs)
+    original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
     old_checkpoint = original.state_dict()
     assert f"{heads}.0.weight" in old_checkpoint or f"{heads}.0.0.weight" in old_checkpoint
     assert not any(key.startswith(f"{heads}.0") for key in fixed.state_dict())
     fixed.load_state_dict(old_checkpoint, strict=True)  # through the migration hook
-
-    generator = torch.Generator().manual_seed(2)
-    inputs = [torch.randn(shape, generator=generator) for shape in shapes]
-    out_a, input_grads_a, grads_a = run(original, method, inputs)
-    out_b, input_grads_b, grads_b = run(fixed, method, inputs)
-    for a, b in zip(out_a, out_b, strict=True):
-        torch.testing.assert_close(a, b)
-    for a, b in zip(input_grads_a, input_grads_b, strict=True):
-        torch.testing.assert_close(a, b)
+    grads_a, grads_b = run_both(original, fixed, method, shapes)
     for name, grad in grads_a.items():
         if name.startswith(f"{heads}."):
             torch.testing.assert_close(grad, fused_grad(grads_b, heads, count, name), msg=lambda m, name=name: f"{name}: {m}")
