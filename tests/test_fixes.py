@@ -144,7 +144,7 @@ def test_no_fix_when_the_sliced_tensor_is_not_a_name(project):
     source = SLICED.replace("member(h[:, i, :])", "member(self.trunk(x)[:, i, :])")
     (project / "m.py").write_text(source)
     (item,) = json.loads(check("--format", "json").stdout)
-    assert item["code"] == "ENS002" and item["fix"] is None and "no automatic fix" in item["message"]
+    assert item["code"] == "ENS002" and item["fix"] is None and "no automatic unbind fix" in item["message"]
 
 
 def test_index_used_elsewhere_keeps_the_counter(project):

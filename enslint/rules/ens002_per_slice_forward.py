@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from enslint.analysis.kinds import SLICE
+from enslint.analysis.kinds import LINEAR, SLICE
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     fused_on_slices,
@@ -91,7 +91,11 @@ loop iterates `x.unbind(dim)` beside the members (`zip(self.members, x.unbind(1)
 and each `x[:, i, :]` becomes that loop's slice. It keeps the parameters, the
 `state_dict` keys and the numerics; only the backward changes, assembling the gradient
 of `x` once. It is offered only when `x` is a plain name that the loop does not
-reassign. The fused forms change the parameter layout; they are not offered yet."""
+reassign.
+
+The fused forms change the parameter layout. For the seed's nest of linear heads the
+unsafe fused rewrite is attached to the inner loop's ENS001 finding (see ENS001); for
+other members on slices no fused rewrite is offered yet, and the message says so."""
 
     VALID = [
         Valid(
@@ -192,7 +196,15 @@ class Zipped(nn.Module):
                     f"`{tensor}.unbind({dim})` removes that even without fusing"
                 )
             fix = unbind_fix(loop)
+            notes = []
             if fix is None and first.via in ("index", "select"):
-                message += " (no automatic fix: the sliced tensor changes inside the loop or is not a plain name)"
+                notes.append("no automatic unbind fix: the sliced tensor is not a plain name")
+            if group is None or group[0].kind != LINEAR:
+                # The one fused rewrite of a per-slice loop (the seed's nest of linear
+                # heads) rides on the inner loop's ENS001 finding.
+                kind = (group[0] if group else member).type_name
+                notes.append(f"no automatic fused rewrite yet for {kind if '`' in kind else f'`{kind}`'} members")
+            if notes:
+                message += f" ({'; '.join(notes)})"
             yield Finding(self.code, message, loop.report_node, fix)
 
