@@ -36,3 +36,19 @@ def test_hook_fails_on_flagged_file_and_passes_once_clean(tmp_path):
     passed = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "Passed" in passed.stdout
+
+
+def test_fix_hook_applies_the_safe_fix(tmp_path):
+    from test_fixes import FIXED, SLICED
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    (repo / "model.py").write_text(SLICED)
+    git("add", ".", cwd=repo)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
+    command = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "enslint-fix", "--all-files", "--color", "never"]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 1, result.stdout + result.stderr  # files were modified
+    assert (repo / "model.py").read_text() == FIXED
+    assert "Applied 1 fix." in result.stdout
