@@ -36,6 +36,7 @@ SPECS = {
     "shared_trunk_linear_heads.py": ("ENS001", "SharedTrunkHeads", lambda e: dict(state_dim=STATE, hidden=HIDDEN, num_actions=ACTIONS, ensemble_size=e), "forward", lambda b, e: (b, STATE)),
     "value_heads_append_loop.py": ("ENS001", "ValueHeads", lambda e: dict(d_obs=STATE, hidden=HIDDEN, num_values=e), "forward", lambda b, e: (b, STATE)),
     "linear_heads_mean.py": ("ENS001", "ProbeEnsemble", lambda e: dict(d_embed=HIDDEN, n_probes=e), "forward", lambda b, e: (b, HIDDEN)),
+    "from_import_style.py": ("ENS001", "QuantileHeads", lambda e: dict(hidden=HIDDEN, n_quantiles=e), "forward", lambda b, e: (b, HIDDEN)),
     "sequential_mlp_members.py": ("ENS001", "RewardEnsemble", lambda e: dict(obs_dim=STATE, hidden=HIDDEN, ensemble_size=e), "forward", lambda b, e: (b, STATE)),
     "conv_detection_heads.py": ("ENS001", "AnchorHeads", lambda e: dict(in_channels=32, num_anchor_groups=e, num_classes=ACTIONS), "forward", lambda b, e: (b, 32, 8, 8)),
     "seed_shared_trunk_head_groups.py": ("ENS002", "GroupedHeadEnsemble", lambda e: dict(state_dim=STATE, hidden_dim=HIDDEN, num_actions=ACTIONS, num_heads=HEADS, ensemble_size=e), "batched_forward", lambda b, e: (b, e, STATE)),

@@ -26,6 +26,7 @@ class NodeEdit:
 
     node: Any
     content: str
+    before: bool = False  # insert `content` just before `node` instead of replacing it
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,7 @@ UNSAFE_SPECS = {
         "ensemble",
         (5, 2),
     ),
+    "from_import_style.py": ("QuantileHeads", dict(hidden=6, n_quantiles=4), "forward", [(3, 6)], "quantile_heads", 4),
     "sequential_mlp_members.py": ("RewardEnsemble", dict(obs_dim=5, hidden=6, ensemble_size=3), "forward", [(4, 5)], "members", [0, 2, 4]),
 }
 

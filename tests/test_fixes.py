@@ -164,3 +164,32 @@ def test_unique_slice_name(project):
     path.write_text(source)
     check("--fix")
     assert "zip(self.members, h.unbind(1))" in path.read_text() and "member(h_i_)" in path.read_text()
+
+
+def test_unsafe_fix_adds_import_torch_after_future_imports(project):
+    source = textwrap.dedent(
+        '''\
+        """Heads."""
+        from __future__ import annotations
+
+        from torch import nn, stack
+
+
+        class Heads(nn.Module):
+            def __init__(self, d, n):
+                super().__init__()
+                self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])
+
+            def forward(self, x):
+                return stack([h(x) for h in self.heads], dim=1)
+        '''
+    )
+    path = project / "m.py"
+    path.write_text(source)
+    assert check("--fix").exit_code == 1 and path.read_text() == source  # unsafe: not without the flag
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert fixed.startswith('"""Heads."""\nfrom __future__ import annotations\n\nimport torch\nfrom torch import nn, stack\n')
+    assert "torch.cat([state_dict.pop(key) for key in keys], dim=0)" in fixed
+    assert "return self.heads(x).unflatten(-1, (self.heads_count, -1)).movedim(-2, 1)" in fixed
+    compile(fixed, "m.py", "exec")

@@ -95,8 +95,9 @@ comprehension and its combine become one call reshaped to the same result (`unfl
 then `movedim` for a stack, `unbind` for a list or tuple, `sum`/`mean` over the heads,
 nothing for a concatenation on the last axis). It is *unsafe* because the `state_dict`
 keys change (`heads.3.weight` becomes rows of `heads.weight`); a load-state-dict
-pre-hook added with it maps old checkpoints onto the wide layer. It is offered only when
-the collection is built by one assignment, used nowhere else, and the loop is a
+pre-hook added with it maps old checkpoints onto the wide layer (and `import torch` is
+added when the file lacks it). It is offered only when the collection is built by one
+comprehension or by `ModuleList()` plus one append loop, used nowhere else, and the loop is a
 comprehension (or an `outs = []` + `append` loop) whose result is combined in one of
 those ways. Convolution heads get the same rewrite with `E * out_channels` channels.
 

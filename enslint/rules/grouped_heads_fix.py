@@ -37,6 +37,7 @@ from enslint.analysis.syntax import (
 )
 from enslint.fixes import NodeEdit, RuleFix
 from enslint.rules.rewriting import append_of, empty_list_named, unsafe_rewrite
+from enslint.rules.rewriting import torch_name as torch_name_for
 
 HOOK = "_merge_grouped_head_keys"
 
@@ -84,7 +85,10 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     head = member.inner.member
     heads = member.inner.size
     groups = collection.size
-    torch_name = imports.local_name("torch")
+    found = torch_name_for(imports)
+    if found is None:
+        return None
+    torch_name, add_import = found
     if head.kind != LINEAR or not heads or not groups or torch_name is None or not head.in_size or not head.out_size:
         return None
     func = head.text.split("(", 1)[0]
@@ -189,4 +193,4 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
         f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
         f"({groups}, {head.in_size}, {heads} * {head.out_size})"
     )
-    return unsafe_rewrite(message, edits, module, HOOK, _hook_source(torch_name))
+    return unsafe_rewrite(message, edits, module, HOOK, _hook_source(torch_name), add_import)

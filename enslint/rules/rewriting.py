@@ -40,7 +40,7 @@ class Site:
     argument: cst.BaseExpression  # the one input every member reads
 
 
-def _combine(value: cst.BaseExpression, index: NodeIndex, torch_name: str):
+def _combine(value: cst.BaseExpression, index: NodeIndex, imports):
     parent = index.parent(value)
     if isinstance(parent, cst.Return) and isinstance(value, cst.ListComp):
         return value, "unbind", None, "list"
@@ -49,12 +49,12 @@ def _combine(value: cst.BaseExpression, index: NodeIndex, torch_name: str):
     call = index.parent(parent)
     if not isinstance(call, cst.Call) or call.args[0] is not parent:
         return None
-    name = code_of(call.func)
+    name = imports.qualify(call.func) or code_of(call.func)
     if name in ("tuple", "list") and len(call.args) == 1:
         return call, "unbind", None, name
     if name == "sum" and len(call.args) == 1:
         return call, "sum", None, None
-    if name not in (f"{torch_name}.stack", f"{torch_name}.cat") or len(call.args) > 2:
+    if name not in ("torch.stack", "torch.cat") or len(call.args) > 2:
         return None
     dim = arg_at(call, 1, "dim")
     if name.endswith(".cat"):
@@ -70,7 +70,7 @@ def _combine(value: cst.BaseExpression, index: NodeIndex, torch_name: str):
     return call, "stack", dim_text, None
 
 
-def find_site(loop: MemberLoop, torch_name: str) -> Site | None:
+def find_site(loop: MemberLoop, imports) -> Site | None:
     if len(loop.calls) != 1:
         return None
     call = loop.calls[0].node
@@ -84,7 +84,7 @@ def find_site(loop: MemberLoop, torch_name: str) -> Site | None:
             return None
         if comprehension.for_in is not loop.node or loop.node.inner_for_in is not None:
             return None
-        found = _combine(comprehension, index, torch_name)
+        found = _combine(comprehension, index, imports)
         return None if found is None else Site(*found, None, argument)
     loop_node = loop.node
     body = loop_node.body.body
@@ -155,10 +155,37 @@ def append_of(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
     return None
 
 
-def unsafe_rewrite(message: str, edits: list[NodeEdit], module: cst.Module, helper: str, source: str) -> RuleFix:
+def torch_name(imports) -> tuple[str, bool] | None:
+    """The name the rewrites call torch by, and whether `import torch` must be added;
+    None when `torch` names something else in this file."""
+    bound = imports.local_name("torch")
+    if bound is not None:
+        return bound, False
+    return None if "torch" in imports.bindings else ("torch", True)
+
+
+def unsafe_rewrite(
+    message: str, edits: list[NodeEdit], module: cst.Module, helper: str, source: str, add_import: bool = False
+) -> RuleFix | None:
     """The rewrite as an unsafe fix; `source` (defining function `helper`) is appended
     to the file unless it is there already. At the end of the file is early enough: the
-    helpers run only when a module is built or called."""
+    helpers run only when a module is built or called. With `add_import`, `import torch`
+    goes before the file's first import (after any `from __future__` import)."""
+    edits = list(edits)
     if not any(isinstance(s, cst.FunctionDef) and s.name.value == helper for s in module.body):
-        edits = [*edits, NodeEdit(None, source)]
+        edits.append(NodeEdit(None, source))
+    if add_import:
+        first = next(
+            (
+                s
+                for s in module.body
+                if isinstance(s, cst.SimpleStatementLine)
+                and isinstance(s.body[0], (cst.Import, cst.ImportFrom))
+                and not (isinstance(s.body[0], cst.ImportFrom) and code_of(s.body[0].module or cst.Name("x")) == "__future__")
+            ),
+            None,
+        )
+        if first is None:
+            return None  # nowhere sensible to put it: no fix rather than a broken one
+        edits.append(NodeEdit(first, "import torch\n", before=True))
     return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits))

@@ -22,6 +22,7 @@ from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in
 from enslint.fixes import NodeEdit, RuleFix
 from enslint.rules.rewriting import find_site, render, unsafe_rewrite
+from enslint.rules.rewriting import torch_name as torch_name_for
 
 HOOK = "_merge_stacked_member_keys"
 RUN = "_run_stacked_members"
@@ -85,7 +86,10 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     member = collection.member
     if member.kind != MLP or loop.parent is not None or collection.origin is None or collection.size is None:
         return None
-    torch_name = imports.local_name("torch")
+    found = torch_name_for(imports)
+    if found is None:
+        return None
+    torch_name, add_import = found
     value = collection.origin.body[0].value
     while isinstance(value, cst.Call) and len(value.args) == 1 and not isinstance(value.args[0].value, cst.Call):
         value = value.args[0].value
@@ -104,7 +108,7 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
         return None
     if {"weight", "bias", "bound"} & names_in(loop.cls.methods.get("__init__", loop.cls.node)):
         return None  # the initialisation loop below would clobber a local of that name
-    site = find_site(loop, torch_name)
+    site = find_site(loop, imports)
     if site is None:
         return None
     self_name = first_param(loop.cls.methods[loop.method]) or "self"
@@ -140,7 +144,7 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     )
     edits = [NodeEdit(collection.origin, construction), NodeEdit(site.replaced, replacement)]
     message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
-    return unsafe_rewrite(message, edits, module, RUN, _helpers(torch_name))
+    return unsafe_rewrite(message, edits, module, RUN, _helpers(torch_name), add_import)
 
 
 def _position(sequential: cst.Call, linear: cst.Call) -> int:

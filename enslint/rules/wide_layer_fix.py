@@ -28,6 +28,7 @@ from enslint.analysis.syntax import (
 )
 from enslint.fixes import NodeEdit, RuleFix
 from enslint.rules.rewriting import find_site, render, unsafe_rewrite
+from enslint.rules.rewriting import torch_name as torch_name_for
 
 HOOK = "_merge_per_head_keys"
 _COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp)  # the comprehensions that make a list
@@ -51,11 +52,13 @@ def {HOOK}(count):
 
 
 class _Layer:
-    """The repeated constructor and the axis its outputs' features are on."""
+    """The repeated constructor, the axis its outputs' features are on, and the
+    statement(s) that build the collection (replaced by the wide layer)."""
 
-    def __init__(self, ctor: cst.Call, axis: int) -> None:
+    def __init__(self, ctor: cst.Call, axis: int, built_by) -> None:
         self.ctor = ctor
         self.axis = axis
+        self.built_by = built_by
         self.member_axis = -2 if axis == -1 else axis  # where `unflatten` puts the heads
 
 
@@ -64,21 +67,53 @@ def _layer(loop: MemberLoop) -> _Layer | str:
     if collection.member.kind not in (LINEAR, CONV):
         kind = collection.member.type_name
         return f"no automatic fix yet for {kind if '`' in kind else f'`{kind}`'} members"
-    if collection.origin is None:
-        return "no automatic fix: the collection is not built by one assignment"
-    value = collection.origin.body[0].value
-    while isinstance(value, cst.Call) and len(value.args) == 1:
-        value = value.args[0].value
-    if not isinstance(value, _COMPREHENSIONS) or not isinstance(value.elt, cst.Call):
-        return "no automatic fix: the collection is not built by one comprehension"
-    ctor = value.elt
+    built = _construction(loop)
+    if built is None:
+        return "no automatic fix: the collection is not built by one comprehension or one append loop"
+    ctor, built_by = built
     if len(positional_args(ctor)) < 2 or any(a.keyword is None for a in ctor.args[len(positional_args(ctor)):]) or any(a.star for a in ctor.args):
         return "no automatic fix: the layer's sizes are not given positionally"
     if collection.member.kind == CONV:
         if any(a.keyword is not None and a.keyword.value == "groups" for a in ctor.args) or len(positional_args(ctor)) > 6:
             return "no automatic fix: grouped convolutions"
-        return _Layer(ctor, 1)
-    return _Layer(ctor, -1)
+        return _Layer(ctor, 1, built_by)
+    return _Layer(ctor, -1, built_by)
+
+
+def _construction(loop: MemberLoop):
+    """(the repeated constructor, the statement or (first, last) statements building the
+    collection): `self.heads = nn.ModuleList([ctor for _ in ...])`, or
+    `self.heads = nn.ModuleList()` followed by `for _ in ...: self.heads.append(ctor)`."""
+    collection = loop.collection
+    if collection.origin is not None:
+        value = collection.origin.body[0].value
+        while isinstance(value, cst.Call) and len(value.args) == 1:
+            value = value.args[0].value
+        if isinstance(value, _COMPREHENSIONS) and isinstance(value.elt, cst.Call):
+            return value.elt, collection.origin
+        return None
+    init = loop.cls.methods.get("__init__")
+    if collection.created is None or init is None:
+        return None
+    statements = list(init.body.body)
+    position = next((i for i, s in enumerate(statements) if s is collection.created), None)
+    if position is None or position + 1 >= len(statements):
+        return None
+    filler = statements[position + 1]
+    if not isinstance(filler, cst.For) or filler.orelse is not None or len(filler.body.body) != 1:
+        return None
+    line = filler.body.body[0]
+    small = line.body[0] if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 else None
+    if not (
+        isinstance(small, cst.Expr)
+        and isinstance(small.value, cst.Call)
+        and isinstance(small.value.func, cst.Attribute)
+        and small.value.func.attr.value == "append"
+        and len(small.value.args) == 1
+        and isinstance(small.value.args[0].value, cst.Call)
+    ):
+        return None
+    return small.value.args[0].value, (collection.created, filler)
 
 
 def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
@@ -90,14 +125,19 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
     if isinstance(layer, str):
         return layer
     attr = loop.collection_text.split(".", 1)[-1]
-    if "." not in loop.collection_text or attribute_uses(loop.cls.node, attr) != 2:
+    built_by = layer.built_by if isinstance(layer.built_by, tuple) else (layer.built_by,)
+    uses_in_construction = sum(attribute_uses(node, attr) for node in built_by)
+    if "." not in loop.collection_text or attribute_uses(loop.cls.node, attr) != uses_in_construction + 1:
         return f"no automatic fix: `{loop.collection_text}` is used elsewhere in the class too"
-    torch_name = imports.local_name("torch")
+    found = torch_name_for(imports)
+    if found is None:
+        return None
+    torch_name, add_import = found
     count_attr = f"{attr}_count"
     if torch_name is None or attribute_uses(loop.cls.node, count_attr) or len(loop.calls) != 1 or collection.size is None:
         return None
     method = loop.cls.methods[loop.method]
-    site = find_site(loop, torch_name)
+    site = find_site(loop, imports)
     self_name = first_param(method) or "self"
     raw = f"{self_name}.{attr}({code_of(site.argument)})" if site else ""
     fused = f"{raw}.unflatten({layer.axis}, ({self_name}.{count_attr}, -1))"
@@ -119,6 +159,6 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
             f"{init_self}.{attr}.register_load_state_dict_pre_hook({HOOK}({size}))",
         ]
     )
-    edits = [NodeEdit(collection.origin, construction), NodeEdit(site.replaced, replacement)]
+    edits = [NodeEdit(layer.built_by, construction), NodeEdit(site.replaced, replacement)]
     message = f"Fuse the {size} heads into one `{func}({', '.join(args)})`"
-    return unsafe_rewrite(message, edits, module, HOOK, _hook_source(torch_name))
+    return unsafe_rewrite(message, edits, module, HOOK, _hook_source(torch_name), add_import)
