@@ -211,10 +211,15 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
                     line if i == 0 or not line else indent + line
                     for i, line in enumerate(node_edit.content.split("\n"))
                 ).replace("\n", place.newline)
-                start = place.offset(span.start.line, span.start.column)
-                end = start if node_edit.before else place.offset(span.end.line, span.end.column)
-                end_line, end_column = (span.start if node_edit.before else span.end).line, (span.start if node_edit.before else span.end).column
-                edits.append(Edit(start, end, content, span.start.line, span.start.column + 1, end_line, end_column + 1))
+                last = span.start if node_edit.before else span.end  # an insertion ends where it starts
+                edits.append(
+                    Edit(
+                        place.offset(span.start.line, span.start.column),
+                        place.offset(last.line, last.column),
+                        content,
+                        span.start.line, span.start.column + 1, last.line, last.column + 1,
+                    )
+                )
             fix = Fix(finding.fix.applicability, finding.fix.message, tuple(sorted(edits, key=lambda e: e.start)))
         diagnostics.append(
             Diagnostic(
