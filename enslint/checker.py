@@ -191,36 +191,7 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
         row, column = where.start.line, where.start.column + 1
         if row <= len(lines) and _suppressed(lines[row - 1], finding.code):
             continue
-        fix = None
-        if finding.fix is not None:
-            edits = []
-            for node_edit in finding.fix.edits:
-                if node_edit.node is None:
-                    end = len(source)
-                    last = len(place.starts) - 1
-                    content = node_edit.content.replace("\n", place.newline)
-                    edits.append(Edit(end, end, content, last, 1, last, 1))
-                    continue
-                if isinstance(node_edit.node, tuple):  # a run of statements, first to last
-                    first, last = (positions[n] for n in node_edit.node)
-                    span = type(first)(first.start, last.end)
-                else:
-                    span = positions[node_edit.node]
-                indent = " " * span.start.column
-                content = "\n".join(
-                    line if i == 0 or not line else indent + line
-                    for i, line in enumerate(node_edit.content.split("\n"))
-                ).replace("\n", place.newline)
-                last = span.start if node_edit.before else span.end  # an insertion ends where it starts
-                edits.append(
-                    Edit(
-                        place.offset(span.start.line, span.start.column),
-                        place.offset(last.line, last.column),
-                        content,
-                        span.start.line, span.start.column + 1, last.line, last.column + 1,
-                    )
-                )
-            fix = Fix(finding.fix.applicability, finding.fix.message, tuple(sorted(edits, key=lambda e: e.start)))
+        fix = None if finding.fix is None else _placed(finding.fix, positions, place, lines)
         diagnostics.append(
             Diagnostic(
                 job.path, row, column, finding.code, finding.message, rule.name,
@@ -230,10 +201,45 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
     return sorted(set(diagnostics))
 
 
+def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
+    """A rule's node-based fix as edits on character offsets.
+
+    Lines after the first in a replacement get the replaced node's own indentation (the
+    file's, tabs included); a node of None appends to the file; `before` inserts."""
+    edits = []
+    for node_edit in rule_fix.edits:
+        if node_edit.node is None:
+            end, row = len(place.source), len(place.starts) - 1
+            edits.append(Edit(end, end, node_edit.content.replace("\n", place.newline), row, 1, row, 1))
+            continue
+        if isinstance(node_edit.node, tuple):  # a run of statements, first to last
+            first, final = (positions[n] for n in node_edit.node)
+            span = type(first)(first.start, final.end)
+        else:
+            span = positions[node_edit.node]
+        indent = lines[span.start.line - 1][: span.start.column]
+        if indent.strip():
+            indent = " " * span.start.column  # the node does not start its line
+        content = "\n".join(
+            line if i == 0 or not line else indent + line for i, line in enumerate(node_edit.content.split("\n"))
+        ).replace("\n", place.newline)
+        last = span.start if node_edit.before else span.end  # an insertion ends where it starts
+        edits.append(
+            Edit(
+                place.offset(span.start.line, span.start.column),
+                place.offset(last.line, last.column),
+                content,
+                span.start.line, span.start.column + 1, last.line, last.column + 1,
+            )
+        )
+    return Fix(rule_fix.applicability, rule_fix.message, tuple(sorted(edits, key=lambda e: e.start)))
+
+
 class _Offsets:
     """Line and column (libcst's: 1-based line, 0-based column) to a character offset."""
 
     def __init__(self, source: str) -> None:
+        self.source = source
         self.starts = [0]
         for line in source.splitlines(keepends=True):
             self.starts.append(self.starts[-1] + len(line))
