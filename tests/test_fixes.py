@@ -193,3 +193,28 @@ def test_unsafe_fix_adds_import_torch_after_future_imports(project):
     assert "torch.cat([state_dict.pop(key) for key in keys], dim=0)" in fixed
     assert "return self.heads(x).unflatten(-1, (self.heads_count, -1)).movedim(-2, 1)" in fixed
     compile(fixed, "m.py", "exec")
+
+
+def test_multi_line_rewrites_keep_tab_indentation(project):
+    source = textwrap.dedent(
+        """\
+        import torch
+        from torch import nn
+
+
+        class Heads(nn.Module):
+            def __init__(self, d, n):
+                super().__init__()
+                self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])
+
+            def forward(self, x):
+                return torch.stack([h(x) for h in self.heads], dim=1)
+        """
+    ).replace("    ", "\t")
+    path = project / "m.py"
+    path.write_text(source)
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert "\t\tself.heads = nn.Linear(d, n * 2)\n\t\tself.heads_count = n\n" in fixed
+    assert "    " not in fixed.split("def _merge_per_head_keys")[0]
+    compile(fixed, "m.py", "exec")
