@@ -166,24 +166,27 @@ def test_unique_slice_name(project):
     assert "zip(self.members, h.unbind(1))" in path.read_text() and "member(h_i_)" in path.read_text()
 
 
+HEADS_WITHOUT_TORCH_IMPORT = textwrap.dedent(
+    '''\
+    """Heads."""
+    from __future__ import annotations
+
+    from torch import nn, stack
+
+
+    class Heads(nn.Module):
+        def __init__(self, d, n):
+            super().__init__()
+            self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])
+
+        def forward(self, x):
+            return stack([h(x) for h in self.heads], dim=1)
+    '''
+)
+
+
 def test_unsafe_fix_adds_import_torch_after_future_imports(project):
-    source = textwrap.dedent(
-        '''\
-        """Heads."""
-        from __future__ import annotations
-
-        from torch import nn, stack
-
-
-        class Heads(nn.Module):
-            def __init__(self, d, n):
-                super().__init__()
-                self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])
-
-            def forward(self, x):
-                return stack([h(x) for h in self.heads], dim=1)
-        '''
-    )
+    source = HEADS_WITHOUT_TORCH_IMPORT
     path = project / "m.py"
     path.write_text(source)
     assert check("--fix").exit_code == 1 and path.read_text() == source  # unsafe: not without the flag
@@ -196,21 +199,7 @@ def test_unsafe_fix_adds_import_torch_after_future_imports(project):
 
 
 def test_multi_line_rewrites_keep_tab_indentation(project):
-    source = textwrap.dedent(
-        """\
-        import torch
-        from torch import nn
-
-
-        class Heads(nn.Module):
-            def __init__(self, d, n):
-                super().__init__()
-                self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])
-
-            def forward(self, x):
-                return torch.stack([h(x) for h in self.heads], dim=1)
-        """
-    ).replace("    ", "\t")
+    source = HEADS_WITHOUT_TORCH_IMPORT.replace("    ", "\t")
     path = project / "m.py"
     path.write_text(source)
     check("--fix", "--unsafe-fixes")
