@@ -1,3 +1,4 @@
+# enslint: noqa -- the slow patterns in this file are on purpose: they are what the rule pages measure.
 """The figures quoted in the rule pages' "Why is this bad?" sections.
 
 Times one training step (zero grads, forward, loss, backward) of each slow pattern and
