@@ -207,3 +207,16 @@ def test_multi_line_rewrites_keep_tab_indentation(project):
     assert "\t\tself.heads = nn.Linear(d, n * 2)\n\t\tself.heads_count = n\n" in fixed
     assert "    " not in fixed.split("def _merge_per_head_keys")[0]
     compile(fixed, "m.py", "exec")
+
+
+def test_two_rewrites_in_one_file_share_one_helper(project):
+    second = HEADS_WITHOUT_TORCH_IMPORT.split("\n\n\n")[1].replace("class Heads", "class MoreHeads")
+    source = HEADS_WITHOUT_TORCH_IMPORT + "\n\n" + second
+    path = project / "m.py"
+    path.write_text(source)
+    result = check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert "Applied 2 fixes." in result.stdout  # the second waited one pass: both add the helper
+    assert fixed.count("def _merge_per_head_keys") == 1 and fixed.count("import torch\n") == 1
+    assert fixed.count("register_load_state_dict_pre_hook") == 2
+    compile(fixed, "m.py", "exec")
