@@ -153,6 +153,7 @@ UNSAFE_SPECS = {
         (5, 2),
     ),
     "from_import_style.py": ("QuantileHeads", dict(hidden=6, n_quantiles=4), "forward", [(3, 6)], "quantile_heads", 4),
+    "nested_local_builders.py": ("IndexedGroups", dict(hidden=8, n_actions=3, num_heads=2, ensemble_size=4), "forward", [(5, 4, 8)], "ensemble", (4, 2)),
     "sequential_mlp_members.py": ("RewardEnsemble", dict(obs_dim=5, hidden=6, ensemble_size=3), "forward", [(4, 5)], "members", [0, 2, 4]),
 }
 

@@ -102,8 +102,10 @@ comprehension (or an `outs = []` + `append` loop) whose result is combined in on
 those ways. Convolution heads get the same rewrite with `E * out_channels` channels.
 
 For the seed's nest (E groups of H `nn.Linear` heads, group `g` on slice `g` of one
-tensor, written as `groups = []` + an outer loop + `outs = []` + an inner append loop +
-`groups.append(torch.stack(outs, ...))`), the unsafe fix on the inner loop's finding
+tensor, written as `groups = []` + an outer loop whose body fills `outs` (an inner
+append loop or a list comprehension) + `groups.append(torch.stack(outs, ...))`; the
+outer loop may run over the groups or over `range(E)` with `self.ensemble[g]`), the
+unsafe fix on the inner loop's finding
 replaces the whole nest with one `torch.baddbmm` over weights `(E, in, H * out)`, with a
 hook that maps old `ensemble.{g}.{h}.weight` keys onto them.
 

@@ -77,6 +77,44 @@ def _next(block, statement: cst.CSTNode) -> cst.CSTNode | None:
     return siblings[position + 1] if position is not None and position + 1 < len(siblings) else None
 
 
+def _per_group_list(body, inner: MemberLoop):
+    """(`outs`, the `groups.append(...)` parts) when the outer loop's body is either
+
+        outs = []                                   outs = [head(x[:, g]) for head in heads]
+        for head in heads: outs.append(head(...))   groups.append(torch.stack(outs, dim=1))
+        groups.append(torch.stack(outs, dim=1))
+    """
+    if len(inner.calls) != 1 or len(inner.calls[0].node.args) != 1:
+        return None
+    call = inner.calls[0].node
+    if len(body) == 3 and body[1] is inner.node and isinstance(inner.node, cst.For) and not inner.node.orelse:
+        outs = empty_list_named(body[0])
+        inner_body = inner.node.body.body
+        inner_append = append_of(inner_body[0]) if len(inner_body) == 1 else None
+        if outs is None or inner_append is None or inner_append != (outs, call):
+            return None
+    elif len(body) == 2 and isinstance(inner.node, cst.CompFor):
+        small = body[0].body[0] if isinstance(body[0], cst.SimpleStatementLine) and len(body[0].body) == 1 else None
+        comprehension = inner.report_node
+        if not (
+            isinstance(small, cst.Assign)
+            and len(small.targets) == 1
+            and isinstance(small.targets[0].target, cst.Name)
+            and small.value is comprehension
+            and isinstance(comprehension, cst.ListComp)
+            and comprehension.elt is call
+            and comprehension.for_in is inner.node
+            and not inner.node.ifs
+            and inner.node.inner_for_in is None
+        ):
+            return None
+        outs = small.targets[0].target.value
+    else:
+        return None
+    appended = append_of(body[-1])
+    return None if appended is None else (outs, appended)
+
+
 def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports) -> RuleFix | None:
     collection = outer.collection
     member = collection.member
@@ -101,25 +139,18 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     if not tensor.isidentifier() or tensor in outer.varying:
         return None
 
-    # The forward: `groups = []`, then the outer loop whose body is exactly
-    # `outs = []`, the inner loop appending each head's output, `groups.append(stack(outs))`.
-    if not isinstance(outer.node, cst.For) or not isinstance(inner.node, cst.For) or outer.node.orelse or inner.node.orelse:
+    # The forward: `groups = []`, then the outer loop whose body collects each head's
+    # output into a list, and `groups.append(torch.stack(outs, ...))`.
+    if not isinstance(outer.node, cst.For) or outer.node.orelse:
         return None
-    body = outer.node.body.body
-    if len(body) != 3 or body[1] is not inner.node:
+    found = _per_group_list(outer.node.body.body, inner)
+    if found is None:
         return None
-    outs = empty_list_named(body[0])
-    appended = append_of(body[2])
-    inner_body = inner.node.body.body
-    inner_append = append_of(inner_body[0]) if len(inner_body) == 1 else None
-    if outs is None or appended is None or inner_append is None or inner_append[0] != outs:
-        return None
-    if len(inner.calls) != 1 or inner_append[1] is not inner.calls[0].node or len(inner.calls[0].node.args) != 1:
-        return None
+    outs, appended = found
     groups_name, per_group = appended
     if not (
         isinstance(per_group, cst.Call)
-        and code_of(per_group.func) == f"{torch_name}.stack"
+        and imports.qualify(per_group.func) == "torch.stack"
         and code_of(per_group.args[0].value) == outs
         and len(per_group.args) <= 2
     ):
