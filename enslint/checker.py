@@ -99,11 +99,16 @@ def _first_line(text: object) -> str:
     return lines[0] if lines else "invalid syntax"
 
 
+def python_parse(source: str) -> None:
+    """Parse with Python's own parser, raising its errors but not its warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
+        ast.parse(source)
+
+
 def _python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
-            ast.parse(source)
+        python_parse(source)
     except SyntaxError as error:
         return _error(job, f"syntax error for Python {_PYTHON}: {_first_line(error.msg)}", error.lineno or 1, error.offset or 1)
     except (ValueError, RecursionError, MemoryError) as error:

@@ -10,11 +10,9 @@ be decoded or parsed is never touched, nor is a `# noqa` site (its finding carri
 
 from __future__ import annotations
 
-import ast
 import difflib
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +22,9 @@ from enslint.checker import (
     check_bytes,
     check_file,
     detect_encoding,
+    python_parse,
 )
-from enslint.fixes import SAFE, apply_fixes
+from enslint.fixes import apply_fixes
 
 MAX_PASSES = 10
 
@@ -60,9 +59,7 @@ def _parses(text: str) -> str | None:
 
     try:
         cst.parse_module(text)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(text)
+        python_parse(text)
     except (cst.ParserSyntaxError, SyntaxError, ValueError) as error:
         return str(error).strip().splitlines()[0]
     return None
@@ -76,7 +73,7 @@ def fix_file(job: FileJob, unsafe: bool) -> FixOutcome:
     except OSError:
         outcome.remaining = check_file(job)  # reports why it cannot be read
         return outcome
-    diagnostics = check_bytes(job, data)
+    diagnostics = initial = check_bytes(job, data)
     try:
         encoding = detect_encoding(data)
         text = data.decode(encoding)
@@ -85,7 +82,7 @@ def fix_file(job: FileJob, unsafe: bool) -> FixOutcome:
         return outcome
     outcome.before = outcome.after = text
     for _ in range(MAX_PASSES):
-        applicable = [d.fix for d in diagnostics if d.fix and (d.fix.applicability == SAFE or unsafe)]
+        applicable = [d.fix for d in diagnostics if d.fix and d.fix.applies(unsafe)]
         if not applicable:
             break
         result = apply_fixes(text, applicable)
@@ -93,7 +90,7 @@ def fix_file(job: FileJob, unsafe: bool) -> FixOutcome:
         if problem is not None:
             outcome.error = f"the fixes would not parse ({problem}); file left unchanged"
             outcome.after = outcome.before
-            outcome.remaining = check_bytes(job, data)
+            outcome.remaining = initial
             return outcome
         text = result.text
         outcome.fixed += result.applied

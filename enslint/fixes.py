@@ -55,6 +55,10 @@ class Fix:
     message: str
     edits: tuple[Edit, ...]
 
+    def applies(self, unsafe: bool) -> bool:
+        """Whether --fix applies it (unsafe fixes only with --unsafe-fixes)."""
+        return self.applicability == SAFE or unsafe
+
     def as_json(self) -> dict:
         return {
             "applicability": self.applicability,

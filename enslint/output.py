@@ -6,7 +6,6 @@ import json
 from collections import Counter
 
 from enslint.checker import Diagnostic
-from enslint.fixes import SAFE
 
 RULES_URL = "https://github.com/enslint/enslint/blob/main/rules/{code}.md"
 
@@ -32,7 +31,7 @@ class Style:
 
 
 def fixable(d: Diagnostic, unsafe: bool) -> bool:
-    return d.fix is not None and (d.fix.applicability == SAFE or unsafe)
+    return d.fix is not None and d.fix.applies(unsafe)
 
 
 def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False) -> list[str]:

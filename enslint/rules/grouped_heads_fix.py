@@ -36,7 +36,13 @@ from enslint.analysis.syntax import (
     names_in,
 )
 from enslint.fixes import NodeEdit, RuleFix
-from enslint.rules.rewriting import append_of, empty_list_named, unsafe_rewrite
+from enslint.rules.rewriting import (
+    append_of,
+    building_statements,
+    empty_list_named,
+    sibling,
+    unsafe_rewrite,
+)
 from enslint.rules.rewriting import torch_name as torch_name_for
 
 HOOK = "_merge_grouped_head_keys"
@@ -63,18 +69,6 @@ def {HOOK}(attr, groups, heads):
 
     return hook
 '''
-
-
-def _previous(index: NodeIndex, statement: cst.CSTNode) -> cst.CSTNode | None:
-    siblings = list(getattr(index.parent(statement), "body", ()))
-    position = next((i for i, s in enumerate(siblings) if s is statement), 0)
-    return siblings[position - 1] if position else None
-
-
-def _next(block, statement: cst.CSTNode) -> cst.CSTNode | None:
-    siblings = list(block)
-    position = next((i for i, s in enumerate(siblings) if s is statement), None)
-    return siblings[position + 1] if position is not None and position + 1 < len(siblings) else None
 
 
 def _per_group_list(body, inner: MemberLoop):
@@ -161,7 +155,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
         return None
     method = outer.cls.methods[outer.method]
     index = NodeIndex(method)
-    before = _previous(index, outer.node)
+    before = sibling(getattr(index.parent(outer.node), "body", ()), outer.node, -1)
     if before is None or empty_list_named(before) != groups_name:
         return None
 
@@ -171,19 +165,10 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     if "." not in outer.collection_text:
         return None
     init = outer.cls.methods.get("__init__")
-    if init is None:
+    construction = building_statements(outer)
+    if init is None or construction is None:
         return None
-    if collection.origin is not None:
-        construction = collection.origin
-        built_uses = attribute_uses(collection.origin, attr)
-    elif collection.created is not None:
-        filler = _next(init.body.body, collection.created)
-        if not isinstance(filler, cst.For):
-            return None
-        construction = (collection.created, filler)
-        built_uses = attribute_uses(collection.created, attr) + attribute_uses(filler, attr)
-    else:
-        return None
+    built_uses = sum(attribute_uses(node, attr) for node in (construction if isinstance(construction, tuple) else (construction,)))
     if attribute_uses(outer.cls.node, attr) != built_uses + 1:  # + the loop's own `self.ensemble`
         return None
     names = {f"{attr}_weight", f"{attr}_bias", f"{attr}_heads"}

@@ -94,11 +94,9 @@ def find_site(loop: MemberLoop, imports) -> Site | None:
     if appended is None or appended[1] is not call:
         return None
     name = appended[0]
-    siblings = list(getattr(index.parent(loop_node), "body", ()))
-    position = next((i for i, s in enumerate(siblings) if s is loop_node), None)
-    if not position or empty_list_named(siblings[position - 1]) != name:
+    init = sibling(getattr(index.parent(loop_node), "body", ()), loop_node, -1)
+    if init is None or empty_list_named(init) != name:
         return None
-    init = siblings[position - 1]
     return Site((init, loop_node), "unbind", None, "list", name, argument)
 
 
@@ -118,6 +116,30 @@ def render(site: Site, fused: str, member_axis: int, cat: tuple[int, str]) -> st
     else:
         code = f"{site.wrapper}({fused}.unbind({member_axis}))"
     return f"{site.assigned} = {code}" if site.assigned else code
+
+
+def sibling(statements, statement: cst.CSTNode, step: int) -> cst.CSTNode | None:
+    """The statement `step` places after `statement` in its block (-1: the one before)."""
+    statements = list(statements)
+    position = next((i for i, s in enumerate(statements) if s is statement), None)
+    if position is None or not 0 <= position + step < len(statements):
+        return None
+    return statements[position + step]
+
+
+def building_statements(loop: MemberLoop):
+    """What builds the loop's collection in `__init__`: its one assignment, or
+    (`self.x = nn.ModuleList()`, the `for` loop right after it that fills it)."""
+    collection = loop.collection
+    if collection.origin is not None:
+        return collection.origin
+    init = loop.cls.methods.get("__init__")
+    if collection.created is None or init is None:
+        return None
+    filler = sibling(init.body.body, collection.created, 1)
+    if not isinstance(filler, cst.For) or filler.orelse is not None:
+        return None
+    return collection.created, filler
 
 
 def _single(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
@@ -141,17 +163,17 @@ def empty_list_named(statement: cst.CSTNode) -> str | None:
 
 
 def append_of(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
-    """(`outs`, value) for a statement `outs.append(value)`."""
+    """(`outs`, value) for a statement `outs.append(value)`; the list as written, so
+    `self.heads.append(...)` gives "self.heads"."""
     small = _single(statement)
     if (
         isinstance(small, cst.Expr)
         and isinstance(small.value, cst.Call)
         and isinstance(small.value.func, cst.Attribute)
         and small.value.func.attr.value == "append"
-        and isinstance(small.value.func.value, cst.Name)
         and len(small.value.args) == 1
     ):
-        return small.value.func.value.value, small.value.args[0].value
+        return code_of(small.value.func.value), small.value.args[0].value
     return None
 
 

@@ -27,7 +27,13 @@ from enslint.analysis.syntax import (
     positional_args,
 )
 from enslint.fixes import NodeEdit, RuleFix
-from enslint.rules.rewriting import find_site, render, unsafe_rewrite
+from enslint.rules.rewriting import (
+    append_of,
+    building_statements,
+    find_site,
+    render,
+    unsafe_rewrite,
+)
 from enslint.rules.rewriting import torch_name as torch_name_for
 
 HOOK = "_merge_per_head_keys"
@@ -84,36 +90,21 @@ def _construction(loop: MemberLoop):
     """(the repeated constructor, the statement or (first, last) statements building the
     collection): `self.heads = nn.ModuleList([ctor for _ in ...])`, or
     `self.heads = nn.ModuleList()` followed by `for _ in ...: self.heads.append(ctor)`."""
-    collection = loop.collection
-    if collection.origin is not None:
-        value = collection.origin.body[0].value
+    built = building_statements(loop)
+    if built is None:
+        return None
+    if not isinstance(built, tuple):
+        value = built.body[0].value
         while isinstance(value, cst.Call) and len(value.args) == 1:
             value = value.args[0].value
         if isinstance(value, _COMPREHENSIONS) and isinstance(value.elt, cst.Call):
-            return value.elt, collection.origin
+            return value.elt, built
         return None
-    init = loop.cls.methods.get("__init__")
-    if collection.created is None or init is None:
+    filler = built[1]
+    appended = append_of(filler.body.body[0]) if len(filler.body.body) == 1 else None
+    if appended is None or not isinstance(appended[1], cst.Call):
         return None
-    statements = list(init.body.body)
-    position = next((i for i, s in enumerate(statements) if s is collection.created), None)
-    if position is None or position + 1 >= len(statements):
-        return None
-    filler = statements[position + 1]
-    if not isinstance(filler, cst.For) or filler.orelse is not None or len(filler.body.body) != 1:
-        return None
-    line = filler.body.body[0]
-    small = line.body[0] if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 else None
-    if not (
-        isinstance(small, cst.Expr)
-        and isinstance(small.value, cst.Call)
-        and isinstance(small.value.func, cst.Attribute)
-        and small.value.func.attr.value == "append"
-        and len(small.value.args) == 1
-        and isinstance(small.value.args[0].value, cst.Call)
-    ):
-        return None
-    return small.value.args[0].value, (collection.created, filler)
+    return appended[1], built
 
 
 def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
