@@ -40,7 +40,11 @@ class Diagnostic:
     end_row: int = field(compare=False, default=0)
     end_column: int = field(compare=False, default=0)
     filename: str = field(compare=False, default="")  # absolute
-    fix: Fix | None = field(compare=False, default=None)
+    fixes: tuple[Fix, ...] = field(compare=False, default=())  # preferred first
+
+    def fix_for(self, unsafe: bool) -> Fix | None:
+        """The fix `--fix` applies in this mode: the first one it allows."""
+        return next((f for f in self.fixes if f.applies(unsafe)), None)
 
 
 @dataclass(frozen=True)
@@ -149,12 +153,12 @@ def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
 
 
 def _to_row(d: Diagnostic) -> list:
-    return [d.row, d.column, d.code, d.message, d.name, d.end_row, d.end_column, d.fix.as_row() if d.fix else None]
+    return [d.row, d.column, d.code, d.message, d.name, d.end_row, d.end_column, [f.as_row() for f in d.fixes]]
 
 
 def _from_row(job: FileJob, row: list) -> Diagnostic:
-    r, c, code, message, name, end_r, end_c, fix = row
-    return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename, Fix.from_row(fix) if fix else None)
+    r, c, code, message, name, end_r, end_c, fixes = row
+    return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename, tuple(Fix.from_row(f) for f in fixes))
 
 
 def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
@@ -196,11 +200,11 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
         row, column = where.start.line, where.start.column + 1
         if row <= len(lines) and _suppressed(lines[row - 1], finding.code):
             continue
-        fix = None if finding.fix is None else _placed(finding.fix, positions, place, lines)
+        fixes = tuple(_placed(f, positions, place, lines) for f in finding.fixes)
         diagnostics.append(
             Diagnostic(
                 job.path, row, column, finding.code, finding.message, rule.name,
-                where.end.line, where.end.column + 1, job.filename, fix,
+                where.end.line, where.end.column + 1, job.filename, fixes,
             )
         )
     return sorted(set(diagnostics))
@@ -228,6 +232,11 @@ def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
         content = "\n".join(
             line if i == 0 or not line else indent + line for i, line in enumerate(node_edit.content.split("\n"))
         ).replace("\n", place.newline)
+        if node_edit.after:  # new lines, at the statement's indentation, after its end
+            end = place.offset(span.end.line, span.end.column)
+            content = place.newline + indent + content
+            edits.append(Edit(end, end, content, span.end.line, span.end.column + 1, span.end.line, span.end.column + 1))
+            continue
         last = span.start if node_edit.before else span.end  # an insertion ends where it starts
         edits.append(
             Edit(

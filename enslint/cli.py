@@ -78,7 +78,7 @@ def check(paths, output_format, select, ignore, exit_zero, statistics, config_pa
         diagnostics, fixed = run(jobs), 0
 
     if output_format == "json":
-        click.echo(to_json(diagnostics))
+        click.echo(to_json(diagnostics, unsafe_fixes))
     elif statistics:
         for line in statistics_lines(diagnostics, style):
             click.echo(line)

@@ -82,7 +82,7 @@ def fix_file(job: FileJob, unsafe: bool) -> FixOutcome:
         return outcome
     outcome.before = outcome.after = text
     for _ in range(MAX_PASSES):
-        applicable = [d.fix for d in diagnostics if d.fix and d.fix.applies(unsafe)]
+        applicable = [f for d in diagnostics if (f := d.fix_for(unsafe)) is not None]
         if not applicable:
             break
         result = apply_fixes(text, applicable)

@@ -27,6 +27,7 @@ class NodeEdit:
     node: Any
     content: str
     before: bool = False  # insert `content` just before `node` instead of replacing it
+    after: bool = False  # insert `content` as lines of its own after statement `node`
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class Style:
 
 
 def fixable(d: Diagnostic, unsafe: bool) -> bool:
-    return d.fix is not None and d.fix.applies(unsafe)
+    return d.fix_for(unsafe) is not None
 
 
 def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False) -> list[str]:
@@ -53,7 +53,7 @@ def summary(diagnostics: list[Diagnostic], files: int, style: Style, unsafe: boo
         return style.green("All checks passed!") + f" ({_plural(files, 'file')} checked)"
     text = f"Found {_plural(len(diagnostics), 'error')} in {_plural(files, 'file')} checked."
     ready = sum(fixable(d, unsafe) for d in diagnostics)
-    hidden = sum(d.fix is not None and not fixable(d, unsafe) for d in diagnostics)
+    hidden = sum(bool(d.fixes) and not fixable(d, unsafe) for d in diagnostics)
     if ready:
         text += f"\n[*] {ready} fixable with the `--fix` option"
         if hidden:
@@ -73,7 +73,9 @@ def statistics_lines(diagnostics: list[Diagnostic], style: Style) -> list[str]:
     ]
 
 
-def to_json(diagnostics: list[Diagnostic]) -> str:
+def to_json(diagnostics: list[Diagnostic], unsafe: bool = False) -> str:
+    """ruff's shape: `fix` is the one `--fix` applies in this mode, else the first on
+    offer (with its applicability, as ruff shows unsafe fixes)."""
     items = [
         {
             "code": d.code,
@@ -83,9 +85,14 @@ def to_json(diagnostics: list[Diagnostic]) -> str:
             "location": {"row": d.row, "column": d.column},
             "end_location": {"row": d.end_row, "column": d.end_column},
             "noqa_row": d.row,
-            "fix": d.fix.as_json() if d.fix else None,
+            "fix": _shown_fix(d, unsafe),
             "url": RULES_URL.format(code=d.code) if d.code != "ENS000" else None,
         }
         for d in diagnostics
     ]
     return json.dumps(items, indent=2)
+
+
+def _shown_fix(d: Diagnostic, unsafe: bool) -> dict | None:
+    fix = d.fix_for(unsafe) or (d.fixes[0] if d.fixes else None)
+    return fix.as_json() if fix else None

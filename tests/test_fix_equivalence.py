@@ -23,6 +23,8 @@ if os.environ.get("CI"):
 else:
     torch = pytest.importorskip("torch")
 
+from enslint.verify.equivalence import mapped_gradients  # noqa: E402 - needs torch
+
 # fixture -> (class, constructor kwargs, method, input shapes)
 SPECS = {
     "dynamics_ensemble_add_module.py": ("DynamicsEnsemble", dict(state_dim=3, action_dim=2, ensemble_size=4), "forward", [(4, 5, 5)]),
@@ -79,7 +81,7 @@ def fixtures_with(applicability, root):
     found = set()
     for path in sorted((FIXTURES / "positive").glob("*.py")):
         job = FileJob(path.name, str(path), Config(root=root).enabled_codes(), Settings())
-        if any(d.fix and d.fix.applicability == applicability for d in check_file(job)):
+        if any(f.applicability == applicability for d in check_file(job) for f in d.fixes):
             found.add(path.name)
     return found
 
@@ -138,7 +140,35 @@ def test_safe_fix_snapshot(fixture, tmp_path):
     assert fixed == snapshot.read_text()
 
 
-# fixture -> (class, constructor kwargs, method, input shapes, fused collection, its size)
+class _TwoInputQ(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+    def forward(self, obs, actions):
+        return self.net(torch.cat([obs, actions], dim=-1))
+
+
+class QfConfig:
+    """What config_factory_qfunctions.py's `qf_config` stands for."""
+
+    def instantiate(self):
+        return _TwoInputQ()
+
+
+@pytest.fixture(autouse=True)
+def _lightning_stand_in(monkeypatch):
+    """lightning_module_heads.py imports pytorch_lightning; where it is not installed a
+    stand-in whose LightningModule is nn.Module serves (the rewrite does not touch it)."""
+    if importlib.util.find_spec("pytorch_lightning") is None:
+        stand_in = type(sys)("pytorch_lightning")
+        stand_in.LightningModule = torch.nn.Module
+        monkeypatch.setitem(sys.modules, "pytorch_lightning", stand_in)
+
+
+VMAP = "vmap"  # the members' tensors stacked by StackedMembers: `heads.{i}.{name}` -> `heads.{name with __}`[i]
+
+# fixture -> (class, constructor kwargs, method, input shapes, fused collection, its layout)
 UNSAFE_SPECS = {
     "shared_trunk_linear_heads.py": ("SharedTrunkHeads", dict(state_dim=4, hidden=8, num_actions=3, ensemble_size=5), "forward", [(6, 4)], "heads", 5),
     "linear_heads_mean.py": ("ProbeEnsemble", dict(d_embed=6, n_probes=4), "forward", [(3, 6)], "probes", 4),
@@ -155,12 +185,28 @@ UNSAFE_SPECS = {
     "from_import_style.py": ("QuantileHeads", dict(hidden=6, n_quantiles=4), "forward", [(3, 6)], "quantile_heads", 4),
     "nested_local_builders.py": ("IndexedGroups", dict(hidden=8, n_actions=3, num_heads=2, ensemble_size=4), "forward", [(5, 4, 8)], "ensemble", (4, 2)),
     "sequential_mlp_members.py": ("RewardEnsemble", dict(obs_dim=5, hidden=6, ensemble_size=3), "forward", [(4, 5)], "members", [0, 2, 4]),
+    # Members stacked by StackedMembers and run under torch.vmap.
+    "config_factory_qfunctions.py": ("QfEnsemble", dict(qf_config=QfConfig(), num_ensemble=3), "forward", [(4, 3), (4, 2)], "qfs", VMAP),
+    "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)], "experts", VMAP),
+    "graph_attention_heads.py": ("GAT", dict(nfeat=5, nhid=4, nclass=3, dropout=0.0, alpha=0.2, nheads=3), "forward", [(6, 5), (6, 6)], "attentions", VMAP),
+    "handrolled_multihead_attention.py": ("MultiHeadAttention", dict(n_embd=6, num_heads=3, block_size=6), "forward", [(2, 5, 6)], "heads", VMAP),
+    "lightning_module_heads.py": ("MultiHeadClassifier", dict(encoder=torch.nn.Linear(5, 6), hidden=6, n_classes=3, n_heads=3), "forward", [(4, 5)], "heads", VMAP),
+    "local_base_class.py": ("ValueEnsemble", dict(obs_dim=5, n_members=3), "forward", [(4, 5)], "values", VMAP),
+    "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)], "members", VMAP),
+    "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)], "ensemble", VMAP),
+    "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", VMAP),
+    "speculative_decoding_heads.py": ("MedusaHeads", dict(hidden_size=6, vocab_size=7, medusa_num_heads=3), "forward", [(2, 6)], "medusa_head", VMAP),
+    "zip_unbind_members.py": ("SliceEnsemble", dict(in_dim=4, out_dim=2, n_members=3), "forward", [(5, 3, 4)], "members", VMAP),
 }
+# Fixtures whose members hold dropout: compared in eval mode, where dropout is the identity.
+EVAL_MODE = {"lightning_module_heads.py"}
 
 
 def fused_grad(grads, collection, count, name):
     """The gradient of an original per-head parameter, read out of the fused tensors."""
     parts = name[len(collection) + 1 :].split(".")
+    if count == VMAP:
+        return grads[f"{collection}.{'__'.join(parts[1:])}"][int(parts[0])]
     if isinstance(count, list):  # members' layers stacked: layer `count[k]` -> `_weights.k`
         member, layer, leaf = int(parts[0]), int(parts[1]), parts[2]
         plural = {"weight": "weights", "bias": "biases"}[leaf]
@@ -189,9 +235,11 @@ def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
     fixed_path = fixed_copy(original_path, tmp_path, unsafe=True)
 
     original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
+    if fixture in EVAL_MODE:
+        original.eval(), fixed.eval()
     old_checkpoint = original.state_dict()
-    assert f"{heads}.0.weight" in old_checkpoint or f"{heads}.0.0.weight" in old_checkpoint
-    assert not any(key.startswith(f"{heads}.0") for key in fixed.state_dict())
+    assert any(key.startswith(f"{heads}.0.") for key in old_checkpoint)
+    assert not any(key.startswith(f"{heads}.0.") for key in fixed.state_dict())
     fixed.load_state_dict(old_checkpoint, strict=True)  # through the migration hook
     grads_a, grads_b = run_both(original, fixed, method, shapes)
     for name, grad in grads_a.items():
@@ -199,6 +247,11 @@ def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
             torch.testing.assert_close(grad, fused_grad(grads_b, heads, count, name), msg=lambda m, name=name: f"{name}: {m}")
         else:
             torch.testing.assert_close(grad, grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
+    # enslint verify maps gradients through the checkpoint hook instead: same answer.
+    expected, unmapped = mapped_gradients(grads_a, fixed)
+    assert not unmapped and expected.keys() == grads_b.keys()
+    for name, grad in expected.items():
+        torch.testing.assert_close(grad, grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))

@@ -29,7 +29,9 @@ class Finding:
     code: str
     message: str
     node: Any  # the libcst node the finding points at
-    fix: RuleFix | None = None
+    # Alternatives, preferred first: `--fix` applies the first one its mode allows (the
+    # fused rewrite with --unsafe-fixes, else the safe unbind fix, say).
+    fixes: tuple[RuleFix, ...] = ()
 
 
 @dataclass(frozen=True)

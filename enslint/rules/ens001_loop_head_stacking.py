@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import MLP, SAME, SLICE
+from enslint.fixes import RuleFix
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     fused_on_same_input,
@@ -112,8 +113,21 @@ hook that maps old `ensemble.{g}.{h}.weight` keys onto them.
 Identical `nn.Sequential` MLP members (`nn.Linear` layers, each followed by at most one
 parameter-free element-wise module) on one input get their weights stacked layer by
 layer as `(E, in, out)` parameters, run with one `torch.baddbmm` per layer, with a hook
-for old checkpoints. Other members (local classes, factories, arbitrary modules) get no
-automatic fix yet; the finding says so."""
+for old checkpoints.
+
+Any other identical members in an `nn.ModuleList` (local classes, factories, modules
+with attention, buffers, dropout) get the general rewrite: after the list is built, it
+is handed to `StackedMembers`, a small module added to the file, which stacks every
+parameter and buffer along a new member axis (`torch.func.stack_module_state`) and runs
+all members at once with `torch.vmap` over `torch.func.functional_call`; the loop
+becomes `self.heads.vmap(lambda head: <what the loop computed>, in_dims=())` reshaped to
+its result. Unsafe for the same reason (`heads.3.proj.weight` becomes
+`heads.proj__weight[3]`; the module's own hook loads old checkpoints). Not offered for
+members with batch or instance norm (vmap cannot update running statistics in place),
+for `nn.ModuleDict` or `add_module` collections, or when the collection is used
+elsewhere in the class. Whether it is faster depends on the sizes and the device: the
+per-member launches go, but `vmap` adds a fixed cost per call; check with
+`enslint verify` on your own shapes."""
 
     VALID = [
         Valid(
@@ -199,6 +213,7 @@ class Heads(tnn.Module):
         # The fixes need libcst, which is loaded with the model.
         from enslint.rules.grouped_heads_fix import grouped_heads_fix
         from enslint.rules.stacked_mlp_fix import stacked_mlp_fix
+        from enslint.rules.vmap_members_fix import vmap_members_fix
         from enslint.rules.wide_layer_fix import wide_layer_fix
 
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
@@ -227,7 +242,9 @@ class Heads(tnn.Module):
                 fix = wide_layer_fix(loop, model.module, model.imports)
                 if loop.collection.member.kind == MLP:
                     fix = stacked_mlp_fix(loop, model.module, model.imports) or fix
+                if not isinstance(fix, RuleFix):
+                    fix = vmap_members_fix(loop, model.module, model.imports) or fix
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None
-            yield Finding(self.code, message, loop.report_node, fix)
+            yield Finding(self.code, message, loop.report_node, (fix,) if fix else ())

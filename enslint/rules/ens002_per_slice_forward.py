@@ -94,8 +94,12 @@ of `x` once. It is offered only when `x` is a plain name that the loop does not
 reassign.
 
 The fused forms change the parameter layout. For the seed's nest of linear heads the
-unsafe fused rewrite is attached to the inner loop's ENS001 finding (see ENS001); for
-other members on slices no fused rewrite is offered yet, and the message says so."""
+unsafe fused rewrite is attached to the inner loop's ENS001 finding (see ENS001). Other
+identical members in an `nn.ModuleList` on slices get the general unsafe rewrite
+(`--fix --unsafe-fixes`, preferred over the unbind fix when allowed): the members are
+stacked by `StackedMembers` (`torch.func.stack_module_state`) and run with `torch.vmap`,
+the slice `x[:, i, :]` becoming `in_dims=(1,)` on `x`; old checkpoints load through its
+hook. Where neither applies, the message says so."""
 
     VALID = [
         Valid(
@@ -167,9 +171,9 @@ class Zipped(nn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        from enslint.rules.unbind_fix import (
-            unbind_fix,  # needs libcst, loaded with the model
-        )
+        # The fixes need libcst, which is loaded with the model.
+        from enslint.rules.unbind_fix import unbind_fix
+        from enslint.rules.vmap_members_fix import vmap_members_fix
 
         for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
             slices = {(call.slice.tensor, call.slice.dim) for call in loop.calls}
@@ -199,12 +203,17 @@ class Zipped(nn.Module):
             notes = []
             if fix is None and first.via in ("index", "select"):
                 notes.append("no automatic unbind fix: the sliced tensor is not a plain name")
-            if group is None or group[0].kind != LINEAR:
-                # The one fused rewrite of a per-slice loop (the seed's nest of linear
-                # heads) rides on the inner loop's ENS001 finding.
+            fused = None if group else vmap_members_fix(loop, model.module, model.imports)
+            if isinstance(fused, str):
+                notes.append(f"no fused rewrite: {fused}")
+                fused = None
+            elif fused is None and (group is None or group[0].kind != LINEAR):
+                # The fused rewrite of the seed's nest of linear heads rides on the inner
+                # loop's ENS001 finding.
                 kind = (group[0] if group else member).type_name
                 notes.append(f"no automatic fused rewrite yet for {kind if '`' in kind else f'`{kind}`'} members")
             if notes:
                 message += f" ({'; '.join(notes)})"
-            yield Finding(self.code, message, loop.report_node, fix)
+            fixes = tuple(f for f in (fused, fix) if f is not None)  # the fused rewrite preferred
+            yield Finding(self.code, message, loop.report_node, fixes)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import NodeIndex, arg_at, code_of, int_value
+from enslint.analysis.syntax import NodeIndex, arg_at, code_of, int_value, walk
 from enslint.fixes import UNSAFE, NodeEdit, RuleFix
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
@@ -37,12 +37,13 @@ class Site:
     dim: str | None  # the stack's dim as written; the cat's dim
     wrapper: str | None  # "list" or "tuple" around an unbind
     assigned: str | None  # `outs` for the append-loop spelling
-    argument: cst.BaseExpression  # the one input every member reads
+    argument: cst.BaseExpression  # the member call's first argument
+    element: cst.BaseExpression  # what the loop produces per member: the call, or an expression around it
 
 
 def _combine(value: cst.BaseExpression, index: NodeIndex, imports):
     parent = index.parent(value)
-    if isinstance(parent, cst.Return) and isinstance(value, cst.ListComp):
+    if isinstance(parent, (cst.Return, cst.Assign)) and isinstance(value, cst.ListComp):
         return value, "unbind", None, "list"
     if not isinstance(parent, cst.Arg):
         return None
@@ -70,34 +71,42 @@ def _combine(value: cst.BaseExpression, index: NodeIndex, imports):
     return call, "stack", dim_text, None
 
 
-def find_site(loop: MemberLoop, imports) -> Site | None:
+def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
+    """The loop and combine to replace; with `wrapped`, each member's result may be an
+    expression around the member call (`m(x).transpose(0, 1)`), with any arguments."""
     if len(loop.calls) != 1:
         return None
     call = loop.calls[0].node
-    if len(call.args) != 1 or call.args[0].keyword or call.args[0].star:
+    if not wrapped and (len(call.args) != 1 or call.args[0].keyword or call.args[0].star):
+        return None
+    if not call.args:
         return None
     argument = call.args[0].value
+
+    def produces(element) -> bool:
+        return element is call or (wrapped and any(node is call for node in walk(element)))
+
     index = NodeIndex(loop.cls.methods[loop.method])
     if isinstance(loop.node, cst.CompFor):
         comprehension = loop.report_node
-        if not isinstance(comprehension, _LIST_MAKERS) or comprehension.elt is not call or loop.node.ifs:
+        if not isinstance(comprehension, _LIST_MAKERS) or not produces(comprehension.elt) or loop.node.ifs:
             return None
         if comprehension.for_in is not loop.node or loop.node.inner_for_in is not None:
             return None
         found = _combine(comprehension, index, imports)
-        return None if found is None else Site(*found, None, argument)
+        return None if found is None else Site(*found, None, argument, comprehension.elt)
     loop_node = loop.node
     body = loop_node.body.body
     if loop_node.orelse is not None or len(body) != 1:
         return None
     appended = append_of(body[0])
-    if appended is None or appended[1] is not call:
+    if appended is None or not produces(appended[1]):
         return None
     name = appended[0]
     init = sibling(getattr(index.parent(loop_node), "body", ()), loop_node, -1)
     if init is None or empty_list_named(init) != name:
         return None
-    return Site((init, loop_node), "unbind", None, "list", name, argument)
+    return Site((init, loop_node), "unbind", None, "list", name, argument, appended[1])
 
 
 def render(site: Site, fused: str, member_axis: int, cat: tuple[int, str]) -> str | None:
@@ -189,12 +198,12 @@ def torch_name(imports) -> tuple[str, bool] | None:
 def unsafe_rewrite(
     message: str, edits: list[NodeEdit], module: cst.Module, helper: str, source: str, add_import: bool = False
 ) -> RuleFix | None:
-    """The rewrite as an unsafe fix; `source` (defining function `helper`) is appended
+    """The rewrite as an unsafe fix; `source` (defining function or class `helper`) is appended
     to the file unless it is there already. At the end of the file is early enough: the
     helpers run only when a module is built or called. With `add_import`, `import torch`
     goes before the file's first import (after any `from __future__` import)."""
     edits = list(edits)
-    if not any(isinstance(s, cst.FunctionDef) and s.name.value == helper for s in module.body):
+    if not any(isinstance(s, (cst.FunctionDef, cst.ClassDef)) and s.name.value == helper for s in module.body):
         edits.append(NodeEdit(None, source))
     if add_import:
         first = next(

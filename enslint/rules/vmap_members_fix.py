@@ -1,0 +1,206 @@
+"""The unsafe fix for any identical members, on one input or on slices: torch.vmap.
+
+`self.ensemble` (built by `nn.ModuleList([...])`, or `nn.ModuleList()` plus an append
+loop) is kept as it is written and then handed to `StackedMembers`, a small module this
+rewrite adds to the file: `torch.func.stack_module_state` stacks every member's
+parameters and buffers along a new leading member axis, and
+`torch.vmap(torch.func.functional_call(...))` runs all members at once, so each layer is
+one batched op instead of one op per member. The loop becomes one call,
+
+    vals = list(self.ensemble.vmap(lambda net, x_idx: net(x_idx).transpose(0, 1), x, in_dims=(1,)).unbind(0))
+
+where the lambda is what the loop computed per member (the member call and anything
+around it), the slice `x[:, idx, :]` becomes `in_dims=(1,)` on `x`, and an input every
+member shares is simply captured. The result has the member axis first and is reshaped
+to what the loop produced, as the other rewrites do. The members are built by the
+user's own code before they are stacked, so a seeded model starts from the same values.
+
+Unsafe: the state_dict keys change (`ensemble.0.h1.weight` -> `ensemble.h1__weight[0]`);
+`StackedMembers` registers a load-state-dict pre-hook that stacks an old checkpoint's
+per-member keys. Not offered when a member could update a buffer in place during the
+forward (batch norm's running statistics): vmap cannot batch that.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from enslint.analysis.kinds import GROUP, SAME, SLICE
+from enslint.analysis.loops import MemberLoop
+from enslint.analysis.syntax import attribute_uses, code_of, dotted_name, first_param, names_in, walk
+from enslint.fixes import NodeEdit, RuleFix
+from enslint.rules.rewriting import building_statements, find_site, render, unsafe_rewrite
+from enslint.rules.rewriting import torch_name as torch_name_for
+
+HELPER = "StackedMembers"
+# Modules whose forward writes to their own buffers, which vmap cannot batch.
+_STATEFUL = ("BatchNorm", "InstanceNorm", "running_mean", "running_var")
+
+
+def _helper_source(torch_name: str) -> str:
+    return f'''
+
+class {HELPER}({torch_name}.nn.Module):
+    """Identical ensemble members held as one tensor per parameter and buffer (member
+    axis first) and run all at once with torch.vmap over torch.func.functional_call: one
+    batched op per layer instead of one op per member. Added by enslint (ENS001/ENS002);
+    checkpoints saved from the nn.ModuleList it replaces (keys `{{i}}.{{name}}`) still load."""
+
+    def __init__(self, members):
+        super().__init__()
+        members = list(members)
+        params, buffers = {torch_name}.func.stack_module_state(members)
+        saved = members[0].state_dict().keys()
+        self.count = len(members)
+        self.names = {{name: name.replace(".", "__") for name in [*params, *buffers]}}
+        for name, value in params.items():
+            self.register_parameter(self.names[name], {torch_name}.nn.Parameter(value))
+        for name, value in buffers.items():
+            self.register_buffer(self.names[name], value, persistent=name in saved)
+        # The members' code without their tensors, which functional_call supplies; held
+        # in a list so that it is not registered as a submodule.
+        self.template = [members[0].to("meta")]
+        self.register_load_state_dict_pre_hook({HELPER}._load_member_keys)
+
+    def vmap(self, function, *inputs, in_dims):
+        """`function(member, *inputs)` for every member at once: `member` runs one
+        member, `inputs` are split along `in_dims`; results are stacked along dim 0."""
+        tensors = {{name: getattr(self, attr) for name, attr in self.names.items()}}
+        self.template[0].train(self.training)  # dropout and the like follow train()/eval()
+
+        def one(tensors, *inputs):
+            def member(*args, **kwargs):
+                return {torch_name}.func.functional_call(self.template[0], tensors, args, kwargs)
+
+            return function(member, *inputs)
+
+        return {torch_name}.vmap(one, in_dims=(0, *in_dims), randomness="different")(tensors, *inputs)
+
+    @staticmethod
+    def _load_member_keys(module, state_dict, prefix, *args):
+        for name, attr in module.names.items():
+            old = [f"{{prefix}}{{i}}.{{name}}" for i in range(module.count)]
+            if all(key in state_dict for key in old):
+                state_dict[prefix + attr] = {torch_name}.stack([state_dict.pop(key) for key in old])
+'''
+
+
+class _Replace(cst.CSTTransformer):
+    """Replace given nodes (by identity) with new ones."""
+
+    def __init__(self, replacements: dict[int, cst.CSTNode]) -> None:
+        self.replacements = replacements
+
+    def on_leave(self, original_node, updated_node):
+        return self.replacements.get(id(original_node), updated_node)
+
+
+def _module_level_source(module: cst.Module, name: str) -> str:
+    for statement in module.body:
+        if isinstance(statement, (cst.ClassDef, cst.FunctionDef)) and statement.name.value == name:
+            return module.code_for_node(statement)
+    return ""
+
+
+def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
+    """The rewrite, a reason (str) when the members rule it out, or None."""
+    collection = loop.collection
+    member = collection.member
+    if member is None or member.kind == GROUP or loop.parent is not None or "." not in loop.collection_text:
+        return None
+    if collection.container != "nn.ModuleList":
+        return None  # a ModuleDict's members go by their keys: not handled yet
+    callee = member.type_name.split("(")[0]
+    if any(word in member.text + _module_level_source(module, callee) for word in _STATEFUL):
+        return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
+    found = torch_name_for(imports)
+    building = building_statements(loop)
+    site = find_site(loop, imports, wrapped=True)
+    if found is None or building is None or site is None:
+        return None
+    torch_name, add_import = found
+    call = loop.calls[0]
+    if call.input not in (SAME, SLICE) or any(a.keyword or a.star for a in call.node.args):
+        return None
+
+    # Which uses of the collection the rewrite replaces: none may remain elsewhere.
+    attr = loop.collection_text.split(".", 1)[1]
+    statements = building if isinstance(building, tuple) else (building,)
+    replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
+    covered = sum(attribute_uses(node, attr) for node in (*statements, *replaced))
+    if attribute_uses(loop.cls.node, attr) != covered:
+        return None
+
+    # The per-member function: the loop's element with the member call made through a
+    # parameter, and the sliced argument (if any) turned into a parameter of its own.
+    taken = set(loop.method_names)
+    member_param = loop.member_var or "member"
+    params, inputs, in_dims = [member_param], [], []
+    replacements: dict[int, cst.CSTNode] = {id(call.node.func): cst.Name(member_param)}
+    first = call.node.args[0].value
+    if call.input == SLICE:
+        info = call.slice
+        try:
+            dim = int(info.dim)
+        except ValueError:
+            return None
+        tensor_node = first
+        if info.via == "index" and info.node is first:
+            tensor_node = first.value
+        elif info.via == "select" and info.node is first:
+            tensor_node = first.func.value
+        elif info.via == "unbind" and isinstance(first, cst.Name) and first.value in loop.elements:
+            tensor_node = None
+        else:
+            return None
+        tensor = info.tensor if tensor_node is None else dotted_name(tensor_node)
+        if tensor is None or tensor.split(".")[0] in loop.varying:
+            return None
+        if tensor_node is None:
+            name = first.value
+        else:
+            base = tensor.rsplit(".", 1)[-1]
+            name = f"{base}_{loop.index_var}" if loop.index_var else f"{base}_slice"
+            while name in taken:
+                name += "_"
+            replacements[id(first)] = cst.Name(name)
+        params.append(name)
+        inputs.append(tensor)
+        in_dims.append(str(dim))
+    element = site.element.visit(_Replace(replacements))
+    per_member = {loop.index_var, *loop.varying} - {None, *params}
+    if loop.member_var is not None:
+        per_member.add(loop.member_var)
+        uses = sum(isinstance(n, cst.Name) and n.value == loop.member_var for n in walk(element))
+        if uses != 1:
+            return None  # the member is used for more than its call
+        per_member.discard(loop.member_var)
+    if names_in(element) & per_member:
+        return None  # something else changes from member to member
+
+    self_name = first_param(loop.cls.methods[loop.method]) or "self"
+    dims = f"({', '.join(in_dims)},)" if in_dims else "()"
+    arguments = "".join(f", {t}" for t in inputs)
+    fused = f"{self_name}.{attr}.vmap(lambda {', '.join(params)}: {code_of(element)}{arguments}, in_dims={dims})"
+    cat = (None, "")
+    if site.kind == "cat" and site.dim is not None:
+        d = int(site.dim)
+        axis = d if d >= 0 else d - 1
+        cat = (d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})")
+    code = render(site, fused, 0, cat)
+    if code is None:
+        return None
+
+    init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
+    size = collection.size or "the"
+    stacking = "\n".join(
+        [
+            f"# enslint {'ENS002' if call.input == SLICE else 'ENS001'}: the {size} identical members, stacked (one tensor",
+            "# per parameter, member axis first) and run together by torch.vmap: one batched op",
+            "# per layer instead of one per member.",
+            f"{init_self}.{attr} = {HELPER}({init_self}.{attr})",
+        ]
+    )
+    edits = [NodeEdit(statements[-1], stacking, after=True), NodeEdit(site.replaced, code)]
+    message = f"Stack the members' parameters and run them all at once with `{torch_name}.vmap`"
+    return unsafe_rewrite(message, edits, module, HELPER, _helper_source(torch_name), add_import)

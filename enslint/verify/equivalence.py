@@ -1,0 +1,119 @@
+"""Is the rewrite the same function as the original? Outputs and every gradient.
+
+One training-like step on both modules with the same inputs and the same random
+weighting of the outputs (so every output element reaches the loss); then the outputs,
+the inputs' gradients and every parameter's gradient must match. The rewrite's parameters
+are laid out differently (stacked, concatenated), so the original's gradients are mapped
+onto them through the rewrite's own checkpoint migration hook: the hook turns old
+per-member tensors into the fused layout, it is a pure re-arrangement of elements, and a
+gradient re-arranges the same way as the parameter it belongs to.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+
+# (rtol, atol) per dtype: float32/float64 as torch.testing's defaults; the half types
+# looser, since fusing changes the order of their (low-precision) accumulations.
+TOLERANCES = {
+    torch.float64: (1e-7, 1e-7),
+    torch.float32: (1.3e-6, 1e-5),
+    torch.bfloat16: (1.6e-2, 1e-2),
+    torch.float16: (1e-3, 1e-3),
+}
+
+
+@dataclass
+class Step:
+    outputs: list[torch.Tensor]
+    input_grads: list[torch.Tensor | None]
+    grads: dict[str, torch.Tensor]  # parameter name -> gradient (zeros where unused)
+
+
+@dataclass
+class Comparison:
+    equivalent: bool
+    max_abs_error: float
+    problems: list[str] = field(default_factory=list)  # what differed, first ones only
+
+
+def flatten(value) -> list[torch.Tensor]:
+    """The tensors of an output, in order (tuples, lists and dicts walked)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for key in value for t in flatten(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in flatten(item)]
+    return []
+
+
+def run_step(model: torch.nn.Module, call, inputs: list[torch.Tensor], seed: int = 2) -> Step:
+    """`call(model, *inputs)`, then backward of a random weighting of every output."""
+    model.zero_grad(set_to_none=True)
+    inputs = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
+    outputs = flatten(call(model, *inputs))
+    generator = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(out.shape, generator=generator, dtype=torch.float64) for out in outputs]
+    loss = sum((out.double() * w.to(out.device)).sum() for out, w in zip(outputs, weights) if out.is_floating_point())
+    if isinstance(loss, torch.Tensor) and loss.requires_grad:
+        loss.backward()
+    grads = {
+        name: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone()
+        for name, p in model.named_parameters()
+    }
+    return Step([o.detach() for o in outputs], [x.grad for x in inputs], grads)
+
+
+def mapped_gradients(original_grads: dict[str, torch.Tensor], rewritten: torch.nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The original's parameter gradients in the rewrite's layout, and what did not map:
+    the rewrite's parameters no gradient reached, the original's that went nowhere."""
+    probe = copy.deepcopy(rewritten)
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.fill_(float("nan"))  # anything the mapping misses stays visible
+    result = probe.load_state_dict(dict(original_grads), strict=False)
+    params = dict(probe.named_parameters())
+    unreached = sorted(set(result.missing_keys) & set(params)) + sorted(f"original {k}" for k in result.unexpected_keys)
+    return {name: p.detach() for name, p in params.items() if name not in unreached}, unreached
+
+
+def compare(original: Step, rewritten: Step, rewritten_model: torch.nn.Module, dtype: torch.dtype) -> Comparison:
+    rtol, atol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
+    problems: list[str] = []
+    worst = 0.0
+
+    def check(what: str, a: torch.Tensor | None, b: torch.Tensor | None) -> None:
+        nonlocal worst
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                problems.append(f"{what}: present in one module only")
+            return
+        if a.shape != b.shape:
+            problems.append(f"{what}: shape {tuple(a.shape)} vs {tuple(b.shape)}")
+            return
+        if not a.is_floating_point():
+            if not torch.equal(a, b):
+                problems.append(f"{what}: values differ")
+            return
+        error = (a.double() - b.double()).abs().nan_to_num(nan=float("inf")).max().item() if a.numel() else 0.0
+        worst = max(worst, error)
+        try:
+            torch.testing.assert_close(b, a, rtol=rtol, atol=atol, equal_nan=False)
+        except AssertionError:
+            problems.append(f"{what}: max abs error {error:.3g}")
+
+    if len(original.outputs) != len(rewritten.outputs):
+        problems.append(f"{len(original.outputs)} output tensors vs {len(rewritten.outputs)}")
+    for i, (a, b) in enumerate(zip(original.outputs, rewritten.outputs)):
+        check(f"output {i}", a, b)
+    for i, (a, b) in enumerate(zip(original.input_grads, rewritten.input_grads)):
+        check(f"gradient of input {i}", a, b)
+    expected, unreached = mapped_gradients(original.grads, rewritten_model)
+    problems += [f"{name}: the checkpoint hook does not map it" for name in unreached]
+    for name, grad in expected.items():
+        check(f"gradient of {name}", grad, rewritten.grads.get(name))
+    return Comparison(not problems, worst, problems)
