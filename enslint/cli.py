@@ -158,6 +158,73 @@ def rules(output_format: str) -> None:
         click.echo(f"{r.code}  {r.name:<22}  {r.summary}")
 
 
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to run: cuda when available with auto.")
+@click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32", show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size: replaces the first dimension of every configured input shape.")
+@click.option("--compile", "use_compile", is_flag=True, help="Also time the original under torch.compile (compile time reported apart).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--min-time", type=click.FloatRange(min=0.001), default=0.2, show_default=True, help="Seconds each timing runs for, at least (torch.utils.benchmark).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
+def verify(targets, device, dtype, batch, use_compile, output_format, min_time, config_path) -> None:
+    """Prove each rewrite equivalent to the original and time both, with torch.
+
+    TARGETS are paths (every class `enslint check` flags in them; default .),
+    `path/to/file.py::ClassName` or `package.module:ClassName`. For each class the
+    original and the rewrite that `--fix --unsafe-fixes` would write (held in memory,
+    nothing is written) are built with the same weights, traced with torch.fx, compared
+    (outputs, input gradients, every parameter's gradient) and timed.
+
+    This IMPORTS AND RUNS the code it is pointed at (only those files and what they
+    import). Configure classes under [tool.enslint.verify."ClassName"] with
+    `init = {...}` (constructor keywords; "=expr" for a Python expression),
+    `inputs = [[batch, ...], ...]` and `method = "forward"`.
+
+    Exit status: 0 every class equivalent, 1 a mismatch or a class that failed,
+    2 usage or configuration error (CUDA asked for but absent; a class needing config).
+    """
+    from enslint.config import ConfigError, load_config
+    from enslint.discovery import DiscoveryError
+
+    cwd = Path.cwd()
+    try:
+        config = load_config(cwd, config_path)
+    except ConfigError as error:
+        raise UsageFailure(str(error)) from None
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # torch without numpy: harmless here
+    try:
+        import torch
+    except ImportError:
+        raise UsageFailure("verify needs torch: pip install 'enslint[verify]'") from None
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UsageFailure("--device cuda: no CUDA device is available to torch here")
+
+    from enslint.verify.command import Options, exit_code, progress_printer, run, table
+    from enslint.verify.targets import TargetError, collect
+
+    try:
+        found = collect(list(targets), config, cwd)
+    except (TargetError, DiscoveryError, OSError, SyntaxError, UnicodeDecodeError) as error:
+        raise UsageFailure(str(error).splitlines()[0]) from None
+    if not found:
+        click.echo("No flagged classes to verify.", err=True)
+        sys.exit(EXIT_CLEAN)
+    options = Options(device, dtype, batch, use_compile, min_time)
+    rows = run(found, config, options, progress_printer())
+    if output_format == "json":
+        import json
+
+        click.echo(json.dumps([row.as_json() for row in rows], indent=2))
+    else:
+        click.echo(table(rows, use_compile))
+    sys.exit(exit_code(rows))
+
+
 def run_cli() -> None:
     """Entry point: no traceback reaches the user unless ENSLINT_DEBUG is set."""
     try:

@@ -32,6 +32,41 @@ class ConfigError(Exception):
     """A one-line, user-facing configuration problem."""
 
 
+@dataclass(frozen=True)
+class VerifySpec:
+    """[tool.enslint.verify."Name"]: constructor keywords, one shape per positional
+    input (batch first), and the method to call."""
+
+    init: dict | None = None
+    inputs: tuple[tuple[int, ...], ...] | None = None
+    method: str | None = None
+
+
+_VERIFY_KEYS = ("init", "inputs", "method")
+
+
+def _verify_spec(name: str, table: object) -> VerifySpec:
+    where = f"'verify.\"{name}\"'"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table with keys {', '.join(_VERIFY_KEYS)}")
+    unknown = sorted(set(table) - set(_VERIFY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(_VERIFY_KEYS)})")
+    init, inputs, method = table.get("init"), table.get("inputs"), table.get("method")
+    if init is not None and not isinstance(init, dict):
+        raise ConfigError(f"{where}: 'init' must be a table of constructor keyword arguments")
+    if inputs is not None:
+        if not isinstance(inputs, list) or not all(
+            isinstance(shape, list) and shape and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+            for shape in inputs
+        ):
+            raise ConfigError(f"{where}: 'inputs' must be a list of shapes, e.g. [[256, 10, 17]]")
+        inputs = tuple(tuple(shape) for shape in inputs)
+    if method is not None and (not isinstance(method, str) or not method.isidentifier()):
+        raise ConfigError(f"{where}: 'method' must be a method name")
+    return VerifySpec(init, inputs, method)
+
+
 @dataclass
 class Config:
     root: Path  # the folder the globs are relative to
@@ -42,6 +77,8 @@ class Config:
     extend_exclude: tuple[str, ...] = ()
     per_file_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     min_members: int = 2
+    # `enslint verify`: how to build each class, by class name or full target name.
+    verify: dict[str, VerifySpec] = field(default_factory=dict)
 
     def enabled_codes(self, extra_ignores: tuple[str, ...] = ()) -> frozenset[str]:
         """Codes selected by prefix and not ignored. ENS000 (unreadable file) is always
@@ -133,7 +170,11 @@ def _parse(table: dict, path: Path) -> Config:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"'min-members' must be a whole number of at least 1, not {value!r}")
             config.min_members = value
+        elif key == "verify":
+            if not isinstance(value, dict):
+                raise ConfigError("'verify' must be a table of [tool.enslint.verify.\"ClassName\"] tables")
+            config.verify = {str(name): _verify_spec(str(name), spec) for name, spec in value.items()}
         else:
-            known = "select, ignore, exclude, extend-exclude, per-file-ignores, min-members"
+            known = "select, ignore, exclude, extend-exclude, per-file-ignores, min-members, verify"
             raise ConfigError(f"unknown key '{key}' (known keys: {known})")
     return config

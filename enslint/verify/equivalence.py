@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-# (rtol, atol) per dtype: float32/float64 as torch.testing's defaults; the half types
-# looser, since fusing changes the order of their (low-precision) accumulations.
+# (rtol, atol) per dtype. atol is scaled by the largest magnitude of the tensor compared
+# (at least 1): fusing reorders sums over thousands of terms (a bias gradient sums over
+# batch x positions), whose rounding grows with their size, not with each element's.
 TOLERANCES = {
-    torch.float64: (1e-7, 1e-7),
-    torch.float32: (1.3e-6, 1e-5),
-    torch.bfloat16: (1.6e-2, 1e-2),
-    torch.float16: (1e-3, 1e-3),
+    torch.float64: (1e-9, 1e-9),
+    torch.float32: (1e-5, 1e-5),
+    torch.bfloat16: (2e-2, 2e-2),
+    torch.float16: (2e-3, 2e-3),
 }
 
 
@@ -101,8 +102,9 @@ def compare(original: Step, rewritten: Step, rewritten_model: torch.nn.Module, d
             return
         error = (a.double() - b.double()).abs().nan_to_num(nan=float("inf")).max().item() if a.numel() else 0.0
         worst = max(worst, error)
+        scale = max(1.0, a.double().abs().max().item()) if a.numel() else 1.0
         try:
-            torch.testing.assert_close(b, a, rtol=rtol, atol=atol, equal_nan=False)
+            torch.testing.assert_close(b, a, rtol=rtol, atol=atol * scale, equal_nan=False)
         except AssertionError:
             problems.append(f"{what}: max abs error {error:.3g}")
 

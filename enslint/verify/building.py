@@ -1,0 +1,182 @@
+"""Build the original module and its rewrite, with the same weights, and their inputs.
+
+The original class is imported from its file; the rewritten class is executed from the
+rewritten source held in memory (nothing is written to disk), under the same file name
+so that its relative lookups behave the same. Both are built with the same seed; the
+rewrite then loads the original's state_dict through its checkpoint migration hook,
+which is exactly what a user's old checkpoint goes through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import linecache
+import sys
+import types
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+
+import torch
+
+from enslint.config import Config, VerifySpec
+from enslint.verify.targets import Target
+
+_serial = count()
+
+
+class SetupError(Exception):
+    """The class cannot be built or called as configured: one line for the user."""
+
+
+class NeedsConfig(SetupError):
+    """A key must be added to [tool.enslint.verify."Class"]."""
+
+
+@dataclass
+class Pair:
+    original: torch.nn.Module
+    rewritten: torch.nn.Module | None
+    method: str
+    shapes: list[tuple[int, ...]]
+    spec_name: str  # the config name it was built from, or "defaults"
+
+
+@contextlib.contextmanager
+def _importable_from(folder: Path):
+    """The file's folder on sys.path while it runs, so its sibling imports resolve."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(folder))
+
+
+def _execute(name: str, file: Path, source: str | None) -> types.ModuleType:
+    """Run `file` (or `source` in its place) as a fresh module called `name`."""
+    if source is None:
+        spec = importlib.util.spec_from_file_location(name, file)
+        module = importlib.util.module_from_spec(spec)
+    else:
+        module = types.ModuleType(name)
+        module.__file__ = str(file)
+    sys.modules[name] = module  # dataclasses and pickling look their module up
+    try:
+        with _importable_from(file.resolve().parent):
+            if source is None:
+                spec.loader.exec_module(module)
+            else:
+                # Tracebacks and torch.fx's messages read the rewrite's own lines.
+                shown = f"<enslint rewrite of {file}>"
+                linecache.cache[shown] = (len(source), None, source.splitlines(keepends=True), shown)
+                exec(compile(source, shown, "exec"), module.__dict__)  # noqa: S102 - the user's own code, rewritten
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def load_classes(target: Target) -> tuple[type, type | None]:
+    """The original class and the rewritten one (None when there is no rewrite)."""
+    serial = next(_serial)
+    if target.module_name:
+        original_module = importlib.import_module(target.module_name)
+    else:
+        original_module = _execute(f"enslint_verify_original_{serial}_{target.file.stem}", target.file, None)
+    rewritten_module = None
+    if target.rewritten is not None:
+        rewritten_module = _execute(f"enslint_verify_rewrite_{serial}_{target.file.stem}", target.file, target.rewritten)
+    original = getattr(original_module, target.class_name, None)
+    if not isinstance(original, type) or not issubclass(original, torch.nn.Module):
+        raise SetupError(f"{target.class_name} is not an nn.Module class")
+    rewritten = getattr(rewritten_module, target.class_name, None) if rewritten_module else None
+    return original, rewritten
+
+
+def spec_for(target: Target, config: Config) -> tuple[str, VerifySpec]:
+    for name in target.names():
+        if name in config.verify:
+            return name, config.verify[name]
+    return "defaults", VerifySpec()
+
+
+def _init_kwargs(cls: type, spec: VerifySpec, spec_name: str, target: Target) -> dict:
+    kwargs = {}
+    for key, value in (spec.init or {}).items():
+        # "=expr": a Python expression, for arguments TOML cannot spell (a module, a config).
+        if isinstance(value, str) and value.startswith("="):
+            try:
+                value = eval(value[1:], {"torch": torch, "nn": torch.nn})  # noqa: S307 - the user's own config
+            except Exception as error:  # noqa: BLE001
+                raise SetupError(f"init.{key}: cannot evaluate {value[1:]!r}: {type(error).__name__}: {error}") from None
+        kwargs[key] = value
+    if spec.init is None:
+        signature = inspect.signature(cls.__init__)
+        required = [
+            p.name
+            for p in list(signature.parameters.values())[1:]
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if required:
+            example = ", ".join(f"{name} = ..." for name in required)
+            raise NeedsConfig(
+                f'add init = {{ {example} }} to [tool.enslint.verify."{target.class_name}"] in pyproject.toml '
+                f"({target.class_name}.__init__ has no defaults for {', '.join(required)})"
+            )
+    return kwargs
+
+
+def _inferred_shapes(model: torch.nn.Module, method: str, target: Target) -> list[tuple[int, ...]]:
+    """The inputs when unambiguous: one tensor argument, and a first layer that is an
+    nn.Linear, so a 2-D input (batch, in_features)."""
+    parameters = [
+        p
+        for p in inspect.signature(getattr(model, method)).parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    first = next((m for m in model.modules() if m is not model and not list(m.children())), None)
+    if len(parameters) == 1 and isinstance(first, torch.nn.Linear):
+        return [(32, first.in_features)]
+    raise NeedsConfig(
+        f'add inputs = [[batch, ...]] (one shape per argument of {method}) to '
+        f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml (the input shapes cannot be inferred)'
+    )
+
+
+def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> Pair:
+    """Both modules with the original's weights, on the CPU in float32."""
+    spec_name, spec = spec_for(target, config)
+    original_cls, rewritten_cls = load_classes(target)
+    kwargs = _init_kwargs(original_cls, spec, spec_name, target)
+    method = spec.method or "forward"
+    torch.manual_seed(seed)
+    try:
+        original = original_cls(**kwargs)
+    except TypeError as error:
+        raise SetupError(f"{target.class_name}({', '.join(kwargs)}): {error}") from None
+    if not callable(getattr(original, method, None)):
+        raise SetupError(f"{target.class_name} has no method {method!r}")
+    shapes = list(spec.inputs) if spec.inputs is not None else _inferred_shapes(original, method, target)
+    if batch is not None:
+        shapes = [(batch, *shape[1:]) for shape in shapes]
+    rewritten = None
+    if rewritten_cls is not None:
+        torch.manual_seed(seed)
+        rewritten = rewritten_cls(**kwargs)
+        load_rewrite_weights(original, rewritten)
+    return Pair(original, rewritten, method, shapes, spec_name)
+
+
+def load_rewrite_weights(original: torch.nn.Module, rewritten: torch.nn.Module) -> None:
+    """The original's state_dict into the rewrite, through its migration hook; every key
+    must land (strict), as it would for a user's old checkpoint."""
+    rewritten.load_state_dict(original.state_dict(), strict=True)
+
+
+def make_inputs(shapes: list[tuple[int, ...]], dtype: torch.dtype, device: str, seed: int = 1) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=generator).to(device=device, dtype=dtype) for shape in shapes]

@@ -1,0 +1,141 @@
+"""What to verify: the classes `enslint check` flags, or the ones named on the command line.
+
+A target is `path/to/file.py::ClassName`, `package.module:ClassName`, or a path (a file
+or a folder), which stands for every flagged class in it. Finding them runs the checker
+(no import); each flagged class is paired with its findings, and with the rewrite that
+`--fix --unsafe-fixes` would write for its file, held in memory.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from enslint.checker import Diagnostic, FileJob, check_file
+from enslint.config import Config
+from enslint.discovery import discover
+from enslint.fixer import fix_file
+from enslint.fixes import UNSAFE
+from enslint.rules import Settings
+
+_MODULE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class TargetError(Exception):
+    """A target that names nothing: one line for the user."""
+
+
+@dataclass
+class Target:
+    file: Path
+    class_name: str
+    display: str  # `path::Class` as the user reads it
+    module_name: str | None = None  # set for `package.module:Class` targets
+    findings: list[Diagnostic] = field(default_factory=list)
+    rewritten: str | None = None  # the file after --fix --unsafe-fixes; None: no rewrite
+    has_fused_rewrite: bool = False  # a finding of this class carries an unsafe (fused) rewrite
+
+    @property
+    def rules(self) -> str:
+        return ",".join(sorted({d.code for d in self.findings})) or "-"
+
+    def names(self) -> list[str]:
+        """The names its config may be given under, most specific first."""
+        names = [self.display, f"{self.file.as_posix()}::{self.class_name}"]
+        if self.module_name:
+            names.insert(0, f"{self.module_name}:{self.class_name}")
+        return [*dict.fromkeys(names), self.class_name]
+
+
+def _classes_at(source: str) -> list[tuple[str, int, int]]:
+    """(name, first line, last line) of every class, outermost first."""
+    tree = ast.parse(source)
+    return [
+        (node.name, node.lineno, node.end_lineno or node.lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    ]
+
+
+def _class_of(classes: list[tuple[str, int, int]], row: int) -> str | None:
+    inside = [c for c in classes if c[1] <= row <= c[2]]
+    return min(inside, key=lambda c: c[2] - c[1])[0] if inside else None
+
+
+def module_file(module_name: str, search: list[str]) -> Path:
+    """The file of `package.module` on the import path, found without importing it."""
+    parts = module_name.split(".")
+    for entry in search:
+        base = Path(entry or ".").joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    raise TargetError(f"{module_name}: no such module on the import path")
+
+
+def _flagged(file: Path, display_root: Path, config: Config) -> dict[str, Target]:
+    """Every class of `file` with a finding, each with the file's rewrite."""
+    display = _display(file, display_root)
+    job = FileJob(display, str(file.resolve()), config.enabled_codes(), Settings(min_members=config.min_members))
+    diagnostics = [d for d in check_file(job) if d.code != "ENS000"]
+    if not diagnostics:
+        return {}
+    source = file.read_text(encoding="utf-8")
+    classes = _classes_at(source)
+    outcome = fix_file(job, unsafe=True)
+    rewritten = outcome.after if outcome.changed and outcome.error is None else None
+    found: dict[str, Target] = {}
+    for d in diagnostics:
+        name = _class_of(classes, d.row)
+        if name is None:
+            continue
+        target = found.setdefault(name, Target(file, name, f"{display}::{name}", rewritten=rewritten))
+        target.findings.append(d)
+        target.has_fused_rewrite |= any(f.applicability == UNSAFE for f in d.fixes)
+    return found
+
+
+def _display(file: Path, root: Path) -> str:
+    try:
+        return file.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return file.as_posix()
+
+
+def collect(arguments: list[str], config: Config, cwd: Path) -> list[Target]:
+    """The targets, in the order given (a folder's files sorted)."""
+    targets: list[Target] = []
+    for argument in arguments or ["."]:
+        if "::" in argument:
+            path_text, class_name = argument.rsplit("::", 1)
+            file = Path(path_text)
+            if not file.is_file():
+                raise TargetError(f"{path_text}: no such file")
+            targets.append(_named(file, class_name, config, cwd))
+        elif _MODULE_TARGET.match(argument) and not Path(argument).exists():
+            module_name, class_name = argument.split(":")
+            file = module_file(module_name, [str(cwd), *sys.path])
+            target = _named(file, class_name, config, cwd)
+            target.module_name = module_name
+            target.display = argument
+            targets.append(target)
+        else:
+            path = Path(argument)
+            if not path.exists():
+                raise TargetError(f"{argument}: no such file or folder")
+            for file in discover([path], config):
+                targets.extend(_flagged(file, cwd, config).values())
+    return targets
+
+
+def _named(file: Path, class_name: str, config: Config, cwd: Path) -> Target:
+    source = file.read_text(encoding="utf-8")
+    if not any(name == class_name for name, _, _ in _classes_at(source)):
+        raise TargetError(f"{file}: no class named {class_name}")
+    flagged = _flagged(file, cwd, config)
+    if class_name in flagged:
+        return flagged[class_name]
+    return Target(file, class_name, f"{_display(file, cwd)}::{class_name}")
