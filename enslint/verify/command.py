@@ -6,6 +6,7 @@ recorded in its row and never stops the others.
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ import torch
 
 from enslint.config import Config
 from enslint.verify import building, graphs, timing
-from enslint.verify.equivalence import TOLERANCES, compare, run_step
+from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_step
 from enslint.verify.targets import Target
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -114,7 +115,13 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
         row.calls_rewrite = graphs.eager_calls(rewritten, pair.method, inputs)
         row.eager_counted = True
     call = lambda model, *xs: getattr(model, pair.method)(*xs)  # noqa: E731
-    result = compare(run_step(original, call, inputs), run_step(rewritten, call, inputs), rewritten, dtype)
+    with full_precision():
+        reference = None
+        if dtype in (torch.bfloat16, torch.float16):
+            exact = copy.deepcopy(original).to(torch.float64)
+            reference = run_step(exact, call, [x.to(torch.float64) for x in inputs])
+            del exact
+        result = compare(run_step(original, call, inputs), run_step(rewritten, call, inputs), rewritten, dtype, reference)
     row.max_abs_error = result.max_abs_error
     if not result.equivalent:
         row.status = MISMATCH
@@ -198,6 +205,8 @@ def table(rows: list[Row], with_compile: bool) -> str:
         notes += [f"{row.target}: {note}" for note in row.notes if note != "needs config"]
     tolerances = sorted({(r.dtype, r.rtol, r.atol) for r in rows if r.rtol is not None})
     lines += [""] + [f"tolerance {d}: rtol={rt:g}, atol={at:g} x max(1, largest magnitude)" for d, rt, at in tolerances]
+    if any(r.dtype in ("bfloat16", "float16") for r in rows):
+        lines.append("bfloat16/float16: the rewrite's error against the original run in float64 must be at most twice the original's, plus atol")
     if any(row.eager_counted for row in rows):
         lines.append("fx calls: call nodes of the torch.fx graphs; *: torch calls of one eager forward of each, where fx cannot trace one of them")
     lines += notes

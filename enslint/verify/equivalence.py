@@ -11,6 +11,7 @@ gradient re-arranges the same way as the parameter it belongs to.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
 
@@ -82,10 +83,34 @@ def mapped_gradients(original_grads: dict[str, torch.Tensor], rewritten: torch.n
     return {name: p.detach() for name, p in params.items() if name not in unreached}, unreached
 
 
-def compare(original: Step, rewritten: Step, rewritten_model: torch.nn.Module, dtype: torch.dtype) -> Comparison:
+@contextlib.contextmanager
+def full_precision():
+    """float32 as float32: no TF32 in matmuls and convolutions (cuDNN allows it by
+    default), so that a difference is the rewrite's, not the hardware's shortcut."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def compare(
+    original: Step, rewritten: Step, rewritten_model: torch.nn.Module, dtype: torch.dtype, reference: Step | None = None
+) -> Comparison:
+    """With a `reference` (the original in float64), for the half types: the rewrite
+    passes where its error against the reference is at most twice the original's plus
+    the tolerance, since a 16-bit result differs from any reordering of itself by more
+    than the tolerance after a few layers."""
     rtol, atol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
     problems: list[str] = []
     worst = 0.0
+    truth: dict[str, torch.Tensor | None] = {}
+    if reference is not None:
+        truth.update({f"output {i}": t for i, t in enumerate(reference.outputs)})
+        truth.update({f"gradient of input {i}": t for i, t in enumerate(reference.input_grads)})
+        mapped, _ = mapped_gradients(reference.grads, rewritten_model)
+        truth.update({f"gradient of {name}": t for name, t in mapped.items()})
 
     def check(what: str, a: torch.Tensor | None, b: torch.Tensor | None) -> None:
         nonlocal worst
@@ -103,6 +128,14 @@ def compare(original: Step, rewritten: Step, rewritten_model: torch.nn.Module, d
         error = (a.double() - b.double()).abs().nan_to_num(nan=float("inf")).max().item() if a.numel() else 0.0
         worst = max(worst, error)
         scale = max(1.0, a.double().abs().max().item()) if a.numel() else 1.0
+        exact = truth.get(what)
+        if exact is not None and a.numel():
+            exact = exact.double().to(a.device)
+            own = (a.double() - exact).abs().max().item()
+            theirs = (b.double() - exact).abs().nan_to_num(nan=float("inf")).max().item()
+            if theirs > 2 * own + atol * scale:
+                problems.append(f"{what}: error against float64 {theirs:.3g}, the original's {own:.3g}")
+            return
         try:
             torch.testing.assert_close(b, a, rtol=rtol, atol=atol * scale, equal_nan=False)
         except AssertionError:

@@ -10,6 +10,7 @@ reported, and the comparison then runs eagerly.
 from __future__ import annotations
 
 import inspect
+import os
 import linecache
 import traceback
 from dataclasses import dataclass
@@ -63,10 +64,15 @@ def _through(model: torch.nn.Module, method: str) -> torch.nn.Module:
     return via
 
 
+def _normal(filename: str) -> str:
+    return filename if filename.startswith("<") else os.path.abspath(filename)
+
+
 def _where(error: BaseException, files: set[str]) -> str:
     """The user's line that stopped the tracer, from the innermost frame in their files."""
+    wanted = {_normal(f) for f in files}
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
-        if frame.filename in files:
+        if _normal(frame.filename) in wanted:
             line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
             shown = frame.filename.rsplit("/", 1)[-1].rstrip(">")
             return f" at {shown}:{frame.lineno} `{line}`"

@@ -1,0 +1,196 @@
+"""`enslint verify` on the CPU: every fixture rewrite proven equivalent, and each way a
+class can fail reported as it should be. Timings are printed by the command, never
+asserted here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT
+
+from enslint.checker import FileJob, check_file
+from enslint.cli import main
+from enslint.config import Config
+from enslint.rules import Settings
+
+if os.environ.get("CI"):
+    import torch  # CI installs torch: never skip there
+else:
+    torch = pytest.importorskip("torch")
+
+FAST = ["--min-time", "0.001", "--format", "json"]
+
+
+def verify(*args: str):
+    result = CliRunner().invoke(main, ["verify", *args])
+    return result, (json.loads(result.stdout) if result.stdout.startswith("[") else None)
+
+
+@pytest.fixture
+def lightning_stand_in(monkeypatch):
+    """lightning_module_heads.py imports pytorch_lightning; where it is not installed a
+    stand-in whose LightningModule is nn.Module serves."""
+    if importlib.util.find_spec("pytorch_lightning") is None:
+        stand_in = type(sys)("pytorch_lightning")
+        stand_in.LightningModule = torch.nn.Module
+        monkeypatch.setitem(sys.modules, "pytorch_lightning", stand_in)
+
+
+def fixtures_with_fixes() -> set[str]:
+    found = set()
+    for path in sorted((ROOT / "fixtures" / "positive").glob("*.py")):
+        job = FileJob(path.name, str(path), Config(root=ROOT).enabled_codes(), Settings())
+        if any(d.fixes for d in check_file(job)):
+            found.add(path.name)
+    return found
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_fixture_rewrite_verifies_equivalent(dtype, monkeypatch, lightning_stand_in):
+    monkeypatch.chdir(ROOT)  # the repository's pyproject.toml says how to build each fixture
+    result, rows = verify("fixtures/positive", "--device", "cpu", "--dtype", dtype, *FAST)
+    assert rows is not None, result.output
+    verified = {row["target"].split("/")[-1].split("::")[0]: row for row in rows if row["status"] != "no rewrite"}
+    assert set(verified) == fixtures_with_fixes()
+    for name, row in verified.items():
+        assert row["status"] in ("equivalent", "not traceable"), (name, row["status"], row["notes"])
+        assert row["max_abs_error"] is not None and row["step_original_ms"] > 0 and row["step_rewrite_ms"] > 0
+    assert result.exit_code == 0, result.output
+    # The fused heads' graph does not unroll the members: fewer calls than the loop.
+    heads = verified["shared_trunk_linear_heads.py"]
+    assert heads["calls_rewrite"] < heads["calls_original"] and not heads["eager_counted"]
+
+
+def test_a_planted_wrong_rewrite_is_a_mismatch(monkeypatch):
+    """Mutate the fused weights after the checkpoint is loaded: verify must notice."""
+    from enslint.verify import building
+
+    loaded = building.load_rewrite_weights
+
+    def load_then_corrupt(original, rewritten):
+        loaded(original, rewritten)
+        with torch.no_grad():
+            rewritten.heads.weight[0, 0] += 0.5  # one element of one head's fused weight
+
+    monkeypatch.setattr(building, "load_rewrite_weights", load_then_corrupt)
+    monkeypatch.chdir(ROOT)
+    result, rows = verify("fixtures/positive/shared_trunk_linear_heads.py::SharedTrunkHeads", "--device", "cpu", "--batch", "4", *FAST)
+    assert result.exit_code == 1, result.output
+    (row,) = rows
+    assert row["status"] == "mismatch" and row["max_abs_error"] > 0.01
+    assert any("heads.weight" in note or "output" in note for note in row["notes"])
+
+
+CONTROL_FLOW = '''
+import torch
+from torch import nn
+
+
+class GatedHeads(nn.Module):
+    def __init__(self, hidden: int = 8, n_heads: int = 3):
+        super().__init__()
+        self.trunk = nn.Linear(4, hidden)
+        self.heads = nn.ModuleList([nn.Linear(hidden, 2) for _ in range(n_heads)])
+
+    def forward(self, x):
+        h = self.trunk(x)
+        if h.sum() > 0:  # depends on the data: torch.fx cannot trace it
+            h = h * 2
+        return torch.stack([head(h) for head in self.heads], dim=1)
+'''
+
+
+def test_data_dependent_control_flow_is_not_traceable_and_compared_eagerly(project):
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    result, rows = verify("gated.py::GatedHeads", "--device", "cpu", *FAST)
+    assert result.exit_code == 0, result.output
+    (row,) = rows
+    assert row["status"] == "not traceable"
+    assert row["max_abs_error"] is not None  # compared all the same
+    note = " ".join(row["notes"])
+    assert "data-dependent control flow" in note and "gated.py:14" in note and "if h.sum() > 0" in note
+
+
+def test_defaults_and_an_inferred_input_need_no_config(project):
+    """All __init__ arguments have defaults and the first layer is an nn.Linear: the
+    input shape (batch, in_features) is inferred."""
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    result, rows = verify("gated.py::GatedHeads", "--device", "cpu", *FAST)
+    assert result.exit_code == 0, result.output
+    assert rows[0]["status"] == "not traceable"
+
+
+def test_missing_config_says_which_key_to_add(project):
+    (project / "heads.py").write_text(CONTROL_FLOW.replace("hidden: int = 8, n_heads: int = 3", "hidden, n_heads"))
+    result = CliRunner().invoke(main, ["verify", "heads.py::GatedHeads", "--device", "cpu", "--min-time", "0.001"])
+    assert result.exit_code == 2
+    assert 'add init = { hidden = ..., n_heads = ... } to [tool.enslint.verify."GatedHeads"] in pyproject.toml' in result.output
+    assert "Traceback" not in result.output
+
+
+def test_one_failing_class_does_not_stop_the_others(project):
+    broken = CONTROL_FLOW.replace("class GatedHeads", "class Broken").replace(
+        "        super().__init__()\n", "        super().__init__()\n        raise RuntimeError('no GPU memory for this one')\n", 1
+    )
+    (project / "two.py").write_text(CONTROL_FLOW + broken.split("from torch import nn\n", 1)[1])
+    result, rows = verify("two.py", "--device", "cpu", *FAST)
+    assert result.exit_code == 1
+    statuses = {row["target"]: row["status"] for row in rows}
+    assert statuses == {"two.py::GatedHeads": "not traceable", "two.py::Broken": "error: RuntimeError: no GPU memory for this one"}
+
+
+def test_module_target_and_its_config_by_full_name(project, monkeypatch):
+    package = project / "models"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "heads.py").write_text(CONTROL_FLOW.replace("hidden: int = 8", "hidden"))
+    (project / "pyproject.toml").write_text('[tool.enslint.verify."models.heads:GatedHeads"]\ninit = { hidden = 6 }\ninputs = [[3, 4]]\n')
+    monkeypatch.syspath_prepend(str(project))
+    result, rows = verify("models.heads:GatedHeads", "--device", "cpu", *FAST)
+    assert result.exit_code == 0, result.output
+    assert rows[0]["target"] == "models.heads:GatedHeads" and rows[0]["status"] == "not traceable"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_but_absent_is_one_line_and_exit_2(project):
+    result = CliRunner().invoke(main, ["verify", "--device", "cuda"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "enslint: error: --device cuda: no CUDA device is available to torch here"
+
+
+def test_unknown_verify_key_is_a_configuration_error(project):
+    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\nshape = [[5, 4]]\n')
+    result = CliRunner().invoke(main, ["verify", "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "unknown key 'shape'" in result.output
+
+
+def test_text_table_reports_tolerances(project):
+    (project / "gated.py").write_text(CONTROL_FLOW.replace("        if h.sum() > 0:  # depends on the data: torch.fx cannot trace it\n            h = h * 2\n", ""))
+    result = CliRunner().invoke(main, ["verify", "gated.py", "--device", "cpu", "--dtype", "float64", "--min-time", "0.001"])
+    assert result.exit_code == 0, result.output
+    assert "| gated.py::GatedHeads | ENS001 | 3 | cpu | float64 |" in result.output
+    assert "tolerance float64: rtol=1e-09" in result.output
+    assert "equivalent |" in result.output
+
+
+VERIFY_HELP_WARNS = "IMPORTS AND RUNS"
+
+
+def test_help_says_verify_runs_the_code():
+    result = CliRunner().invoke(main, ["verify", "--help"])
+    assert VERIFY_HELP_WARNS in result.output
+
+
+def test_nothing_is_written(project):
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    before = (project / "gated.py").read_text()
+    verify("gated.py", "--device", "cpu", *FAST)
+    assert (project / "gated.py").read_text() == before
+    assert sorted(p.name for p in project.iterdir() if not p.name.startswith(".")) == ["gated.py"]
