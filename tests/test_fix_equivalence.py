@@ -184,7 +184,7 @@ UNSAFE_SPECS = {
     ),
     "from_import_style.py": ("QuantileHeads", dict(hidden=6, n_quantiles=4), "forward", [(3, 6)], "quantile_heads", 4),
     "nested_local_builders.py": ("IndexedGroups", dict(hidden=8, n_actions=3, num_heads=2, ensemble_size=4), "forward", [(5, 4, 8)], "ensemble", (4, 2)),
-    "sequential_mlp_members.py": ("RewardEnsemble", dict(obs_dim=5, hidden=6, ensemble_size=3), "forward", [(4, 5)], "members", [0, 2, 4]),
+    "sequential_mlp_members.py": ("RewardEnsemble", dict(obs_dim=5, hidden=6, ensemble_size=3), "forward", [(4, 5)], "members", ["0", "2", "4"]),
     # Members stacked by StackedMembers and run under torch.vmap.
     "config_factory_qfunctions.py": ("QfEnsemble", dict(qf_config=QfConfig(), num_ensemble=3), "forward", [(4, 3), (4, 2)], "qfs", VMAP),
     "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)], "experts", VMAP),
@@ -193,10 +193,10 @@ UNSAFE_SPECS = {
     "lightning_module_heads.py": ("MultiHeadClassifier", dict(encoder=torch.nn.Linear(5, 6), hidden=6, n_classes=3, n_heads=3), "forward", [(4, 5)], "heads", VMAP),
     "local_base_class.py": ("ValueEnsemble", dict(obs_dim=5, n_members=3), "forward", [(4, 5)], "values", VMAP),
     "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)], "members", VMAP),
-    "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)], "ensemble", VMAP),
+    "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)], "ensemble", ["input_layer", "h1", "h2", "out"]),
     "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", VMAP),
     "speculative_decoding_heads.py": ("MedusaHeads", dict(hidden_size=6, vocab_size=7, medusa_num_heads=3), "forward", [(2, 6)], "medusa_head", VMAP),
-    "zip_unbind_members.py": ("SliceEnsemble", dict(in_dim=4, out_dim=2, n_members=3), "forward", [(5, 3, 4)], "members", VMAP),
+    "zip_unbind_members.py": ("SliceEnsemble", dict(in_dim=4, out_dim=2, n_members=3), "forward", [(5, 3, 4)], "members", ["0", "2"]),
 }
 # Fixtures whose members hold dropout: compared in eval mode, where dropout is the identity.
 EVAL_MODE = {"lightning_module_heads.py"}
@@ -207,8 +207,8 @@ def fused_grad(grads, collection, count, name):
     parts = name[len(collection) + 1 :].split(".")
     if count == VMAP:
         return grads[f"{collection}.{'__'.join(parts[1:])}"][int(parts[0])]
-    if isinstance(count, list):  # members' layers stacked: layer `count[k]` -> `_weights.k`
-        member, layer, leaf = int(parts[0]), int(parts[1]), parts[2]
+    if isinstance(count, list):  # MLP members' layers stacked: layer `count[k]` -> `_weights.k`
+        member, layer, leaf = int(parts[0]), parts[1], parts[2]
         plural = {"weight": "weights", "bias": "biases"}[leaf]
         stacked = grads[f"{collection}_{plural}.{count.index(layer)}"][member]
         return stacked.T if leaf == "weight" else stacked[0]

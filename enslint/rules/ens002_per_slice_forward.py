@@ -94,8 +94,12 @@ of `x` once. It is offered only when `x` is a plain name that the loop does not
 reassign.
 
 The fused forms change the parameter layout. For the seed's nest of linear heads the
-unsafe fused rewrite is attached to the inner loop's ENS001 finding (see ENS001). Other
-identical members in an `nn.ModuleList` on slices get the general unsafe rewrite
+unsafe fused rewrite is attached to the inner loop's ENS001 finding (see ENS001).
+Identical MLP members on slices (an `nn.Sequential` or a local MLP class, as ENS001
+describes; the seed's `MemberMLP`) get stacked `(E, in, out)` weights and one
+`torch.baddbmm` per layer, the sliced dim of `x` moved to the front; what the loop does
+with each member's output (`.transpose(0, 1)`) is applied to all of them by `torch.vmap`.
+Other identical members in an `nn.ModuleList` on slices get the general unsafe rewrite
 (`--fix --unsafe-fixes`, preferred over the unbind fix when allowed): the members are
 stacked by `StackedMembers` (`torch.func.stack_module_state`) and run with `torch.vmap`,
 the slice `x[:, i, :]` becoming `in_dims=(1,)` on `x`; old checkpoints load through its
@@ -172,6 +176,7 @@ class Zipped(nn.Module):
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
         # The fixes need libcst, which is loaded with the model.
+        from enslint.rules.stacked_mlp_fix import stacked_mlp_fix
         from enslint.rules.unbind_fix import unbind_fix
         from enslint.rules.vmap_members_fix import vmap_members_fix
 
@@ -203,7 +208,9 @@ class Zipped(nn.Module):
             notes = []
             if fix is None and first.via in ("index", "select"):
                 notes.append("no automatic unbind fix: the sliced tensor is not a plain name")
-            fused = None if group else vmap_members_fix(loop, model.module, model.imports)
+            fused = None if group else stacked_mlp_fix(loop, model.module, model.imports)
+            if fused is None and not group:
+                fused = vmap_members_fix(loop, model.module, model.imports)
             if isinstance(fused, str):
                 notes.append(f"no fused rewrite: {fused}")
                 fused = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import NodeIndex, arg_at, code_of, int_value, walk
+from enslint.analysis.syntax import NodeIndex, arg_at, attribute_uses, code_of, dotted_name, int_value, names_in, walk
 from enslint.fixes import UNSAFE, NodeEdit, RuleFix
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
@@ -220,3 +220,73 @@ def unsafe_rewrite(
             return None  # nowhere sensible to put it: no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
     return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits))
+
+
+def used_only_by(loop: MemberLoop, attr: str, statements, site: Site) -> bool:
+    """Whether `self.<attr>` appears nowhere in the class but in the statements that build
+    it and the loop the rewrite replaces."""
+    replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
+    covered = sum(attribute_uses(node, attr) for node in (*statements, *replaced))
+    return attribute_uses(loop.cls.node, attr) == covered
+
+
+@dataclass(frozen=True)
+class SlicedInput:
+    tensor: str  # the tensor sliced, as written: "x"
+    dim: int  # the member axis of that tensor
+    node: cst.BaseExpression | None  # the slice expression in the call (None: a zip element)
+    name: str  # a fresh name for one member's slice
+
+
+def sliced_input(loop: MemberLoop, call) -> SlicedInput | None:
+    """The member call's first argument as slice `i` of one tensor along one literal dim:
+    `x[:, i, :]`, `x.select(1, i)`, or `x_i` from `zip(self.members, x.unbind(1))`."""
+    info, first = call.slice, call.node.args[0].value
+    try:
+        dim = int(info.dim)
+    except (TypeError, ValueError):
+        return None
+    if info.via == "index" and info.node is first:
+        tensor_node = first.value
+    elif info.via == "select" and info.node is first:
+        tensor_node = first.func.value
+    elif info.via == "unbind" and isinstance(first, cst.Name) and first.value in loop.elements:
+        return None if info.tensor.split(".")[0] in loop.varying else SlicedInput(info.tensor, dim, None, first.value)
+    else:
+        return None
+    tensor = dotted_name(tensor_node)
+    if tensor is None or tensor.split(".")[0] in loop.varying:
+        return None  # not one tensor for every member
+    base = tensor.rsplit(".", 1)[-1]
+    name = f"{base}_{loop.index_var}" if loop.index_var else f"{base}_slice"
+    while name in loop.method_names:
+        name += "_"
+    return SlicedInput(tensor, dim, first, name)
+
+
+class _Replace(cst.CSTTransformer):
+    """Replace given nodes (by identity) with new ones."""
+
+    def __init__(self, replacements: dict[int, cst.CSTNode]) -> None:
+        self.replacements = replacements
+
+    def on_leave(self, original_node, updated_node):
+        return self.replacements.get(id(original_node), updated_node)
+
+
+def per_member_code(loop: MemberLoop, element: cst.BaseExpression, replacements: dict, params: list[str]) -> str | None:
+    """The code of what the loop computes per member, with `replacements` made, as the
+    body of a function of `params`; None when it still reads something that changes from
+    member to member (the index, the member itself beyond the replaced call, ...)."""
+    new = element.visit(_Replace(replacements))
+    per_member = {loop.index_var, *loop.varying} - {None, *params}
+    if loop.member_var is not None:
+        uses = sum(isinstance(n, cst.Name) and n.value == loop.member_var for n in walk(new))
+        if uses != (1 if loop.member_var in params else 0):
+            return None  # the member is used for more than its call
+        per_member.discard(loop.member_var)
+        if loop.member_var not in params:
+            per_member.add(loop.member_var)
+    if names_in(new) & per_member:
+        return None
+    return code_of(new)

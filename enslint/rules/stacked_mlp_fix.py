@@ -1,49 +1,92 @@
-"""ENS001's unsafe fix for identical MLP members on one input: stacked weights.
+"""The unsafe fix for identical MLP members, on one input or on slices: stacked weights.
 
-`self.members = nn.ModuleList([nn.Sequential(nn.Linear(a, h), nn.ReLU(), nn.Linear(h, 1))
-for _ in range(n)])`, each member called on the same `x`, becomes one parameter per
-layer holding every member's weights, `(n, in, out)`, and one `torch.baddbmm` per layer
-for all members at once (member axis first), with the same activation modules between
-them. Member i's `k`-th layer weight is `weights[k][i].T`; a load-state-dict pre-hook
-maps an old checkpoint's `members.{i}.{layer}.weight/bias` onto the stacked tensors.
+Members made only of `nn.Linear` layers, each followed by at most one parameter-free
+element-wise activation, are fused layer by layer: one parameter per layer holding every
+member's weights, `(E, in, out)`, and one `torch.baddbmm` per layer for all members at
+once (member axis first), with the same activations between them. Two spellings of the
+member are read:
 
-Offered for `nn.Sequential` members made only of `nn.Linear` layers (with their default
-bias) each followed by at most one parameter-free element-wise module, built by one
-comprehension, and a loop `find_site` recognises. Unsafe: the state_dict keys change.
+- an `nn.Sequential(nn.Linear(a, h), nn.ReLU(), nn.Linear(h, 1))`;
+- a class of the same file whose `__init__` only assigns `nn.Linear` layers (and
+  activation modules) and whose `forward` chains them, `x = torch.relu(self.h1(x))`
+  statement by statement; its layer sizes are written in terms of the ensemble's own
+  variables by binding the class's parameters to the member call's arguments.
+
+On one input `x` (..., in) every member reads the same rows; on slices (`x[:, i, :]`,
+`x.select(1, i)`, `zip(self.members, x.unbind(1))`) the member axis of `x` is moved to
+the front. What the loop does with each member's output besides calling it (the seed's
+`.transpose(0, 1)`) is applied to all members at once by `torch.vmap` over the stacked
+output, a view-only cost. A load-state-dict pre-hook maps an old checkpoint's
+`members.{i}.{layer}.weight/bias` onto the stacked tensors. Unsafe: the keys change.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import libcst as cst
 
-from enslint.analysis.kinds import MLP
+from enslint.analysis.kinds import MLP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
-from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in
+from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
 from enslint.fixes import NodeEdit, RuleFix
-from enslint.rules.rewriting import find_site, render, unsafe_rewrite
+from enslint.rules.rewriting import (
+    append_of,
+    building_statements,
+    find_site,
+    per_member_code,
+    render,
+    sliced_input,
+    unsafe_rewrite,
+    used_only_by,
+)
 from enslint.rules.rewriting import torch_name as torch_name_for
 
 HOOK = "_merge_stacked_member_keys"
 RUN = "_run_stacked_members"
 _PARAMETRISED = {"torch.nn.PReLU"}
+# Functional activations a member's forward may call, and the module that does the same.
+_FUNCTIONAL = {
+    **{f"torch.{f}": m for f, m in (("relu", "ReLU"), ("tanh", "Tanh"), ("sigmoid", "Sigmoid"))},
+    **{
+        f"torch.nn.functional.{f}": m
+        for f, m in (("relu", "ReLU"), ("tanh", "Tanh"), ("sigmoid", "Sigmoid"), ("gelu", "GELU"), ("silu", "SiLU"), ("elu", "ELU"), ("softplus", "Softplus"), ("leaky_relu", "LeakyReLU"))
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Layer:
+    in_size: str
+    out_size: str
+    activation: str  # module code applied after it: "nn.ReLU()", "nn.Identity()"
+    key: str  # its name inside a member: "0" for a Sequential, "h1" for a class
 
 
 def _helpers(torch_name: str) -> str:
     return f'''
 
-def {RUN}(x, count, weights, biases, activations):
-    """Every member of a stacked MLP ensemble on the same input `x` (..., in) at once:
-    layer k is one batched matmul over weights (count, in, out); returns (count, ..., out)."""
-    h = x.expand(count, *x.shape).flatten(1, -2)
+def {RUN}(x, member_dim, weights, biases, activations):
+    """Every member of a stacked MLP ensemble at once: `x` (..., in) is the input every
+    member reads or, with `member_dim`, holds each member's own slice along that dim.
+    Layer k is one batched matmul over weights (members, in, out); returns (members, ..., out)."""
+    count = weights[0].shape[0]
+    if member_dim is None:
+        h = x.reshape(1, -1, x.shape[-1]).expand(count, -1, -1)
+        rows = x.shape[:-1]
+    else:
+        x = x.movedim(member_dim, 0)
+        h = x.reshape(count, -1, x.shape[-1])
+        rows = x.shape[1:-1]
     for weight, bias, activation in zip(weights, biases, activations):
         h = activation({torch_name}.baddbmm(bias, h, weight))
-    return h.unflatten(1, x.shape[:-1])
+    return h.unflatten(1, rows)
 
 
 def {HOOK}(attr, count, layers):
-    """Load checkpoints saved before enslint stacked `count` nn.Sequential members: the
-    weight of member i's layer `layers[k]` becomes `attr_weights.k[i]`, transposed."""
+    """Load checkpoints saved before enslint stacked `count` MLP members: the weight of
+    member i's layer `layers[k]` becomes `attr_weights.k[i]`, transposed."""
 
     def hook(module, state_dict, prefix, *args):
         old = [[f"{{prefix}}{{attr}}.{{i}}.{{layer}}" for i in range(count)] for layer in layers]
@@ -56,82 +99,256 @@ def {HOOK}(attr, count, layers):
 '''
 
 
-def _plan(sequential: cst.Call, imports, nn_name: str) -> list[tuple[cst.Call, str]] | None:
-    """(linear, the activation's code) per layer of an MLP `nn.Sequential`."""
-    layers: list[tuple[cst.Call, str]] = []
+def _plain_linear(call: cst.BaseExpression, imports) -> bool:
+    """`nn.Linear(a, b)` with its default bias and nothing else."""
+    return (
+        isinstance(call, cst.Call)
+        and imports.qualify(call.func) in LINEARS
+        and len(call.args) == 2
+        and not any(a.keyword or a.star for a in call.args)
+    )
+
+
+def _sequential_layers(sequential: cst.Call, imports, nn_name: str) -> list[_Layer] | None:
+    layers: list[_Layer] = []
     args = sequential.args
     if any(a.star or a.keyword for a in args):
         return None
     i = 0
     while i < len(args):
         linear = args[i].value
-        if not isinstance(linear, cst.Call) or imports.qualify(linear.func) not in LINEARS:
-            return None
-        if len(linear.args) != 2 or any(a.keyword or a.star for a in linear.args):
-            return None  # bias=False, dtype=...: not handled
-        activation = f"{nn_name}.Identity()"
+        if not _plain_linear(linear, imports):
+            return None  # bias=False, dtype=..., another module: not handled
+        activation, position = f"{nn_name}.Identity()", i
         if i + 1 < len(args):
             following = args[i + 1].value
             name = imports.qualify(following.func) if isinstance(following, cst.Call) else None
             if name in ELEMENTWISE and name not in _PARAMETRISED:
                 activation = code_of(following)
                 i += 1
-        layers.append((linear, activation))
+        layers.append(_Layer(code_of(linear.args[0].value), code_of(linear.args[1].value), activation, str(position)))
         i += 1
     return layers or None
+
+
+class _Substitute(cst.CSTTransformer):
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def leave_Name(self, original_node, updated_node):
+        value = self.values.get(original_node.value)
+        if value is None:
+            return updated_node
+        expression = cst.parse_expression(value)
+        simple = isinstance(expression, (cst.Name, cst.Integer, cst.Attribute))
+        return expression if simple else expression.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+
+
+def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> list[_Layer] | None:
+    """The layers of a local MLP class, in the order its forward applies them, sized in
+    the caller's terms."""
+    if not isinstance(call.func, cst.Name):
+        return None
+    cls = next((s for s in module.body if isinstance(s, cst.ClassDef) and s.name.value == call.func.value), None)
+    methods = {s.name.value: s for s in cls.body.body if isinstance(s, cst.FunctionDef)} if cls else {}
+    init, forward = methods.get("__init__"), methods.get("forward")
+    if init is None or forward is None or set(methods) != {"__init__", "forward"}:
+        return None
+    me = first_param(init)
+    linears: dict[str, cst.Call] = {}
+    activations: dict[str, str] = {}
+    for statement in init.body.body:
+        small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 else None
+        if isinstance(small, cst.Expr) and code_of(small.value) == "super().__init__()":
+            continue
+        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+            return None
+        target, value = small.targets[0].target, small.value
+        if not (isinstance(target, cst.Attribute) and code_of(target.value) == me):
+            return None
+        name = imports.qualify(value.func) if isinstance(value, cst.Call) else None
+        if _plain_linear(value, imports):
+            linears[target.attr.value] = value
+        elif name in ELEMENTWISE and name not in _PARAMETRISED:
+            activations[target.attr.value] = code_of(value)
+        else:
+            return None
+
+    # The forward: one variable carried through `x = act(self.layer(x))` statements.
+    params = [p.name.value for p in forward.params.params]
+    extra = forward.params.kwonly_params or forward.params.posonly_params or isinstance(forward.params.star_arg, cst.Param) or forward.params.star_kwarg
+    if len(params) != 2 or extra:
+        return None
+    self_name, current = params
+    ops: list[tuple[str, str]] = []  # ("linear", attr) / ("act", module code)
+
+    def read(expr) -> list[tuple[str, str]] | None:
+        if isinstance(expr, cst.Name) and expr.value == current:
+            return []
+        if not isinstance(expr, cst.Call) or len(expr.args) != 1 or expr.args[0].keyword or expr.args[0].star:
+            return None
+        inner = read(expr.args[0].value)
+        if inner is None:
+            return None
+        func = expr.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        if isinstance(func, cst.Attribute) and code_of(func.value) == self_name:
+            if func.attr.value in linears:
+                return [*inner, ("linear", func.attr.value)]
+            if func.attr.value in activations:
+                return [*inner, ("act", activations[func.attr.value])]
+            return None
+        module_name = _FUNCTIONAL.get(imports.qualify(func) or "")
+        return [*inner, ("act", f"{nn_name}.{module_name}()")] if module_name else None
+
+    body = forward.body.body
+    for position, statement in enumerate(body):
+        small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 else None
+        if isinstance(small, cst.Return) and position == len(body) - 1 and small.value is not None:
+            found = read(small.value)
+            if found is None:
+                return None
+            ops += found
+            break
+        if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)):
+            return None
+        found = read(small.value)
+        if found is None:
+            return None
+        ops += found
+        current = small.targets[0].target.value
+    else:
+        return None
+
+    # linear (act)? linear (act)? ... with every linear used once.
+    layers: list[tuple[str, str]] = []
+    for kind, value in ops:
+        if kind == "linear":
+            layers.append((value, f"{nn_name}.Identity()"))
+        elif not layers or not layers[-1][1].endswith("Identity()"):
+            return None  # an activation first, or two in a row
+        else:
+            layers[-1] = (layers[-1][0], value)
+    if not layers or sorted(name for name, _ in layers) != sorted(linears):
+        return None
+
+    # The class's parameters in the caller's terms.
+    init_params = [p for p in init.params.params[1:]]
+    values: dict[str, str] = {}
+    positional = positional_args(call)
+    if any(a.star for a in call.args) or len(positional) > len(init_params):
+        return None
+    for param, arg in zip(init_params, positional):
+        values[param.name.value] = code_of(arg)
+    for arg in call.args:
+        if arg.keyword is not None:
+            values[arg.keyword.value] = code_of(arg.value)
+    for param in init_params:
+        if param.name.value not in values:
+            if param.default is None:
+                return None
+            values[param.name.value] = code_of(param.default)
+    sizes = []
+    for name, activation in layers:
+        linear = linears[name]
+        a, b = (code_of(arg.value.visit(_Substitute(values))) for arg in linear.args)
+        sizes.append(_Layer(a, b, activation, name))
+    return sizes
+
+
+def _member_call(loop: MemberLoop, building) -> cst.Call | None:
+    """The one constructor call that builds every member."""
+    if isinstance(building, tuple):  # ModuleList() + `for ...: self.x.append(Member(...))`
+        filler = building[1]
+        if len(filler.body.body) != 1:
+            return None
+        appended = append_of(filler.body.body[0])
+        value = appended[1] if appended else None
+        if value is not None and names_in(value) & set(names_in(filler.target)):
+            return None  # reads the loop variable: not one constructor repeated
+        return value if isinstance(value, cst.Call) else None
+    value = building.body[0].value
+    while isinstance(value, cst.Call) and len(value.args) == 1 and not isinstance(value.args[0].value, cst.Call):
+        value = value.args[0].value
+    if not isinstance(value, (cst.ListComp, cst.GeneratorExp)) or not isinstance(value.elt, cst.Call):
+        return None
+    return value.elt
 
 
 def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | None:
     collection = loop.collection
     member = collection.member
-    if member.kind != MLP or loop.parent is not None or collection.origin is None or collection.size is None:
+    if member is None or member.kind != MLP or loop.parent is not None or collection.size is None:
+        return None
+    if collection.container != "nn.ModuleList" or "." not in loop.collection_text:
         return None
     found = torch_name_for(imports)
-    if found is None:
+    building = building_statements(loop)
+    if found is None or building is None:
         return None
     torch_name, add_import = found
-    value = collection.origin.body[0].value
-    while isinstance(value, cst.Call) and len(value.args) == 1 and not isinstance(value.args[0].value, cst.Call):
-        value = value.args[0].value
-    if not isinstance(value, (cst.ListComp, cst.GeneratorExp)) or not isinstance(value.elt, cst.Call):
+    call = _member_call(loop, building)
+    if call is None:
         return None
-    sequential = value.elt
-    if imports.qualify(sequential.func) != "torch.nn.Sequential" or torch_name is None:
-        return None
-    nn = code_of(sequential.func).rsplit(".", 1)[0] if "." in code_of(sequential.func) else f"{torch_name}.nn"
-    plan = _plan(sequential, imports, nn)
+    text = code_of(call.func)
+    nn = text.rsplit(".", 1)[0] if imports.qualify(call.func) == "torch.nn.Sequential" and "." in text else f"{torch_name}.nn"
+    if imports.qualify(call.func) == "torch.nn.Sequential":
+        plan = _sequential_layers(call, imports, nn)
+    else:
+        plan = _class_layers(call, module, imports, nn)
     attr = loop.collection_text.split(".", 1)[-1]
-    if plan is None or "." not in loop.collection_text or attribute_uses(loop.cls.node, attr) != 2:
+    site = find_site(loop, imports, wrapped=True)
+    statements = building if isinstance(building, tuple) else (building,)
+    if plan is None or site is None or not used_only_by(loop, attr, statements, site):
         return None
-    names = [f"{attr}_count", f"{attr}_weights", f"{attr}_biases", f"{attr}_activations"]
+    names = [f"{attr}_weights", f"{attr}_biases", f"{attr}_activations"]
     if any(attribute_uses(loop.cls.node, name) for name in names):
         return None
     if {"weight", "bias", "bound"} & names_in(loop.cls.methods.get("__init__", loop.cls.node)):
         return None  # the initialisation loop below would clobber a local of that name
-    site = find_site(loop, imports)
-    if site is None:
+
+    member_call = loop.calls[0]
+    node = member_call.node
+    if len(node.args) != 1 or node.args[0].keyword or node.args[0].star:
         return None
     self_name = first_param(loop.cls.methods[loop.method]) or "self"
-    fused = (
-        f"{RUN}({code_of(site.argument)}, {self_name}.{attr}_count, {self_name}.{attr}_weights, "
-        f"{self_name}.{attr}_biases, {self_name}.{attr}_activations)"
-    )
+    out = "out"
+    while out in loop.method_names:
+        out += "_"
+    replacements = {id(node): cst.Name(out)}
+    if member_call.input == SAME:
+        x, member_dim = code_of(node.args[0].value), "None"
+        if names_in(node.args[0].value) & ({loop.index_var, loop.member_var, *loop.varying} - {None}):
+            return None
+    elif member_call.input == SLICE:
+        sliced = sliced_input(loop, member_call)
+        if sliced is None:
+            return None
+        x, member_dim = sliced.tensor, str(sliced.dim)
+    else:
+        return None
+    fused = f"{RUN}({x}, {member_dim}, {self_name}.{attr}_weights, {self_name}.{attr}_biases, {self_name}.{attr}_activations)"
+    if site.element is not node:
+        # What the loop does with each member's output, for all members at once.
+        element = per_member_code(loop, site.element, replacements, [out])
+        if element is None:
+            return None
+        fused = f"{torch_name}.vmap(lambda {out}: {element})({fused})"
     replacement = render(site, fused, 0, (-1, f"{fused}.movedim(0, -2).flatten(-2)"))
     if replacement is None:
         return None
 
     size = collection.size
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
-    sizes = [(code_of(linear.args[0].value), code_of(linear.args[1].value)) for linear, _ in plan]
-    weights = ",\n".join(f"    {nn}.Parameter({torch_name}.empty({size}, {a}, {b}))" for a, b in sizes)
-    biases = ",\n".join(f"    {nn}.Parameter({torch_name}.empty({size}, 1, {b}))" for _, b in sizes)
-    activations = ", ".join(activation for _, activation in plan)
-    positions = [_position(sequential, linear) for linear, _ in plan]
+    weights = ",\n".join(f"    {nn}.Parameter({torch_name}.empty({size}, {layer.in_size}, {layer.out_size}))" for layer in plan)
+    biases = ",\n".join(f"    {nn}.Parameter({torch_name}.empty({size}, 1, {layer.out_size}))" for layer in plan)
+    activations = ", ".join(layer.activation for layer in plan)
+    keys = "[" + ", ".join(layer.key if layer.key.isdigit() else f'"{layer.key}"' for layer in plan) + "]"
     construction = "\n".join(
         [
-            f"# enslint ENS001: {size} identical MLP members stacked, layer by layer, into",
+            f"# enslint {'ENS002' if member_call.input == SLICE else 'ENS001'}: {size} identical MLP members stacked, layer by layer, into",
             "# (members, in, out) weights: one batched matmul per layer for all members.",
-            f"{init_self}.{attr}_count = {size}",
             f"{init_self}.{attr}_weights = {nn}.ParameterList([\n{weights},\n])",
             f"{init_self}.{attr}_biases = {nn}.ParameterList([\n{biases},\n])",
             f"{init_self}.{attr}_activations = {nn}.ModuleList([{activations}])",
@@ -139,13 +356,9 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
             "    bound = weight.shape[1] ** -0.5  # nn.Linear's default initialisation",
             f"    {torch_name}.nn.init.uniform_(weight, -bound, bound)",
             f"    {torch_name}.nn.init.uniform_(bias, -bound, bound)",
-            f'{init_self}.register_load_state_dict_pre_hook({HOOK}("{attr}", {size}, {positions}))',
+            f'{init_self}.register_load_state_dict_pre_hook({HOOK}("{attr}", {size}, {keys}))',
         ]
     )
-    edits = [NodeEdit(collection.origin, construction), NodeEdit(site.replaced, replacement)]
+    edits = [NodeEdit(building, construction), NodeEdit(site.replaced, replacement)]
     message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
     return unsafe_rewrite(message, edits, module, RUN, _helpers(torch_name), add_import)
-
-
-def _position(sequential: cst.Call, linear: cst.Call) -> int:
-    return next(i for i, arg in enumerate(sequential.args) if arg.value is linear)

@@ -27,9 +27,17 @@ import libcst as cst
 
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import attribute_uses, code_of, dotted_name, first_param, names_in, walk
+from enslint.analysis.syntax import first_param
 from enslint.fixes import NodeEdit, RuleFix
-from enslint.rules.rewriting import building_statements, find_site, render, unsafe_rewrite
+from enslint.rules.rewriting import (
+    building_statements,
+    find_site,
+    per_member_code,
+    render,
+    sliced_input,
+    unsafe_rewrite,
+    used_only_by,
+)
 from enslint.rules.rewriting import torch_name as torch_name_for
 
 HELPER = "StackedMembers"
@@ -85,16 +93,6 @@ class {HELPER}({torch_name}.nn.Module):
 '''
 
 
-class _Replace(cst.CSTTransformer):
-    """Replace given nodes (by identity) with new ones."""
-
-    def __init__(self, replacements: dict[int, cst.CSTNode]) -> None:
-        self.replacements = replacements
-
-    def on_leave(self, original_node, updated_node):
-        return self.replacements.get(id(original_node), updated_node)
-
-
 def _module_level_source(module: cst.Module, name: str) -> str:
     for statement in module.body:
         if isinstance(statement, (cst.ClassDef, cst.FunctionDef)) and statement.name.value == name:
@@ -123,65 +121,33 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     if call.input not in (SAME, SLICE) or any(a.keyword or a.star for a in call.node.args):
         return None
 
-    # Which uses of the collection the rewrite replaces: none may remain elsewhere.
     attr = loop.collection_text.split(".", 1)[1]
     statements = building if isinstance(building, tuple) else (building,)
-    replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
-    covered = sum(attribute_uses(node, attr) for node in (*statements, *replaced))
-    if attribute_uses(loop.cls.node, attr) != covered:
+    if not used_only_by(loop, attr, statements, site):
         return None
 
     # The per-member function: the loop's element with the member call made through a
     # parameter, and the sliced argument (if any) turned into a parameter of its own.
-    taken = set(loop.method_names)
     member_param = loop.member_var or "member"
     params, inputs, in_dims = [member_param], [], []
     replacements: dict[int, cst.CSTNode] = {id(call.node.func): cst.Name(member_param)}
-    first = call.node.args[0].value
     if call.input == SLICE:
-        info = call.slice
-        try:
-            dim = int(info.dim)
-        except ValueError:
+        sliced = sliced_input(loop, call)
+        if sliced is None:
             return None
-        tensor_node = first
-        if info.via == "index" and info.node is first:
-            tensor_node = first.value
-        elif info.via == "select" and info.node is first:
-            tensor_node = first.func.value
-        elif info.via == "unbind" and isinstance(first, cst.Name) and first.value in loop.elements:
-            tensor_node = None
-        else:
-            return None
-        tensor = info.tensor if tensor_node is None else dotted_name(tensor_node)
-        if tensor is None or tensor.split(".")[0] in loop.varying:
-            return None
-        if tensor_node is None:
-            name = first.value
-        else:
-            base = tensor.rsplit(".", 1)[-1]
-            name = f"{base}_{loop.index_var}" if loop.index_var else f"{base}_slice"
-            while name in taken:
-                name += "_"
-            replacements[id(first)] = cst.Name(name)
-        params.append(name)
-        inputs.append(tensor)
-        in_dims.append(str(dim))
-    element = site.element.visit(_Replace(replacements))
-    per_member = {loop.index_var, *loop.varying} - {None, *params}
-    if loop.member_var is not None:
-        per_member.add(loop.member_var)
-        uses = sum(isinstance(n, cst.Name) and n.value == loop.member_var for n in walk(element))
-        if uses != 1:
-            return None  # the member is used for more than its call
-        per_member.discard(loop.member_var)
-    if names_in(element) & per_member:
-        return None  # something else changes from member to member
+        params.append(sliced.name)
+        inputs.append(sliced.tensor)
+        in_dims.append(str(sliced.dim))
+        if sliced.node is not None:
+            replacements[id(sliced.node)] = cst.Name(sliced.name)
+    element = per_member_code(loop, site.element, replacements, params)
+    if element is None:
+        return None
 
     self_name = first_param(loop.cls.methods[loop.method]) or "self"
     dims = f"({', '.join(in_dims)},)" if in_dims else "()"
     arguments = "".join(f", {t}" for t in inputs)
-    fused = f"{self_name}.{attr}.vmap(lambda {', '.join(params)}: {code_of(element)}{arguments}, in_dims={dims})"
+    fused = f"{self_name}.{attr}.vmap(lambda {', '.join(params)}: {element}{arguments}, in_dims={dims})"
     cat = (None, "")
     if site.kind == "cat" and site.dim is not None:
         d = int(site.dim)
