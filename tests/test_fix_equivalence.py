@@ -191,7 +191,7 @@ UNSAFE_SPECS = {
     "graph_attention_heads.py": ("GAT", dict(nfeat=5, nhid=4, nclass=3, dropout=0.0, alpha=0.2, nheads=3), "forward", [(6, 5), (6, 6)], "attentions", VMAP),
     "handrolled_multihead_attention.py": ("MultiHeadAttention", dict(n_embd=6, num_heads=3, block_size=6), "forward", [(2, 5, 6)], "heads", VMAP),
     "lightning_module_heads.py": ("MultiHeadClassifier", dict(encoder=torch.nn.Linear(5, 6), hidden=6, n_classes=3, n_heads=3), "forward", [(4, 5)], "heads", VMAP),
-    "local_base_class.py": ("ValueEnsemble", dict(obs_dim=5, n_members=3), "forward", [(4, 5)], "values", VMAP),
+    "local_base_class.py": ("ValueEnsemble", dict(obs_dim=5, n_members=3), "forward", [(4, 5)], "values", ["0", "2"]),
     "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)], "members", VMAP),
     "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)], "ensemble", ["input_layer", "h1", "h2", "out"]),
     "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", VMAP),

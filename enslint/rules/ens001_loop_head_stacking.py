@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from enslint.analysis.kinds import MLP, SAME, SLICE
+from enslint.analysis.kinds import SAME, SLICE
 from enslint.fixes import RuleFix
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
@@ -242,7 +242,7 @@ class Heads(tnn.Module):
                 fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports)
             else:
                 fix = wide_layer_fix(loop, model.module, model.imports)
-                if loop.collection.member.kind == MLP:
+                if not isinstance(fix, RuleFix):
                     fix = stacked_mlp_fix(loop, model.module, model.imports) or fix
                 if not isinstance(fix, RuleFix):
                     fix = vmap_members_fix(loop, model.module, model.imports) or fix

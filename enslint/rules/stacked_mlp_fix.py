@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from enslint.analysis.kinds import MLP, SAME, SLICE
+from enslint.analysis.kinds import MLP, MODULE, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
@@ -257,6 +257,47 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
     return sizes
 
 
+def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, imports) -> cst.Call | None:
+    """What a one-line factory returns, in the caller's terms: `self._make_value(obs_dim)`
+    or `make_value(obs_dim)` whose body is `return nn.Sequential(...)`."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == first_param(loop.cls.methods.get(loop.method)):
+        candidates = [s for s in loop.cls.node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == func.attr.value]
+        if candidates and not any(code_of(d.decorator) == "staticmethod" for d in candidates[0].decorators):
+            return None  # a bound method could read `self`
+    elif isinstance(func, cst.Name):
+        candidates = [s for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value == func.value]
+    else:
+        return None
+    if len(candidates) != 1:
+        return None
+    factory = candidates[0]
+    body = factory.body.body
+    small = body[0].body[0] if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) else None
+    if not isinstance(small, cst.Return) or not isinstance(small.value, cst.Call):
+        return None
+    if imports.qualify(small.value.func) != "torch.nn.Sequential":
+        return None
+    params = factory.params
+    if params.kwonly_params or params.posonly_params or isinstance(params.star_arg, cst.Param) or params.star_kwarg:
+        return None
+    values: dict[str, str] = {}
+    positional = positional_args(call)
+    if any(a.star for a in call.args) or len(positional) > len(params.params):
+        return None
+    for param, arg in zip(params.params, positional):
+        values[param.name.value] = code_of(arg)
+    for arg in call.args:
+        if arg.keyword is not None:
+            values[arg.keyword.value] = code_of(arg.value)
+    for param in params.params:
+        if param.name.value not in values:
+            if param.default is None:
+                return None
+            values[param.name.value] = code_of(param.default)
+    return small.value.visit(_Substitute(values))
+
+
 def _member_call(loop: MemberLoop, building) -> cst.Call | None:
     """The one constructor call that builds every member."""
     if isinstance(building, tuple):  # ModuleList() + `for ...: self.x.append(Member(...))`
@@ -279,7 +320,9 @@ def _member_call(loop: MemberLoop, building) -> cst.Call | None:
 def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | None:
     collection = loop.collection
     member = collection.member
-    if member is None or member.kind != MLP or loop.parent is not None or collection.size is None:
+    # The member's kind is not checked: the plan below reads the layers itself, and a
+    # factory method the analysis could not see into may still return an MLP.
+    if member is None or member.kind not in (MLP, MODULE) or loop.parent is not None or collection.size is None:
         return None
     if collection.container != "nn.ModuleList" or "." not in loop.collection_text:
         return None
@@ -291,6 +334,7 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     call = _member_call(loop, building)
     if call is None:
         return None
+    call = _through_factory(call, loop, module, imports) or call
     text = code_of(call.func)
     nn = text.rsplit(".", 1)[0] if imports.qualify(call.func) == "torch.nn.Sequential" and "." in text else f"{torch_name}.nn"
     if imports.qualify(call.func) == "torch.nn.Sequential":
