@@ -207,10 +207,13 @@ def verify(targets, device, dtype, batch, use_compile, output_format, min_time, 
     from enslint.verify.command import Options, exit_code, progress_printer, run, table
     from enslint.verify.targets import TargetError, collect
 
+    skipped: list[str] = []
     try:
-        found = collect(list(targets), config, cwd)
+        found = collect(list(targets), config, cwd, skipped)
     except (TargetError, DiscoveryError, OSError, SyntaxError, UnicodeDecodeError) as error:
         raise UsageFailure(str(error).splitlines()[0]) from None
+    for line in skipped:
+        click.echo(f"enslint: {line}", err=True)
     if not found:
         click.echo("No flagged classes to verify.", err=True)
         sys.exit(EXIT_CLEAN)

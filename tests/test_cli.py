@@ -95,6 +95,18 @@ def test_json_output_shape(project):
     assert item["name"] == "loop-head-stacking" and "`self.heads`" in item["message"]
 
 
+def test_a_finding_with_a_safe_and_a_fused_fix_shows_the_one_each_mode_applies(project):
+    """ENS002 on the seed's MLPs carries the unbind fix and the stacked-weight rewrite:
+    without --unsafe-fixes the JSON and `[*]` show the safe one, with it the fused one."""
+    write(project / "seed.py", (FIXTURES / "positive" / "seed_independent_mlps.py").read_text())
+    (safe,) = json.loads(check("--format", "json").stdout)
+    (fused,) = json.loads(check("--format", "json", "--unsafe-fixes").stdout)
+    assert safe["fix"]["applicability"] == "safe" and safe["fix"]["message"].startswith("Iterate `x.unbind(1)`")
+    assert fused["fix"]["applicability"] == "unsafe" and "baddbmm" in fused["fix"]["message"]
+    assert "ENS002 [*]" in check().stdout  # fixable by a plain --fix too
+    assert "1 fixable with the `--fix` option." in check().stdout
+
+
 def test_json_when_clean_is_an_empty_array(project):
     write(project / "ok.py", CLEAN)
     result = check("--format", "json")

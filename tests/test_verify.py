@@ -194,3 +194,24 @@ def test_nothing_is_written(project):
     verify("gated.py", "--device", "cpu", *FAST)
     assert (project / "gated.py").read_text() == before
     assert sorted(p.name for p in project.iterdir() if not p.name.startswith(".")) == ["gated.py"]
+
+
+def test_bad_targets_are_one_line_usage_errors(project):
+    (project / "broken.py").write_text("def f(:\n")
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    for args, message in (
+        (["broken.py::X"], "enslint: error: broken.py:1: cannot parse: invalid syntax"),
+        (["nope.py"], "enslint: error: nope.py: no such file or folder"),
+        (["gated.py::Nope"], "enslint: error: gated.py: no class named Nope"),
+        (["no.such:Thing"], "enslint: error: no.such: no such module on the import path"),
+    ):
+        result = CliRunner().invoke(main, ["verify", *args, "--device", "cpu"])
+        assert result.exit_code == 2 and result.output.strip() == message, (args, result.output)
+
+
+def test_an_unparsable_file_in_a_folder_is_skipped_with_a_line(project):
+    (project / "broken.py").write_text("import torch\nfrom torch import nn\ndef f(:\n")
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    result, rows = verify(".", "--device", "cpu", *FAST)
+    assert "enslint: broken.py: skipped: " in result.stderr
+    assert [row["target"] for row in rows] == ["gated.py::GatedHeads"]

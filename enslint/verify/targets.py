@@ -50,9 +50,12 @@ class Target:
         return [*dict.fromkeys(names), self.class_name]
 
 
-def _classes_at(source: str) -> list[tuple[str, int, int]]:
+def _classes_at(source: str, file: Path) -> list[tuple[str, int, int]]:
     """(name, first line, last line) of every class, outermost first."""
-    tree = ast.parse(source)
+    try:
+        tree = ast.parse(source, filename=str(file))
+    except SyntaxError as error:
+        raise TargetError(f"{file}:{error.lineno or 1}: cannot parse: {error.msg}") from None
     return [
         (node.name, node.lineno, node.end_lineno or node.lineno)
         for node in ast.walk(tree)
@@ -76,15 +79,17 @@ def module_file(module_name: str, search: list[str]) -> Path:
     raise TargetError(f"{module_name}: no such module on the import path")
 
 
-def _flagged(file: Path, display_root: Path, config: Config) -> dict[str, Target]:
+def _flagged(file: Path, display_root: Path, config: Config, warnings: list[str]) -> dict[str, Target]:
     """Every class of `file` with a finding, each with the file's rewrite."""
     display = _display(file, display_root)
     job = FileJob(display, str(file.resolve()), config.enabled_codes(), Settings(min_members=config.min_members))
-    diagnostics = [d for d in check_file(job) if d.code != "ENS000"]
+    diagnostics = check_file(job)
+    warnings.extend(f"{d.path}: skipped: {d.message}" for d in diagnostics if d.code == "ENS000")
+    diagnostics = [d for d in diagnostics if d.code != "ENS000"]
     if not diagnostics:
         return {}
     source = file.read_text(encoding="utf-8")
-    classes = _classes_at(source)
+    classes = _classes_at(source, file)
     outcome = fix_file(job, unsafe=True)
     rewritten = outcome.after if outcome.changed and outcome.error is None else None
     found: dict[str, Target] = {}
@@ -105,8 +110,10 @@ def _display(file: Path, root: Path) -> str:
         return file.as_posix()
 
 
-def collect(arguments: list[str], config: Config, cwd: Path) -> list[Target]:
-    """The targets, in the order given (a folder's files sorted)."""
+def collect(arguments: list[str], config: Config, cwd: Path, warnings: list[str] | None = None) -> list[Target]:
+    """The targets, in the order given (a folder's files sorted); files that cannot be
+    analysed are skipped with a line in `warnings`."""
+    warnings = [] if warnings is None else warnings
     targets: list[Target] = []
     for argument in arguments or ["."]:
         if "::" in argument:
@@ -114,11 +121,11 @@ def collect(arguments: list[str], config: Config, cwd: Path) -> list[Target]:
             file = Path(path_text)
             if not file.is_file():
                 raise TargetError(f"{path_text}: no such file")
-            targets.append(_named(file, class_name, config, cwd))
+            targets.append(_named(file, class_name, config, cwd, warnings))
         elif _MODULE_TARGET.match(argument) and not Path(argument).exists():
             module_name, class_name = argument.split(":")
             file = module_file(module_name, [str(cwd), *sys.path])
-            target = _named(file, class_name, config, cwd)
+            target = _named(file, class_name, config, cwd, warnings)
             target.module_name = module_name
             target.display = argument
             targets.append(target)
@@ -127,15 +134,15 @@ def collect(arguments: list[str], config: Config, cwd: Path) -> list[Target]:
             if not path.exists():
                 raise TargetError(f"{argument}: no such file or folder")
             for file in discover([path], config):
-                targets.extend(_flagged(file, cwd, config).values())
+                targets.extend(_flagged(file, cwd, config, warnings).values())
     return targets
 
 
-def _named(file: Path, class_name: str, config: Config, cwd: Path) -> Target:
+def _named(file: Path, class_name: str, config: Config, cwd: Path, warnings: list[str]) -> Target:
     source = file.read_text(encoding="utf-8")
-    if not any(name == class_name for name, _, _ in _classes_at(source)):
+    if not any(name == class_name for name, _, _ in _classes_at(source, file)):
         raise TargetError(f"{file}: no class named {class_name}")
-    flagged = _flagged(file, cwd, config)
+    flagged = _flagged(file, cwd, config, warnings)
     if class_name in flagged:
         return flagged[class_name]
     return Target(file, class_name, f"{_display(file, cwd)}::{class_name}")
