@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -144,12 +145,23 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     return row
 
 
+def _with_torch_warnings(target: Target, config: Config, options: Options) -> Row:
+    """verify_one, with what torch warned about on the way kept as notes (a vmap batching
+    rule that falls back to a slow loop, say): they explain the timings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        row = verify_one(target, config, options)
+    seen = dict.fromkeys(str(w.message).split(". ")[0] for w in caught if "NumPy" not in str(w.message))
+    row.notes += [f"torch warned: {message}" for message in seen]
+    return row
+
+
 def run(targets: list[Target], config: Config, options: Options, progress) -> list[Row]:
     rows = []
     for number, target in enumerate(targets, start=1):
         progress(f"enslint verify [{number}/{len(targets)}] {target.display} on {options.device} ({options.dtype})")
         try:
-            row = verify_one(target, config, options)
+            row = _with_torch_warnings(target, config, options)
         except building.NeedsConfig as error:
             row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {error}")
             row.notes.append("needs config")
