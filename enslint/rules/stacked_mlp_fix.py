@@ -234,21 +234,9 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
         return None
 
     # The class's parameters in the caller's terms.
-    init_params = [p for p in init.params.params[1:]]
-    values: dict[str, str] = {}
-    positional = positional_args(call)
-    if any(a.star for a in call.args) or len(positional) > len(init_params):
+    values = _bound(list(init.params.params[1:]), call)
+    if values is None:
         return None
-    for param, arg in zip(init_params, positional):
-        values[param.name.value] = code_of(arg)
-    for arg in call.args:
-        if arg.keyword is not None:
-            values[arg.keyword.value] = code_of(arg.value)
-    for param in init_params:
-        if param.name.value not in values:
-            if param.default is None:
-                return None
-            values[param.name.value] = code_of(param.default)
     sizes = []
     for name, activation in layers:
         linear = linears[name]
@@ -261,7 +249,7 @@ def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, impor
     """What a one-line factory returns, in the caller's terms: `self._make_value(obs_dim)`
     or `make_value(obs_dim)` whose body is `return nn.Sequential(...)`."""
     func = call.func
-    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == first_param(loop.cls.methods.get(loop.method)):
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else False:
         candidates = [s for s in loop.cls.node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == func.attr.value]
         if candidates and not any(code_of(d.decorator) == "staticmethod" for d in candidates[0].decorators):
             return None  # a bound method could read `self`
@@ -281,21 +269,27 @@ def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, impor
     params = factory.params
     if params.kwonly_params or params.posonly_params or isinstance(params.star_arg, cst.Param) or params.star_kwarg:
         return None
+    values = _bound(list(params.params), call)
+    return None if values is None else small.value.visit(_Substitute(values))
+
+
+def _bound(params: list[cst.Param], call: cst.Call) -> dict[str, str] | None:
+    """Each parameter's value in `call`, as code (its default where the call omits it)."""
     values: dict[str, str] = {}
     positional = positional_args(call)
-    if any(a.star for a in call.args) or len(positional) > len(params.params):
+    if any(a.star for a in call.args) or len(positional) > len(params):
         return None
-    for param, arg in zip(params.params, positional):
+    for param, arg in zip(params, positional):
         values[param.name.value] = code_of(arg)
     for arg in call.args:
         if arg.keyword is not None:
             values[arg.keyword.value] = code_of(arg.value)
-    for param in params.params:
+    for param in params:
         if param.name.value not in values:
             if param.default is None:
                 return None
             values[param.name.value] = code_of(param.default)
-    return small.value.visit(_Substitute(values))
+    return values
 
 
 def _member_call(loop: MemberLoop, building) -> cst.Call | None:
