@@ -249,7 +249,9 @@ def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, impor
     """What a one-line factory returns, in the caller's terms: `self._make_value(obs_dim)`
     or `make_value(obs_dim)` whose body is `return nn.Sequential(...)`."""
     func = call.func
-    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else False:
+    init = loop.cls.methods.get("__init__")
+    on_self = init is not None and isinstance(func, cst.Attribute) and code_of(func.value) == first_param(init)
+    if on_self:
         candidates = [s for s in loop.cls.node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == func.attr.value]
         if candidates and not any(code_of(d.decorator) == "staticmethod" for d in candidates[0].decorators):
             return None  # a bound method could read `self`
