@@ -151,7 +151,8 @@ def building_statements(loop: MemberLoop):
     return collection.created, filler
 
 
-def _single(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
+def single_statement(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
+    """The one small statement of a simple statement line (`x = f(x)`), else None."""
     if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
         return statement.body[0]
     return None
@@ -159,7 +160,7 @@ def _single(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
 
 def empty_list_named(statement: cst.CSTNode) -> str | None:
     """`outs` for a statement `outs = []`."""
-    small = _single(statement)
+    small = single_statement(statement)
     if (
         isinstance(small, cst.Assign)
         and len(small.targets) == 1
@@ -174,7 +175,7 @@ def empty_list_named(statement: cst.CSTNode) -> str | None:
 def append_of(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
     """(`outs`, value) for a statement `outs.append(value)`; the list as written, so
     `self.heads.append(...)` gives "self.heads"."""
-    small = _single(statement)
+    small = single_statement(statement)
     if (
         isinstance(small, cst.Expr)
         and isinstance(small.value, cst.Call)
@@ -203,7 +204,7 @@ def unsafe_rewrite(
     helpers run only when a module is built or called. With `add_import`, `import torch`
     goes before the file's first import (after any `from __future__` import)."""
     edits = list(edits)
-    if not any(isinstance(s, (cst.FunctionDef, cst.ClassDef)) and s.name.value == helper for s in module.body):
+    if definition(module, helper) is None:
         edits.append(NodeEdit(None, source))
     if add_import:
         first = next(
@@ -238,6 +239,31 @@ class SlicedInput:
     name: str  # a fresh name for one member's slice
 
 
+def definition(module: cst.Module, name: str) -> cst.FunctionDef | cst.ClassDef | None:
+    """The module-level function or class called `name`."""
+    return next(
+        (s for s in module.body if isinstance(s, (cst.FunctionDef, cst.ClassDef)) and s.name.value == name), None
+    )
+
+
+def sliced_tensor(loop: MemberLoop, info) -> str | None:
+    """`x` for an index or select slice (`x[:, i]`, `x.select(1, i)`), when `x` is a
+    plain name that is the same tensor for every member."""
+    tensor = dotted_name(info.node.value if info.via == "index" else info.node.func.value)
+    if tensor is None or tensor.split(".")[0] in loop.varying:
+        return None
+    return tensor
+
+
+def slice_name(loop: MemberLoop, tensor: str) -> str:
+    """A fresh name for one member's slice of `tensor`: `x_idx`, `x_slice`."""
+    base = tensor.rsplit(".", 1)[-1]
+    name = f"{base}_{loop.index_var}" if loop.index_var else f"{base}_slice"
+    while name in loop.method_names:
+        name += "_"
+    return name
+
+
 def sliced_input(loop: MemberLoop, call) -> SlicedInput | None:
     """The member call's first argument as slice `i` of one tensor along one literal dim:
     `x[:, i, :]`, `x.select(1, i)`, or `x_i` from `zip(self.members, x.unbind(1))`."""
@@ -246,22 +272,12 @@ def sliced_input(loop: MemberLoop, call) -> SlicedInput | None:
         dim = int(info.dim)
     except (TypeError, ValueError):
         return None
-    if info.via == "index" and info.node is first:
-        tensor_node = first.value
-    elif info.via == "select" and info.node is first:
-        tensor_node = first.func.value
-    elif info.via == "unbind" and isinstance(first, cst.Name) and first.value in loop.elements:
+    if info.via == "unbind" and isinstance(first, cst.Name) and first.value in loop.elements:
         return None if info.tensor.split(".")[0] in loop.varying else SlicedInput(info.tensor, dim, None, first.value)
-    else:
+    if info.via not in ("index", "select") or info.node is not first:
         return None
-    tensor = dotted_name(tensor_node)
-    if tensor is None or tensor.split(".")[0] in loop.varying:
-        return None  # not one tensor for every member
-    base = tensor.rsplit(".", 1)[-1]
-    name = f"{base}_{loop.index_var}" if loop.index_var else f"{base}_slice"
-    while name in loop.method_names:
-        name += "_"
-    return SlicedInput(tensor, dim, first, name)
+    tensor = sliced_tensor(loop, info)
+    return None if tensor is None else SlicedInput(tensor, dim, first, slice_name(loop, tensor))
 
 
 class _Replace(cst.CSTTransformer):
@@ -279,14 +295,10 @@ def per_member_code(loop: MemberLoop, element: cst.BaseExpression, replacements:
     body of a function of `params`; None when it still reads something that changes from
     member to member (the index, the member itself beyond the replaced call, ...)."""
     new = element.visit(_Replace(replacements))
-    per_member = {loop.index_var, *loop.varying} - {None, *params}
     if loop.member_var is not None:
         uses = sum(isinstance(n, cst.Name) and n.value == loop.member_var for n in walk(new))
         if uses != (1 if loop.member_var in params else 0):
             return None  # the member is used for more than its call
-        per_member.discard(loop.member_var)
-        if loop.member_var not in params:
-            per_member.add(loop.member_var)
-    if names_in(new) & per_member:
+    if names_in(new) & ({loop.index_var, *loop.varying} - {None, *params}):
         return None
     return code_of(new)

@@ -34,9 +34,11 @@ from enslint.fixes import NodeEdit, RuleFix
 from enslint.rules.rewriting import (
     append_of,
     building_statements,
+    definition,
     find_site,
     per_member_code,
     render,
+    single_statement,
     sliced_input,
     unsafe_rewrite,
     used_only_by,
@@ -149,8 +151,8 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
     the caller's terms."""
     if not isinstance(call.func, cst.Name):
         return None
-    cls = next((s for s in module.body if isinstance(s, cst.ClassDef) and s.name.value == call.func.value), None)
-    methods = {s.name.value: s for s in cls.body.body if isinstance(s, cst.FunctionDef)} if cls else {}
+    cls = definition(module, call.func.value)
+    methods = {s.name.value: s for s in cls.body.body if isinstance(s, cst.FunctionDef)} if isinstance(cls, cst.ClassDef) else {}
     init, forward = methods.get("__init__"), methods.get("forward")
     if init is None or forward is None or set(methods) != {"__init__", "forward"}:
         return None
@@ -158,7 +160,7 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
     linears: dict[str, cst.Call] = {}
     activations: dict[str, str] = {}
     for statement in init.body.body:
-        small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 else None
+        small = single_statement(statement)
         if isinstance(small, cst.Expr) and code_of(small.value) == "super().__init__()":
             continue
         if not isinstance(small, cst.Assign) or len(small.targets) != 1:
@@ -204,7 +206,7 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
 
     body = forward.body.body
     for position, statement in enumerate(body):
-        small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 else None
+        small = single_statement(statement)
         if isinstance(small, cst.Return) and position == len(body) - 1 and small.value is not None:
             found = read(small.value)
             if found is None:
@@ -263,7 +265,7 @@ def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, impor
         return None
     factory = candidates[0]
     body = factory.body.body
-    small = body[0].body[0] if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) else None
+    small = single_statement(body[0]) if len(body) == 1 else None
     if not isinstance(small, cst.Return) or not isinstance(small.value, cst.Call):
         return None
     if imports.qualify(small.value.func) != "torch.nn.Sequential":

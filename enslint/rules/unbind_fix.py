@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import code_of, dotted_name, walk
+from enslint.analysis.syntax import code_of, walk
 from enslint.fixes import SAFE, NodeEdit, RuleFix
+from enslint.rules.rewriting import slice_name, sliced_tensor
 
 
 def unbind_fix(loop: MemberLoop) -> RuleFix | None:
@@ -20,14 +21,10 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | None:
     slices = [call.slice for call in loop.calls]
     if not slices or any(s.via not in ("index", "select") or s.node is None for s in slices):
         return None
-    tensor_node = slices[0].node.value if slices[0].via == "index" else slices[0].node.func.value
-    tensor, dim = dotted_name(tensor_node), slices[0].dim
-    if tensor is None or tensor.split(".")[0] in loop.varying:
+    tensor, dim = sliced_tensor(loop, slices[0]), slices[0].dim
+    if tensor is None:
         return None  # `x` must be the same tensor for every member
-    base = tensor.rsplit(".", 1)[-1]
-    name = f"{base}_{loop.index_var}" if loop.index_var else f"{base}_slice"
-    while name in loop.method_names:
-        name += "_"
+    name = slice_name(loop, tensor)
     inside = {id(n) for s in slices for n in walk(s.node)}
     index_used_elsewhere = any(
         isinstance(node, cst.Name) and node.value == loop.index_var and id(node) not in inside

@@ -31,6 +31,7 @@ from enslint.analysis.syntax import first_param
 from enslint.fixes import NodeEdit, RuleFix
 from enslint.rules.rewriting import (
     building_statements,
+    definition,
     find_site,
     per_member_code,
     render,
@@ -93,13 +94,6 @@ class {HELPER}({torch_name}.nn.Module):
 '''
 
 
-def _module_level_source(module: cst.Module, name: str) -> str:
-    for statement in module.body:
-        if isinstance(statement, (cst.ClassDef, cst.FunctionDef)) and statement.name.value == name:
-            return module.code_for_node(statement)
-    return ""
-
-
 def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
     """The rewrite, a reason (str) when the members rule it out, or None."""
     collection = loop.collection
@@ -108,8 +102,9 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
         return None
     if collection.container != "nn.ModuleList":
         return None  # a ModuleDict's members go by their keys: not handled yet
-    callee = member.type_name.split("(")[0]
-    if any(word in member.text + _module_level_source(module, callee) for word in _STATEFUL):
+    defined = definition(module, member.type_name.split("(")[0])
+    source = member.text + (module.code_for_node(defined) if defined else "")
+    if any(word in source for word in _STATEFUL):
         return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
     found = torch_name_for(imports)
     building = building_statements(loop)
