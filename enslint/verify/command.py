@@ -132,13 +132,17 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
 
     for model in (original, rewritten):
         model.train()
-    first = timing.measure(original, pair.method, inputs, options.min_time, options.device)
-    second = timing.measure(rewritten, pair.method, inputs, options.min_time, options.device)
+    first, second = (
+        timing.measure(getattr(model, pair.method), list(model.parameters()), inputs, options.min_time, options.device)
+        for model in (original, rewritten)
+    )
     row.forward_original_ms, row.forward_rewrite_ms = first.forward_ms, second.forward_ms
     row.step_original_ms, row.step_rewrite_ms = first.step_ms, second.step_ms
     if options.compile:
         try:
-            row.compile_s, compiled = timing.compile_and_measure(original, pair.method, inputs, options.min_time, options.device)
+            row.compile_s, compiled = timing.compile_and_measure(
+                getattr(original, pair.method), list(original.parameters()), inputs, options.min_time, options.device
+            )
             row.compiled_step_ms = compiled.step_ms
         except Exception as error:  # noqa: BLE001 - compile trouble is a note, not a failure
             row.notes.append(f"torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}")

@@ -24,28 +24,33 @@ class Timing:
     step_ms: float
 
 
-def _call(model: torch.nn.Module, method: str, inputs: list[torch.Tensor]):
-    return getattr(model, method)(*inputs)
-
-
 def _synchronise(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def measure(model, method: str, inputs: list[torch.Tensor], min_time: float, device: str) -> Timing:
-    leaves = [x.detach().requires_grad_(x.is_floating_point()) for x in inputs]
+def _leaves(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [x.detach().requires_grad_(x.is_floating_point()) for x in inputs]
+
+
+def _train_step(function, parameters: list[torch.Tensor], leaves: list[torch.Tensor]) -> None:
+    for p in parameters:
+        p.grad = None
+    outputs = [o for o in flatten(function(*leaves)) if o.requires_grad]
+    if outputs:
+        torch.stack([o.float().sum() for o in outputs]).sum().backward()
+
+
+def measure(function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str) -> Timing:
+    """`function` (a module's method, or its compiled version) over `parameters`."""
+    leaves = _leaves(inputs)
 
     def forward():
         with torch.no_grad():
-            _call(model, method, inputs)
+            function(*inputs)
 
     def step():
-        for p in model.parameters():
-            p.grad = None
-        outputs = [o for o in flatten(_call(model, method, leaves)) if o.requires_grad]
-        if outputs:
-            torch.stack([o.float().sum() for o in outputs]).sum().backward()
+        _train_step(function, parameters, leaves)
 
     results = []
     for fn in (forward, step):
@@ -56,15 +61,12 @@ def measure(model, method: str, inputs: list[torch.Tensor], min_time: float, dev
     return Timing(*results)
 
 
-def compile_and_measure(model, method: str, inputs: list[torch.Tensor], min_time: float, device: str) -> tuple[float, Timing]:
-    """torch.compile the method; (seconds the first call took, which compiles it, timing)."""
-    compiled = torch.compile(getattr(model, method))
-    holder = type("Compiled", (), {method: staticmethod(compiled), "parameters": model.parameters})()
+def compile_and_measure(function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str) -> tuple[float, Timing]:
+    """torch.compile `function`; (seconds the first training step took, which compiles
+    it, its timing)."""
+    compiled = torch.compile(function)
     start = time.perf_counter()
-    leaves = [x.detach().requires_grad_(x.is_floating_point()) for x in inputs]
-    outputs = [o for o in flatten(compiled(*leaves)) if o.requires_grad]
-    if outputs:
-        torch.stack([o.float().sum() for o in outputs]).sum().backward()
+    _train_step(compiled, parameters, _leaves(inputs))
     _synchronise(device)
     seconds = time.perf_counter() - start
-    return seconds, measure(holder, method, inputs, min_time, device)
+    return seconds, measure(compiled, parameters, inputs, min_time, device)
