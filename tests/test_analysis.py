@@ -70,10 +70,14 @@ def test_module_detection(header, base):
     assert findings_for(source) == [(source.splitlines().index("        return torch.stack([h(x) for h in self.heads])") + 1, "ENS001")]
 
 
-def test_class_with_unknown_base_is_not_a_module():
+def test_class_with_unknown_base_is_checked_when_its_members_are_modules():
+    # `mylib.Module` cannot be read, but an nn.ModuleList holds modules whoever holds it.
     source = "import torch\nfrom mylib import Module\n\n" + ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n", "", "Module")
     source = source.replace("nn.ModuleList", "torch.nn.ModuleList").replace("nn.Linear", "torch.nn.Linear")
-    assert findings_for(source) == []
+    assert [code for _, code in findings_for(source)] == ["ENS001"]
+    # A plain list is not registered anywhere: nothing proves its members are modules.
+    plain = source.replace("torch.nn.ModuleList(", "list(")
+    assert findings_for(plain) == []
 
 
 # -- identical members: evidence required ----------------------------------------------
@@ -132,6 +136,8 @@ def test_min_members_counts_literal_sizes():
         ("return [h(x) for h in self.heads]\n", "ENS001"),
         ("outs = []\nfor h in self.heads:\n    y = h(x)\n    outs.append(y)\nreturn torch.stack(outs)\n", "ENS001"),
         ("acc = 0\nfor h in self.heads:\n    acc += h(x)\nreturn acc\n", "ENS001"),
+        # A helper that combines the list, whatever it does, still gets E results.
+        ("outs = []\nfor h in self.heads:\n    outs.append(h(x))\nreturn self.combine(outs)\n", "ENS001"),
         ("return [h(x[:, i]) for i, h in enumerate(self.heads)]\n", "ENS002"),
         ("return [self.heads[i](x[:, i, :]) for i in range(len(self.heads))]\n", "ENS002"),
         ("return [h(x.select(1, i)) for i, h in enumerate(self.heads)]\n", "ENS002"),
@@ -151,15 +157,15 @@ def test_loop_forms(forward, code):
     [
         "for h in self.heads:\n    x = h(x)\nreturn x\n",
         "for h in self.heads:\n    x = x + h(x)\nreturn x\n",
-        "outs = []\nfor h in self.heads:\n    outs.append(h(x))\nreturn self.combine(outs)\n",
         "for h in self.heads:\n    h(x)\nreturn x\n",
+        "outs = []\nfor h in self.heads:\n    outs.append(h(x))\nreturn len(outs)\n",
         "return [h(x[i]) for i, h in enumerate(self.heads)]\n",
         "return [h(x[:, i], x[:, i + 1]) for i, h in enumerate(self.heads)]\n",
         "return [h(x[:, j]) for j, h in zip(order, self.heads)]\n",
         "return [h(y) for h, y in zip(self.heads, ys)]\n",
         "return [h(x[:, i]) for h in self.heads for i in range(3)]\n",
     ],
-    ids=["chain", "residual", "unknown-combine", "no-combine", "x[i]-unknown-type", "two-slices", "reordered", "zip-list", "cross-product"],
+    ids=["chain", "residual", "no-combine", "only-counted", "x[i]-unknown-type", "two-slices", "reordered", "zip-list", "cross-product"],
 )
 def test_loop_forms_not_flagged(forward):
     source = ensemble(LINEAR_HEADS, forward)
@@ -177,9 +183,18 @@ def test_range_of_size_attribute():
     assert [c for _, c in findings_for(ensemble(init, forward))] == ["ENS002"]
 
 
-def test_range_of_unrelated_size_is_not_a_member_loop():
+def test_any_range_bound_indexing_a_collection_is_a_member_loop():
+    # The index into an identical collection is the evidence, not the bound.
     init = "self.k = 3\n" + LINEAR_HEADS
     forward = "return torch.stack([self.heads[i](x[:, i]) for i in range(self.k)], 1)\n"
+    assert [c for _, c in findings_for(ensemble(init, forward))] == ["ENS002"]
+    forward = "outs = []\nfor i in range(x.shape[1]):\n    outs.append(self.heads[i](x[:, i]))\nreturn outs\n"
+    assert [c for _, c in findings_for(ensemble(LINEAR_HEADS, forward))] == ["ENS002"]
+
+
+def test_range_loop_that_indexes_no_collection_is_not_a_member_loop():
+    init = "self.k = 3\n" + LINEAR_HEADS
+    forward = "outs = []\nfor i in range(self.k):\n    outs.append(x[:, i] * 2)\nreturn torch.stack(outs, 1)\n"
     assert findings_for(ensemble(init, forward)) == []
 
 

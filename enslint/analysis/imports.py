@@ -4,6 +4,10 @@
 `Linear` (after `from torch.nn import Linear`) all resolve to `torch.nn.Linear`. This is
 all the name resolution the rules need, read from the file's own import statements;
 libcst's QualifiedNameProvider would cost ten times the parse.
+
+A relative import keeps its leading dots: after `from ..utils import clones`, `clones`
+resolves to `..utils.clones`. Only the project index (project.py) can say which file
+that is, by the importing file's own path; nothing here looks at the file system.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from enslint.analysis.syntax import dotted_name
 def _module_name(node: cst.BaseExpression) -> str:
     name = dotted_name(node)
     return name or ""
+
+
+def is_relative(qualified: str) -> bool:
+    return qualified.startswith(".")
 
 
 class ImportTable:
@@ -57,20 +65,28 @@ class ImportTable:
                 self.bindings[head] = head
 
     def _add_import_from(self, node: cst.ImportFrom) -> None:
-        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
+        if isinstance(node.names, cst.ImportStar):
             return
-        base = _module_name(node.module)
+        dots = "." * len(node.relative)
+        base = dots + (_module_name(node.module) if node.module is not None else "")
+        if not base:
+            return
         for alias in node.names:
             name = _module_name(alias.name)
             local = alias.asname.name.value if alias.asname is not None else name
-            self.bindings[local] = f"{base}.{name}"
+            self.bindings[local] = f"{base}{name}" if base.endswith(".") else f"{base}.{name}"
 
     def local_name(self, qualified: str) -> str | None:
         """The name this file binds to module `qualified` (`torch`), if it binds one."""
         return next((local for local, full in self.bindings.items() if full == qualified), None)
 
     def qualify(self, node: cst.BaseExpression) -> str | None:
-        """The qualified name `node` refers to through an import, or None."""
+        """The qualified name `node` refers to through an absolute import, or None."""
+        found = self.qualify_any(node)
+        return None if found is None or is_relative(found) else found
+
+    def qualify_any(self, node: cst.BaseExpression) -> str | None:
+        """Like `qualify`, relative imports included (`..utils.clones`)."""
         name = dotted_name(node)
         if name is None:
             return None

@@ -17,7 +17,8 @@ GROUP = "group"  # the member is itself a collection (ensemble of groups of head
 # What a member call reads, relative to the loop that makes it.
 SAME = "same"  # the same tensor for every member
 SLICE = "slice"  # slice i of one tensor for member i
-OTHER = "other"  # anything else: a chain, per-member state, unknown
+CHAIN = "chain"  # the output of another member call of the same iteration
+OTHER = "other"  # anything else: a loop-carried state, per-member data, unknown
 
 # The collection key of a class that derives from nn.ModuleList (`for m in self`).
 SELF_COLLECTION = "<self>"
@@ -25,8 +26,10 @@ SELF_COLLECTION = "<self>"
 # A file must mention one of these for a class in it to resolve to an nn.Module...
 MODULE_ROOT_MARKERS = (b"torch", b"lightning")
 # ...and one of these for the analysis to find a member collection in it
-# (`nn.ModuleList`, `nn.ModuleDict`, or a plain list registered with `add_module`).
-COLLECTION_MARKERS = (b"ModuleList", b"ModuleDict", b"add_module")
+# (`nn.ModuleList`, `nn.ModuleDict`, or a plain list registered with `add_module` or
+# `setattr(self, ...)`). A file without one can still loop over a collection built in
+# another file; the project index names those (analysis/project.py).
+COLLECTION_MARKERS = (b"ModuleList", b"ModuleDict", b"add_module", b"setattr(self")
 
 
 def short(text: str, limit: int = 72) -> str:

@@ -1,13 +1,17 @@
 """Loops over member collections, the member calls inside them, and how results combine.
 
 A *member loop* is a `for` statement or a comprehension clause that visits the members
-of a collection: `for m in self.heads`, `enumerate(self.heads)`,
-`zip(self.heads, x.unbind(1))`, `range(len(self.heads))` or `range(self.n)` with
-`self.heads[i]`, and, for nested collections, a loop over the member of an enclosing
-member loop (`for head in group`). For each loop the model records every call of a
-member (`m(x)`, `m.forward(x)`, `self.heads[i](x)`; for a group, the calls of its own
-members), what input each call reads relative to the loop (the same tensor every time,
-slice `i` of one tensor, or something else), and how the results are combined.
+of a collection: `for m in self.heads`, `enumerate(self.heads)`, `self.heads.items()`,
+`zip(self.heads, x.unbind(1))`, `zip(self.proj, self.norm)`, a part of it
+(`self.heads[:k]`), or `for i in range(...)` with any bound when the body indexes a
+collection with `i` (`self.heads[i](x)`: the index into an identical collection is the
+evidence, not the bound); for nested collections, a loop over the member of an enclosing
+member loop (`for head in group`). For each loop the model records every call of a member
+(`m(x)`, `m.forward(x)`, `m.predict_proba(x)`, `self.heads[i](x)`, `est(*x)`; for a
+group, the calls of its own members), which collection each call belongs to, what input
+each call reads relative to the loop (the same tensor every time, slice `i` of one
+tensor, the output of another member call of the same iteration, or something else), and
+how the results are combined.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.kinds import GROUP, OTHER, SAME, SELF_COLLECTION, SLICE
+from enslint.analysis.context import find_method
+from enslint.analysis.kinds import CHAIN, GROUP, OTHER, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.members import Collection
 from enslint.analysis.syntax import (
     COMPREHENSIONS,
@@ -31,7 +36,7 @@ from enslint.analysis.syntax import (
 )
 
 if TYPE_CHECKING:
-    from enslint.analysis.model import FileContext, ModuleClass
+    from enslint.analysis.context import ClassInfo, FileContext
 
 _COMBINERS = {
     "torch.stack": "stacked",
@@ -46,15 +51,33 @@ _COMBINERS = {
     "tuple": "returned as a tuple",
     "list": "returned as a list",
 }
+# Calls that look at a list of results without combining them.
+_NOT_COMBINERS = {"len", "print", "isinstance", "type", "id", "repr", "str", "bool", "hasattr", "getattr", "setattr"}
 _SPLITTERS = {"unbind": "unbind", "chunk": "chunk", "split": "chunk", "tensor_split": "chunk"}
 _TENSOR_METHODS = {
     "view", "reshape", "permute", "transpose", "movedim", "moveaxis", "unflatten", "flatten",
     "contiguous", "float", "double", "half", "to", "expand", "repeat", "squeeze", "unsqueeze",
     "swapaxes", "relu", "tanh", "sigmoid", "softmax", "clone", "detach",
 }
+# Reading any of these off a name shows the name is a tensor (a list has none of them).
+_TENSOR_ATTRIBUTES = {"shape", "ndim", "dtype", "device", "is_cuda"}
+_TENSOR_QUERIES = {"size", "dim", "numel", "stride", "element_size"}
 _CREATION = {
     f"torch.{name}"
     for name in "zeros ones empty full randn rand randint arange linspace tensor as_tensor from_numpy eye zeros_like ones_like empty_like".split()
+}
+# nn.Module's own API: calling these on each member is bookkeeping, not computation.
+_MODULE_API = {
+    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children",
+    "modules", "named_modules", "train", "eval", "requires_grad_", "zero_grad", "to", "cuda", "cpu",
+    "half", "float", "double", "bfloat16", "type", "apply", "state_dict", "load_state_dict",
+    "register_buffer", "register_parameter", "register_module", "add_module", "get_submodule",
+    "get_parameter", "get_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_backward_hook", "extra_repr", "share_memory",
+    "reset_parameters", "reset_noise", "init_weights", "freeze", "unfreeze", "compile", "ipu", "xpu",
+    # ...and a container's, for members that are lists themselves.
+    "append", "extend", "insert", "pop", "remove", "clear", "index", "count", "keys", "values",
+    "items", "update", "get", "copy",
 }
 
 
@@ -62,23 +85,26 @@ _CREATION = {
 class SliceInfo:
     tensor: str  # the sliced tensor as written: "x", "h"
     dim: str  # the sliced dimension as written: "1", "-1"
-    via: str  # "index" (x[:, i]), "select", "unbind" or "chunk"
+    via: str  # "index" (x[:, i]), "select", "narrow" (x[:, i:i+1]), "unbind" or "chunk"
     activation: bool  # computed inside the method, so it needs a gradient
     text: str  # the slice as written: "x[:, idx, :]"
-    node: cst.BaseExpression | None = None  # the slice expression, for index and select
+    node: cst.BaseExpression | None = None  # the slice expression, for index, select and narrow
 
 
 @dataclass
 class MemberCall:
     node: cst.Call
-    input: str  # SAME, SLICE or OTHER relative to the loop
+    input: str  # SAME, SLICE, CHAIN or OTHER relative to the loop
     input_text: str
     slice: SliceInfo | None = None
+    collection: Collection | None = None  # whose member is called
+    collection_text: str = ""
+    method: str | None = None  # set when called through a method other than forward
 
 
 @dataclass
 class MemberLoop:
-    cls: ModuleClass
+    cls: ClassInfo
     method: str
     node: cst.CSTNode  # the For, or the CompFor clause
     report_node: cst.CSTNode  # where a finding points
@@ -95,10 +121,21 @@ class MemberLoop:
     varying: frozenset[str] = frozenset()  # names that change from one member to the next
     body: tuple[cst.CSTNode, ...] = ()  # the nodes run once per member
     method_names: frozenset[str] = frozenset()  # every name the method uses
+    # Every collection whose member runs once per iteration, in order of first call:
+    # (collection, as written). The first is `collection`.
+    collections: list[tuple[Collection, str]] = field(default_factory=list)
+    # Other loop variables that are members too: `norm` in `zip(self.proj, self.norm)`.
+    member_vars: dict[str, tuple[Collection, str]] = field(default_factory=dict)
+    subset: str | None = None  # the loop visits part of the collection: "self.heads[: k + 1]"
 
     @property
     def size(self) -> str:
         return self.collection.size or "E"
+
+    @property
+    def entry_calls(self) -> list[MemberCall]:
+        """The calls that start each member's computation (not those fed by another)."""
+        return [call for call in self.calls if call.input != CHAIN]
 
 
 @dataclass
@@ -109,10 +146,12 @@ class _Iteration:
     member_var: str | None = None
     index_var: str | None = None
     elements: dict[str, SliceInfo] = field(default_factory=dict)
+    member_vars: dict[str, tuple[Collection, str]] = field(default_factory=dict)
+    subset: str | None = None
 
 
 class _MethodAnalysis:
-    def __init__(self, cls: ModuleClass, ctx: FileContext, method: cst.FunctionDef) -> None:
+    def __init__(self, cls: ClassInfo, ctx: FileContext, method: cst.FunctionDef) -> None:
         self.cls = cls
         self.ctx = ctx
         self.method = method
@@ -120,6 +159,7 @@ class _MethodAnalysis:
         self.index = NodeIndex(method.body)
         self.params = {p.name.value: p for p in [*method.params.posonly_params, *method.params.params, *method.params.kwonly_params]}
         self.assignments: dict[str, list[tuple[cst.CSTNode, cst.BaseExpression]]] = {}
+        self.tensor_names: set[str] = set()  # names the method reads `.shape` (or the like) off
         for node in self.index.order:
             if isinstance(node, cst.Assign):
                 for target in node.targets:
@@ -128,6 +168,11 @@ class _MethodAnalysis:
             elif isinstance(node, cst.AnnAssign) and node.value is not None:
                 for name in target_names(node.target):
                     self.assignments.setdefault(name, []).append((node, node.value))
+            elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+                if node.attr.value in _TENSOR_ATTRIBUTES:
+                    self.tensor_names.add(node.value.value)
+                elif node.attr.value in _TENSOR_QUERIES and isinstance(self.index.parent(node), cst.Call):
+                    self.tensor_names.add(node.value.value)
         self.loops: list[MemberLoop] = []
         self._by_node: dict[cst.CSTNode, MemberLoop] = {}
         self._bodies: dict[cst.CSTNode, list[cst.CSTNode]] = {}
@@ -185,28 +230,35 @@ class _MethodAnalysis:
             func = code_of(iterable.func)
             args = positional_args(iterable)
             if func == "enumerate" and len(args) >= 1 and isinstance(target, cst.Tuple) and len(target.elements) == 2:
-                found = self.collection_of(args[0], at)
+                found = self.visited(args[0], at)
                 index, member = (element.value for element in target.elements)
                 if found is None or not isinstance(member, cst.Name):
                     return None
-                # With a `start`, the counter is not the member's index.
-                counts_from_zero = len(iterable.args) == 1 and isinstance(index, cst.Name)
-                return _Iteration(*found, member_var=member.value, index_var=index.value if counts_from_zero else None)
+                # With a `start`, or over a part not starting at 0, the counter is not the member's index.
+                counts_from_zero = len(iterable.args) == 1 and isinstance(index, cst.Name) and found[3] in (None, "start")
+                iteration = _Iteration(*found[:3], member_var=member.value, index_var=index.value if counts_from_zero else None)
+                iteration.subset = found[4]
+                return iteration
             if func == "zip" and isinstance(target, cst.Tuple) and len(target.elements) == len(args):
                 # Each zipped iterable is read like a loop of its own: the members (or
-                # their index) come from one, per-member pieces of a tensor from others.
+                # their index) come from one or more, per-member pieces of a tensor from others.
                 iteration = None
                 elements: dict[str, SliceInfo] = {}
+                others: dict[str, tuple[Collection, str]] = {}
                 for element, arg in zip(target.elements, args):
                     found = self.iteration(element.value, arg, at)
                     if found is not None and iteration is None:
                         iteration = found
+                        continue
+                    if found is not None and found.member_var is not None and found.parent is None:
+                        others[found.member_var] = (found.collection, found.text)
                         continue
                     split = self.split_of(arg) if isinstance(element.value, cst.Name) else None
                     if split is not None:
                         elements[element.value.value] = split
                 if iteration is not None:
                     iteration.elements.update(elements)
+                    iteration.member_vars.update(others)
                 return iteration
             if func == "range" and len(args) == 1 and isinstance(target, cst.Name):
                 bound = args[0]
@@ -214,20 +266,63 @@ class _MethodAnalysis:
                     found = self.collection_of(bound.args[0].value, at)
                     if found is not None:
                         return _Iteration(*found, index_var=target.value)
-                    return None
                 return self.range_iteration(target.value, code_of(bound), at)
-            if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value == "values" and not args:
+            if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("values", "items") and not args:
                 found = self.collection_of(iterable.func.value, at)
-                if found is not None and isinstance(target, cst.Name):
+                if found is None:
+                    return None
+                if iterable.func.attr.value == "values" and isinstance(target, cst.Name):
                     return _Iteration(*found, member_var=target.value)
+                if isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(target.elements[1].value, cst.Name):
+                    return _Iteration(*found, member_var=target.elements[1].value.value)
             return None
-        found = self.collection_of(iterable, at)
+        found = self.visited(iterable, at)
         if found is not None and isinstance(target, cst.Name):
-            return _Iteration(*found, member_var=target.value)
+            iteration = _Iteration(*found[:3], member_var=target.value)
+            iteration.subset = found[4]
+            return iteration
         return None
 
+    def visited(self, iterable: cst.BaseExpression, at: cst.CSTNode):
+        """(collection, text, parent, where the part starts, the part as written) for a
+        collection or a part of it (`self.heads[:k]`), else None."""
+        if isinstance(iterable, cst.Subscript) and len(iterable.slice) == 1 and isinstance(iterable.slice[0].slice, cst.Slice):
+            part = iterable.slice[0].slice
+            found = self.collection_of(iterable.value, at)
+            if found is None or part.step is not None:
+                return None
+            starts_at_zero = part.lower is None or code_of(part.lower) == "0"
+            return (*found, "start" if starts_at_zero else "middle", code_of(iterable))
+        found = self.collection_of(iterable, at)
+        return None if found is None else (*found, None, None)
+
     def range_iteration(self, index_var: str, bound: str, at: cst.CSTNode) -> _Iteration | None:
-        """`for i in range(self.n)`: the collection indexed by `i` whose size is `n`."""
+        """`for i in range(...)` is a member loop when its body indexes an identical
+        collection with `i` (`self.heads[i]`), or when `...` is the size of one."""
+        body = at.body if isinstance(at, cst.For) else None
+        indexed = []
+        if body is not None:
+            for node in self.index.descendants(body):
+                if not isinstance(node, cst.Subscript) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+                    continue
+                index = node.slice[0].slice.value
+                if isinstance(index, cst.Name) and index.value == index_var:
+                    found = self.collection_of(node.value, at)
+                    if found is not None and found[2] is None and all(found[0] is not f[0] for f in indexed):
+                        indexed.append(found)
+        elif isinstance(at, cst.CompFor):
+            comprehension = next((a for a in self.index.ancestors(at) if isinstance(a, COMPREHENSIONS)), None)
+            roots = [] if comprehension is None else [getattr(comprehension, "elt", None) or comprehension.value]
+            for root in roots:
+                for node in walk(root):
+                    if isinstance(node, cst.Subscript) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+                        index = node.slice[0].slice.value
+                        if isinstance(index, cst.Name) and index.value == index_var:
+                            found = self.collection_of(node.value, at)
+                            if found is not None and found[2] is None and all(found[0] is not f[0] for f in indexed):
+                                indexed.append(found)
+        if indexed:
+            return _Iteration(*indexed[0], index_var=index_var)
         sizes = {bound}
         if bound.startswith(self.self_name + "."):
             attr = bound[len(self.self_name) + 1 :]
@@ -244,7 +339,8 @@ class _MethodAnalysis:
 
     # -- slices ---------------------------------------------------------------------
     def split_of(self, expr: cst.BaseExpression) -> SliceInfo | None:
-        """`x.unbind(1)`, `torch.unbind(x, 1)`, `x.chunk(n, 1)`: per-member pieces of x."""
+        """`x.unbind(1)`, `torch.unbind(x, 1)`, `x.chunk(n, 1)`, `tensor_split(x, n, dim=1)`:
+        per-member pieces of x."""
         if isinstance(expr, cst.Name):
             bound = self.assignments.get(expr.value, [])
             return self.split_of(bound[0][1]) if len(bound) == 1 else None
@@ -252,22 +348,37 @@ class _MethodAnalysis:
             return None
         args = positional_args(expr)
         dim_kw = next((a.value for a in expr.args if a.keyword is not None and a.keyword.value == "dim"), None)
+        qualified = self.ctx.imports.qualify(expr.func)
         if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _SPLITTERS:
             method = expr.func.attr.value
-            qualified = self.ctx.imports.qualify(expr.func)
-            if qualified and qualified.startswith("torch."):
-                if not args:
-                    return None
-                tensor, rest = args[0], args[1:]
-            else:
-                tensor, rest = expr.func.value, args
-            if method == "unbind":
-                dim = rest[0] if rest else dim_kw
-            else:
-                dim = rest[1] if len(rest) > 1 else dim_kw
-            dim_text = "0" if dim is None else code_of(dim)
-            via = _SPLITTERS[method]
-            return SliceInfo(code_of(tensor), dim_text, via, self.is_activation(tensor), f"{code_of(expr)}[i]")
+        elif isinstance(expr.func, cst.Name) and qualified and qualified.split(".")[-1] in _SPLITTERS and qualified.startswith("torch."):
+            method = qualified.split(".")[-1]
+        else:
+            return None
+        if qualified and qualified.startswith("torch."):
+            if not args:
+                return None
+            tensor, rest = args[0], args[1:]
+        else:
+            tensor, rest = expr.func.value, args
+        if method == "unbind":
+            dim = rest[0] if rest else dim_kw
+        else:
+            dim = rest[1] if len(rest) > 1 else dim_kw
+        dim_text = "0" if dim is None else code_of(dim)
+        via = _SPLITTERS[method]
+        return SliceInfo(code_of(tensor), dim_text, via, self.is_activation(tensor), f"{code_of(expr)}[i]")
+
+    def _is_index(self, position: cst.BaseSlice, index_var: str) -> str | None:
+        """"index" for `i`, "narrow" for `i:i + 1`, at one position of a subscript."""
+        if isinstance(position, cst.Index) and isinstance(position.value, cst.Name) and position.value.value == index_var:
+            return "index"
+        if isinstance(position, cst.Slice) and position.step is None and isinstance(position.lower, cst.Name) and position.lower.value == index_var:
+            upper = position.upper
+            if isinstance(upper, cst.BinaryOperation) and isinstance(upper.operator, cst.Add):
+                pair = {code_of(upper.left), code_of(upper.right)}
+                if pair == {index_var, "1"}:
+                    return "narrow"
         return None
 
     def slice_of(self, expr: cst.BaseExpression, loop: MemberLoop, elements: dict[str, SliceInfo], depth: int = 0) -> SliceInfo | None:
@@ -286,13 +397,10 @@ class _MethodAnalysis:
             return None
         if isinstance(expr, cst.Subscript):
             positions = [element.slice for element in expr.slice]
-            hits = [
-                i for i, p in enumerate(positions)
-                if isinstance(p, cst.Index) and isinstance(p.value, cst.Name) and p.value.value == index_var
-            ]
+            hits = [(i, kind) for i, p in enumerate(positions) if (kind := self._is_index(p, index_var))]
             if len(hits) != 1 or index_var in names_in(expr.value):
                 return None
-            hit = hits[0]
+            hit, via = hits[0]
             for i, p in enumerate(positions):
                 if i == hit:
                     continue
@@ -300,7 +408,7 @@ class _MethodAnalysis:
                 if not (full or (isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis))):
                     return None
             split = self.split_of(expr.value)
-            if split is not None and len(positions) == 1:
+            if split is not None and len(positions) == 1 and via == "index":
                 split.text = code_of(expr)
                 return split
             ellipsis = [i for i, p in enumerate(positions) if isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis)]
@@ -308,27 +416,38 @@ class _MethodAnalysis:
                 dim = str(hit - len(positions))
             else:
                 dim = str(hit)
-            if len(positions) == 1 and not self.is_tensor(expr.value):
+            if len(positions) == 1 and via == "index" and not self.is_tensor(expr.value, loop):
                 # `feats[i]` may index a Python list of differently shaped tensors.
                 return None
-            return SliceInfo(code_of(expr.value), dim, "index", self.is_activation(expr.value), code_of(expr), expr)
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "select":
+            return SliceInfo(code_of(expr.value), dim, via, self.is_activation(expr.value), code_of(expr), expr)
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("select", "narrow"):
             args = positional_args(expr)
-            if len(args) == 2 and isinstance(args[1], cst.Name) and args[1].value == index_var:
-                qualified = self.ctx.imports.qualify(expr.func)
-                if qualified == "torch.select":
-                    return None
-                tensor = expr.func.value
+            if self.ctx.imports.qualify(expr.func) in ("torch.select", "torch.narrow"):
+                return None
+            tensor = expr.func.value
+            if expr.func.attr.value == "select" and len(args) == 2 and isinstance(args[1], cst.Name) and args[1].value == index_var:
                 return SliceInfo(code_of(tensor), code_of(args[0]), "select", self.is_activation(tensor), code_of(expr), expr)
+            if (
+                expr.func.attr.value == "narrow"
+                and len(args) == 3
+                and isinstance(args[1], cst.Name)
+                and args[1].value == index_var
+                and code_of(args[2]) == "1"
+            ):
+                return SliceInfo(code_of(tensor), code_of(args[0]), "narrow", self.is_activation(tensor), code_of(expr), expr)
         return None
 
-    def is_tensor(self, expr: cst.BaseExpression) -> bool:
+    def is_tensor(self, expr: cst.BaseExpression, loop: MemberLoop | None = None) -> bool:
         if isinstance(expr, cst.Call):
             qualified = self.ctx.imports.qualify(expr.func) or ""
             if qualified.startswith("torch."):
                 return True
             return isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _TENSOR_METHODS
         if isinstance(expr, cst.Name):
+            if expr.value in self.tensor_names:
+                return True  # `x.shape`, `x.size(0)`: a list has neither
+            if loop is not None and isinstance(loop.node, (cst.For, cst.CompFor)) and self._ranges_over_leading_dim(loop.node.iter, expr.value):
+                return True
             param = self.params.get(expr.value)
             if param is not None and param.annotation is not None:
                 annotation = code_of(param.annotation.annotation)
@@ -336,6 +455,13 @@ class _MethodAnalysis:
             bound = self.assignments.get(expr.value, [])
             return bool(bound) and all(self.is_tensor(v) for _, v in bound)
         return False
+
+    def _ranges_over_leading_dim(self, iterable: cst.BaseExpression, name: str) -> bool:
+        """`range(x.shape[0])` or `range(x.size(0))`."""
+        if not (isinstance(iterable, cst.Call) and code_of(iterable.func) == "range" and len(iterable.args) == 1):
+            return False
+        text = code_of(iterable.args[0].value).replace(" ", "")
+        return text in (f"{name}.shape[0]", f"{name}.size(0)")
 
     def is_activation(self, expr: cst.BaseExpression, seen: frozenset[str] = frozenset()) -> bool:
         """Computed inside the module, so backward must produce its gradient."""
@@ -374,10 +500,10 @@ class _MethodAnalysis:
                     clause = clause.inner_for_in
         method_names = frozenset(names_in(self.method))
         for loop in self.loops:
-            self.find_calls(loop)
             loop.varying = frozenset(self.assigned_in(loop))
             loop.body = tuple(self.body_nodes(loop))
             loop.method_names = method_names
+            self.find_calls(loop)
         # A group's members are called through the loops over each group.
         for loop in reversed(self.loops):
             if loop.parent is not None:
@@ -386,7 +512,7 @@ class _MethodAnalysis:
             if loop.collection.member.kind == GROUP:
                 for child in loop.children:
                     for call in child.calls:
-                        loop.calls.append(self.classify(call.node, loop))
+                        loop.calls.append(self.classify(call.node, loop, call.collection, call.collection_text, call.method))
             loop.combine = self.combine_of(loop)
         return self.loops
 
@@ -406,6 +532,8 @@ class _MethodAnalysis:
             iteration.member_var,
         )
         loop.elements = iteration.elements
+        loop.member_vars = iteration.member_vars
+        loop.subset = iteration.subset
         self.loops.append(loop)
         self._by_node[node] = loop
 
@@ -434,22 +562,73 @@ class _MethodAnalysis:
             nodes.extend(self.index.descendants(root))
         return nodes
 
-    def is_member_callee(self, func: cst.BaseExpression, loop: MemberLoop) -> bool:
-        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+    def member_callee(self, func: cst.BaseExpression, loop: MemberLoop) -> tuple[Collection, str, str | None] | None:
+        """(collection, as written, method) when `func` calls a member of the loop:
+        `m`, `m.forward`, `m.predict_proba`, `self.heads[i]`, `norm` from a zip."""
+        method = None
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
             func = func.value
+        found = None
         if isinstance(func, cst.Name):
-            return func.value == loop.member_var
-        if isinstance(func, cst.Subscript) and len(func.slice) == 1 and isinstance(func.slice[0].slice, cst.Index):
+            if func.value == loop.member_var:
+                found = (loop.collection, loop.collection_text)
+            elif func.value in loop.member_vars:
+                found = loop.member_vars[func.value]
+            elif func.value in loop.varying:
+                found = self._alias(func.value, loop)
+        elif isinstance(func, cst.Subscript) and len(func.slice) == 1 and isinstance(func.slice[0].slice, cst.Index):
             index = func.slice[0].slice.value
-            if isinstance(index, cst.Name) and index.value == loop.index_var:
-                found = self.collection_of(func.value, loop.node)
-                return found is not None and found[0] is loop.collection
-        return False
+            if isinstance(index, cst.Name) and index.value == loop.index_var and loop.index_var is not None:
+                collection = self.collection_of(func.value, loop.node)
+                if collection is not None and (collection[2] is None or collection[0] is loop.collection):
+                    found = (collection[0], collection[1])
+        if found is None:
+            return None
+        if method is None or method == "forward":
+            return (*found, None)
+        return (*found, method) if self._computes(found[0], method) else None
+
+    def _alias(self, name: str, loop: MemberLoop) -> tuple[Collection, str] | None:
+        """`head = self.heads[i]` in the loop body: `head` is member `i`."""
+        bound = [v for n, v in self.assignments.get(name, []) if self.index.is_inside(n, loop.node)]
+        if len(bound) != 1 or not isinstance(bound[0], cst.Subscript):
+            return None
+        value = bound[0]
+        if len(value.slice) != 1 or not isinstance(value.slice[0].slice, cst.Index):
+            return None
+        index = value.slice[0].slice.value
+        if not (isinstance(index, cst.Name) and index.value == loop.index_var):
+            return None
+        found = self.collection_of(value.value, loop.node)
+        return None if found is None or found[2] is not None else (found[0], found[1])
+
+    def _computes(self, collection: Collection, method: str) -> bool:
+        """Whether `member.<method>(...)` is a computation worth batching: a method the
+        member's class defines (when it can be read), never nn.Module's own API."""
+        member = collection.member
+        if method in _MODULE_API or method.startswith("_") or member is None or member.kind == GROUP:
+            return False
+        if member is not None and member.cls is not None:
+            return find_method(member.cls, self.ctx, method) is not None
+        return True
 
     def find_calls(self, loop: MemberLoop) -> None:
-        for node in self.body_nodes(loop):
-            if isinstance(node, cst.Call) and self.is_member_callee(node.func, loop):
-                loop.calls.append(self.classify(node, loop))
+        nested = [n for n in self.body_nodes(loop) if isinstance(n, cst.Call)]
+        for node in nested:
+            found = self.member_callee(node.func, loop)
+            if found is not None:
+                loop.calls.append(self.classify(node, loop, *found))
+        for call in loop.calls:
+            if call.collection is not None and all(call.collection is not c for c, _ in loop.collections):
+                loop.collections.append((call.collection, call.collection_text))
+        if not loop.collections:
+            loop.collections.append((loop.collection, loop.collection_text))
+        elif all(loop.collection is not c for c, _ in loop.collections) and loop.index_var is None:
+            loop.collections.insert(0, (loop.collection, loop.collection_text))
+        if loop.collections[0][0] is not loop.collection:
+            # `for i in range(n)` found by its first indexed collection; the first called is primary.
+            loop.collection, loop.collection_text = loop.collections[0]
 
     def assigned_in(self, loop: MemberLoop) -> set[str]:
         """Names that change from one member to the next: loop targets and names bound
@@ -471,36 +650,76 @@ class _MethodAnalysis:
                 names |= set(target_names(node.target))
         return names
 
-    def classify(self, call: cst.Call, loop: MemberLoop) -> MemberCall:
-        args = positional_args(call)
-        if args:
-            first = args[0]
-        elif call.args and call.args[0].keyword is not None:
-            first = call.args[0].value  # keyword-only: `f(obs=obs, act=act)`
-        else:
-            return MemberCall(call, OTHER, "")
+    # -- inputs -----------------------------------------------------------------------
+    def classify(self, call: cst.Call, loop: MemberLoop, collection: Collection | None = None, collection_text: str = "", method: str | None = None) -> MemberCall:
+        def made(kind: str, text: str, sliced: SliceInfo | None = None) -> MemberCall:
+            return MemberCall(call, kind, text, sliced, collection, collection_text, method)
+
+        if not call.args:
+            return made(OTHER, "")
         text = ", ".join(
             ("*" * len(arg.star)) + (f"{arg.keyword.value}=" if arg.keyword else "") + code_of(arg.value)
             for arg in call.args
         )
+        first = call.args[0].value
         elements = loop.elements
         varying = self.assigned_in(loop)
-        extras = [a.value for a in call.args if a.value is not first]
-        sliced = self.slice_of(first, loop, elements)
+        extras = [a.value for a in call.args[1:]]
+        sliced = None if call.args[0].star else self.slice_of(first, loop, elements)
         if sliced is not None and sliced.node is not None:
             tensor = sliced.node.value if isinstance(sliced.node, cst.Subscript) else sliced.node.func.value
             if names_in(tensor) & varying:
-                return MemberCall(call, OTHER, text)  # not one tensor: it changes per member
+                return made(OTHER, text)  # not one tensor: it changes per member
         if sliced is not None:
             # Extra arguments are shared by all members or sliced the same way
             # (`m(x[:, i], mask[:, i])`); anything else is not one batched call.
             for extra in extras:
                 if names_in(extra) & varying and self.slice_of(extra, loop, elements) is None:
-                    return MemberCall(call, OTHER, text)
-            return MemberCall(call, SLICE, text, sliced)
+                    return made(OTHER, text)
+            return made(SLICE, text, sliced)
+        if names_in(first) & varying and self.fed_by_member(first, call, loop):
+            for extra in extras:
+                if names_in(extra) & varying and not self.fed_by_member(extra, call, loop):
+                    return made(OTHER, text)
+            return made(CHAIN, text)
         if any(names_in(e) & varying for e in [first, *extras]):
-            return MemberCall(call, OTHER, text)
-        return MemberCall(call, SAME, text)
+            return made(OTHER, text)
+        return made(SAME, text)
+
+    def fed_by_member(self, expr: cst.BaseExpression, before: cst.CSTNode, loop: MemberLoop, depth: int = 0) -> bool:
+        """Whether `expr` is computed, in this iteration and before `before`, from another
+        member call (`z = self.proj[i](x[:, i]); z = self.norm[i](z)`), every name it
+        reads that changes per member being bound so. A name carried over from the
+        previous iteration (`h = h + block(h)`) is not."""
+        if depth > 6:
+            return False
+        calls = [
+            node for node in walk(expr)
+            if isinstance(node, cst.Call) and node is not before and self.member_callee(node.func, loop) is not None
+        ]
+        # What a member call reads is that call's own business.
+        skip = {id(inner) for call in calls for inner in walk(call)}
+        fed = bool(calls)
+        for node in walk(expr):
+            if id(node) in skip or not isinstance(node, cst.Name) or node.value not in loop.varying:
+                continue
+            binding = self._binding_before(node.value, before, loop)
+            if binding is None or not self.fed_by_member(binding[1], binding[0], loop, depth + 1):
+                return False
+            fed = True
+        return fed
+
+    def _binding_before(self, name: str, before: cst.CSTNode, loop: MemberLoop):
+        """The last assignment of `name` in the loop body that runs before `before`."""
+        found = None
+        for node, value in self.assignments.get(name, []):
+            if not self.index.is_inside(node, loop.node):
+                continue
+            if not self.index.before(node, before) or self.index.is_inside(before, node) or node is before:
+                continue
+            if found is None or self.index.before(found[0], node):
+                found = (node, value)
+        return found
 
     # -- combining ------------------------------------------------------------------
     def combine_of(self, loop: MemberLoop) -> str | None:
@@ -518,15 +737,23 @@ class _MethodAnalysis:
                         if found:
                             return found
             return next((child.combine for child in loop.children if child.combine), None)
-        for call in calls:
-            found = self.combine_of_statement(call.node, loop, body, depth=0)
+        for call in reversed(calls):
+            found = self.flow(call.node, loop, body, depth=0)
             if found:
                 return found
         return None
 
-    def combine_of_statement(self, node: cst.CSTNode, loop: MemberLoop, body: set, depth: int) -> str | None:
+    def flow(self, node: cst.CSTNode, loop: MemberLoop, body: set, depth: int) -> str | None:
+        """Where the value of `node` (a member call, or a name holding its result) ends up
+        in the iteration: appended to a list, summed, written by index, or passed on
+        through more steps (`h = head(x); logits = self.lm_head(h); out.append(logits)`)."""
+        if depth > 5:
+            return None
         statement = node
         for ancestor in self.index.ancestors(node):
+            if isinstance(ancestor, cst.Call) and ancestor is not node and depth < 5:
+                if self.member_callee(ancestor.func, loop) is not None and any(node is a.value for a in ancestor.args):
+                    return self.flow(ancestor, loop, body, depth + 1)  # fed into the next member
             if isinstance(ancestor, (cst.Expr, cst.Assign, cst.AugAssign, cst.AnnAssign, cst.Return)):
                 statement = ancestor
                 break
@@ -536,28 +763,33 @@ class _MethodAnalysis:
             return None
         if isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Call):
             func = statement.value.func
-            if isinstance(func, cst.Attribute) and func.attr.value == "append":
+            if isinstance(func, cst.Attribute) and func.attr.value in ("append", "extend"):
                 return self.combine_of_list(func.value, loop)
             return None
         if isinstance(statement, cst.AugAssign):
-            if isinstance(statement.operator, cst.AddAssign):
-                return "summed"
-            return None
+            return "summed" if isinstance(statement.operator, cst.AddAssign) else None
         if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
             target = statement.targets[0].target
-            if isinstance(target, cst.Subscript) and loop.index_var in names_in(target):
+            if isinstance(target, cst.Subscript) and loop.index_var is not None and loop.index_var in names_in(target):
                 return "written into a preallocated tensor by index"
-            if isinstance(target, cst.Name):
-                value = statement.value
-                if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add) and target.value in names_in(value):
-                    return "summed"
-                if depth == 0:
-                    # `y = m(x)` then `outs.append(y)`: follow the name once.
-                    for other in body:
-                        if isinstance(other, cst.Name) and other.value == target.value and other is not target:
-                            found = self.combine_of_statement(other, loop, body, depth + 1)
-                            if found:
-                                return found
+            names = target_names(target)
+            value = statement.value
+            if isinstance(target, cst.Name) and isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add) and target.value in names_in(value):
+                return "summed"
+            for name in names:
+                # Follow the name to where it is used next in the iteration.
+                for other in self.index.order:
+                    if (
+                        isinstance(other, cst.Name)
+                        and other.value == name
+                        and other in body
+                        and self.index.before(statement, other)
+                        and not self.index.is_inside(other, statement)
+                        and not isinstance(self.index.parent(other), cst.AssignTarget)
+                    ):
+                        found = self.flow(other, loop, body, depth + 1)
+                        if found:
+                            return found
         return None
 
     def combine_of_list(self, holder: cst.BaseExpression, loop: MemberLoop) -> str | None:
@@ -574,6 +806,8 @@ class _MethodAnalysis:
                     found = self.combine_of_value(node) if isinstance(call, cst.Call) else None
                     if found:
                         return found
+                if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
+                    return "combined in a later loop"
         return None
 
     def combine_of_value(self, value: cst.CSTNode) -> str | None:
@@ -588,6 +822,8 @@ class _MethodAnalysis:
                 qualified = self.ctx.imports.qualify(parent.func) or code_of(parent.func)
                 kind = _COMBINERS.get(qualified)
                 if kind is None:
+                    if result is None and code_of(parent.func) not in _NOT_COMBINERS:
+                        return f"passed to `{code_of(parent.func)}`"
                     return result
                 result = kind
                 grand = self.index.parent(parent)
@@ -606,12 +842,15 @@ class _MethodAnalysis:
                         found = self.combine_of_value(other)
                         if found:
                             return found
+                        grand = self.index.parent(other)
+                        if isinstance(grand, (cst.For, cst.CompFor)) and grand.iter is other:
+                            return "combined in a later loop"
                 return result
             return result
         return result
 
 
-def find_member_loops(cls: ModuleClass, ctx: FileContext) -> list[MemberLoop]:
+def find_member_loops(cls: ClassInfo, ctx: FileContext) -> list[MemberLoop]:
     loops: list[MemberLoop] = []
     for method in cls.methods.values():
         loops.extend(_MethodAnalysis(cls, ctx, method).run())

@@ -1,41 +1,50 @@
-"""What a module's member collections hold, and whether the members are identical.
+"""What a class's member collections hold, and whether the members are identical.
 
 A collection is an attribute such as `self.heads` that holds several sub-modules: an
-`nn.ModuleList`/`nn.ModuleDict`, or a plain list or tuple registered with
-`add_module`. Members count as *identical* only with evidence: one constructor
-expression repeated by a comprehension or loop whose variable the constructor does not
-read (`[nn.Linear(h, a) for _ in range(n)]`, `ModuleList()` + `append` in a loop,
-`copy.deepcopy(layer) for _ in range(n)`, a factory or local class called the same way),
-or a literal list of the same constructor written out several times. Anything else is
-heterogeneous, and the rules stay silent about it.
+`nn.ModuleList`/`nn.ModuleDict`, or a plain list or tuple whose members are registered
+one by one (`add_module`, `setattr(self, ...)`). Members count as *identical* only with
+evidence: one constructor expression repeated by a comprehension or loop whose variable
+the constructor does not read (`[nn.Linear(h, a) for _ in range(n)]`, `ModuleList()` +
+`append` in a loop, `copy.deepcopy(layer) for _ in range(n)`, a factory, helper or class
+called the same way), or a literal list of the same constructor written out several
+times. Anything else is heterogeneous, and the rules stay silent about it.
+
+The scanner reads a function's statements in order, as Python runs them: a local name
+means what it was last bound to *at that point* (`layer = nn.Linear(sizes[i], 16)` in one
+loop and `layer = nn.Linear(16, 16)` in a later one are two bindings), and every
+statement knows the loops and `if` branches around it, so that a collection built in one
+branch of an `if individual:` is told apart from one filled conditionally.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, MODULE
+from enslint.analysis.context import find_method, is_torch_module_name
+from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, MODULE, SELF_COLLECTION
 from enslint.analysis.syntax import (
     arg_at,
     code_of,
+    first_param,
     free_names,
     int_value,
     positional_args,
     self_attribute,
     target_names,
+    walk,
 )
 
 if TYPE_CHECKING:
-    from enslint.analysis.model import FileContext
+    from enslint.analysis.context import ClassInfo, FileContext
 
 CONTAINERS = {
     "torch.nn.ModuleList": "nn.ModuleList",
     "torch.nn.ModuleDict": "nn.ModuleDict",
 }
-# Only these containers and plain lists registered with add_module are collections: keep
+# Only these containers and plain lists registered one by one are collections: keep
 # kinds.COLLECTION_MARKERS in step, the checker's prefilter relies on it.
 PLAIN_CONTAINERS = {"list", "tuple"}
 ELEMENTWISE = {
@@ -47,6 +56,8 @@ ELEMENTWISE = {
 }
 LINEARS = {"torch.nn.Linear", "torch.nn.LazyLinear"}
 CONVS = {"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d"}
+# Calls that build no module: a member expression made of one of these proves nothing.
+_NOT_CONSTRUCTORS = {"range", "len", "int", "float", "str", "dict", "set", "print", "zip", "enumerate", "isinstance", "getattr"}
 
 
 @dataclass
@@ -57,12 +68,17 @@ class Member:
     in_size: str | None = None
     out_size: str | None = None
     inner: Collection | None = None  # set when kind == GROUP
+    # True: proven an nn.Module (a torch.nn class, a module class, a factory of one);
+    # None: nothing says either way (a constructor imported from where we cannot read).
+    is_module: bool | None = None
+    shared: bool = False  # one instance repeated: every member is the same object
+    cls: ClassInfo | None = None  # the member's class, when it could be read
 
 
 @dataclass
 class Collection:
     attr: str
-    container: str  # "nn.ModuleList", "nn.ModuleDict", "list + add_module"
+    container: str  # "nn.ModuleList", "nn.ModuleDict", "list + add_module", "list + setattr"
     size: str | None  # as written: "ensemble_size", "3", "n_layers - 1"
     size_value: int | None
     member: Member | None  # None: the members are not provably identical
@@ -72,6 +88,14 @@ class Collection:
     origin: cst.SimpleStatementLine | None = None
     # For a collection created empty and filled by a loop: the creating statement.
     created: cst.SimpleStatementLine | None = None
+    method: str | None = None  # the method that builds it (`__init__`, `build`, `fit`)
+    conditional: bool = False  # built in one branch of an `if` (`if individual:`)
+    # Where the evidence comes from when it is not this class's own code: "members built
+    # by `make_q()` at builders.py:63", "built by `clones()` at utils.py:5".
+    evidence: str | None = None
+    inherited_from: str | None = None  # the parent class that builds it
+    # (parameter name, position) when the members are the caller's: nn.ModuleList(models)
+    passed_in: tuple[str, int] | None = None
 
     @property
     def identical(self) -> bool:
@@ -84,13 +108,37 @@ def display_type(qualified: str) -> str:
     return qualified
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Loop:
     """A `for` loop (or comprehension clause) enclosing construction code."""
 
-    targets: set[str]
+    targets: frozenset[str]
     size: str
     size_value: int | None
+
+
+@dataclass
+class _Binding:
+    """What a local name was bound to, and inside how many loops."""
+
+    value: cst.BaseExpression
+    depth: int
+
+
+@dataclass
+class _Scope:
+    """The local names and containers as they stood at one statement."""
+
+    env: dict[str, _Binding]
+    builders: dict[str, _Builder]
+
+
+@dataclass
+class _Append:
+    value: cst.BaseExpression
+    loops: tuple[_Loop, ...]
+    branch: tuple
+    scope: _Scope
 
 
 @dataclass
@@ -99,10 +147,33 @@ class _Builder:
 
     container: str
     depth: int  # how many loops enclosed the statement that created it
-    appends: list[tuple[cst.BaseExpression, tuple[_Loop, ...], bool]] = field(default_factory=list)
+    branch: tuple  # the `if` branches around the statement that created it
+    appends: list[_Append] = field(default_factory=list)
     # Filled at once from another collection: `self.extend(critics)`, `super().__init__(...)`.
-    filled_with: cst.BaseExpression | None = None
+    filled_with: tuple[cst.BaseExpression, _Scope] | None = None
     opaque: bool = False  # filled some other way (insert, item assignment, ...): give up
+
+
+@dataclass
+class _SelfAssign:
+    value: cst.BaseExpression
+    line: cst.SimpleStatementLine | None  # the statement, when it stands alone outside loops and branches
+    branch: tuple
+    scope: _Scope
+
+
+@dataclass
+class WatchedCall:
+    """A call of a watched name (a holder class built with its members passed in)."""
+
+    call: cst.Call
+    scope: _Scope
+    scanner: ConstructionScanner
+
+
+def _inside(branch: tuple, outer: tuple) -> bool:
+    """Whether statements in `branch` run whenever those in `outer` do."""
+    return branch == outer
 
 
 def loop_size(iterable: cst.BaseExpression, ctx: FileContext) -> tuple[str, int | None]:
@@ -137,50 +208,72 @@ def _product(loops: tuple[_Loop, ...]) -> tuple[str, int | None]:
 class ConstructionScanner:
     """Reads the methods of one class (or one factory function) for member collections."""
 
-    def __init__(self, ctx: FileContext, self_name: str | None, self_is_collection: bool = False) -> None:
+    def __init__(
+        self,
+        ctx: FileContext,
+        self_name: str | None,
+        self_is_collection: bool = False,
+        cls: ClassInfo | None = None,
+        watch: frozenset[str] = frozenset(),
+    ) -> None:
         self.ctx = ctx
         self.self_name = self_name
-        self.env: dict[str, cst.BaseExpression] = {}
+        self.cls = cls
+        self.env: dict[str, _Binding] = {}
         self.builders: dict[str, _Builder] = {}
         if self_is_collection and self_name is not None:
             # A subclass of nn.ModuleList is its own collection.
-            self.builders[self_name] = _Builder("nn.ModuleList", 0)
-        self.self_values: dict[str, list[cst.BaseExpression]] = {}
+            self.builders[self_name] = _Builder("nn.ModuleList", 0, ())
+        self.params: dict[str, int] = {}  # the scanned function's parameters, by position
+        self.self_assigns: dict[str, list[_SelfAssign]] = {}
         # `self.n = n`: what simple attributes hold, to recognise `range(self.n)` as the
         # size of a collection built with `range(n)`.
         self.size_attrs: dict[str, str] = {}
-        # The statement lines that assign each `self.attr`: None for one inside a loop or a
-        # branch, or sharing its line. A rewrite replaces a collection's only assignment.
-        self.self_lines: dict[str, list[cst.SimpleStatementLine | None]] = {}
         self._line: cst.SimpleStatementLine | None = None
-        self.registers_with_add_module = False
-        self.returns: list[cst.BaseExpression] = []
+        self.registers = ""  # "add_module" or "setattr" when members are registered one by one
+        self.returns: list[tuple[cst.BaseExpression, _Scope]] = []
+        self.watch = watch
+        self.watched: list[WatchedCall] = []
 
     # -- statements ---------------------------------------------------------------
     def scan_function(self, function: cst.FunctionDef) -> None:
-        self._block(function.body.body, ())
+        params = [*function.params.posonly_params, *function.params.params]
+        self.params = {p.name.value: i for i, p in enumerate(params)}
+        self.params.update({p.name.value: -1 for p in function.params.kwonly_params})
+        self._block(function.body.body, (), ())
 
-    def _block(self, statements, loops: tuple[_Loop, ...], conditional: bool = False) -> None:
+    def scope(self) -> _Scope:
+        return _Scope(dict(self.env), dict(self.builders))
+
+    def _block(self, statements, loops: tuple[_Loop, ...], branch: tuple) -> None:
         for statement in statements:
-            self._statement(statement, loops, conditional)
+            self._statement(statement, loops, branch)
 
-    def _statement(self, statement: cst.CSTNode, loops: tuple[_Loop, ...], conditional: bool) -> None:
+    def _statement(self, statement: cst.CSTNode, loops: tuple[_Loop, ...], branch: tuple) -> None:
         if isinstance(statement, cst.SimpleStatementLine):
-            self._line = statement if len(statement.body) == 1 and not loops and not conditional else None
+            self._line = statement if len(statement.body) == 1 and not loops and not branch else None
             for small in statement.body:
-                self._small(small, loops, conditional)
+                self._small(small, loops, branch)
         elif isinstance(statement, cst.For):
             size, value = loop_size(statement.iter, self.ctx)
-            loop = _Loop(set(target_names(statement.target)), size, value)
-            self._block(statement.body.body, loops + (loop,), conditional)
+            loop = _Loop(frozenset(target_names(statement.target)), size, value)
+            for name in target_names(statement.target):
+                self.env.pop(name, None)
+            self._block(statement.body.body, loops + (loop,), branch)
         elif isinstance(statement, cst.If):
-            self._block(statement.body.body, loops, True)
-            orelse = statement.orelse
-            while orelse is not None:
-                self._block(orelse.body.body, loops, True)
-                orelse = getattr(orelse, "orelse", None)
-        elif isinstance(statement, (cst.With, cst.Try, cst.While)):
-            self._block(statement.body.body, loops, conditional or isinstance(statement, cst.While))
+            arm = 0
+            current: cst.CSTNode | None = statement
+            while current is not None:
+                self._block(current.body.body, loops, branch + ((id(statement), arm),))
+                arm += 1
+                orelse = getattr(current, "orelse", None)
+                current = orelse if isinstance(orelse, cst.If) else None
+                if isinstance(orelse, cst.Else):
+                    self._block(orelse.body.body, loops, branch + ((id(statement), arm),))
+        elif isinstance(statement, cst.While):
+            self._block(statement.body.body, loops, branch + ((id(statement), 0),))
+        elif isinstance(statement, (cst.With, cst.Try)):
+            self._block(statement.body.body, loops, branch)
 
     def _builder_key(self, node: cst.BaseExpression) -> str | None:
         attr = self_attribute(node, self.self_name)
@@ -193,56 +286,73 @@ class ConstructionScanner:
             return None if inner is None else inner + "[*]"
         return None
 
-    def _small(self, small: cst.CSTNode, loops: tuple[_Loop, ...], conditional: bool) -> None:
+    def _small(self, small: cst.CSTNode, loops: tuple[_Loop, ...], branch: tuple) -> None:
+        if self.watch:
+            self._watch_calls(small)
         if isinstance(small, cst.Return) and small.value is not None:
-            self.returns.append(small.value)
+            self.returns.append((small.value, self.scope()))
         elif isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for target in targets:
-                self._assign(target, small.value, loops)
+                self._assign(target, small.value, loops, branch)
         elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
-            self._call(small.value, loops, conditional)
+            self._call(small.value, loops, branch)
 
-    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression, loops) -> None:
+    def own_collection(self) -> Collection | None:
+        """The collection an nn.ModuleList subclass is (`self.extend(...)` in `__init__`)."""
+        builder = self.builders.get(self.self_name) if self.self_name is not None else None
+        return None if builder is None else self._from_builder(SELF_COLLECTION, self.self_name, builder)
+
+    def _watch_calls(self, small: cst.CSTNode) -> None:
+        for node in walk(small):
+            if isinstance(node, cst.Call) and code_of(node.func) in self.watch:
+                self.watched.append(WatchedCall(node, self.scope(), self))
+
+    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression, loops, branch) -> None:
         key = self._builder_key(target)
         if isinstance(target, cst.Subscript):
             # `self.heads[i] = ...` fills a container by item: not a pattern we can prove.
             if key is not None and key.removesuffix("[*]") in self.builders:
                 self.builders[key.removesuffix("[*]")].opaque = True
             return
+        if isinstance(target, (cst.Tuple, cst.List)):
+            for name in target_names(target):
+                self.env.pop(name, None)
+                self.builders.pop(name, None)
+            return
         if key is None:
             return
         container = self.empty_container(value)
         if container is not None:
-            self.builders[key] = _Builder(container, len(loops))
+            self.builders[key] = _Builder(container, len(loops), branch)
         else:
             self.builders.pop(key, None)
         attr = self_attribute(target, self.self_name)
         if attr is not None:
-            self.self_values.setdefault(attr, []).append(value)
-            self.self_lines.setdefault(attr, []).append(self._line)
+            self.self_assigns.setdefault(attr, []).append(_SelfAssign(value, self._line, branch, self.scope()))
             if isinstance(value, (cst.Name, cst.Integer, cst.Attribute, cst.BinaryOperation)):
                 self.size_attrs[attr] = code_of(value)
         elif isinstance(target, cst.Name):
-            self.env[target.value] = value
+            self.env[target.value] = _Binding(value, len(loops))
+            self.params.pop(target.value, None)  # a rebound parameter is no longer the caller's
 
-    def _call(self, call: cst.Call, loops, conditional: bool) -> None:
+    def _call(self, call: cst.Call, loops, branch) -> None:
         func = call.func
         if isinstance(func, cst.Attribute):
             owner_key = self._builder_key(func.value)
             if func.attr.value == "append" and owner_key is not None and len(call.args) == 1:
                 builder = self.builders.get(owner_key)
                 if builder is None and owner_key.endswith("[*]"):
-                    builder = self.builders.setdefault(owner_key, _Builder("nested", len(loops) - 1))
+                    builder = self.builders.setdefault(owner_key, _Builder("nested", len(loops) - 1, branch))
                 if builder is not None:
-                    builder.appends.append((call.args[0].value, loops, conditional))
+                    builder.appends.append(_Append(call.args[0].value, loops, branch, self.scope()))
                 return
             if func.attr.value == "extend" and owner_key in self.builders and len(call.args) == 1:
                 builder = self.builders[owner_key]
-                if builder.appends or builder.filled_with is not None or loops:
+                if builder.appends or builder.filled_with is not None or len(loops) > builder.depth:
                     builder.opaque = True
                 else:
-                    builder.filled_with = call.args[0].value
+                    builder.filled_with = (call.args[0].value, self.scope())
                 return
             if func.attr.value in ("insert", "__setitem__") and owner_key in self.builders:
                 self.builders[owner_key].opaque = True
@@ -254,11 +364,15 @@ class ConstructionScanner:
                 and self.self_name in self.builders
                 and len(call.args) == 1
             ):
-                self.builders[self.self_name].filled_with = call.args[0].value
+                self.builders[self.self_name].filled_with = (call.args[0].value, self.scope())
                 return
             if func.attr.value == "add_module" and self_attribute(func, self.self_name) is not None:
-                self.registers_with_add_module = bool(loops) or self.registers_with_add_module
+                self.registers = self.registers or ("add_module" if loops else "")
                 return
+        if isinstance(func, cst.Name) and func.value == "setattr" and loops:
+            args = positional_args(call)
+            if len(args) == 3 and isinstance(args[0], cst.Name) and args[0].value == self.self_name:
+                self.registers = self.registers or "setattr"
 
     # -- expressions --------------------------------------------------------------
     def empty_container(self, value: cst.BaseExpression) -> str | None:
@@ -275,44 +389,96 @@ class ConstructionScanner:
                 return "list"
         return None
 
-    def collection(self, attr: str, key: str, value: cst.BaseExpression | None) -> Collection | None:
-        """The collection an attribute holds, from its builder or its assigned value."""
-        builder = self.builders.get(key)
-        if builder is not None:
-            return self._from_builder(attr, key, builder)
-        if value is None:
+    def attribute_collection(self, attr: str) -> Collection | None:
+        """The collection `self.<attr>` holds at the end of the scanned method.
+
+        The last assignment decides when it runs whatever the branches; when the
+        assignments that build a collection sit in branches of an `if` (`if individual:
+        self.heads = nn.ModuleList(...) else: self.heads = nn.Linear(...)`), the
+        collection is the attribute's in that branch, marked `conditional`.
+        """
+        assigns = self.self_assigns.get(attr, [])
+        key = "self." + attr
+        if not assigns:
+            builder = self.builders.get(key)
+            return None if builder is None else self._from_builder(attr, key, builder)
+        last = assigns[-1]
+        if not last.branch:
+            candidates = [last]
+        else:
+            candidates = [a for a in assigns if a.branch] or [last]
+        found: list[tuple[_SelfAssign, Collection]] = []
+        for assign in candidates:
+            collection = self._collection_of_assign(attr, key, assign)
+            if collection is not None:
+                found.append((assign, collection))
+        if not found:
             return None
-        return self.collection_from_expr(attr, value, ())
+        identical = [(a, c) for a, c in found if c.identical]
+        if identical:
+            assign, collection = identical[0]
+            texts = {c.member.text for _, c in identical}
+            if len(texts) > 1:
+                return replace(collection, member=None, why_heterogeneous="members are built differently in different branches")
+        else:
+            assign, collection = found[0]
+        collection.conditional = bool(assign.branch)
+        if len(assigns) == 1 and assign.line is not None:
+            if key in assign.scope.builders and assign.scope.builders[key] is self.builders.get(key):
+                collection.created = assign.line
+            else:
+                collection.origin = assign.line
+        return collection
+
+    def _collection_of_assign(self, attr: str, key: str, assign: _SelfAssign) -> Collection | None:
+        if self.empty_container(assign.value) is not None:
+            # Created empty here: the builder this assignment made records what is
+            # appended to it later, even when the attribute is rebound afterwards.
+            builder = assign.scope.builders.get(key)
+            return None if builder is None else self._from_builder(attr, key, builder)
+        return self.collection_from_expr(attr, assign.value, (), assign.scope)
 
     def _from_builder(self, attr: str, key: str, builder: _Builder) -> Collection | None:
         container = builder.container
         if builder.filled_with is not None and not builder.opaque and not builder.appends:
-            filled = self.collection_from_expr(attr, builder.filled_with, (key,))
+            value, scope = builder.filled_with
+            filled = self.collection_from_expr(attr, value, (key,), scope)
             if filled is not None:
                 filled.container = container if container != "nested" else filled.container
             return filled
         if builder.opaque or not builder.appends:
             return None
         if len(builder.appends) > 1:
-            texts = {code_of(expr) for expr, _, _ in builder.appends}
-            loops_used = any(len(loops) > builder.depth for _, loops, _ in builder.appends)
-            if len(texts) == 1 and not loops_used and not any(c for _, _, c in builder.appends):
-                member = self.member(builder.appends[0][0], key, ())
+            texts = {code_of(a.value) for a in builder.appends}
+            loops_used = any(len(a.loops) > builder.depth for a in builder.appends)
+            conditional = any(not _inside(a.branch, builder.branch) for a in builder.appends)
+            if len(texts) == 1 and not loops_used and not conditional:
+                member = self.member(builder.appends[0].value, key, (), builder.appends[0].scope)
                 count = len(builder.appends)
                 return Collection(attr, container, str(count), count, member)
             return Collection(attr, container, None, None, None, "members are appended by different statements")
-        expr, loops, conditional = builder.appends[0]
-        own_loops = loops[builder.depth :]
-        if conditional or not own_loops:
+        append = builder.appends[0]
+        own_loops = append.loops[builder.depth :]
+        if not _inside(append.branch, builder.branch) or not own_loops:
             return Collection(attr, container, None, None, None, "members are appended conditionally")
         loop_vars = set().union(*(loop.targets for loop in own_loops))
-        used = self.names_read(expr) & loop_vars
+        used = self.names_read(append.value, append.scope) & loop_vars
         size, value = _product(own_loops)
         if used:
             return Collection(attr, container, size, value, None, f"each member's constructor reads the loop variable `{sorted(used)[0]}`")
-        return Collection(attr, container, size, value, self.member(expr, key, loops))
+        member = self.member(append.value, key, append.loops, append.scope)
+        if member is not None and self._bound_outside(append.value, append.scope, builder.depth + len(own_loops)):
+            member = replace(member, shared=True)
+        return Collection(attr, container, size, value, member)
 
-    def names_read(self, expr: cst.BaseExpression) -> set[str]:
+    def _bound_outside(self, value: cst.BaseExpression, scope: _Scope, depth: int) -> bool:
+        """Whether `value` is a name bound to one instance outside the innermost loop."""
+        if not isinstance(value, cst.Name):
+            return False
+        binding = scope.env.get(value.value)
+        return binding is not None and binding.depth < depth and isinstance(binding.value, cst.Call)
+
+    def names_read(self, expr: cst.BaseExpression, scope: _Scope) -> set[str]:
         """Names `expr` reads, looking through local names bound to other expressions.
 
         `layer = nn.Conv2d(c, 256, 1); self.convs.append(layer)` reads `c`.
@@ -324,33 +490,38 @@ class ConstructionScanner:
             names |= found
             for name in found - seen:
                 seen.add(name)
-                if name in self.env:
-                    pending.append(self.env[name])
+                if name in scope.env:
+                    pending.append(scope.env[name].value)
         return names
 
-    def collection_from_expr(self, attr: str, value: cst.BaseExpression, seen: tuple[str, ...]) -> Collection | None:
+    def collection_from_expr(self, attr: str, value: cst.BaseExpression, seen: tuple[str, ...], scope: _Scope | None = None) -> Collection | None:
         ctx = self.ctx
+        scope = scope or self.scope()
         if isinstance(value, cst.Name):
-            if value.value in self.builders:
-                return self._from_builder(attr, value.value, self.builders[value.value])
-            bound = self.env.get(value.value)
+            if value.value in scope.builders:
+                return self._from_builder(attr, value.value, scope.builders[value.value])
+            bound = scope.env.get(value.value)
             if bound is not None and value.value not in seen:
-                return self.collection_from_expr(attr, bound, seen + (value.value,))
+                return self.collection_from_expr(attr, bound.value, seen + (value.value,), scope)
+            if bound is None and value.value in self.params:
+                return self._passed_in(attr, value.value)
             return None
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
+            return self._repeated_list(attr, value, scope)
         if isinstance(value, cst.Call):
             qualified = ctx.imports.qualify(value.func) or code_of(value.func)
             args = positional_args(value)
             if qualified in CONTAINERS or qualified in PLAIN_CONTAINERS:
                 if len(args) != 1:
                     return None
-                inner = self.collection_from_expr(attr, args[0], seen)
+                inner = self.collection_from_expr(attr, args[0], seen, scope)
                 if inner is not None and qualified in CONTAINERS:
                     inner.container = CONTAINERS[qualified]
                 return inner
-            factory = ctx.functions.get(code_of(value.func))
-            if factory is not None and code_of(value.func) not in seen:
-                return ctx.factory_collection(attr, factory, value, seen + (code_of(value.func),))
-            return None
+            func_text = code_of(value.func)
+            if func_text in seen:
+                return None
+            return self._helper_collection(attr, value, seen + (func_text,), scope)
         if isinstance(value, (cst.ListComp, cst.GeneratorExp, cst.DictComp)):
             element = value.value if isinstance(value, cst.DictComp) else value.elt
             loops: list[_Loop] = []
@@ -359,14 +530,29 @@ class ConstructionScanner:
                 if clause.ifs:
                     return Collection(attr, "list", None, None, None, "members are filtered by a condition")
                 size, count = loop_size(clause.iter, ctx)
-                loops.append(_Loop(set(target_names(clause.target)), size, count))
+                loops.append(_Loop(frozenset(target_names(clause.target)), size, count))
                 clause = clause.inner_for_in
             container = "nn.ModuleDict" if isinstance(value, cst.DictComp) else "list"
+            # `[m for m in models]`: the caller's members passed through.
+            if (
+                len(loops) == 1
+                and isinstance(element, cst.Name)
+                and element.value in loops[0].targets
+                and isinstance(value.for_in.iter, cst.Name)
+            ):
+                passed = self.collection_from_expr(attr, value.for_in.iter, seen, scope)
+                if passed is not None and passed.passed_in is not None:
+                    return passed
             size, count = _product(tuple(loops))
             used = free_names(element) & set().union(*(loop.targets for loop in loops))
             if used:
                 return Collection(attr, container, size, count, None, f"each member's constructor reads the loop variable `{sorted(used)[0]}`")
-            return Collection(attr, container, size, count, self.member(element, None, ()))
+            member = self.member(element, None, (), scope)
+            if member is not None and isinstance(element, cst.Name):
+                binding = scope.env.get(element.value)
+                if binding is not None and isinstance(binding.value, cst.Call):
+                    member = replace(member, shared=True)  # `[layer for _ in range(n)]`
+            return Collection(attr, container, size, count, member)
         if isinstance(value, (cst.List, cst.Tuple)):
             elements = [e.value for e in value.elements]
             if not elements or any(isinstance(e, (cst.StarredElement,)) for e in value.elements):
@@ -374,21 +560,84 @@ class ConstructionScanner:
             texts = {code_of(e) for e in elements}
             if len(texts) > 1:
                 return Collection(attr, "list", str(len(elements)), len(elements), None, "members are listed with different constructors")
-            return Collection(attr, "list", str(len(elements)), len(elements), self.member(elements[0], None, ()))
+            member = self.member(elements[0], None, (), scope)
+            if member is not None and isinstance(elements[0], cst.Name) and len(elements) > 1:
+                member = replace(member, shared=True)  # `[head, head, head]`
+            return Collection(attr, "list", str(len(elements)), len(elements), member)
         return None
 
-    def member(self, expr: cst.BaseExpression, parent_key: str | None, loops) -> Member | None:
+    def _repeated_list(self, attr: str, value: cst.BinaryOperation, scope: _Scope) -> Collection | None:
+        """`[layer] * n` (or `n * [layer]`): one instance, n times."""
+        left, right = value.left, value.right
+        if isinstance(right, cst.List):
+            left, right = right, left
+        if not isinstance(left, cst.List) or len(left.elements) != 1 or isinstance(left.elements[0], cst.StarredElement):
+            return None
+        member = self.member(left.elements[0].value, None, (), scope)
+        if member is None:
+            return None
+        return Collection(attr, "list", code_of(right), int_value(right), replace(member, shared=True))
+
+    def _passed_in(self, attr: str, param: str) -> Collection | None:
+        position = self.params[param]
+        return Collection(attr, "list", None, None, None, "the members are passed in by the caller", passed_in=(param, position))
+
+    def _helper_collection(self, attr: str, call: cst.Call, seen: tuple[str, ...], scope: _Scope) -> Collection | None:
+        """A collection returned by a function: a local factory (`_get_clones(layer, n)`),
+        a helper method (`self._make_heads(n)`) or one imported from another file."""
+        found = self.helper_function(call.func)
+        if found is None:
+            return None
+        function, owner_ctx, self_name = found
+        scanner = helper_scanner(owner_ctx, function, self_name, self.cls)
+        if len(scanner.returns) != 1:
+            return None
+        value, returned_scope = scanner.returns[0]
+        collection = scanner.collection_from_expr(attr, value, seen, returned_scope)
+        if collection is None:
+            return None
+        if collection.passed_in is not None:
+            # `def wrap(models): return nn.ModuleList(models)`: the members are our argument.
+            param, position = collection.passed_in
+            argument = arg_at(call, position, param) if position >= 0 else None
+            if argument is None:
+                return None
+            passed = self.collection_from_expr(attr, argument, seen, scope)
+            if passed is not None:
+                passed.container = collection.container
+            return passed
+        collection = _in_callers_words(collection, function, call)
+        if owner_ctx is not self.ctx:
+            collection.evidence = f"built by `{code_of(call.func)}()` at {owner_ctx.location(function)}"
+        return collection
+
+    def helper_function(self, func: cst.BaseExpression) -> tuple[cst.FunctionDef, FileContext, str | None] | None:
+        """(definition, its context, its `self` name) of a function or helper method called as `func`."""
+        method = self_attribute(func, self.self_name)
+        if method is not None and self.cls is not None:
+            found = find_method(self.cls, self.ctx, method)
+            if found is None:
+                return None
+            definition, owner_ctx, _ = found
+            static = any(code_of(d.decorator) == "staticmethod" for d in definition.decorators)
+            return definition, owner_ctx, None if static else first_param(definition)
+        symbol = self.ctx.resolve(func)
+        if symbol is None or symbol.kind != "function":
+            return None
+        return symbol.node, symbol.ctx, None
+
+    def member(self, expr: cst.BaseExpression, parent_key: str | None, loops, scope: _Scope | None = None) -> Member | None:
         """What one member is, or None when nothing proves what it is."""
         ctx = self.ctx
+        scope = scope or self.scope()
         text = code_of(expr)
         if isinstance(expr, cst.Name):
-            if expr.value in self.builders:
-                inner = self._from_builder(expr.value, expr.value, self.builders[expr.value])
+            if expr.value in scope.builders:
+                inner = self._from_builder(expr.value, expr.value, scope.builders[expr.value])
                 return _group(text, inner)
-            bound = self.env.get(expr.value)
-            if bound is not None and bound is not expr:
-                member = self.member(bound, None, loops)
-                return member
+            bound = scope.env.get(expr.value)
+            if bound is not None and bound.value is not expr:
+                return self.member(bound.value, None, loops, scope)
             return None
         if not isinstance(expr, cst.Call):
             return None
@@ -401,41 +650,83 @@ class ConstructionScanner:
                 return None
             return _group(text, self._from_builder("", nested_key, builder))
         if name in CONTAINERS or name in PLAIN_CONTAINERS:
-            return _group(text, self.collection_from_expr("", expr, ()))
+            return _group(text, self.collection_from_expr("", expr, (), scope))
         if name in ("copy.deepcopy", "copy.copy"):
             args = positional_args(expr)
             if len(args) != 1:
                 return None
-            source = self.member(args[0], None, loops)
+            source = self.member(args[0], None, loops, scope)
             if source is not None:
-                return Member(text, source.kind, source.type_name, source.in_size, source.out_size, source.inner)
+                return replace(source, text=text, shared=False)
             return Member(text, MODULE, f"copies of `{code_of(args[0])}`")
         if name in LINEARS:
-            return Member(text, LINEAR, display_type(name), _code(arg_at(expr, 0, "in_features")), _code(arg_at(expr, 1, "out_features")))
+            return Member(text, LINEAR, display_type(name), _code(arg_at(expr, 0, "in_features")), _code(arg_at(expr, 1, "out_features")), is_module=True)
         if name in CONVS:
-            return Member(text, CONV, display_type(name), _code(arg_at(expr, 0, "in_channels")), _code(arg_at(expr, 1, "out_channels")))
+            return Member(text, CONV, display_type(name), _code(arg_at(expr, 0, "in_channels")), _code(arg_at(expr, 1, "out_channels")), is_module=True)
         if name == "torch.nn.Sequential":
             if any(arg.star or arg.keyword is not None for arg in expr.args):
-                return Member(text, MODULE, "nn.Sequential")
-            return _sequential_member(text, positional_args(expr), ctx)
+                return Member(text, MODULE, "nn.Sequential", is_module=True)
+            return sequential_member(text, positional_args(expr), ctx)
         if name.startswith("torch.nn."):
-            return Member(text, MODULE, display_type(name))
-        local_class = ctx.classes.get(name)
-        if local_class is not None:
-            if local_class.mlp_sizes is not None:
-                return Member(text, MLP, name, *local_class.mlp_sizes)
-            return Member(text, MODULE, name)
-        factory = ctx.functions.get(name)
-        if factory is not None:
-            returned = ctx.factory_member(factory, expr)
-            if returned is not None and returned.kind in (LINEAR, MLP, CONV):
-                return Member(text, returned.kind, f"{name}(...)", returned.in_size, returned.out_size)
-            return Member(text, MODULE, f"{name}(...)")
-        if name in ("range", "len", "int", "float", "str", "dict", "set", "print", "zip", "enumerate"):
+            return Member(text, MODULE, display_type(name), is_module=is_torch_module_name(name) or None)
+        if name in _NOT_CONSTRUCTORS:
             return None
+        symbol = ctx.resolve(expr.func)
+        if symbol is not None and symbol.kind == "class":
+            info = symbol.ctx.classes.get(symbol.name)
+            display = code_of(expr.func)
+            if info is not None and info.mlp_sizes is not None and symbol.ctx is ctx:
+                return Member(text, MLP, display, *info.mlp_sizes, is_module=info.is_module, cls=info)
+            return Member(text, MODULE, display, is_module=None if info is None else info.is_module, cls=info)
+        found = self.helper_function(expr.func) if symbol is None or symbol.kind == "function" else None
+        if found is not None:
+            function, owner_ctx, self_name = found
+            scanner = helper_scanner(owner_ctx, function, self_name, self.cls)
+            returned = None
+            if len(scanner.returns) == 1:
+                value, returned_scope = scanner.returns[0]
+                returned = scanner.member(value, None, (), returned_scope)
+            is_module = None if returned is None else returned.is_module
+            if self_attribute(expr.func, self.self_name) is not None:
+                return Member(text, MODULE, code_of(expr.func), is_module=is_module)
+            display = f"{code_of(expr.func)}(...)"
+            if returned is not None and returned.kind in (LINEAR, MLP, CONV) and owner_ctx is ctx:
+                return Member(text, returned.kind, display, returned.in_size, returned.out_size, is_module=is_module)
+            return Member(text, MODULE, display, is_module=is_module)
         # A constructor imported from elsewhere (or a method on self): we cannot see
         # inside, but the same call repeated is still the same kind of member.
         return Member(text, MODULE, name)
+
+
+def helper_scanner(ctx: FileContext, function: cst.FunctionDef, self_name: str | None, cls: ClassInfo | None) -> ConstructionScanner:
+    """The scan of a factory function or helper method, once per function."""
+    key = id(function)
+    if key not in ctx.scanners:
+        scanner = ConstructionScanner(ctx, self_name, cls=cls)
+        ctx.scanners[key] = scanner  # before scanning: a recursive helper sees itself
+        scanner.scan_function(function)
+    return ctx.scanners[key]
+
+
+def _in_callers_words(collection: Collection, function: cst.FunctionDef, call: cst.Call) -> Collection:
+    """Sizes are written in the helper's parameters; say them in the caller's words."""
+    import re
+
+    if collection.size is None:
+        return collection
+    params = [p.name.value for p in function.params.params if p.name.value not in ("self", "cls")]
+    size = collection.size
+    for index, param in enumerate(params):
+        argument = arg_at(call, index, param)
+        if argument is not None:
+            size = re.sub(rf"\b{re.escape(param)}\b", code_of(argument), size)
+    value = collection.size_value
+    if value is None and size != collection.size:
+        try:
+            value = int(size)
+        except ValueError:
+            value = None
+    return replace(collection, size=size, size_value=value)
 
 
 def _code(node: cst.BaseExpression | None) -> str | None:
@@ -445,25 +736,26 @@ def _code(node: cst.BaseExpression | None) -> str | None:
 def _group(text: str, inner: Collection | None) -> Member | None:
     if inner is None or inner.member is None:
         return None
-    return Member(text, GROUP, inner.container, inner=inner)
+    return Member(text, GROUP, inner.container, inner=inner, is_module=True)
 
 
-def _sequential_member(text: str, layers: list[cst.BaseExpression], ctx: FileContext) -> Member:
+def sequential_member(text: str, layers: list[cst.BaseExpression], ctx: FileContext) -> Member:
     linears: list[cst.Call] = []
     for layer in layers:
         if not isinstance(layer, cst.Call):
-            return Member(text, MODULE, "nn.Sequential")
+            return Member(text, MODULE, "nn.Sequential", is_module=True)
         name = ctx.imports.qualify(layer.func)
         if name in LINEARS:
             linears.append(layer)
         elif name not in ELEMENTWISE:
-            return Member(text, MODULE, "nn.Sequential")
+            return Member(text, MODULE, "nn.Sequential", is_module=True)
     if not linears:
-        return Member(text, MODULE, "nn.Sequential")
+        return Member(text, MODULE, "nn.Sequential", is_module=True)
     return Member(
         text,
         MLP,
         "nn.Sequential",
         _code(arg_at(linears[0], 0, "in_features")),
         _code(arg_at(linears[-1], 1, "out_features")),
+        is_module=True,
     )
