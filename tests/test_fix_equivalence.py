@@ -25,7 +25,8 @@ else:
 
 from enslint.verify.equivalence import mapped_gradients  # noqa: E402 - needs torch
 
-# fixture -> (class, constructor kwargs, method, input shapes)
+# fixture -> (class, constructor kwargs, method, input shapes), or a list of them for a
+# fixture with several fixed classes
 SPECS = {
     "dynamics_ensemble_add_module.py": ("DynamicsEnsemble", dict(state_dim=3, action_dim=2, ensemble_size=4), "forward", [(4, 5, 5)]),
     "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)]),
@@ -36,7 +37,22 @@ SPECS = {
     "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)]),
     "seed_shared_trunk_head_groups.py": ("GroupedHeadEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, num_heads=2, ensemble_size=3), "batched_forward", [(5, 3, 4)]),
     "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)]),
+    "individual_channel_linear.py": ("ChannelLinear", dict(window=6, horizon=2, n_channels=3, individual=True), "forward", [(4, 6, 3)]),
+    "per_variable_head_chain.py": ("PatchHead", dict(individual=True, n_vars=3, d_flat=8, horizon=2, dropout=0.0), "forward", [(4, 3, 2, 4)]),
+    "shared_instance_repeated.py": [
+        ("TiedChannelEncoder", dict(d_in=4, d_out=3, n_channels=3), "forward", [(5, 3, 4)]),
+        ("TiedHeads", dict(d=4, n_heads=3), "forward", [(3, 5, 4)]),
+    ],
+    "member_first_tensor_index.py": [
+        ("BootstrapDynamics", dict(obs_dim=3, act_dim=2, n_models=4, hidden=6), "forward", [(4, 5, 5)]),
+        ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)]),
+    ],
 }
+
+
+def each(specs, fixture):
+    spec = specs[fixture]
+    return spec if isinstance(spec, list) else [spec]
 
 
 def fixed_copy(source, tmp_path, unsafe=False):
@@ -113,17 +129,16 @@ def test_every_fixable_fixture_has_a_spec(tmp_path):
 
 @pytest.mark.parametrize("fixture", sorted(SPECS))
 def test_safe_fix_keeps_state_dict_outputs_and_gradients(fixture, tmp_path):
-    class_name, kwargs, method, shapes = SPECS[fixture]
     original_path = FIXTURES / "positive" / fixture
     fixed_path = fixed_copy(original_path, tmp_path)
     assert fixed_path.read_text() != original_path.read_text()
-
-    original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
-    fixed.load_state_dict(original.state_dict(), strict=True)  # same keys, same shapes
-    grads_a, grads_b = run_both(original, fixed, method, shapes)
-    assert grads_a.keys() == grads_b.keys()
-    for name in grads_a:
-        torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
+    for class_name, kwargs, method, shapes in each(SPECS, fixture):
+        original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
+        fixed.load_state_dict(original.state_dict(), strict=True)  # same keys, same shapes
+        grads_a, grads_b = run_both(original, fixed, method, shapes)
+        assert grads_a.keys() == grads_b.keys()
+        for name in grads_a:
+            torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 SNAPSHOTS = FIXTURES.parent / "tests" / "snapshots" / "safe-fixes"
@@ -197,6 +212,10 @@ UNSAFE_SPECS = {
     "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", VMAP),
     "speculative_decoding_heads.py": ("MedusaHeads", dict(hidden_size=6, vocab_size=7, medusa_num_heads=3), "forward", [(2, 6)], "medusa_head", VMAP),
     "zip_unbind_members.py": ("SliceEnsemble", dict(in_dim=4, out_dim=2, n_members=3), "forward", [(5, 3, 4)], "members", ["0", "2"]),
+    "member_first_tensor_index.py": [
+        ("BootstrapDynamics", dict(obs_dim=3, act_dim=2, n_models=4, hidden=6), "forward", [(4, 5, 5)], "models", ["0", "2"]),
+        ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", VMAP),
+    ],
 }
 # Fixtures whose members hold dropout: compared in eval mode, where dropout is the identity.
 EVAL_MODE = {"lightning_module_heads.py"}
@@ -228,12 +247,15 @@ def test_every_unsafe_fix_has_a_spec(tmp_path):
 
 @pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
 def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
-    class_name, kwargs, method, shapes, heads, count = UNSAFE_SPECS[fixture]
     original_path = FIXTURES / "positive" / fixture
     job = FileJob(original_path.name, str(original_path), Config(root=tmp_path).enabled_codes(), Settings())
     assert "register_load_state_dict_pre_hook" not in fix_file(job, unsafe=False).after  # never by a plain --fix
     fixed_path = fixed_copy(original_path, tmp_path, unsafe=True)
+    for spec in each(UNSAFE_SPECS, fixture):
+        check_unsafe_rewrite(fixture, fixed_path, *spec)
 
+
+def check_unsafe_rewrite(fixture, fixed_path, class_name, kwargs, method, shapes, heads, count):
     original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
     if fixture in EVAL_MODE:
         original.eval(), fixed.eval()

@@ -59,6 +59,8 @@ _TENSOR_METHODS = {
     "contiguous", "float", "double", "half", "to", "expand", "repeat", "squeeze", "unsqueeze",
     "swapaxes", "relu", "tanh", "sigmoid", "softmax", "clone", "detach",
 }
+# Reshaping a member's slice before the call keeps it that member's slice.
+_SHAPE_METHODS = {"squeeze", "unsqueeze", "view", "reshape", "flatten", "unflatten", "contiguous", "float", "double", "half", "to", "transpose", "permute"}
 # Reading any of these off a name shows the name is a tensor (a list has none of them).
 _TENSOR_ATTRIBUTES = {"shape", "ndim", "dtype", "device", "is_cuda"}
 _TENSOR_QUERIES = {"size", "dim", "numel", "stride", "element_size"}
@@ -395,6 +397,14 @@ class _MethodAnalysis:
             return None
         if index_var is None:
             return None
+        if (
+            isinstance(expr, cst.Call)
+            and isinstance(expr.func, cst.Attribute)
+            and expr.func.attr.value in _SHAPE_METHODS
+            and not any(names_in(a.value) & {index_var} for a in expr.args)
+        ):
+            # `x[:, i].unsqueeze(1)`: a reshaped slice is still member i's slice.
+            return self.slice_of(expr.func.value, loop, elements, depth + 1)
         if isinstance(expr, cst.Subscript):
             positions = [element.slice for element in expr.slice]
             hits = [(i, kind) for i, p in enumerate(positions) if (kind := self._is_index(p, index_var))]

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, short
+from enslint.analysis.kinds import CHAIN, CONV, GROUP, LINEAR, MLP, short
 
 if TYPE_CHECKING:
     from enslint.analysis.loops import MemberLoop
     from enslint.analysis.members import Member
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def is_chain(loop: MemberLoop) -> bool:
+    return any(call.input == CHAIN for call in loop.calls)
 
 
 def members_phrase(loop: MemberLoop) -> str:
@@ -17,11 +25,25 @@ def members_phrase(loop: MemberLoop) -> str:
     inner = group_member(loop)
     if inner is not None:
         return f"{loop.size} groups of {inner[1]} identical `{short(inner[0].text)}` heads"
+    if len(loop.collections) > 1:
+        types = [f"`{c.member.type_name}`" for c, _ in loop.collections]
+        if is_chain(loop):
+            return f"{loop.size} identical per-member chains ({' -> '.join(types)})"
+        return f"{loop.size} identical members in each collection ({_and(types)})"
+    if member.shared:
+        return f"{loop.size} references to one shared `{short(member.text)}` instance"
     return f"{loop.size} identical `{short(member.text)}` members"
 
 
 def where(loop: MemberLoop) -> str:
-    return f"`{loop.cls.name}.{loop.method}` loops over `{loop.collection_text}`"
+    texts = [f"`{text}`" for _, text in loop.collections] or [f"`{loop.collection_text}`"]
+    phrase = f"`{loop.cls.name}.{loop.method}` loops over {_and(texts)}"
+    if loop.subset:
+        phrase += f" (part of it: `{loop.subset}`)"
+    evidence = loop.collection.evidence
+    if evidence:
+        phrase += f" ({evidence})"
+    return phrase
 
 
 def fused_on_same_input(member: Member, size: str) -> str:
@@ -48,7 +70,7 @@ def fused_on_same_input(member: Member, size: str) -> str:
 
 
 def fused_on_slices(member: Member, size: str, dim: str) -> str:
-    moved = f"the sliced dim {dim} moved to the front (`movedim({dim}, 0)`)"
+    moved = "the member-first input" if dim == "0" else f"the sliced dim {dim} moved to the front (`movedim({dim}, 0)`)"
     if member.kind in (LINEAR, MLP):
         return (
             f"stacked ({size}, in, out) weights applied with `torch.baddbmm` to {moved}, "
@@ -57,6 +79,31 @@ def fused_on_slices(member: Member, size: str, dim: str) -> str:
     return (
         f"`torch.func.stack_module_state` + `torch.func.functional_call` under "
         f"`torch.vmap(in_dims=(0, 0, 0))` over {moved}"
+    )
+
+
+def fused_for_several(loop: MemberLoop, dim: str | None) -> str:
+    """The fused form of a loop that runs one member of several collections per step."""
+    over = f" over the sliced dim {dim} moved to the front" if dim is not None else ""
+    if is_chain(loop):
+        return (
+            f"one batched op per collection{over}: stack each collection's weights (or "
+            f"`torch.func.stack_module_state`) and run the whole chain under one `torch.vmap`"
+        )
+    return f"one batched op per collection{over} (stacked weights, or `torch.func.stack_module_state` + `torch.vmap`)"
+
+
+def shared_advice(loop: MemberLoop, on_slices: bool) -> str:
+    """Members that are one instance: nothing to stack, one call does it."""
+    member = loop.collection.member
+    if on_slices:
+        return (
+            f"every member is the same `{short(member.text)}` instance (shared weights): call it once "
+            f"on all the slices at once instead; there are no parameters to stack"
+        )
+    return (
+        f"every member is the same `{short(member.text)}` instance (shared weights), so all "
+        f"{loop.size} calls compute the same result: call it once and repeat the output"
     )
 
 

@@ -6,11 +6,14 @@ from typing import TYPE_CHECKING
 from enslint.analysis.kinds import SAME, SLICE
 from enslint.fixes import RuleFix
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
+from enslint.rules.blockers import fused_blocker
 from enslint.rules.describe import (
+    fused_for_several,
     fused_on_same_input,
     group_member,
     members_phrase,
     nest_phrase,
+    shared_advice,
     where,
 )
 
@@ -219,7 +222,7 @@ class Heads(tnn.Module):
         from enslint.rules.wide_layer_fix import wide_layer_fix
 
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
-            inputs = {call.input_text for call in loop.calls}
+            inputs = {call.input_text for call in loop.entry_calls}
             if len(inputs) != 1 or loop.combine is None:
                 continue
             member = loop.collection.member
@@ -229,8 +232,12 @@ class Heads(tnn.Module):
                 f"and {loop.combine}: {loop.size} forward calls, kernel launches "
                 f"and autograd nodes per step where one batched op would do"
             )
-            if group is not None:
+            if member.shared:
+                message += "; " + shared_advice(loop, on_slices=False)
+            elif group is not None:
                 message += "; " + nest_phrase(loop, group[0], group[1], on_slices=False, dim=None)
+            elif len(loop.collections) > 1:
+                message += "; fuse them into " + fused_for_several(loop, None)
             else:
                 message += f"; fuse them into {fused_on_same_input(member, loop.size)}"
                 parent = loop.parent
@@ -238,14 +245,26 @@ class Heads(tnn.Module):
                     slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}
                     on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
                     message += "; " + nest_phrase(parent, member, loop.size, on_slices, slices.pop() if on_slices else None)
-            if loop.parent is not None:
+            blocker = fused_blocker(loop)
+            if member.shared:
+                fix = None
+            elif blocker is not None:
+                fix = f"no fused rewrite: {blocker}"
+            elif loop.parent is not None:
                 fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports)
             else:
-                fix = wide_layer_fix(loop, model.module, model.imports)
-                if not isinstance(fix, RuleFix):
-                    fix = stacked_mlp_fix(loop, model.module, model.imports) or fix
-                if not isinstance(fix, RuleFix):
-                    fix = vmap_members_fix(loop, model.module, model.imports) or fix
+                # Preferred first: one wide layer, stacked MLP weights, the general vmap form.
+                fix, reasons = None, []
+                for rewrite in (wide_layer_fix, stacked_mlp_fix, vmap_members_fix):
+                    made = rewrite(loop, model.module, model.imports)
+                    if isinstance(made, RuleFix):
+                        fix = made
+                        break
+                    if isinstance(made, str):
+                        reasons.append(made if made.startswith("no ") else f"no fused rewrite: {made}")
+                if fix is None and reasons:
+                    # "not yet for these members" only when nothing more specific stands in the way.
+                    fix = next((r for r in reasons if " yet for " not in r), reasons[0])
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None

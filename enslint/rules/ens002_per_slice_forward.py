@@ -5,11 +5,14 @@ from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import LINEAR, SLICE
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
+from enslint.rules.blockers import fused_blocker
 from enslint.rules.describe import (
+    fused_for_several,
     fused_on_slices,
     group_member,
     members_phrase,
     nest_phrase,
+    shared_advice,
     where,
 )
 
@@ -181,23 +184,34 @@ class Zipped(nn.Module):
         from enslint.rules.vmap_members_fix import vmap_members_fix
 
         for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
-            slices = {(call.slice.tensor, call.slice.dim) for call in loop.calls}
-            if len(slices) != 1:
+            entries = loop.entry_calls
+            per_collection: dict[int, set[tuple[str, str]]] = {}
+            for call in entries:
+                per_collection.setdefault(id(call.collection), set()).add((call.slice.tensor, call.slice.dim))
+            if any(len(read) != 1 for read in per_collection.values()) or len({c.slice.dim for c in entries}) != 1:
                 continue
-            first = loop.calls[0].slice
-            tensor, dim = first.tensor, first.dim
+            first = entries[0].slice
+            tensors = list(dict.fromkeys(call.slice.tensor for call in entries))
+            dim = first.dim
             member = loop.collection.member
+            sliced = " and ".join(f"`{t}`" for t in tensors)
             message = (
                 f"{where(loop)}: {members_phrase(loop)} each run on their own slice of "
-                f"`{tensor}` (`{first.text}`, dim {dim}): {loop.size} forward calls and autograd "
+                f"{sliced} (`{first.text}`, dim {dim}): {loop.size} forward calls and autograd "
                 f"nodes per step where one batched op would do"
             )
             group = group_member(loop)
-            if group is not None:
+            if member.shared:
+                message += "; " + shared_advice(loop, on_slices=True)
+            elif group is not None:
                 message += "; " + nest_phrase(loop, group[0], group[1], on_slices=True, dim=dim)
+            elif len(loop.collections) > 1:
+                message += "; fuse them into " + fused_for_several(loop, dim)
             else:
                 message += f"; fuse them into {fused_on_slices(member, loop.size, dim)}"
-            if first.activation and all(c.slice.via in ("index", "select") for c in loop.calls):
+            quadratic = [c.slice.tensor for c in entries if c.slice.activation and c.slice.via in ("index", "select", "narrow")]
+            if quadratic:
+                tensor = quadratic[0]
                 message += (
                     f"; `{tensor}` is an activation that needs a gradient, so backward "
                     f"materialises one full-size zero-filled gradient of `{tensor}` per member "
@@ -206,15 +220,22 @@ class Zipped(nn.Module):
                 )
             fix = unbind_fix(loop)
             notes = []
-            if fix is None and first.via in ("index", "select"):
-                notes.append("no automatic unbind fix: the sliced tensor is not a plain name")
-            fused = None if group else stacked_mlp_fix(loop, model.module, model.imports)
-            if fused is None and not group:
-                fused = vmap_members_fix(loop, model.module, model.imports)
+            if isinstance(fix, str):
+                notes.append(f"no automatic unbind fix: {fix}")
+                fix = None
+            blocker = fused_blocker(loop)
+            if member.shared:
+                fused = None
+            elif blocker is not None:
+                fused = f"{blocker}"
+            elif group is None:
+                fused = stacked_mlp_fix(loop, model.module, model.imports) or vmap_members_fix(loop, model.module, model.imports)
+            else:
+                fused = None
             if isinstance(fused, str):
                 notes.append(f"no fused rewrite: {fused}")
                 fused = None
-            elif fused is None and (group is None or group[0].kind != LINEAR):
+            elif fused is None and not member.shared and (group is None or group[0].kind != LINEAR):
                 # The fused rewrite of the seed's nest of linear heads rides on the inner
                 # loop's ENS001 finding.
                 kind = (group[0] if group else member).type_name
@@ -223,4 +244,3 @@ class Zipped(nn.Module):
                 message += f" ({'; '.join(notes)})"
             fixes = tuple(f for f in (fused, fix) if f is not None)  # the fused rewrite preferred
             yield Finding(self.code, message, loop.report_node, fixes)
-

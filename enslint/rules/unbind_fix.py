@@ -12,18 +12,25 @@ from enslint.fixes import SAFE, NodeEdit, RuleFix
 from enslint.rules.rewriting import slice_name, sliced_tensor
 
 
-def unbind_fix(loop: MemberLoop) -> RuleFix | None:
+def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
     """Iterate `x.unbind(dim)` next to the members instead of indexing `x[:, i]`.
 
     Safe: `unbind` returns the same views, so parameters and numerics are unchanged; the
-    backward builds the gradient of `x` once instead of once per member.
+    backward builds the gradient of `x` once instead of once per member. None when the
+    members already read pieces of `x` (nothing to fix); else the reason it cannot apply.
     """
-    slices = [call.slice for call in loop.calls]
-    if not slices or any(s.via not in ("index", "select") or s.node is None for s in slices):
+    slices = [call.slice for call in loop.entry_calls]
+    if not slices or any(s.via in ("unbind", "chunk") for s in slices):
         return None
+    if any(s.via == "narrow" for s in slices):
+        return "a width-1 slice keeps its dim, which `unbind` drops"
+    if len({(s.tensor, s.dim) for s in slices}) != 1:
+        return "the members read slices of more than one tensor"
+    if loop.index_var is None or not isinstance(loop.node, cst.For | cst.CompFor):
+        return "the loop has no member index to replace"
     tensor, dim = sliced_tensor(loop, slices[0]), slices[0].dim
     if tensor is None:
-        return None  # `x` must be the same tensor for every member
+        return "the sliced tensor is not a plain name that stays the same for every member"
     name = slice_name(loop, tensor)
     inside = {id(n) for s in slices for n in walk(s.node)}
     index_used_elsewhere = any(

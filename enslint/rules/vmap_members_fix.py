@@ -101,25 +101,29 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     if member is None or member.kind == GROUP or loop.parent is not None or "." not in loop.collection_text:
         return None
     if collection.container != "nn.ModuleList":
-        return None  # a ModuleDict's members go by their keys: not handled yet
+        return f"`{loop.collection_text}` is a `{collection.container}`; the general rewrite replaces an nn.ModuleList"
     defined = definition(module, member.type_name.split("(")[0])
     source = member.text + (module.code_for_node(defined) if defined else "")
     if any(word in source for word in _STATEFUL):
         return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
     found = torch_name_for(imports)
+    if found is None:
+        return "`torch` names something else in this file"
     building = building_statements(loop)
+    if building is None:
+        return f"`{loop.collection_text}` is not built by one statement or one append loop in `__init__`"
     site = find_site(loop, imports, wrapped=True)
-    if found is None or building is None or site is None:
-        return None
+    if site is None:
+        return "the loop does more than collect each member's result"
     torch_name, add_import = found
     call = loop.calls[0]
     if call.input not in (SAME, SLICE) or any(a.keyword or a.star for a in call.node.args):
-        return None
+        return "the members are called with keyword or unpacked arguments"
 
     attr = loop.collection_text.split(".", 1)[1]
     statements = building if isinstance(building, tuple) else (building,)
     if not used_only_by(loop, attr, statements, site):
-        return None
+        return f"`{loop.collection_text}` is used elsewhere in the class too"
 
     # The per-member function: the loop's element with the member call made through a
     # parameter, and the sliced argument (if any) turned into a parameter of its own.
@@ -129,7 +133,7 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     if call.input == SLICE:
         sliced = sliced_input(loop, call)
         if sliced is None:
-            return None
+            return "the member's input is not a plain slice of one tensor along a literal dim"
         params.append(sliced.name)
         inputs.append(sliced.tensor)
         in_dims.append(str(sliced.dim))
@@ -137,7 +141,7 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
             replacements[id(sliced.node)] = cst.Name(sliced.name)
     element = per_member_code(loop, site.element, replacements, params)
     if element is None:
-        return None
+        return "each member's result depends on more than its own call"
 
     self_name = first_param(loop.cls.methods[loop.method]) or "self"
     dims = f"({', '.join(in_dims)},)" if in_dims else "()"
@@ -150,7 +154,7 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
         cat = (d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})")
     code = render(site, fused, 0, cat)
     if code is None:
-        return None
+        return "the results are combined in a way the rewrite does not reproduce"
 
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
     size = collection.size or "the"
