@@ -15,10 +15,11 @@ import importlib.util
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE_FOLDER = ".enslint_cache"
-_FORMAT = "1"
+_FORMAT = "2"  # entries: {rows, deps, exports}
 
 
 def code_fingerprint() -> str:
@@ -37,11 +38,38 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def entry_key(fingerprint: str, codes: frozenset[str], settings: object, data: bytes) -> str:
+def entry_key(fingerprint: str, codes: frozenset[str], settings: object, data: bytes, names: tuple[str, ...] = ()) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{fingerprint}|{','.join(sorted(codes))}|{settings!r}|".encode())
+    digest.update(f"{fingerprint}|{','.join(sorted(codes))}|{settings!r}|{','.join(names)}|".encode())
     digest.update(data)
     return digest.hexdigest()
+
+
+@dataclass
+class CacheEntry:
+    rows: list[list]  # the file's diagnostics
+    # Other files the analysis read, by absolute path, with a digest of their bytes (None:
+    # absent); "scan:<name>" keys are call-site searches. The entry holds while they do.
+    # "unread:<path>" keys name files left unread for want of the project's names.
+    deps: dict[str, str | None] = field(default_factory=dict)
+    exports: tuple[str, ...] = ()
+
+    def as_json(self) -> dict:
+        return {"rows": self.rows, "deps": self.deps, "exports": list(self.exports)}
+
+    @classmethod
+    def from_json(cls, value: object) -> CacheEntry | None:
+        """The entry, or None for anything not of its shape (a miss, never an error)."""
+        if not isinstance(value, dict):
+            return None
+        rows, deps, exports = value.get("rows"), value.get("deps"), value.get("exports")
+        if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 8 for r in rows):
+            return None
+        if not isinstance(deps, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in deps.items()):
+            return None
+        if not isinstance(exports, list) or not all(isinstance(n, str) for n in exports):
+            return None
+        return cls(rows, deps, tuple(exports))
 
 
 class ResultCache:
@@ -51,14 +79,14 @@ class ResultCache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> list[list] | None:
+    def get(self, key: str) -> CacheEntry | None:
         try:
-            rows = json.loads(self._path(key).read_text(encoding="utf-8"))
+            value = json.loads(self._path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return rows if isinstance(rows, list) else None
+        return CacheEntry.from_json(value)
 
-    def put(self, key: str, rows: list[list]) -> None:
+    def put(self, key: str, entry: CacheEntry) -> None:
         path = self._path(key)
         try:
             if not self.folder.is_dir():
@@ -68,7 +96,7 @@ class ResultCache:
             path.parent.mkdir(exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(rows, stream)
+                json.dump(entry.as_json(), stream)
             os.replace(temporary, path)
         except OSError:
             pass

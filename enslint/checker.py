@@ -16,8 +16,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from enslint.analysis.kinds import COLLECTION_MARKERS, MODULE_ROOT_MARKERS
-from enslint.cache import ResultCache, entry_key
+from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
+from enslint.cache import CacheEntry, ResultCache, entry_key
 from enslint.fixes import Edit, Fix
 from enslint.rules import ALL_RULES, Settings
 
@@ -55,21 +55,40 @@ class FileJob:
     settings: Settings
     cache_dir: str | None = None  # None: no result cache
     fingerprint: str = ""  # enslint's code version, part of every cache key
+    project_root: str | None = None  # None: the file is read on its own
+    # Names other files of the project build collections with (a helper such as
+    # `clones`, a class that holds one): a file that mentions one is analysed too.
+    names: tuple[str, ...] = ()
 
 
-def _could_match(data: bytes) -> bool:
+@dataclass
+class FileOutcome:
+    diagnostics: list[Diagnostic]
+    exports: tuple[str, ...] = ()  # what this file lets others build collections with
+    analysed: bool = False  # parsed with libcst (or answered from the cache)
+    # Skipped by the prefilter, but it loops and belongs to a project: a collection
+    # built in another file may still reach it (the runner asks the project index).
+    # Or analysed, but files it depends on were left unread (`unread`) for want of the
+    # project's names.
+    deferred: bool = False
+    unread: tuple[str, ...] = ()
+
+
+def _could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
     """Cheap, lossless test: can any rule fire on this file at all?
 
-    The analysis only looks at classes whose bases resolve, through the file's own
-    imports, to torch or lightning; at collections spelt `ModuleList`, `ModuleDict` or
-    registered with `add_module`; and every pattern is a loop or a comprehension. A file
-    that lacks any of these cannot produce a finding, so it is not parsed by libcst.
+    The analysis finds collections spelt `ModuleList` or `ModuleDict`, or registered
+    with `add_module` or `setattr(self, ...)`, in files that mention torch or lightning;
+    and every pattern is a loop or a comprehension. A collection built in another file
+    reaches this one only through a name that file defines (`names`, from the project
+    index). A file that has none of these cannot produce a finding, so it is not parsed
+    by libcst.
     """
-    return (
-        b"for" in data
-        and any(marker in data for marker in MODULE_ROOT_MARKERS)
-        and any(marker in data for marker in COLLECTION_MARKERS)
-    )
+    if b"for" not in data:
+        return False
+    if any(marker in data for marker in MODULE_ROOT_MARKERS) and names_a_collection(data):
+        return True
+    return bool(names) and uses_pattern(names).search(data) is not None
 
 
 def detect_encoding(data: bytes) -> str:
@@ -121,35 +140,60 @@ def _python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
 
 
 def check_file(job: FileJob) -> list[Diagnostic]:
+    return check_file_outcome(job).diagnostics
+
+
+def check_file_outcome(job: FileJob) -> FileOutcome:
     try:
         data = Path(job.filename).read_bytes()
     except OSError as error:
-        return _error(job, f"cannot read file: {error.strerror or error}")
-    return check_bytes(job, data)
+        return FileOutcome(_error(job, f"cannot read file: {error.strerror or error}"))
+    return check_bytes_outcome(job, data)
 
 
 def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
+    return check_bytes_outcome(job, data).diagnostics
+
+
+def check_bytes_outcome(job: FileJob, data: bytes) -> FileOutcome:
     if _FILE_NOQA.search(data):
-        return []
+        return FileOutcome([])
     try:
         source = _decode(data)
     except (UnicodeDecodeError, SyntaxError, LookupError) as error:
-        return _error(job, f"cannot decode file: {error}")
-    if not _could_match(data):
+        return FileOutcome(_error(job, f"cannot decode file: {error}"))
+    if not _could_match(data, job.names):
         # No rule can fire, but a broken file is still worth reporting; Python's own
         # parser answers that far faster than libcst.
-        return _python_syntax_error(job, source) or []
+        broken = _python_syntax_error(job, source)
+        deferred = broken is None and job.project_root is not None and not job.names and b"for" in data
+        return FileOutcome(broken or [], deferred=deferred)
+    project = None
+    if job.project_root is not None:
+        from enslint.analysis.project import index_for
+
+        project = index_for(job.project_root, job.cache_dir)
     cache = key = None
     if job.cache_dir is not None:
         cache = ResultCache(Path(job.cache_dir))
-        key = entry_key(job.fingerprint, job.codes, job.settings, data)
-        rows = cache.get(key)
-        if rows is not None:
-            return [_from_row(job, row) for row in rows]
-    diagnostics = _analyse(job, source)
+        key = entry_key(job.fingerprint, job.codes, job.settings, data, job.names)
+        entry = cache.get(key)
+        if entry is not None and (not entry.deps or (project is not None and project.still_valid(entry.deps))):
+            try:
+                diagnostics = [_from_row(job, row) for row in entry.rows]
+            except (TypeError, ValueError, KeyError, IndexError):
+                diagnostics = None  # an entry of the wrong shape is a miss
+            if diagnostics is not None:
+                return _outcome(diagnostics, entry.exports, entry.deps)
+    diagnostics, exports, deps = _analyse(job, source, project)
     if cache is not None and key is not None:
-        cache.put(key, [_to_row(d) for d in diagnostics])
-    return diagnostics
+        cache.put(key, CacheEntry([_to_row(d) for d in diagnostics], deps, exports))
+    return _outcome(diagnostics, exports, deps)
+
+
+def _outcome(diagnostics: list[Diagnostic], exports, deps: dict) -> FileOutcome:
+    unread = tuple(key[len("unread:") :] for key in deps if key.startswith("unread:"))
+    return FileOutcome(diagnostics, tuple(exports), analysed=True, deferred=bool(unread), unread=unread)
 
 
 def _to_row(d: Diagnostic) -> list:
@@ -161,8 +205,9 @@ def _from_row(job: FileJob, row: list) -> Diagnostic:
     return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename, tuple(Fix.from_row(f) for f in fixes))
 
 
-def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
-    """Parse with libcst, build the model, run the rules, place and filter findings."""
+def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic], tuple[str, ...], dict]:
+    """Parse with libcst, build the model, run the rules, place and filter findings.
+    Also returns the file's exports and the other files the analysis read (with digests)."""
     import libcst as cst
     from libcst.metadata import MetadataWrapper, PositionProvider
 
@@ -173,24 +218,31 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
     except cst.ParserSyntaxError as error:
         found = _python_syntax_error(job, source)
         if found is not None:
-            return found
-        return _error(job, f"cannot analyse: libcst cannot parse this syntax: {_first_line(error.message)}", error.raw_line, error.raw_column + 1)
+            return found, (), {}
+        return _error(job, f"cannot analyse: libcst cannot parse this syntax: {_first_line(error.message)}", error.raw_line, error.raw_column + 1), (), {}
     except RecursionError:
-        return _error(job, "file is nested too deeply to parse")
+        return _error(job, "file is nested too deeply to parse"), (), {}
     rules = [rule() for rule in ALL_RULES if rule.code in job.codes]
-    if not rules:
-        return []
+    if project is not None:
+        project.begin(job.filename, job.names)
     try:
-        model = build_model(module)
+        model = build_model(module, job.filename if project is not None else None, project, source)
         findings = [(rule, finding) for rule in rules for finding in rule.check(model, job.settings)]
+        exports = tuple(model.exports()) if project is not None else ()
     except RecursionError:
-        return _error(job, "file is nested too deeply to analyse")
+        return _error(job, "file is nested too deeply to analyse"), (), {}
     except Exception as error:  # noqa: BLE001 - one file's analysis bug must not stop the run
         if os.environ.get("ENSLINT_DEBUG"):
             raise
-        return _error(job, f"internal error while analysing this file (please report it): {type(error).__name__}: {error}")
+        return _error(job, f"internal error while analysing this file (please report it): {type(error).__name__}: {error}"), (), {}
+    deps = project.dependencies() if project is not None else {}
+    if project is not None and project.unread and not job.names:
+        # A parent or helper was left unread for want of the project's names: the runner
+        # checks this file again if one of them holds a name. Until then, nothing is cached.
+        for path in project.unread:
+            deps[f"unread:{path}"] = None
     if not findings:
-        return []
+        return [], exports, deps
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     lines = source.splitlines()
     place = _Offsets(source)
@@ -207,7 +259,7 @@ def _analyse(job: FileJob, source: str) -> list[Diagnostic]:
                 where.end.line, where.end.column + 1, job.filename, fixes,
             )
         )
-    return sorted(set(diagnostics))
+    return sorted(set(diagnostics)), exports, deps
 
 
 def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:

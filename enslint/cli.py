@@ -69,6 +69,10 @@ def check(paths, output_format, select, ignore, exit_zero, statistics, config_pa
     jobs = make_jobs(files, config, cwd, use_cache)
     color = sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
     style = Style(color)
+    if show_diff or apply_fixes:
+        from enslint.runner import check_all
+
+        jobs, _ = check_all(jobs)  # the project's names, for files only they bring in
     if show_diff:
         sys.exit(_show_diff(jobs, unsafe_fixes))
     failed_writes = 0

@@ -1,13 +1,24 @@
-"""Run the checker over many files, in parallel when it pays, in a stable order."""
+"""Run the checker over many files, in parallel when it pays, in a stable order.
+
+A run has two phases. The first checks every file as the prefilter allows: files that
+mention a member collection are analysed, and their analysis reports the names they
+let other files build collections with (a helper such as `clones`, a class holding
+one). The second gives the files the prefilter skipped, that loop and belong to a
+project, one more chance: those that mention one of the project's names (from the first
+phase, and from the project index for files outside this run) are analysed too.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from enslint.cache import CACHE_FOLDER, code_fingerprint
-from enslint.checker import Diagnostic, FileJob, check_file
+from enslint.analysis.kinds import uses_pattern
+from enslint.checker import Diagnostic, FileJob, FileOutcome, check_file_outcome
 from enslint.config import Config
 from enslint.discovery import matches
 from enslint.rules import Settings
@@ -24,10 +35,13 @@ def display_path(path: Path, cwd: Path) -> str:
 
 
 def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = True) -> list[FileJob]:
+    from enslint.analysis.project import project_root
+
     settings = Settings(min_members=config.min_members)
     cache_dir = str(config.root / CACHE_FOLDER) if use_cache else None
     fingerprint = code_fingerprint() if use_cache else ""
     base_codes = config.enabled_codes()
+    roots: dict[Path, str] = {}
     jobs = []
     for path in files:
         codes = base_codes
@@ -39,16 +53,65 @@ def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = Tr
         )
         if extra:
             codes = config.enabled_codes(extra)
-        jobs.append(FileJob(display_path(path, cwd), str(path), codes, settings, cache_dir, fingerprint))
+        if path.parent not in roots:
+            roots[path.parent] = str(project_root(path))
+        jobs.append(FileJob(display_path(path, cwd), str(path), codes, settings, cache_dir, fingerprint, roots[path.parent]))
     return jobs
 
 
-def run(jobs: list[FileJob], workers: int | None = None) -> list[Diagnostic]:
+def _map(function: Callable[[FileJob], FileOutcome], jobs: list[FileJob], workers: int | None) -> list[FileOutcome]:
     workers = workers if workers is not None else (os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(check_file, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
-            diagnostics = [d for result in results for d in result]
-    else:
-        diagnostics = [d for job in jobs for d in check_file(job)]
-    return sorted(diagnostics)
+            return list(pool.map(function, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    return [function(job) for job in jobs]
+
+
+def check_all(jobs: list[FileJob], workers: int | None = None) -> tuple[list[FileJob], list[FileOutcome]]:
+    """Both phases: the jobs (with project names where the second phase needed them)
+    and their outcomes, in the jobs' order."""
+    from enslint.analysis.project import index_for
+
+    jobs = list(jobs)
+    outcomes = _map(check_file_outcome, jobs, workers)
+    deferred = [i for i, outcome in enumerate(outcomes) if outcome.deferred]
+    if not deferred:
+        return jobs, outcomes
+    names_by_root: dict[str, tuple[str, ...]] = {}
+    for root in {jobs[i].project_root for i in deferred}:
+        analysed = {job.filename for job, outcome in zip(jobs, outcomes) if outcome.analysed and job.project_root == root}
+        names = {name for job, outcome in zip(jobs, outcomes) if job.project_root == root for name in outcome.exports}
+        cache_dir = next((job.cache_dir for job in jobs if job.project_root == root), None)
+        fingerprint = next((job.fingerprint for job in jobs if job.project_root == root), "")
+        names |= index_for(root, cache_dir).exports(analysed, fingerprint or code_fingerprint(), names)
+        names_by_root[root] = tuple(sorted(names))
+    # Files skipped by the prefilter come back when they mention a name; analysed files
+    # that left a parent or helper unread (for want of the names) come back in any case.
+    def worth_again(i: int) -> bool:
+        names = names_by_root.get(jobs[i].project_root)
+        if not names:
+            return False
+        if outcomes[i].analysed:
+            return any(_mentions(path, names) for path in outcomes[i].unread)
+        return _mentions(jobs[i].filename, names)
+
+    again = [i for i in deferred if worth_again(i)]
+    for i in again:
+        jobs[i] = replace(jobs[i], names=names_by_root[jobs[i].project_root])
+    for i, outcome in zip(again, _map(check_file_outcome, [jobs[i] for i in again], workers)):
+        outcomes[i] = outcome
+    return jobs, outcomes
+
+
+def _mentions(path: str, names: tuple[str, ...]) -> bool:
+    """Whether the file calls or derives from one of the project's collection names."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return False
+    return uses_pattern(names).search(data) is not None
+
+
+def run(jobs: list[FileJob], workers: int | None = None) -> list[Diagnostic]:
+    _, outcomes = check_all(jobs, workers)
+    return sorted(d for outcome in outcomes for d in outcome.diagnostics)

@@ -10,6 +10,7 @@ context. This module depends on neither pass, so both can depend on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -52,6 +53,27 @@ def is_torch_name(qualified: str) -> bool:
     return head in ("torch", "lightning", "pytorch_lightning")
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Where the proof that members are identical comes from, when it is not the
+    holder's own code: "built by `clones()`" at utils.py, line 8. Rendered relative to
+    the file a message is about (FileModel.render), so one file's context can serve the
+    analysis of another; the line is looked up only when a message is written."""
+
+    what: str  # "built by `clones()`", "members built by `make_q()`", "inherited from `Bank`"
+    ctx: FileContext = field(compare=False, repr=False)
+    node: cst.CSTNode = field(compare=False, repr=False)
+    then: Evidence | None = None  # the evidence behind this one (a parent's own helper)
+
+    @property
+    def path(self) -> str | None:
+        return self.ctx.path
+
+    @property
+    def line(self) -> int | None:
+        return self.ctx.line_of(self.node)
+
+
 @dataclass
 class ClassInfo:
     """A class of the file, with what the passes learn about it."""
@@ -66,8 +88,17 @@ class ClassInfo:
     is_module_list: bool = False  # derives from nn.ModuleList: `for m in self`
     # True: an nn.Module; False: shown not to be one; None: a base could not be resolved.
     is_module: bool | None = False
-    # The classes it derives from that could be resolved, nearest first, with their contexts.
+    # The classes it derives from that could be resolved, nearest first, with their
+    # contexts: those of this file at once, those of other files when first asked for
+    # (reading another file costs a parse), through `parent_classes()`.
     parents: list[tuple[ClassInfo, FileContext]] = field(default_factory=list)
+    foreign_parents: Callable[[], list[tuple[ClassInfo, FileContext]]] | None = field(default=None, repr=False)
+
+    def parent_classes(self) -> list[tuple[ClassInfo, FileContext]]:
+        if self.foreign_parents is not None:
+            resolve, self.foreign_parents = self.foreign_parents, None
+            self.parents = self.parents + resolve()
+        return self.parents
 
 
 def find_method(cls: ClassInfo, ctx: FileContext, name: str, depth: int = 0) -> tuple[cst.FunctionDef, FileContext, ClassInfo] | None:
@@ -76,7 +107,7 @@ def find_method(cls: ClassInfo, ctx: FileContext, name: str, depth: int = 0) -> 
         return cls.methods[name], ctx, cls
     if depth > 8:
         return None
-    for parent, parent_ctx in cls.parents:
+    for parent, parent_ctx in cls.parent_classes():
         found = find_method(parent, parent_ctx, name, depth + 1)
         if found is not None:
             return found
@@ -85,24 +116,28 @@ def find_method(cls: ClassInfo, ctx: FileContext, name: str, depth: int = 0) -> 
 
 @dataclass
 class Symbol:
-    """What a name refers to: a function or a class, and the context it lives in."""
+    """What a name refers to: a function or a class. One of this file comes with its
+    node and context; one of another file only with where it is, until the project
+    index is asked to read that file (`Project.load`): reading costs a parse."""
 
     kind: str  # "function" or "class"
     name: str
-    node: cst.FunctionDef | cst.ClassDef
-    ctx: FileContext
-
-    def where(self) -> str:
-        """`utils.py:12` for a symbol of another file, else ``."""
-        return self.ctx.location(self.node)
+    node: cst.FunctionDef | cst.ClassDef | None
+    ctx: FileContext | None
+    path: str | None = None  # the file that defines it
+    qualified: str | None = None  # as the importing file names it, for the project
 
 
 class Project(Protocol):
     """What a file's analysis may ask about the rest of the project (project.py)."""
 
-    def symbol(self, qualified: str, importer: str) -> Symbol | None: ...
+    def locate(self, qualified: str, importer: str) -> tuple[str, str, str] | None: ...
+
+    def load(self, symbol: Symbol, why: str) -> Symbol | None: ...
 
     def is_module_class(self, qualified: str, importer: str) -> bool | None: ...
+
+    def defines_method(self, qualified: str, importer: str, method: str) -> bool | None: ...
 
     def call_sites(self, holder: FileContext, class_name: str) -> list[Any]: ...
 
@@ -113,7 +148,8 @@ class FileContext:
         self.imports = imports
         self.path = path  # absolute; None for a text with no file
         self.project = project
-        self.display_path = path or ""  # how messages name the file
+        self.source: str | None = None  # the text, when the caller has it (a cheap search)
+        self.looped: dict[str, set[str]] | None = None  # per class, attributes read in loops
         self.functions: dict[str, cst.FunctionDef] = {}
         self.classes: dict[str, ClassInfo] = {}  # every class, nn.Module or not
         # Scanners of factory functions and helper methods, by function node.
@@ -130,28 +166,35 @@ class FileContext:
         if name is None:
             return None
         if name in self.functions:
-            return Symbol("function", name, self.functions[name], self)
+            return Symbol("function", name, self.functions[name], self, self.path)
         if name in self.classes:
-            return Symbol("class", name, self.classes[name].node, self)
+            return Symbol("class", name, self.classes[name].node, self, self.path)
         qualified = self.imports.qualify_any(node)
         if qualified is None or is_torch_name(qualified) or self.project is None or self.path is None:
             return None
-        return self.project.symbol(qualified, self.path)
+        located = self.project.locate(qualified, self.path)
+        if located is None:
+            return None
+        path, found, kind = located
+        return Symbol(kind, found, None, None, path, qualified)
 
-    def class_info(self, symbol: Symbol) -> ClassInfo | None:
-        return symbol.ctx.classes.get(symbol.name) if symbol.kind == "class" else None
+    def load(self, symbol: Symbol, why: str) -> Symbol | None:
+        """The symbol with its node and context, reading its file if need be; `why` says
+        what is sought there ("collections": the file must name a member container)."""
+        if symbol.ctx is not None:
+            return symbol
+        return None if self.project is None else self.project.load(symbol, why)
 
     # -- positions, for evidence in messages --------------------------------------------
-    def location(self, node: cst.CSTNode) -> str:
-        """`path:line` of a node of this file, for messages about another file."""
-        if self.path is None:
-            return ""
+    def line_of(self, node: cst.CSTNode) -> int | None:
         if self._positions is None:
             from libcst.metadata import MetadataWrapper, PositionProvider
 
             self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
         try:
-            line = self._positions[node].start.line
+            return self._positions[node].start.line
         except KeyError:
-            return self.display_path
-        return f"{self.display_path}:{line}"
+            return None
+
+    def evidence(self, what: str, node: cst.CSTNode, then: Evidence | None = None) -> Evidence:
+        return Evidence(what, self, node, then)

@@ -7,6 +7,9 @@ about a third of a second to import and is loaded only when a file must be parse
 
 from __future__ import annotations
 
+import functools
+import re
+
 # What a collection's members are, from the most specific fused form to the most general.
 LINEAR = "linear"
 CONV = "conv"
@@ -26,10 +29,33 @@ SELF_COLLECTION = "<self>"
 # A file must mention one of these for a class in it to resolve to an nn.Module...
 MODULE_ROOT_MARKERS = (b"torch", b"lightning")
 # ...and one of these for the analysis to find a member collection in it
-# (`nn.ModuleList`, `nn.ModuleDict`, or a plain list registered with `add_module` or
-# `setattr(self, ...)`). A file without one can still loop over a collection built in
-# another file; the project index names those (analysis/project.py).
-COLLECTION_MARKERS = (b"ModuleList", b"ModuleDict", b"add_module", b"setattr(self")
+# (`nn.ModuleList`, `nn.ModuleDict`, or a plain list registered with `add_module`)...
+COLLECTION_MARKERS = (b"ModuleList", b"ModuleDict", b"add_module")
+# ...or a registration under a computed name, `setattr(self, f"head{i}", head)` (also
+# `"head" + str(i)`, `"fc%d" % i`, `"h{}".format(i)`; members.computed_name agrees).
+# A file without any of these can still loop over a collection built in another file;
+# the project index names those (analysis/project.py).
+SETATTR_MARKER = re.compile(rb"""setattr\(\s*self\s*,\s*(?:[rRbB]?[fF][rR]?["']|["'][^"'\n]*["']\s*(?:[+%]|\.format)|str\()""")
+
+
+def names_a_collection(data: bytes) -> bool:
+    """The bytes test for a member container or a registration (see above)."""
+    return any(marker in data for marker in COLLECTION_MARKERS) or SETATTR_MARKER.search(data) is not None
+
+
+# What a project's file lets others build collections with (ProjectIndex.exports):
+# "def:clones" (a helper another file calls) or "class:BlockBank" (a class another file
+# derives from). A file reaches such a collection only by calling or deriving from it.
+@functools.lru_cache(maxsize=16)
+def uses_pattern(exports: tuple[str, ...]) -> re.Pattern[bytes]:
+    calls = [re.escape(e[4:].encode()) for e in exports if e.startswith("def:")]
+    bases = [re.escape(e[6:].encode()) for e in exports if e.startswith("class:")]
+    parts = []
+    if calls:
+        parts.append(rb"\b(?:" + b"|".join(sorted(calls)) + rb")\s*\(")
+    if bases:
+        parts.append(rb"\bclass\s+\w+\s*\([^:]*?\b(?:" + b"|".join(sorted(bases)) + rb")\b")
+    return re.compile(b"|".join(parts) or rb"(?!)")
 
 
 def short(text: str, limit: int = 72) -> str:

@@ -619,8 +619,10 @@ class _MethodAnalysis:
         member = collection.member
         if method in _MODULE_API or method.startswith("_") or member is None or member.kind == GROUP:
             return False
-        if member is not None and member.cls is not None:
+        if member.cls is not None:
             return find_method(member.cls, self.ctx, method) is not None
+        if member.qualified is not None and self.ctx.project is not None and self.ctx.path is not None:
+            return self.ctx.project.defines_method(member.qualified, self.ctx.path, method) is not False
         return True
 
     def find_calls(self, loop: MemberLoop) -> None:

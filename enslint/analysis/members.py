@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.context import find_method, is_torch_module_name
+from enslint.analysis.context import Evidence, find_method, is_torch_module_name
 from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, MODULE, SELF_COLLECTION
 from enslint.analysis.syntax import (
     arg_at,
@@ -45,7 +45,8 @@ CONTAINERS = {
     "torch.nn.ModuleDict": "nn.ModuleDict",
 }
 # Only these containers and plain lists registered one by one are collections: keep
-# kinds.COLLECTION_MARKERS in step, the checker's prefilter relies on it.
+# kinds.COLLECTION_MARKERS and kinds.SETATTR_MARKER in step, the checker's prefilter
+# relies on them.
 PLAIN_CONTAINERS = {"list", "tuple"}
 ELEMENTWISE = {
     f"torch.nn.{name}"
@@ -73,6 +74,11 @@ class Member:
     is_module: bool | None = None
     shared: bool = False  # one instance repeated: every member is the same object
     cls: ClassInfo | None = None  # the member's class, when it could be read
+    # The parameter of the scanned function the member is (a copy of): `module` in
+    # `def clones(module, n): return nn.ModuleList([copy.deepcopy(module) ...])`. A caller
+    # of the helper knows what it is.
+    source_param: str | None = None
+    qualified: str | None = None  # the class as imported, when it lives in another file
 
 
 @dataclass
@@ -92,7 +98,7 @@ class Collection:
     conditional: bool = False  # built in one branch of an `if` (`if individual:`)
     # Where the evidence comes from when it is not this class's own code: "members built
     # by `make_q()` at builders.py:63", "built by `clones()` at utils.py:5".
-    evidence: str | None = None
+    evidence: Evidence | None = None
     inherited_from: str | None = None  # the parent class that builds it
     # (parameter name, position) when the members are the caller's: nn.ModuleList(models)
     passed_in: tuple[str, int] | None = None
@@ -215,6 +221,7 @@ class ConstructionScanner:
         self_is_collection: bool = False,
         cls: ClassInfo | None = None,
         watch: frozenset[str] = frozenset(),
+        watch_statements: set[int] | None = None,
     ) -> None:
         self.ctx = ctx
         self.self_name = self_name
@@ -233,6 +240,7 @@ class ConstructionScanner:
         self.registers = ""  # "add_module" or "setattr" when members are registered one by one
         self.returns: list[tuple[cst.BaseExpression, _Scope]] = []
         self.watch = watch
+        self.watch_statements = watch_statements  # the ids of the statements that hold the calls
         self.watched: list[WatchedCall] = []
 
     # -- statements ---------------------------------------------------------------
@@ -287,7 +295,7 @@ class ConstructionScanner:
         return None
 
     def _small(self, small: cst.CSTNode, loops: tuple[_Loop, ...], branch: tuple) -> None:
-        if self.watch:
+        if self.watch and (self.watch_statements is None or id(small) in self.watch_statements):
             self._watch_calls(small)
         if isinstance(small, cst.Return) and small.value is not None:
             self.returns.append((small.value, self.scope()))
@@ -371,7 +379,7 @@ class ConstructionScanner:
                 return
         if isinstance(func, cst.Name) and func.value == "setattr" and loops:
             args = positional_args(call)
-            if len(args) == 3 and isinstance(args[0], cst.Name) and args[0].value == self.self_name:
+            if len(args) == 3 and isinstance(args[0], cst.Name) and args[0].value == self.self_name and computed_name(args[1]):
                 self.registers = self.registers or "setattr"
 
     # -- expressions --------------------------------------------------------------
@@ -607,8 +615,17 @@ class ConstructionScanner:
                 passed.container = collection.container
             return passed
         collection = _in_callers_words(collection, function, call)
+        member = collection.member
+        if member is not None and member.source_param is not None:
+            # `clones(nn.Linear(d, 1), n)`: the members are (copies of) our argument.
+            position = next((i for i, p in enumerate(_positional_params(function)) if p == member.source_param), None)
+            argument = arg_at(call, position, member.source_param) if position is not None else None
+            given = None if argument is None else self.member(argument, None, (), scope)
+            if given is None:
+                return None
+            collection = replace(collection, member=replace(given, shared=member.shared, source_param=None))
         if owner_ctx is not self.ctx:
-            collection.evidence = f"built by `{code_of(call.func)}()` at {owner_ctx.location(function)}"
+            collection.evidence = owner_ctx.evidence(f"built by `{code_of(call.func)}()`", function)
         return collection
 
     def helper_function(self, func: cst.BaseExpression) -> tuple[cst.FunctionDef, FileContext, str | None] | None:
@@ -624,7 +641,8 @@ class ConstructionScanner:
         symbol = self.ctx.resolve(func)
         if symbol is None or symbol.kind != "function":
             return None
-        return symbol.node, symbol.ctx, None
+        symbol = self.ctx.load(symbol, "collections")
+        return None if symbol is None else (symbol.node, symbol.ctx, None)
 
     def member(self, expr: cst.BaseExpression, parent_key: str | None, loops, scope: _Scope | None = None) -> Member | None:
         """What one member is, or None when nothing proves what it is."""
@@ -638,6 +656,9 @@ class ConstructionScanner:
             bound = scope.env.get(expr.value)
             if bound is not None and bound.value is not expr:
                 return self.member(bound.value, None, loops, scope)
+            if bound is None and expr.value in self.params:
+                # The same object every time: one shared instance of whatever was passed.
+                return Member(text, MODULE, text, shared=True, source_param=expr.value)
             return None
         if not isinstance(expr, cst.Call):
             return None
@@ -657,7 +678,7 @@ class ConstructionScanner:
                 return None
             source = self.member(args[0], None, loops, scope)
             if source is not None:
-                return replace(source, text=text, shared=False)
+                return replace(source, text=text if source.source_param is None else source.text, shared=False)
             return Member(text, MODULE, f"copies of `{code_of(args[0])}`")
         if name in LINEARS:
             return Member(text, LINEAR, display_type(name), _code(arg_at(expr, 0, "in_features")), _code(arg_at(expr, 1, "out_features")), is_module=True)
@@ -673,8 +694,11 @@ class ConstructionScanner:
             return None
         symbol = ctx.resolve(expr.func)
         if symbol is not None and symbol.kind == "class":
-            info = symbol.ctx.classes.get(symbol.name)
             display = code_of(expr.func)
+            if symbol.ctx is None:  # a class of another file: its module-ness needs no parse
+                is_module = ctx.project.is_module_class(symbol.qualified, ctx.path) if ctx.project and ctx.path else None
+                return Member(text, MODULE, display, is_module=is_module, qualified=symbol.qualified)
+            info = symbol.ctx.classes.get(symbol.name)
             if info is not None and info.mlp_sizes is not None and symbol.ctx is ctx:
                 return Member(text, MLP, display, *info.mlp_sizes, is_module=info.is_module, cls=info)
             return Member(text, MODULE, display, is_module=None if info is None else info.is_module, cls=info)
@@ -698,6 +722,20 @@ class ConstructionScanner:
         return Member(text, MODULE, name)
 
 
+def computed_name(node: cst.BaseExpression) -> bool:
+    """An attribute name built per member: `f"head{i}"`, `"head" + str(i)`, `"fc%d" % i`,
+    `"h{}".format(i)`, `str(i)` (kinds.SETATTR_MARKER finds the same spellings)."""
+    if isinstance(node, cst.FormattedString):
+        return True
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Modulo)):
+        return isinstance(node.left, (cst.SimpleString, cst.ConcatenatedString))
+    if isinstance(node, cst.Call):
+        if isinstance(node.func, cst.Name) and node.func.value == "str":
+            return True
+        return isinstance(node.func, cst.Attribute) and node.func.attr.value == "format" and isinstance(node.func.value, cst.SimpleString)
+    return False
+
+
 def helper_scanner(ctx: FileContext, function: cst.FunctionDef, self_name: str | None, cls: ClassInfo | None) -> ConstructionScanner:
     """The scan of a factory function or helper method, once per function."""
     key = id(function)
@@ -708,15 +746,20 @@ def helper_scanner(ctx: FileContext, function: cst.FunctionDef, self_name: str |
     return ctx.scanners[key]
 
 
+def _positional_params(function: cst.FunctionDef) -> list[str]:
+    """A function's parameters as a call fills them (a method's `self` left out)."""
+    params = [p.name.value for p in [*function.params.posonly_params, *function.params.params]]
+    return params[1:] if params and params[0] in ("self", "cls") else params
+
+
 def _in_callers_words(collection: Collection, function: cst.FunctionDef, call: cst.Call) -> Collection:
     """Sizes are written in the helper's parameters; say them in the caller's words."""
     import re
 
     if collection.size is None:
         return collection
-    params = [p.name.value for p in function.params.params if p.name.value not in ("self", "cls")]
     size = collection.size
-    for index, param in enumerate(params):
+    for index, param in enumerate(_positional_params(function)):
         argument = arg_at(call, index, param)
         if argument is not None:
             size = re.sub(rf"\b{re.escape(param)}\b", code_of(argument), size)

@@ -16,23 +16,29 @@ members themselves must be proven modules.
 
 from __future__ import annotations
 
+import ast
+import os
+import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import libcst as cst
 
-from enslint.analysis.context import ClassInfo, FileContext, Project, is_torch_module_name, is_torch_name
+from enslint.analysis.context import ClassInfo, Evidence, FileContext, Project, Symbol, is_torch_module_name, is_torch_name
 from enslint.analysis.imports import ImportTable
-from enslint.analysis.kinds import SELF_COLLECTION
+from enslint.analysis.kinds import MODULE, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.loops import MemberLoop, find_member_loops
 from enslint.analysis.members import (
     ELEMENTWISE,
     LINEARS,
     Collection,
     ConstructionScanner,
+    Member,
     sequential_member,
 )
-from enslint.analysis.syntax import arg_at, code_of, dotted_name, first_param
+from enslint.analysis.syntax import arg_at, code_of, dotted_name, first_param, keyword_arg
 
 # Classes that are certainly not modules when they are a base: builtins and typing.
 _PLAIN_BASES = {"object", "Exception", "dict", "list", "tuple", "str", "int", "float", "Enum", "Generic", "Protocol", "NamedTuple", "ABC"}
@@ -58,16 +64,43 @@ class FileModel:
                 yield loop
 
     def exports(self) -> list[str]:
-        """Top-level names another file may build collections with: functions that
-        return a collection and classes that hold one (the project index keeps them)."""
-        names = []
-        for name, function in self.ctx.functions.items():
-            scanner = ConstructionScanner(self.ctx, None)
-            scanner.scan_function(function)
-            if any(scanner.collection_from_expr("", value, (), scope) is not None for value, scope in scanner.returns):
-                names.append(name)
-        names += [info.name for info in self.classes if any(c.identical for c in info.collections.values())]
-        return sorted(set(names))
+        return exports_of(self.ctx)
+
+    def render(self, evidence: Evidence) -> str:
+        """"built by `clones()` at utils.py:8": another file relative to this one's folder,
+        this file by line."""
+        if evidence.path is None or evidence.path == self.ctx.path:
+            where = f"line {evidence.line}"
+        else:
+            start = os.path.dirname(self.ctx.path) if self.ctx.path else os.getcwd()
+            try:
+                where = Path(os.path.relpath(evidence.path, start)).as_posix()
+            except ValueError:
+                where = evidence.path
+            where = f"{where}:{evidence.line}"
+        text = f"{evidence.what} at {where}"
+        return text if evidence.then is None else f"{text}, {self.render(evidence.then)}"
+
+
+def exports_of(ctx: FileContext) -> list[str]:
+    """What another file may build collections with: functions that return a collection
+    of modules ("def:clones") and classes that hold one ("class:BlockBank"); the project
+    index keeps them for the prefilter (kinds.uses_pattern)."""
+    names = []
+    for name, function in ctx.functions.items():
+        scanner = ConstructionScanner(ctx, None)
+        scanner.scan_function(function)
+        for value, scope in scanner.returns:
+            returned = scanner.collection_from_expr("", value, (), scope)
+            if returned is None:
+                continue
+            container = returned.container in ("nn.ModuleList", "nn.ModuleDict")
+            # Copies of one module, or the caller's members wrapped in a module container.
+            if (returned.identical and (container or returned.member.is_module)) or (returned.passed_in is not None and container):
+                names.append(f"def:{name}")
+                break
+    names += [f"class:{info.name}" for info in ctx.classes.values() if any(c.identical for c in info.collections.values())]
+    return sorted(set(names))
 
 
 def _top_level(body) -> list[cst.CSTNode]:
@@ -129,16 +162,36 @@ def _resolve_module_ness(ctx: FileContext) -> None:
 
 
 def _parents(info: ClassInfo, ctx: FileContext) -> None:
-    """The classes `info` derives from that can be read, for their collections and methods."""
+    """The classes `info` derives from that can be read, for the collections and helper
+    methods they define: those of this file now, those of other files when first needed."""
+    foreign = []
     for base in info.node.bases:
         if base.keyword is not None:
             continue
-        symbol = ctx.resolve(base.value)
-        if symbol is None or symbol.kind != "class" or symbol.node is info.node:
+        name = dotted_name(base.value)
+        if name is not None and name in ctx.classes:
+            if ctx.classes[name] is not info:
+                info.parents.append((ctx.classes[name], ctx))
             continue
-        parent = symbol.ctx.classes.get(symbol.name)
+        if ctx.project is not None and ctx.path is not None:
+            qualified = ctx.imports.qualify_any(base.value)
+            if qualified is not None and not is_torch_name(qualified):
+                foreign.append(qualified)
+    if foreign:
+        info.foreign_parents = lambda: _read_parents(foreign, ctx)
+
+
+def _read_parents(qualified_names: list[str], ctx: FileContext) -> list[tuple[ClassInfo, FileContext]]:
+    found = []
+    for qualified in qualified_names:
+        located = ctx.project.locate(qualified, ctx.path)
+        if located is None or located[2] != "class":
+            continue
+        symbol = ctx.project.load(Symbol("class", located[1], None, None, located[0], qualified), "collections")
+        parent = None if symbol is None else symbol.ctx.classes.get(symbol.name)
         if parent is not None:
-            info.parents.append((parent, symbol.ctx))
+            found.append((parent, symbol.ctx))
+    return found
 
 
 # -- collections -----------------------------------------------------------------------
@@ -226,55 +279,132 @@ def _read_collections(cls: ClassInfo, ctx: FileContext) -> None:
 
 
 def _inherit(cls: ClassInfo, ctx: FileContext, done: set[int]) -> None:
-    """Add the collections `cls` inherits, nearest parent first."""
+    """Add the collections `cls` inherits, nearest parent first: those of its parents in
+    this file always, those of parents in other files when it loops over an attribute it
+    does not build itself."""
     if id(cls) in done:
         return
     done.add(id(cls))
-    for parent, parent_ctx in cls.parents:
+    parents = cls.parents
+    if cls.foreign_parents is not None and _looped_attributes(cls, ctx) - set(cls.collections):
+        parents = cls.parent_classes()
+    for parent, parent_ctx in parents:
         _inherit(parent, parent_ctx, done)
         for attr, collection in parent.collections.items():
             if attr in cls.collections or attr == SELF_COLLECTION:
                 continue
             inherited = replace(collection, inherited_from=collection.inherited_from or parent.name, origin=None, created=None)
-            if parent_ctx is not ctx and inherited.evidence is None:
-                inherited.evidence = f"built in `{parent.name}.{collection.method or '__init__'}` at {parent_ctx.location(parent.node)}"
+            if parent_ctx is not ctx and collection.inherited_from is None:
+                inherited.evidence = parent_ctx.evidence(f"inherited from `{parent.name}`", parent.node, collection.evidence)
             cls.collections[attr] = inherited
         for attr, value in parent.size_attrs.items():
             cls.size_attrs.setdefault(attr, value)
 
 
-def _passed_in_members(cls: ClassInfo, ctx: FileContext) -> None:
-    """Members handed to `__init__` (`nn.ModuleList(models)`) are judged by the call
-    sites that build the class: identical when one of them shows identical members and
-    none shows different ones."""
-    for attr, collection in list(cls.collections.items()):
-        if collection.passed_in is None or collection.method != "__init__" or collection.inherited_from:
+def _looped_attributes(cls: ClassInfo, ctx: FileContext) -> set[str]:
+    """Attributes `x.<name>` read inside a loop or comprehension of the class. Asked of
+    many classes, so answered from Python's own (faster) parse of the file when there is
+    a text, for all its classes at once."""
+    if ctx.source is not None:
+        if ctx.looped is None:
+            ctx.looped = _looped_by_class(ctx.source)
+        if ctx.looped is not None:
+            return ctx.looped.get(cls.name, set())
+    found: set[str] = set()
+
+    class _Finder(cst.CSTVisitor):
+        depth = 0
+
+        def _enter(self, node) -> None:
+            self.depth += 1
+
+        def _leave(self, node) -> None:
+            self.depth -= 1
+
+        visit_For = visit_ListComp = visit_GeneratorExp = visit_DictComp = visit_SetComp = _enter
+        leave_For = leave_ListComp = leave_GeneratorExp = leave_DictComp = leave_SetComp = _leave
+
+        def visit_Attribute(self, node: cst.Attribute) -> None:
+            if self.depth:
+                found.add(node.attr.value)
+
+    cls.node.visit(_Finder())
+    return found
+
+
+def _looped_by_class(source: str) -> dict[str, set[str]] | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    looped: dict[str, set[str]] = {}
+    loops = (ast.For, ast.AsyncFor, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
+    for node in _ast_top_level(tree.body):
+        if isinstance(node, ast.ClassDef):
+            names = looped.setdefault(node.name, set())
+            for loop in ast.walk(node):
+                if isinstance(loop, loops):
+                    names.update(n.attr for n in ast.walk(loop) if isinstance(n, ast.Attribute))
+    return looped
+
+
+def _ast_top_level(body):
+    for node in body:
+        yield node
+        if isinstance(node, (ast.If, ast.Try)):
+            yield from _ast_top_level(node.body)
+            yield from _ast_top_level(getattr(node, "orelse", []))
+
+
+def _passed_in(cls: ClassInfo, ctx: FileContext) -> list[Collection]:
+    """The collections of `cls` whose members the caller hands to `__init__`
+    (`nn.ModuleList(models)`), and that the class loops over."""
+    pending = [
+        c
+        for c in cls.collections.values()
+        if c.passed_in is not None
+        and c.method == "__init__"
+        and not c.inherited_from
+        # A plain list of whatever the caller hands over is worth the search only in a module.
+        and (c.container in ("nn.ModuleList", "nn.ModuleDict") or cls.is_module is True)
+    ]
+    if not pending:
+        return []
+    looped = _looped_attributes(cls, ctx)
+    return [c for c in pending if c.attr in looped]
+
+
+# Stands for the caller's members while the loops are read: only a loop that would be a
+# finding with identical members is worth reading the call sites for.
+_PROVISIONAL = Member("the members passed in", MODULE, "the caller's", is_module=True)
+
+
+def _judge_passed_in(collection: Collection, cls: ClassInfo, ctx: FileContext) -> None:
+    """Identical when one call site of the class shows identical members and none shows
+    different ones; the collection is updated in place (the loops hold it)."""
+    param, position = collection.passed_in
+    proven, against = None, False
+    for site in call_sites(cls, ctx):
+        argument = arg_at(site.call, position - 1, param) if position > 0 else keyword_arg(site.call, param)
+        if argument is None:
             continue
-        param, position = collection.passed_in
-        proven, against = None, False
-        for site in call_sites(cls, ctx):
-            argument = arg_at(site.call, position - 1, param) if position > 0 else None
-            if argument is None:
-                continue
-            found = site.scanner.collection_from_expr(attr, argument, (), site.scope)
-            if found is None or found.passed_in is not None:
-                continue
-            if not found.identical:
-                against = True
-            elif proven is None:
-                proven = (found, site)
-        if proven is None or against:
+        found = site.scanner.collection_from_expr(collection.attr, argument, (), site.scope)
+        if found is None or found.passed_in is not None:
             continue
-        found, site = proven
-        where = site.scanner.ctx.location(site.call)
-        cls.collections[attr] = replace(
-            collection,
-            size=found.size,
-            size_value=found.size_value,
-            member=found.member,
-            why_heterogeneous=None,
-            evidence=f"members built by `{found.member.text}` at {where}",
-        )
+        if not found.identical:
+            against = True
+        elif proven is None:
+            proven = (found, site)
+    if proven is None or against:
+        collection.member = None
+        return
+    found, site = proven
+    collection.size, collection.size_value = found.size, found.size_value
+    collection.member = found.member
+    collection.why_heterogeneous = None
+    collection.evidence = site.scanner.ctx.evidence(f"members built by `{found.member.text}`", site.call)
 
 
 class _Site:
@@ -283,7 +413,8 @@ class _Site:
 
 
 def call_sites(cls: ClassInfo, ctx: FileContext) -> list[_Site]:
-    """Every call that builds `cls`, in its own file and, through the project, in others."""
+    """Every call that builds `cls`, in its own file and, through the project, in others:
+    the calls are found first, then only the functions that hold them are scanned."""
     contexts = [ctx]
     if ctx.project is not None and ctx.path is not None:
         contexts += ctx.project.call_sites(ctx, cls.name)
@@ -292,15 +423,56 @@ def call_sites(cls: ClassInfo, ctx: FileContext) -> list[_Site]:
         names = frozenset(_names_for(caller, cls, ctx))
         if not names:
             continue
-        functions = list(caller.functions.values()) + [m for info in caller.classes.values() for m in info.methods.values()]
-        for function in functions:
-            scanner = ConstructionScanner(caller, first_param(function), watch=names)
-            scanner.scan_function(function)
+        if caller.source is not None and not any(re.search(rf"\b{re.escape(name)}\s*\(", caller.source) for name in names):
+            continue
+        finder = _CallFinder(names)
+        caller.module.visit(finder)
+        for function, statements in finder.found.items():
+            if function is None:
+                body = cst.FunctionDef(cst.Name("_module"), cst.Parameters(), cst.IndentedBlock(body=list(caller.module.body)))
+                scanner = ConstructionScanner(caller, None, watch=names, watch_statements=statements)
+                scanner.scan_function(body)
+            else:
+                scanner = ConstructionScanner(caller, first_param(function), watch=names, watch_statements=statements)
+                scanner.scan_function(function)
             sites += [_Site(w.call, w.scope, w.scanner) for w in scanner.watched]
-        scanner = ConstructionScanner(caller, None, watch=names)
-        scanner.scan_function(cst.FunctionDef(cst.Name("_module"), cst.Parameters(), cst.IndentedBlock(body=list(caller.module.body))))
-        sites += [_Site(w.call, w.scope, w.scanner) for w in scanner.watched]
     return sites
+
+
+class _CallFinder(cst.CSTVisitor):
+    """The small statements that call one of `names`, grouped by the function around them."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+        self.functions: list[cst.FunctionDef] = []
+        self.statements: list[cst.CSTNode] = []
+        self.found: dict[cst.FunctionDef | None, set[int]] = {}
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.pop()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.BaseSmallStatement):
+            self.statements.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        if isinstance(original_node, cst.BaseSmallStatement):
+            self.statements.pop()
+        super().on_leave(original_node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else None
+        if name is None or not any(n == name or n.endswith("." + name) for n in self.names):
+            return
+        if not self.statements or code_of(func) not in self.names:
+            return
+        owner = self.functions[-1] if self.functions else None
+        self.found.setdefault(owner, set()).add(id(self.statements[-1]))
 
 
 def _names_for(caller: FileContext, cls: ClassInfo, holder: FileContext) -> set[str]:
@@ -312,17 +484,18 @@ def _names_for(caller: FileContext, cls: ClassInfo, holder: FileContext) -> set[
         if qualified.split(".")[-1] != cls.name:
             continue
         symbol = caller.resolve(cst.Name(local))
-        if symbol is not None and symbol.ctx is holder and symbol.name == cls.name:
+        if symbol is not None and symbol.path == holder.path and symbol.name == cls.name:
             names.add(local)
     return names
 
 
 # -- the model -------------------------------------------------------------------------
-def build_context(module: cst.Module, path: str | None = None, project: Project | None = None) -> FileContext:
+def build_context(module: cst.Module, path: str | None = None, project: Project | None = None, source: str | None = None) -> FileContext:
     """The file's context with every class's module-ness and collections: what another
     file's analysis may ask of this one."""
     imports = ImportTable.of_module(module)
     ctx = FileContext(module, imports, path, project)
+    ctx.source = source
     for statement in _top_level(module.body):
         if isinstance(statement, cst.FunctionDef):
             ctx.functions[statement.name.value] = statement
@@ -348,13 +521,30 @@ def build_context(module: cst.Module, path: str | None = None, project: Project 
     return ctx
 
 
-def build_model(module: cst.Module, path: str | None = None, project: Project | None = None) -> FileModel:
-    ctx = build_context(module, path, project)
+def build_model(module: cst.Module, path: str | None = None, project: Project | None = None, source: str | None = None) -> FileModel:
+    ctx = build_context(module, path, project, source)
     classes = list(ctx.classes.values())
-    for info in classes:
-        _passed_in_members(info, ctx)
     loops: list[MemberLoop] = []
     for info in classes:
-        if info.collections:
-            loops.extend(find_member_loops(info, ctx))
+        provisional = _passed_in(info, ctx)
+        for collection in provisional:
+            collection.member = _PROVISIONAL
+        if not any(c.identical for c in info.collections.values()):
+            continue
+        found = find_member_loops(info, ctx)
+        for collection in provisional:
+            used = [loop for loop in found if any(c is collection for c, _ in loop.collections)]
+            if any(_candidate(loop) for loop in used):
+                _judge_passed_in(collection, info, ctx)
+            else:
+                collection.member = None
+            if collection.member is None:
+                found = [loop for loop in found if loop not in used]
+        loops.extend(found)
     return FileModel(module, imports=ctx.imports, classes=classes, loops=loops, ctx=ctx)
+
+
+def _candidate(loop: MemberLoop) -> bool:
+    """Whether a loop would be a finding if its members were identical."""
+    entries = loop.entry_calls
+    return bool(entries) and (all(c.input == SAME for c in entries) or all(c.input == SLICE for c in entries))

@@ -15,9 +15,10 @@ from enslint.analysis.syntax import code_of
 
 if TYPE_CHECKING:
     from enslint.analysis.loops import MemberLoop
+    from enslint.analysis.model import FileModel
 
 
-def fused_blocker(loop: MemberLoop) -> str | None:
+def fused_blocker(loop: MemberLoop, model: FileModel) -> str | None:
     collection = loop.collection
     text = loop.collection_text
     cls = loop.cls
@@ -32,11 +33,11 @@ def fused_blocker(loop: MemberLoop) -> str | None:
     if methods:
         return f"the members are called through `.{methods[0]}()`"
     if collection.passed_in is not None:
-        return f"the members are passed in by the caller ({collection.evidence})" if collection.evidence else "the members are passed in by the caller"
+        return "the members are passed in by the caller"
     if collection.inherited_from:
         return f"`{text}` is built in the parent class `{collection.inherited_from}`"
     if collection.evidence:
-        return f"`{text}` is {collection.evidence}"
+        return f"`{text}` is {model.render(collection.evidence)}"
     if collection.conditional:
         return f"`{text}` is built in one branch of an `if`"
     if collection.method not in (None, "__init__"):

@@ -8,6 +8,7 @@ from enslint.analysis.kinds import CHAIN, CONV, GROUP, LINEAR, MLP, short
 
 if TYPE_CHECKING:
     from enslint.analysis.loops import MemberLoop
+    from enslint.analysis.model import FileModel
     from enslint.analysis.members import Member
 
 
@@ -35,14 +36,14 @@ def members_phrase(loop: MemberLoop) -> str:
     return f"{loop.size} identical `{short(member.text)}` members"
 
 
-def where(loop: MemberLoop) -> str:
+def where(loop: MemberLoop, model: FileModel) -> str:
     texts = [f"`{text}`" for _, text in loop.collections] or [f"`{loop.collection_text}`"]
     phrase = f"`{loop.cls.name}.{loop.method}` loops over {_and(texts)}"
     if loop.subset:
         phrase += f" (part of it: `{loop.subset}`)"
     evidence = loop.collection.evidence
     if evidence:
-        phrase += f" ({evidence})"
+        phrase += f" ({model.render(evidence)})"
     return phrase
 
 

@@ -228,7 +228,7 @@ class Heads(tnn.Module):
             member = loop.collection.member
             group = group_member(loop)
             message = (
-                f"{where(loop)}: {members_phrase(loop)} are each called on the same {_inputs(inputs.pop())} "
+                f"{where(loop, model)}: {members_phrase(loop)} are each called on the same {_inputs(inputs.pop())} "
                 f"and {loop.combine}: {loop.size} forward calls, kernel launches "
                 f"and autograd nodes per step where one batched op would do"
             )
@@ -245,7 +245,7 @@ class Heads(tnn.Module):
                     slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}
                     on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
                     message += "; " + nest_phrase(parent, member, loop.size, on_slices, slices.pop() if on_slices else None)
-            blocker = fused_blocker(loop)
+            blocker = fused_blocker(loop, model)
             if member.shared:
                 fix = None
             elif blocker is not None:

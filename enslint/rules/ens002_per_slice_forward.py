@@ -196,7 +196,7 @@ class Zipped(nn.Module):
             member = loop.collection.member
             sliced = " and ".join(f"`{t}`" for t in tensors)
             message = (
-                f"{where(loop)}: {members_phrase(loop)} each run on their own slice of "
+                f"{where(loop, model)}: {members_phrase(loop)} each run on their own slice of "
                 f"{sliced} (`{first.text}`, dim {dim}): {loop.size} forward calls and autograd "
                 f"nodes per step where one batched op would do"
             )
@@ -223,7 +223,7 @@ class Zipped(nn.Module):
             if isinstance(fix, str):
                 notes.append(f"no automatic unbind fix: {fix}")
                 fix = None
-            blocker = fused_blocker(loop)
+            blocker = fused_blocker(loop, model)
             if member.shared:
                 fused = None
             elif blocker is not None:
