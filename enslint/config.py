@@ -18,8 +18,8 @@ DEFAULT_EXCLUDE = (
     "__pycache__",
     "__pypackages__",
     "node_modules",
-    "venv",
-    "env",
+    # Virtualenvs are found by their pyvenv.cfg (and conda's by conda-meta), not by
+    # name: a package called `env` is source like any other.
     "site-packages",
     "build",
     "dist",

@@ -46,7 +46,7 @@ def matches(patterns: tuple[str, ...], path: Path, root: Path, every_part: bool 
 
 
 def _is_virtualenv(folder: Path) -> bool:
-    return (folder / "pyvenv.cfg").is_file()
+    return (folder / "pyvenv.cfg").is_file() or (folder / "conda-meta").is_dir()
 
 
 def discover(paths: list[Path], config: Config) -> list[Path]:

@@ -279,3 +279,274 @@ def test_model_says_why_members_are_not_identical(init, why):
     model = model_of(ensemble(init, "return x\n"))
     heads = model.classes[0].collections["heads"]
     assert heads.member is None and why in heads.why_heterogeneous
+
+
+# -- the forms real projects write (issue 8), each with variants ---------------------------
+def codes(source: str) -> list[str]:
+    return [code for _, code in findings_for(source)]
+
+
+@pytest.mark.parametrize(
+    "init, forward",
+    [
+        # `if individual:` around an append loop, the shared layer in the else branch
+        (
+            "self.individual = n > 1\nif self.individual:\n    self.heads = nn.ModuleList()\n    for _ in range(n):\n        self.heads.append(nn.Linear(d, 2))\nelse:\n    self.heads = nn.Linear(d, 2)\n",
+            "if self.individual:\n    return torch.stack([h(x[:, i]) for i, h in enumerate(self.heads)], 1)\nreturn self.heads(x)\n",
+        ),
+        # a comprehension in the branch, `elif` chains, another flag name
+        (
+            "self.per_channel = d > 4\nif self.per_channel:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelif d > 2:\n    self.heads = nn.Linear(d, 2 * n)\nelse:\n    self.heads = None\n",
+            "if self.per_channel:\n    out = []\n    for k in range(n):\n        out.append(self.heads[k](x[:, k, :]))\n    return torch.stack(out, dim=1)\nreturn x\n",
+        ),
+        # the same collection in both branches
+        (
+            "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\n",
+            "return torch.stack([h(x) for h in self.heads])\n",
+        ),
+    ],
+    ids=["if-append-loop", "elif-comprehension", "both-branches"],
+)
+def test_conditional_construction(init, forward):
+    assert len(codes(ensemble(init, forward))) == 1
+
+
+def test_conditional_construction_says_why_there_is_no_fused_rewrite():
+    init = "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.Linear(d, 2)\n"
+    message = next(iter(messages_for(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")).values()))
+    assert "no fused rewrite: `self.heads` is built in one branch of an `if`" in message
+
+
+def test_branches_that_build_different_members_are_not_identical():
+    init = "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.ModuleList([nn.Linear(d, 3) for _ in range(n)])\n"
+    assert codes(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")) == []
+
+
+@pytest.mark.parametrize(
+    "forward, code",
+    [
+        # three collections chained per index, on slices
+        ("outs = []\nfor i in range(n):\n    z = self.a[i](x[:, i])\n    z = self.b[i](z)\n    outs.append(self.c[i](z))\nreturn torch.stack(outs, 1)\n", "ENS002"),
+        # the same chain written as nested calls on the same input
+        ("return torch.stack([self.c[i](self.b[i](self.a[i](x))) for i in range(len(self.a))])\n", "ENS001"),
+        # zip of the collections, an element-wise op between the steps
+        ("return sum(c(torch.relu(b(a(x)))) for a, b, c in zip(self.a, self.b, self.c))\n", "ENS001"),
+        # two collections side by side, each on its own tensor's slice
+        ("y = x * 2\nout = []\nfor i in range(n):\n    out.append(self.a[i](x[:, i]) + self.b[i](y[:, i]))\nreturn torch.stack(out, 1)\n", "ENS002"),
+    ],
+    ids=["index-chain", "nested-chain", "zip-chain", "side-by-side"],
+)
+def test_several_collections_per_member(forward, code):
+    init = "".join(f"self.{c} = nn.ModuleList([nn.Linear(d, d) for _ in range(n)])\n" for c in "abc")
+    source = ensemble(init, forward)
+    assert codes(source) == [code]
+    message = next(iter(messages_for(source).values()))
+    assert "`self.a`" in message and "`self.b`" in message and "collections per member" in message
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        "for i in range(n):\n    x = self.b[i](self.a[i](x))\nreturn x\n",
+        "for i in range(n):\n    x = x + self.b[i](self.a[i](x))\nreturn x\n",
+        "h = x\nfor a, b in zip(self.a, self.b):\n    h = b(a(h))\nreturn h\n",
+    ],
+    ids=["chain-across-iterations", "residual-across-iterations", "zip-carried"],
+)
+def test_chains_carried_across_iterations_are_not_flagged(forward):
+    init = "".join(f"self.{c} = nn.ModuleList([nn.Linear(d, d) for _ in range(n)])\n" for c in "ab")
+    assert codes(ensemble(init, forward)) == []
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        "return torch.cat([h(x[:, i : i + 1]) for i, h in enumerate(self.heads)], -1)\n",
+        "return torch.cat([h(x[..., i:i+1]) for i, h in enumerate(self.heads)], -1)\n",
+        "return torch.cat([h(x.narrow(1, i, 1)) for i, h in enumerate(self.heads)], -1)\n",
+        "return torch.cat([h(x[:, i].unsqueeze(-1)) for i, h in enumerate(self.heads)], -1)\n",
+        "parts = torch.split(x, 2, dim=1)\nreturn torch.cat([h(parts[i]) for i, h in enumerate(self.heads)], -1)\n",
+        "parts = x.chunk(len(self.heads), dim=-1)\nreturn torch.cat([h(p) for h, p in zip(self.heads, parts)], -1)\n",
+        "return torch.cat([h(p) for h, p in zip(self.heads, torch.tensor_split(x, n, dim=1))], -1)\n",
+    ],
+    ids=["width-1", "ellipsis-width-1", "narrow", "unsqueezed", "torch.split", "chunk", "tensor_split"],
+)
+def test_slice_spellings(forward):
+    assert codes(ensemble(LINEAR_HEADS, forward)) == ["ENS002"]
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        "b = x.shape[1]\nreturn torch.stack([h(x[i]) for i, h in enumerate(self.heads)])\n",
+        "return torch.stack([self.heads[i](x[i]) for i in range(x.shape[0])])\n",
+        "return torch.stack([self.heads[i](x[i]) for i in range(x.size(0))])\n",
+        "assert x.dim() == 3\nreturn torch.stack([h(x[i]) for i, h in enumerate(self.heads)])\n",
+    ],
+    ids=["shape-read", "range-shape", "range-size", "dim-read"],
+)
+def test_member_first_index_when_the_code_shows_a_tensor(forward):
+    assert codes(ensemble(LINEAR_HEADS, forward)) == ["ENS002"]
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        # a helper method returning the collection
+        "self.heads = self._make_heads(d, n)\n",
+        # built in another method than __init__
+        "self.build(d, n)\n",
+        # extended with a list made by a loop
+        "self.heads = nn.ModuleList()\nheads = []\nfor _ in range(n):\n    heads.append(nn.Linear(d, 2))\nself.heads.extend(heads)\n",
+        # registered with setattr under computed names, several spellings
+        "self.heads = []\nfor i in range(n):\n    h = nn.Linear(d, 2)\n    setattr(self, f'head{i}', h)\n    self.heads.append(h)\n",
+        "self.heads = []\nfor i in range(n):\n    h = nn.Linear(d, 2)\n    setattr(self, 'head_' + str(i), h)\n    self.heads.append(h)\n",
+        "self.heads = []\nfor i in range(n):\n    h = nn.Linear(d, 2)\n    setattr(self, 'head{}'.format(i), h)\n    self.heads.append(h)\n",
+    ],
+    ids=["helper-method", "build-method", "extend", "setattr-fstring", "setattr-concat", "setattr-format"],
+)
+def test_collections_built_by_helpers_and_outside_init(init):
+    helpers = (
+        "\n    def _make_heads(self, d, n):\n        return nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\n"
+        "\n    def build(self, d, n):\n        self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\n"
+    )
+    source = ensemble(init, "return torch.stack([h(x) for h in self.heads])\n") + helpers
+    assert codes(source) == ["ENS001"]
+
+
+def test_setattr_under_a_name_held_in_a_variable_is_not_read():
+    # The prefilter looks for computed names in the call itself; a variable name is not one.
+    init = "self.heads = []\nfor i in range(n):\n    h = nn.Linear(d, 2)\n    name = f'head{i}'\n    setattr(self, name, h)\n    self.heads.append(h)\n"
+    assert codes(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")) == []
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        "layer = nn.Linear(d, d)\nself.heads = nn.ModuleList([layer for _ in range(n)])\n",
+        "layer = nn.Linear(d, d)\nself.heads = nn.ModuleList([layer] * n)\n",
+        "self.heads = nn.ModuleList(n * [nn.Linear(d, d)])\n",
+        "layer = nn.Linear(d, d)\nself.heads = nn.ModuleList()\nfor _ in range(n):\n    self.heads.append(layer)\n",
+    ],
+    ids=["comprehension", "list-times", "times-list", "append-loop"],
+)
+def test_one_shared_instance_is_said_so(init):
+    source = ensemble(init, "return torch.stack([h(x[:, i]) for i, h in enumerate(self.heads)], 1)\n")
+    assert codes(source) == ["ENS002"]
+    message = next(iter(messages_for(source).values()))
+    assert "shared" in message and "call it once" in message
+
+
+def test_fresh_instances_in_a_loop_are_not_shared():
+    init = "self.heads = nn.ModuleList()\nfor _ in range(n):\n    layer = nn.Linear(d, d)\n    self.heads.append(layer)\n"
+    message = next(iter(messages_for(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")).values()))
+    assert "shared" not in message
+
+
+PASSED_IN = (
+    "import torch\nfrom torch import nn\n\n"
+    "class Ensemble(nn.Module):\n"
+    "    def __init__(self, models):\n"
+    "        super().__init__()\n"
+    "        self.models = nn.ModuleList(models)\n\n"
+    "    def forward(self, x):\n"
+    "        return torch.stack([m(x) for m in self.models]).mean(0)\n\n"
+)
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [
+        "def build(d, n):\n    return Ensemble([nn.Linear(d, 1) for _ in range(n)])\n",
+        "def build(d, n):\n    models = []\n    for _ in range(n):\n        models.append(nn.Linear(d, 1))\n    return Ensemble(models=models)\n",
+        "ENSEMBLE = Ensemble([nn.Linear(8, 1) for _ in range(5)])\n",
+    ],
+    ids=["comprehension-argument", "keyword-list-built-by-loop", "module-level"],
+)
+def test_members_passed_in_are_judged_by_their_call_sites(builder):
+    source = PASSED_IN + builder
+    assert codes(source) == ["ENS001"]
+    assert "members built by `nn.Linear(" in next(iter(messages_for(source).values()))
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [
+        "",
+        "def build(a, b):\n    return Ensemble([a, b])\n",
+        "def build(d, sizes):\n    return Ensemble([nn.Linear(d, s) for s in sizes])\n",
+        "def build(d, n):\n    return Ensemble([nn.Linear(d, 1) for _ in range(n)]), Ensemble([nn.Linear(d, 1), nn.Linear(d, 2)])\n",
+    ],
+    ids=["no-call-site", "opaque-members", "per-index-sizes", "one-site-against"],
+)
+def test_members_passed_in_without_proof_are_not_flagged(builder):
+    assert codes(PASSED_IN + builder) == []
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        "return torch.stack([h.score(x) for h in self.heads])\n",
+        "outs = []\nfor h in self.heads:\n    outs.append(h(*x))\nreturn average(outs)\n",
+        "outs = []\nfor h in self.heads:\n    z = h(x)\n    z = self.shared(z)\n    outs.append(z)\nreturn torch.stack(outs)\n",
+        "k = 2\nreturn torch.stack([h(x) for h in self.heads[: k + 1]])\n",
+    ],
+    ids=["own-method", "starred-and-helper-combine", "shared-layer-after", "part-of-collection"],
+)
+def test_calls_and_combines_as_real_code_writes_them(forward):
+    init = "self.shared = nn.Linear(2, 2)\nself.heads = nn.ModuleList([Head(d) for _ in range(n)])\n"
+    head = "class Head(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n        self.f = nn.Linear(d, 2)\n\n    def forward(self, x):\n        return self.f(x)\n\n    def score(self, x):\n        return self.f(x).sum(-1)\n\n\ndef average(xs):\n    return sum(xs) / len(xs)\n\n\n"
+    assert codes(ensemble(init, forward, header=HEADER + head)) == ["ENS001"]
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        "return torch.stack([h.parameters() for h in self.heads])\n",
+        "return torch.stack([h.undefined_method(x) for h in self.heads])\n",
+    ],
+    ids=["module-api", "method-the-class-lacks"],
+)
+def test_method_calls_that_are_not_computations(forward):
+    init = "self.heads = nn.ModuleList([Head(d) for _ in range(n)])\n"
+    head = "class Head(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n        self.f = nn.Linear(d, 2)\n\n    def forward(self, x):\n        return self.f(x)\n\n\n"
+    assert codes(ensemble(init, forward, header=HEADER + head)) == []
+
+
+def test_collection_of_a_parent_class_in_the_same_file():
+    source = HEADER + (
+        "class Bank(nn.Module):\n    def __init__(self, d, n):\n        super().__init__()\n"
+        "        self.blocks = nn.ModuleList([nn.Linear(d, d) for _ in range(n)])\n\n"
+        "class Probe(Bank):\n    def forward(self, x):\n        return sum(b(x) for b in self.blocks)\n"
+    )
+    assert codes(source) == ["ENS001"]
+    assert "built in the parent class `Bank`" in next(iter(messages_for(source).values()))
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        "class Agent:\n    def __init__(self, d, n):\n        self.critics = nn.ModuleList([nn.Linear(d, 1) for _ in range(n)])\n",
+        "class Agent(object):\n    def __init__(self, d, n):\n        self.critics = nn.ModuleList()\n        for _ in range(n):\n            self.critics.append(nn.Linear(d, 1))\n",
+    ],
+    ids=["plain-class", "object-base"],
+)
+def test_non_module_holders_of_module_collections(holder):
+    source = HEADER + holder + "\n    def values(self, x):\n        return torch.stack([c(x) for c in self.critics])\n"
+    assert codes(source) == ["ENS001"]
+    assert "is not an nn.Module" in next(iter(messages_for(source).values()))
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        "class Agent:\n    def __init__(self, n):\n        self.models = [Forest() for _ in range(n)]\n",
+        "class Agent:\n    def __init__(self, n):\n        self.models = []\n        for i in range(n):\n            m = Forest()\n            setattr(self, f'm{i}', m)\n            self.models.append(m)\n",
+    ],
+    ids=["plain-list", "setattr-on-a-plain-class"],
+)
+def test_non_module_holders_of_unproven_members(holder):
+    source = "import torch\nfrom sklearn.ensemble import RandomForestRegressor as Forest\n\n" + holder + (
+        "\n    def predict(self, x):\n        return torch.stack([m(x) for m in self.models])\n"
+    )
+    assert codes(source) == []

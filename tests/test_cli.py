@@ -370,3 +370,17 @@ def test_no_cache_flag(project):
     write(project / "heads.py", FLAGGED)
     assert check("--no-cache").exit_code == 1
     assert not (project / ".enslint_cache").exists()
+
+
+def test_folders_named_like_virtualenvs_are_source_unless_they_are_one(project):
+    """`env/` and `venv/` packages are checked; a virtualenv is known by its pyvenv.cfg
+    (or conda-meta), whatever its name."""
+    write(project / "env" / "heads.py", FLAGGED)
+    write(project / "venv" / "heads.py", FLAGGED)
+    write(project / "tools" / "pyvenv.cfg", "home = /usr\n")
+    write(project / "tools" / "heads.py", FLAGGED)
+    write(project / "conda" / "conda-meta" / "history", "")
+    write(project / "conda" / "heads.py", FLAGGED)
+    result = check(".")
+    flagged = {line.split(":")[0] for line in result.output.splitlines() if ": ENS" in line}
+    assert flagged == {"env/heads.py", "venv/heads.py"}

@@ -171,6 +171,7 @@ class ProjectIndex:
                     and name not in _SKIPPED_FOLDERS
                     and name not in self.exclude
                     and not (here / name / "pyvenv.cfg").is_file()
+                    and not (here / name / "conda-meta").is_dir()
                 )
                 found += [here / name for name in sorted(names) if name.endswith(".py")]
                 if len(found) > MAX_FILES:
