@@ -34,13 +34,23 @@ class LoopHeadStacking(Rule):
 Flags a loop (a `for` statement, a comprehension, or `tuple(...)`/`list(...)` of a
 generator) that calls every member of one collection of identical modules on the *same*
 input and combines the results: `torch.stack`, `torch.cat`, `sum(...)`,
-`torch.stack(...).mean(0)`, a returned list or tuple, a list appended to and stacked
-later, or a preallocated tensor written by index. Members count as identical only when
-the code shows it: one constructor repeated by a comprehension or a loop that does not
-read its loop variable, `copy.deepcopy(layer)` in such a loop, or a factory or local
-class called the same way each time. Any method counts, not only `forward`, and so does
-`member.forward(x)`. In a nest of collections (groups of heads), each loop level is
-checked on its own."""
+`torch.stack(...).mean(0)`, a returned list or tuple, a list appended to and then
+stacked, passed to a helper (`average(outs)`) or iterated, or a preallocated tensor
+written by index; the result may pass through more steps first (`h = head(x); logits =
+self.lm_head(h); outs.append(logits)`). Members count as identical only when the code
+shows it: one constructor repeated by a comprehension or a loop that does not read its
+loop variable, `copy.deepcopy(layer)` in such a loop, or a factory, helper (`clones(layer,
+n)`, also from another file) or class called the same way each time; members handed to
+`__init__` (`nn.ModuleList(models)`) count when a call site in the project builds them
+so. Any method counts, not only `forward`, and so do `member.forward(x)`, a method the
+member's class defines (`q.expected_value(obs, act)`), `member(*x)`, a part of the
+collection (`self.heads[:k]`), one member of each of several collections per step
+(`self.proj[i]`, `self.norm[i]`, chained or side by side), and a loop over `range(...)`
+with any bound that indexes the collection. The holder may be any class (an RL agent
+holding `self.critics = nn.ModuleList(...)`), its collection inherited from a parent
+class (in the same file or another); outside an `nn.Module`, the members must be proven
+modules (an `nn.ModuleList`, or registered with `add_module`). In a nest of collections
+(groups of heads), each loop level is checked on its own."""
 
     why_bad = """\
 The loop turns one batched operation into E small ones: E forward calls, E kernel
@@ -132,7 +142,15 @@ members with batch or instance norm (vmap cannot update running statistics in pl
 for `nn.ModuleDict` or `add_module` collections, or when the collection is used
 elsewhere in the class. Whether it is faster depends on the sizes and the device: the
 per-member launches go, but `vmap` adds a fixed cost per call; check with
-`enslint verify` on your own shapes."""
+`enslint verify` on your own shapes.
+No fused rewrite is offered, and the message says which of these stands in the way,
+when: the holder is not (or not provably) an `nn.Module`; the loop runs several
+collections per member; members are called through another method or with `*args`; the
+members are passed in by the caller, built in a parent class, built by a helper of
+another file, built in one branch of an `if` or outside `__init__`; the loop visits part
+of the collection; or the collection is a plain list registered with `add_module` or
+`setattr`. Members that are one shared instance get no rewrite either: one call on the
+stacked inputs does their work, with no parameters to fuse."""
 
     VALID = [
         Valid(
@@ -169,6 +187,22 @@ class Pyramid(nn.Module):
             """\
 from torch import nn
 
+class Blocks(nn.Module):
+    def __init__(self, d: int, n: int) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList([nn.LayerNorm(d) for _ in range(n)])
+        self.ffs = nn.ModuleList([nn.Linear(d, d) for _ in range(n)])
+
+    def forward(self, h):
+        for i in range(len(self.ffs)):
+            h = h + self.ffs[i](self.norms[i](h))  # each layer reads the last one's output
+        return h
+"""
+        ),
+        Valid(
+            """\
+from torch import nn
+
 class Init(nn.Module):
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -179,6 +213,19 @@ class Init(nn.Module):
         ),
     ]
     INVALID = [
+        Invalid(
+            """\
+import torch
+from torch import nn
+
+class Agent:  # not a module: the critics' loop costs the same
+    def __init__(self, d: int, n: int) -> None:
+        self.critics = nn.ModuleList([nn.Linear(d, 1) for _ in range(n)])
+
+    def values(self, obs):
+        return torch.stack([q(obs) for q in self.critics])  # expect: ENS001
+"""
+        ),
         Invalid(
             """\
 import torch

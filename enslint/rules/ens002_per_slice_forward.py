@@ -27,13 +27,18 @@ class PerSliceForward(Rule):
 
     what_it_does = """\
 Flags a loop that calls member `i` of a collection of identical modules on slice `i`
-of one tensor: `x[:, i, :]`, `x[:, i]`, `x[..., i]`, `x[i]` (when `x` is known to be a
-tensor), `x.select(d, i)`, or an element of `x.unbind(d)` / `x.chunk(n, d)`. The index
-may come from `enumerate(members)`, `zip(members, x.unbind(d))`,
-`range(len(members))` with `members[i]`, or `range(self.n)` where `self.n` is the
-collection's size. Any method counts, members may be called as `m(x)` or
-`m.forward(x)` with extra arguments, and nested collections are checked level by
-level."""
+of one tensor: `x[:, i, :]`, `x[:, i]`, `x[..., i]`, a width-1 slice `x[:, i:i + 1]` or
+`x.narrow(d, i, 1)`, `x[i]` (when the code shows `x` is a tensor: an annotation, a torch
+op made it, its `.shape` or `.size()` is read, or the loop runs over `range(x.shape[0])`),
+`x.select(d, i)`, a piece of `x.unbind(d)`, `x.chunk(n, d)`, `torch.split` or
+`torch.tensor_split`, reshaped or not before the call (`x[:, i].unsqueeze(1)`). The index
+may come from `enumerate(members)`, `zip(members, x.unbind(d))`, or `range(...)` with any
+bound when the body indexes the collection with it (`self.heads[i]`). Any method counts,
+members may be called as `m(x)` or `m.forward(x)` with extra arguments, one member of
+each of several collections may run per step (each on its own tensor's slice, or chained:
+`z = self.proj[i](x[:, i]); z = self.norm[i](z)`), and nested collections are checked
+level by level. A Python list of differently shaped tensors (pyramid levels, modalities)
+is not a tensor, and a loop over it is not flagged."""
 
     why_bad = """\
 Besides the E forward calls, E kernel launches per layer and E autograd nodes of any
@@ -106,7 +111,11 @@ Other identical members in an `nn.ModuleList` on slices get the general unsafe r
 (`--fix --unsafe-fixes`, preferred over the unbind fix when allowed): the members are
 stacked by `StackedMembers` (`torch.func.stack_module_state`) and run with `torch.vmap`,
 the slice `x[:, i, :]` becoming `in_dims=(1,)` on `x`; old checkpoints load through its
-hook. Where neither applies, the message says so."""
+hook. Where neither applies, the message says so.
+The unbind fix is not offered for width-1 slices (`unbind` would drop the dim they
+keep) or when the members read slices of more than one tensor; the fused rewrites are
+withheld for the reasons ENS001 lists, and the message names the one that applies. For
+members that are one shared instance, the advice is one call on all the slices at once."""
 
     VALID = [
         Valid(
@@ -143,6 +152,32 @@ class Levels(nn.Module):
         ),
     ]
     INVALID = [
+        Invalid(
+            """\
+import torch
+from torch import nn
+
+class Forecaster(nn.Module):
+    def __init__(self, window: int, horizon: int, channels: int, individual: bool) -> None:
+        super().__init__()
+        self.individual, self.channels = individual, channels
+        if individual:
+            self.proj = nn.ModuleList()
+            for _ in range(channels):
+                self.proj.append(nn.Linear(window, horizon))
+        else:
+            self.proj = nn.Linear(window, horizon)
+
+    def forward(self, x):
+        if not self.individual:
+            return self.proj(x.transpose(1, 2))
+        outs = []
+        for c in range(self.channels):  # expect: ENS002
+            z = self.proj[c](x[:, :, c])
+            outs.append(z)
+        return torch.stack(outs, dim=1)
+"""
+        ),
         Invalid(
             """\
 import torch
