@@ -74,33 +74,46 @@ def check_all(jobs: list[FileJob], workers: int | None = None) -> tuple[list[Fil
 
     jobs = list(jobs)
     outcomes = _map(check_file_outcome, jobs, workers)
-    deferred = [i for i, outcome in enumerate(outcomes) if outcome.deferred]
-    if not deferred:
+    pending = {i for i, outcome in enumerate(outcomes) if outcome.deferred}
+    if not pending:
         return jobs, outcomes
-    names_by_root: dict[str, tuple[str, ...]] = {}
-    for root in {jobs[i].project_root for i in deferred}:
-        analysed = {job.filename for job, outcome in zip(jobs, outcomes) if outcome.analysed and job.project_root == root}
+    names_by_root: dict[str, set[str]] = {}
+    for root in {jobs[i].project_root for i in pending}:
         names = {name for job, outcome in zip(jobs, outcomes) if job.project_root == root for name in outcome.exports}
+        # The project's other files, from the index: this run's files speak for themselves.
+        targets = {job.filename for job in jobs if job.project_root == root}
         cache_dir = next((job.cache_dir for job in jobs if job.project_root == root), None)
         fingerprint = next((job.fingerprint for job in jobs if job.project_root == root), "")
-        names |= index_for(root, cache_dir).exports(analysed, fingerprint or code_fingerprint(), names)
-        names_by_root[root] = tuple(sorted(names))
-    # Files skipped by the prefilter come back when they mention a name; analysed files
-    # that left a parent or helper unread (for want of the names) come back in any case.
+        names |= index_for(root, cache_dir).exports(targets, fingerprint or code_fingerprint(), names)
+        names_by_root[root] = names
+
+    # Files skipped by the prefilter come back when they use a name; analysed files that
+    # left a parent or helper unread (for want of the names) when that file uses one.
+    # What comes back may export more names, hence the rounds.
     def worth_again(i: int) -> bool:
-        names = names_by_root.get(jobs[i].project_root)
+        names = tuple(sorted(names_by_root.get(jobs[i].project_root, ())))
         if not names:
             return False
         if outcomes[i].analysed:
             return any(_mentions(path, names) for path in outcomes[i].unread)
         return _mentions(jobs[i].filename, names)
 
-    again = [i for i in deferred if worth_again(i)]
-    for i in again:
-        jobs[i] = replace(jobs[i], names=names_by_root[jobs[i].project_root])
-    for i, outcome in zip(again, _map(check_file_outcome, [jobs[i] for i in again], workers)):
-        outcomes[i] = outcome
+    for _ in range(_ROUNDS):
+        again = sorted(i for i in pending if worth_again(i))
+        if not again:
+            break
+        for i in again:
+            jobs[i] = replace(jobs[i], names=tuple(sorted(names_by_root[jobs[i].project_root])))
+        for i, outcome in zip(again, _map(check_file_outcome, [jobs[i] for i in again], workers)):
+            outcomes[i] = outcome
+            names_by_root[jobs[i].project_root].update(outcome.exports)
+        pending -= set(again)
     return jobs, outcomes
+
+
+# Rounds of the second phase: a file brought back by a name may export one in turn
+# (`class Probe(Bank)` where Bank holds `clones(...)`); chains longer than this are rare.
+_ROUNDS = 4
 
 
 def _mentions(path: str, names: tuple[str, ...]) -> bool:

@@ -366,6 +366,21 @@ def test_corrupt_cache_entry_is_ignored(project):
     assert check().stdout == first.stdout
 
 
+@pytest.mark.parametrize(
+    "content",
+    ["[[1]]", "[]", '{"rows": [[1]], "deps": {}, "exports": []}', '{"rows": [], "deps": {"x": 3}, "exports": []}', '{"rows": []}'],
+    ids=["old-list-of-junk", "old-empty-list", "short-row", "bad-deps", "missing-keys"],
+)
+def test_cache_entry_of_the_wrong_shape_is_a_miss(project, content):
+    write(project / "heads.py", FLAGGED)
+    first = check()
+    for entry in (project / ".enslint_cache").rglob("*.json"):
+        if not entry.name.startswith("index-"):
+            entry.write_text(content)
+    again = check()
+    assert again.exit_code == 1 and again.stdout == first.stdout
+
+
 def test_no_cache_flag(project):
     write(project / "heads.py", FLAGGED)
     assert check("--no-cache").exit_code == 1

@@ -85,7 +85,12 @@ def fused_on_slices(member: Member, size: str, dim: str) -> str:
 
 def fused_for_several(loop: MemberLoop, dim: str | None) -> str:
     """The fused form of a loop that runs one member of several collections per step."""
-    over = f" over the sliced dim {dim} moved to the front" if dim is not None else ""
+    if dim is None:
+        over = ""
+    elif dim == "0":
+        over = " over the member-first input"
+    else:
+        over = f" over the sliced dim {dim} moved to the front"
     if is_chain(loop):
         return (
             f"one batched op per collection{over}: stack each collection's weights (or "
