@@ -215,3 +215,15 @@ def test_an_unparsable_file_in_a_folder_is_skipped_with_a_line(project):
     result, rows = verify(".", "--device", "cpu", *FAST)
     assert "enslint: broken.py: skipped: " in result.stderr
     assert [row["target"] for row in rows] == ["gated.py::GatedHeads"]
+
+
+def test_verify_sees_what_check_sees_in_a_project(monkeypatch):
+    """Classes flagged through another file (a helper, a parent class, call sites) are
+    verify's targets too, each with the reason it has no rewrite."""
+    monkeypatch.chdir(ROOT)
+    result, rows = verify("fixtures/projects", "--device", "cpu", *FAST)
+    assert rows is not None, result.output
+    by_class = {row["target"].split("::")[1]: row for row in rows}
+    assert set(by_class) == {"EnsembleCritic", "RegisteredTwin", "LabelHeads", "AveragedProbe"}
+    assert all(row["status"] == "no rewrite" for row in rows)
+    assert "built by `clones()` at utils.py:8" in by_class["LabelHeads"]["notes"][0]

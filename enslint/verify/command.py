@@ -22,6 +22,8 @@ from enslint.verify.targets import Target
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 EQUIVALENT, MISMATCH, NOT_TRACEABLE, NO_REWRITE = "equivalent", "mismatch", "not traceable", "no rewrite"
 _COLLECTION = re.compile(r"loops over `\w+\.(\w+)`")
+# The message's closing "(no fused rewrite: ...)", which may itself hold `clones()`.
+_REASON = re.compile(r"\(((?:[^()]|\([^()]*\))*(?:fix|rewrite)(?:[^()]|\([^()]*\))*)\)$")
 
 
 @dataclass
@@ -87,7 +89,7 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     row = Row(target.display, target.rules, device=options.device, dtype=options.dtype)
     if target.rewritten is None or not any(d.fixes for d in target.findings):
         row.status = NO_REWRITE
-        reasons = [m.group(1) for d in target.findings for m in [re.search(r"\(([^()]*(?:fix|rewrite)[^()]*)\)$", d.message)] if m]
+        reasons = [m.group(1) for d in target.findings for m in [_REASON.search(d.message)] if m]
         row.notes = reasons[:1] or (["no finding in this class"] if not target.findings else [])
         return row
     dtype = DTYPES[options.dtype]

@@ -11,15 +11,15 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from enslint.checker import Diagnostic, FileJob, check_file
+from enslint.checker import Diagnostic
 from enslint.config import Config
 from enslint.discovery import discover
 from enslint.fixer import fix_file
 from enslint.fixes import UNSAFE
-from enslint.rules import Settings
+from enslint.runner import check_all, make_jobs
 
 _MODULE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -81,9 +81,10 @@ def module_file(module_name: str, search: list[str]) -> Path:
 
 def _flagged(file: Path, display_root: Path, config: Config, warnings: list[str]) -> dict[str, Target]:
     """Every class of `file` with a finding, each with the file's rewrite."""
-    display = _display(file, display_root)
-    job = FileJob(display, str(file.resolve()), config.enabled_codes(), Settings(min_members=config.min_members))
-    diagnostics = check_file(job)
+    # As `enslint check` reads it: within its project, other files read for the index.
+    (job,), (outcome,) = check_all(make_jobs([file.resolve()], config, display_root, use_cache=False), workers=1)
+    job = replace(job, path=_display(file, display_root))
+    diagnostics = [replace(d, path=job.path) for d in outcome.diagnostics]
     warnings.extend(f"{d.path}: skipped: {d.message}" for d in diagnostics if d.code == "ENS000")
     diagnostics = [d for d in diagnostics if d.code != "ENS000"]
     if not diagnostics:
@@ -97,7 +98,7 @@ def _flagged(file: Path, display_root: Path, config: Config, warnings: list[str]
         name = _class_of(classes, d.row)
         if name is None:
             continue
-        target = found.setdefault(name, Target(file, name, f"{display}::{name}", rewritten=rewritten))
+        target = found.setdefault(name, Target(file, name, f"{job.path}::{name}", rewritten=rewritten))
         target.findings.append(d)
         target.has_fused_rewrite |= any(f.applicability == UNSAFE for f in d.fixes)
     return found
