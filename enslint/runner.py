@@ -80,8 +80,11 @@ def check_all(jobs: list[FileJob], workers: int | None = None) -> tuple[list[Fil
     names_by_root: dict[str, set[str]] = {}
     for root in {jobs[i].project_root for i in pending}:
         names = {name for job, outcome in zip(jobs, outcomes) if job.project_root == root for name in outcome.exports}
-        # The project's other files, from the index: this run's files speak for themselves.
-        targets = {job.filename for job in jobs if job.project_root == root}
+        # From the index, the project's other files: this run's analysed files gave their
+        # names, and the deferred ones give theirs when the rounds below bring them back.
+        targets = {
+            job.filename for job, outcome in zip(jobs, outcomes) if job.project_root == root and (outcome.analysed or outcome.deferred)
+        }
         cache_dir = next((job.cache_dir for job in jobs if job.project_root == root), None)
         fingerprint = next((job.fingerprint for job in jobs if job.project_root == root), "")
         names |= index_for(root, cache_dir).exports(targets, fingerprint or code_fingerprint(), names)

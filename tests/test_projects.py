@@ -166,3 +166,61 @@ def test_base_class_from_an_installed_package(tmp_path, monkeypatch):
     project_module._INDEXES.clear()
     monkeypatch.setattr(sys, "path", [str(site), *sys.path])
     assert findings([model], project) == [("model.py", 16, "ENS001")]
+
+
+GRANDPARENT = {
+    "utils.py": "import copy\nfrom torch import nn\n\n\ndef clones(module, n):\n    return nn.ModuleList([copy.deepcopy(module) for _ in range(n)])\n",
+    "bank.py": "from torch import nn\n\nfrom .utils import clones\n\n\nclass Bank(nn.Module):\n    def __init__(self, d, n):\n        super().__init__()\n        self.blocks = clones(nn.Linear(d, d), n)\n",
+    "middle.py": "from .bank import Bank\n\n\nclass Middle(Bank):\n    def describe(self):\n        return 'blocks'\n",
+    "probe.py": "import torch\n\nfrom .middle import Middle\n\n\nclass Probe(Middle):\n    def forward(self, x):\n        return torch.stack([b(x) for b in self.blocks])\n",
+}
+
+
+def grandparent_project(tmp_path: Path) -> Path:
+    root = tmp_path / "deep"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pyproject.toml").touch()
+    (root / "pkg" / "__init__.py").touch()
+    for name, text in GRANDPARENT.items():
+        (root / "pkg" / name).write_text(text)
+    return root
+
+
+def test_collection_of_a_grandparent_through_a_class_that_does_not_loop(tmp_path):
+    root = grandparent_project(tmp_path)
+    probe = root / "pkg" / "probe.py"
+    assert findings([probe], root) == [("probe.py", 8, "ENS001")]
+    project_module._INDEXES.clear()
+    assert findings(python_files(root), root) == [("probe.py", 8, "ENS001")]
+
+
+def test_cached_finding_follows_every_file_behind_it(tmp_path):
+    """probe.py's finding rests on middle.py, bank.py and utils.py: a change to the
+    farthest of them reaches the cached result."""
+    root = grandparent_project(tmp_path)
+    probe = root / "pkg" / "probe.py"
+    assert findings([probe], root, use_cache=True) == [("probe.py", 8, "ENS001")]
+    project_module._INDEXES.clear()
+    assert findings([probe], root, use_cache=True) == [("probe.py", 8, "ENS001")]  # from the cache
+    utils = root / "pkg" / "utils.py"
+    utils.write_text(utils.read_text().replace("for _ in range(n)]", "for _ in range(n)][:1]"))
+    project_module._INDEXES.clear()
+    assert findings([probe], root, use_cache=True) == []
+
+
+def messages(files: list[Path], cwd: Path) -> list[str]:
+    jobs = make_jobs(files, Config(root=cwd), cwd, use_cache=True)
+    return [d.message for d in run(jobs, workers=1)]
+
+
+def test_cached_message_follows_a_file_read_for_another_file(tmp_path):
+    """The same names, a different count in utils.py: the cached message of probe.py,
+    whose analysis reached utils.py only through the contexts of middle.py and bank.py
+    (built earlier in the run, for the index), must change."""
+    root = grandparent_project(tmp_path)
+    probe = root / "pkg" / "probe.py"
+    assert ": n identical" in messages([probe], root)[0]
+    utils = root / "pkg" / "utils.py"
+    utils.write_text(utils.read_text().replace("range(n)", "range(n + 0)"))
+    project_module._INDEXES.clear()
+    assert ": n + 0 identical" in messages([probe], root)[0]

@@ -133,7 +133,7 @@ class Project(Protocol):
 
     def locate(self, qualified: str, importer: str) -> tuple[str, str, str] | None: ...
 
-    def load(self, symbol: Symbol, why: str) -> Symbol | None: ...
+    def load(self, symbol: Symbol, why: str, owner: str | None = None) -> Symbol | None: ...
 
     def is_module_class(self, qualified: str, importer: str) -> bool | None: ...
 
@@ -183,7 +183,7 @@ class FileContext:
         what is sought there ("collections": the file must name a member container)."""
         if symbol.ctx is not None:
             return symbol
-        return None if self.project is None else self.project.load(symbol, why)
+        return None if self.project is None else self.project.load(symbol, why, self.path)
 
     # -- positions, for evidence in messages --------------------------------------------
     def line_of(self, node: cst.CSTNode) -> int | None:

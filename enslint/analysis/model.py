@@ -99,6 +99,10 @@ def exports_of(ctx: FileContext) -> list[str]:
             if (returned.identical and (container or returned.member.is_module)) or (returned.passed_in is not None and container):
                 names.append(f"def:{name}")
                 break
+    done: set[int] = set()
+    for info in ctx.classes.values():
+        # What a subclass elsewhere would inherit, through parents in other files too.
+        _inherit(info, ctx, done, needed=True)
     names += [f"class:{info.name}" for info in ctx.classes.values() if any(c.identical for c in info.collections.values())]
     return sorted(set(names))
 
@@ -187,7 +191,7 @@ def _read_parents(qualified_names: list[str], ctx: FileContext) -> list[tuple[Cl
         located = ctx.project.locate(qualified, ctx.path)
         if located is None or located[2] != "class":
             continue
-        symbol = ctx.project.load(Symbol("class", located[1], None, None, located[0], qualified), "collections")
+        symbol = ctx.project.load(Symbol("class", located[1], None, None, located[0], qualified), "collections", ctx.path)
         parent = None if symbol is None else symbol.ctx.classes.get(symbol.name)
         if parent is not None:
             found.append((parent, symbol.ctx))
@@ -278,18 +282,17 @@ def _read_collections(cls: ClassInfo, ctx: FileContext) -> None:
             cls.collections[attr] = collection
 
 
-def _inherit(cls: ClassInfo, ctx: FileContext, done: set[int]) -> None:
+def _inherit(cls: ClassInfo, ctx: FileContext, done: set[int], needed: bool = False) -> None:
     """Add the collections `cls` inherits, nearest parent first: those of its parents in
-    this file always, those of parents in other files when it loops over an attribute it
-    does not build itself."""
+    this file always, those of parents in other files when it (or a subclass: `needed`)
+    loops over an attribute it does not build itself."""
     if id(cls) in done:
         return
     done.add(id(cls))
-    parents = cls.parents
-    if cls.foreign_parents is not None and _looped_attributes(cls, ctx) - set(cls.collections):
-        parents = cls.parent_classes()
+    needed = needed or bool(_looped_attributes(cls, ctx) - set(cls.collections))
+    parents = cls.parent_classes() if needed else cls.parents
     for parent, parent_ctx in parents:
-        _inherit(parent, parent_ctx, done)
+        _inherit(parent, parent_ctx, done, needed)
         for attr, collection in parent.collections.items():
             if attr in cls.collections or attr == SELF_COLLECTION:
                 continue

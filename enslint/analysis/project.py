@@ -141,15 +141,18 @@ def _qualify(name: str, imports: dict[str, str]) -> str | None:
 class ProjectIndex:
     """The index of one project; one instance per project root and process."""
 
-    def __init__(self, root: Path, cache_dir: Path | None = None, exclude: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, cache_dir: Path | None = None) -> None:
         self.root = root.absolute()
         self.cache_dir = cache_dir
-        self.exclude = exclude
         self._files: list[Path] | None = None
         self._bytes: dict[str, bytes | None] = {}
         self._facts: dict[str, _Facts | None] = {}
         self._contexts: dict[str, FileContext | None] = {}
         self._building: set[str] = set()
+        # What each context was read from (files, other contexts), so that a later analysis
+        # that uses the context records them all: `_active` is the contexts being built.
+        self._links: dict[str, set[str]] = {}
+        self._active: list[str] = []
         self._scans: dict[str, tuple[list[Path], str]] = {}
         self.current: str | None = None  # the file being analysed
         self._deps: dict[str, str | None] = {}
@@ -169,7 +172,6 @@ class ProjectIndex:
                     for name in subfolders
                     if not name.startswith(".")
                     and name not in _SKIPPED_FOLDERS
-                    and name not in self.exclude
                     and not (here / name / "pyvenv.cfg").is_file()
                     and not (here / name / "conda-meta").is_dir()
                 )
@@ -199,8 +201,25 @@ class ProjectIndex:
         return dict(self._deps)
 
     def _depend(self, path: str) -> None:
+        """Record that the analysis under way (and the context being built) read `path`."""
         if path != self.current:
             self._deps[path] = digest(self._read(path))
+        if self._active and self._active[-1] != path:
+            self._links.setdefault(self._active[-1], set()).add(path)
+
+    def _depend_on_context(self, path: str) -> None:
+        """Record a context and everything it was read from, however long ago it was built."""
+        pending, seen = [path], set()
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if current != self.current:
+                self._deps[current] = digest(self._read(current))
+            pending.extend(self._links.get(current, ()))
+        if self._active and self._active[-1] != path:
+            self._links.setdefault(self._active[-1], set()).add(path)
 
     def still_valid(self, deps: dict[str, str | None]) -> bool:
         """Whether every file (and call-site search) an earlier analysis read is unchanged."""
@@ -299,8 +318,12 @@ class ProjectIndex:
         if path in self._building:
             return None  # files that import each other: no answer rather than a loop
         if path not in self._contexts:
-            self._contexts[path] = self._build_context(path)
-        self._depend(path)
+            self._active.append(path)
+            try:
+                self._contexts[path] = self._build_context(path)
+            finally:
+                self._active.pop()
+        self._depend_on_context(path)
         return self._contexts[path]
 
     def _build_context(self, path: str) -> FileContext | None:
@@ -325,7 +348,7 @@ class ProjectIndex:
         finally:
             self._building.discard(path)
 
-    def load(self, symbol: Symbol, why: str) -> Symbol | None:
+    def load(self, symbol: Symbol, why: str, owner: str | None = None) -> Symbol | None:
         """`symbol` with its node and its file's context. For collections (a helper that
         builds one, a parent class that holds one), only a file that names a member
         container or one of the project's names (`self.names`) is read: any other has
@@ -336,6 +359,10 @@ class ProjectIndex:
             self.unread.add(symbol.path)
             return None
         ctx = self.context(symbol.path)
+        if owner is not None and owner != symbol.path:
+            # Read on behalf of `owner`'s context (a parent resolved when first needed):
+            # whoever uses that context later depends on this file too.
+            self._links.setdefault(owner, set()).add(symbol.path)
         if ctx is None:
             return None
         if symbol.kind == "class" and symbol.name in ctx.classes:
@@ -356,7 +383,7 @@ class ProjectIndex:
         located = self.locate(qualified, importer)
         if located is None:
             return None
-        return self.load(Symbol(located[2], located[1], None, None, located[0], qualified), "any")
+        return self.load(Symbol(located[2], located[1], None, None, located[0], qualified), "any", importer)
 
     def defines_method(self, qualified: str, importer: str, method: str, depth: int = 0) -> bool | None:
         """Whether the class `qualified` (or a base of it) defines `method`; None: unknown."""
