@@ -78,7 +78,8 @@ def _could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
     """Cheap, lossless test: can any rule fire on this file at all?
 
     The analysis finds collections spelt `ModuleList` or `ModuleDict`, or registered
-    with `add_module` or `setattr(self, ...)`, in files that mention torch or lightning;
+    with `add_module` or `setattr(self, f"...")` (kinds.names_a_collection), in files
+    that mention torch or lightning;
     and every pattern is a loop or a comprehension. A collection built in another file
     reaches this one only through a name that file defines (`names`, from the project
     index). A file that has none of these cannot produce a finding, so it is not parsed
