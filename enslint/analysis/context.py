@@ -34,6 +34,10 @@ MODULE_BASES = {
 }
 
 
+# Bases that are certainly not modules: builtins and typing's.
+PLAIN_BASES = {"object", "Exception", "dict", "list", "tuple", "str", "int", "float", "Enum", "Generic", "Protocol", "NamedTuple", "ABC"}
+
+
 def is_torch_module_name(qualified: str) -> bool:
     """`torch.nn.Linear`, `torch.nn.modules.linear.Linear`, `lightning.LightningModule`."""
     if qualified in MODULE_BASES:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from enslint.analysis.context import ClassInfo, Evidence, FileContext, Project, Symbol, is_torch_module_name, is_torch_name
+from enslint.analysis.context import PLAIN_BASES, ClassInfo, Evidence, FileContext, Project, Symbol, is_torch_module_name, is_torch_name
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import MODULE, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.loops import MemberLoop, find_member_loops
@@ -39,9 +39,6 @@ from enslint.analysis.members import (
     sequential_member,
 )
 from enslint.analysis.syntax import arg_at, code_of, dotted_name, first_param, keyword_arg
-
-# Classes that are certainly not modules when they are a base: builtins and typing.
-_PLAIN_BASES = {"object", "Exception", "dict", "list", "tuple", "str", "int", "float", "Enum", "Generic", "Protocol", "NamedTuple", "ABC"}
 
 
 @dataclass
@@ -152,7 +149,7 @@ def _resolve_module_ness(ctx: FileContext) -> None:
             return of_class(name, seen)
         qualified = ctx.imports.qualify_any(base)
         if qualified is None:
-            return False if name.split(".")[-1] in _PLAIN_BASES else None
+            return False if name.split(".")[-1] in PLAIN_BASES else None
         if is_torch_module_name(qualified):
             return True
         if is_torch_name(qualified) or qualified.split(".")[0] in ("typing", "abc", "enum", "collections", "dataclasses"):

@@ -37,7 +37,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from enslint.analysis.context import FileContext, Symbol, is_torch_module_name, is_torch_name
+from enslint.analysis.context import PLAIN_BASES, FileContext, Symbol, is_torch_module_name, is_torch_name
 from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
@@ -49,7 +49,6 @@ MAX_BYTES = 2_000_000  # files larger than this are not read for another file's 
 # registers itself with setattr stays its own).
 _CONTAINER_MARKERS = (b"ModuleList", b"ModuleDict", b"add_module")
 MAX_CALL_SITE_FILES = 20  # a class called from more files is not judged by its call sites
-_PLAIN_BASES = {"object", "Exception", "dict", "list", "tuple", "str", "int", "float", "Enum", "Generic", "Protocol", "NamedTuple", "ABC"}
 
 
 def digest(data: bytes | None) -> str | None:
@@ -412,7 +411,7 @@ class ProjectIndex:
                     continue
                 full = _qualify(base, facts.imports)
                 if full is None:
-                    unknown = unknown or base.split(".")[-1] not in _PLAIN_BASES
+                    unknown = unknown or base.split(".")[-1] not in PLAIN_BASES
                     continue
                 answer = self.defines_method(full, path, method, depth + 1)
                 if answer:
@@ -445,7 +444,7 @@ class ProjectIndex:
                 continue
             full = _qualify(base, facts.imports)
             if full is None:
-                answers.append(False if base.split(".")[-1] in _PLAIN_BASES else None)
+                answers.append(False if base.split(".")[-1] in PLAIN_BASES else None)
             else:
                 answers.append(self.is_module_class(full, path, depth + 1))
         if any(answer is True for answer in answers):
