@@ -24,7 +24,7 @@ from torch.utils import benchmark
 
 from enslint.checker import FileJob, check_file
 from enslint.config import Config
-from enslint.fixer import fix_file
+from enslint.engine.transaction import fix_file
 from enslint.rules import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
 from enslint.cache import CacheEntry, ResultCache, entry_key
-from enslint.fixes import Edit, Fix
+from enslint.engine.edits import Edit, Fix
 from enslint.rules import ALL_RULES, Settings
 
 PARSE_ERROR = "ENS000"

@@ -99,7 +99,7 @@ def check(paths, output_format, select, ignore, exit_zero, statistics, config_pa
 
 def _show_diff(jobs, unsafe: bool) -> int:
     """Print what --fix would change; exit 1 when it would change something."""
-    from enslint.fixer import fix_file
+    from enslint.engine.transaction import fix_file
 
     fixed = 0
     for job in jobs:
@@ -114,7 +114,7 @@ def _show_diff(jobs, unsafe: bool) -> int:
 
 
 def _apply_fixes(jobs, unsafe: bool):
-    from enslint.fixer import fix_file, write_atomically
+    from enslint.engine.transaction import fix_file, write_atomically
 
     diagnostics, fixed, failures = [], 0, 0
     for job in jobs:

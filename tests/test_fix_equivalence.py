@@ -14,8 +14,8 @@ from conftest import FIXTURES
 
 from enslint.checker import FileJob, check_file
 from enslint.config import Config
-from enslint.fixer import fix_file
-from enslint.fixes import SAFE, UNSAFE
+from enslint.engine.transaction import fix_file
+from enslint.engine.edits import SAFE, UNSAFE
 from enslint.rules import Settings
 
 if os.environ.get("CI"):

@@ -8,7 +8,7 @@ import textwrap
 from click.testing import CliRunner
 
 from enslint.cli import main
-from enslint.fixes import SAFE, Edit, Fix, apply_fixes
+from enslint.engine.edits import SAFE, Edit, Fix, apply_fixes
 
 SLICED = textwrap.dedent(
     """\

@@ -4,9 +4,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import SAME, SLICE
-from enslint.fixes import RuleFix
+from enslint.engine.edits import RuleFix
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
-from enslint.rules.blockers import fused_blocker
+from enslint.rewrites.blockers import fused_blocker
 from enslint.rules.describe import (
     fused_for_several,
     fused_on_same_input,
@@ -263,10 +263,10 @@ class Heads(tnn.Module):
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
         # The fixes need libcst, which is loaded with the model.
-        from enslint.rules.grouped_heads_fix import grouped_heads_fix
-        from enslint.rules.stacked_mlp_fix import stacked_mlp_fix
-        from enslint.rules.vmap_members_fix import vmap_members_fix
-        from enslint.rules.wide_layer_fix import wide_layer_fix
+        from enslint.rewrites.grouped_heads import grouped_heads_fix
+        from enslint.rewrites.stacked_mlp import stacked_mlp_fix
+        from enslint.rewrites.vmap_members import vmap_members_fix
+        from enslint.rewrites.wide_layer import wide_layer_fix
 
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
             inputs = {call.input_text for call in loop.entry_calls}

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import LINEAR, SLICE
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
-from enslint.rules.blockers import fused_blocker
+from enslint.rewrites.blockers import fused_blocker
 from enslint.rules.describe import (
     fused_for_several,
     fused_on_slices,
@@ -214,9 +214,9 @@ class Zipped(nn.Module):
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
         # The fixes need libcst, which is loaded with the model.
-        from enslint.rules.stacked_mlp_fix import stacked_mlp_fix
-        from enslint.rules.unbind_fix import unbind_fix
-        from enslint.rules.vmap_members_fix import vmap_members_fix
+        from enslint.rewrites.stacked_mlp import stacked_mlp_fix
+        from enslint.rewrites.unbind import unbind_fix
+        from enslint.rewrites.vmap_members import vmap_members_fix
 
         for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
             entries = loop.entry_calls

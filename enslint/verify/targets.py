@@ -17,8 +17,8 @@ from pathlib import Path
 from enslint.checker import Diagnostic
 from enslint.config import Config
 from enslint.discovery import discover
-from enslint.fixer import fix_file
-from enslint.fixes import UNSAFE
+from enslint.engine.transaction import fix_file
+from enslint.engine.edits import UNSAFE
 from enslint.runner import check_all, make_jobs
 
 _MODULE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

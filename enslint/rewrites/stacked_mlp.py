@@ -30,8 +30,8 @@ from enslint.analysis.kinds import MLP, MODULE, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
-from enslint.fixes import NodeEdit, RuleFix
-from enslint.rules.rewriting import (
+from enslint.engine.edits import NodeEdit, RuleFix
+from enslint.rewrites.common import (
     append_of,
     building_statements,
     definition,
@@ -43,7 +43,7 @@ from enslint.rules.rewriting import (
     unsafe_rewrite,
     used_only_by,
 )
-from enslint.rules.rewriting import torch_name as torch_name_for
+from enslint.rewrites.common import torch_name as torch_name_for
 
 HOOK = "_merge_stacked_member_keys"
 RUN = "_run_stacked_members"

@@ -26,15 +26,15 @@ from enslint.analysis.syntax import (
     first_param,
     positional_args,
 )
-from enslint.fixes import NodeEdit, RuleFix
-from enslint.rules.rewriting import (
+from enslint.engine.edits import NodeEdit, RuleFix
+from enslint.rewrites.common import (
     append_of,
     building_statements,
     find_site,
     render,
     unsafe_rewrite,
 )
-from enslint.rules.rewriting import torch_name as torch_name_for
+from enslint.rewrites.common import torch_name as torch_name_for
 
 HOOK = "_merge_per_head_keys"
 _COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp)  # the comprehensions that make a list

@@ -1,6 +1,6 @@
 """`--fix` and `--diff`: apply fixes to files as one transaction per file.
 
-For each file: check, apply the applicable fixes (engine in fixes.py), check the result
+For each file: check, apply the applicable fixes (edits.py), check the result
 again and repeat while fixes remain (a fix skipped for overlapping another is taken on a
 later pass). The new text must parse, with libcst and with Python's own parser, before
 anything is written; it is written to a temporary file beside the original and renamed
@@ -24,7 +24,7 @@ from enslint.checker import (
     detect_encoding,
     python_parse,
 )
-from enslint.fixes import apply_fixes
+from enslint.engine.edits import apply_fixes
 
 MAX_PASSES = 10
 

@@ -35,15 +35,15 @@ from enslint.analysis.syntax import (
     int_value,
     names_in,
 )
-from enslint.fixes import NodeEdit, RuleFix
-from enslint.rules.rewriting import (
+from enslint.engine.edits import NodeEdit, RuleFix
+from enslint.rewrites.common import (
     append_of,
     building_statements,
     empty_list_named,
     sibling,
     unsafe_rewrite,
 )
-from enslint.rules.rewriting import torch_name as torch_name_for
+from enslint.rewrites.common import torch_name as torch_name_for
 
 HOOK = "_merge_grouped_head_keys"
 

@@ -8,8 +8,8 @@ import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import code_of, walk
-from enslint.fixes import SAFE, NodeEdit, RuleFix
-from enslint.rules.rewriting import slice_name, sliced_tensor
+from enslint.engine.edits import SAFE, NodeEdit, RuleFix
+from enslint.rewrites.common import slice_name, sliced_tensor
 
 
 def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:

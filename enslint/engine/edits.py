@@ -4,7 +4,7 @@ A rule attaches a `RuleFix` to a finding: replacements for libcst nodes, with a 
 level. The checker turns node replacements into `Edit`s on character offsets (it knows
 the positions), and `apply_fixes` applies a set of fixes to a text: in source order,
 skipping any fix that overlaps one already taken (it is reported, and a second `--fix`
-run picks it up). Nothing here writes files; see fixer.py.
+run picks it up). Nothing here writes files; see transaction.py.
 """
 
 from __future__ import annotations

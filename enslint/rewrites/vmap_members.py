@@ -28,8 +28,8 @@ import libcst as cst
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import first_param
-from enslint.fixes import NodeEdit, RuleFix
-from enslint.rules.rewriting import (
+from enslint.engine.edits import NodeEdit, RuleFix
+from enslint.rewrites.common import (
     building_statements,
     definition,
     find_site,
@@ -39,7 +39,7 @@ from enslint.rules.rewriting import (
     unsafe_rewrite,
     used_only_by,
 )
-from enslint.rules.rewriting import torch_name as torch_name_for
+from enslint.rewrites.common import torch_name as torch_name_for
 
 HELPER = "StackedMembers"
 # Modules whose forward writes to their own buffers, which vmap cannot batch.
