@@ -284,3 +284,21 @@ def test_unsafe_fix_snapshot(fixture, tmp_path):
         snapshot.parent.mkdir(parents=True, exist_ok=True)
         snapshot.write_text(fixed)
     assert fixed == snapshot.read_text()
+
+
+@pytest.mark.parametrize(
+    "fixture, build",
+    [
+        ("shared_trunk_linear_heads.py", "SharedTrunkHeads(4, 8, 3, 5)(torch.randn(2, 4))"),
+        ("handrolled_multihead_attention.py", "MultiHeadAttention(6, 3, 6)(torch.randn(2, 5, 6))"),
+        ("sequential_mlp_members.py", "RewardEnsemble(5, 6, 3)(torch.randn(4, 5))"),
+    ],
+)
+def test_rewrite_runs_in_a_script_that_builds_the_model_at_module_level(fixture, build, tmp_path):
+    """The helpers a rewrite adds are defined before the first class, so that code at
+    module level (after the classes) can build and call the model."""
+    script = tmp_path / fixture
+    shutil.copyfile(FIXTURES / "positive" / fixture, script)
+    script.write_text(script.read_text() + f"\n\nimport torch\n\nRESULT = {build}\n")
+    fixed = fixed_copy(script, tmp_path, unsafe=True)
+    assert "RESULT" in load(fixed, "enslint_script_" + fixture[:-3]).__dict__

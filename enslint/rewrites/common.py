@@ -199,13 +199,14 @@ def torch_name(imports) -> tuple[str, bool] | None:
 def unsafe_rewrite(
     message: str, edits: list[NodeEdit], module: cst.Module, helper: str, source: str, add_import: bool = False
 ) -> RuleFix | None:
-    """The rewrite as an unsafe fix; `source` (defining function or class `helper`) is appended
-    to the file unless it is there already. At the end of the file is early enough: the
-    helpers run only when a module is built or called. With `add_import`, `import torch`
-    goes before the file's first import (after any `from __future__` import)."""
+    """The rewrite as an unsafe fix; `source` (defining function or class `helper`) goes
+    after the imports that open the file, before the first function or class, unless it is
+    there already: code at module level (a script that builds the model) may run before
+    the end of the file. With `add_import`, `import torch` goes before the file's first
+    import (after any `from __future__` import)."""
     edits = list(edits)
     if definition(module, helper) is None:
-        edits.append(NodeEdit(None, source))
+        edits.append(_helper_edit(module, source))
     if add_import:
         first = next(
             (
@@ -221,6 +222,37 @@ def unsafe_rewrite(
             return None  # nowhere sensible to put it: no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
     return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits))
+
+
+def _is_import_block(statement: cst.CSTNode) -> bool:
+    """`import x`, or a try/if whose every statement is an import (`try: import x ...`)."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        return all(isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body)
+    if isinstance(statement, (cst.Try, cst.If)):
+        blocks = [statement.body.body, *(h.body.body for h in getattr(statement, "handlers", ()))]
+        orelse = getattr(statement, "orelse", None)
+        if orelse is not None:
+            blocks.append(orelse.body.body)
+        return all(
+            isinstance(s, cst.SimpleStatementLine) and all(isinstance(x, (cst.Import, cst.ImportFrom, cst.Pass)) for x in s.body)
+            for block in blocks
+            for s in block
+        )
+    return False
+
+
+def _helper_edit(module: cst.Module, source: str) -> NodeEdit:
+    """Where a helper definition goes: after the last import before the first function or
+    class (two blank lines either side), else before that first definition."""
+    body = list(module.body)
+    first_definition = next((i for i, s in enumerate(body) if isinstance(s, (cst.FunctionDef, cst.ClassDef))), len(body))
+    imports = [s for s in body[:first_definition] if _is_import_block(s)]
+    text = source.strip("\n")
+    if imports:
+        return NodeEdit(imports[-1], "\n\n" + text, after=True)
+    if first_definition < len(body):
+        return NodeEdit(body[first_definition], text + "\n\n\n", before=True)
+    return NodeEdit(None, source)
 
 
 def used_only_by(loop: MemberLoop, attr: str, statements, site: Site) -> bool:
