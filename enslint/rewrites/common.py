@@ -39,6 +39,51 @@ class Site:
     assigned: str | None  # `outs` for the append-loop spelling
     argument: cst.BaseExpression  # the member call's first argument
     element: cst.BaseExpression  # what the loop produces per member: the call, or an expression around it
+    # For the append-loop spelling: the one later expression that only combines the list
+    # (`torch.stack(outs, dim=1)`), replaced by `outs`, which then holds the combined result
+    # directly instead of a list to be stacked again.
+    consumer: cst.CSTNode | None = None
+
+
+def direct_consumer(method: cst.FunctionDef, replaced_last: cst.CSTNode, name: str, imports):
+    """(node, kind, dim) of the one use of list `name` after `replaced_last` in the method,
+    when that use combines it (`torch.stack(name, dim=d)`, `torch.cat`, `sum`, `.mean`)."""
+    index = NodeIndex(method)
+    uses = [
+        n
+        for n in index.order
+        if isinstance(n, cst.Name) and n.value == name and index.before(replaced_last, n) and not index.is_inside(n, replaced_last)
+    ]
+    if len(uses) != 1 or isinstance(index.parent(uses[0]), cst.AssignTarget):
+        return None
+    found = _combine(uses[0], index, imports)
+    if found is None or found[1] not in ("stack", "cat", "sum", "mean"):
+        return None
+    return found[0], found[1], found[2]
+
+
+def combined_over_first(kind: str, dim: str | None, fused: str) -> str | None:
+    """`fused` (members first) combined as `torch.stack`/`torch.cat`/`sum`/`.mean` over a
+    list of its members along `dim` would."""
+    if kind == "stack":
+        return fused if dim == "0" else f"{fused}.movedim(0, {dim})"
+    if kind == "cat":
+        d = int_value(cst.parse_expression(dim)) if dim is not None else None
+        if d is None:
+            return None
+        axis = d if d >= 0 else d - 1
+        return f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})"
+    if kind in ("sum", "mean"):
+        return f"{fused}.{kind}(0)"
+    return None
+
+
+def site_edits(site: Site, code: str) -> list[NodeEdit]:
+    """The edits that put `code` (from `render`) in place of the site."""
+    edits = [NodeEdit(site.replaced, code)]
+    if site.consumer is not None:
+        edits.append(NodeEdit(site.consumer, site.assigned))
+    return edits
 
 
 def _combine(value: cst.BaseExpression, index: NodeIndex, imports):
@@ -106,6 +151,10 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
     init = sibling(getattr(index.parent(loop_node), "body", ()), loop_node, -1)
     if init is None or empty_list_named(init) != name:
         return None
+    consumer = direct_consumer(loop.cls.methods[loop.method], loop_node, name, imports)
+    if consumer is not None:
+        node, kind, dim = consumer
+        return Site((init, loop_node), kind, dim, None, name, argument, appended[1], node)
     return Site((init, loop_node), "unbind", None, "list", name, argument, appended[1])
 
 

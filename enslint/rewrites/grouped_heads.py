@@ -39,6 +39,8 @@ from enslint.engine.edits import NodeEdit, RuleFix
 from enslint.rewrites.common import (
     append_of,
     building_statements,
+    combined_over_first,
+    direct_consumer,
     empty_list_named,
     sibling,
     unsafe_rewrite,
@@ -194,17 +196,24 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     self_name = first_param(method) or "self"
     moved = f"{tensor}_groups"
     group_axis = f"movedim(-2, {stack_dim_value + 1 if stack_dim_value >= 0 else stack_dim_value})"
+    per_group = f"fused.unflatten(-1, ({self_name}.{attr}_heads, -1)).{group_axis}"
+    # When the list of groups is only combined later (`torch.stack(groups, dim=1)`), the
+    # name holds the combined result itself and that expression becomes the name.
+    consumer = direct_consumer(method, outer.node, groups_name, imports)
+    combined = None if consumer is None else combined_over_first(consumer[1], consumer[2], per_group)
     forward_lines = "\n".join(
         [
             "# every head of every group in one batched matmul: (groups, batch, in) @ (groups, in, heads * out)",
             f"{moved} = {tensor}.movedim({dim}, 0)",
             f"fused = {torch_name}.baddbmm({self_name}.{attr}_bias, {moved}.flatten(1, -2), {self_name}.{attr}_weight).unflatten(1, {moved}.shape[1:-1])",
-            f"{groups_name} = list(fused.unflatten(-1, ({self_name}.{attr}_heads, -1)).{group_axis}.unbind(0))",
+            f"{groups_name} = {combined}" if combined else f"{groups_name} = list({per_group}.unbind(0))",
         ]
     )
     if any(name in outer.method_names for name in (moved, "fused")) or "bound" in names_in(init):
         return None
     edits = [NodeEdit(construction, init_lines), NodeEdit((before, outer.node), forward_lines)]
+    if combined:
+        edits.append(NodeEdit(consumer[0], groups_name))
     message = (
         f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
         f"({groups}, {head.in_size}, {heads} * {head.out_size})"

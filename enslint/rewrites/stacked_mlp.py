@@ -38,6 +38,7 @@ from enslint.rewrites.common import (
     find_site,
     per_member_code,
     render,
+    site_edits,
     single_statement,
     sliced_input,
     unsafe_rewrite,
@@ -401,6 +402,6 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
             f'{init_self}.register_load_state_dict_pre_hook({HOOK}("{attr}", {size}, {keys}))',
         ]
     )
-    edits = [NodeEdit(building, construction), NodeEdit(site.replaced, replacement)]
+    edits = [NodeEdit(building, construction), *site_edits(site, replacement)]
     message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
     return unsafe_rewrite(message, edits, module, RUN, _helpers(torch_name), add_import)

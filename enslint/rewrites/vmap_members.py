@@ -35,6 +35,7 @@ from enslint.rewrites.common import (
     find_site,
     per_member_code,
     render,
+    site_edits,
     sliced_input,
     unsafe_rewrite,
     used_only_by,
@@ -166,6 +167,6 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
             f"{init_self}.{attr} = {HELPER}({init_self}.{attr})",
         ]
     )
-    edits = [NodeEdit(statements[-1], stacking, after=True), NodeEdit(site.replaced, code)]
+    edits = [NodeEdit(statements[-1], stacking, after=True), *site_edits(site, code)]
     message = f"Stack the members' parameters and run them all at once with `{torch_name}.vmap`"
     return unsafe_rewrite(message, edits, module, HELPER, _helper_source(torch_name), add_import)

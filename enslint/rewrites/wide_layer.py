@@ -32,6 +32,7 @@ from enslint.rewrites.common import (
     building_statements,
     find_site,
     render,
+    site_edits,
     unsafe_rewrite,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
@@ -150,6 +151,6 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
             f"{init_self}.{attr}.register_load_state_dict_pre_hook({HOOK}({size}))",
         ]
     )
-    edits = [NodeEdit(layer.built_by, construction), NodeEdit(site.replaced, replacement)]
+    edits = [NodeEdit(layer.built_by, construction), *site_edits(site, replacement)]
     message = f"Fuse the {size} heads into one `{func}({', '.join(args)})`"
     return unsafe_rewrite(message, edits, module, HOOK, _hook_source(torch_name), add_import)
