@@ -285,6 +285,11 @@ def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
         content = "\n".join(
             line if i == 0 or not line else indent + line for i, line in enumerate(node_edit.content.split("\n"))
         ).replace("\n", place.newline)
+        if node_edit.delete:  # the statement's whole lines, their line break included
+            start = place.offset(span.start.line, 0)
+            end = place.starts[min(span.end.line, len(place.starts) - 1)]
+            edits.append(Edit(start, end, "", span.start.line, 1, span.end.line + 1, 1))
+            continue
         if node_edit.after:  # new lines, at the statement's indentation, after its end
             end = place.offset(span.end.line, span.end.column)
             content = place.newline + indent + content

@@ -192,7 +192,8 @@ def test_unsafe_fix_adds_import_torch_after_future_imports(project):
     assert check("--fix").exit_code == 1 and path.read_text() == source  # unsafe: not without the flag
     check("--fix", "--unsafe-fixes")
     fixed = path.read_text()
-    assert fixed.startswith('"""Heads."""\nfrom __future__ import annotations\n\nimport torch\nfrom torch import nn, stack\n')
+    # `stack` went with the loop it combined
+    assert fixed.startswith('"""Heads."""\nfrom __future__ import annotations\n\nimport torch\nfrom torch import nn\n')
     assert "torch.cat([state_dict.pop(key) for key in keys], dim=0)" in fixed
     assert "return self.heads(x).unflatten(-1, (self.heads_count, -1)).movedim(-2, 1)" in fixed
     compile(fixed, "m.py", "exec")
@@ -220,3 +221,47 @@ def test_two_rewrites_in_one_file_share_one_helper(project):
     assert fixed.count("def _merge_per_head_keys") == 1 and fixed.count("import torch\n") == 1
     assert fixed.count("register_load_state_dict_pre_hook") == 2
     compile(fixed, "m.py", "exec")
+
+
+HEADS_WITH_MODULELIST_IMPORT = textwrap.dedent(
+    '''\
+    import torch
+    from torch import nn
+    from torch.nn import ModuleList, Parameter
+
+
+    class Heads(nn.Module):
+        def __init__(self, d: int, n: int):
+            super().__init__()
+            self.scale = Parameter(torch.ones(1))
+            self.heads = ModuleList([nn.Linear(d, 2) for _ in range(n)])
+
+        def forward(self, x):
+            return torch.stack([h(x) for h in self.heads], dim=1) * self.scale
+    '''
+)
+
+
+def test_a_rewrite_drops_the_imports_only_it_used(project):
+    path = project / "m.py"
+    path.write_text(HEADS_WITH_MODULELIST_IMPORT)
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert "from torch.nn import Parameter\n" in fixed and "ModuleList" not in fixed
+    compile(fixed, "m.py", "exec")
+
+
+def test_an_import_still_used_elsewhere_stays(project):
+    path = project / "m.py"
+    other = "\n\nclass Other(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.layers = ModuleList([nn.Linear(2, 2)])\n"
+    path.write_text(HEADS_WITH_MODULELIST_IMPORT + other)
+    check("--fix", "--unsafe-fixes")
+    assert "from torch.nn import ModuleList, Parameter\n" in path.read_text()
+
+
+def test_an_import_that_goes_entirely_takes_its_line(project):
+    path = project / "m.py"
+    path.write_text(HEADS_WITH_MODULELIST_IMPORT.replace("from torch.nn import ModuleList, Parameter", "from torch.nn import ModuleList\nfrom torch.nn import Parameter"))
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert fixed.startswith("import torch\nfrom torch import nn\nfrom torch.nn import Parameter\n\n\n")

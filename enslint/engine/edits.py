@@ -28,6 +28,7 @@ class NodeEdit:
     content: str
     before: bool = False  # insert `content` just before `node` instead of replacing it
     after: bool = False  # insert `content` as lines of its own after statement `node`
+    delete: bool = False  # remove statement `node`'s lines altogether (`content` unused)
 
 
 @dataclass(frozen=True)

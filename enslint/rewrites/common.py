@@ -16,6 +16,7 @@ a rewrite's module-level helper (its checkpoint hook) once per file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -254,6 +255,7 @@ def unsafe_rewrite(
     the end of the file. With `add_import`, `import torch` goes before the file's first
     import (after any `from __future__` import)."""
     edits = list(edits)
+    edits += unused_import_edits(module, edits, also_written=source)
     if definition(module, helper) is None:
         edits.append(_helper_edit(module, source))
     if add_import:
@@ -271,6 +273,75 @@ def unsafe_rewrite(
             return None  # nowhere sensible to put it: no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
     return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits))
+
+
+def _replaced_nodes(module: cst.Module, edits: list[NodeEdit]) -> list[cst.CSTNode]:
+    """The nodes `edits` replace (a run of statements stands for each of them)."""
+    replaced: list[cst.CSTNode] = []
+    for edit in edits:
+        if edit.node is None or edit.before or edit.after:
+            continue
+        if isinstance(edit.node, tuple):
+            first, last = edit.node
+            for found in walk(module):
+                body = getattr(found, "body", None)
+                statements = body if isinstance(body, (list, tuple)) else getattr(body, "body", None)
+                if isinstance(statements, (list, tuple)) and any(s is first for s in statements):
+                    start = next(i for i, s in enumerate(statements) if s is first)
+                    end = next(i for i, s in enumerate(statements) if s is last)
+                    replaced.extend(statements[start : end + 1])
+                    break
+        else:
+            replaced.append(edit.node)
+    return replaced
+
+
+def unused_import_edits(module: cst.Module, edits: list[NodeEdit], also_written: str = "") -> list[NodeEdit]:
+    """Edits that drop the module-level imports only the replaced code used
+    (`ModuleList` after its collection became one layer, `copy` after `deepcopy`);
+    `also_written` is more code the rewrite adds (its helper)."""
+    replaced = _replaced_nodes(module, edits)
+    if not replaced:
+        return []
+    inside = {id(n) for node in replaced for n in walk(node)}
+    used_there = set().union(*(names_in(node) for node in replaced))
+    written = set(re.findall(r"[A-Za-z_]\w*", "\n".join([*(e.content for e in edits if not e.delete), also_written])))
+    used_elsewhere: set[str] = set()
+    strings: list[str] = []
+    pending: list[cst.CSTNode] = [module]
+    while pending:
+        node = pending.pop()
+        if id(node) in inside or isinstance(node, (cst.Import, cst.ImportFrom)):
+            continue
+        if isinstance(node, cst.Name):
+            used_elsewhere.add(node.value)
+        elif isinstance(node, cst.SimpleString):
+            strings.append(node.value)
+        pending.extend(node.children)
+    result: list[NodeEdit] = []
+    for statement in module.body:
+        small = single_statement(statement)
+        if not isinstance(small, (cst.Import, cst.ImportFrom)) or isinstance(small.names, cst.ImportStar):
+            continue
+        if isinstance(small, cst.ImportFrom) and code_of(small.module or cst.Name("x")) == "__future__":
+            continue
+        kept, dropped = [], []
+        for alias in small.names:
+            local = (alias.asname.name if alias.asname else alias.name)
+            local_name = code_of(local).split(".")[0]
+            if local_name in used_there and local_name not in used_elsewhere and local_name not in written and not any(local_name in t for t in strings):
+                dropped.append(alias)
+            else:
+                kept.append(alias)
+        if not dropped:
+            continue
+        if not kept:
+            result.append(NodeEdit(statement, "", delete=True))
+            continue
+        names = [alias.with_changes(comma=cst.MaybeSentinel.DEFAULT) for alias in kept]
+        rewritten = small.with_changes(names=names, lpar=None, rpar=None) if isinstance(small, cst.ImportFrom) else small.with_changes(names=names)
+        result.append(NodeEdit(statement, code_of(rewritten)))
+    return result
 
 
 def _is_import_block(statement: cst.CSTNode) -> bool:

@@ -182,8 +182,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     parameter = f"{nn_name}Parameter" if nn_name else f"{torch_name}.nn.Parameter"
     init_lines = "\n".join(
         [
-            f"# enslint ENS001/ENS002: {groups} groups of {heads} `{func}({head.in_size}, {head.out_size})` heads",
-            "# fused into one batched matmul (torch.baddbmm over the group axis).",
+            f"# {groups} groups of {heads} `{func}` heads as one (groups, in, heads * out) weight: one baddbmm for all",
             f"{init_self}.{attr}_heads = {heads}",
             f"{init_self}.{attr}_weight = {parameter}({torch_name}.empty({groups}, {head.in_size}, {heads} * {head.out_size}))",
             f"{init_self}.{attr}_bias = {parameter}({torch_name}.empty({groups}, 1, {heads} * {head.out_size}))",

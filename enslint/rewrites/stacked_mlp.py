@@ -390,8 +390,7 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     keys = "[" + ", ".join(layer.key if layer.key.isdigit() else f'"{layer.key}"' for layer in plan) + "]"
     construction = "\n".join(
         [
-            f"# enslint {'ENS002' if member_call.input == SLICE else 'ENS001'}: {size} identical MLP members stacked, layer by layer, into",
-            "# (members, in, out) weights: one batched matmul per layer for all members.",
+            f"# the {size} members' layers stacked as (members, in, out) weights: one baddbmm per layer",
             f"{init_self}.{attr}_weights = {nn}.ParameterList([\n{weights},\n])",
             f"{init_self}.{attr}_biases = {nn}.ParameterList([\n{biases},\n])",
             f"{init_self}.{attr}_activations = {nn}.ModuleList([{activations}])",

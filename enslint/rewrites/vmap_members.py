@@ -53,8 +53,8 @@ def _helper_source(torch_name: str) -> str:
 class {HELPER}({torch_name}.nn.Module):
     """Identical ensemble members held as one tensor per parameter and buffer (member
     axis first) and run all at once with torch.vmap over torch.func.functional_call: one
-    batched op per layer instead of one op per member. Added by enslint (ENS001/ENS002);
-    checkpoints saved from the nn.ModuleList it replaces (keys `{{i}}.{{name}}`) still load."""
+    batched op per layer instead of one op per member. Checkpoints saved from the
+    nn.ModuleList it replaces (keys `{{i}}.{{name}}`) still load."""
 
     def __init__(self, members):
         super().__init__()
@@ -161,9 +161,7 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     size = collection.size or "the"
     stacking = "\n".join(
         [
-            f"# enslint {'ENS002' if call.input == SLICE else 'ENS001'}: the {size} identical members, stacked (one tensor",
-            "# per parameter, member axis first) and run together by torch.vmap: one batched op",
-            "# per layer instead of one per member.",
+            f"# the {size} members stacked and run together under torch.vmap: one op per layer",
             f"{init_self}.{attr} = {HELPER}({init_self}.{attr})",
         ]
     )

@@ -145,7 +145,7 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
     construction = "\n".join(
         [
-            f"# enslint ENS001: {size} `{func}` heads fused into one layer, one call for all.",
+            f"# the {size} `{func}` heads as one layer: one call for all",
             f"{init_self}.{attr} = {func}({', '.join(args)})",
             f"{init_self}.{count_attr} = {size}",
             f"{init_self}.{attr}.register_load_state_dict_pre_hook({HOOK}({size}))",
