@@ -20,7 +20,9 @@ from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_
 from enslint.verify.targets import Target
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
-EQUIVALENT, MISMATCH, NOT_TRACEABLE, NO_REWRITE = "equivalent", "mismatch", "not traceable", "no rewrite"
+# The status is the verdict on equivalence alone; whether fx could trace each side is
+# its own column (`traced`).
+EQUIVALENT, MISMATCH, NO_REWRITE = "equivalent", "mismatch", "no rewrite"
 _COLLECTION = re.compile(r"loops over `\w+\.(\w+)`")
 # The message's closing "(no fused rewrite: ...)", which may itself hold `clones()`.
 _REASON = re.compile(r"\(((?:[^()]|\([^()]*\))*(?:fix|rewrite)(?:[^()]|\([^()]*\))*)\)$")
@@ -43,6 +45,9 @@ class Row:
     device: str = ""
     dtype: str = ""
     status: str = ""
+    # "both", "original only", "rewrite only" or "neither": which side torch.fx traced
+    # (where one cannot be, both are compared eagerly all the same).
+    traced: str = ""
     calls_original: int | None = None
     calls_rewrite: int | None = None
     forward_original_ms: float | None = None
@@ -102,10 +107,13 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     traced_original = graphs.trace(original, pair.method, files)
     traced_rewrite = graphs.trace(rewritten, pair.method, files)
     row.calls_original, row.calls_rewrite = traced_original.calls, traced_rewrite.calls
+    row.traced = {(True, True): "both", (True, False): "original only", (False, True): "rewrite only", (False, False): "neither"}[
+        (not traced_original.problem, not traced_rewrite.problem)
+    ]
     if traced_original.problem:
-        row.notes.append(f"original not traceable ({traced_original.problem}); compared eagerly")
+        row.notes.append(f"fx cannot trace the original ({traced_original.problem})")
     if traced_rewrite.problem:
-        row.notes.append(f"rewrite not traceable ({traced_rewrite.problem}); compared eagerly")
+        row.notes.append(f"fx cannot trace the rewrite ({traced_rewrite.problem})")
 
     # Compared in eval mode, where dropout is off and both compute one function.
     for model in (original, rewritten):
@@ -130,7 +138,7 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
         row.status = MISMATCH
         row.notes += result.problems[:5]
         return row
-    row.status = NOT_TRACEABLE if traced_original.problem else EQUIVALENT
+    row.status = EQUIVALENT
 
     for model in (original, rewritten):
         model.train()
@@ -203,7 +211,7 @@ def table(rows: list[Row], with_compile: bool) -> str:
     header = ["class", "rule", "E", "device", "dtype", "fx calls", "fwd ms", "fwd rewrite ms", "fwd speed-up", "fwd+bwd ms", "fwd+bwd rewrite ms", "fwd+bwd speed-up"]
     if with_compile:
         header += ["compiled fwd+bwd ms", "compile s"]
-    header += ["max abs error", "status"]
+    header += ["max abs error", "fx traced", "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = []
     for row in rows:
@@ -218,7 +226,7 @@ def table(rows: list[Row], with_compile: bool) -> str:
         ]
         if with_compile:
             cells += [_ms(row.compiled_step_ms), "-" if row.compile_s is None else f"{row.compile_s:.1f}"]
-        cells += ["-" if row.max_abs_error is None else f"{row.max_abs_error:.2e}", row.status]
+        cells += ["-" if row.max_abs_error is None else f"{row.max_abs_error:.2e}", row.traced or "-", row.status]
         lines.append("| " + " | ".join(cells) + " |")
         notes += [f"{row.target}: {note}" for note in row.notes if note != "needs config"]
     tolerances = sorted({(r.dtype, r.rtol, r.atol) for r in rows if r.rtol is not None})
