@@ -228,3 +228,79 @@ def test_verify_sees_what_check_sees_in_a_project(monkeypatch):
     assert set(by_class) == {"EnsembleCritic", "RegisteredTwin", "LabelHeads", "AveragedProbe"}
     assert all(row["status"] == "no rewrite" for row in rows)
     assert "built by `clones()` at utils.py:8" in by_class["LabelHeads"]["notes"][0]
+
+
+PACKAGE_LAYERS = '''\
+from torch import nn
+
+
+class Trunk(nn.Module):
+    def __init__(self, d_in: int = 4, d: int = 8):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, d), nn.ReLU())
+
+    def forward(self, x):
+        return self.net(x)
+'''
+
+PACKAGE_HEADS = '''\
+import torch
+from torch import nn
+
+from .layers import Trunk
+
+
+class PackagedHeads(nn.Module):
+    def __init__(self, n_heads: int = 4):
+        super().__init__()
+        self.trunk = Trunk()
+        self.heads = nn.ModuleList([nn.Linear(8, 2) for _ in range(n_heads)])
+
+    def batched_forward(self, x):
+        h = self.trunk(x)
+        return torch.stack([head(h) for head in self.heads], dim=1)
+'''
+
+
+@pytest.mark.parametrize("target", ["src", "src/pkg/heads.py::PackagedHeads", "pkg.heads:PackagedHeads"])
+def test_a_module_of_a_package_with_relative_imports(project, monkeypatch, target):
+    """The rewrite runs as a module of the same package (`from .layers import Trunk`
+    resolves), and the method verified is the flagged one, `batched_forward`."""
+    package = project / "src" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(PACKAGE_LAYERS)
+    (package / "heads.py").write_text(PACKAGE_HEADS)
+    monkeypatch.syspath_prepend(str(project / "src"))
+    result, rows = verify(target, "--device", "cpu", *FAST)
+    assert rows is not None, result.output
+    (row,) = rows
+    assert row["status"] == "equivalent", row["notes"]
+    assert result.exit_code == 0
+
+
+def test_a_missing_input_says_which_key_to_add(project):
+    source = PACKAGE_HEADS.replace("from .layers import Trunk\n", "").replace("self.trunk = Trunk()", "self.trunk = nn.Linear(4, 8)")
+    source = source.replace("def batched_forward(self, x):", "def batched_forward(self, x, scale):")
+    (project / "heads.py").write_text(source)
+    (project / "pyproject.toml").write_text('[tool.enslint.verify.PackagedHeads]\ninputs = [[5, 4]]\n')  # one shape, two arguments
+    result, rows = verify("heads.py", "--device", "cpu", *FAST)
+    assert result.exit_code == 2
+    assert "missing 1 required positional argument: 'scale'" in rows[0]["status"]
+    assert 'add inputs = [[batch, ...], ...] with one shape per argument to [tool.enslint.verify."PackagedHeads"]' in rows[0]["status"]
+
+
+def test_compile_times_the_compiled_rewrite_too(project, monkeypatch):
+    from enslint.verify import timing
+
+    compiled = []
+
+    def fake_compile(function, parameters, inputs, min_time, device):
+        compiled.append(function)
+        return 1.5, timing.Timing(forward_ms=1.0, step_ms=2.0 + len(compiled))
+
+    monkeypatch.setattr(timing, "compile_and_measure", fake_compile)
+    (project / "heads.py").write_text(PACKAGE_HEADS.replace("from .layers import Trunk\n", "").replace("self.trunk = Trunk()", "self.trunk = nn.Linear(4, 8)"))
+    result, rows = verify("heads.py", "--device", "cpu", "--compile", *FAST)
+    (row,) = rows
+    assert len(compiled) == 2 and row["compiled_step_ms"] == 3.0 and row["compiled_rewrite_step_ms"] == 4.0

@@ -47,7 +47,7 @@ class Pair:
 
 @contextlib.contextmanager
 def _importable_from(folder: Path):
-    """The file's folder on sys.path while it runs, so its sibling imports resolve."""
+    """`folder` on sys.path while the file runs, so its imports resolve."""
     sys.path.insert(0, str(folder))
     try:
         yield
@@ -56,17 +56,32 @@ def _importable_from(folder: Path):
             sys.path.remove(str(folder))
 
 
-def _execute(name: str, file: Path, source: str | None) -> types.ModuleType:
-    """Run `file` (or `source` in its place) as a fresh module called `name`."""
+def package_of(file: Path) -> tuple[str | None, Path]:
+    """(the dotted package `file` belongs to, the folder its top package sits in): the
+    folders above it that hold an `__init__.py`. (None, its own folder) outside a package."""
+    folder = file.resolve().parent
+    parts: list[str] = []
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return (".".join(parts) or None), (folder if parts else file.resolve().parent)
+
+
+def _execute(name: str, file: Path, source: str | None, package: str | None = None) -> types.ModuleType:
+    """Run `file` (or `source` in its place) as a fresh module called `name`; with
+    `package`, as a module of that package, so that its relative imports resolve."""
     if source is None:
         spec = importlib.util.spec_from_file_location(name, file)
         module = importlib.util.module_from_spec(spec)
     else:
         module = types.ModuleType(name)
         module.__file__ = str(file)
+    if package is not None:
+        module.__package__ = package
     sys.modules[name] = module  # dataclasses and pickling look their module up
+    root = package_of(file)[1]
     try:
-        with _importable_from(file.resolve().parent):
+        with _importable_from(root), _importable_from(file.resolve().parent):
             if source is None:
                 spec.loader.exec_module(module)
             else:
@@ -81,15 +96,22 @@ def _execute(name: str, file: Path, source: str | None) -> types.ModuleType:
 
 
 def load_classes(target: Target) -> tuple[type, type | None]:
-    """The original class and the rewritten one (None when there is no rewrite)."""
+    """The original class and the rewritten one (None when there is no rewrite). A file
+    of a package runs as that package's module (`from .mlp import MLP` works), the
+    rewrite beside it under another name of the same package."""
     serial = next(_serial)
-    if target.module_name:
-        original_module = importlib.import_module(target.module_name)
+    package, root = package_of(target.file)
+    module_name = target.module_name or (f"{package}.{target.file.stem}" if package else None)
+    if module_name:
+        with _importable_from(root):
+            original_module = importlib.import_module(module_name)
+        package = module_name.rpartition(".")[0] or None
     else:
         original_module = _execute(f"enslint_verify_original_{serial}_{target.file.stem}", target.file, None)
     rewritten_module = None
     if target.rewritten is not None:
-        rewritten_module = _execute(f"enslint_verify_rewrite_{serial}_{target.file.stem}", target.file, target.rewritten)
+        name = f"{package}._enslint_rewrite_{serial}_{target.file.stem}" if package else f"enslint_verify_rewrite_{serial}_{target.file.stem}"
+        rewritten_module = _execute(name, target.file, target.rewritten, package)
     original = getattr(original_module, target.class_name, None)
     if not isinstance(original, type) or not issubclass(original, torch.nn.Module):
         raise SetupError(f"{target.class_name} is not an nn.Module class")
@@ -152,14 +174,17 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
     spec_name, spec = spec_for(target, config)
     original_cls, rewritten_cls = load_classes(target)
     kwargs = _init_kwargs(original_cls, spec, spec_name, target)
-    method = spec.method or "forward"
+    method = spec.method or target.method or "forward"
     torch.manual_seed(seed)
     try:
         original = original_cls(**kwargs)
     except TypeError as error:
         raise SetupError(f"{target.class_name}({', '.join(kwargs)}): {error}") from None
     if not callable(getattr(original, method, None)):
-        raise SetupError(f"{target.class_name} has no method {method!r}")
+        raise NeedsConfig(
+            f'{target.class_name} has no method {method!r}: add method = "..." to '
+            f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml'
+        )
     shapes = list(spec.inputs) if spec.inputs is not None else _inferred_shapes(original, method, target)
     if batch is not None:
         shapes = [(batch, *shape[1:]) for shape in shapes]

@@ -54,8 +54,10 @@ class Row:
     forward_rewrite_ms: float | None = None
     step_original_ms: float | None = None
     step_rewrite_ms: float | None = None
-    compiled_step_ms: float | None = None
+    compiled_step_ms: float | None = None  # --compile: the compiled original's training step
     compile_s: float | None = None
+    compiled_rewrite_step_ms: float | None = None  # and the compiled rewrite's
+    compile_rewrite_s: float | None = None
     max_abs_error: float | None = None
     rtol: float | None = None
     atol: float | None = None
@@ -149,13 +151,18 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     row.forward_original_ms, row.forward_rewrite_ms = first.forward_ms, second.forward_ms
     row.step_original_ms, row.step_rewrite_ms = first.step_ms, second.step_ms
     if options.compile:
-        try:
-            row.compile_s, compiled = timing.compile_and_measure(
-                getattr(original, pair.method), list(original.parameters()), inputs, options.min_time, options.device
-            )
-            row.compiled_step_ms = compiled.step_ms
-        except Exception as error:  # noqa: BLE001 - compile trouble is a note, not a failure
-            row.notes.append(f"torch.compile failed: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}")
+        for side, model in (("original", original), ("rewrite", rewritten)):
+            try:
+                seconds, compiled = timing.compile_and_measure(
+                    getattr(model, pair.method), list(model.parameters()), inputs, options.min_time, options.device
+                )
+            except Exception as error:  # noqa: BLE001 - compile trouble is a note, not a failure
+                row.notes.append(f"torch.compile of the {side} failed: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}")
+                continue
+            if side == "original":
+                row.compile_s, row.compiled_step_ms = seconds, compiled.step_ms
+            else:
+                row.compile_rewrite_s, row.compiled_rewrite_step_ms = seconds, compiled.step_ms
     return row
 
 
@@ -185,6 +192,13 @@ def run(targets: list[Target], config: Config, options: Options, progress) -> li
         except Exception as error:  # noqa: BLE001 - one class's failure must not stop the others
             text = str(error).strip().splitlines()[0] if str(error).strip() else ""
             row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {type(error).__name__}: {text[:200]}")
+            if isinstance(error, TypeError) and "required positional argument" in text:
+                # The method takes more inputs than were configured (or inferred).
+                row.status = (
+                    f"error: {text}: add inputs = [[batch, ...], ...] with one shape per argument to "
+                    f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml'
+                )
+                row.notes.append("needs config")
         rows.append(row)
     return rows
 
@@ -210,7 +224,7 @@ def _x(value: float | None) -> str:
 def table(rows: list[Row], with_compile: bool) -> str:
     header = ["class", "rule", "E", "device", "dtype", "fx calls", "fwd ms", "fwd rewrite ms", "fwd speed-up", "fwd+bwd ms", "fwd+bwd rewrite ms", "fwd+bwd speed-up"]
     if with_compile:
-        header += ["compiled fwd+bwd ms", "compile s"]
+        header += ["compiled fwd+bwd ms", "compiled rewrite ms", "compile s"]
     header += ["max abs error", "fx traced", "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = []
@@ -225,7 +239,8 @@ def table(rows: list[Row], with_compile: bool) -> str:
             _ms(row.step_original_ms), _ms(row.step_rewrite_ms), _x(row.step_speedup),
         ]
         if with_compile:
-            cells += [_ms(row.compiled_step_ms), "-" if row.compile_s is None else f"{row.compile_s:.1f}"]
+            seconds = [t for t in (row.compile_s, row.compile_rewrite_s) if t is not None]
+            cells += [_ms(row.compiled_step_ms), _ms(row.compiled_rewrite_step_ms), " + ".join(f"{t:.1f}" for t in seconds) or "-"]
         cells += ["-" if row.max_abs_error is None else f"{row.max_abs_error:.2e}", row.traced or "-", row.status]
         lines.append("| " + " | ".join(cells) + " |")
         notes += [f"{row.target}: {note}" for note in row.notes if note != "needs config"]

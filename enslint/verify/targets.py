@@ -22,6 +22,7 @@ from enslint.engine.edits import UNSAFE
 from enslint.runner import check_all, make_jobs
 
 _MODULE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_FLAGGED_METHOD = re.compile(r"^`\w+\.(\w+)` loops over")
 
 
 class TargetError(Exception):
@@ -41,6 +42,12 @@ class Target:
     @property
     def rules(self) -> str:
         return ",".join(sorted({d.code for d in self.findings})) or "-"
+
+    @property
+    def method(self) -> str | None:
+        """The method its findings are in (`batched_forward`), the most flagged one first."""
+        found = [m.group(1) for d in self.findings for m in [_FLAGGED_METHOD.match(d.message)] if m]
+        return max(dict.fromkeys(found), key=found.count) if found else None
 
     def names(self) -> list[str]:
         """The names its config may be given under, most specific first."""
