@@ -304,3 +304,40 @@ def test_compile_times_the_compiled_rewrite_too(project, monkeypatch):
     result, rows = verify("heads.py", "--device", "cpu", "--compile", *FAST)
     (row,) = rows
     assert len(compiled) == 2 and row["compiled_step_ms"] == 3.0 and row["compiled_rewrite_step_ms"] == 4.0
+
+
+def _strided_like_a_width_1_bmm(grad):
+    """The same gradient values laid out as CUDA's bmm may lay out the gradient of an
+    (E, in, 1) weight: last two dims transposed in memory."""
+    return grad.transpose(-1, -2).contiguous().transpose(-1, -2) if grad.dim() == 3 else grad
+
+
+def _read_by_layout(grad):
+    """The contiguous memory of a gradient read as if it were laid out transposed: the
+    numbers code that ignores strides would compare."""
+    if grad.dim() != 3 or grad.shape[-1] == 1:
+        return grad
+    return grad.contiguous().view(-1).view(*grad.shape[:-2], grad.shape[-1], grad.shape[-2]).transpose(-1, -2)
+
+
+@pytest.mark.parametrize("scrambled", [False, True], ids=["other-strides-same-values", "values-read-by-layout"])
+def test_gradients_are_compared_by_index_not_by_layout(monkeypatch, scrambled):
+    """The lead on the CUDA float32 mismatch of `sequential_mlp_members`: an (E, in, 1)
+    weight's gradient coming back from bmm with other strides than the weight. verify
+    must read gradients by index: the same values in another layout are equivalent; the
+    values of the other layout read as if contiguous (what code that reads by layout
+    would see) are a mismatch."""
+    from enslint.verify import building
+
+    loaded = building.load_rewrite_weights
+
+    def with_strided_gradients(original, rewritten):
+        loaded(original, rewritten)
+        for p in rewritten.parameters():
+            p.register_hook(_read_by_layout if scrambled else _strided_like_a_width_1_bmm)
+
+    monkeypatch.setattr(building, "load_rewrite_weights", with_strided_gradients)
+    monkeypatch.chdir(ROOT)
+    result, rows = verify("fixtures/positive/sequential_mlp_members.py::RewardEnsemble", "--device", "cpu", "--batch", "8", *FAST)
+    (row,) = rows
+    assert row["status"] == ("mismatch" if scrambled else "equivalent"), row["notes"]
