@@ -111,7 +111,9 @@ def _per_group_list(body, inner: MemberLoop):
     return None if appended is None else (outs, appended)
 
 
-def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports) -> RuleFix | None:
+def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
+    """The rewrite of a nest of groups of linear heads, why none (str), or None when the
+    loop is not such a nest."""
     collection = outer.collection
     member = collection.member
     if member.kind != GROUP or member.inner is None or member.inner.member is None:
@@ -121,27 +123,28 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     groups = collection.size
     found = torch_name_for(imports)
     if found is None:
-        return None
+        return "`torch` names something else in this file"
     torch_name, add_import = found
     if head.kind != LINEAR or not heads or not groups or torch_name is None or not head.in_size or not head.out_size:
-        return None
+        return f"no fused rewrite yet for nests of `{head.type_name}` heads"
     func = head.text.split("(", 1)[0]
     if head.text != f"{func}({head.in_size}, {head.out_size})":
-        return None  # extra arguments (bias=False, dtype=...): not handled
+        return "the heads take arguments besides (in, out), which the nest rewrite does not carry yet"
     if not outer.calls or any(c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select") for c in outer.calls):
-        return None
+        return "no fused rewrite yet for a nest whose groups read one input (rather than a slice each)"
     slice_info = outer.calls[0].slice
     tensor, dim = slice_info.tensor, slice_info.dim
     if not tensor.isidentifier() or tensor in outer.varying:
-        return None
+        return "the sliced tensor is not a plain name that stays the same for every group"
 
     # The forward: `groups = []`, then the outer loop whose body collects each head's
     # output into a list, and `groups.append(torch.stack(outs, ...))`.
+    spelling = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
     if not isinstance(outer.node, cst.For) or outer.node.orelse:
-        return None
+        return spelling
     found = _per_group_list(outer.node.body.body, inner)
     if found is None:
-        return None
+        return spelling
     outs, appended = found
     groups_name, per_group = appended
     if not (

@@ -99,10 +99,12 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     """The rewrite, a reason (str) when the members rule it out, or None."""
     collection = loop.collection
     member = collection.member
-    if member is None or member.kind == GROUP or loop.parent is not None or "." not in loop.collection_text:
+    if member is None or member.kind == GROUP or loop.parent is not None:
         return None
+    if "." not in loop.collection_text:
+        return f"the class is itself the nn.ModuleList (`for m in {loop.collection_text}`), which the rewrite cannot replace from inside"
     if collection.container != "nn.ModuleList":
-        return f"`{loop.collection_text}` is a `{collection.container}`; the general rewrite replaces an nn.ModuleList"
+        return f"`{loop.collection_text}` is an `{collection.container}`; the general rewrite replaces an nn.ModuleList"
     defined = definition(module, member.type_name.split("(")[0])
     source = member.text + (module.code_for_node(defined) if defined else "")
     if any(word in source for word in _STATEFUL):

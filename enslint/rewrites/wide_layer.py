@@ -74,6 +74,8 @@ def _layer(loop: MemberLoop) -> _Layer | str:
     if collection.member.kind not in (LINEAR, CONV):
         kind = collection.member.type_name
         return f"no automatic fix yet for {kind if '`' in kind else f'`{kind}`'} members"
+    if collection.container == "nn.ModuleDict":
+        return "no automatic fix yet for `nn.ModuleDict` heads: they go by key, the fused layer by position"
     built = _construction(loop)
     if built is None:
         return "no automatic fix: the collection is not built by one comprehension or one append loop"

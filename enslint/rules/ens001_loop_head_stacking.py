@@ -299,6 +299,8 @@ class Heads(tnn.Module):
                 fix = f"no fused rewrite: {blocker}"
             elif loop.parent is not None:
                 fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports)
+                if isinstance(fix, str) and not fix.startswith("no "):
+                    fix = f"no fused rewrite: {fix}"
             else:
                 # Preferred first: one wide layer, stacked MLP weights, the general vmap form.
                 fix, reasons = None, []
