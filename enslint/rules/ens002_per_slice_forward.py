@@ -115,7 +115,9 @@ hook. Where neither applies, the message says so.
 The unbind fix is not offered for width-1 slices (`unbind` would drop the dim they
 keep) or when the members read slices of more than one tensor; the fused rewrites are
 withheld for the reasons ENS001 lists, and the message names the one that applies. For
-members that are one shared instance, the advice is one call on all the slices at once."""
+members that are one shared instance there is nothing to fuse: `--fix` makes one call
+of that instance on all the slices at once (safe: the parameters and `state_dict` stay),
+for members that act on the last dim (linear layers, MLPs of them)."""
 
     VALID = [
         Valid(
@@ -214,6 +216,7 @@ class Zipped(nn.Module):
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
         # The fixes need libcst, which is loaded with the model.
+        from enslint.rewrites.shared_instance import shared_instance_fix
         from enslint.rewrites.stacked_mlp import stacked_mlp_fix
         from enslint.rewrites.unbind import unbind_fix
         from enslint.rewrites.vmap_members import vmap_members_fix
@@ -260,7 +263,8 @@ class Zipped(nn.Module):
                 fix = None
             blocker = fused_blocker(loop, model)
             if member.shared:
-                fused = None
+                # One instance: nothing to fuse, one call on all slices (safe, no new weights).
+                fused = None if blocker else shared_instance_fix(loop, model.module, model.imports)
             elif blocker is not None:
                 fused = f"{blocker}"
             elif group is None:

@@ -1,0 +1,42 @@
+"""Members that are one shared instance (`nn.ModuleList([layer for _ in range(n)])`), each
+run on its own slice: one call of that instance on all the slices at once.
+
+Safe: nothing is fused, the collection and its `state_dict` stay as they are; only the
+loop becomes one call. Offered for members that map their leading dims batch-wise
+(`nn.Linear`, an MLP of linear layers and element-wise activations), which a tensor
+with the member axis in front feeds the same way as each slice.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from enslint.analysis.kinds import LINEAR, MLP, SLICE
+from enslint.analysis.loops import MemberLoop
+from enslint.engine.edits import SAFE, RuleFix
+from enslint.rewrites.common import find_site, render, site_edits, sliced_input
+
+
+def shared_instance_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
+    """The rewrite, why there is none (str), or None when the members are not shared."""
+    member = loop.collection.member
+    if member is None or not member.shared or len(loop.calls) != 1 or loop.calls[0].input != SLICE:
+        return None
+    if member.kind not in (LINEAR, MLP):
+        return f"one call on all slices needs members that act on the last dim; `{member.type_name}` may not"
+    site = find_site(loop, imports)
+    if site is None:
+        return "the loop does more than collect each member's result"
+    sliced = sliced_input(loop, loop.calls[0])
+    if sliced is None:
+        return "the member's input is not a plain slice of one tensor along a literal dim"
+    moved = sliced.tensor if sliced.dim == 0 else f"{sliced.tensor}.movedim({sliced.dim}, 0)"
+    text = loop.collection_text
+    if "." not in text:
+        return None
+    fused = f"{text}[0]({moved})"
+    code = render(site, fused, 0, (-1, f"{fused}.movedim(0, -2).flatten(-2)"))
+    if code is None:
+        return "the results are combined in a way the rewrite does not reproduce"
+    message = f"Call the one shared `{member.type_name}` once on all the slices of `{sliced.tensor}`"
+    return RuleFix(SAFE, message, tuple(site_edits(site, code)))
