@@ -212,6 +212,11 @@ UNSAFE_SPECS = {
     "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", VMAP),
     "speculative_decoding_heads.py": ("MedusaHeads", dict(hidden_size=6, vocab_size=7, medusa_num_heads=3), "forward", [(2, 6)], "medusa_head", VMAP),
     "zip_unbind_members.py": ("SliceEnsemble", dict(in_dim=4, out_dim=2, n_members=3), "forward", [(5, 3, 4)], "members", ["0", "2"]),
+    "mlp_members_activations_combines.py": [
+        ("GeluValueEnsemble", dict(obs_dim=5, hidden=6, n_members=3), "forward", [(4, 5)], "members", ["0", "2"]),
+        ("DropoutRewardEnsemble", dict(obs_dim=5, hidden=6, n_members=3, p=0.0), "forward", [(4, 5)], "members", VMAP),
+        ("PessimisticCritic", dict(in_dim=5, hidden=6, n_critics=3), "forward", [(4, 5)], "critics", VMAP),
+    ],
     "member_first_tensor_index.py": [
         ("BootstrapDynamics", dict(obs_dim=3, act_dim=2, n_models=4, hidden=6), "forward", [(4, 5, 5)], "models", ["0", "2"]),
         ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", VMAP),

@@ -87,7 +87,7 @@ def site_edits(site: Site, code: str) -> list[NodeEdit]:
     return edits
 
 
-def _combine(value: cst.BaseExpression, index: NodeIndex, imports):
+def _combine(value: cst.BaseExpression, index: NodeIndex, imports, collection_text: str | None = None):
     parent = index.parent(value)
     if isinstance(parent, (cst.Return, cst.Assign)) and isinstance(value, cst.ListComp):
         return value, "unbind", None, "list"
@@ -100,6 +100,19 @@ def _combine(value: cst.BaseExpression, index: NodeIndex, imports):
     if name in ("tuple", "list") and len(call.args) == 1:
         return call, "unbind", None, name
     if name == "sum" and len(call.args) == 1:
+        # `sum(...) / len(self.members)`: the mean over the members.
+        divided = index.parent(call)
+        if (
+            isinstance(divided, cst.BinaryOperation)
+            and isinstance(divided.operator, cst.Divide)
+            and divided.left is call
+            and isinstance(divided.right, cst.Call)
+            and code_of(divided.right.func) == "len"
+            and len(divided.right.args) == 1
+            and collection_text is not None
+            and code_of(divided.right.args[0].value) == collection_text
+        ):
+            return divided, "mean", None, None
         return call, "sum", None, None
     if name not in ("torch.stack", "torch.cat") or len(call.args) > 2:
         return None
@@ -139,7 +152,7 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
             return None
         if comprehension.for_in is not loop.node or loop.node.inner_for_in is not None:
             return None
-        found = _combine(comprehension, index, imports)
+        found = _combine(comprehension, index, imports, loop.collection_text)
         return None if found is None else Site(*found, None, argument, comprehension.elt)
     loop_node = loop.node
     body = loop_node.body.body
