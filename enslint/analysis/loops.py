@@ -301,28 +301,22 @@ class _MethodAnalysis:
     def range_iteration(self, index_var: str, bound: str, at: cst.CSTNode) -> _Iteration | None:
         """`for i in range(...)` is a member loop when its body indexes an identical
         collection with `i` (`self.heads[i]`), or when `...` is the size of one."""
-        body = at.body if isinstance(at, cst.For) else None
-        indexed = []
-        if body is not None:
-            for node in self.index.descendants(body):
-                if not isinstance(node, cst.Subscript) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
-                    continue
-                index = node.slice[0].slice.value
-                if isinstance(index, cst.Name) and index.value == index_var:
-                    found = self.collection_of(node.value, at)
-                    if found is not None and found[2] is None and all(found[0] is not f[0] for f in indexed):
-                        indexed.append(found)
-        elif isinstance(at, cst.CompFor):
+        # What runs once per value of `i`: the loop's body, or the comprehension's element.
+        if isinstance(at, cst.For):
+            nodes = list(self.index.descendants(at.body))
+        else:
             comprehension = next((a for a in self.index.ancestors(at) if isinstance(a, COMPREHENSIONS)), None)
-            roots = [] if comprehension is None else [getattr(comprehension, "elt", None) or comprehension.value]
-            for root in roots:
-                for node in walk(root):
-                    if isinstance(node, cst.Subscript) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-                        index = node.slice[0].slice.value
-                        if isinstance(index, cst.Name) and index.value == index_var:
-                            found = self.collection_of(node.value, at)
-                            if found is not None and found[2] is None and all(found[0] is not f[0] for f in indexed):
-                                indexed.append(found)
+            root = None if comprehension is None else getattr(comprehension, "elt", None) or comprehension.value
+            nodes = [] if root is None else list(walk(root))
+        indexed = []
+        for node in nodes:
+            if not isinstance(node, cst.Subscript) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+                continue
+            index = node.slice[0].slice.value
+            if isinstance(index, cst.Name) and index.value == index_var:
+                found = self.collection_of(node.value, at)
+                if found is not None and found[2] is None and all(found[0] is not f[0] for f in indexed):
+                    indexed.append(found)
         if indexed:
             return _Iteration(*indexed[0], index_var=index_var)
         sizes = {bound}
