@@ -57,6 +57,32 @@ def is_torch_name(qualified: str) -> bool:
     return head in ("torch", "lightning", "pytorch_lightning")
 
 
+# Standard modules whose classes are never nn.Modules (typing.Generic, abc.ABC, ...).
+_PLAIN_MODULES = ("typing", "abc", "enum", "collections", "dataclasses")
+
+
+def base_without_reading(written: str, qualified: str | None) -> tuple[bool, bool | None]:
+    """(settled, whether it is an nn.Module) for a base class written `written`, as an
+    import qualifies it, when no file has to be read to say: torch's and lightning's
+    classes, builtins, typing's; otherwise (False, None), and the project may say."""
+    if qualified is None:
+        # Not imported: a builtin, or a name we cannot follow.
+        return True, (False if written.split(".")[-1] in PLAIN_BASES else None)
+    if is_torch_module_name(qualified):
+        return True, True
+    if is_torch_name(qualified) or qualified.split(".")[0] in _PLAIN_MODULES:
+        return True, False
+    return False, None
+
+
+def module_verdict(answers: list[bool | None]) -> bool | None:
+    """A class is a module when one base is, not one when none is (or it has none),
+    unknown otherwise."""
+    if any(answer is True for answer in answers):
+        return True
+    return False if all(answer is False for answer in answers) else None
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Where the proof that members are identical comes from, when it is not the

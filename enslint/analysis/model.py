@@ -26,7 +26,16 @@ from pathlib import Path
 
 import libcst as cst
 
-from enslint.analysis.context import PLAIN_BASES, ClassInfo, Evidence, FileContext, Project, Symbol, is_torch_module_name, is_torch_name
+from enslint.analysis.context import (
+    ClassInfo,
+    Evidence,
+    FileContext,
+    Project,
+    Symbol,
+    base_without_reading,
+    is_torch_name,
+    module_verdict,
+)
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import MODULE, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.loops import MemberLoop, find_member_loops
@@ -129,13 +138,7 @@ def _resolve_module_ness(ctx: FileContext) -> None:
         if name in seen:
             return None  # a cycle of bases: Python would reject it anyway
         info = ctx.classes[name]
-        answers = [of_base(base.value, seen | {name}) for base in info.node.bases if base.keyword is None]
-        if any(answer is True for answer in answers):
-            result: bool | None = True
-        elif all(answer is False for answer in answers):
-            result = False
-        else:
-            result = None
+        result = module_verdict([of_base(base.value, seen | {name}) for base in info.node.bases if base.keyword is None])
         state[name] = result
         return result
 
@@ -148,14 +151,9 @@ def _resolve_module_ness(ctx: FileContext) -> None:
         if name in ctx.classes:
             return of_class(name, seen)
         qualified = ctx.imports.qualify_any(base)
-        if qualified is None:
-            return False if name.split(".")[-1] in PLAIN_BASES else None
-        if is_torch_module_name(qualified):
-            return True
-        if is_torch_name(qualified) or qualified.split(".")[0] in ("typing", "abc", "enum", "collections", "dataclasses"):
-            return False
-        if ctx.project is None or ctx.path is None:
-            return None
+        settled, verdict = base_without_reading(name, qualified)
+        if settled or ctx.project is None or ctx.path is None:
+            return verdict
         return ctx.project.is_module_class(qualified, ctx.path)
 
     for name, info in ctx.classes.items():
@@ -305,11 +303,16 @@ def _looped_attributes(cls: ClassInfo, ctx: FileContext) -> set[str]:
     """Attributes `x.<name>` read inside a loop or comprehension of the class. Asked of
     many classes, so answered from Python's own (faster) parse of the file when there is
     a text, for all its classes at once."""
-    if ctx.source is not None:
-        if ctx.looped is None:
-            ctx.looped = _looped_by_class(ctx.source)
-        if ctx.looped is not None:
-            return ctx.looped.get(cls.name, set())
+    if ctx.looped is None:
+        # Every class at once; {} when there is no text or Python rejects it (libcst may
+        # accept a file Python does not), and each class is then read from its own tree.
+        ctx.looped = (_looped_by_class(ctx.source) if ctx.source is not None else None) or {}
+    if cls.name not in ctx.looped:
+        ctx.looped[cls.name] = _looped_in_tree(cls)
+    return ctx.looped[cls.name]
+
+
+def _looped_in_tree(cls: ClassInfo) -> set[str]:
     found: set[str] = set()
 
     class _Finder(cst.CSTVisitor):

@@ -37,7 +37,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from enslint.analysis.context import PLAIN_BASES, FileContext, Symbol, is_torch_module_name, is_torch_name
+from enslint.analysis.context import PLAIN_BASES, FileContext, Symbol, base_without_reading, is_torch_name, module_verdict
 from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
@@ -378,12 +378,6 @@ class ProjectIndex:
             return True
         return bool(self.names) and uses_pattern(self.names).search(data) is not None
 
-    def symbol(self, qualified: str, importer: str) -> Symbol | None:
-        located = self.locate(qualified, importer)
-        if located is None:
-            return None
-        return self.load(Symbol(located[2], located[1], None, None, located[0], qualified), "any", importer)
-
     def defines_method(self, qualified: str, importer: str, method: str, depth: int = 0) -> bool | None:
         """Whether the class `qualified` (or a base of it) defines `method`; None: unknown."""
         if is_torch_name(qualified) or depth > 8:
@@ -422,10 +416,9 @@ class ProjectIndex:
     def is_module_class(self, qualified: str, importer: str, depth: int = 0) -> bool | None:
         """Whether the class `qualified` (as `importer` imports it) is an nn.Module:
         followed base by base through the files that define them."""
-        if is_torch_module_name(qualified):
-            return True
-        if is_torch_name(qualified):
-            return False
+        settled, verdict = base_without_reading(qualified, qualified)
+        if settled:
+            return verdict
         if depth > 12:
             return None
         located = self.locate(qualified, importer)
@@ -443,13 +436,9 @@ class ProjectIndex:
                 answers.append(self._class_is_module(path, base, depth + 1, seen | {(path, name)}))
                 continue
             full = _qualify(base, facts.imports)
-            if full is None:
-                answers.append(False if base.split(".")[-1] in PLAIN_BASES else None)
-            else:
-                answers.append(self.is_module_class(full, path, depth + 1))
-        if any(answer is True for answer in answers):
-            return True
-        return False if all(answer is False for answer in answers) else None
+            settled, verdict = base_without_reading(base, full)
+            answers.append(verdict if settled else self.is_module_class(full, path, depth + 1))
+        return module_verdict(answers)
 
     def _scan(self, name: str) -> tuple[list[Path], str]:
         """The project files whose text calls `name`, and a digest of them."""
