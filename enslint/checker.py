@@ -46,6 +46,9 @@ class Diagnostic:
         """The fix `--fix` applies in this mode: the first one it allows."""
         return next((f for f in self.fixes if f.applies(unsafe)), None)
 
+    def fix_of_form(self, form: str) -> Fix | None:
+        return next((f for f in self.fixes if f.form == form), None)
+
 
 @dataclass(frozen=True)
 class FileJob:
@@ -304,7 +307,7 @@ def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
                 span.start.line, span.start.column + 1, last.line, last.column + 1,
             )
         )
-    return Fix(rule_fix.applicability, rule_fix.message, tuple(sorted(edits, key=lambda e: e.start)))
+    return Fix(rule_fix.applicability, rule_fix.message, tuple(sorted(edits, key=lambda e: e.start)), rule_fix.form)
 
 
 class _Offsets:

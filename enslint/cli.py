@@ -167,18 +167,24 @@ def rules(output_format: str) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to run: cuda when available with auto.")
 @click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), help="Batch size: replaces the first dimension of every configured input shape.")
-@click.option("--compile", "use_compile", is_flag=True, help="Also time the original under torch.compile (compile time reported apart).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--compile", "use_compile", is_flag=True, help="Also time the original and each rewrite under torch.compile (compile time reported apart).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True, help="text: a table for the terminal; json and markdown: every figure.")
+@click.option("--apply", "apply_fix", is_flag=True, help="Write each class's recommended rewrite to its file (as --fix would), where one is recommended.")
 @click.option("--min-time", type=click.FloatRange(min=0.001), default=0.2, show_default=True, help="Seconds each timing runs for, at least (torch.utils.benchmark).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
-def verify(targets, device, dtype, batch, use_compile, output_format, min_time, config_path) -> None:
+def verify(targets, device, dtype, batch, use_compile, output_format, min_time, config_path, apply_fix) -> None:
     """Prove each rewrite equivalent to the original and time both, with torch.
 
     TARGETS are paths (every class `enslint check` flags in them; default .),
     `path/to/file.py::ClassName` or `package.module:ClassName`. For each class the
     original and the rewrite that `--fix --unsafe-fixes` would write (held in memory,
     nothing is written) are built with the same weights, traced with torch.fx, compared
-    (outputs, input gradients, every parameter's gradient) and timed.
+    (outputs, input gradients, every parameter's gradient) and timed. Where a class has
+    several candidate rewrites (a fused form, the vmap form, the safe unbind fix), each
+    is checked and timed, and the fastest equivalent one is recommended when it beats
+    the loop beyond the spread of the measurements ("keep the loop" when none does).
+    With --apply, the recommended rewrites are written through the same transactional
+    engine as `check --fix`.
 
     This IMPORTS AND RUNS the code it is pointed at (only those files and what they
     import). Configure classes under [tool.enslint.verify."ClassName"] with
@@ -208,7 +214,7 @@ def verify(targets, device, dtype, batch, use_compile, output_format, min_time, 
     elif device == "cuda" and not torch.cuda.is_available():
         raise UsageFailure("--device cuda: no CUDA device is available to torch here")
 
-    from enslint.verify.command import Options, exit_code, progress_printer, run, table
+    from enslint.verify.command import Options, apply_recommended, exit_code, markdown_table, progress_printer, run, terminal_table
     from enslint.verify.targets import TargetError, collect
 
     skipped: list[str] = []
@@ -227,8 +233,13 @@ def verify(targets, device, dtype, batch, use_compile, output_format, min_time, 
         import json
 
         click.echo(json.dumps([row.as_json() for row in rows], indent=2))
+    elif output_format == "markdown":
+        click.echo(markdown_table(rows, use_compile))
     else:
-        click.echo(table(rows, use_compile))
+        click.echo(terminal_table(rows))
+    if apply_fix:
+        for line in apply_recommended(found, rows):
+            click.echo(f"enslint: {line}", err=True)
     sys.exit(exit_code(rows))
 
 

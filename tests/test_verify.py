@@ -172,13 +172,107 @@ def test_unknown_verify_key_is_a_configuration_error(project):
     assert "unknown key 'shape'" in result.output
 
 
-def test_text_table_reports_tolerances(project):
+def test_text_table_fits_100_columns_and_markdown_has_every_figure(project):
     (project / "gated.py").write_text(CONTROL_FLOW.replace("        if h.sum() > 0:  # depends on the data: torch.fx cannot trace it\n            h = h * 2\n", ""))
     result = CliRunner().invoke(main, ["verify", "gated.py", "--device", "cpu", "--dtype", "float64", "--min-time", "0.001"])
     assert result.exit_code == 0, result.output
-    assert "| gated.py::GatedHeads | ENS001 | 3 | cpu | float64 |" in result.output
-    assert "tolerance float64: rtol=1e-09" in result.output
-    assert "equivalent |" in result.output
+    table = result.stdout.splitlines()
+    assert max(len(line) for line in table) <= 100, result.stdout
+    assert table[0].split() == ["class", "rule", "rewrite", "fwd+bwd", "speed-up", "verdict", "recommendation"]
+    first = table[1].split()
+    assert first[:4] == ["gated.py::GatedHeads", "ENS001", "wide", "layer"] and "equivalent" in first
+    assert "equivalent in float64: outputs and gradients within rtol=1e-09" in result.stdout
+    result = CliRunner().invoke(main, ["verify", "gated.py", "--device", "cpu", "--dtype", "float64", "--min-time", "0.001", "--format", "markdown"])
+    assert "| gated.py::GatedHeads | ENS001 | wide layer | 3 | cpu | float64 |" in result.stdout
+    assert "| gated.py::GatedHeads | ENS001 | vmap | 3 | cpu | float64 |" in result.stdout
+
+
+def _timed(original_ms: float, per_form: dict[str, float]):
+    """A stand-in for timing.measure: the original and each candidate (told apart by
+    the parameters its module holds) take the given times, with a spread of 2%."""
+    from enslint.verify import timing
+
+    def measure(function, parameters, inputs, min_time, device):
+        owner = function.__self__
+        names = {name.split(".")[0] for name, _ in owner.named_parameters()}
+        form = "wide layer" if type(getattr(owner, "heads", None)).__name__ == "Linear" else "vmap" if "heads" in names and type(owner.heads).__name__ == "StackedMembers" else "original"
+        ms = original_ms if form == "original" else per_form[form]
+        return timing.Timing(forward_ms=ms, step_ms=ms, forward_iqr_ms=ms * 0.02, step_iqr_ms=ms * 0.02)
+
+    return measure
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ({"wide layer": 1.0, "vmap": 3.0}, "wide layer"),
+        ({"wide layer": 3.0, "vmap": 1.0}, "vmap"),
+        ({"wide layer": 2.5, "vmap": 2.2}, "keep the loop"),  # none beats the 2.0 ms loop
+        ({"wide layer": 1.99, "vmap": 2.5}, "keep the loop"),  # faster, but within the spread
+    ],
+)
+def test_each_candidate_is_checked_and_timed_and_the_fastest_recommended(project, monkeypatch, times, expected):
+    from enslint.verify import timing
+
+    monkeypatch.setattr(timing, "measure", _timed(2.0, times))
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    result, rows = verify("gated.py::GatedHeads", "--device", "cpu", *FAST)
+    (row,) = rows
+    assert [(c["form"], c["status"]) for c in row["candidates"]] == [("wide layer", "equivalent"), ("vmap", "equivalent")]
+    assert [c["step_speedup"] for c in row["candidates"]] == [2.0 / times["wide layer"], 2.0 / times["vmap"]]
+    assert row["recommendation"] == expected
+
+
+def test_the_safe_fix_is_a_candidate_and_the_preferred_fused_form_comes_first(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result, rows = verify("fixtures/positive/seed_independent_mlps.py::IndependentEnsemble", "--device", "cpu", "--batch", "4", *FAST)
+    (row,) = rows
+    forms = [(c["form"], c["safety"], c["status"]) for c in row["candidates"]]
+    assert forms == [("stacked weights", "unsafe", "equivalent"), ("vmap", "unsafe", "equivalent"), ("unbind", "safe", "equivalent")]
+    assert row["recommendation"] in {"stacked weights", "vmap", "unbind", "keep the loop"}
+
+
+def test_a_mismatching_alternative_makes_the_class_a_mismatch(project, monkeypatch):
+    """Every candidate on offer is a fix a user may apply: one that is wrong is reported."""
+    from enslint.verify import building
+
+    loaded = building.load_rewrite_weights
+
+    def corrupt_vmap(original, rewritten):
+        loaded(original, rewritten)
+        if type(rewritten.heads).__name__ == "StackedMembers":
+            with torch.no_grad():
+                next(rewritten.heads.parameters())[0].add_(0.5)
+
+    monkeypatch.setattr(building, "load_rewrite_weights", corrupt_vmap)
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    result, rows = verify("gated.py::GatedHeads", "--device", "cpu", *FAST)
+    (row,) = rows
+    assert result.exit_code == 1
+    assert row["status"] == "mismatch" and [c["status"] for c in row["candidates"]] == ["equivalent", "mismatch"]
+    assert row["recommendation"] == "wide layer" or row["recommendation"] == "keep the loop"
+
+
+@pytest.mark.parametrize(("times", "form"), [({"wide layer": 3.0, "vmap": 1.0}, "vmap"), ({"wide layer": 3.0, "vmap": 3.0}, None)])
+def test_apply_writes_the_recommended_rewrite_through_the_fix_engine(project, monkeypatch, times, form):
+    from enslint.verify import timing
+
+    monkeypatch.setattr(timing, "measure", _timed(2.0, times))
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    result, rows = verify("gated.py::GatedHeads", "--device", "cpu", "--apply", *FAST)
+    written = (project / "gated.py").read_text()
+    if form is None:  # keep the loop: nothing written
+        assert written == CONTROL_FLOW and "applied" not in result.stderr
+        return
+    assert "gated.py::GatedHeads: applied the vmap rewrite (unsafe)" in result.stderr
+    assert "StackedMembers(self.heads)" in written and "nn.Linear(hidden, n_heads * 2)" not in written
+    compile(written, "gated.py", "exec")
+    # What was written is what verify proved: checking it again finds nothing to fix.
+    again = CliRunner().invoke(main, ["check", "gated.py", "--format", "json"])
+    assert json.loads(again.stdout) == []
 
 
 VERIFY_HELP_WARNS = "IMPORTS AND RUNS"
@@ -303,7 +397,9 @@ def test_compile_times_the_compiled_rewrite_too(project, monkeypatch):
     (project / "heads.py").write_text(PACKAGE_HEADS.replace("from .layers import Trunk\n", "").replace("self.trunk = Trunk()", "self.trunk = nn.Linear(4, 8)"))
     result, rows = verify("heads.py", "--device", "cpu", "--compile", *FAST)
     (row,) = rows
-    assert len(compiled) == 2 and row["compiled_step_ms"] == 3.0 and row["compiled_rewrite_step_ms"] == 4.0
+    # The original once, then each candidate (the fused form, the vmap form).
+    assert len(compiled) == 3 and row["compiled_step_ms"] == 3.0 and row["compiled_rewrite_step_ms"] == 4.0
+    assert [c["compiled_rewrite_step_ms"] for c in row["candidates"]] == [4.0, 5.0]
 
 
 def _strided_like_a_width_1_bmm(grad):

@@ -15,6 +15,14 @@ from typing import Any
 SAFE = "safe"  # keeps state_dict keys and numerics: applied by --fix
 UNSAFE = "unsafe"  # changes the parameter layout: needs --fix --unsafe-fixes
 
+# What a fix turns the loop into; a finding may offer several (verify times each).
+WIDE_LAYER = "wide layer"  # one nn.Linear for heads on one input
+STACKED = "stacked weights"  # (E, in, out) weights and baddbmm, layer by layer
+GROUPED = "grouped heads"  # the nest of groups of heads as one batched layer
+VMAP = "vmap"  # stack_module_state + torch.vmap over any identical members
+UNBIND = "unbind"  # iterate x.unbind(dim): the loop stays, the quadratic backward goes
+SHARED_CALL = "shared call"  # one call of a shared instance on all the slices
+
 
 @dataclass(frozen=True)
 class NodeEdit:
@@ -38,6 +46,7 @@ class RuleFix:
     applicability: str
     message: str
     edits: tuple[NodeEdit, ...]
+    form: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Fix:
     applicability: str
     message: str
     edits: tuple[Edit, ...]
+    form: str = ""
 
     def applies(self, unsafe: bool) -> bool:
         """Whether --fix applies it (unsafe fixes only with --unsafe-fixes)."""
@@ -64,6 +74,7 @@ class Fix:
     def as_json(self) -> dict:
         return {
             "applicability": self.applicability,
+            "form": self.form,
             "message": self.message,
             "edits": [
                 {
@@ -76,12 +87,12 @@ class Fix:
         }
 
     def as_row(self) -> list:
-        return [self.applicability, self.message, [[e.start, e.end, e.content, e.row, e.column, e.end_row, e.end_column] for e in self.edits]]
+        return [self.applicability, self.message, [[e.start, e.end, e.content, e.row, e.column, e.end_row, e.end_column] for e in self.edits], self.form]
 
     @classmethod
     def from_row(cls, row: list) -> Fix:
-        applicability, message, edits = row
-        return cls(applicability, message, tuple(Edit(*e) for e in edits))
+        applicability, message, edits, form = row
+        return cls(applicability, message, tuple(Edit(*e) for e in edits), form)
 
 
 @dataclass(frozen=True)

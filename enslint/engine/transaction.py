@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from enslint.checker import (
     detect_encoding,
     python_parse,
 )
-from enslint.engine.edits import apply_fixes
+from enslint.engine.edits import Fix, apply_fixes
 
 MAX_PASSES = 10
 
@@ -65,8 +66,12 @@ def _parses(text: str) -> str | None:
     return None
 
 
-def fix_file(job: FileJob, unsafe: bool) -> FixOutcome:
+def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | None] | None = None) -> FixOutcome:
+    """`choose` picks each finding's fix (or None to leave it), on every pass: verify
+    uses it to write one candidate form for one class; by default `--fix`'s choice."""
     outcome = FixOutcome(job)
+    if choose is None:
+        choose = lambda d: d.fix_for(unsafe)  # noqa: E731
     path = Path(job.filename)
     try:
         data = path.read_bytes()
@@ -82,7 +87,7 @@ def fix_file(job: FileJob, unsafe: bool) -> FixOutcome:
         return outcome
     outcome.before = outcome.after = text
     for _ in range(MAX_PASSES):
-        applicable = [f for d in diagnostics if (f := d.fix_for(unsafe)) is not None]
+        applicable = [f for d in diagnostics if (f := choose(d)) is not None]
         if not applicable:
             break
         result = apply_fixes(text, applicable)

@@ -260,7 +260,7 @@ def torch_name(imports) -> tuple[str, bool] | None:
 
 
 def unsafe_rewrite(
-    message: str, edits: list[NodeEdit], module: cst.Module, helper: str, source: str, add_import: bool = False
+    form: str, message: str, edits: list[NodeEdit], module: cst.Module, helper: str, source: str, add_import: bool = False
 ) -> RuleFix | None:
     """The rewrite as an unsafe fix; `source` (defining function or class `helper`) goes
     after the imports that open the file, before the first function or class, unless it is
@@ -285,7 +285,7 @@ def unsafe_rewrite(
         if first is None:
             return None  # nowhere sensible to put it: no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
-    return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits))
+    return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits), form)
 
 
 def _replaced_nodes(module: cst.Module, edits: list[NodeEdit]) -> list[cst.CSTNode]:

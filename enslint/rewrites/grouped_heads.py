@@ -35,7 +35,7 @@ from enslint.analysis.syntax import (
     int_value,
     names_in,
 )
-from enslint.engine.edits import NodeEdit, RuleFix
+from enslint.engine.edits import GROUPED, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -220,4 +220,4 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
         f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
         f"({groups}, {head.in_size}, {heads} * {head.out_size})"
     )
-    return unsafe_rewrite(message, edits, module, HOOK, _hook_source(torch_name), add_import)
+    return unsafe_rewrite(GROUPED, message, edits, module, HOOK, _hook_source(torch_name), add_import)

@@ -8,7 +8,7 @@ import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import code_of, walk
-from enslint.engine.edits import SAFE, NodeEdit, RuleFix
+from enslint.engine.edits import SAFE, UNBIND, NodeEdit, RuleFix
 from enslint.rewrites.common import slice_name, sliced_tensor
 
 
@@ -56,7 +56,7 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
         new_iter = f"zip({code_of(iterable)}, {unbound})"
     edits = [NodeEdit(header.target, new_target), NodeEdit(iterable, new_iter)]
     edits += [NodeEdit(s.node, name) for s in slices]
-    return RuleFix(SAFE, f"Iterate `{unbound}` instead of indexing `{slices[0].text}`", tuple(_unique(edits)))
+    return RuleFix(SAFE, f"Iterate `{unbound}` instead of indexing `{slices[0].text}`", tuple(_unique(edits)), UNBIND)
 
 
 def _unique(edits: list[NodeEdit]) -> Iterator[NodeEdit]:

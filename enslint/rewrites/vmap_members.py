@@ -28,7 +28,7 @@ import libcst as cst
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import first_param
-from enslint.engine.edits import NodeEdit, RuleFix
+from enslint.engine.edits import VMAP, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     building_statements,
     definition,
@@ -169,4 +169,4 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     )
     edits = [NodeEdit(statements[-1], stacking, after=True), *site_edits(site, code)]
     message = f"Stack the members' parameters and run them all at once with `{torch_name}.vmap`"
-    return unsafe_rewrite(message, edits, module, HELPER, _helper_source(torch_name), add_import)
+    return unsafe_rewrite(VMAP, message, edits, module, HELPER, _helper_source(torch_name), add_import)

@@ -302,19 +302,18 @@ class Heads(tnn.Module):
                 if isinstance(fix, str) and not fix.startswith("no "):
                     fix = f"no fused rewrite: {fix}"
             else:
-                # Preferred first: one wide layer, stacked MLP weights, the general vmap form.
-                fix, reasons = None, []
-                for rewrite in (wide_layer_fix, stacked_mlp_fix, vmap_members_fix):
-                    made = rewrite(loop, model.module, model.imports)
-                    if isinstance(made, RuleFix):
-                        fix = made
-                        break
-                    if isinstance(made, str):
-                        reasons.append(made if made.startswith("no ") else f"no fused rewrite: {made}")
-                if fix is None and reasons:
+                # Preferred first: one wide layer, stacked MLP weights, the general vmap
+                # form; the vmap form is also offered beside a specific one, for verify
+                # to time (which is faster depends on the device and the shapes).
+                made = [rewrite(loop, model.module, model.imports) for rewrite in (wide_layer_fix, stacked_mlp_fix, vmap_members_fix)]
+                offered = [m for m in made if isinstance(m, RuleFix)]
+                fix = tuple(offered[:1] + [m for m in offered[1:] if m is made[2]])
+                reasons = [m if m.startswith("no ") else f"no fused rewrite: {m}" for m in made if isinstance(m, str)]
+                if not fix and reasons:
                     # "not yet for these members" only when nothing more specific stands in the way.
                     fix = next((r for r in reasons if " yet for " not in r), reasons[0])
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None
-            yield Finding(self.code, message, loop.report_node, (fix,) if fix else ())
+            fixes = fix if isinstance(fix, tuple) else (fix,) if fix else ()
+            yield Finding(self.code, message, loop.report_node, fixes)

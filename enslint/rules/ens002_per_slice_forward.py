@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import LINEAR, SLICE
+from enslint.engine.edits import RuleFix
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rewrites.blockers import fused_blocker
 from enslint.rules.describe import (
@@ -262,13 +263,18 @@ class Zipped(nn.Module):
                 notes.append(f"no automatic unbind fix: {fix}")
                 fix = None
             blocker = fused_blocker(loop, model)
+            alternatives = []
             if member.shared:
                 # One instance: nothing to fuse, one call on all slices (safe, no new weights).
                 fused = None if blocker else shared_instance_fix(loop, model.module, model.imports)
             elif blocker is not None:
                 fused = f"{blocker}"
             elif group is None:
-                fused = stacked_mlp_fix(loop, model.module, model.imports) or vmap_members_fix(loop, model.module, model.imports)
+                stacked = stacked_mlp_fix(loop, model.module, model.imports)
+                general = vmap_members_fix(loop, model.module, model.imports)
+                fused = stacked or general
+                if stacked is not None and isinstance(general, RuleFix):
+                    alternatives.append(general)  # for verify to time beside the stacked form
             else:
                 fused = None
             if isinstance(fused, str):
@@ -281,5 +287,5 @@ class Zipped(nn.Module):
                 notes.append(f"no automatic fused rewrite yet for {kind if '`' in kind else f'`{kind}`'} members")
             if notes:
                 message += f" ({'; '.join(notes)})"
-            fixes = tuple(f for f in (fused, fix) if f is not None)  # the fused rewrite preferred
+            fixes = tuple(f for f in (fused, *alternatives, fix) if f is not None)  # the fused rewrite preferred
             yield Finding(self.code, message, loop.report_node, fixes)

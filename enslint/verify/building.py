@@ -1,6 +1,6 @@
 """Build the original module and its rewrite, with the same weights, and their inputs.
 
-The original class is imported from its file; the rewritten class is executed from the
+The original class is imported from its file; each rewritten class is executed from a
 rewritten source held in memory (nothing is written to disk), under the same file name
 so that its relative lookups behave the same. Both are built with the same seed; the
 rewrite then loads the original's state_dict through its checkpoint migration hook,
@@ -38,11 +38,22 @@ class NeedsConfig(SetupError):
 
 @dataclass
 class Pair:
+    """The original, built; `rewrite(source)` builds a candidate with the same weights."""
+
     original: torch.nn.Module
-    rewritten: torch.nn.Module | None
     method: str
     shapes: list[tuple[int, ...]]
     spec_name: str  # the config name it was built from, or "defaults"
+    target: Target
+    kwargs: dict
+    seed: int
+
+    def rewrite(self, source: str) -> torch.nn.Module:
+        cls = load_rewrite(self.target, source)
+        torch.manual_seed(self.seed)
+        rewritten = cls(**self.kwargs)
+        load_rewrite_weights(self.original, rewritten)
+        return rewritten
 
 
 @contextlib.contextmanager
@@ -95,28 +106,35 @@ def _execute(name: str, file: Path, source: str | None, package: str | None = No
     return module
 
 
-def load_classes(target: Target) -> tuple[type, type | None]:
-    """The original class and the rewritten one (None when there is no rewrite). A file
-    of a package runs as that package's module (`from .mlp import MLP` works), the
-    rewrite beside it under another name of the same package."""
-    serial = next(_serial)
+def load_original(target: Target) -> type:
+    """The original class. A file of a package runs as that package's module (`from .mlp
+    import MLP` works)."""
     package, root = package_of(target.file)
     module_name = target.module_name or (f"{package}.{target.file.stem}" if package else None)
     if module_name:
         with _importable_from(root):
-            original_module = importlib.import_module(module_name)
-        package = module_name.rpartition(".")[0] or None
+            module = importlib.import_module(module_name)
     else:
-        original_module = _execute(f"enslint_verify_original_{serial}_{target.file.stem}", target.file, None)
-    rewritten_module = None
-    if target.rewritten is not None:
-        name = f"{package}._enslint_rewrite_{serial}_{target.file.stem}" if package else f"enslint_verify_rewrite_{serial}_{target.file.stem}"
-        rewritten_module = _execute(name, target.file, target.rewritten, package)
-    original = getattr(original_module, target.class_name, None)
-    if not isinstance(original, type) or not issubclass(original, torch.nn.Module):
+        module = _execute(f"enslint_verify_original_{next(_serial)}_{target.file.stem}", target.file, None)
+    return _module_class(module, target)
+
+
+def load_rewrite(target: Target, source: str) -> type:
+    """The class as `source` (the rewritten file) defines it, run beside the original
+    under another name of the same package."""
+    serial = next(_serial)
+    package = package_of(target.file)[0]
+    if target.module_name:
+        package = target.module_name.rpartition(".")[0] or None
+    name = f"{package}._enslint_rewrite_{serial}_{target.file.stem}" if package else f"enslint_verify_rewrite_{serial}_{target.file.stem}"
+    return _module_class(_execute(name, target.file, source, package), target)
+
+
+def _module_class(module: types.ModuleType, target: Target) -> type:
+    found = getattr(module, target.class_name, None)
+    if not isinstance(found, type) or not issubclass(found, torch.nn.Module):
         raise SetupError(f"{target.class_name} is not an nn.Module class")
-    rewritten = getattr(rewritten_module, target.class_name, None) if rewritten_module else None
-    return original, rewritten
+    return found
 
 
 def spec_for(target: Target, config: Config) -> tuple[str, VerifySpec]:
@@ -170,9 +188,9 @@ def _inferred_shapes(model: torch.nn.Module, method: str, target: Target) -> lis
 
 
 def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> Pair:
-    """Both modules with the original's weights, on the CPU in float32."""
+    """The original on the CPU in float32, with what it takes to build a rewrite of it."""
     spec_name, spec = spec_for(target, config)
-    original_cls, rewritten_cls = load_classes(target)
+    original_cls = load_original(target)
     kwargs = _init_kwargs(original_cls, spec, spec_name, target)
     method = spec.method or target.method or "forward"
     torch.manual_seed(seed)
@@ -188,12 +206,7 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
     shapes = list(spec.inputs) if spec.inputs is not None else _inferred_shapes(original, method, target)
     if batch is not None:
         shapes = [(batch, *shape[1:]) for shape in shapes]
-    rewritten = None
-    if rewritten_cls is not None:
-        torch.manual_seed(seed)
-        rewritten = rewritten_cls(**kwargs)
-        load_rewrite_weights(original, rewritten)
-    return Pair(original, rewritten, method, shapes, spec_name)
+    return Pair(original, method, shapes, spec_name, target, kwargs, seed)
 
 
 def load_rewrite_weights(original: torch.nn.Module, rewritten: torch.nn.Module) -> None:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from enslint.config import Config
+from enslint.engine.transaction import fix_file, write_atomically
 from enslint.verify import building, graphs, timing
 from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_step
 from enslint.verify.targets import Target
@@ -38,44 +39,78 @@ class Options:
 
 
 @dataclass
-class Row:
-    target: str
-    rule: str
-    members: int | None = None
-    device: str = ""
-    dtype: str = ""
+class Trial:
+    """One candidate rewrite of a class: its verdict, its graph and its timings."""
+
+    form: str
+    safety: str
     status: str = ""
     # "both", "original only", "rewrite only" or "neither": which side torch.fx traced
     # (where one cannot be, both are compared eagerly all the same).
     traced: str = ""
     calls_original: int | None = None
     calls_rewrite: int | None = None
-    forward_original_ms: float | None = None
+    eager_counted: bool = False  # both counted in an eager forward, not in fx graphs
     forward_rewrite_ms: float | None = None
-    step_original_ms: float | None = None
     step_rewrite_ms: float | None = None
-    compiled_step_ms: float | None = None  # --compile: the compiled original's training step
-    compile_s: float | None = None
-    compiled_rewrite_step_ms: float | None = None  # and the compiled rewrite's
+    step_rewrite_iqr_ms: float | None = None
+    compiled_rewrite_step_ms: float | None = None  # --compile
     compile_rewrite_s: float | None = None
     max_abs_error: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    """One class: the original's figures, and a trial per candidate rewrite (the one
+    `--fix --unsafe-fixes` writes first)."""
+
+    target: str
+    rule: str
+    members: int | None = None
+    device: str = ""
+    dtype: str = ""
+    status: str = ""  # the verdict on the preferred rewrite; "mismatch" if any candidate mismatches
+    forward_original_ms: float | None = None
+    step_original_ms: float | None = None
+    step_original_iqr_ms: float | None = None
+    compiled_step_ms: float | None = None  # --compile: the compiled original's training step
+    compile_s: float | None = None
     rtol: float | None = None
     atol: float | None = None
     notes: list[str] = field(default_factory=list)
-    eager_counted: bool = False  # calls counted in an eager forward, not in fx graphs
+    trials: list[Trial] = field(default_factory=list)
+    recommendation: str = ""  # a candidate's form, or KEEP_LOOP
 
     @property
-    def forward_speedup(self) -> float | None:
-        return _ratio(self.forward_original_ms, self.forward_rewrite_ms)
+    def preferred(self) -> Trial | None:
+        return self.trials[0] if self.trials else None
+
+    def speedup(self, trial: Trial, step: bool = True) -> float | None:
+        if step:
+            return _ratio(self.step_original_ms, trial.step_rewrite_ms)
+        return _ratio(self.forward_original_ms, trial.forward_rewrite_ms)
 
     @property
     def step_speedup(self) -> float | None:
-        return _ratio(self.step_original_ms, self.step_rewrite_ms)
+        return self.speedup(self.preferred) if self.preferred else None
 
     def as_json(self) -> dict:
+        """The class's figures with the preferred rewrite's at the top level (as one
+        rewrite per class reads), and every candidate under `candidates`."""
         data = asdict(self)
-        data["forward_speedup"] = self.forward_speedup
+        trials = data.pop("trials")
+        first = trials[0] if trials else {f: None for f in Trial.__dataclass_fields__}
+        for key, value in first.items():
+            if key in ("notes", "status"):
+                continue
+            data[key] = value
+        data["forward_speedup"] = self.speedup(self.preferred, step=False) if self.preferred else None
         data["step_speedup"] = self.step_speedup
+        data["candidates"] = [
+            {**t, "forward_speedup": self.speedup(trial, step=False), "step_speedup": self.speedup(trial)}
+            for t, trial in zip(trials, self.trials)
+        ]
         return data
 
 
@@ -94,7 +129,7 @@ def _members(target: Target, model: torch.nn.Module) -> int | None:
 
 def verify_one(target: Target, config: Config, options: Options) -> Row:
     row = Row(target.display, target.rules, device=options.device, dtype=options.dtype)
-    if target.rewritten is None or not any(d.fixes for d in target.findings):
+    if not target.candidates:
         row.status = NO_REWRITE
         reasons = [m.group(1) for d in target.findings for m in [_REASON.search(d.message)] if m]
         row.notes = reasons[:1] or (["no finding in this class"] if not target.findings else [])
@@ -102,31 +137,14 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     dtype = DTYPES[options.dtype]
     row.rtol, row.atol = TOLERANCES[dtype]
     pair = building.build(target, config, options.batch)
-    row.members = _members(target, pair.original)
+    original = pair.original
+    row.members = _members(target, original)
     files = {str(target.file), f"<enslint rewrite of {target.file}>"}
-
-    original, rewritten = pair.original, pair.rewritten
     traced_original = graphs.trace(original, pair.method, files)
-    traced_rewrite = graphs.trace(rewritten, pair.method, files)
-    row.calls_original, row.calls_rewrite = traced_original.calls, traced_rewrite.calls
-    row.traced = {(True, True): "both", (True, False): "original only", (False, True): "rewrite only", (False, False): "neither"}[
-        (not traced_original.problem, not traced_rewrite.problem)
-    ]
     if traced_original.problem:
         row.notes.append(f"fx cannot trace the original ({traced_original.problem})")
-    if traced_rewrite.problem:
-        row.notes.append(f"fx cannot trace the rewrite ({traced_rewrite.problem})")
-
-    # Compared in eval mode, where dropout is off and both compute one function.
-    for model in (original, rewritten):
-        model.to(device=options.device, dtype=dtype).eval()
+    original.to(device=options.device, dtype=dtype).eval()
     inputs = building.make_inputs(pair.shapes, dtype, options.device)
-    # Where fx cannot trace either one, the torch calls of one eager forward of each
-    # stand in for the graphs (counted the same way on both sides, so comparable).
-    if traced_original.calls is None or traced_rewrite.calls is None:
-        row.calls_original = graphs.eager_calls(original, pair.method, inputs)
-        row.calls_rewrite = graphs.eager_calls(rewritten, pair.method, inputs)
-        row.eager_counted = True
     call = lambda model, *xs: getattr(model, pair.method)(*xs)  # noqa: E731
     with full_precision():
         reference = None
@@ -134,36 +152,83 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
             exact = copy.deepcopy(original).to(torch.float64)
             reference = run_step(exact, call, [x.to(torch.float64) for x in inputs])
             del exact
-        result = compare(run_step(original, call, inputs), run_step(rewritten, call, inputs), rewritten, dtype, reference)
-    row.max_abs_error = result.max_abs_error
-    if not result.equivalent:
-        row.status = MISMATCH
-        row.notes += result.problems[:5]
-        return row
-    row.status = EQUIVALENT
+        original_step = run_step(original, call, inputs)
 
-    for model in (original, rewritten):
-        model.train()
-    first, second = (
-        timing.measure(getattr(model, pair.method), list(model.parameters()), inputs, options.min_time, options.device)
-        for model in (original, rewritten)
-    )
-    row.forward_original_ms, row.forward_rewrite_ms = first.forward_ms, second.forward_ms
-    row.step_original_ms, row.step_rewrite_ms = first.step_ms, second.step_ms
-    if options.compile:
-        for side, model in (("original", original), ("rewrite", rewritten)):
-            try:
-                seconds, compiled = timing.compile_and_measure(
-                    getattr(model, pair.method), list(model.parameters()), inputs, options.min_time, options.device
-                )
-            except Exception as error:  # noqa: BLE001 - compile trouble is a note, not a failure
-                row.notes.append(f"torch.compile of the {side} failed: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}")
-                continue
-            if side == "original":
-                row.compile_s, row.compiled_step_ms = seconds, compiled.step_ms
-            else:
-                row.compile_rewrite_s, row.compiled_rewrite_step_ms = seconds, compiled.step_ms
+    for candidate in target.candidates:
+        trial = Trial(candidate.form, candidate.safety)
+        row.trials.append(trial)
+        rewritten = pair.rewrite(candidate.source)
+        traced_rewrite = graphs.trace(rewritten, pair.method, files)
+        trial.calls_original, trial.calls_rewrite = traced_original.calls, traced_rewrite.calls
+        trial.traced = {(True, True): "both", (True, False): "original only", (False, True): "rewrite only", (False, False): "neither"}[
+            (not traced_original.problem, not traced_rewrite.problem)
+        ]
+        if traced_rewrite.problem:
+            trial.notes.append(f"fx cannot trace the rewrite ({traced_rewrite.problem})")
+        # Compared in eval mode, where dropout is off and both compute one function.
+        rewritten.to(device=options.device, dtype=dtype).eval()
+        # Where fx cannot trace either one, the torch calls of one eager forward of each
+        # stand in for the graphs (counted the same way on both sides, so comparable).
+        if traced_original.calls is None or traced_rewrite.calls is None:
+            trial.calls_original = graphs.eager_calls(original, pair.method, inputs)
+            trial.calls_rewrite = graphs.eager_calls(rewritten, pair.method, inputs)
+            trial.eager_counted = True
+        with full_precision():
+            result = compare(original_step, run_step(rewritten, call, inputs), rewritten, dtype, reference)
+        trial.max_abs_error = result.max_abs_error
+        trial.status = EQUIVALENT if result.equivalent else MISMATCH
+        if not result.equivalent:
+            trial.notes += result.problems[:5]
+            continue
+        rewritten.train()
+        if row.step_original_ms is None:
+            original.train()
+            timed = timing.measure(getattr(original, pair.method), list(original.parameters()), inputs, options.min_time, options.device)
+            row.forward_original_ms, row.step_original_ms, row.step_original_iqr_ms = timed.forward_ms, timed.step_ms, timed.step_iqr_ms
+        timed = timing.measure(getattr(rewritten, pair.method), list(rewritten.parameters()), inputs, options.min_time, options.device)
+        trial.forward_rewrite_ms, trial.step_rewrite_ms, trial.step_rewrite_iqr_ms = timed.forward_ms, timed.step_ms, timed.step_iqr_ms
+        if options.compile:
+            if row.compiled_step_ms is None and not any("torch.compile of the original" in n for n in row.notes):
+                _compile(row, None, original, pair.method, inputs, options)
+            _compile(row, trial, rewritten, pair.method, inputs, options)
+        del rewritten
+
+    first = row.trials[0]
+    row.status = MISMATCH if any(t.status == MISMATCH for t in row.trials) else first.status
+    row.notes += [note if trial is first else f"{trial.form}: {note}" for trial in row.trials for note in trial.notes]
+    row.recommendation = recommend(row)
     return row
+
+
+def _compile(row: Row, trial: Trial | None, model, method: str, inputs, options: Options) -> None:
+    """Time the compiled original (trial None) or the compiled candidate."""
+    side = "original" if trial is None else "rewrite"
+    try:
+        seconds, compiled = timing.compile_and_measure(getattr(model, method), list(model.parameters()), inputs, options.min_time, options.device)
+    except Exception as error:  # noqa: BLE001 - compile trouble is a note, not a failure
+        first_line = str(error).splitlines()[0][:120] if str(error) else ""
+        (row.notes if trial is None else trial.notes).append(f"torch.compile of the {side} failed: {type(error).__name__}: {first_line}")
+        return
+    if trial is None:
+        row.compile_s, row.compiled_step_ms = seconds, compiled.step_ms
+    else:
+        trial.compile_rewrite_s, trial.compiled_rewrite_step_ms = seconds, compiled.step_ms
+
+
+KEEP_LOOP = "keep the loop"
+
+
+def recommend(row: Row) -> str:
+    """The fastest equivalent candidate's form when its training step (forward and
+    backward) is faster than the original's beyond the spread of both measurements,
+    "keep the loop" when none is; empty when nothing was timed."""
+    timed = [t for t in row.trials if t.status == EQUIVALENT and t.step_rewrite_ms is not None]
+    if not timed or row.step_original_ms is None:
+        return ""
+    best = min(timed, key=lambda t: t.step_rewrite_ms)
+    # Half of each interquartile range: the intervals around the two medians must not overlap.
+    margin = ((row.step_original_iqr_ms or 0.0) + (best.step_rewrite_iqr_ms or 0.0)) / 2
+    return best.form if best.step_rewrite_ms + margin < row.step_original_ms else KEEP_LOOP
 
 
 def _with_torch_warnings(target: Target, config: Config, options: Options) -> Row:
@@ -221,37 +286,136 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def table(rows: list[Row], with_compile: bool) -> str:
-    header = ["class", "rule", "E", "device", "dtype", "fx calls", "fwd ms", "fwd rewrite ms", "fwd speed-up", "fwd+bwd ms", "fwd+bwd rewrite ms", "fwd+bwd speed-up"]
+def speedup_interval(row: Row, trial: Trial) -> tuple[float, float] | None:
+    """The training-step speed-up with each median moved by half its interquartile range
+    against the rewrite (low) and in its favour (high)."""
+    if row.step_original_ms is None or not trial.step_rewrite_ms:
+        return None
+    half_o, half_r = (row.step_original_iqr_ms or 0.0) / 2, (trial.step_rewrite_iqr_ms or 0.0) / 2
+    low = (row.step_original_ms - half_o) / (trial.step_rewrite_ms + half_r)
+    high = (row.step_original_ms + half_o) / max(trial.step_rewrite_ms - half_r, 1e-12)
+    return low, high
+
+
+def _speedup_cell(row: Row, trial: Trial) -> str:
+    interval = speedup_interval(row, trial)
+    if interval is None:
+        return "-"
+    number = lambda v: f"{v:.1f}" if v >= 10 else f"{v:.2f}"  # noqa: E731 - 15 columns at most
+    return f"{number(row.speedup(trial))}x {number(interval[0])}-{number(interval[1])}"
+
+
+def _rules(row: Row) -> str:
+    codes = row.rule.split(",")
+    return codes[0] + "".join(f",{c[-3:].lstrip('0') or '0'}" for c in codes[1:])  # ENS001,2
+
+
+def _verdict(row: Row, trial: Trial | None) -> str:
+    return trial.status if trial is not None else row.status
+
+
+def _legend(rows: list[Row]) -> list[str]:
+    lines = []
+    tolerances = sorted({(r.dtype, r.rtol, r.atol) for r in rows if r.rtol is not None})
+    lines += [f"equivalent in {d}: outputs and gradients within rtol={rt:g}, atol={at:g} x max(1, largest |value|)" for d, rt, at in tolerances]
+    if any(r.dtype != "float64" and r.rtol is not None for r in rows):
+        lines.append("  and the rewrite's error against a float64 run at most twice the original's plus atol")
+    return lines
+
+
+def _fit(text: str, width: int) -> str:
+    """`text` in `width` columns: a long `path::Class` keeps its end (the class)."""
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def terminal_table(rows: list[Row]) -> str:
+    """At most 100 columns: per class and candidate, the training-step speed-up with the
+    range its measurements' spread allows, the verdict, and the recommendation. Notes
+    only where something failed; every figure and note is in --format markdown/json."""
+    widths = (24, 10, 15, 16, 10)
+    header = ("class", "rule", "rewrite", "fwd+bwd speed-up", "verdict", "recommendation")
+    layout = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    lines = [layout.format(*header)]
+    notes = []
+    for row in rows:
+        name = _fit(row.target.rsplit("/", 1)[-1], widths[0])
+        status = row.status if len(row.status) <= widths[4] else row.status.split(":")[0]
+        if not row.trials:
+            lines.append(layout.format(name, _rules(row), "-", "-", status, "").rstrip())
+            notes += [f"{row.target}: {note}" for note in [row.status if status != row.status else "", *row.notes] if note and note != "needs config"]
+        for i, trial in enumerate(row.trials):
+            first = i == 0
+            lines.append(
+                layout.format(
+                    name if first else "", _rules(row) if first else "", _fit(trial.form, widths[2]),
+                    _speedup_cell(row, trial), trial.status, row.recommendation if first else "",
+                ).rstrip()
+            )
+            if trial.status != EQUIVALENT:
+                notes += [f"{row.target} ({trial.form}): {note}" for note in trial.notes]
+    lines += [""] + _legend(rows)
+    if any(r.recommendation for r in rows):
+        lines.append("speed-up: original / rewrite time of one training step (forward and backward), then its range")
+        lines.append("  with each median moved by half its interquartile range")
+        lines.append(f"recommendation: the fastest equivalent rewrite if faster beyond that spread, else \"{KEEP_LOOP}\"")
+    lines += notes  # whole, never cut: the advice in them is copied into config files
+    return "\n".join(lines).rstrip("\n")
+
+
+def markdown_table(rows: list[Row], with_compile: bool) -> str:
+    """Every figure, one line per candidate rewrite."""
+    header = ["class", "rule", "rewrite", "E", "device", "dtype", "fx calls", "fwd ms", "fwd rewrite ms", "fwd speed-up", "fwd+bwd ms", "fwd+bwd rewrite ms", "fwd+bwd speed-up"]
     if with_compile:
         header += ["compiled fwd+bwd ms", "compiled rewrite ms", "compile s"]
-    header += ["max abs error", "fx traced", "status"]
+    header += ["max abs error", "fx traced", "verdict", "recommendation"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = []
     for row in rows:
-        calls = "-"
-        if row.calls_original is not None:
-            mark = "*" if row.eager_counted else ""
-            calls = f"{row.calls_original} -> {row.calls_rewrite}{mark}"
-        cells = [
-            row.target, row.rule, "-" if row.members is None else str(row.members), row.device, row.dtype, calls,
-            _ms(row.forward_original_ms), _ms(row.forward_rewrite_ms), _x(row.forward_speedup),
-            _ms(row.step_original_ms), _ms(row.step_rewrite_ms), _x(row.step_speedup),
-        ]
-        if with_compile:
-            seconds = [t for t in (row.compile_s, row.compile_rewrite_s) if t is not None]
-            cells += [_ms(row.compiled_step_ms), _ms(row.compiled_rewrite_step_ms), " + ".join(f"{t:.1f}" for t in seconds) or "-"]
-        cells += ["-" if row.max_abs_error is None else f"{row.max_abs_error:.2e}", row.traced or "-", row.status]
-        lines.append("| " + " | ".join(cells) + " |")
+        for trial in row.trials or [None]:
+            calls = "-"
+            if trial is not None and trial.calls_original is not None:
+                mark = "*" if trial.eager_counted else ""
+                calls = f"{trial.calls_original} -> {trial.calls_rewrite}{mark}"
+            cells = [
+                row.target, row.rule, trial.form if trial else "-", "-" if row.members is None else str(row.members), row.device, row.dtype, calls,
+                _ms(row.forward_original_ms), _ms(trial and trial.forward_rewrite_ms), _x(trial and row.speedup(trial, step=False)),
+                _ms(row.step_original_ms), _ms(trial and trial.step_rewrite_ms), _speedup_cell(row, trial) if trial else "-",
+            ]
+            if with_compile:
+                seconds = [t for t in (row.compile_s, trial and trial.compile_rewrite_s) if t is not None]
+                cells += [_ms(row.compiled_step_ms), _ms(trial and trial.compiled_rewrite_step_ms), " + ".join(f"{t:.1f}" for t in seconds) or "-"]
+            error = trial.max_abs_error if trial else None
+            cells += ["-" if error is None else f"{error:.2e}", (trial.traced if trial else "") or "-", _verdict(row, trial), row.recommendation if trial is row.preferred else ""]
+            lines.append("| " + " | ".join(cells) + " |")
         notes += [f"{row.target}: {note}" for note in row.notes if note != "needs config"]
-    tolerances = sorted({(r.dtype, r.rtol, r.atol) for r in rows if r.rtol is not None})
-    lines += [""] + [f"tolerance {d}: rtol={rt:g}, atol={at:g} x max(1, largest magnitude)" for d, rt, at in tolerances]
-    if any(r.dtype != "float64" for r in rows):
-        lines.append("below float64: the rewrite's error against the original run in float64 must be at most twice the original's, plus atol")
-    if any(row.eager_counted for row in rows):
+    lines += [""] + _legend(rows)
+    if any(t.eager_counted for row in rows for t in row.trials):
         lines.append("fx calls: call nodes of the torch.fx graphs; *: torch calls of one eager forward of each, where fx cannot trace one of them")
     lines += notes
     return "\n".join(lines).rstrip("\n")
+
+
+def apply_recommended(targets: list[Target], rows: list[Row]) -> list[str]:
+    """Write each class's recommended candidate to its file, one transaction per class
+    (the file is re-read, so several classes of one file each land); a line per class."""
+    lines = []
+    for target, row in zip(targets, rows):
+        candidate = next((c for c in target.candidates if c.form == row.recommendation), None)
+        if candidate is None or row.status != EQUIVALENT:
+            continue
+        outcome = fix_file(target.job, unsafe=True, choose=candidate.choose)
+        if outcome.error is not None:
+            lines.append(f"{target.display}: not applied: {outcome.error}")
+            continue
+        if not outcome.changed:
+            continue
+        try:
+            write_atomically(outcome)
+        except OSError as error:
+            lines.append(f"{target.display}: not applied: {error}")
+            continue
+        lines.append(f"{target.display}: applied the {candidate.form} rewrite ({candidate.safety})")
+    return lines
 
 
 def progress_printer(stream=sys.stderr):

@@ -2,8 +2,10 @@
 
 A target is `path/to/file.py::ClassName`, `package.module:ClassName`, or a path (a file
 or a folder), which stands for every flagged class in it. Finding them runs the checker
-(no import); each flagged class is paired with its findings, and with the rewrite that
-`--fix --unsafe-fixes` would write for its file, held in memory.
+(no import); each flagged class is paired with its findings and its candidates: the file
+as each form of fix on offer for that class would rewrite it, held in memory. The first
+candidate is what `--fix --unsafe-fixes` writes; then the vmap form where a more specific
+fused form is preferred, and the safe fix (`unbind`, one shared call) where there is one.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from enslint.checker import Diagnostic
+from enslint.checker import Diagnostic, FileJob
 from enslint.config import Config
 from enslint.discovery import discover
+from enslint.engine.edits import SAFE, UNSAFE, VMAP, Fix
 from enslint.engine.transaction import fix_file
-from enslint.engine.edits import UNSAFE
 from enslint.runner import check_all, make_jobs
 
 _MODULE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -30,14 +33,30 @@ class TargetError(Exception):
 
 
 @dataclass
+class Candidate:
+    """One way to rewrite a class: `choose` picks each of its findings' fix (the same
+    choice on every pass of the fix engine), `source` is the file it gives."""
+
+    form: str  # "stacked weights", "vmap", "unbind", ... (forms joined by " + ")
+    safety: str
+    source: str
+    choose: Callable[[Diagnostic], Fix | None]
+
+
+@dataclass
 class Target:
     file: Path
     class_name: str
     display: str  # `path::Class` as the user reads it
     module_name: str | None = None  # set for `package.module:Class` targets
     findings: list[Diagnostic] = field(default_factory=list)
-    rewritten: str | None = None  # the file after --fix --unsafe-fixes; None: no rewrite
-    has_fused_rewrite: bool = False  # a finding of this class carries an unsafe (fused) rewrite
+    candidates: list[Candidate] = field(default_factory=list)  # preferred first
+    job: FileJob | None = None  # how check read its file, for --apply
+
+    @property
+    def rewritten(self) -> str | None:
+        """The file after --fix --unsafe-fixes (this class's findings); None: no rewrite."""
+        return self.candidates[0].source if self.candidates else None
 
     @property
     def rules(self) -> str:
@@ -87,7 +106,7 @@ def module_file(module_name: str, search: list[str]) -> Path:
 
 
 def _flagged(file: Path, display_root: Path, config: Config, warnings: list[str]) -> dict[str, Target]:
-    """Every class of `file` with a finding, each with the file's rewrite."""
+    """Every class of `file` with a finding, each with its candidate rewrites."""
     # As `enslint check` reads it: within its project, other files read for the index.
     (job,), (outcome,) = check_all(make_jobs([file.resolve()], config, display_root, use_cache=False), workers=1)
     job = replace(job, path=_display(file, display_root))
@@ -98,16 +117,45 @@ def _flagged(file: Path, display_root: Path, config: Config, warnings: list[str]
         return {}
     source = file.read_text(encoding="utf-8")
     classes = _classes_at(source, file)
-    outcome = fix_file(job, unsafe=True)
-    rewritten = outcome.after if outcome.changed and outcome.error is None else None
     found: dict[str, Target] = {}
     for d in diagnostics:
         name = _class_of(classes, d.row)
         if name is None:
             continue
-        target = found.setdefault(name, Target(file, name, f"{job.path}::{name}", rewritten=rewritten))
+        target = found.setdefault(name, Target(file, name, f"{job.path}::{name}", job=job))
         target.findings.append(d)
-        target.has_fused_rewrite |= any(f.applicability == UNSAFE for f in d.fixes)
+    for target in found.values():
+        target.candidates = candidates(target)
+    return found
+
+
+def _in_class(name: str) -> Callable[[Diagnostic], bool]:
+    # Findings name their place `Class.method`; fixing passes re-check the file, so a
+    # finding's class is read from its message rather than from line numbers that move.
+    return lambda d: d.message.startswith(f"`{name}.")
+
+
+def candidates(target: Target) -> list[Candidate]:
+    """The distinct rewrites of `target`'s class on offer, preferred first."""
+    mine = _in_class(target.class_name)
+    choosers: list[Callable[[Diagnostic], Fix | None]] = [
+        lambda d: d.fix_for(True) if mine(d) else None,
+        lambda d: (d.fix_of_form(VMAP) or d.fix_for(False)) if mine(d) else None,
+        lambda d: d.fix_for(False) if mine(d) else None,
+    ]
+    found: list[Candidate] = []
+    for choose in choosers:
+        chosen = [f for d in target.findings if (f := choose(d)) is not None]
+        if not chosen:
+            continue
+        outcome = fix_file(target.job, unsafe=True, choose=choose)
+        if not outcome.changed or any(c.source == outcome.after for c in found):
+            continue
+        safety = UNSAFE if any(f.applicability == UNSAFE for f in chosen) else SAFE
+        # Named by its fused forms: a safe fix beside one is mostly taken over by it
+        # (the nest's unbind fix is inside the grouped-heads rewrite).
+        forms = list(dict.fromkeys(f.form for f in chosen if f.applicability == safety))
+        found.append(Candidate(" + ".join(forms), safety, outcome.after, choose))
     return found
 
 

@@ -1,8 +1,10 @@
 """Forward and forward+backward times with torch.utils.benchmark.
 
-`Timer.blocked_autorange` synchronises CUDA around its measurements and reports the
-median of blocks of runs; one untimed call first takes the warm-up (allocator, kernel
-selection, lazy initialisation) out of the figures. The forward is timed under
+`Timer.adaptive_autorange` synchronises CUDA around its measurements and runs blocks of
+calls until the interquartile range of the block times is under a tenth of their median
+or the time budget (ten times `min_time`) is spent; the median and that range are
+reported. One untimed call first takes the warm-up (allocator, kernel selection, lazy
+initialisation) out of the figures. The forward is timed under
 `torch.no_grad()` (inference); forward+backward is one training step without the
 optimiser: zero the gradients, forward, a sum of the outputs, backward.
 """
@@ -22,6 +24,8 @@ from enslint.verify.equivalence import flatten
 class Timing:
     forward_ms: float
     step_ms: float
+    forward_iqr_ms: float = 0.0
+    step_iqr_ms: float = 0.0
 
 
 def _synchronise(device: str) -> None:
@@ -52,13 +56,15 @@ def measure(function, parameters: list[torch.Tensor], inputs: list[torch.Tensor]
     def step():
         _train_step(function, parameters, leaves)
 
-    results = []
+    medians, spreads = [], []
     for fn in (forward, step):
         fn()  # warm-up, not timed
         _synchronise(device)
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
-        results.append(timer.blocked_autorange(min_run_time=min_time).median * 1e3)
-    return Timing(*results)
+        measurement = timer.adaptive_autorange(threshold=0.1, min_run_time=min_time, max_run_time=10 * min_time)
+        medians.append(measurement.median * 1e3)
+        spreads.append(measurement.iqr * 1e3)
+    return Timing(medians[0], medians[1], spreads[0], spreads[1])
 
 
 def compile_and_measure(function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str) -> tuple[float, Timing]:
