@@ -31,6 +31,7 @@ from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
 from enslint.engine.edits import STACKED, NodeEdit, RuleFix
+from enslint.rewrites.lifting import lift, torch_functions
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -377,7 +378,8 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
         element = per_member_code(loop, site.element, replacements, [out])
         if element is None:
             return None
-        fused = f"{torch_name}.vmap(lambda {out}: {element})({fused})"
+        # Written on the stacked outputs where it can be; vmap otherwise.
+        fused = lift(element, out, fused, torch_functions(imports)) or f"{torch_name}.vmap(lambda {out}: {element})({fused})"
     replacement = render(site, fused, 0, (-1, f"{fused}.movedim(0, -2).flatten(-2)"))
     if replacement is None:
         return None
@@ -404,3 +406,4 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     edits = [NodeEdit(building, construction), *site_edits(site, replacement)]
     message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
     return unsafe_rewrite(STACKED, message, edits, module, RUN, _helpers(torch_name), add_import)
+
