@@ -47,6 +47,9 @@ SPECS = {
         ("BootstrapDynamics", dict(obs_dim=3, act_dim=2, n_models=4, hidden=6), "forward", [(4, 5, 5)]),
         ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)]),
     ],
+    # Width-1 slices: iterated as x.split(1, dim), which keeps the dim.
+    "narrowed_and_split_slices.py": ("NarrowedReadouts", dict(d=4, n_targets=3), "forward", [(5, 3, 4)]),
+    "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)]),
 }
 
 
@@ -221,6 +224,7 @@ UNSAFE_SPECS = {
         ("BootstrapDynamics", dict(obs_dim=3, act_dim=2, n_models=4, hidden=6), "forward", [(4, 5, 5)], "models", ["0", "2"]),
         ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", VMAP),
     ],
+    "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)], "shape_functions", VMAP),
 }
 # Fixtures whose members hold dropout: compared in eval mode, where dropout is the identity.
 EVAL_MODE = {"lightning_module_heads.py"}

@@ -53,8 +53,6 @@ def fused_blocker(loop: MemberLoop, model: FileModel) -> str | None:
         info = call.slice
         if info is None or info.node is None:
             continue
-        if info.via == "narrow":
-            return f"the members read width-1 slices (`{info.text}`), which the fused rewrites do not take yet"
         if call.node.args and info.node is not call.node.args[0].value:
             return f"each member's slice is reshaped before the call (`{code_of(call.node.args[0].value)}`)"
     return None

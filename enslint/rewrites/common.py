@@ -402,6 +402,17 @@ class SlicedInput:
     dim: int  # the member axis of that tensor
     node: cst.BaseExpression | None  # the slice expression in the call (None: a zip element)
     name: str  # a fresh name for one member's slice
+    keeps_dim: bool = False  # a width-1 slice (`x[:, i:i + 1]`): one member's input keeps the dim
+
+    def stacked(self) -> tuple[str, int]:
+        """The tensor whose `dim` runs over the members, each entry one member's input:
+        `x` itself, or for width-1 slices `x` with a new dim of size 1 after the member
+        axis (what each member's slice has in that place)."""
+        if not self.keeps_dim:
+            return self.tensor, self.dim
+        if self.dim >= 0:
+            return f"{self.tensor}.unsqueeze({self.dim + 1})", self.dim
+        return f"{self.tensor}.unsqueeze({self.dim})", self.dim - 1
 
 
 def definition(module: cst.Module, name: str) -> cst.FunctionDef | cst.ClassDef | None:
@@ -412,9 +423,9 @@ def definition(module: cst.Module, name: str) -> cst.FunctionDef | cst.ClassDef 
 
 
 def sliced_tensor(loop: MemberLoop, info) -> str | None:
-    """`x` for an index or select slice (`x[:, i]`, `x.select(1, i)`), when `x` is a
-    plain name that is the same tensor for every member."""
-    tensor = dotted_name(info.node.value if info.via == "index" else info.node.func.value)
+    """`x` for an index, select or width-1 slice (`x[:, i]`, `x.select(1, i)`,
+    `x[:, i:i + 1]`), when `x` is a plain name that is the same tensor for every member."""
+    tensor = dotted_name(info.node.value if isinstance(info.node, cst.Subscript) else info.node.func.value)
     if tensor is None or tensor.split(".")[0] in loop.varying:
         return None
     return tensor
@@ -431,7 +442,8 @@ def slice_name(loop: MemberLoop, tensor: str) -> str:
 
 def sliced_input(loop: MemberLoop, call) -> SlicedInput | None:
     """The member call's first argument as slice `i` of one tensor along one literal dim:
-    `x[:, i, :]`, `x.select(1, i)`, or `x_i` from `zip(self.members, x.unbind(1))`."""
+    `x[:, i, :]`, `x.select(1, i)`, `x[:, i:i + 1]`, `x.narrow(1, i, 1)`, or `x_i` from
+    `zip(self.members, x.unbind(1))`."""
     info, first = call.slice, call.node.args[0].value
     try:
         dim = int(info.dim)
@@ -439,10 +451,10 @@ def sliced_input(loop: MemberLoop, call) -> SlicedInput | None:
         return None
     if info.via == "unbind" and isinstance(first, cst.Name) and first.value in loop.elements:
         return None if info.tensor.split(".")[0] in loop.varying else SlicedInput(info.tensor, dim, None, first.value)
-    if info.via not in ("index", "select") or info.node is not first:
+    if info.via not in ("index", "select", "narrow") or info.node is not first:
         return None
     tensor = sliced_tensor(loop, info)
-    return None if tensor is None else SlicedInput(tensor, dim, first, slice_name(loop, tensor))
+    return None if tensor is None else SlicedInput(tensor, dim, first, slice_name(loop, tensor), info.via == "narrow")
 
 
 class _Replace(cst.CSTTransformer):

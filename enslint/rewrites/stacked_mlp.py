@@ -369,7 +369,8 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
         sliced = sliced_input(loop, member_call)
         if sliced is None:
             return None
-        x, member_dim = sliced.tensor, str(sliced.dim)
+        x, axis = sliced.stacked()
+        member_dim = str(axis)
     else:
         return None
     fused = f"{RUN}({x}, {member_dim}, {self_name}.{attr}_weights, {self_name}.{attr}_biases, {self_name}.{attr}_activations)"

@@ -1,4 +1,5 @@
-"""ENS002's safe fix: iterate `x.unbind(dim)` beside the members instead of indexing."""
+"""ENS002's safe fix: iterate `x.unbind(dim)` (for width-1 slices `x.split(1, dim)`)
+beside the members instead of indexing."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
     slices = [call.slice for call in loop.entry_calls]
     if not slices or any(s.via in ("unbind", "chunk") for s in slices):
         return None
-    if any(s.via == "narrow" for s in slices):
-        return "a width-1 slice keeps its dim, which `unbind` drops"
+    width_1 = {s.via == "narrow" for s in slices}
+    if len(width_1) != 1:
+        return "the members read width-1 slices and single entries of one tensor"
     if len({(s.tensor, s.dim) for s in slices}) != 1:
         return "the members read slices of more than one tensor"
     if loop.index_var is None or not isinstance(loop.node, cst.For | cst.CompFor):
@@ -39,7 +41,9 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
     )
     header = loop.node
     iterable = header.iter
-    unbound = f"{tensor}.unbind({dim})"
+    # A width-1 slice keeps its dim, which unbind drops: split(1) keeps it, with the
+    # same one-allocation backward.
+    unbound = f"{tensor}.split(1, {dim})" if width_1 == {True} else f"{tensor}.unbind({dim})"
     if (
         not index_used_elsewhere
         and loop.member_var is not None
@@ -56,7 +60,7 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
         new_iter = f"zip({code_of(iterable)}, {unbound})"
     edits = [NodeEdit(header.target, new_target), NodeEdit(iterable, new_iter)]
     edits += [NodeEdit(s.node, name) for s in slices]
-    return RuleFix(SAFE, f"Iterate `{unbound}` instead of indexing `{slices[0].text}`", tuple(_unique(edits)), UNBIND)
+    return RuleFix(SAFE, f"Iterate `{unbound}` instead of {'slicing' if width_1 == {True} else 'indexing'} `{slices[0].text}`", tuple(_unique(edits)), UNBIND)
 
 
 def _unique(edits: list[NodeEdit]) -> Iterator[NodeEdit]:

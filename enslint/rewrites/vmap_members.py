@@ -138,8 +138,9 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
         if sliced is None:
             return "the member's input is not a plain slice of one tensor along a literal dim"
         params.append(sliced.name)
-        inputs.append(sliced.tensor)
-        in_dims.append(str(sliced.dim))
+        stacked, axis = sliced.stacked()
+        inputs.append(stacked)
+        in_dims.append(str(axis))
         if sliced.node is not None:
             replacements[id(sliced.node)] = cst.Name(sliced.name)
     element = per_member_code(loop, site.element, replacements, params)

@@ -107,14 +107,16 @@ unsafe fused rewrite is attached to the inner loop's ENS001 finding (see ENS001)
 Identical MLP members on slices (an `nn.Sequential` or a local MLP class, as ENS001
 describes; the seed's `MemberMLP`) get stacked `(E, in, out)` weights and one
 `torch.baddbmm` per layer, the sliced dim of `x` moved to the front; what the loop does
-with each member's output (`.transpose(0, 1)`) is applied to all of them by `torch.vmap`.
+with each member's output (`.transpose(0, 1)`) is written once for all of them, its dims
+shifted past the member axis (`.transpose(1, 2)`), or by `torch.vmap` where it cannot be.
 Other identical members in an `nn.ModuleList` on slices get the general unsafe rewrite
 (`--fix --unsafe-fixes`, preferred over the unbind fix when allowed): the members are
 stacked by `StackedMembers` (`torch.func.stack_module_state`) and run with `torch.vmap`,
 the slice `x[:, i, :]` becoming `in_dims=(1,)` on `x`; old checkpoints load through its
-hook. Where neither applies, the message says so.
-The unbind fix is not offered for width-1 slices (`unbind` would drop the dim they
-keep) or when the members read slices of more than one tensor; the fused rewrites are
+hook. A width-1 slice `x[:, i:i + 1]` is `x.unsqueeze(2)` split along dim 1 for the
+fused forms, and `x.split(1, 1)` for the safe fix (`unbind` would drop the dim it keeps).
+Where neither applies, the message says so.
+The unbind fix is not offered when the members read slices of more than one tensor; the fused rewrites are
 withheld for the reasons ENS001 lists, and the message names the one that applies. For
 members that are one shared instance there is nothing to fuse: `--fix` makes one call
 of that instance on all the slices at once (safe: the parameters and `state_dict` stay),
