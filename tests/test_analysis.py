@@ -311,10 +311,36 @@ def test_conditional_construction(init, forward):
     assert len(codes(ensemble(init, forward))) == 1
 
 
-def test_conditional_construction_says_why_there_is_no_fused_rewrite():
-    init = "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.Linear(d, 2)\n"
-    message = next(iter(messages_for(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")).values()))
-    assert "no fused rewrite: `self.heads` is built in one branch of an `if`" in message
+def _fixes_for(source: str) -> list[str]:
+    from pathlib import Path
+
+    from enslint.checker import FileJob, check_bytes
+    from enslint.config import Config
+    from enslint.rules import Settings
+
+    job = FileJob("example.py", "example.py", Config(root=Path(".")).enabled_codes(), Settings())
+    return [f.form for d in check_bytes(job, source.encode()) for f in d.fixes]
+
+
+ONE_BRANCH = "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.Linear(d, 2)\n"
+
+
+def test_a_collection_built_in_one_branch_is_rewritten_where_the_loop_can_run():
+    """`if individual:` builds the members, `else:` one layer; a loop over `self.heads`
+    only runs in the configuration that built them (on the layer it would raise), so the
+    rewrite of that branch and of the loop is exact wherever the original runs."""
+    assert _fixes_for(ensemble(ONE_BRANCH, "return torch.stack([h(x) for h in self.heads])\n")) == ["wide layer", "vmap"]
+    # The layer of the other branch called in the other branch of the forward: still exact.
+    forward = "if self.n > 1:\n    return torch.stack([h(x) for h in self.heads])\nelse:\n    return self.heads(x)\n"
+    assert _fixes_for(ensemble(ONE_BRANCH + "self.n = n\n", forward)) == ["wide layer", "vmap"]
+
+
+def test_a_collection_built_in_both_branches_or_used_outside_them_gets_no_fused_rewrite():
+    both = "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\n"
+    assert _fixes_for(ensemble(both, "return torch.stack([h(x) for h in self.heads])\n")) == []
+    # A use that is not in a branch excluding the loop: what it reads would change.
+    forward = "n = len(self.heads)\nreturn torch.stack([h(x) for h in self.heads]) / n\n"
+    assert _fixes_for(ensemble(ONE_BRANCH, forward)) == []
 
 
 def test_branches_that_build_different_members_are_not_identical():

@@ -205,14 +205,14 @@ UNSAFE_SPECS = {
     "sequential_mlp_members.py": ("RewardEnsemble", dict(obs_dim=5, hidden=6, ensemble_size=3), "forward", [(4, 5)], "members", ["0", "2", "4"]),
     # Members stacked by StackedMembers and run under torch.vmap.
     "config_factory_qfunctions.py": ("QfEnsemble", dict(qf_config=QfConfig(), num_ensemble=3), "forward", [(4, 3), (4, 2)], "qfs", VMAP),
-    "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)], "experts", VMAP),
+    "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)], "experts", [""]),
     "graph_attention_heads.py": ("GAT", dict(nfeat=5, nhid=4, nclass=3, dropout=0.0, alpha=0.2, nheads=3), "forward", [(6, 5), (6, 6)], "attentions", VMAP),
     "handrolled_multihead_attention.py": ("MultiHeadAttention", dict(n_embd=6, num_heads=3, block_size=6), "forward", [(2, 5, 6)], "heads", VMAP),
     "lightning_module_heads.py": ("MultiHeadClassifier", dict(encoder=torch.nn.Linear(5, 6), hidden=6, n_classes=3, n_heads=3), "forward", [(4, 5)], "heads", VMAP),
     "local_base_class.py": ("ValueEnsemble", dict(obs_dim=5, n_members=3), "forward", [(4, 5)], "values", ["0", "2"]),
     "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)], "members", VMAP),
     "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)], "ensemble", ["input_layer", "h1", "h2", "out"]),
-    "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", VMAP),
+    "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", [""]),
     "speculative_decoding_heads.py": ("MedusaHeads", dict(hidden_size=6, vocab_size=7, medusa_num_heads=3), "forward", [(2, 6)], "medusa_head", VMAP),
     "zip_unbind_members.py": ("SliceEnsemble", dict(in_dim=4, out_dim=2, n_members=3), "forward", [(5, 3, 4)], "members", ["0", "2"]),
     "mlp_members_activations_combines.py": [
@@ -222,9 +222,13 @@ UNSAFE_SPECS = {
     ],
     "member_first_tensor_index.py": [
         ("BootstrapDynamics", dict(obs_dim=3, act_dim=2, n_models=4, hidden=6), "forward", [(4, 5, 5)], "models", ["0", "2"]),
-        ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", VMAP),
+        ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", [""]),
     ],
     "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)], "shape_functions", VMAP),
+    # One linear map per channel, in the `individual` branch, written into a preallocated output.
+    "individual_channel_linear.py": ("ChannelLinear", dict(window=6, horizon=2, n_channels=3, individual=True), "forward", [(4, 6, 3)], "proj", [""]),
+    "per_channel_timeseries.py": ("PerChannelForecaster", dict(n_channels=3, seq_len=6, pred_len=2, d_model=8), "forward", [(4, 6, 3)], "channel_nets", ["0", "2"]),
+    "preallocated_index_write.py": ("IndexedHeads", dict(hidden=6, n_heads=3, n_out=2), "forward", [(4, 6)], "heads", 3),
 }
 # Fixtures whose members hold dropout: compared in eval mode, where dropout is the identity.
 EVAL_MODE = {"lightning_module_heads.py"}
@@ -236,7 +240,7 @@ def fused_grad(grads, collection, count, name):
     if count == VMAP:
         return grads[f"{collection}.{'__'.join(parts[1:])}"][int(parts[0])]
     if isinstance(count, list):  # MLP members' layers stacked: layer `count[k]` -> `_weights.k`
-        member, layer, leaf = int(parts[0]), parts[1], parts[2]
+        member, layer, leaf = (int(parts[0]), parts[1], parts[2]) if len(parts) == 3 else (int(parts[0]), "", parts[1])
         plural = {"weight": "weights", "bias": "biases"}[leaf]
         stacked = grads[f"{collection}_{plural}.{count.index(layer)}"][member]
         return stacked.T if leaf == "weight" else stacked[0]

@@ -163,7 +163,7 @@ class _Builder:
 @dataclass
 class _SelfAssign:
     value: cst.BaseExpression
-    line: cst.SimpleStatementLine | None  # the statement, when it stands alone outside loops and branches
+    line: cst.SimpleStatementLine | None  # the statement, when it stands alone outside loops
     branch: tuple
     scope: _Scope
 
@@ -259,7 +259,7 @@ class ConstructionScanner:
 
     def _statement(self, statement: cst.CSTNode, loops: tuple[_Loop, ...], branch: tuple) -> None:
         if isinstance(statement, cst.SimpleStatementLine):
-            self._line = statement if len(statement.body) == 1 and not loops and not branch else None
+            self._line = statement if len(statement.body) == 1 and not loops else None
             for small in statement.body:
                 self._small(small, loops, branch)
         elif isinstance(statement, cst.For):
@@ -431,8 +431,12 @@ class ConstructionScanner:
         else:
             assign, collection = found[0]
         collection.conditional = bool(assign.branch)
-        if len(assigns) == 1 and assign.line is not None:
-            if key in assign.scope.builders and assign.scope.builders[key] is self.builders.get(key):
+        # One statement builds the collection (a single layer in the other branch is no
+        # second one: the rewrite checks that its uses stay in that branch).
+        if len(found) == 1 and assign.line is not None:
+            live = self.builders.get(key)
+            # (A single layer assigned in another branch ends the builder's run there.)
+            if key in assign.scope.builders and (assign.scope.builders[key] is live or (live is None and assign.branch)):
                 collection.created = assign.line
             else:
                 collection.origin = assign.line

@@ -38,8 +38,6 @@ def fused_blocker(loop: MemberLoop, model: FileModel) -> str | None:
         return f"`{text}` is built in the parent class `{collection.inherited_from}`"
     if collection.evidence:
         return f"`{text}` is {model.render(collection.evidence)}"
-    if collection.conditional:
-        return f"`{text}` is built in one branch of an `if`"
     if collection.method not in (None, "__init__"):
         return f"`{text}` is built in `{collection.method}()`, not in `__init__`"
     if loop.subset:

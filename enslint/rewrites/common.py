@@ -158,6 +158,10 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
     body = loop_node.body.body
     if loop_node.orelse is not None or len(body) != 1:
         return None
+    written = _indexed_write(body[0], loop, index, imports)
+    if written is not None:
+        init, name, axis, value = written
+        return Site((init, loop_node), "stack", str(axis), None, name, argument, value) if produces(value) else None
     appended = append_of(body[0])
     if appended is None or not produces(appended[1]):
         return None
@@ -170,6 +174,63 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
         node, kind, dim = consumer
         return Site((init, loop_node), kind, dim, None, name, argument, appended[1], node)
     return Site((init, loop_node), "unbind", None, "list", name, argument, appended[1])
+
+
+# Calls that allocate a tensor every member then writes a part of; what it held before
+# is overwritten everywhere, so only its dtype matters (the stacked result has the
+# computation's).
+_ALLOCATIONS = {"torch.zeros", "torch.empty", "torch.zeros_like", "torch.empty_like"}
+_ALLOCATING_METHODS = {"new_zeros", "new_empty"}
+
+
+def _indexed_write(statement: cst.CSTNode, loop: MemberLoop, index: NodeIndex, imports):
+    """(the allocating statement, `out`, member axis, value) for a loop body
+    `out[:, i] = value` right after `out = torch.zeros(...)` (or `h.new_empty(...)`):
+    every member writes its own entry along one axis of a preallocated tensor, which is
+    the members' results stacked along that axis."""
+    small = single_statement(statement)
+    if not isinstance(small, cst.Assign) or len(small.targets) != 1 or loop.index_var is None:
+        return None
+    target = small.targets[0].target
+    if not isinstance(target, cst.Subscript) or not isinstance(target.value, cst.Name):
+        return None
+    axis = None
+    for position, element in enumerate(target.slice):
+        inner = element.slice
+        if isinstance(inner, cst.Index) and isinstance(inner.value, cst.Name) and inner.value.value == loop.index_var and axis is None:
+            axis = position
+        elif not (isinstance(inner, cst.Slice) and inner.lower is None and inner.upper is None and inner.step is None):
+            return None
+    name = target.value.value
+    init = sibling(getattr(index.parent(loop.node), "body", ()), loop.node, -1)
+    allocated = single_statement(init) if init is not None else None
+    if (
+        axis is None
+        or not isinstance(allocated, cst.Assign)
+        or len(allocated.targets) != 1
+        or code_of(allocated.targets[0].target) != name
+        or not isinstance(allocated.value, cst.Call)
+    ):
+        return None
+    func = allocated.value.func
+    dtype = arg_at(allocated.value, 99, "dtype")
+    if isinstance(func, cst.Attribute) and func.attr.value in _ALLOCATING_METHODS:
+        pass
+    elif imports.qualify(func) in _ALLOCATIONS and dtype is not None:
+        pass  # an explicit dtype (`dtype=x.dtype`): without one it is the default, which may differ
+    else:
+        return None
+    if dtype is not None and code_of(dtype) != f"{_sliced_or_input(loop)}.dtype":
+        return None
+    return init, name, axis, small.value
+
+
+def _sliced_or_input(loop: MemberLoop) -> str | None:
+    """The tensor the members read (sliced or whole), as written."""
+    call = loop.calls[0]
+    if call.slice is not None:
+        return call.slice.tensor
+    return code_of(call.node.args[0].value) if call.node.args else None
 
 
 def render(site: Site, fused: str, member_axis: int, cat: tuple[int, str]) -> str | None:
@@ -208,7 +269,8 @@ def building_statements(loop: MemberLoop):
     init = loop.cls.methods.get("__init__")
     if collection.created is None or init is None:
         return None
-    filler = sibling(init.body.body, collection.created, 1)
+    block = NodeIndex(init).parent(collection.created)  # __init__'s body, or an `if` branch's
+    filler = sibling(getattr(block, "body", ()), collection.created, 1)
     if not isinstance(filler, cst.For) or filler.orelse is not None:
         return None
     return collection.created, filler
@@ -390,10 +452,32 @@ def _helper_edit(module: cst.Module, source: str) -> NodeEdit:
 
 def used_only_by(loop: MemberLoop, attr: str, statements, site: Site) -> bool:
     """Whether `self.<attr>` appears nowhere in the class but in the statements that build
-    it and the loop the rewrite replaces."""
+    it, the loop the rewrite replaces, and branches that exclude those: `if individual:`
+    builds the collection and `else:` a single layer, `if self.individual:` runs the loop
+    and `else:` calls that layer (a use the collection never reaches)."""
     replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
-    covered = sum(attribute_uses(node, attr) for node in (*statements, *replaced))
-    return attribute_uses(loop.cls.node, attr) == covered
+    anchors = [*statements, *replaced]
+    covered = {id(n) for anchor in anchors for n in walk(anchor)}
+    index = NodeIndex(loop.cls.node)
+    for node in walk(loop.cls.node):
+        if id(node) in covered or not (
+            isinstance(node, cst.Attribute) and node.attr.value == attr and isinstance(node.value, cst.Name)
+        ):
+            continue
+        if not _in_branch_excluding(index, node, anchors):
+            return False
+    return True
+
+
+def _in_branch_excluding(index: NodeIndex, node: cst.CSTNode, anchors: list[cst.CSTNode]) -> bool:
+    """Whether `node` is in one branch of an `if` whose other branch holds an anchor."""
+    for ancestor in index.ancestors(node):
+        if not isinstance(ancestor, cst.If):
+            continue
+        other = ancestor.orelse if index.is_inside(node, ancestor.body) else ancestor.body
+        if other is not None and any(index.is_inside(anchor, other) for anchor in anchors):
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from enslint.analysis.kinds import MLP, MODULE, SAME, SLICE
+from enslint.analysis.kinds import LINEAR, MLP, MODULE, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
@@ -93,7 +93,7 @@ def {HOOK}(attr, count, layers):
     member i's layer `layers[k]` becomes `attr_weights.k[i]`, transposed."""
 
     def hook(module, state_dict, prefix, *args):
-        old = [[f"{{prefix}}{{attr}}.{{i}}.{{layer}}" for i in range(count)] for layer in layers]
+        old = [[f"{{prefix}}{{attr}}.{{i}}" + (f".{{layer}}" if layer != "" else "") for i in range(count)] for layer in layers]
         if all(f"{{key}}.weight" in state_dict for row in old for key in row):
             for k, row in enumerate(old):
                 state_dict[f"{{prefix}}{{attr}}_weights.{{k}}"] = {torch_name}.stack([state_dict.pop(f"{{key}}.weight").T for key in row])
@@ -322,7 +322,7 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     member = collection.member
     # The member's kind is not checked: the plan below reads the layers itself, and a
     # factory method the analysis could not see into may still return an MLP.
-    if member is None or member.kind not in (MLP, MODULE) or loop.parent is not None or collection.size is None:
+    if member is None or member.kind not in (MLP, MODULE, LINEAR) or loop.parent is not None or collection.size is None:
         return None
     if collection.container != "nn.ModuleList" or "." not in loop.collection_text:
         return None
@@ -337,7 +337,10 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     call = _through_factory(call, loop, module, imports) or call
     text = code_of(call.func)
     nn = text.rsplit(".", 1)[0] if imports.qualify(call.func) == "torch.nn.Sequential" and "." in text else f"{torch_name}.nn"
-    if imports.qualify(call.func) == "torch.nn.Sequential":
+    if _plain_linear(call, imports):
+        # One linear layer per member (per-channel maps): a single stacked layer.
+        plan = [_Layer(code_of(call.args[0].value), code_of(call.args[1].value), f"{nn}.Identity()", "")]
+    elif imports.qualify(call.func) == "torch.nn.Sequential":
         plan = _sequential_layers(call, imports, nn)
     else:
         plan = _class_layers(call, module, imports, nn)

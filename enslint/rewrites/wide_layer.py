@@ -34,6 +34,7 @@ from enslint.rewrites.common import (
     render,
     site_edits,
     unsafe_rewrite,
+    used_only_by,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 
@@ -120,8 +121,8 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
         return layer
     attr = loop.collection_text.split(".", 1)[-1]
     built_by = layer.built_by if isinstance(layer.built_by, tuple) else (layer.built_by,)
-    uses_in_construction = sum(attribute_uses(node, attr) for node in built_by)
-    if "." not in loop.collection_text or attribute_uses(loop.cls.node, attr) != uses_in_construction + 1:
+    site = find_site(loop, imports)
+    if "." not in loop.collection_text or (site is not None and not used_only_by(loop, attr, built_by, site)):
         return f"no automatic fix: `{loop.collection_text}` is used elsewhere in the class too"
     found = torch_name_for(imports)
     if found is None:
@@ -131,7 +132,6 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
     if torch_name is None or attribute_uses(loop.cls.node, count_attr) or len(loop.calls) != 1 or collection.size is None:
         return None
     method = loop.cls.methods[loop.method]
-    site = find_site(loop, imports)
     self_name = first_param(method) or "self"
     raw = f"{self_name}.{attr}({code_of(site.argument)})" if site else ""
     fused = f"{raw}.unflatten({layer.axis}, ({self_name}.{count_attr}, -1))"
