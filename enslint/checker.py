@@ -298,6 +298,8 @@ def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
             content = place.newline + indent + content
             edits.append(Edit(end, end, content, span.end.line, span.end.column + 1, span.end.line, span.end.column + 1))
             continue
+        if not node_edit.before:
+            content = _with_directives(content, node_edit.node, span, positions, place.newline)
         last = span.start if node_edit.before else span.end  # an insertion ends where it starts
         edits.append(
             Edit(
@@ -308,6 +310,41 @@ def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
             )
         )
     return Fix(rule_fix.applicability, rule_fix.message, tuple(sorted(edits, key=lambda e: e.start)), rule_fix.form)
+
+
+# Comments addressed to tools (`# noqa: E501`, `# type: ignore`, `# pragma: no cover`):
+# they still apply to the code that replaces what they sat on.
+_DIRECTIVE = re.compile(r"#\s*(noqa\b|type:|pragma\b|pylint:|mypy:|pyright:|fmt:|isort:)", re.IGNORECASE)
+
+
+def _with_directives(content: str, replaced, span, positions, newline: str) -> str:
+    """`content` with the tool directives inside the replaced span kept, at the end of
+    its first line of code (unless it has them already). A statement's trailing comment
+    lies after its span and stays where it is."""
+    import libcst as cst
+
+    from enslint.analysis.syntax import walk
+
+    def inside(comment) -> bool:
+        where = positions.get(comment)
+        return where is not None and (span.start.line, span.start.column) <= (where.start.line, where.start.column) and (
+            where.end.line, where.end.column) <= (span.end.line, span.end.column)
+
+    nodes = replaced if isinstance(replaced, tuple) else (replaced,)
+    kept = [
+        c.value
+        for n in nodes
+        for c in walk(n)
+        if isinstance(c, cst.Comment) and _DIRECTIVE.match(c.value) and c.value not in content and inside(c)
+    ]
+    if not kept:
+        return content
+    lines = content.split(newline)
+    first = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), None)
+    if first is None or "#" in lines[first]:
+        return content
+    lines[first] += "  " + "  ".join(dict.fromkeys(kept))
+    return newline.join(lines)
 
 
 class _Offsets:

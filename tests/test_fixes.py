@@ -265,3 +265,22 @@ def test_an_import_that_goes_entirely_takes_its_line(project):
     check("--fix", "--unsafe-fixes")
     fixed = path.read_text()
     assert fixed.startswith("import torch\nfrom torch import nn\nfrom torch.nn import Parameter\n\n\n")
+
+
+def test_a_rewrite_keeps_the_tool_directives_of_the_lines_it_replaces(project):
+    """`# noqa`, `# type:` and `# pragma` comments on the seed nest's loops still apply to
+    the code that replaces them; a statement's trailing comment stays where it was."""
+    from conftest import ROOT
+
+    source = (ROOT / "fixtures" / "positive" / "seed_shared_trunk_head_groups.py").read_text()
+    source = source.replace("for g, heads in enumerate(self.ensemble):  # expect: ENS002", "for g, heads in enumerate(self.ensemble):  # noqa: B007")
+    source = source.replace("for head in heads:  # expect: ENS001", "for head in heads:  # type: ignore[attr-defined]")
+    source = source.replace("return torch.stack(groups, dim=1)", "return torch.stack(groups, dim=1)  # pragma: no cover")
+    path = project / "nest.py"
+    path.write_text(source)
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert "for head in heads" not in fixed  # rewritten
+    for directive in ("# noqa: B007", "# type: ignore[attr-defined]", "# pragma: no cover"):
+        assert fixed.count(directive) == 1, (directive, fixed)
+    compile(fixed, "nest.py", "exec")
