@@ -314,14 +314,19 @@ def test_an_unparsable_file_in_a_folder_is_skipped_with_a_line(project):
 
 def test_verify_sees_what_check_sees_in_a_project(monkeypatch):
     """Classes flagged through another file (a helper, a parent class, call sites) are
-    verify's targets too, each with the reason it has no rewrite."""
+    verify's targets too: proven, or with the reason they have no rewrite."""
     monkeypatch.chdir(ROOT)
     result, rows = verify("fixtures/projects", "--device", "cpu", *FAST)
     assert rows is not None, result.output
     by_class = {row["target"].split("::")[1]: row for row in rows}
     assert set(by_class) == {"EnsembleCritic", "RegisteredTwin", "LabelHeads", "AveragedProbe"}
-    assert all(row["status"] == "no rewrite" for row in rows)
-    assert "built by `clones()` at utils.py:8" in by_class["LabelHeads"]["notes"][0]
+    # Members built by a helper of another file, members passed in: stacked as built.
+    for name in ("LabelHeads", "EnsembleCritic"):
+        assert by_class[name]["status"] == "equivalent", by_class[name]
+        assert [c["form"] for c in by_class[name]["candidates"]] == ["vmap"]
+    assert by_class["RegisteredTwin"]["status"] == by_class["AveragedProbe"]["status"] == "no rewrite"
+    assert "plain list registered with `setattr`" in by_class["RegisteredTwin"]["notes"][0]
+    assert "built in the parent class `BlockBank`" in by_class["AveragedProbe"]["notes"][0]
 
 
 PACKAGE_LAYERS = '''\

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from enslint.analysis.model import FileModel
 
 
-def fused_blocker(loop: MemberLoop, model: FileModel) -> str | None:
+def fused_blocker(loop: MemberLoop, model: FileModel, general: bool = False) -> str | None:
+    """The first reason no fused rewrite applies, or None. With `general`, for the vmap
+    form, which stacks whatever members the code built: members passed in (when the
+    project's call sites show them identical) or built by a helper are then no obstacle,
+    as the members themselves are kept, only stacked after they are built."""
     collection = loop.collection
     text = loop.collection_text
     cls = loop.cls
@@ -32,11 +36,11 @@ def fused_blocker(loop: MemberLoop, model: FileModel) -> str | None:
     methods = sorted({call.method for call in loop.calls if call.method})
     if methods:
         return f"the members are called through `.{methods[0]}()`"
-    if collection.passed_in is not None:
+    if collection.passed_in is not None and not general:
         return "the members are passed in by the caller"
     if collection.inherited_from:
         return f"`{text}` is built in the parent class `{collection.inherited_from}`"
-    if collection.evidence:
+    if collection.evidence and not general:
         return f"`{text}` is {model.render(collection.evidence)}"
     if collection.method not in (None, "__init__"):
         return f"`{text}` is built in `{collection.method}()`, not in `__init__`"

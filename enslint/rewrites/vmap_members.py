@@ -67,9 +67,11 @@ class {HELPER}({torch_name}.nn.Module):
             self.register_parameter(self.names[name], {torch_name}.nn.Parameter(value))
         for name, value in buffers.items():
             self.register_buffer(self.names[name], value, persistent=name in saved)
-        # The members' code without their tensors, which functional_call supplies; held
-        # in a list so that it is not registered as a submodule.
-        self.template = [members[0].to("meta")]
+        # The members' code without their tensors, which functional_call supplies: a copy
+        # (the caller may hold the members), held in a list so that it is not registered.
+        import copy
+
+        self.template = [copy.deepcopy(members[0]).to("meta")]
         self.register_load_state_dict_pre_hook({HELPER}._load_member_keys)
 
     def vmap(self, function, *inputs, in_dims):
@@ -161,10 +163,11 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
         return "the results are combined in a way the rewrite does not reproduce"
 
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
-    size = collection.size or "the"
+    # A size read from another file's call site means nothing here.
+    members = f"the {collection.size} members" if collection.size and collection.passed_in is None else "the members"
     stacking = "\n".join(
         [
-            f"# the {size} members stacked and run together under torch.vmap: one op per layer",
+            f"# {members} stacked and run together under torch.vmap: one op per layer",
             f"{init_self}.{attr} = {HELPER}({init_self}.{attr})",
         ]
     )

@@ -113,7 +113,12 @@ pre-hook added with it maps old checkpoints onto the wide layer (and `import tor
 added when the file lacks it). It is offered only when the collection is built by one
 comprehension or by `ModuleList()` plus one append loop, used nowhere else, and the loop is a
 comprehension (or an `outs = []` + `append` loop) whose result is combined in one of
-those ways. Convolution heads get the same rewrite with `E * out_channels` channels.
+those ways, or a loop writing each head's result into a preallocated tensor
+(`out = h.new_empty(...)`; `out[:, i] = head(h)`), which becomes the stacked result
+moved to that axis. Convolution heads get the same rewrite with `E * out_channels` channels.
+A collection built in one branch of an `if` (`if individual:` ... `else:` one shared
+layer) is rewritten in that branch: the loop over it can only run when that branch
+built it, and uses of the attribute in branches that exclude the loop stay as written.
 
 For the seed's nest (E groups of H `nn.Linear` heads, group `g` on slice `g` of one
 tensor, written as `groups = []` + an outer loop whose body fills `outs` (an inner
@@ -127,8 +132,11 @@ Identical MLP members (`nn.Linear` layers, each followed by at most one paramete
 element-wise activation), written as an `nn.Sequential` or as a class of the same file
 whose `forward` chains its layers (`x = torch.relu(self.h1(x))`), get their weights
 stacked layer by layer as `(E, in, out)` parameters, run with one `torch.baddbmm` per
-layer, with a hook for old checkpoints. Measured: several times faster on a GPU; on a
-CPU at batch 256 it can be slower (compute-bound), see the benchmark.
+layer, with a hook for old checkpoints. What the loop does with each member's output
+(`.transpose(0, 1)`, `torch.tanh(...)`) is written once on the stacked outputs, its dims
+shifted past the member axis, or under `torch.vmap` where it cannot be. Measured: several
+times faster on a GPU; on a CPU at batch 256 it can be slower (compute-bound):
+`enslint verify` times each candidate on your shapes and recommends one, or the loop.
 
 Any other identical members in an `nn.ModuleList` (local classes, factories, modules
 with attention, buffers, dropout) get the general rewrite: after the list is built, it
@@ -136,7 +144,10 @@ is handed to `StackedMembers`, a small module added to the file, which stacks ev
 parameter and buffer along a new member axis (`torch.func.stack_module_state`) and runs
 all members at once with `torch.vmap` over `torch.func.functional_call`; the loop
 becomes `self.heads.vmap(lambda head: <what the loop computed>, in_dims=())` reshaped to
-its result. Unsafe for the same reason (`heads.3.proj.weight` becomes
+its result. As it stacks the members the code built, it also takes members passed in
+by the caller (when the project's call sites show them identical) and members built by
+a helper of another file (`clones(layer, n)`); it is offered beside the wide-layer and
+stacked forms too, for `enslint verify` to time. Unsafe for the same reason (`heads.3.proj.weight` becomes
 `heads.proj__weight[3]`; the module's own hook loads old checkpoints). Not offered for
 members with batch or instance norm (vmap cannot update running statistics in place),
 for `nn.ModuleDict` or `add_module` collections, or when the collection is used
@@ -146,8 +157,8 @@ per-member launches go, but `vmap` adds a fixed cost per call; check with
 No fused rewrite is offered, and the message says which of these stands in the way,
 when: the holder is not (or not provably) an `nn.Module`; the loop runs several
 collections per member; members are called through another method or with `*args`; the
-members are passed in by the caller, built in a parent class, built by a helper of
-another file, built in one branch of an `if` or outside `__init__`; the loop visits part
+members are built in a parent class or outside `__init__` (members passed in or built by
+a helper get only the vmap form); the loop visits part
 of the collection; or the collection is a plain list registered with `add_module` or
 `setattr`. Members that are one shared instance get no rewrite either: one call on the
 stacked inputs does their work, with no parameters to fuse."""
@@ -297,6 +308,9 @@ class Heads(tnn.Module):
                 fix = None
             elif blocker is not None:
                 fix = f"no fused rewrite: {blocker}"
+                if fused_blocker(loop, model, general=True) is None:
+                    made = vmap_members_fix(loop, model.module, model.imports)
+                    fix = (made,) if isinstance(made, RuleFix) else fix
             elif loop.parent is not None:
                 fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports)
                 if isinstance(fix, str) and not fix.startswith("no "):

@@ -271,6 +271,9 @@ class Zipped(nn.Module):
                 fused = None if blocker else shared_instance_fix(loop, model.module, model.imports)
             elif blocker is not None:
                 fused = f"{blocker}"
+                if group is None and fused_blocker(loop, model, general=True) is None:
+                    made = vmap_members_fix(loop, model.module, model.imports)
+                    fused = made if isinstance(made, RuleFix) else fused
             elif group is None:
                 stacked = stacked_mlp_fix(loop, model.module, model.imports)
                 general = vmap_members_fix(loop, model.module, model.imports)

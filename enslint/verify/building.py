@@ -16,6 +16,7 @@ import inspect
 import linecache
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -45,13 +46,15 @@ class Pair:
     shapes: list[tuple[int, ...]]
     spec_name: str  # the config name it was built from, or "defaults"
     target: Target
-    kwargs: dict
+    kwargs: Callable[[], dict]  # the constructor's arguments, evaluated afresh per call
     seed: int
 
     def rewrite(self, source: str) -> torch.nn.Module:
         cls = load_rewrite(self.target, source)
         torch.manual_seed(self.seed)
-        rewritten = cls(**self.kwargs)
+        # Arguments of its own: modules passed in ("=expr") must not be shared with the
+        # original, whose state the rewrite's constructor could otherwise change.
+        rewritten = cls(**self.kwargs())
         load_rewrite_weights(self.original, rewritten)
         return rewritten
 
@@ -191,13 +194,14 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
     """The original on the CPU in float32, with what it takes to build a rewrite of it."""
     spec_name, spec = spec_for(target, config)
     original_cls = load_original(target)
-    kwargs = _init_kwargs(original_cls, spec, spec_name, target)
+    kwargs = lambda: _init_kwargs(original_cls, spec, spec_name, target)  # noqa: E731
     method = spec.method or target.method or "forward"
     torch.manual_seed(seed)
+    arguments = kwargs()
     try:
-        original = original_cls(**kwargs)
+        original = original_cls(**arguments)
     except TypeError as error:
-        raise SetupError(f"{target.class_name}({', '.join(kwargs)}): {error}") from None
+        raise SetupError(f"{target.class_name}({', '.join(arguments)}): {error}") from None
     if not callable(getattr(original, method, None)):
         raise NeedsConfig(
             f'{target.class_name} has no method {method!r}: add method = "..." to '
