@@ -225,6 +225,10 @@ UNSAFE_SPECS = {
         ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", [""]),
     ],
     "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)], "shape_functions", VMAP),
+    "nest_on_one_input.py": [
+        ("TaskQuantileHeads", dict(d_model=6, n_tasks=3, n_quantiles=2), "forward", [(4, 6)], "task_heads", ("wide", 3, 2)),
+        ("HorizonChannelHeads", dict(d_model=6, horizon=3, n_channels=2, width=4), "forward", [(4, 5, 6)], "steps", ("wide", 3, 2)),
+    ],
     # One linear map per channel, in the `individual` branch, written into a preallocated output.
     "individual_channel_linear.py": ("ChannelLinear", dict(window=6, horizon=2, n_channels=3, individual=True), "forward", [(4, 6, 3)], "proj", [""]),
     "per_channel_timeseries.py": ("PerChannelForecaster", dict(n_channels=3, seq_len=6, pred_len=2, d_model=8), "forward", [(4, 6, 3)], "channel_nets", ["0", "2"]),
@@ -244,6 +248,9 @@ def fused_grad(grads, collection, count, name):
         plural = {"weight": "weights", "bias": "biases"}[leaf]
         stacked = grads[f"{collection}_{plural}.{count.index(layer)}"][member]
         return stacked.T if leaf == "weight" else stacked[0]
+    if isinstance(count, tuple) and count[0] == "wide":  # groups x heads on one input: rows of one wide layer
+        group, head, leaf = int(parts[0]), int(parts[1]), parts[2]
+        return grads[f"{collection}.{leaf}"].chunk(count[1] * count[2], dim=0)[group * count[2] + head]
     if isinstance(count, tuple):  # groups x heads fused into (groups, in, heads * out)
         group, head, leaf = int(parts[0]), int(parts[1]), parts[2]
         fused = grads[f"{collection}_{leaf}"][group]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from enslint.analysis.kinds import GROUP, LINEAR, SLICE
+from enslint.analysis.kinds import GROUP, LINEAR, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import (
     NodeIndex,
@@ -48,6 +48,7 @@ from enslint.rewrites.common import (
 from enslint.rewrites.common import torch_name as torch_name_for
 
 HOOK = "_merge_grouped_head_keys"
+WIDE_HOOK = "_merge_nested_head_keys"
 
 
 def _hook_source(torch_name: str) -> str:
@@ -68,6 +69,23 @@ def {HOOK}(attr, groups, heads):
             state_dict[f"{{old}}_bias"] = {torch_name}.stack(
                 [{torch_name}.cat([state_dict.pop(f"{{key}}.bias") for key in row])[None] for row in keys]
             )
+
+    return hook
+'''
+
+
+def _wide_hook_source(torch_name: str) -> str:
+    return f'''
+
+def {WIDE_HOOK}(groups, heads):
+    """Load checkpoints saved before enslint fused `groups` x `heads` heads on one input
+    into one wide layer: head (g, h)'s weight and bias rows follow head (g, h - 1)'s."""
+
+    def hook(module, state_dict, prefix, *args):
+        for name in ("weight", "bias"):
+            keys = [f"{{prefix}}{{g}}.{{h}}.{{name}}" for g in range(groups) for h in range(heads)]
+            if all(key in state_dict for key in keys):
+                state_dict[prefix + name] = {torch_name}.cat([state_dict.pop(key) for key in keys], dim=0)
 
     return hook
 '''
@@ -130,8 +148,11 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     func = head.text.split("(", 1)[0]
     if head.text != f"{func}({head.in_size}, {head.out_size})":
         return "the heads take arguments besides (in, out), which the nest rewrite does not carry yet"
-    if not outer.calls or any(c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select") for c in outer.calls):
-        return "no fused rewrite yet for a nest whose groups read one input (rather than a slice each)"
+    on_one_input = bool(outer.calls) and all(c.input == SAME for c in outer.calls) and len({c.input_text for c in outer.calls}) == 1
+    if not outer.calls or not on_one_input and any(c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select") for c in outer.calls):
+        return "the groups' heads read neither one input nor one slice of one tensor each"
+    if on_one_input:
+        return _wide_nest(outer, inner, module, imports, head, groups, heads, func, torch_name, add_import)
     slice_info = outer.calls[0].slice
     tensor, dim = slice_info.tensor, slice_info.dim
     if not tensor.isidentifier() or tensor in outer.varying:
@@ -221,3 +242,82 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
         f"({groups}, {head.in_size}, {heads} * {head.out_size})"
     )
     return unsafe_rewrite(GROUPED, message, edits, module, HOOK, _hook_source(torch_name), add_import)
+
+
+def _nest_in_forward(outer: MemberLoop, inner: MemberLoop, imports):
+    """(`groups = []`, `groups`, the per-group stack's dim) for the loop spelling of a
+    nest, or the reason it is not written that way."""
+    spelling = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
+    if not isinstance(outer.node, cst.For) or outer.node.orelse:
+        return spelling
+    found = _per_group_list(outer.node.body.body, inner)
+    if found is None:
+        return spelling
+    outs, (groups_name, per_group) = found
+    if not (
+        isinstance(per_group, cst.Call)
+        and imports.qualify(per_group.func) == "torch.stack"
+        and code_of(per_group.args[0].value) == outs
+        and len(per_group.args) <= 2
+    ):
+        return spelling
+    stack_dim = arg_at(per_group, 1, "dim")
+    dim = 0 if stack_dim is None else int_value(stack_dim)
+    if dim is None or dim < 0:
+        return "each group's heads are stacked along a dim counted from the end, which the rewrite does not place yet"
+    index = NodeIndex(outer.cls.methods[outer.method])
+    before = sibling(getattr(index.parent(outer.node), "body", ()), outer.node, -1)
+    if before is None or empty_list_named(before) != groups_name:
+        return spelling
+    return before, groups_name, dim
+
+
+def _wide_nest(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports, head, groups, heads, func, torch_name, add_import):
+    """Groups of linear heads that all read one input: one wide layer for every head,
+    its output unflattened to (..., groups, heads, out) and the two axes moved to where
+    the loops stacked them (`movedim` with non-negative places works for any rank)."""
+    found = _nest_in_forward(outer, inner, imports)
+    if isinstance(found, str):
+        return found
+    before, groups_name, head_dim = found
+    attr = outer.collection_text.split(".", 1)[-1]
+    construction = building_statements(outer)
+    init = outer.cls.methods.get("__init__")
+    if "." not in outer.collection_text or init is None or construction is None:
+        return "the nest is not built by one statement or one append loop in `__init__`"
+    built_uses = sum(attribute_uses(node, attr) for node in (construction if isinstance(construction, tuple) else (construction,)))
+    if attribute_uses(outer.cls.node, attr) != built_uses + 1:
+        return f"`{outer.collection_text}` is used elsewhere in the class too"
+    shape_attr = f"{attr}_shape"
+    if attribute_uses(outer.cls.node, shape_attr):
+        return None
+    init_self = first_param(init) or "self"
+    width = " * ".join([str(groups), str(heads)] + ([] if head.out_size == "1" else [head.out_size]))
+    init_lines = "\n".join(
+        [
+            f"# {groups} groups of {heads} `{func}` heads as one layer: one call for all",
+            f"{init_self}.{attr} = {func}({head.in_size}, {width})",
+            f"{init_self}.{shape_attr} = ({groups}, {heads})",
+            f"{init_self}.{attr}.register_load_state_dict_pre_hook({WIDE_HOOK}({groups}, {heads}))",
+        ]
+    )
+    method = outer.cls.methods[outer.method]
+    self_name = first_param(method) or "self"
+    argument = code_of(inner.calls[0].node.args[0].value)
+    every_head = f"{self_name}.{attr}({argument}).unflatten(-1, (*{self_name}.{shape_attr}, -1))"
+    consumer = direct_consumer(method, outer.node, groups_name, imports)
+    if consumer is not None and consumer[1] == "stack" and int_value(cst.parse_expression(consumer[2])) is not None and int_value(cst.parse_expression(consumer[2])) >= 0:
+        # Groups stacked at t, each group's heads at s: heads land at s + 1 when s >= t.
+        t = int_value(cst.parse_expression(consumer[2]))
+        combined = f"{every_head}.movedim((-3, -2), ({t}, {head_dim + 1 if head_dim >= t else head_dim}))"
+    else:
+        first = f"{every_head}.movedim((-3, -2), (0, {head_dim + 1}))"  # groups first
+        combined = None if consumer is None else combined_over_first(consumer[1], consumer[2], first)
+        if combined is None:
+            consumer = None
+            combined = f"list({first}.unbind(0))"
+    edits = [NodeEdit(construction, init_lines), NodeEdit((before, outer.node), f"{groups_name} = {combined}")]
+    if consumer is not None:
+        edits.append(NodeEdit(consumer[0], groups_name))
+    message = f"Fuse all {groups} x {heads} heads into one `{func}({head.in_size}, {width})`"
+    return unsafe_rewrite(GROUPED, message, edits, module, WIDE_HOOK, _wide_hook_source(torch_name), add_import)

@@ -143,7 +143,7 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
     ctor = layer.ctor
     func = code_of(ctor.func)
     args = [code_of(a.value) if a.keyword is None else f"{a.keyword.value}={code_of(a.value)}" for a in ctor.args]
-    args[1] = f"{size} * {args[1]}"
+    args[1] = size if args[1] == "1" else f"{size} * {args[1]}"
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
     construction = "\n".join(
         [

@@ -126,7 +126,10 @@ append loop or a list comprehension) + `groups.append(torch.stack(outs, ...))`; 
 outer loop may run over the groups or over `range(E)` with `self.ensemble[g]`), the
 unsafe fix on the inner loop's finding
 replaces the whole nest with one `torch.baddbmm` over weights `(E, in, H * out)`, with a
-hook that maps old `ensemble.{g}.{h}.weight` keys onto them.
+hook that maps old `ensemble.{g}.{h}.weight` keys onto them. When every head of every
+group reads one input, the nest becomes one wide `nn.Linear(in, E * H * out)`, its output
+unflattened to `(..., E, H, out)` and the two axes moved to where the loops stacked them
+(`movedim((-3, -2), (t, s))`, right for any input rank), with a hook for old checkpoints.
 
 Identical MLP members (`nn.Linear` layers, each followed by at most one parameter-free
 element-wise activation), written as an `nn.Sequential` or as a class of the same file
