@@ -90,7 +90,7 @@ def test_json_output_shape(project):
     assert item["location"] == {"row": FLAGGED_LINE, "column": 26}
     assert item["end_location"]["row"] == FLAGGED_LINE and item["end_location"]["column"] > 26
     assert item["fix"]["applicability"] == "unsafe"  # the heads fuse into one nn.Linear
-    assert item["fix"]["message"].startswith("Fuse the n heads into one `nn.Linear(d, n * 1)`")
+    assert item["fix"]["message"].startswith("Fuse the n heads into one `nn.Linear(d, n)`")
     assert item["url"].endswith("rules/ENS001.md")
     assert item["name"] == "loop-head-stacking" and "`self.heads`" in item["message"]
 

@@ -225,6 +225,7 @@ UNSAFE_SPECS = {
         ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", [""]),
     ],
     "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)], "shape_functions", VMAP),
+    "moduledict_heads.py": ("TaskHeads", dict(d_model=6, n_tasks=3, n_labels=2), "forward", [(4, 6)], "heads", ("keyed", ["task_0", "task_1", "task_2"])),
     "nest_on_one_input.py": [
         ("TaskQuantileHeads", dict(d_model=6, n_tasks=3, n_quantiles=2), "forward", [(4, 6)], "task_heads", ("wide", 3, 2)),
         ("HorizonChannelHeads", dict(d_model=6, horizon=3, n_channels=2, width=4), "forward", [(4, 5, 6)], "steps", ("wide", 3, 2)),
@@ -248,6 +249,9 @@ def fused_grad(grads, collection, count, name):
         plural = {"weight": "weights", "bias": "biases"}[leaf]
         stacked = grads[f"{collection}_{plural}.{count.index(layer)}"][member]
         return stacked.T if leaf == "weight" else stacked[0]
+    if isinstance(count, tuple) and count[0] == "keyed":  # nn.ModuleDict heads, in key order, as one wide layer
+        key, leaf = parts[0], parts[1]
+        return grads[f"{collection}.{leaf}"].chunk(len(count[1]), dim=0)[count[1].index(key)]
     if isinstance(count, tuple) and count[0] == "wide":  # groups x heads on one input: rows of one wide layer
         group, head, leaf = int(parts[0]), int(parts[1]), parts[2]
         return grads[f"{collection}.{leaf}"].chunk(count[1] * count[2], dim=0)[group * count[2] + head]
@@ -280,8 +284,9 @@ def check_unsafe_rewrite(fixture, fixed_path, class_name, kwargs, method, shapes
     if fixture in EVAL_MODE:
         original.eval(), fixed.eval()
     old_checkpoint = original.state_dict()
-    assert any(key.startswith(f"{heads}.0.") for key in old_checkpoint)
-    assert not any(key.startswith(f"{heads}.0.") for key in fixed.state_dict())
+    first = count[1][0] if isinstance(count, tuple) and count[0] == "keyed" else "0"
+    assert any(key.startswith(f"{heads}.{first}.") for key in old_checkpoint)
+    assert not any(key.startswith(f"{heads}.{first}.") for key in fixed.state_dict())
     fixed.load_state_dict(old_checkpoint, strict=True)  # through the migration hook
     grads_a, grads_b = run_both(original, fixed, method, shapes)
     for name, grad in grads_a.items():

@@ -194,7 +194,7 @@ def test_unsafe_fix_adds_import_torch_after_future_imports(project):
     fixed = path.read_text()
     # `stack` went with the loop it combined
     assert fixed.startswith('"""Heads."""\nfrom __future__ import annotations\n\nimport torch\nfrom torch import nn\n')
-    assert "torch.cat([state_dict.pop(key) for key in keys], dim=0)" in fixed
+    assert "torch.cat([state_dict.pop(key) for key in keys_of], dim=0)" in fixed
     assert "return self.heads(x).unflatten(-1, (self.heads_count, -1)).movedim(-2, 1)" in fixed
     compile(fixed, "m.py", "exec")
 

@@ -45,15 +45,16 @@ _COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp)  # the comprehensions that ma
 def _hook_source(torch_name: str) -> str:
     return f'''
 
-def {HOOK}(count):
-    """Load checkpoints saved before enslint fused `count` heads into one wide layer:
-    head i's weight and bias rows follow head i-1's."""
+def {HOOK}(count, keys=None):
+    """Load checkpoints saved before enslint fused `count` heads (named by position, or by
+    `keys` for an nn.ModuleDict) into one wide layer: head i's weight and bias rows follow
+    head i-1's."""
 
     def hook(module, state_dict, prefix, *args):
         for name in ("weight", "bias"):
-            keys = [f"{{prefix}}{{i}}.{{name}}" for i in range(count)]
-            if all(key in state_dict for key in keys):
-                state_dict[prefix + name] = {torch_name}.cat([state_dict.pop(key) for key in keys], dim=0)
+            keys_of = [f"{{prefix}}{{key}}.{{name}}" for key in (range(count) if keys is None else keys)]
+            if all(key in state_dict for key in keys_of):
+                state_dict[prefix + name] = {torch_name}.cat([state_dict.pop(key) for key in keys_of], dim=0)
 
     return hook
 '''
@@ -63,10 +64,11 @@ class _Layer:
     """The repeated constructor, the axis its outputs' features are on, and the
     statement(s) that build the collection (replaced by the wide layer)."""
 
-    def __init__(self, ctor: cst.Call, axis: int, built_by) -> None:
+    def __init__(self, ctor: cst.Call, axis: int, built_by, keys: str | None) -> None:
         self.ctor = ctor
         self.axis = axis
         self.built_by = built_by
+        self.keys = keys  # an nn.ModuleDict's keys, as code that lists them in order
         self.member_axis = -2 if axis == -1 else axis  # where `unflatten` puts the heads
 
 
@@ -75,40 +77,50 @@ def _layer(loop: MemberLoop) -> _Layer | str:
     if collection.member.kind not in (LINEAR, CONV):
         kind = collection.member.type_name
         return f"no automatic fix yet for {kind if '`' in kind else f'`{kind}`'} members"
-    if collection.container == "nn.ModuleDict":
-        return "no automatic fix yet for `nn.ModuleDict` heads: they go by key, the fused layer by position"
     built = _construction(loop)
     if built is None:
+        if collection.container == "nn.ModuleDict":
+            return "no automatic fix: the nn.ModuleDict is not built by one dict comprehension"
         return "no automatic fix: the collection is not built by one comprehension or one append loop"
-    ctor, built_by = built
+    ctor, built_by, keys = built
     if len(positional_args(ctor)) < 2 or any(a.keyword is None for a in ctor.args[len(positional_args(ctor)):]) or any(a.star for a in ctor.args):
         return "no automatic fix: the layer's sizes are not given positionally"
     if collection.member.kind == CONV:
         if any(a.keyword is not None and a.keyword.value == "groups" for a in ctor.args) or len(positional_args(ctor)) > 6:
             return "no automatic fix: grouped convolutions"
-        return _Layer(ctor, 1, built_by)
-    return _Layer(ctor, -1, built_by)
+        return _Layer(ctor, 1, built_by, keys)
+    return _Layer(ctor, -1, built_by, keys)
 
 
 def _construction(loop: MemberLoop):
     """(the repeated constructor, the statement or (first, last) statements building the
-    collection): `self.heads = nn.ModuleList([ctor for _ in ...])`, or
+    collection, the keys of an nn.ModuleDict as code): `self.heads =
+    nn.ModuleList([ctor for _ in ...])`, `nn.ModuleDict({key: ctor for ...})`, or
     `self.heads = nn.ModuleList()` followed by `for _ in ...: self.heads.append(ctor)`."""
     built = building_statements(loop)
     if built is None:
         return None
+    dict_loop = loop.collection.container == "nn.ModuleDict"
     if not isinstance(built, tuple):
         value = built.body[0].value
         while isinstance(value, cst.Call) and len(value.args) == 1:
             value = value.args[0].value
+        if dict_loop:
+            # Heads taken in the dict's order (`.values()`), which is its keys' order.
+            if not isinstance(value, cst.DictComp) or not isinstance(value.value, cst.Call) or value.for_in.inner_for_in or value.for_in.ifs:
+                return None
+            keys = f"[{code_of(value.key)} for {code_of(value.for_in.target)} in {code_of(value.for_in.iter)}]"
+            return value.value, built, keys
         if isinstance(value, _COMPREHENSIONS) and isinstance(value.elt, cst.Call):
-            return value.elt, built
+            return value.elt, built, None
+        return None
+    if dict_loop:
         return None
     filler = built[1]
     appended = append_of(filler.body.body[0]) if len(filler.body.body) == 1 else None
     if appended is None or not isinstance(appended[1], cst.Call):
         return None
-    return appended[1], built
+    return appended[1], built, None
 
 
 def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
@@ -150,7 +162,7 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
             f"# the {size} `{func}` heads as one layer: one call for all",
             f"{init_self}.{attr} = {func}({', '.join(args)})",
             f"{init_self}.{count_attr} = {size}",
-            f"{init_self}.{attr}.register_load_state_dict_pre_hook({HOOK}({size}))",
+            f"{init_self}.{attr}.register_load_state_dict_pre_hook({HOOK}({size}{'' if layer.keys is None else ', ' + layer.keys}))",
         ]
     )
     edits = [NodeEdit(layer.built_by, construction), *site_edits(site, replacement)]

@@ -116,6 +116,8 @@ comprehension (or an `outs = []` + `append` loop) whose result is combined in on
 those ways, or a loop writing each head's result into a preallocated tensor
 (`out = h.new_empty(...)`; `out[:, i] = head(h)`), which becomes the stacked result
 moved to that axis. Convolution heads get the same rewrite with `E * out_channels` channels.
+Heads in an `nn.ModuleDict` built by one dict comprehension and run in its order
+(`.values()`) get it too; the hook takes the dict's keys (`heads.task_0.weight`).
 A collection built in one branch of an `if` (`if individual:` ... `else:` one shared
 layer) is rewritten in that branch: the loop over it can only run when that branch
 built it, and uses of the attribute in branches that exclude the loop stay as written.
@@ -153,7 +155,7 @@ a helper of another file (`clones(layer, n)`); it is offered beside the wide-lay
 stacked forms too, for `enslint verify` to time. Unsafe for the same reason (`heads.3.proj.weight` becomes
 `heads.proj__weight[3]`; the module's own hook loads old checkpoints). Not offered for
 members with batch or instance norm (vmap cannot update running statistics in place),
-for `nn.ModuleDict` or `add_module` collections, or when the collection is used
+for `nn.ModuleDict` (other than the wide layer above) or `add_module` collections, or when the collection is used
 elsewhere in the class. Whether it is faster depends on the sizes and the device: the
 per-member launches go, but `vmap` adds a fixed cost per call; check with
 `enslint verify` on your own shapes.
