@@ -226,6 +226,16 @@ UNSAFE_SPECS = {
     ],
     "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)], "shape_functions", VMAP),
     "moduledict_heads.py": ("TaskHeads", dict(d_model=6, n_tasks=3, n_labels=2), "forward", [(4, 6)], "heads", ("keyed", ["task_0", "task_1", "task_2"])),
+    # Temporaries inlined and a running total summed; members re-initialised after they are built.
+    "clones_factory_sum.py": ("ScoreHeads", dict(d_model=6, num_scorers=3), "forward", [(4, 5, 6)], "scorers", VMAP),
+    "deep_ensemble_mean.py": (
+        "DeepEnsemble",
+        dict(base=torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)), num_members=3),
+        "forward",
+        [(5, 4)],
+        "members",
+        VMAP,
+    ),
     "nest_on_one_input.py": [
         ("TaskQuantileHeads", dict(d_model=6, n_tasks=3, n_quantiles=2), "forward", [(4, 6)], "task_heads", ("wide", 3, 2)),
         ("HorizonChannelHeads", dict(d_model=6, horizon=3, n_channels=2, width=4), "forward", [(4, 5, 6)], "steps", ("wide", 3, 2)),

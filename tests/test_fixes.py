@@ -284,3 +284,56 @@ def test_a_rewrite_keeps_the_tool_directives_of_the_lines_it_replaces(project):
     for directive in ("# noqa: B007", "# type: ignore[attr-defined]", "# pragma: no cover"):
         assert fixed.count(directive) == 1, (directive, fixed)
     compile(fixed, "nest.py", "exec")
+
+
+TEMPORARIES = textwrap.dedent(
+    """\
+    import torch
+    from torch import nn
+
+
+    class Heads(nn.Module):
+        def __init__(self, d, n):
+            super().__init__()
+            self.heads = nn.ModuleList([nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 2)) for _ in range(n)])
+            self.readout = nn.Linear(2, 1)
+
+        def forward(self, x):
+            outs = []
+            for head in self.heads:
+                h = head(x)
+                y = self.readout(h)
+                outs.append(y)
+            return torch.stack(outs, dim=1)
+    """
+)
+
+
+def test_a_loop_body_with_temporaries_is_one_expression_per_member(project):
+    path = project / "m.py"
+    path.write_text(TEMPORARIES)
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert "for head in self.heads" not in fixed and "self.readout(" in fixed
+    compile(fixed, "m.py", "exec")
+
+
+def test_a_temporary_read_after_the_loop_keeps_the_loop(project):
+    path = project / "m.py"
+    source = TEMPORARIES.replace("return torch.stack(outs, dim=1)", "return torch.stack(outs, dim=1), h")
+    path.write_text(source)
+    check("--fix", "--unsafe-fixes")
+    assert path.read_text() == source
+
+
+def test_a_running_total_is_a_sum_over_the_members(project):
+    path = project / "m.py"
+    source = TEMPORARIES.replace(
+        "outs = []\n        for head in self.heads:\n            h = head(x)\n            y = self.readout(h)\n            outs.append(y)\n        return torch.stack(outs, dim=1)",
+        "total = 0.0\n        for head in self.heads:\n            total += head(x)\n        return total",
+    )
+    assert "total += head(x)" in source
+    path.write_text(source)
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert "total = " in fixed and ".sum(0)" in fixed and "for head in self.heads" not in fixed

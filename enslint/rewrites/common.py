@@ -155,9 +155,15 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
         found = _combine(comprehension, index, imports, loop.collection_text)
         return None if found is None else Site(*found, None, argument, comprehension.elt)
     loop_node = loop.node
-    body = loop_node.body.body
-    if loop_node.orelse is not None or len(body) != 1:
+    if loop_node.orelse is not None:
         return None
+    body = _inlined(list(loop_node.body.body), loop_node, index)
+    if body is None or len(body) != 1:
+        return None
+    accumulated = _accumulated(body[0], loop_node, index)
+    if accumulated is not None:
+        init, name, value = accumulated
+        return Site((init, loop_node), "sum", None, None, name, argument, value) if produces(value) else None
     written = _indexed_write(body[0], loop, index, imports)
     if written is not None:
         init, name, axis, value = written
@@ -174,6 +180,71 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
         node, kind, dim = consumer
         return Site((init, loop_node), kind, dim, None, name, argument, appended[1], node)
     return Site((init, loop_node), "unbind", None, "list", name, argument, appended[1])
+
+
+def _inlined(body: list, loop_node: cst.For, index: NodeIndex) -> list | None:
+    """The loop's body with its temporaries inlined: `h = block(x)`, `y = head(h)`,
+    `outs.append(y)` is the one statement `outs.append(head(block(x)))`, when each
+    temporary is a plain name assigned once, read once later in the body, and never read
+    after the loop. The body itself when there is nothing to inline."""
+    if len(body) == 1:
+        return body
+    *temporaries, last = body
+    after = [n for n in index.order if index.before(loop_node, n) and not index.is_inside(n, loop_node)]
+    read_after = {n.value for n in after if isinstance(n, cst.Name)}
+    for position in reversed(range(len(temporaries))):
+        statement = temporaries[position]
+        small = single_statement(statement)
+        if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)):
+            return None
+        name = small.targets[0].target.value
+        uses = [n for n in walk(last) if isinstance(n, cst.Name) and n.value == name]
+        # (The temporaries after this one are inlined into `last` already.)
+        if name in read_after or len(uses) != 1 or any(name in names_in(t) for t in temporaries[:position]):
+            return None
+        value = small.value
+        if not isinstance(value, (cst.Call, cst.Name, cst.Attribute, cst.Subscript)):
+            value = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        last = last.visit(_Replace({id(uses[0]): value}))
+    return [last]
+
+
+def _accumulated(statement: cst.CSTNode, loop_node: cst.For, index: NodeIndex):
+    """(`total = 0`, `total`, value) for a loop body `total = total + value` (or `+=`)
+    right after `total = 0`: the members' results summed."""
+    small = single_statement(statement)
+    if isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign) and isinstance(small.target, cst.Name):
+        name, value = small.target.value, small.value
+    elif (
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+        and isinstance(small.value, cst.BinaryOperation)
+        and isinstance(small.value.operator, cst.Add)
+    ):
+        name = small.targets[0].target.value
+        left, right = small.value.left, small.value.right
+        if isinstance(left, cst.Name) and left.value == name:
+            value = right
+        elif isinstance(right, cst.Name) and right.value == name:
+            value = left
+        else:
+            return None
+    else:
+        return None
+    if name in names_in(value):
+        return None
+    init = sibling(getattr(index.parent(loop_node), "body", ()), loop_node, -1)
+    start = single_statement(init) if init is not None else None
+    if not (
+        isinstance(start, cst.Assign)
+        and len(start.targets) == 1
+        and code_of(start.targets[0].target) == name
+        and isinstance(start.value, (cst.Integer, cst.Float))
+        and float(start.value.value) == 0
+    ):
+        return None
+    return init, name, value
 
 
 # Calls that allocate a tensor every member then writes a part of; what it held before
@@ -455,6 +526,12 @@ def used_only_by(loop: MemberLoop, attr: str, statements, site: Site) -> bool:
     it, the loop the rewrite replaces, and branches that exclude those: `if individual:`
     builds the collection and `else:` a single layer, `if self.individual:` runs the loop
     and `else:` calls that layer (a use the collection never reaches)."""
+    return other_use(loop, attr, statements, site) is None
+
+
+def other_use(loop: MemberLoop, attr: str, statements, site: Site) -> str | None:
+    """The first use of `self.<attr>` that `used_only_by` does not allow, as the reason a
+    rewrite gives: "`self.heads` is also used in `act()` (`self.heads[head]`)"."""
     replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
     anchors = [*statements, *replaced]
     covered = {id(n) for anchor in anchors for n in walk(anchor)}
@@ -465,8 +542,25 @@ def used_only_by(loop: MemberLoop, attr: str, statements, site: Site) -> bool:
         ):
             continue
         if not _in_branch_excluding(index, node, anchors):
-            return False
-    return True
+            return _describe_use(index, node, loop)
+    return None
+
+
+def _describe_use(index: NodeIndex, node: cst.Attribute, loop: MemberLoop) -> str:
+    method = next((a.name.value for a in index.ancestors(node) if isinstance(a, cst.FunctionDef)), None)
+    shown = node
+    parent = index.parent(node)
+    if isinstance(parent, cst.Subscript) or isinstance(parent, cst.Call) and parent.func is node:
+        shown = parent
+    elif isinstance(parent, cst.For) and parent.iter is node:
+        return f"`{loop.collection_text}` is also used{f' in `{method}()`' if method else ''} (`for {code_of(parent.target)} in {code_of(node)}`)"
+    elif isinstance(parent, (cst.Assign, cst.Arg)):
+        shown = index.parent(parent) if isinstance(parent, cst.Arg) else parent
+    text = code_of(shown)
+    if len(text) > 60 or "\n" in text:
+        text = code_of(node)
+    where = f" in `{method}()`" if method else ""
+    return f"`{loop.collection_text}` is also used{where} (`{text}`)"
 
 
 def _in_branch_excluding(index: NodeIndex, node: cst.CSTNode, anchors: list[cst.CSTNode]) -> bool:

@@ -27,7 +27,7 @@ import libcst as cst
 
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import first_param
+from enslint.analysis.syntax import NodeIndex, attribute_uses, code_of, first_param, walk
 from enslint.engine.edits import VMAP, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     building_statements,
@@ -38,7 +38,7 @@ from enslint.rewrites.common import (
     site_edits,
     sliced_input,
     unsafe_rewrite,
-    used_only_by,
+    other_use,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 
@@ -127,8 +127,10 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
 
     attr = loop.collection_text.split(".", 1)[1]
     statements = building if isinstance(building, tuple) else (building,)
-    if not used_only_by(loop, attr, statements, site):
-        return f"`{loop.collection_text}` is used elsewhere in the class too"
+    statements = (*statements, *_used_later_in_init(loop, attr, statements[-1]))
+    elsewhere = other_use(loop, attr, statements, site)
+    if elsewhere is not None:
+        return elsewhere
 
     # The per-member function: the loop's element with the member call made through a
     # parameter, and the sliced argument (if any) turned into a parameter of its own.
@@ -174,3 +176,17 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     edits = [NodeEdit(statements[-1], stacking, after=True), *site_edits(site, code)]
     message = f"Stack the members' parameters and run them all at once with `{torch_name}.vmap`"
     return unsafe_rewrite(VMAP, message, edits, module, HELPER, _helper_source(torch_name), add_import)
+
+
+def _used_later_in_init(loop: MemberLoop, attr: str, built: cst.CSTNode) -> list[cst.CSTNode]:
+    """The statements after the collection is built, in the same block of `__init__`,
+    that still use it (re-initialising the members, say): the members are stacked after
+    the last of them, so that they act on the members as they did."""
+    init = loop.cls.methods.get("__init__")
+    block = getattr(NodeIndex(init).parent(built), "body", ()) if init is not None else ()
+    later = list(block)[list(block).index(built) + 1 :] if built in block else []
+    using = [statement for statement in later if attribute_uses(statement, attr)]
+    rebinds = any(
+        isinstance(n, cst.AssignTarget) and code_of(n.target).endswith(f".{attr}") for statement in using for n in walk(statement)
+    )
+    return [] if rebinds else using

@@ -34,7 +34,7 @@ from enslint.rewrites.common import (
     render,
     site_edits,
     unsafe_rewrite,
-    used_only_by,
+    other_use,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 
@@ -134,8 +134,11 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
     attr = loop.collection_text.split(".", 1)[-1]
     built_by = layer.built_by if isinstance(layer.built_by, tuple) else (layer.built_by,)
     site = find_site(loop, imports)
-    if "." not in loop.collection_text or (site is not None and not used_only_by(loop, attr, built_by, site)):
-        return f"no automatic fix: `{loop.collection_text}` is used elsewhere in the class too"
+    if "." not in loop.collection_text:
+        return None
+    elsewhere = other_use(loop, attr, built_by, site) if site is not None else None
+    if elsewhere is not None:
+        return f"no automatic fix: {elsewhere}"
     found = torch_name_for(imports)
     if found is None:
         return None
