@@ -113,7 +113,9 @@ pre-hook added with it maps old checkpoints onto the wide layer (and `import tor
 added when the file lacks it). It is offered only when the collection is built by one
 comprehension or by `ModuleList()` plus one append loop, used nowhere else, and the loop is a
 comprehension (or an `outs = []` + `append` loop) whose result is combined in one of
-those ways, or a loop writing each head's result into a preallocated tensor
+those ways (its body may reach the result through temporaries, `h = block(x)` then
+`outs.append(head(h))`, which are inlined), a running total (`total = 0`, then
+`total = total + head(h)`: the sum), or a loop writing each head's result into a preallocated tensor
 (`out = h.new_empty(...)`; `out[:, i] = head(h)`), which becomes the stacked result
 moved to that axis. Convolution heads get the same rewrite with `E * out_channels` channels.
 Heads in an `nn.ModuleDict` built by one dict comprehension and run in its order
