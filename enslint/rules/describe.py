@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from enslint.analysis.members import Member
 
 
+
+def product(*sizes) -> str:
+    """`a * b` as code, leaving out factors of 1: `n_labels` rather than `n_labels * 1`."""
+    kept = [str(size) for size in sizes if str(size) != "1"]
+    return " * ".join(kept) or "1"
+
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -50,12 +56,12 @@ def where(loop: MemberLoop, model: FileModel) -> str:
 def fused_on_same_input(member: Member, size: str) -> str:
     if member.kind == LINEAR and member.in_size and member.out_size:
         return (
-            f"one `nn.Linear({member.in_size}, {size} * {member.out_size})` whose output is "
+            f"one `nn.Linear({member.in_size}, {product(size, member.out_size)})` whose output is "
             f"`unflatten`ed to ({size}, {member.out_size})"
         )
     if member.kind == CONV and member.in_size and member.out_size:
         return (
-            f"one `{member.type_name}({member.in_size}, {size} * {member.out_size}, ...)` "
+            f"one `{member.type_name}({member.in_size}, {product(size, member.out_size)}, ...)` "
             f"whose channels are split per member"
         )
     if member.kind in (MLP, LINEAR):
@@ -119,11 +125,11 @@ def nest_phrase(outer: MemberLoop, inner_member: Member, inner_size: str, on_sli
     if inner_member.kind == LINEAR and inner_member.in_size and inner_member.out_size:
         if on_slices:
             op = (
-                f"weights ({outer.size}, {inner_member.in_size}, {inner_size} * {inner_member.out_size}) "
+                f"weights ({outer.size}, {inner_member.in_size}, {product(inner_size, inner_member.out_size)}) "
                 f"with one `torch.baddbmm` over the input's dim {dim} moved to the front"
             )
         else:
-            op = f"one `nn.Linear({inner_member.in_size}, {outer.size} * {inner_size} * {inner_member.out_size})`"
+            op = f"one `nn.Linear({inner_member.in_size}, {product(outer.size, inner_size, inner_member.out_size)})`"
     else:
         op = "`torch.func.stack_module_state` over all members + `torch.vmap`"
     return f"for the whole nest `{outer.collection_text}`, one batched op for all {size} heads: {op}"

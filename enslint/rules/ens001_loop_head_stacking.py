@@ -333,6 +333,8 @@ class Heads(tnn.Module):
                 if not fix and reasons:
                     # "not yet for these members" only when nothing more specific stands in the way.
                     fix = next((r for r in reasons if " yet for " not in r), reasons[0])
+                if not fix and group is not None:
+                    fix = "the fused rewrite of the whole nest comes with the inner loop's finding"
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None
