@@ -337,3 +337,13 @@ def test_a_running_total_is_a_sum_over_the_members(project):
     check("--fix", "--unsafe-fixes")
     fixed = path.read_text()
     assert "total = " in fixed and ".sum(0)" in fixed and "for head in self.heads" not in fixed
+
+
+def test_a_temporary_assigned_again_is_inlined_in_order(project):
+    path = project / "m.py"
+    source = TEMPORARIES.replace("h = head(x)\n            y = self.readout(h)\n            outs.append(y)", "h = head(x)\n            h = torch.tanh(h)\n            h = self.readout(h)\n            outs.append(h)")
+    assert "h = torch.tanh(h)" in source
+    path.write_text(source)
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text()
+    assert "for head in self.heads" not in fixed and "self.readout(torch.tanh(" in fixed

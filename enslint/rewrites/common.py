@@ -185,8 +185,8 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
 def _inlined(body: list, loop_node: cst.For, index: NodeIndex) -> list | None:
     """The loop's body with its temporaries inlined: `h = block(x)`, `y = head(h)`,
     `outs.append(y)` is the one statement `outs.append(head(block(x)))`, when each
-    temporary is a plain name assigned once, read once later in the body, and never read
-    after the loop. The body itself when there is nothing to inline."""
+    temporary is a plain name read once by what follows it in the body (a name may be
+    assigned again: `h = f(h)`), and never read after the loop. The body itself when there is nothing to inline."""
     if len(body) == 1:
         return body
     *temporaries, last = body
@@ -199,8 +199,9 @@ def _inlined(body: list, loop_node: cst.For, index: NodeIndex) -> list | None:
             return None
         name = small.targets[0].target.value
         uses = [n for n in walk(last) if isinstance(n, cst.Name) and n.value == name]
-        # (The temporaries after this one are inlined into `last` already.)
-        if name in read_after or len(uses) != 1 or any(name in names_in(t) for t in temporaries[:position]):
+        # The temporaries after this one are inlined into `last` already, so its one use
+        # there is the only read of this binding (`h = f(x); h = g(h)` chains too).
+        if name in read_after or len(uses) != 1:
             return None
         value = small.value
         if not isinstance(value, (cst.Call, cst.Name, cst.Attribute, cst.Subscript)):
