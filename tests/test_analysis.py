@@ -576,3 +576,52 @@ def test_non_module_holders_of_unproven_members(holder):
         "\n    def predict(self, x):\n        return torch.stack([m(x) for m in self.models])\n"
     )
     assert codes(source) == []
+
+
+SPARSE_ATTENTION = '''
+import torch
+from torch import nn
+
+
+class SparseAttention(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.qk = nn.Linear(d, d)
+
+    def forward(self, x):
+        scores = self.qk(x) @ x.transpose(-1, -2)
+        if scores.max() > 10:
+            scores = scores / scores.max()
+        return scores.softmax(-1) @ x
+
+
+class Heads(nn.Module):
+    def __init__(self, d, n):
+        super().__init__()
+        self.heads = nn.ModuleList([SparseAttention(d) for _ in range(n)])
+
+    def forward(self, x):
+        return torch.cat([h(x) for h in self.heads], dim=-1)
+'''
+
+
+@pytest.mark.parametrize(
+    "member_forward, shown",
+    [
+        ("if scores.max() > 10:\n            scores = scores / scores.max()", "if scores.max() > 10"),
+        ("keep = scores.nonzero()", "nonzero()"),
+        ("n = int(scores.sum().item())", "item()"),
+        ("scores = scores.to_sparse()", "to_sparse()"),
+    ],
+)
+def test_vmap_is_neither_advised_nor_offered_for_data_dependent_members(member_forward, shown):
+    source = SPARSE_ATTENTION.replace("if scores.max() > 10:\n            scores = scores / scores.max()", member_forward)
+    (message,) = messages_for(source).values()
+    assert "torch.vmap(in_dims" not in message and "written by hand (torch.vmap cannot batch it" in message
+    assert shown in message
+    assert _fixes_for(source) == []
+
+
+def test_a_branch_on_plain_values_does_not_stop_vmap():
+    source = SPARSE_ATTENTION.replace("if scores.max() > 10:", "if isinstance(x, torch.Tensor) and self.training:")
+    assert _fixes_for(source) == ["vmap"]

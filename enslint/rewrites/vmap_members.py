@@ -97,6 +97,31 @@ class {HELPER}({torch_name}.nn.Module):
 '''
 
 
+# Calls whose result's shape or existence depends on the data: torch.vmap cannot batch them.
+_DATA_DEPENDENT_CALLS = {"item", "tolist", "nonzero", "unique", "masked_select", "to_sparse", "argwhere"}
+# Calls in an `if`/`while` test that say nothing about tensor values.
+_PLAIN_TESTS = {"isinstance", "len", "hasattr", "getattr", "callable", "is_tensor"}
+
+
+def vmap_obstacle(type_name: str, module: cst.Module) -> str | None:
+    """Why torch.vmap cannot run the member class `type_name` of this file: a branch on
+    tensor values (`if h.sum() > 0:`), `.item()`, `.nonzero()`, sparse tensors; None when
+    nothing in its code stands in the way (or it is not defined here)."""
+    defined = definition(module, type_name.split("(")[0].rsplit(".", 1)[-1])
+    if not isinstance(defined, cst.ClassDef):
+        return None
+    for node in walk(defined):
+        if isinstance(node, (cst.If, cst.While)):
+            calls = [c for c in walk(node.test) if isinstance(c, cst.Call)]
+            if any(code_of(c.func).rsplit(".", 1)[-1] not in _PLAIN_TESTS for c in calls):
+                return f"its forward branches on tensor values (`{'if' if isinstance(node, cst.If) else 'while'} {code_of(node.test)}`)"
+        if isinstance(node, cst.Call):
+            name = code_of(node.func).rsplit(".", 1)[-1]
+            if name in _DATA_DEPENDENT_CALLS or "sparse" in code_of(node.func):
+                return f"its forward calls `{code_of(node.func).rsplit('.', 1)[-1]}()`, whose result depends on the data"
+    return None
+
+
 def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
     """The rewrite, a reason (str) when the members rule it out, or None."""
     collection = loop.collection
@@ -111,6 +136,9 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     source = member.text + (module.code_for_node(defined) if defined else "")
     if any(word in source for word in _STATEFUL):
         return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
+    obstacle = vmap_obstacle(member.type_name, module)
+    if obstacle is not None:
+        return f"torch.vmap cannot batch `{member.type_name}`: {obstacle}"
     found = torch_name_for(imports)
     if found is None:
         return "`torch` names something else in this file"

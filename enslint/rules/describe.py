@@ -53,7 +53,12 @@ def where(loop: MemberLoop, model: FileModel) -> str:
     return phrase
 
 
-def fused_on_same_input(member: Member, size: str) -> str:
+BY_HAND = "one batched version of the member's forward written by hand (torch.vmap cannot batch it: {why})"
+
+
+def fused_on_same_input(member: Member, size: str, vmap_obstacle: str | None = None) -> str:
+    if vmap_obstacle is not None and member.kind not in (LINEAR, CONV):
+        return BY_HAND.format(why=vmap_obstacle)
     if member.kind == LINEAR and member.in_size and member.out_size:
         return (
             f"one `nn.Linear({member.in_size}, {product(size, member.out_size)})` whose output is "
@@ -70,19 +75,25 @@ def fused_on_same_input(member: Member, size: str) -> str:
             f"expanded to ({size}, batch, in), or `torch.func.stack_module_state` + "
             f"`torch.vmap(in_dims=(0, 0, None))`"
         )
+    if vmap_obstacle is not None:
+        return BY_HAND.format(why=vmap_obstacle)
     return (
         "`torch.func.stack_module_state` + `torch.func.functional_call` under "
         "`torch.vmap(in_dims=(0, 0, None))`"
     )
 
 
-def fused_on_slices(member: Member, size: str, dim: str) -> str:
+def fused_on_slices(member: Member, size: str, dim: str, vmap_obstacle: str | None = None) -> str:
+    if vmap_obstacle is not None and member.kind not in (LINEAR, CONV):
+        return BY_HAND.format(why=vmap_obstacle)
     moved = "the member-first input" if dim == "0" else f"the sliced dim {dim} moved to the front (`movedim({dim}, 0)`)"
     if member.kind in (LINEAR, MLP):
         return (
             f"stacked ({size}, in, out) weights applied with `torch.baddbmm` to {moved}, "
             f"or `torch.func.stack_module_state` + `torch.vmap(in_dims=(0, 0, 0))`"
         )
+    if vmap_obstacle is not None:
+        return BY_HAND.format(why=vmap_obstacle)
     return (
         f"`torch.func.stack_module_state` + `torch.func.functional_call` under "
         f"`torch.vmap(in_dims=(0, 0, 0))` over {moved}"

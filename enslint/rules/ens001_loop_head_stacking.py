@@ -156,7 +156,9 @@ by the caller (when the project's call sites show them identical) and members bu
 a helper of another file (`clones(layer, n)`); it is offered beside the wide-layer and
 stacked forms too, for `enslint verify` to time. Unsafe for the same reason (`heads.3.proj.weight` becomes
 `heads.proj__weight[3]`; the module's own hook loads old checkpoints). Not offered for
-members with batch or instance norm (vmap cannot update running statistics in place),
+members with batch or instance norm (vmap cannot update running statistics in place) or
+whose forward depends on tensor values (`if h.sum() > 0:`, `.item()`, `.nonzero()`, sparse
+tensors: vmap cannot batch them; the message then advises a batched forward by hand),
 for `nn.ModuleDict` (other than the wide layer above) or `add_module` collections, or when the collection is used
 elsewhere in the class. Whether it is faster depends on the sizes and the device: the
 per-member launches go, but `vmap` adds a fixed cost per call; check with
@@ -283,7 +285,7 @@ class Heads(tnn.Module):
         # The fixes need libcst, which is loaded with the model.
         from enslint.rewrites.grouped_heads import grouped_heads_fix
         from enslint.rewrites.stacked_mlp import stacked_mlp_fix
-        from enslint.rewrites.vmap_members import vmap_members_fix
+        from enslint.rewrites.vmap_members import vmap_members_fix, vmap_obstacle
         from enslint.rewrites.wide_layer import wide_layer_fix
 
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
@@ -304,7 +306,7 @@ class Heads(tnn.Module):
             elif len(loop.collections) > 1:
                 message += "; fuse them into " + fused_for_several(loop, None)
             else:
-                message += f"; fuse them into {fused_on_same_input(member, loop.size)}"
+                message += f"; fuse them into {fused_on_same_input(member, loop.size, vmap_obstacle(member.type_name, model.module))}"
                 parent = loop.parent
                 if parent is not None and parent.calls:
                     slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}

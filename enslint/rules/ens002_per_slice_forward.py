@@ -222,7 +222,7 @@ class Zipped(nn.Module):
         from enslint.rewrites.shared_instance import shared_instance_fix
         from enslint.rewrites.stacked_mlp import stacked_mlp_fix
         from enslint.rewrites.unbind import unbind_fix
-        from enslint.rewrites.vmap_members import vmap_members_fix
+        from enslint.rewrites.vmap_members import vmap_members_fix, vmap_obstacle
 
         for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
             entries = loop.entry_calls
@@ -249,7 +249,7 @@ class Zipped(nn.Module):
             elif len(loop.collections) > 1:
                 message += "; fuse them into " + fused_for_several(loop, dim)
             else:
-                message += f"; fuse them into {fused_on_slices(member, loop.size, dim)}"
+                message += f"; fuse them into {fused_on_slices(member, loop.size, dim, vmap_obstacle(member.type_name, model.module))}"
             quadratic = [c.slice.tensor for c in entries if c.slice.activation and c.slice.via in ("index", "select", "narrow")]
             if quadratic:
                 tensor = quadratic[0]
