@@ -18,3 +18,10 @@ def messages_for(source: str) -> dict[int, str]:
     codes = Config(root=Path(".")).enabled_codes()
     job = FileJob("example.py", "example.py", codes, Settings())
     return {d.row: d.message for d in check_bytes(job, source.encode())}
+
+
+def messages_of(source: str, code: str) -> dict[int, str]:
+    """{line: message} of the findings of one rule."""
+    codes = Config(root=Path(".")).enabled_codes()
+    job = FileJob("example.py", "example.py", codes, Settings())
+    return {d.row: d.message for d in check_bytes(job, source.encode()) if d.code == code}

@@ -6,7 +6,7 @@ import textwrap
 
 import libcst as cst
 import pytest
-from helpers import findings_for, messages_for
+from helpers import findings_for, messages_for, messages_of
 
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.model import build_model
@@ -216,10 +216,13 @@ def test_messages_name_class_collection_count_type_and_fused_form():
 def test_activation_slices_explain_quadratic_backward():
     forward = "h = torch.relu(self.trunk(x))\nreturn [m(h[:, i]) for i, m in enumerate(self.heads)]\n"
     init = "self.trunk = nn.Linear(d, d)\n" + LINEAR_HEADS
-    message = next(iter(messages_for(ensemble(init, forward)).values()))
-    assert "activation that needs a gradient" in message
-    assert "zero-filled gradient" in message and "n squared" in message
+    (message,) = messages_of(ensemble(init, forward), "ENS003").values()
+    assert "slice of the activation `h`" in message
+    assert "sums n full-size gradients of `h`" in message and "n squared" in message
     assert "`h.unbind(1)`" in message
+    # The per-member loop is ENS002's, which no longer speaks of the backward.
+    (loop,) = messages_of(ensemble(init, forward), "ENS002").values()
+    assert "gradient" not in loop
 
 
 def test_input_slices_and_unbind_do_not_claim_quadratic_backward():
@@ -228,21 +231,21 @@ def test_input_slices_and_unbind_do_not_claim_quadratic_backward():
         "h = self.trunk(x)\nreturn [m(hi) for m, hi in zip(self.heads, h.unbind(1))]\n",
     ):
         init = "self.trunk = nn.Linear(d, d)\n" + LINEAR_HEADS
-        message = next(iter(messages_for(ensemble(init, forward)).values()))
-        assert "zero-filled" not in message
+        assert messages_of(ensemble(init, forward), "ENS003") == {}
+        assert messages_of(ensemble(init, forward), "ENS002")
 
 
 def test_seed_nest_messages_describe_one_op_for_all_heads(tmp_path):
     from conftest import FIXTURES
 
     source = (FIXTURES / "positive" / "seed_shared_trunk_head_groups.py").read_text()
-    messages = messages_for(source)
+    messages = {**messages_of(source, "ENS001"), **messages_of(source, "ENS002")}
     assert len(messages) == 2
     for message in messages.values():
         assert "one batched op for all ensemble_size x num_heads heads" in message
         assert "(ensemble_size, hidden_dim, num_heads * num_actions)" in message
-    outer = min(messages)
-    assert "zero-filled gradient of `x`" in messages[outer] and "`x.unbind(1)`" in messages[outer]
+    (slicing,) = messages_of(source, "ENS003").values()
+    assert "full-size gradients of `x`" in slicing and "`x.unbind(1)`" in slicing
 
 
 def test_model_records_collections_and_loops():

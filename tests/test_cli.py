@@ -95,16 +95,31 @@ def test_json_output_shape(project):
     assert item["name"] == "loop-head-stacking" and "`self.heads`" in item["message"]
 
 
-def test_a_finding_with_a_safe_and_a_fused_fix_shows_the_one_each_mode_applies(project):
-    """ENS002 on the seed's MLPs carries the unbind fix and the stacked-weight rewrite:
-    without --unsafe-fixes the JSON and `[*]` show the safe one, with it the fused one."""
+def test_the_slice_gradient_and_the_loop_are_two_findings_with_their_own_fixes(project):
+    """The seed's grouped heads slice an activation: ENS003 (quadratic backward) carries
+    the safe unbind fix, ENS002 (the per-member loop) the fused rewrite; after --fix the
+    ENS003 finding is gone and only the loop's remains, fixable with --unsafe-fixes."""
+    path = project / "seed.py"
+    write(path, (FIXTURES / "positive" / "seed_shared_trunk_head_groups.py").read_text())
+    found = {d["code"]: d for d in json.loads(check("--format", "json").stdout)}
+    assert found["ENS003"]["fix"]["applicability"] == "safe" and found["ENS003"]["fix"]["message"].startswith("Iterate `x.unbind(1)`")
+    assert found["ENS001"]["fix"]["applicability"] == "unsafe"
+    assert "ENS003 [*]" in check().stdout and "ENS001 [*]" not in check().stdout
+    check("--fix")
+    remaining = {d["code"] for d in json.loads(check("--format", "json").stdout)}
+    assert remaining == {"ENS001", "ENS002"}
+    assert "No fixes available (1 hidden fix can be enabled with the `--unsafe-fixes` option)." in check().stdout
+    check("--fix", "--unsafe-fixes")
+    assert json.loads(check("--format", "json").stdout) == []
+
+
+def test_a_loop_over_input_slices_has_only_the_fused_fix(project):
+    """The seed's independent MLPs slice the input, which needs no gradient: no ENS003,
+    and ENS002's fixes are the stacked rewrite (first) and the vmap form."""
     write(project / "seed.py", (FIXTURES / "positive" / "seed_independent_mlps.py").read_text())
-    (safe,) = json.loads(check("--format", "json").stdout)
-    (fused,) = json.loads(check("--format", "json", "--unsafe-fixes").stdout)
-    assert safe["fix"]["applicability"] == "safe" and safe["fix"]["message"].startswith("Iterate `x.unbind(1)`")
-    assert fused["fix"]["applicability"] == "unsafe" and "baddbmm" in fused["fix"]["message"]
-    assert "ENS002 [*]" in check().stdout  # fixable by a plain --fix too
-    assert "1 fixable with the `--fix` option." in check().stdout
+    (finding,) = json.loads(check("--format", "json").stdout)
+    assert finding["code"] == "ENS002" and finding["fix"]["applicability"] == "unsafe" and "baddbmm" in finding["fix"]["message"]
+    assert "ENS002 [*]" not in check().stdout and "ENS002 [*]" in check("--unsafe-fixes").stdout
 
 
 def test_json_when_clean_is_an_empty_array(project):

@@ -28,28 +28,19 @@ from enslint.verify.equivalence import mapped_gradients  # noqa: E402 - needs to
 # fixture -> (class, constructor kwargs, method, input shapes), or a list of them for a
 # fixture with several fixed classes
 SPECS = {
-    "dynamics_ensemble_add_module.py": ("DynamicsEnsemble", dict(state_dim=3, action_dim=2, ensemble_size=4), "forward", [(4, 5, 5)]),
+    # ENS003's unbind fix, where members index their own slice of an activation.
     "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)]),
     "nested_comprehension_groups.py": ("GroupedHeads", dict(d=4, n_groups=3, heads_per_group=2, n_out=2), "forward", [(5, 3, 4)]),
     "nested_local_builders.py": ("IndexedGroups", dict(hidden=4, n_actions=2, num_heads=2, ensemble_size=3), "forward", [(5, 3, 4)]),
-    "per_channel_timeseries.py": ("PerChannelForecaster", dict(n_channels=3, seq_len=6, pred_len=2, d_model=8), "forward", [(4, 6, 3)]),
-    "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)]),
-    "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)]),
     "seed_shared_trunk_head_groups.py": ("GroupedHeadEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, num_heads=2, ensemble_size=3), "batched_forward", [(5, 3, 4)]),
     "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)]),
-    "individual_channel_linear.py": ("ChannelLinear", dict(window=6, horizon=2, n_channels=3, individual=True), "forward", [(4, 6, 3)]),
-    "per_variable_head_chain.py": ("PatchHead", dict(individual=True, n_vars=3, d_flat=8, horizon=2, dropout=0.0), "forward", [(4, 3, 2, 4)]),
+    # Width-1 slices of an activation: iterated as h.split(1, dim), which keeps the dim.
+    "width_one_activation_slices.py": ("StepReadouts", dict(d_model=4, n_steps=3, n_out=2), "forward", [(5, 3, 4)]),
+    # ENS002's safe fix for one shared instance: one call on all the slices.
     "shared_instance_repeated.py": [
         ("TiedChannelEncoder", dict(d_in=4, d_out=3, n_channels=3), "forward", [(5, 3, 4)]),
         ("TiedHeads", dict(d=4, n_heads=3), "forward", [(3, 5, 4)]),
     ],
-    "member_first_tensor_index.py": [
-        ("BootstrapDynamics", dict(obs_dim=3, act_dim=2, n_models=4, hidden=6), "forward", [(4, 5, 5)]),
-        ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)]),
-    ],
-    # Width-1 slices: iterated as x.split(1, dim), which keeps the dim.
-    "narrowed_and_split_slices.py": ("NarrowedReadouts", dict(d=4, n_targets=3), "forward", [(5, 3, 4)]),
-    "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)]),
 }
 
 
@@ -210,7 +201,7 @@ UNSAFE_SPECS = {
     "handrolled_multihead_attention.py": ("MultiHeadAttention", dict(n_embd=6, num_heads=3, block_size=6), "forward", [(2, 5, 6)], "heads", VMAP),
     "lightning_module_heads.py": ("MultiHeadClassifier", dict(encoder=torch.nn.Linear(5, 6), hidden=6, n_classes=3, n_heads=3), "forward", [(4, 5)], "heads", VMAP),
     "local_base_class.py": ("ValueEnsemble", dict(obs_dim=5, n_members=3), "forward", [(4, 5)], "values", ["0", "2"]),
-    "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)], "members", VMAP),
+    "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)], "members", [""]),
     "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)], "ensemble", ["input_layer", "h1", "h2", "out"]),
     "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", [""]),
     "speculative_decoding_heads.py": ("MedusaHeads", dict(hidden_size=6, vocab_size=7, medusa_num_heads=3), "forward", [(2, 6)], "medusa_head", VMAP),
@@ -225,6 +216,7 @@ UNSAFE_SPECS = {
         ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", [""]),
     ],
     "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)], "shape_functions", VMAP),
+    "width_one_activation_slices.py": ("StepReadouts", dict(d_model=4, n_steps=3, n_out=2), "forward", [(5, 3, 4)], "readouts", [""]),
     "moduledict_heads.py": ("TaskHeads", dict(d_model=6, n_tasks=3, n_labels=2), "forward", [(4, 6)], "heads", ("keyed", ["task_0", "task_1", "task_2"])),
     # Temporaries inlined and a running total summed; members re-initialised after they are built.
     "clones_factory_sum.py": ("ScoreHeads", dict(d_model=6, num_scorers=3), "forward", [(4, 5, 6)], "scorers", VMAP),

@@ -67,15 +67,16 @@ def test_a_fix_is_all_or_nothing():
 def test_text_output_marks_fixable_findings(project):
     (project / "m.py").write_text(SLICED)
     result = check()
-    assert "ENS002 [*] `Sliced.forward`" in result.stdout
-    assert "[*] 1 fixable with the `--fix` option." in result.stdout
+    assert "ENS003 [*] `Sliced.forward`" in result.stdout  # the safe unbind fix
+    assert "ENS002 `Sliced.forward`" in result.stdout  # the fused rewrite is unsafe
+    assert "[*] 1 fixable with the `--fix` option (1 hidden fix can be enabled with the `--unsafe-fixes` option)." in result.stdout
 
 
 def test_json_carries_the_fix(project):
     (project / "m.py").write_text(SLICED)
-    (item,) = json.loads(check("--format", "json").stdout)
-    fix = item["fix"]
-    assert fix["applicability"] == "safe"
+    items = {d["code"]: d for d in json.loads(check("--format", "json").stdout)}
+    fix = items["ENS003"]["fix"]
+    assert fix["applicability"] == "safe" and fix["form"] == "unbind"
     assert fix["message"] == "Iterate `h.unbind(1)` instead of indexing `h[:, i, :]`"
     assert [e["content"] for e in fix["edits"]] == ["member, h_i", "zip(self.members, h.unbind(1))", "h_i"]
     assert fix["edits"][0]["location"] == {"row": 14, "column": 13}
@@ -98,6 +99,7 @@ def test_fix_writes_and_a_second_fix_changes_nothing(project):
     assert path.read_text() == FIXED
     assert "Applied 1 fix." in result.stdout
     assert result.exit_code == 1  # the loop is still one call per member: ENS002 remains
+    assert {d["code"] for d in json.loads(check("--format", "json").stdout)} == {"ENS002"}
     assert "ENS002 `Sliced.forward`" in result.stdout and "[*]" not in result.stdout
     again = check("--fix")
     assert path.read_text() == FIXED and "Applied 0 fixes." in again.stdout
@@ -125,7 +127,7 @@ def test_fix_keeps_a_byte_order_mark(project):
 
 
 def test_noqa_sites_and_broken_files_are_never_touched(project):
-    suppressed = SLICED.replace("enumerate(self.members):", "enumerate(self.members):  # noqa: ENS002")
+    suppressed = SLICED.replace("enumerate(self.members):", "enumerate(self.members):  # noqa: ENS002, ENS003")
     (project / "kept.py").write_text(suppressed)
     (project / "broken.py").write_text(SLICED + "\ndef oops(:\n")
     result = check("--fix")
@@ -143,8 +145,9 @@ def test_a_tensor_that_changes_per_member_is_not_one_tensor(project):
 def test_no_fix_when_the_sliced_tensor_is_not_a_name(project):
     source = SLICED.replace("member(h[:, i, :])", "member(self.trunk(x)[:, i, :])")
     (project / "m.py").write_text(source)
-    (item,) = json.loads(check("--format", "json").stdout)
-    assert item["code"] == "ENS002" and item["fix"] is None and "no automatic unbind fix" in item["message"]
+    items = {d["code"]: d for d in json.loads(check("--format", "json").stdout)}
+    assert items["ENS002"]["fix"] is None and items["ENS003"]["fix"] is None
+    assert "no automatic fix: the sliced tensor is not a plain name" in items["ENS003"]["message"]
 
 
 def test_index_used_elsewhere_keeps_the_counter(project):

@@ -52,3 +52,13 @@ def test_fix_hook_applies_the_safe_fix(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr  # files were modified
     assert (repo / "model.py").read_text() == FIXED
     assert "Applied 1 fix." in result.stdout
+    # The safe fix removed what it fixes (ENS003); the loop's own finding (ENS002, fixed
+    # only by the unsafe rewrite) remains until it is suppressed: then both hooks pass.
+    fixed = (repo / "model.py").read_text()
+    assert "ENS003" not in subprocess.run([sys.executable, "-m", "enslint", "check", "model.py"], cwd=repo, capture_output=True, text=True).stdout
+    loop = "for member, h_i in zip(self.members, h.unbind(1)):"
+    (repo / "model.py").write_text(fixed.replace(loop, loop + "  # noqa: ENS002"))
+    git("add", ".", cwd=repo)
+    for hook in ("enslint-fix", "enslint"):
+        again = subprocess.run([*command[:5], hook, *command[6:]], cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+        assert again.returncode == 0, again.stdout + again.stderr

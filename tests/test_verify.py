@@ -226,10 +226,11 @@ def test_each_candidate_is_checked_and_timed_and_the_fastest_recommended(project
 
 def test_the_safe_fix_is_a_candidate_and_the_preferred_fused_form_comes_first(monkeypatch):
     monkeypatch.chdir(ROOT)
-    result, rows = verify("fixtures/positive/seed_independent_mlps.py::IndependentEnsemble", "--device", "cpu", "--batch", "4", *FAST)
+    result, rows = verify("fixtures/positive/select_slices_activation.py::Readouts", "--device", "cpu", "--batch", "4", *FAST)
     (row,) = rows
     forms = [(c["form"], c["safety"], c["status"]) for c in row["candidates"]]
     assert forms == [("stacked weights", "unsafe", "equivalent"), ("vmap", "unsafe", "equivalent"), ("unbind", "safe", "equivalent")]
+    assert row["rule"] == "ENS002,ENS003"
     assert row["recommendation"] in {"stacked weights", "vmap", "unbind", "keep the loop"}
 
 

@@ -99,12 +99,14 @@ def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | No
             return outcome
         text = result.text
         outcome.fixed += result.applied
-        outcome.skipped = result.skipped
         diagnostics = check_bytes(job, text.encode(encoding))
         if result.applied == 0:
             break
     outcome.after = text
     outcome.remaining = diagnostics
+    # What is still fixable after the last pass (a fix an overlap held back, that the
+    # fixes applied did not make moot).
+    outcome.skipped = sum(choose(d) is not None for d in diagnostics)
     return outcome
 
 

@@ -153,7 +153,26 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
         if comprehension.for_in is not loop.node or loop.node.inner_for_in is not None:
             return None
         found = _combine(comprehension, index, imports, loop.collection_text)
-        return None if found is None else Site(*found, None, argument, comprehension.elt)
+        if found is None:
+            return None
+        assign = index.parent(comprehension)
+        statement = index.parent(assign)
+        if (
+            found[1] == "unbind"
+            and isinstance(assign, cst.Assign)
+            and len(assign.targets) == 1
+            and isinstance(assign.targets[0].target, cst.Name)
+            and isinstance(statement, cst.SimpleStatementLine)
+            and len(statement.body) == 1
+        ):
+            # `steps = [m(x) for ...]` only combined later (`torch.cat(steps, dim=1)`):
+            # the name holds the combined result directly.
+            name = assign.targets[0].target.value
+            consumer = direct_consumer(loop.cls.methods[loop.method], statement, name, imports)
+            if consumer is not None:
+                node, kind, dim = consumer
+                return Site(statement, kind, dim, None, name, argument, comprehension.elt, node)
+        return Site(*found, None, argument, comprehension.elt)
     loop_node = loop.node
     if loop_node.orelse is not None:
         return None

@@ -149,7 +149,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     if head.text != f"{func}({head.in_size}, {head.out_size})":
         return "the heads take arguments besides (in, out), which the nest rewrite does not carry yet"
     on_one_input = bool(outer.calls) and all(c.input == SAME for c in outer.calls) and len({c.input_text for c in outer.calls}) == 1
-    if not outer.calls or not on_one_input and any(c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select") for c in outer.calls):
+    if not outer.calls or not on_one_input and any(c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select", "unbind") for c in outer.calls):
         return "the groups' heads read neither one input nor one slice of one tensor each"
     if on_one_input:
         return _wide_nest(outer, inner, module, imports, head, groups, heads, func, torch_name, add_import)

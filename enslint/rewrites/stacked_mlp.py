@@ -384,7 +384,12 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
             return None
         # Written on the stacked outputs where it can be; vmap otherwise.
         fused = lift(element, out, fused, torch_functions(imports)) or f"{torch_name}.vmap(lambda {out}: {element})({fused})"
-    replacement = render(site, fused, 0, (-1, f"{fused}.movedim(0, -2).flatten(-2)"))
+    cat = (-1, f"{fused}.movedim(0, -2).flatten(-2)")
+    if site.kind == "cat" and site.dim is not None and site.dim.lstrip("-").isdigit():
+        d = int(site.dim)
+        axis = d if d >= 0 else d - 1  # where the member axis goes: beside the concatenated one
+        cat = (d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})")
+    replacement = render(site, fused, 0, cat)
     if replacement is None:
         return None
 

@@ -3,8 +3,9 @@
 from enslint.rules.base import Finding, Rule, Settings
 from enslint.rules.ens001_loop_head_stacking import LoopHeadStacking
 from enslint.rules.ens002_per_slice_forward import PerSliceForward
+from enslint.rules.ens003_slice_gradient import SliceGradient
 
-ALL_RULES: tuple[type[Rule], ...] = (LoopHeadStacking, PerSliceForward)
+ALL_RULES: tuple[type[Rule], ...] = (LoopHeadStacking, PerSliceForward, SliceGradient)
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
 
 __all__ = ["ALL_RULES", "RULES_BY_CODE", "Finding", "Rule", "Settings"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import CHAIN, CONV, GROUP, LINEAR, MLP, short
@@ -12,11 +13,11 @@ if TYPE_CHECKING:
     from enslint.analysis.members import Member
 
 
-
 def product(*sizes) -> str:
     """`a * b` as code, leaving out factors of 1: `n_labels` rather than `n_labels * 1`."""
     kept = [str(size) for size in sizes if str(size) != "1"]
     return " * ".join(kept) or "1"
+
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -152,3 +153,18 @@ def group_member(loop: MemberLoop) -> tuple[Member, str] | None:
     if member.kind != GROUP or member.inner is None or member.inner.member is None:
         return None
     return member.inner.member, member.inner.size or "H"
+
+
+def per_slice_loops(model: FileModel, settings) -> Iterator[tuple[MemberLoop, list]]:
+    """(loop, its member calls) for each loop whose members each read their own slice of
+    one tensor per collection, along one dim: what ENS002 and ENS003 look at."""
+    from enslint.analysis.kinds import SLICE
+
+    for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
+        entries = loop.entry_calls
+        per_collection: dict[int, set[tuple[str, str]]] = {}
+        for call in entries:
+            per_collection.setdefault(id(call.collection), set()).add((call.slice.tensor, call.slice.dim))
+        if any(len(read) != 1 for read in per_collection.values()) or len({c.slice.dim for c in entries}) != 1:
+            continue
+        yield loop, entries

@@ -13,6 +13,7 @@ from enslint.rules.describe import (
     group_member,
     members_phrase,
     nest_phrase,
+    per_slice_loops,
     shared_advice,
     where,
 )
@@ -42,20 +43,17 @@ level by level. A Python list of differently shaped tensors (pyramid levels, mod
 is not a tensor, and a loop over it is not flagged."""
 
     why_bad = """\
-Besides the E forward calls, E kernel launches per layer and E autograd nodes of any
-member loop, slicing costs twice when the sliced tensor is an activation (computed in the
-module, so it needs a gradient): the backward of each `x[:, i, :]` allocates a
-zero-filled gradient the full size of `x` and writes one slice into it, and autograd sums
-the E of them. That is E full-size allocations and sums per step: cost grows with E
-squared. Iterating `x.unbind(dim)` gives the same slices with one backward node that
-assembles the gradient once, keeping the parameters and the numerics.
+Each step makes E forward calls, E kernel launches per layer and E autograd nodes where
+one batched op would do: the members' weights stacked as `(E, in, out)` and applied to
+all the slices at once. When the slices are taken from an activation by indexing, the
+backward also grows with E squared: that is ENS003's finding, with its own safe fix.
 
 Measured on a 2-core CPU (torch 2.13, float32, two runs of
 `python benchmarks/rule_numbers.py`): the seed's ensemble (a shared trunk, then E groups
 of 4 `nn.Linear(256, 6)` heads, group `i` on `x[:, i, :]`), one training step at batch
-256: at E=10 the fused form was 1.7-1.9x faster and `unbind` alone 1.2-1.3x; at E=50,
-2.2-2.3x and 1.8-1.9x. Fusing pays most where launches dominate (GPUs, small batches);
-on a CPU with large members it can lose, so measure with your shapes."""
+256: the fused form was 1.7-1.9x faster at E=10 and 2.2-2.3x at E=50. Fusing pays most
+where launches dominate (GPUs, small batches); on a CPU with large members it can lose,
+so measure with your shapes (`enslint verify`)."""
 
     example = """\
 ```python
@@ -75,19 +73,18 @@ class Ensemble(nn.Module):
 ```"""
 
     use_instead = """\
-The minimal fix keeps the parameters: iterate the slices with `unbind`.
+Stack the members' weights as `(E, in, out)` and apply them with one `torch.baddbmm` to
+the slices moved to the front:
 
 ```python
     def forward(self, x):
-        h = torch.relu(self.trunk(x))
-        return torch.stack(
-            [m(h_i) for m, h_i in zip(self.members, h.unbind(1))], dim=1
-        )
+        h = torch.relu(self.trunk(x))  # (batch, E, hidden)
+        out = torch.baddbmm(self.bias, h.movedim(1, 0), self.weight)  # (E, batch, 6)
+        return out.movedim(0, 1)
 ```
 
-The fused form stacks the members' weights as `(E, in, out)` and applies them with one
-`torch.baddbmm` to `h.movedim(1, 0)`; for members of any kind,
-`torch.func.stack_module_state` + `torch.vmap(in_dims=(0, 0, 0))` does the same."""
+For members of any kind, `torch.func.stack_module_state` + `torch.vmap(in_dims=(0, 0, 0))`
+does the same."""
 
     options = """\
 - `min-members` (default 2): collections with fewer members, when the count is a
@@ -95,32 +92,26 @@ The fused form stacks the members' weights as `(E, in, out)` and applies them wi
 - Suppress one finding with `# noqa: ENS002` on the flagged line."""
 
     fix_safety = """\
-`--fix` applies a *safe* fix where the slices are taken by indexing or `select`: the
-loop iterates `x.unbind(dim)` beside the members (`zip(self.members, x.unbind(1))`)
-and each `x[:, i, :]` becomes that loop's slice. It keeps the parameters, the
-`state_dict` keys and the numerics; only the backward changes, assembling the gradient
-of `x` once. It is offered only when `x` is a plain name that the loop does not
-reassign.
+The fused forms change the parameter layout (`--fix --unsafe-fixes`). For the seed's
+nest of linear heads the fused rewrite is attached to the inner loop's ENS001 finding
+(see ENS001). Identical MLP members and per-channel linear maps on slices (an
+`nn.Sequential`, a local MLP class, one `nn.Linear` per channel) get stacked
+`(E, in, out)` weights and one `torch.baddbmm` per layer, the sliced dim of `x` moved to
+the front; what the loop does with each member's output (`.transpose(0, 1)`) is written
+once for all of them, its dims shifted past the member axis (`.transpose(1, 2)`), or by
+`torch.vmap` where it cannot be. Other identical members in an `nn.ModuleList` on slices
+get the general rewrite: the members are stacked by `StackedMembers`
+(`torch.func.stack_module_state`) and run with `torch.vmap`, the slice `x[:, i, :]`
+becoming `in_dims=(1,)` on `x`; old checkpoints load through its hook. A width-1 slice
+`x[:, i:i + 1]` is `x.unsqueeze(2)` split along dim 1. The fused rewrites are withheld
+for the reasons ENS001 lists, and the message names the one that applies.
 
-The fused forms change the parameter layout. For the seed's nest of linear heads the
-unsafe fused rewrite is attached to the inner loop's ENS001 finding (see ENS001).
-Identical MLP members on slices (an `nn.Sequential` or a local MLP class, as ENS001
-describes; the seed's `MemberMLP`) get stacked `(E, in, out)` weights and one
-`torch.baddbmm` per layer, the sliced dim of `x` moved to the front; what the loop does
-with each member's output (`.transpose(0, 1)`) is written once for all of them, its dims
-shifted past the member axis (`.transpose(1, 2)`), or by `torch.vmap` where it cannot be.
-Other identical members in an `nn.ModuleList` on slices get the general unsafe rewrite
-(`--fix --unsafe-fixes`, preferred over the unbind fix when allowed): the members are
-stacked by `StackedMembers` (`torch.func.stack_module_state`) and run with `torch.vmap`,
-the slice `x[:, i, :]` becoming `in_dims=(1,)` on `x`; old checkpoints load through its
-hook. A width-1 slice `x[:, i:i + 1]` is `x.unsqueeze(2)` split along dim 1 for the
-fused forms, and `x.split(1, 1)` for the safe fix (`unbind` would drop the dim it keeps).
-Where neither applies, the message says so.
-The unbind fix is not offered when the members read slices of more than one tensor; the fused rewrites are
-withheld for the reasons ENS001 lists, and the message names the one that applies. For
-members that are one shared instance there is nothing to fuse: `--fix` makes one call
-of that instance on all the slices at once (safe: the parameters and `state_dict` stay),
-for members that act on the last dim (linear layers, MLPs of them)."""
+For members that are one shared instance there is nothing to fuse: `--fix` makes one call
+of that instance on all the slices at once (*safe*: the parameters and `state_dict`
+stay), for members that act on the last dim (linear layers, MLPs of them).
+
+The `unbind` fix for slices of an activation belongs to ENS003: after it, ENS003's
+finding is gone and this one stays until the loop is fused or suppressed."""
 
     VALID = [
         Valid(
@@ -221,16 +212,9 @@ class Zipped(nn.Module):
         # The fixes need libcst, which is loaded with the model.
         from enslint.rewrites.shared_instance import shared_instance_fix
         from enslint.rewrites.stacked_mlp import stacked_mlp_fix
-        from enslint.rewrites.unbind import unbind_fix
         from enslint.rewrites.vmap_members import vmap_members_fix, vmap_obstacle
 
-        for loop in model.member_loops(reading=SLICE, min_members=settings.min_members):
-            entries = loop.entry_calls
-            per_collection: dict[int, set[tuple[str, str]]] = {}
-            for call in entries:
-                per_collection.setdefault(id(call.collection), set()).add((call.slice.tensor, call.slice.dim))
-            if any(len(read) != 1 for read in per_collection.values()) or len({c.slice.dim for c in entries}) != 1:
-                continue
+        for loop, entries in per_slice_loops(model, settings):
             first = entries[0].slice
             tensors = list(dict.fromkeys(call.slice.tensor for call in entries))
             dim = first.dim
@@ -250,20 +234,6 @@ class Zipped(nn.Module):
                 message += "; fuse them into " + fused_for_several(loop, dim)
             else:
                 message += f"; fuse them into {fused_on_slices(member, loop.size, dim, vmap_obstacle(member.type_name, model.module))}"
-            quadratic = [c.slice.tensor for c in entries if c.slice.activation and c.slice.via in ("index", "select", "narrow")]
-            if quadratic:
-                tensor = quadratic[0]
-                message += (
-                    f"; `{tensor}` is an activation that needs a gradient, so backward "
-                    f"materialises one full-size zero-filled gradient of `{tensor}` per member "
-                    f"and sums them (cost grows with {loop.size} squared): iterating "
-                    f"`{tensor}.unbind({dim})` removes that even without fusing"
-                )
-            fix = unbind_fix(loop)
-            notes = []
-            if isinstance(fix, str):
-                notes.append(f"no automatic unbind fix: {fix}")
-                fix = None
             blocker = fused_blocker(loop, model)
             alternatives = []
             if member.shared:
@@ -282,15 +252,18 @@ class Zipped(nn.Module):
                     alternatives.append(general)  # for verify to time beside the stacked form
             else:
                 fused = None
+            note = None
             if isinstance(fused, str):
-                notes.append(f"no fused rewrite: {fused}")
+                note = f"no fused rewrite: {fused}"
                 fused = None
-            elif fused is None and not member.shared and (group is None or group[0].kind != LINEAR):
+            elif fused is None and not member.shared and group is not None and group[0].kind == LINEAR:
                 # The fused rewrite of the seed's nest of linear heads rides on the inner
                 # loop's ENS001 finding.
+                note = "the fused rewrite of the whole nest comes with the inner loop's ENS001 finding"
+            elif fused is None and not member.shared:
                 kind = (group[0] if group else member).type_name
-                notes.append(f"no automatic fused rewrite yet for {kind if '`' in kind else f'`{kind}`'} members")
-            if notes:
-                message += f" ({'; '.join(notes)})"
-            fixes = tuple(f for f in (fused, *alternatives, fix) if f is not None)  # the fused rewrite preferred
+                note = f"no automatic fused rewrite yet for {kind if '`' in kind else f'`{kind}`'} members"
+            if note:
+                message += f" ({note})"
+            fixes = tuple(f for f in (fused, *alternatives) if f is not None)  # the preferred first
             yield Finding(self.code, message, loop.report_node, fixes)
