@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE_FOLDER = ".enslint_cache"
-_FORMAT = "3"  # entries: {rows, deps, exports}; fixes carry their form
+_FORMAT = "4"  # entries: {rows, deps, exports}; fixes carry their form; rows their details
 
 
 def code_fingerprint() -> str:

@@ -41,6 +41,7 @@ class Diagnostic:
     end_column: int = field(compare=False, default=0)
     filename: str = field(compare=False, default="")  # absolute
     fixes: tuple[Fix, ...] = field(compare=False, default=())  # preferred first
+    details: str = field(compare=False, default="")  # the long explanation (--show-details)
 
     def fix_for(self, unsafe: bool) -> Fix | None:
         """The fix `--fix` applies in this mode: the first one it allows."""
@@ -201,12 +202,12 @@ def _outcome(diagnostics: list[Diagnostic], exports, deps: dict) -> FileOutcome:
 
 
 def _to_row(d: Diagnostic) -> list:
-    return [d.row, d.column, d.code, d.message, d.name, d.end_row, d.end_column, [f.as_row() for f in d.fixes]]
+    return [d.row, d.column, d.code, d.message, d.name, d.end_row, d.end_column, [f.as_row() for f in d.fixes], d.details]
 
 
 def _from_row(job: FileJob, row: list) -> Diagnostic:
-    r, c, code, message, name, end_r, end_c, fixes = row
-    return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename, tuple(Fix.from_row(f) for f in fixes))
+    r, c, code, message, name, end_r, end_c, fixes, details = row
+    return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename, tuple(Fix.from_row(f) for f in fixes), details)
 
 
 def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic], tuple[str, ...], dict]:
@@ -260,7 +261,7 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
         diagnostics.append(
             Diagnostic(
                 job.path, row, column, finding.code, finding.message, rule.name,
-                where.end.line, where.end.column + 1, job.filename, fixes,
+                where.end.line, where.end.column + 1, job.filename, fixes, finding.details,
             )
         )
     return sorted(set(diagnostics)), exports, deps

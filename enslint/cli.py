@@ -44,7 +44,8 @@ def main() -> None:
 @click.option("--fix", "apply_fixes", is_flag=True, help="Apply the safe fixes to the files.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also offer (and with --fix, apply) fixes that change the parameter layout.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a unified diff; write nothing.")
-def check(paths, output_format, select, ignore, exit_zero, statistics, config_path, no_color, no_cache, apply_fixes, unsafe_fixes, show_diff) -> None:
+@click.option("--show-details", is_flag=True, help="Print each finding's long explanation (shapes, fused form, why no fix) below it.")
+def check(paths, output_format, select, ignore, exit_zero, statistics, config_path, no_color, no_cache, apply_fixes, unsafe_fixes, show_diff, show_details) -> None:
     """Check PATHS (default: .) for slow ensemble patterns. Never imports or runs them.
 
     Exit status: 0 nothing found, 1 findings, 2 usage or configuration error.
@@ -87,7 +88,7 @@ def check(paths, output_format, select, ignore, exit_zero, statistics, config_pa
         for line in statistics_lines(diagnostics, style):
             click.echo(line)
     else:
-        for line in text_lines(diagnostics, style, unsafe_fixes):
+        for line in text_lines(diagnostics, style, unsafe_fixes, show_details):
             click.echo(line)
         if apply_fixes:
             click.echo(f"Applied {fixed} fix{'es' if fixed != 1 else ''}.")

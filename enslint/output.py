@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import Counter
 
 from enslint.checker import Diagnostic
@@ -34,13 +35,23 @@ def fixable(d: Diagnostic, unsafe: bool) -> bool:
     return d.fix_for(unsafe) is not None
 
 
-def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False) -> list[str]:
+def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False, details: bool = False) -> list[str]:
+    """One line per finding; with `details`, its long explanation below it, wrapped at
+    word boundaries and indented (the fix on offer last)."""
     colon = style.dim(":")
-    return [
-        f"{style.bold(d.path)}{colon}{d.row}{colon}{d.column}{colon} {style.red(d.code)} "
-        f"{style.bold('[*] ') if fixable(d, unsafe) else ''}{d.message}"
-        for d in diagnostics
-    ]
+    lines = []
+    for d in diagnostics:
+        lines.append(
+            f"{style.bold(d.path)}{colon}{d.row}{colon}{d.column}{colon} {style.red(d.code)} "
+            f"{style.bold('[*] ') if fixable(d, unsafe) else ''}{d.message}"
+        )
+        if details and d.details:
+            lines += textwrap.wrap(d.details, 100, initial_indent="    ", subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
+            fix = d.fix_for(unsafe) or (d.fixes[0] if d.fixes else None)
+            if fix is not None:
+                wrapped = textwrap.wrap(f"{fix.applicability} fix: {fix.message}", 100, initial_indent="    ", subsequent_indent="    ", break_long_words=False)
+                lines += [style.dim(line) for line in wrapped]
+    return lines
 
 
 def _plural(n: int, word: str) -> str:
@@ -81,6 +92,7 @@ def to_json(diagnostics: list[Diagnostic], unsafe: bool = False) -> str:
             "code": d.code,
             "name": d.name,
             "message": d.message,
+            "details": d.details,
             "filename": d.filename,
             "location": {"row": d.row, "column": d.column},
             "end_location": {"row": d.end_row, "column": d.end_column},

@@ -15,13 +15,14 @@ def findings_for(source: str, *, min_members: int = 2, name: str = "example.py")
 
 
 def messages_for(source: str) -> dict[int, str]:
+    """{line: "headline | details"} of every finding."""
     codes = Config(root=Path(".")).enabled_codes()
     job = FileJob("example.py", "example.py", codes, Settings())
-    return {d.row: d.message for d in check_bytes(job, source.encode())}
+    return {d.row: f"{d.message} | {d.details}" for d in check_bytes(job, source.encode())}
 
 
 def messages_of(source: str, code: str) -> dict[int, str]:
     """{line: message} of the findings of one rule."""
     codes = Config(root=Path(".")).enabled_codes()
     job = FileJob("example.py", "example.py", codes, Settings())
-    return {d.row: d.message for d in check_bytes(job, source.encode()) if d.code == code}
+    return {d.row: f"{d.message} | {d.details}" for d in check_bytes(job, source.encode()) if d.code == code}

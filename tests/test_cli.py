@@ -53,7 +53,7 @@ def test_findings_exit_1_with_ruff_style_lines(project):
     result = check("pkg")
     assert result.exit_code == 1
     first = result.stdout.splitlines()[0]
-    assert first.startswith(f"pkg/heads.py:{FLAGGED_LINE}:26: ENS001 `Heads.forward` loops over `self.heads`")
+    assert first == f"pkg/heads.py:{FLAGGED_LINE}:26: ENS001 `Heads.forward`: n `nn.Linear` members of `self.heads` run one by one; fix: one wide layer"
     assert result.stdout.splitlines()[-2:] == [
         "Found 1 error in 1 file checked.",
         "No fixes available (1 hidden fix can be enabled with the `--unsafe-fixes` option).",

@@ -147,7 +147,7 @@ def test_no_fix_when_the_sliced_tensor_is_not_a_name(project):
     (project / "m.py").write_text(source)
     items = {d["code"]: d for d in json.loads(check("--format", "json").stdout)}
     assert items["ENS002"]["fix"] is None and items["ENS003"]["fix"] is None
-    assert "no automatic fix: the sliced tensor is not a plain name" in items["ENS003"]["message"]
+    assert "no automatic fix: the sliced tensor is not a plain name" in items["ENS003"]["details"]
 
 
 def test_index_used_elsewhere_keeps_the_counter(project):

@@ -210,7 +210,7 @@ def test_cached_finding_follows_every_file_behind_it(tmp_path):
 
 def messages(files: list[Path], cwd: Path) -> list[str]:
     jobs = make_jobs(files, Config(root=cwd), cwd, use_cache=True)
-    return [d.message for d in run(jobs, workers=1)]
+    return [d.details for d in run(jobs, workers=1)]
 
 
 def test_cached_message_follows_a_file_read_for_another_file(tmp_path):

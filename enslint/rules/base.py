@@ -32,6 +32,9 @@ class Finding:
     # Alternatives, preferred first: `--fix` applies the first one its mode allows (the
     # fused rewrite with --unsafe-fixes, else the safe unbind fix, say).
     fixes: tuple[RuleFix, ...] = ()
+    # The long explanation (shape arithmetic, the fused form, why no rewrite), shown with
+    # --show-details and in JSON; `message` is one short line.
+    details: str = ""
 
 
 @dataclass(frozen=True)

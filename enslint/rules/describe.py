@@ -168,3 +168,53 @@ def per_slice_loops(model: FileModel, settings) -> Iterator[tuple[MemberLoop, li
         if any(len(read) != 1 for read in per_collection.values()) or len({c.slice.dim for c in entries}) != 1:
             continue
         yield loop, entries
+
+
+HEADLINE_WIDTH = 120  # a finding's first line, `path:line:col: CODE [*] ` not counted
+# What each fix form does, in a few words, for the headline.
+_REMEDIES = {
+    "wide layer": "fix: one wide layer",
+    "stacked weights": "fix: stacked weights",
+    "grouped heads": "fix: the whole nest as one batched op",
+    "vmap": "fix: torch.vmap over stacked members",
+    "unbind": "fix: iterate `{tensor}.unbind({dim})`",
+    "shared call": "fix: one call of the shared instance",
+}
+NO_FIX = "no automatic fix (--show-details)"
+
+
+def remedy(fixes, tensor: str = "", dim: str = "") -> str:
+    """The headline's advice: what the preferred fix does, or where to read why none."""
+    if not fixes:
+        return NO_FIX
+    return _REMEDIES.get(fixes[0].form, "fix available").format(tensor=tensor, dim=dim)
+
+
+def headline(loop: MemberLoop, variants: list[str], advice: str) -> str:
+    """`Class.method`: what the loop does; the advice, in at most HEADLINE_WIDTH
+    characters: `variants` say what the loop does, most detailed first, and the first
+    that fits is taken; the advice is kept, and words are never cut."""
+    place = f"`{loop.cls.name}.{loop.method}`"
+    for what in variants:
+        text = f"{place}: {what}; {advice}"
+        if len(text) <= HEADLINE_WIDTH:
+            return text
+    text = f"{place}: {variants[-1]}"
+    words, kept = text.split(" "), []
+    for word in words:
+        if len(" ".join([*kept, word])) > HEADLINE_WIDTH - len(advice) - 4:
+            break
+        kept.append(word)
+    return " ".join(kept) + f" …; {advice}"
+
+
+def count_of(loop: MemberLoop) -> str:
+    """The member count for a headline: the size as written, or "E" when it is long."""
+    size = str(loop.size)
+    return size if len(size) <= 16 else "E"
+
+
+def member_kind(member) -> str:
+    """The members' type for a headline: `nn.Linear`, `MemberMLP`."""
+    name = ((member.type_name if member is not None else "") or "module").strip("`").split("(")[0]
+    return f"`{name}`" if len(name) <= 30 else "identical"

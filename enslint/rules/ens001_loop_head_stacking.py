@@ -8,6 +8,11 @@ from enslint.engine.edits import RuleFix
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rewrites.blockers import fused_blocker
 from enslint.rules.describe import (
+    NO_FIX,
+    count_of,
+    headline,
+    member_kind,
+    remedy,
     fused_for_several,
     fused_on_same_input,
     group_member,
@@ -341,4 +346,25 @@ class Heads(tnn.Module):
                 message += f" ({fix})"
                 fix = None
             fixes = fix if isinstance(fix, tuple) else (fix,) if fix else ()
-            yield Finding(self.code, message, loop.report_node, fixes)
+            n = count_of(loop)
+            if group is not None:
+                variants = [f"{n} groups of {member_kind(group[0])} heads run one by one", f"{n} groups of heads run one by one"]
+            else:
+                variants = [
+                    f"{n} {member_kind(member)} members of {_code(loop)} run one by one",
+                    f"{n} {member_kind(member)} members run one by one",
+                    f"{n} members run one by one",
+                ]
+            if fixes:
+                advice = remedy(fixes)
+            elif group is not None and not fix:
+                advice = "fix: on the inner loop"
+            else:
+                advice = NO_FIX
+            yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)
+
+
+def _code(loop) -> str:
+    text = " and ".join(f"`{t}`" for _, t in loop.collections) or f"`{loop.collection_text}`"
+    return text if len(text) <= 40 else "a collection"
+

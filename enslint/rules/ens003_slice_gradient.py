@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
-from enslint.rules.describe import members_phrase, per_slice_loops, where
+from enslint.rules.describe import NO_FIX, count_of, headline, members_phrase, per_slice_loops, where
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileModel
@@ -150,15 +150,18 @@ class Columns(nn.Module):
             first = quadratic[0]
             tensor, dim = first.tensor, first.dim
             wide = first.via == "narrow"
-            remedy = f"{tensor}.split(1, {dim})" if wide else f"{tensor}.unbind({dim})"
+            remedy_text = f"{tensor}.split(1, {dim})" if wide else f"{tensor}.unbind({dim})"
             message = (
                 f"{where(loop, model)}: {members_phrase(loop)} each index their own slice of the "
                 f"activation `{tensor}` (`{first.text}`): backward allocates and sums {loop.size} "
                 f"full-size gradients of `{tensor}` (cost grows with {loop.size} squared); iterate "
-                f"`{remedy}` instead"
+                f"`{remedy_text}` instead"
             )
             fix = unbind_fix(loop)
             if isinstance(fix, str):
                 message += f" (no automatic fix: {fix})"
                 fix = None
-            yield Finding(self.code, message, loop.report_node, (fix,) if fix else ())
+            fixes = (fix,) if fix else ()
+            variants = [f"{count_of(loop)} members index slices of the activation `{tensor}` (backward cost ~E^2)", f"{count_of(loop)} members index slices of `{tensor}` (backward ~E^2)", f"members index slices of `{tensor}` (backward ~E^2)"]
+            advice = f"fix: iterate `{remedy_text}`" if fix else NO_FIX
+            yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)

@@ -120,7 +120,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def _members(target: Target, model: torch.nn.Module) -> int | None:
     for d in target.findings:
-        match = _COLLECTION.search(d.message)
+        match = _COLLECTION.search(d.details or d.message)
         collection = getattr(model, match.group(1), None) if match else None
         if isinstance(collection, (torch.nn.ModuleList, torch.nn.ModuleDict)):
             return len(collection)
@@ -131,7 +131,7 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     row = Row(target.display, target.rules, device=options.device, dtype=options.dtype)
     if not target.candidates:
         row.status = NO_REWRITE
-        reasons = [m.group(1) for d in target.findings for m in [_REASON.search(d.message)] if m]
+        reasons = [m.group(1) for d in target.findings for m in [_REASON.search(d.details or d.message)] if m]
         row.notes = reasons[:1] or (["no finding in this class"] if not target.findings else [])
         return row
     dtype = DTYPES[options.dtype]

@@ -25,7 +25,7 @@ from enslint.engine.transaction import fix_file
 from enslint.runner import check_all, make_jobs
 
 _MODULE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_FLAGGED_METHOD = re.compile(r"^`\w+\.(\w+)` loops over")
+_FLAGGED_METHOD = re.compile(r"^`\w+\.(\w+)`")
 
 
 class TargetError(Exception):
