@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -31,71 +32,227 @@ def main() -> None:
     """Find slow ensemble patterns in PyTorch nn.Module code and explain the fused form."""
 
 
+ENS000_PAGE = """# ENS000 (unreadable-file)
+
+## What it does
+Reports a file enslint could not check: it cannot be read, decoded (its encoding
+declaration or bytes are wrong) or parsed (a syntax error for the running Python, or
+syntax nested too deeply). Every other file is still checked.
+
+## Why is this bad?
+Nothing in that file was checked, so a slow ensemble in it would go unreported.
+
+## Use instead
+Fix the file, or exclude it (`extend-exclude` in `[tool.enslint]`). It is reported
+unless ignored (`ignore = ["ENS000"]`); it has no fix.
+"""
+
+FORMATS = ["text", "concise", "json", "sarif", "github", "gitlab", "junit"]
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@click.option("--format", "--output-format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format: text for people, concise one line each, json, sarif (GitHub code scanning), github (workflow annotations), gitlab (code quality), junit.")
+@click.option("--output-file", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the output to this file instead of standard output.")
 @click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated; replaces the configured list).")
+@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the configured list.")
 @click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (comma-separated; added to the configured list).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-@click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the findings.")
+@click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the findings (as JSON with --format json).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
 @click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache (.enslint_cache beside the configuration).")
-@click.option("--fix", "apply_fixes", is_flag=True, help="Apply the safe fixes to the files.")
+@click.option("--fix", "apply_fixes", is_flag=True, help="Apply the safe fixes to the files (to standard input: print the fixed source).")
 @click.option("--unsafe-fixes", is_flag=True, help="Also offer (and with --fix, apply) fixes that change the parameter layout.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a unified diff; write nothing.")
 @click.option("--show-details", is_flag=True, help="Print each finding's long explanation (shapes, fused form, why no fix) below it.")
-def check(paths, output_format, select, ignore, exit_zero, statistics, config_path, no_color, no_cache, apply_fixes, unsafe_fixes, show_diff, show_details) -> None:
+@click.option("--show-fixes", is_flag=True, help="With --fix: list what was fixed in each file, before what remains.")
+@click.option("--quiet", "-q", is_flag=True, help="Print the findings only: no summary, no 'All checks passed'.")
+@click.option("--stdin-filename", type=click.Path(path_type=Path, dir_okay=False), help="The name of the file read from standard input (`-`): configuration, excludes and per-file-ignores apply to it.")
+def check(paths, output_format, output_file, select, extend_select, ignore, exit_zero, statistics, config_path, no_color, no_cache, apply_fixes, unsafe_fixes, show_diff, show_details, show_fixes, quiet, stdin_filename) -> None:
     """Check PATHS (default: .) for slow ensemble patterns. Never imports or runs them.
+
+    `-` reads one file from standard input (name it with --stdin-filename).
 
     Exit status: 0 nothing found, 1 findings, 2 usage or configuration error.
     """
     from enslint.config import ConfigError, check_codes, load_config
     from enslint.discovery import DiscoveryError, discover
-    from enslint.output import Style, statistics_lines, summary, text_lines, to_json
     from enslint.runner import make_jobs, run
 
     cwd = Path.cwd()
+    from_stdin = list(paths) == [Path("-")]
+    if Path("-") in paths and not from_stdin:
+        raise UsageFailure("`-` (standard input) cannot be combined with other paths")
+    if stdin_filename is not None and not from_stdin:
+        raise UsageFailure("--stdin-filename names what `-` reads: pass `-` as the path")
     try:
         config = load_config(cwd, config_path)
-        cli_select, cli_ignore = _codes(select), _codes(ignore)
+        cli_select, cli_ignore, cli_extend = _codes(select), _codes(ignore), _codes(extend_select)
         if cli_select is not None:
             config.select = check_codes("--select", list(cli_select))
+        if cli_extend is not None:
+            config.select = config.select + check_codes("--extend-select", list(cli_extend))
         if cli_ignore is not None:
             config.ignore = config.ignore + check_codes("--ignore", list(cli_ignore))
-        files = discover(list(paths) or [Path(".")], config)
+        files = [] if from_stdin else discover(list(paths) or [Path(".")], config)
     except (ConfigError, DiscoveryError) as error:
         raise UsageFailure(str(error)) from None
+    color = sys.stdout.isatty() and output_file is None and not no_color and not os.environ.get("NO_COLOR")
+    if from_stdin:
+        sys.exit(_check_stdin(config, cwd, stdin_filename, apply_fixes, unsafe_fixes, show_diff, output_format, output_file, color, show_details, exit_zero))
+    if not files:
+        click.echo("enslint: warning: no Python files found to check", err=True)
+        sys.exit(EXIT_CLEAN)
     use_cache = not no_cache and not os.environ.get("ENSLINT_NO_CACHE")
     jobs = make_jobs(files, config, cwd, use_cache)
-    color = sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
-    style = Style(color)
     if show_diff or apply_fixes:
         from enslint.runner import check_all
 
         jobs, _ = check_all(jobs)  # the project's names, for files only they bring in
     if show_diff:
         sys.exit(_show_diff(jobs, unsafe_fixes))
-    failed_writes = 0
+    failed_writes, fixed_by_file = 0, {}
     if apply_fixes:
-        diagnostics, fixed, failed_writes = _apply_fixes(jobs, unsafe_fixes)
+        diagnostics, fixed_by_file, failed_writes = _apply_fixes(jobs, unsafe_fixes)
     else:
-        diagnostics, fixed = run(jobs), 0
+        with _progress(len(jobs), quiet or output_format != "text") as tick:
+            diagnostics = run(jobs, progress=tick)
+    report = _render(diagnostics, output_format, statistics, unsafe_fixes, color, show_details, [j.path for j in jobs])
+    if output_format == "text" and not statistics:
+        extra = []
+        if apply_fixes and show_fixes:
+            extra += _fixed_lines(fixed_by_file)
+        if not quiet:
+            from enslint.output import Style, summary
 
-    if output_format == "json":
-        click.echo(to_json(diagnostics, unsafe_fixes))
-    elif statistics:
-        for line in statistics_lines(diagnostics, style):
-            click.echo(line)
-    else:
-        for line in text_lines(diagnostics, style, unsafe_fixes, show_details):
-            click.echo(line)
-        if apply_fixes:
-            click.echo(f"Applied {fixed} fix{'es' if fixed != 1 else ''}.")
-        click.echo(summary(diagnostics, len(files), style, unsafe_fixes))
+            fixed = sum(sum(codes.values()) for codes in fixed_by_file.values())
+            if apply_fixes:
+                extra.append(f"Applied {fixed} fix{'es' if fixed != 1 else ''}.")
+            extra.append(summary(diagnostics, len(files), Style(color), unsafe_fixes))
+        report = "\n".join(part for part in [report, *extra] if part)
+    _emit(report, output_file)
     if failed_writes:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+
+
+def _render(diagnostics, output_format: str, statistics: bool, unsafe: bool, color: bool, details: bool, files: list[str]) -> str:
+    from enslint import output
+
+    if statistics:
+        if output_format == "json":
+            return output.statistics_json(diagnostics, unsafe)
+        return "\n".join(output.statistics_lines(diagnostics, output.Style(color)))
+    if output_format == "json":
+        return output.to_json(diagnostics, unsafe)
+    if output_format == "sarif":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            own = version("enslint")
+        except PackageNotFoundError:
+            own = "0"
+        return output.to_sarif(diagnostics, own)
+    if output_format == "github":
+        return "\n".join(output.github_lines(diagnostics))
+    if output_format == "gitlab":
+        return output.to_gitlab(diagnostics)
+    if output_format == "junit":
+        return output.to_junit(diagnostics, files)
+    if output_format == "concise":
+        return "\n".join(output.concise_lines(diagnostics, unsafe))
+    return "\n".join(output.text_lines(diagnostics, output.Style(color), unsafe, details))
+
+
+def _emit(report: str, output_file: Path | None) -> None:
+    """To standard output, or written whole to `output_file` (never half-written)."""
+    if output_file is None:
+        if report:
+            click.echo(report)
+        return
+    temporary = output_file.with_name(f".{output_file.name}.enslint-tmp")
+    try:
+        temporary.write_text(report + ("\n" if report else ""), encoding="utf-8")
+        os.replace(temporary, output_file)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise UsageFailure(f"--output-file {output_file}: {error.strerror or error}") from None
+
+
+def _fixed_lines(fixed_by_file: dict[str, dict[str, int]]) -> list[str]:
+    from enslint.rules import RULES_BY_CODE
+
+    total = sum(sum(codes.values()) for codes in fixed_by_file.values())
+    if not total:
+        return ["No errors fixed."]
+    lines = [f"Fixed {total} error{'s' if total != 1 else ''}:"]
+    for path, codes in fixed_by_file.items():
+        lines.append(f"- {path}:")
+        lines += [f"    {n} x {code} ({RULES_BY_CODE[code].name if code in RULES_BY_CODE else ''})" for code, n in codes.items()]
+    return lines
+
+
+class _progress:
+    """A progress bar on standard error for long runs on a terminal: files checked out of
+    the total. Silent in pipes, in CI and for short runs."""
+
+    THRESHOLD = 200  # files; a smaller run finishes before a bar helps
+
+    def __init__(self, total: int, silent: bool) -> None:
+        self.show = not silent and total >= self.THRESHOLD and sys.stderr.isatty() and not os.environ.get("CI")
+        self.total = total
+
+    def __enter__(self):
+        if not self.show:
+            return None
+        self.bar = click.progressbar(length=self.total, label="checking", file=sys.stderr, show_pos=True)
+        self.bar.__enter__()
+        return lambda done: self.bar.update(done)
+
+    def __exit__(self, *args) -> None:
+        if self.show:
+            self.bar.__exit__(*args)
+
+
+def _check_stdin(config, cwd: Path, filename: Path | None, apply_fixes: bool, unsafe: bool, show_diff: bool, output_format: str, output_file, color: bool, details: bool, exit_zero: bool) -> int:
+    """One buffer from standard input, checked as the file `filename` would be: its
+    config, excludes and per-file-ignores. With --fix the fixed source is printed."""
+    from enslint.checker import check_bytes
+    from enslint.discovery import matches
+    from enslint.engine.transaction import fix_file
+    from enslint.runner import make_jobs
+
+    data = sys.stdin.buffer.read()
+    path = (cwd / filename) if filename is not None else cwd / "-"
+    if filename is not None and matches(config.exclude + config.extend_exclude, path, config.root, every_part=True):
+        if apply_fixes:
+            sys.stdout.buffer.write(data)  # excluded: passed through unchanged
+        return EXIT_CLEAN
+    (job,) = make_jobs([path], config, cwd, use_cache=False)
+    if filename is None:
+        job = replace(job, path="-")
+    if apply_fixes or show_diff:
+        outcome = fix_file(job, unsafe, data=data)
+        if outcome.error:
+            click.echo(f"enslint: {job.path}: {outcome.error}", err=True)
+        if show_diff:
+            if outcome.changed:
+                click.echo(outcome.diff(), nl=False)
+            return EXIT_FINDINGS if outcome.changed else EXIT_CLEAN
+        if outcome.changed:
+            from enslint.checker import detect_encoding
+
+            sys.stdout.buffer.write(outcome.after.encode(detect_encoding(data)))  # the input's own encoding
+        else:
+            sys.stdout.buffer.write(data)
+        remaining = outcome.remaining
+        for d in remaining:
+            click.echo(f"{d.path}:{d.row}:{d.column}: {d.code} {d.message}", err=True)
+        return EXIT_FINDINGS if remaining and not exit_zero else EXIT_CLEAN
+    diagnostics = check_bytes(job, data)
+    _emit(_render(diagnostics, output_format, False, unsafe, color, details, [job.path]), output_file)
+    return EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN
 
 
 def _show_diff(jobs, unsafe: bool) -> int:
@@ -117,7 +274,7 @@ def _show_diff(jobs, unsafe: bool) -> int:
 def _apply_fixes(jobs, unsafe: bool):
     from enslint.engine.transaction import fix_file, write_atomically
 
-    diagnostics, fixed, failures = [], 0, 0
+    diagnostics, fixed_by_file, failures = [], {}, 0
     for job in jobs:
         outcome = fix_file(job, unsafe)
         if outcome.error:
@@ -125,14 +282,14 @@ def _apply_fixes(jobs, unsafe: bool):
         elif outcome.changed:
             try:
                 write_atomically(outcome)
-                fixed += outcome.fixed
+                fixed_by_file[job.path] = outcome.fixed_codes() or {"?": outcome.fixed}
             except OSError as error:
                 failures += 1
                 click.echo(f"enslint: error: {job.path}: not written: {error}", err=True)
         if outcome.skipped:
             click.echo(f"enslint: {job.path}: {outcome.skipped} overlapping fix(es) left for another --fix run", err=True)
         diagnostics.extend(outcome.remaining)
-    return sorted(diagnostics), fixed, failures
+    return sorted(diagnostics), fixed_by_file, failures
 
 
 @main.command()
@@ -142,9 +299,12 @@ def rule(code: str) -> None:
     from enslint.rules import RULES_BY_CODE
     from enslint.rules.pages import render_page
 
+    if code.upper() == "ENS000":
+        click.echo(ENS000_PAGE, nl=False)
+        return
     found = RULES_BY_CODE.get(code.upper())
     if found is None:
-        raise UsageFailure(f"unknown rule '{code}' (known: {', '.join(RULES_BY_CODE)})")
+        raise UsageFailure(f"unknown rule '{code}' (known: ENS000, {', '.join(RULES_BY_CODE)})")
     click.echo(render_page(found), nl=False)
 
 

@@ -59,21 +59,32 @@ def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = Tr
     return jobs
 
 
-def _map(function: Callable[[FileJob], FileOutcome], jobs: list[FileJob], workers: int | None) -> list[FileOutcome]:
+def _map(function: Callable[[FileJob], FileOutcome], jobs: list[FileJob], workers: int | None, progress=None) -> list[FileOutcome]:
+    """`function` over the jobs, in order; `progress(1)` after each one (a progress bar)."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
+    done = progress or (lambda n: None)
     if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(function, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
-    return [function(job) for job in jobs]
+            results = []
+            for outcome in pool.map(function, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+                results.append(outcome)
+                done(1)
+            return results
+    results = []
+    for job in jobs:
+        results.append(function(job))
+        done(1)
+    return results
 
 
-def check_all(jobs: list[FileJob], workers: int | None = None) -> tuple[list[FileJob], list[FileOutcome]]:
+def check_all(jobs: list[FileJob], workers: int | None = None, progress=None) -> tuple[list[FileJob], list[FileOutcome]]:
     """Both phases: the jobs (with project names where the second phase needed them)
-    and their outcomes, in the jobs' order."""
+    and their outcomes, in the jobs' order. `progress(n)`: n more files checked (the
+    first phase; the second re-reads a few)."""
     from enslint.analysis.project import index_for
 
     jobs = list(jobs)
-    outcomes = _map(check_file_outcome, jobs, workers)
+    outcomes = _map(check_file_outcome, jobs, workers, progress)
     pending = {i for i, outcome in enumerate(outcomes) if outcome.deferred}
     if not pending:
         return jobs, outcomes
@@ -128,6 +139,6 @@ def _mentions(path: str, names: tuple[str, ...]) -> bool:
     return uses_pattern(names).search(data) is not None
 
 
-def run(jobs: list[FileJob], workers: int | None = None) -> list[Diagnostic]:
-    _, outcomes = check_all(jobs, workers)
+def run(jobs: list[FileJob], workers: int | None = None, progress=None) -> list[Diagnostic]:
+    _, outcomes = check_all(jobs, workers, progress)
     return sorted(d for outcome in outcomes for d in outcome.diagnostics)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,16 @@ class FixOutcome:
     fixed: int = 0
     skipped: int = 0  # overlapping fixes still left after the last pass
     remaining: list[Diagnostic] = field(default_factory=list)
+    initial: list[Diagnostic] = field(default_factory=list)  # the findings before fixing
     error: str | None = None  # why the file was left unchanged
+
+    def fixed_codes(self) -> dict[str, int]:
+        """How many findings of each code the fixes removed."""
+        if not self.changed:
+            return {}
+        counts = Counter(d.code for d in self.initial)
+        counts.subtract(Counter(d.code for d in self.remaining))
+        return {code: n for code, n in sorted(counts.items()) if n > 0}
 
     @property
     def changed(self) -> bool:
@@ -66,19 +76,21 @@ def _parses(text: str) -> str | None:
     return None
 
 
-def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | None] | None = None) -> FixOutcome:
+def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | None] | None = None, data: bytes | None = None) -> FixOutcome:
     """`choose` picks each finding's fix (or None to leave it), on every pass: verify
-    uses it to write one candidate form for one class; by default `--fix`'s choice."""
+    uses it to write one candidate form for one class; by default `--fix`'s choice.
+    `data`: the file's content when it does not come from disk (standard input)."""
     outcome = FixOutcome(job)
     if choose is None:
         choose = lambda d: d.fix_for(unsafe)  # noqa: E731
-    path = Path(job.filename)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        outcome.remaining = check_file(job)  # reports why it cannot be read
-        return outcome
+    if data is None:
+        try:
+            data = Path(job.filename).read_bytes()
+        except OSError:
+            outcome.remaining = check_file(job)  # reports why it cannot be read
+            return outcome
     diagnostics = initial = check_bytes(job, data)
+    outcome.initial = initial
     try:
         encoding = detect_encoding(data)
         text = data.decode(encoding)
