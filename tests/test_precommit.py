@@ -62,3 +62,27 @@ def test_fix_hook_applies_the_safe_fix(tmp_path):
     for hook in ("enslint-fix", "enslint"):
         again = subprocess.run([*command[:5], hook, *command[6:]], cwd=repo, capture_output=True, text=True, env=env, timeout=900)
         assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_the_readme_snippet_works_as_written(tmp_path):
+    """The README's pre-commit configuration, with only the repository's address pointed
+    at this checkout: its `rev` must name a tag that exists, its hook must install and
+    fail on a flagged file."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## pre-commit") :]
+    snippet = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    rev = re.search(r"rev: (\S+)", snippet).group(1)
+    tags = subprocess.run(["git", "tag", "--list", rev], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert tags == [rev], f"the README names rev {rev}, which is not a tag of this repository"
+    config = re.sub(r"repo: \S+", f"repo: {ROOT}", snippet)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    (repo / ".pre-commit-config.yaml").write_text(config)
+    (repo / "model.py").write_text(FLAGGED)
+    git("add", ".", cwd=repo)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
+    result = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"], cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 1 and "ENS001" in result.stdout, result.stdout + result.stderr
