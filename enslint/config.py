@@ -6,6 +6,8 @@ exits 2.
 
 from __future__ import annotations
 
+import difflib
+
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +53,7 @@ def _verify_spec(name: str, table: object) -> VerifySpec:
         raise ConfigError(f"{where} must be a table with keys {', '.join(_VERIFY_KEYS)}")
     unknown = sorted(set(table) - set(_VERIFY_KEYS))
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(_VERIFY_KEYS)})")
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}'{_did_you_mean(unknown[0], list(_VERIFY_KEYS))} (known keys: {', '.join(_VERIFY_KEYS)})")
     init, inputs, method = table.get("init"), table.get("inputs"), table.get("method")
     if init is not None and not isinstance(init, dict):
         raise ConfigError(f"{where}: 'init' must be a table of constructor keyword arguments")
@@ -108,23 +110,62 @@ def check_codes(key: str, values: object) -> tuple[str, ...]:
 
 
 def _strings(key: str, values: object) -> tuple[str, ...]:
+    if isinstance(values, str):  # one pattern, as `ignore = "ENS002"` is one code
+        values = [values]
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ConfigError(f"'{key}' must be a list of strings (glob patterns)")
+        raise ConfigError(f"'{key}' must be a list of strings (glob patterns), like [\"build\"]")
     return tuple(values)
 
 
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
+
+
+def _enslint_table(data: dict, path: Path) -> object:
+    """`tool.enslint` of parsed TOML (however it is spelt: `[tool.enslint]`,
+    `[tool."enslint"]`, `[tool] enslint = {...}`), or None when there is none."""
+    tool = data.get("tool")
+    if tool is None:
+        return None
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table of tools' settings, not {type(tool).__name__} {tool!r}")
+    return tool.get("enslint")
+
+
 def find_pyproject(start: Path) -> Path | None:
-    """The nearest pyproject.toml at or above `start` that has a [tool.enslint] table;
-    failing that, None."""
+    """The nearest pyproject.toml at or above `start` whose TOML has a `tool.enslint`
+    table (read as TOML, not searched as text); failing that, None. A pyproject.toml that
+    is not valid TOML is an error when it mentions enslint, and passed over otherwise."""
     for folder in [start, *start.parents]:
         candidate = folder / "pyproject.toml"
-        if candidate.is_file():
+        if not candidate.is_file():
+            continue
+        try:
+            data = _read_toml(candidate)
+        except ConfigError:
             try:
-                text = candidate.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as error:
-                raise ConfigError(f"{candidate}: cannot read: {error}") from None
-            if "[tool.enslint" in text or "tool.enslint" in text:
-                return candidate
+                mentions = "enslint" in candidate.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                mentions = False
+            if mentions:
+                raise
+            continue
+        if _enslint_table(data, candidate) is not None:
+            return candidate
     return None
 
 
@@ -132,17 +173,11 @@ def load_config(start: Path, explicit: Path | None = None) -> Config:
     path = explicit if explicit is not None else find_pyproject(start)
     if path is None:
         return Config(root=start)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
-    table = data.get("tool", {}).get("enslint", {})
+    table = _enslint_table(_read_toml(path), path)
+    if table is None:
+        raise ConfigError(f"{path}: no [tool.enslint] table (--config names the pyproject.toml that has one)")
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.enslint] must be a table")
+        raise ConfigError(f"{path}: [tool.enslint] must be a table, not {type(table).__name__} {table!r}")
     try:
         return _parse(table, path)
     except ConfigError as error:
@@ -154,6 +189,8 @@ def _parse(table: dict, path: Path) -> Config:
     for key, value in table.items():
         if key == "select":
             config.select = check_codes(key, value)
+        elif key == "extend-select":
+            config.select = config.select + check_codes(key, value)
         elif key == "ignore":
             config.ignore = check_codes(key, value)
         elif key == "exclude":
@@ -175,6 +212,6 @@ def _parse(table: dict, path: Path) -> Config:
                 raise ConfigError("'verify' must be a table of [tool.enslint.verify.\"ClassName\"] tables")
             config.verify = {str(name): _verify_spec(str(name), spec) for name, spec in value.items()}
         else:
-            known = "select, ignore, exclude, extend-exclude, per-file-ignores, min-members, verify"
-            raise ConfigError(f"unknown key '{key}' (known keys: {known})")
+            known = ["select", "extend-select", "ignore", "exclude", "extend-exclude", "per-file-ignores", "min-members", "verify"]
+            raise ConfigError(f"unknown key '{key}'{_did_you_mean(str(key), known)} (known keys: {', '.join(known)})")
     return config

@@ -174,3 +174,63 @@ def test_no_python_files_is_a_warning_not_a_pass(project):
 def test_rule_ens000_has_a_page():
     result = CliRunner().invoke(main, ["rule", "ENS000"])
     assert result.exit_code == 0 and result.output.startswith("# ENS000 (unreadable-file)")
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        '[tool."enslint"]\nignore = ["ENS001"]\n',
+        '[tool]\nenslint = { ignore = ["ENS001"] }\n',
+        '[tool . enslint]\nignore = "ENS001"\nexclude = "build"\n',  # a string for any list key
+    ],
+)
+def test_configuration_is_read_as_toml_however_it_is_spelt(project, toml):
+    (project / "m.py").write_text((FIXTURES / "positive" / "linear_heads_mean.py").read_text())
+    (project / "pyproject.toml").write_text(toml)
+    result = check()
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("tool = 1  # tool.enslint\n", "'tool' must be a table of tools' settings, not int 1"),
+        ("[tool]\nenslint = 3\n", "[tool.enslint] must be a table, not int 3"),
+        ('[tool.enslint]\nignor = ["ENS001"]\n', "unknown key 'ignor' (did you mean 'ignore'?)"),
+        ('[tool.enslint.verify.X]\ninit = {}\nshapes = []\n', "unknown key 'shapes'"),
+        ("[tool.enslint]\nselect = " + "[" * 3000 + "]" * 3000 + "\n", "invalid TOML"),
+    ],
+)
+def test_configuration_errors_are_one_line(project, toml, message):
+    (project / "m.py").write_text("x = 1\n")
+    (project / "pyproject.toml").write_text(toml)
+    result = check()
+    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_config_flag_on_a_file_without_the_table_is_an_error(project):
+    (project / "m.py").write_text("x = 1\n")
+    (project / "other.toml").write_text('[project]\nname = "x"\n')
+    result = check("--config", "other.toml")
+    assert result.exit_code == 2 and "no [tool.enslint] table" in result.output
+
+
+def test_extend_select_adds_to_the_configured_list(project):
+    (project / "seed.py").write_text(SEED)
+    (project / "pyproject.toml").write_text('[tool.enslint]\nselect = ["ENS001"]\n')
+    assert {d["code"] for d in json.loads(check("--format", "json").stdout)} == {"ENS001"}
+    assert {d["code"] for d in json.loads(check("--format", "json", "--extend-select", "ENS003").stdout)} == {"ENS001", "ENS003"}
+    (project / "pyproject.toml").write_text('[tool.enslint]\nselect = ["ENS001"]\nextend-select = ["ENS002"]\n')
+    assert {d["code"] for d in json.loads(check("--format", "json").stdout)} == {"ENS001", "ENS002"}
+
+
+def test_progress_bar_only_for_long_runs_on_a_terminal(monkeypatch):
+    from enslint import cli
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert cli._progress(500, silent=False).show
+    assert not cli._progress(10, silent=False).show  # short: no bar
+    assert not cli._progress(500, silent=True).show  # --quiet, machine formats
+    monkeypatch.setenv("CI", "true")
+    assert not cli._progress(500, silent=False).show

@@ -300,6 +300,7 @@ def test_bad_targets_are_one_line_usage_errors(project):
         (["nope.py"], "enslint: error: nope.py: no such file or folder"),
         (["gated.py::Nope"], "enslint: error: gated.py: no class named Nope"),
         (["no.such:Thing"], "enslint: error: no.such: no such module on the import path"),
+        (["pkg.models.Ensemble"], "enslint: error: pkg.models.Ensemble: no such file or folder (a class of a module is named with a colon: `pkg.models:Ensemble`)"),
     ):
         result = CliRunner().invoke(main, ["verify", *args, "--device", "cpu"])
         assert result.exit_code == 2 and result.output.strip() == message, (args, result.output)

@@ -188,7 +188,11 @@ def collect(arguments: list[str], config: Config, cwd: Path, warnings: list[str]
         else:
             path = Path(argument)
             if not path.exists():
-                raise TargetError(f"{argument}: no such file or folder")
+                hint = ""
+                if re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+", argument) and not argument.endswith(".py"):
+                    module, _, name = argument.rpartition(".")
+                    hint = f" (a class of a module is named with a colon: `{module}:{name}`)"
+                raise TargetError(f"{argument}: no such file or folder{hint}")
             for file in discover([path], config):
                 targets.extend(_flagged(file, cwd, config, warnings).values())
     return targets
