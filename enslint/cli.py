@@ -327,13 +327,14 @@ def rules(output_format: str) -> None:
 @click.argument("targets", nargs=-1)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to run: cuda when available with auto.")
 @click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32", show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), help="Batch size: replaces the first dimension of every configured input shape.")
+@click.option("--batch", help="Batch size, or sizes to sweep (32,256,1024): replaces the first dimension of every input shape.")
+@click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), help="Draw, per class, the original's and each rewrite's training-step time across the batch sizes to this image (needs matplotlib).")
 @click.option("--compile", "use_compile", is_flag=True, help="Also time the original and each rewrite under torch.compile (compile time reported apart).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True, help="text: a table for the terminal; json and markdown: every figure.")
 @click.option("--apply", "apply_fix", is_flag=True, help="Write each class's recommended rewrite to its file (as --fix would), where one is recommended.")
 @click.option("--min-time", type=click.FloatRange(min=0.001), default=0.2, show_default=True, help="Seconds each timing runs for, at least (torch.utils.benchmark).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
-def verify(targets, device, dtype, batch, use_compile, output_format, min_time, config_path, apply_fix) -> None:
+def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_time, config_path, apply_fix) -> None:
     """Prove each rewrite equivalent to the original and time both, with torch.
 
     TARGETS are paths (every class `enslint check` flags in them; default .),
@@ -375,7 +376,19 @@ def verify(targets, device, dtype, batch, use_compile, output_format, min_time, 
     elif device == "cuda" and not torch.cuda.is_available():
         raise UsageFailure("--device cuda: no CUDA device is available to torch here")
 
-    from enslint.verify.command import Options, apply_recommended, exit_code, markdown_table, progress_printer, run, terminal_table
+    from enslint.verify.command import Options, apply_recommended, exit_code, markdown_table, progress_printer, sweep, terminal_table
+
+    try:
+        batches: list[int | None] = [int(b) for b in batch.split(",")] if batch else [None]
+    except ValueError:
+        raise UsageFailure(f"--batch {batch}: a size or comma-separated sizes, like 32,256,1024") from None
+    if any(b is not None and b < 1 for b in batches):
+        raise UsageFailure(f"--batch {batch}: sizes must be at least 1")
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageFailure("--plot needs matplotlib: pip install 'enslint[verify]'") from None
     from enslint.verify.targets import TargetError, collect
 
     skipped: list[str] = []
@@ -388,8 +401,8 @@ def verify(targets, device, dtype, batch, use_compile, output_format, min_time, 
     if not found:
         click.echo("No flagged classes to verify.", err=True)
         sys.exit(EXIT_CLEAN)
-    options = Options(device, dtype, batch, use_compile, min_time)
-    rows = run(found, config, options, progress_printer())
+    options = Options(device, dtype, None, use_compile, min_time)
+    rows = sweep(found, config, options, batches, progress_printer())
     if output_format == "json":
         import json
 
@@ -398,6 +411,11 @@ def verify(targets, device, dtype, batch, use_compile, output_format, min_time, 
         click.echo(markdown_table(rows, use_compile))
     else:
         click.echo(terminal_table(rows))
+    if plot is not None:
+        from enslint.verify.plotting import plot_sweep
+
+        plot_sweep(rows, plot)
+        click.echo(f"enslint: wrote {plot}", err=True)
     if apply_fix:
         for line in apply_recommended(found, rows):
             click.echo(f"enslint: {line}", err=True)

@@ -183,8 +183,8 @@ def test_text_table_fits_100_columns_and_markdown_has_every_figure(project):
     assert first[:4] == ["gated.py::GatedHeads", "ENS001", "wide", "layer"] and "equivalent" in first
     assert "equivalent in float64: outputs and gradients within rtol=1e-09" in result.stdout
     result = CliRunner().invoke(main, ["verify", "gated.py", "--device", "cpu", "--dtype", "float64", "--min-time", "0.001", "--format", "markdown"])
-    assert "| gated.py::GatedHeads | ENS001 | wide layer | 3 | cpu | float64 |" in result.stdout
-    assert "| gated.py::GatedHeads | ENS001 | vmap | 3 | cpu | float64 |" in result.stdout
+    assert "| gated.py::GatedHeads | ENS001 | wide layer | 3 | 32 | cpu | float64 |" in result.stdout
+    assert "| gated.py::GatedHeads | ENS001 | vmap | 3 | 32 | cpu | float64 |" in result.stdout
 
 
 def _timed(original_ms: float, per_form: dict[str, float]):
@@ -208,7 +208,7 @@ def _timed(original_ms: float, per_form: dict[str, float]):
         ({"wide layer": 1.0, "vmap": 3.0}, "wide layer"),
         ({"wide layer": 3.0, "vmap": 1.0}, "vmap"),
         ({"wide layer": 2.5, "vmap": 2.2}, "keep the loop"),  # none beats the 2.0 ms loop
-        ({"wide layer": 1.99, "vmap": 2.5}, "keep the loop"),  # faster, but within the spread
+        ({"wide layer": 1.99, "vmap": 2.5}, "no clear difference"),  # faster, but within the spread
     ],
 )
 def test_each_candidate_is_checked_and_timed_and_the_fastest_recommended(project, monkeypatch, times, expected):
@@ -444,3 +444,55 @@ def test_gradients_are_compared_by_index_not_by_layout(monkeypatch, scrambled):
     result, rows = verify("fixtures/positive/sequential_mlp_members.py::RewardEnsemble", "--device", "cpu", "--batch", "8", *FAST)
     (row,) = rows
     assert row["status"] == ("mismatch" if scrambled else "equivalent"), row["notes"]
+
+
+def test_a_batch_sweep_gives_a_row_per_size_and_a_plot(project, monkeypatch):
+    from enslint.verify import timing
+
+    monkeypatch.setattr(timing, "measure", _timed(2.0, {"wide layer": 1.0, "vmap": 1.5}))
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    result, rows = verify("gated.py::GatedHeads", "--device", "cpu", "--batch", "2,8,32", "--plot", "sweep.png", *FAST)
+    assert [row["batch"] for row in rows] == [2, 8, 32]
+    assert all(row["status"] == "equivalent" and row["recommendation"] == "wide layer" for row in rows)
+    image = (project / "sweep.png").read_bytes()
+    assert image.startswith(b"\x89PNG") and len(image) > 5000
+    text = CliRunner().invoke(main, ["verify", "gated.py::GatedHeads", "--device", "cpu", "--batch", "2,8", "--min-time", "0.001"]).stdout
+    assert "gated.py::GatedHeads @2" in text and "gated.py::GatedHeads @8" in text
+    bad = CliRunner().invoke(main, ["verify", "gated.py", "--batch", "2,x"])
+    assert bad.exit_code == 2 and "--batch 2,x: a size or comma-separated sizes" in bad.output
+
+
+def test_overlapping_ranges_are_no_clear_difference():
+    from enslint.verify.command import KEEP_LOOP, NO_CLEAR, Row, Trial, recommend
+
+    def row(original, rewrite, spread):
+        trial = Trial("wide layer", "unsafe", status="equivalent", step_rewrite_ms=rewrite, step_rewrite_iqr_ms=spread)
+        return Row("x", "ENS001", step_original_ms=original, step_original_iqr_ms=spread, trials=[trial])
+
+    assert recommend(row(2.0, 1.0, 0.1)) == "wide layer"
+    assert recommend(row(2.0, 1.95, 0.2)) == NO_CLEAR
+    assert recommend(row(2.0, 3.0, 0.1)) == KEEP_LOOP
+
+
+def test_the_rule_that_decided_is_reported(project):
+    (project / "gated.py").write_text(CONTROL_FLOW)
+    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    _, rows = verify("gated.py::GatedHeads", "--device", "cpu", "--dtype", "bfloat16", *FAST)
+    assert rows[0]["decided_by"] == "error vs a float64 run <= 2x the original's + atol 0.02"
+    _, rows = verify("gated.py::GatedHeads", "--device", "cpu", "--dtype", "float64", *FAST)
+    assert rows[0]["decided_by"] == "assert_close rtol 1e-09, atol 1e-09"
+    markdown = CliRunner().invoke(main, ["verify", "gated.py", "--device", "cpu", "--format", "markdown", "--min-time", "0.001"]).stdout
+    assert "| decided by |" in markdown
+
+
+def test_notes_never_point_into_the_in_memory_rewrite_nor_cut_words(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    _, rows = verify("fixtures/positive/shared_trunk_linear_heads.py::SharedTrunkHeads", "--device", "cpu", "--batch", "4", *FAST)
+    notes = " ".join(rows[0]["notes"])
+    assert "fx cannot trace the rewrite (torch.vmap in the rewrite's `" in notes
+    assert "shared_trunk_linear_heads.py:" not in notes  # no line of the rewrite as if it were the user's
+    from enslint.verify.graphs import shorten
+
+    assert shorten("alpha beta gamma delta", 12) == "alpha beta…"
+    assert shorten("short", 12) == "short"

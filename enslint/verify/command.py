@@ -17,6 +17,7 @@ import torch
 from enslint.config import Config
 from enslint.engine.transaction import fix_file, write_atomically
 from enslint.verify import building, graphs, timing
+from enslint.verify.graphs import shorten
 from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_step
 from enslint.verify.targets import Target
 
@@ -57,6 +58,7 @@ class Trial:
     compiled_rewrite_step_ms: float | None = None  # --compile
     compile_rewrite_s: float | None = None
     max_abs_error: float | None = None
+    decided_by: str = ""  # the test equivalence was judged by
     notes: list[str] = field(default_factory=list)
 
 
@@ -68,6 +70,7 @@ class Row:
     target: str
     rule: str
     members: int | None = None
+    batch: int | None = None  # the first input dimension timed (--batch)
     device: str = ""
     dtype: str = ""
     status: str = ""  # the verdict on the preferred rewrite; "mismatch" if any candidate mismatches
@@ -80,7 +83,7 @@ class Row:
     atol: float | None = None
     notes: list[str] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
-    recommendation: str = ""  # a candidate's form, or KEEP_LOOP
+    recommendation: str = ""  # a candidate's form, KEEP_LOOP or NO_CLEAR
 
     @property
     def preferred(self) -> Trial | None:
@@ -139,6 +142,7 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     pair = building.build(target, config, options.batch)
     original = pair.original
     row.members = _members(target, original)
+    row.batch = pair.shapes[0][0] if pair.shapes and pair.shapes[0] else None
     files = {str(target.file), f"<enslint rewrite of {target.file}>"}
     traced_original = graphs.trace(original, pair.method, files)
     if traced_original.problem:
@@ -175,7 +179,7 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
             trial.eager_counted = True
         with full_precision():
             result = compare(original_step, run_step(rewritten, call, inputs), rewritten, dtype, reference)
-        trial.max_abs_error = result.max_abs_error
+        trial.max_abs_error, trial.decided_by = result.max_abs_error, result.rule
         trial.status = EQUIVALENT if result.equivalent else MISMATCH
         if not result.equivalent:
             trial.notes += result.problems[:5]
@@ -206,7 +210,7 @@ def _compile(row: Row, trial: Trial | None, model, method: str, inputs, options:
     try:
         seconds, compiled = timing.compile_and_measure(getattr(model, method), list(model.parameters()), inputs, options.min_time, options.device)
     except Exception as error:  # noqa: BLE001 - compile trouble is a note, not a failure
-        first_line = str(error).splitlines()[0][:120] if str(error) else ""
+        first_line = shorten(str(error).splitlines()[0], 120) if str(error) else ""
         (row.notes if trial is None else trial.notes).append(f"torch.compile of the {side} failed: {type(error).__name__}: {first_line}")
         return
     if trial is None:
@@ -216,19 +220,25 @@ def _compile(row: Row, trial: Trial | None, model, method: str, inputs, options:
 
 
 KEEP_LOOP = "keep the loop"
+NO_CLEAR = "no clear difference"
 
 
 def recommend(row: Row) -> str:
     """The fastest equivalent candidate's form when its training step (forward and
-    backward) is faster than the original's beyond the spread of both measurements,
-    "keep the loop" when none is; empty when nothing was timed."""
+    backward) is faster than the original's beyond the spread of both measurements;
+    "no clear difference" when the two ranges overlap (the loop stays); "keep the loop"
+    when every candidate is slower beyond the spread; empty when nothing was timed."""
     timed = [t for t in row.trials if t.status == EQUIVALENT and t.step_rewrite_ms is not None]
     if not timed or row.step_original_ms is None:
         return ""
     best = min(timed, key=lambda t: t.step_rewrite_ms)
-    # Half of each interquartile range: the intervals around the two medians must not overlap.
+    # Half of each interquartile range: the intervals around the two medians.
     margin = ((row.step_original_iqr_ms or 0.0) + (best.step_rewrite_iqr_ms or 0.0)) / 2
-    return best.form if best.step_rewrite_ms + margin < row.step_original_ms else KEEP_LOOP
+    if best.step_rewrite_ms + margin < row.step_original_ms:
+        return best.form
+    if best.step_rewrite_ms - margin > row.step_original_ms:
+        return KEEP_LOOP
+    return NO_CLEAR
 
 
 def _with_torch_warnings(target: Target, config: Config, options: Options) -> Row:
@@ -256,7 +266,7 @@ def run(targets: list[Target], config: Config, options: Options, progress) -> li
             row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status="error: out of memory")
         except Exception as error:  # noqa: BLE001 - one class's failure must not stop the others
             text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {type(error).__name__}: {text[:200]}")
+            row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {type(error).__name__}: {shorten(text, 200)}")
             if isinstance(error, TypeError) and "required positional argument" in text:
                 # The method takes more inputs than were configured (or inferred).
                 row.status = (
@@ -337,8 +347,10 @@ def terminal_table(rows: list[Row]) -> str:
     layout = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     lines = [layout.format(*header)]
     notes = []
+    sweeping = len({row.batch for row in rows}) > 1
     for row in rows:
-        name = _fit(row.target.rsplit("/", 1)[-1], widths[0])
+        suffix = f" @{row.batch}" if sweeping and row.batch is not None else ""
+        name = _fit(row.target.rsplit("/", 1)[-1], widths[0] - len(suffix)) + suffix
         status = row.status if len(row.status) <= widths[4] else row.status.split(":")[0]
         if not row.trials:
             lines.append(layout.format(name, _rules(row), "-", "-", status, "").rstrip())
@@ -357,17 +369,18 @@ def terminal_table(rows: list[Row]) -> str:
     if any(r.recommendation for r in rows):
         lines.append("speed-up: original / rewrite time of one training step (forward and backward), then its range")
         lines.append("  with each median moved by half its interquartile range")
-        lines.append(f"recommendation: the fastest equivalent rewrite if faster beyond that spread, else \"{KEEP_LOOP}\"")
+        lines.append(f"recommendation: the fastest equivalent rewrite if faster beyond that spread; \"{NO_CLEAR}\"")
+        lines.append(f"  when the ranges overlap, \"{KEEP_LOOP}\" when every rewrite is slower")
     lines += notes  # whole, never cut: the advice in them is copied into config files
     return "\n".join(lines).rstrip("\n")
 
 
 def markdown_table(rows: list[Row], with_compile: bool) -> str:
     """Every figure, one line per candidate rewrite."""
-    header = ["class", "rule", "rewrite", "E", "device", "dtype", "fx calls", "fwd ms", "fwd rewrite ms", "fwd speed-up", "fwd+bwd ms", "fwd+bwd rewrite ms", "fwd+bwd speed-up"]
+    header = ["class", "rule", "rewrite", "E", "batch", "device", "dtype", "fx calls", "fwd ms", "fwd rewrite ms", "fwd speed-up", "fwd+bwd ms", "fwd+bwd rewrite ms", "fwd+bwd speed-up"]
     if with_compile:
         header += ["compiled fwd+bwd ms", "compiled rewrite ms", "compile s"]
-    header += ["max abs error", "fx traced", "verdict", "recommendation"]
+    header += ["max abs error", "decided by", "fx traced", "verdict", "recommendation"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = []
     for row in rows:
@@ -377,7 +390,8 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
                 mark = "*" if trial.eager_counted else ""
                 calls = f"{trial.calls_original} -> {trial.calls_rewrite}{mark}"
             cells = [
-                row.target, row.rule, trial.form if trial else "-", "-" if row.members is None else str(row.members), row.device, row.dtype, calls,
+                row.target, row.rule, trial.form if trial else "-", "-" if row.members is None else str(row.members),
+                "-" if row.batch is None else str(row.batch), row.device, row.dtype, calls,
                 _ms(row.forward_original_ms), _ms(trial and trial.forward_rewrite_ms), _x(trial and row.speedup(trial, step=False)),
                 _ms(row.step_original_ms), _ms(trial and trial.step_rewrite_ms), _speedup_cell(row, trial) if trial else "-",
             ]
@@ -385,7 +399,10 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
                 seconds = [t for t in (row.compile_s, trial and trial.compile_rewrite_s) if t is not None]
                 cells += [_ms(row.compiled_step_ms), _ms(trial and trial.compiled_rewrite_step_ms), " + ".join(f"{t:.1f}" for t in seconds) or "-"]
             error = trial.max_abs_error if trial else None
-            cells += ["-" if error is None else f"{error:.2e}", (trial.traced if trial else "") or "-", _verdict(row, trial), row.recommendation if trial is row.preferred else ""]
+            cells += [
+                "-" if error is None else f"{error:.2e}", (trial.decided_by if trial else "") or "-",
+                (trial.traced if trial else "") or "-", _verdict(row, trial), row.recommendation if trial is row.preferred else "",
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         notes += [f"{row.target}: {note}" for note in row.notes if note != "needs config"]
     lines += [""] + _legend(rows)
@@ -397,11 +414,17 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
 
 def apply_recommended(targets: list[Target], rows: list[Row]) -> list[str]:
     """Write each class's recommended candidate to its file, one transaction per class
-    (the file is re-read, so several classes of one file each land); a line per class."""
+    (the file is re-read, so several classes of one file each land); a line per class.
+    Over a batch sweep, a class is rewritten only when every batch recommends the same."""
     lines = []
-    for target, row in zip(targets, rows):
-        candidate = next((c for c in target.candidates if c.form == row.recommendation), None)
-        if candidate is None or row.status != EQUIVALENT:
+    for target in targets:
+        mine = [row for row in rows if row.target == target.display]
+        chosen = {row.recommendation for row in mine}
+        if len(chosen) > 1:
+            lines.append(f"{target.display}: not applied: the batch sizes recommend different things ({', '.join(sorted(chosen))})")
+            continue
+        candidate = next((c for c in target.candidates if mine and c.form == mine[0].recommendation), None)
+        if candidate is None or any(row.status != EQUIVALENT for row in mine):
             continue
         outcome = fix_file(target.job, unsafe=True, choose=candidate.choose)
         if outcome.error is not None:
@@ -416,6 +439,14 @@ def apply_recommended(targets: list[Target], rows: list[Row]) -> list[str]:
             continue
         lines.append(f"{target.display}: applied the {candidate.form} rewrite ({candidate.safety})")
     return lines
+
+
+def sweep(targets: list[Target], config: Config, options: Options, batches: list[int | None], progress) -> list[Row]:
+    """`run` at each batch size, rows grouped by class (in the targets' order)."""
+    from dataclasses import replace
+
+    per_batch = [run(targets, config, replace(options, batch=batch), progress) for batch in batches]
+    return [rows[i] for i in range(len(targets)) for rows in per_batch]
 
 
 def progress_printer(stream=sys.stderr):

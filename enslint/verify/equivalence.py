@@ -40,6 +40,7 @@ class Comparison:
     equivalent: bool
     max_abs_error: float
     problems: list[str] = field(default_factory=list)  # what differed, first ones only
+    rule: str = ""  # the test that decided, for the report
 
 
 def flatten(value) -> list[torch.Tensor]:
@@ -154,4 +155,8 @@ def compare(
     problems += [f"{name}: the checkpoint hook does not map it" for name in unreached]
     for name, grad in expected.items():
         check(f"gradient of {name}", grad, rewritten.grads.get(name))
-    return Comparison(not problems, worst, problems)
+    if reference is not None:
+        rule = f"error vs a float64 run <= 2x the original's + atol {atol:g}"
+    else:
+        rule = f"assert_close rtol {rtol:g}, atol {atol:g}"
+    return Comparison(not problems, worst, problems, rule)

@@ -69,14 +69,26 @@ def _normal(filename: str) -> str:
 
 
 def _where(error: BaseException, files: set[str]) -> str:
-    """The user's line that stopped the tracer, from the innermost frame in their files."""
+    """The user's line that stopped the tracer, from the innermost frame in their files.
+    A line of the in-memory rewrite has no place in the user's file: the code is shown
+    without a line number."""
     wanted = {_normal(f) for f in files}
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         if _normal(frame.filename) in wanted:
             line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
-            shown = frame.filename.rsplit("/", 1)[-1].rstrip(">")
+            if frame.filename.startswith("<enslint rewrite of"):
+                return f" in the rewrite's `{shorten(line, 100)}`"
+            shown = frame.filename.rsplit("/", 1)[-1]
             return f" at {shown}:{frame.lineno} `{line}`"
     return ""
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut at a word boundary (never inside one)."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0]
+    return (cut if cut else text[: width - 1]) + "…"
 
 
 def trace(model: torch.nn.Module, method: str, files: set[str]) -> Traced:
@@ -90,6 +102,6 @@ def trace(model: torch.nn.Module, method: str, files: set[str]) -> Traced:
             construct = "torch.vmap"
         else:
             construct = type(error).__name__
-        return Traced(None, None, f"{construct}{_where(error, files)}: {message[:160]}")
+        return Traced(None, None, f"{construct}{_where(error, files)}: {shorten(message, 160)}")
     calls = sum(node.op in _CALLS for node in graph_module.graph.nodes)
     return Traced(graph_module, calls, None)
