@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ _FORMAT = "4"  # entries: {rows, deps, exports}; fixes carry their form; rows th
 
 
 def code_fingerprint() -> str:
-    """Changes whenever enslint's source or the libcst version changes."""
+    """Changes whenever enslint's source, the libcst version or the Python version
+    changes (what parses is Python's to say: a 3.11 verdict does not hold for 3.12)."""
     digest = hashlib.sha256(_FORMAT.encode())
+    digest.update(f"python {sys.version_info[0]}.{sys.version_info[1]}".encode())
     package = Path(__file__).resolve().parent
     for path in sorted(package.rglob("*.py")):
         digest.update(path.relative_to(package).as_posix().encode())
@@ -63,13 +66,39 @@ class CacheEntry:
         if not isinstance(value, dict):
             return None
         rows, deps, exports = value.get("rows"), value.get("deps"), value.get("exports")
-        if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 8 for r in rows):
+        if not isinstance(rows, list) or not all(_valid_row(r) for r in rows):
             return None
         if not isinstance(deps, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in deps.items()):
             return None
         if not isinstance(exports, list) or not all(isinstance(n, str) for n in exports):
             return None
         return cls(rows, deps, tuple(exports))
+
+
+def _ints(*values: object) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def _valid_fix(row: object) -> bool:
+    """[applicability, message, [[start, end, content, row, col, end_row, end_col]], form]"""
+    if not (isinstance(row, list) and len(row) == 4 and isinstance(row[0], str) and isinstance(row[1], str) and isinstance(row[3], str)):
+        return False
+    edits = row[2]
+    return isinstance(edits, list) and all(
+        isinstance(e, list) and len(e) == 7 and _ints(e[0], e[1], *e[3:]) and isinstance(e[2], str) for e in edits
+    )
+
+
+def _valid_row(row: object) -> bool:
+    """A diagnostic as checker._to_row writes it: anything else makes the entry a miss."""
+    return (
+        isinstance(row, list)
+        and len(row) == 9
+        and _ints(row[0], row[1], row[5], row[6])
+        and all(isinstance(row[i], str) for i in (2, 3, 4, 8))
+        and isinstance(row[7], list)
+        and all(_valid_fix(f) for f in row[7])
+    )
 
 
 class ResultCache:

@@ -148,9 +148,41 @@ def check_file(job: FileJob) -> list[Diagnostic]:
     return check_file_outcome(job).diagnostics
 
 
+# A bound on what is read: far above any source file, far below what would exhaust memory
+# (a link to /dev/zero, a generated blob named .py).
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
+def read_source(path: str | Path) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES; OSError otherwise, with a
+    message for the user. A FIFO would block the run and a device never ends: neither
+    is opened."""
+    import stat
+
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(f"not a regular file ({_kind(info.st_mode)})")
+    if info.st_size > MAX_FILE_BYTES:
+        raise OSError(f"file too large ({info.st_size // (1024 * 1024)} MiB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+    with open(path, "rb") as stream:
+        data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(f"file too large (over {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+    return data
+
+
+def _kind(mode: int) -> str:
+    import stat
+
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
 def check_file_outcome(job: FileJob) -> FileOutcome:
     try:
-        data = Path(job.filename).read_bytes()
+        data = read_source(job.filename)
     except OSError as error:
         return FileOutcome(_error(job, f"cannot read file: {error.strerror or error}"))
     return check_bytes_outcome(job, data)
@@ -249,8 +281,8 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
     if not findings:
         return [], exports, deps
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    lines = source.splitlines()
     place = _Offsets(source)
+    lines = place.lines()  # the parser's lines: a form feed or U+2028 does not end one
     diagnostics = []
     for rule, finding in findings:
         where = positions[finding.node]
@@ -348,15 +380,26 @@ def _with_directives(content: str, replaced, span, positions, newline: str) -> s
     return newline.join(lines)
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 class _Offsets:
     """Line and column (libcst's: 1-based line, 0-based column) to a character offset."""
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.starts = [0]
-        for line in source.splitlines(keepends=True):
-            self.starts.append(self.starts[-1] + len(line))
-        self.newline = "\r\n" if "\r\n" in source[: self.starts[1]] else "\n"
+        # Lines end where the parser's do: at \n, \r\n and \r only. str.splitlines also
+        # breaks at form feed, \x0b, \x1c-\x1e, \x85, U+2028 and U+2029, which would
+        # put every position after one of those on the wrong line.
+        self.starts = [0] + [m.end() for m in _LINE_END.finditer(source)]
+        if self.starts[-1] != len(source):
+            self.starts.append(len(source))
+        first = _LINE_END.search(source)
+        self.newline = first.group() if first else "\n"
+
+    def lines(self) -> list[str]:
+        """The source's lines, without their endings, as the parser counts them."""
+        return [_LINE_END.sub("", self.source[a:b]) for a, b in zip(self.starts, self.starts[1:])]
 
     def offset(self, line: int, column: int) -> int:
         return self.starts[line - 1] + column

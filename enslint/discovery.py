@@ -56,7 +56,7 @@ def discover(paths: list[Path], config: Config) -> list[Path]:
         path = given.absolute()
         if not path.exists():
             raise DiscoveryError(f"{given}: no such file or directory")
-        if path.is_file():
+        if not path.is_dir():  # a file, or a FIFO or device named here: ENS000 says which
             if not matches(user_excludes, path, config.root, every_part=True):
                 found.add(path)
             continue

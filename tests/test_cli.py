@@ -383,8 +383,16 @@ def test_corrupt_cache_entry_is_ignored(project):
 
 @pytest.mark.parametrize(
     "content",
-    ["[[1]]", "[]", '{"rows": [[1]], "deps": {}, "exports": []}', '{"rows": [], "deps": {"x": 3}, "exports": []}', '{"rows": []}'],
-    ids=["old-list-of-junk", "old-empty-list", "short-row", "bad-deps", "missing-keys"],
+    [
+        "[[1]]",
+        "[]",
+        '{"rows": [[1]], "deps": {}, "exports": []}',
+        '{"rows": [], "deps": {"x": 3}, "exports": []}',
+        '{"rows": []}',
+        '{"rows": [[1, 1, "ENS001", "m", "n", 1, 1, [["safe", "m", [[0, 1, "x", 1, 1]], ""]], ""]], "deps": {}, "exports": []}',
+        '{"rows": [["1", 1, "ENS001", "m", "n", 1, 1, [], ""]], "deps": {}, "exports": []}',
+    ],
+    ids=["old-list-of-junk", "old-empty-list", "short-row", "bad-deps", "missing-keys", "short-edit", "row-of-wrong-types"],
 )
 def test_cache_entry_of_the_wrong_shape_is_a_miss(project, content):
     write(project / "heads.py", FLAGGED)
@@ -394,6 +402,29 @@ def test_cache_entry_of_the_wrong_shape_is_a_miss(project, content):
             entry.write_text(content)
     again = check()
     assert again.exit_code == 1 and again.stdout == first.stdout
+
+
+def test_a_second_run_is_served_from_the_cache(project, monkeypatch):
+    from enslint import checker
+
+    write(project / "heads.py", FLAGGED)
+    first = check()
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("analysed again: the cache entry was not used")
+
+    monkeypatch.setattr(checker, "_analyse", no_analysis)
+    assert check().stdout == first.stdout
+
+
+def test_the_cache_key_holds_the_python_version(monkeypatch):
+    import sys
+
+    from enslint.cache import code_fingerprint
+
+    ours = code_fingerprint()
+    monkeypatch.setattr(sys, "version_info", (3, 99, 0, "final", 0))
+    assert code_fingerprint() != ours
 
 
 def test_no_cache_flag(project):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
 from click.testing import CliRunner
 
 from enslint.cli import main
@@ -350,3 +351,94 @@ def test_a_temporary_assigned_again_is_inlined_in_order(project):
     check("--fix", "--unsafe-fixes")
     fixed = path.read_text()
     assert "for head in self.heads" not in fixed and "self.readout(torch.tanh(" in fixed
+
+
+HEADS_ON_ONE_INPUT = textwrap.dedent(
+    """\
+    import torch
+    from torch import nn
+    # a comment line
+    class Heads(nn.Module):
+        def __init__(self, d, n):
+            super().__init__()
+            self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])
+
+        def forward(self, x):
+            outs = [head(x) for head in self.heads]
+            return torch.stack(outs, dim=1)
+    """
+)
+
+
+def test_fix_positions_follow_the_parsers_lines(project):
+    """A form feed, \\x1c or U+2028 inside a line is not a line end for Python or libcst:
+    the fix must land where the parser put the code (it used to merge `outs = ...` into
+    the comment above)."""
+    path = project / "m.py"
+    source = HEADS_ON_ONE_INPUT.replace("# a comment line", "# a comment \x0c line \x1c and \u2028 more")
+    path.write_text(source, encoding="utf-8")
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_text(encoding="utf-8")
+    compile(fixed, "m.py", "exec")
+    assert "# a comment \x0c line \x1c and \u2028 more\n" in fixed
+    assert "        outs = self.heads(x).unflatten(-1, (self.heads_count, -1)).movedim(-2, 1)\n" in fixed
+
+
+def test_old_mac_line_endings_stay_as_they_are(project):
+    path = project / "m.py"
+    path.write_bytes(HEADS_ON_ONE_INPUT.replace("\n", "\r").encode())
+    check("--fix", "--unsafe-fixes")
+    fixed = path.read_bytes()
+    assert b"\n" not in fixed and b"self.heads_count = n\r" in fixed
+    assert fixed.startswith(b"import torch\r")
+    compile(fixed.decode(), "m.py", "exec")
+
+
+# -- files that are not plain, and what --fix must not do to them -------------------------
+def test_a_fifo_or_a_device_is_reported_not_read(project):
+    import os
+
+    os.mkfifo(project / "pipe.py")
+    (project / "zero.py").symlink_to("/dev/zero")
+    (project / "m.py").write_text(SLICED)
+    result = check("pipe.py", "zero.py", "m.py", "--format", "json")
+    found = {(d["filename"].rsplit("/", 1)[-1], d["code"]): d["message"] for d in json.loads(result.stdout)}
+    assert "not a regular file (a FIFO)" in found[("pipe.py", "ENS000")]
+    assert "not a regular file (a character device)" in found[("zero.py", "ENS000")]
+    assert ("m.py", "ENS003") in found  # the others are still checked
+
+
+def test_fix_writes_through_a_symlink_and_keeps_it_a_link(project):
+    (project / "real.py").write_text(SLICED)
+    (project / "link.py").symlink_to("real.py")
+    check("--fix", "link.py")
+    assert (project / "link.py").is_symlink() and (project / "real.py").read_text() == FIXED
+
+
+def test_fix_refuses_read_only_and_hard_linked_files_and_goes_on(project):
+    import os
+
+    (project / "locked.py").write_text(SLICED)
+    os.chmod(project / "locked.py", 0o444)
+    (project / "linked.py").write_text(SLICED)
+    os.link(project / "linked.py", project / "other_name.py")
+    (project / "free.py").write_text(SLICED)
+    result = check("--fix", "locked.py", "linked.py", "free.py")
+    assert result.exit_code == 2
+    assert "enslint: error: locked.py: not written: read-only file: left as it is" in result.stderr
+    assert "linked.py: not written: the file has 2 hard links" in result.stderr
+    assert (project / "locked.py").read_text() == SLICED and (project / "linked.py").read_text() == SLICED
+    assert (project / "free.py").read_text() == FIXED
+
+
+def test_fix_keeps_the_owner(project):
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    path = project / "theirs.py"
+    path.write_text(SLICED)
+    os.chown(path, 4242, 4343)
+    check("--fix", "theirs.py")
+    info = path.stat()
+    assert path.read_text() == FIXED and (info.st_uid, info.st_gid) == (4242, 4343)

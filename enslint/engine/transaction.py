@@ -25,6 +25,7 @@ from enslint.checker import (
     check_file,
     detect_encoding,
     python_parse,
+    read_source,
 )
 from enslint.engine.edits import Fix, apply_fixes
 
@@ -85,7 +86,7 @@ def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | No
         choose = lambda d: d.fix_for(unsafe)  # noqa: E731
     if data is None:
         try:
-            data = Path(job.filename).read_bytes()
+            data = read_source(job.filename)
         except OSError:
             outcome.remaining = check_file(job)  # reports why it cannot be read
             return outcome
@@ -123,9 +124,21 @@ def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | No
 
 
 def write_atomically(outcome: FixOutcome) -> None:
-    """Replace the file with the fixed text, or leave it exactly as it was."""
-    path = Path(outcome.job.filename)
-    data = path.read_bytes()
+    """Replace the file with the fixed text, or leave it exactly as it was.
+
+    The new text goes to a temporary file beside the real file (through a symbolic link,
+    which stays a link) and is renamed over it, with the file's mode and owner. A file
+    that is read-only or has other hard links is refused (OSError, one line): a rename
+    would write what its permissions forbid, or split it from its other names."""
+    import stat
+
+    path = Path(os.path.realpath(outcome.job.filename))
+    info = path.stat()
+    if not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
+        raise OSError("read-only file: left as it is")
+    if info.st_nlink > 1:
+        raise OSError(f"the file has {info.st_nlink} hard links, which replacing it would break: left as it is")
+    data = read_source(path)
     encoding = detect_encoding(data)
     if data.decode(encoding) != outcome.before:
         raise OSError(f"{outcome.job.path} changed while enslint was fixing it")
@@ -133,7 +146,9 @@ def write_atomically(outcome: FixOutcome) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(outcome.after.encode(encoding))
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
+        os.chmod(temporary, info.st_mode & 0o7777)
+        if hasattr(os, "chown") and (os.stat(temporary).st_uid, os.stat(temporary).st_gid) != (info.st_uid, info.st_gid):
+            os.chown(temporary, info.st_uid, info.st_gid)  # root fixing another user's file keeps it theirs
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
