@@ -347,7 +347,8 @@ def terminal_table(rows: list[Row]) -> str:
     layout = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     lines = [layout.format(*header)]
     notes = []
-    sweeping = len({row.batch for row in rows}) > 1
+    # Over a sweep a class has a row per batch size: the size goes beside its name.
+    sweeping = len({row.target for row in rows}) < len(rows)
     for row in rows:
         suffix = f" @{row.batch}" if sweeping and row.batch is not None else ""
         name = _fit(row.target.rsplit("/", 1)[-1], widths[0] - len(suffix)) + suffix
