@@ -127,11 +127,11 @@ def _first_line(text: object) -> str:
     return lines[0] if lines else "invalid syntax"
 
 
-def python_parse(source: str) -> None:
+def python_parse(source: str) -> ast.Module:
     """Parse with Python's own parser, raising its errors but not its warnings."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
-        ast.parse(source)
+        return ast.parse(source)
 
 
 def _python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
@@ -250,6 +250,13 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
 
     from enslint.analysis.model import build_model
 
+    # Python's own parser first: what it rejects is ENS000 whatever libcst would say (a
+    # truncated \u escape, a stray BOM, newer syntax), and code nested too deeply for it
+    # (5,000 parentheses, a 50,000-term sum) never reaches libcst's native parser, which
+    # can crash the whole process on it.
+    broken = _python_syntax_error(job, source)
+    if broken is not None:
+        return broken, (), {}
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as error:
