@@ -496,3 +496,14 @@ def test_notes_never_point_into_the_in_memory_rewrite_nor_cut_words(monkeypatch)
 
     assert shorten("alpha beta gamma delta", 12) == "alpha beta…"
     assert shorten("short", 12) == "short"
+
+
+def test_the_terminal_table_fits_100_columns_with_the_longest_cells():
+    from enslint.verify.command import NO_CLEAR, Row, Trial, terminal_table
+
+    trial = Trial("stacked weights", "unsafe", status="equivalent", step_rewrite_ms=1.0, step_rewrite_iqr_ms=0.05)
+    row = Row("src/pkg/a_long_module_name.py::AVeryLongEnsembleClassName", "ENS001,ENS002,ENS003", step_original_ms=12.5,
+              step_original_iqr_ms=0.5, trials=[trial], recommendation=NO_CLEAR, batch=256, rtol=1e-5, atol=1e-5, dtype="float32")
+    lines = terminal_table([row]).splitlines()
+    assert NO_CLEAR in lines[1] and "12.5x" in lines[1]
+    assert max(len(line) for line in lines) <= 100, lines

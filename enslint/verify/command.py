@@ -342,7 +342,7 @@ def terminal_table(rows: list[Row]) -> str:
     """At most 100 columns: per class and candidate, the training-step speed-up with the
     range its measurements' spread allows, the verdict, and the recommendation. Notes
     only where something failed; every figure and note is in --format markdown/json."""
-    widths = (24, 10, 15, 16, 10)
+    widths = (21, 10, 15, 15, 10)  # + the recommendation, "no clear difference" the longest: 100
     header = ("class", "rule", "rewrite", "fwd+bwd speed-up", "verdict", "recommendation")
     layout = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     lines = [layout.format(*header)]
