@@ -458,7 +458,7 @@ def test_a_batch_sweep_gives_a_row_per_size_and_a_plot(project, monkeypatch):
     image = (project / "sweep.png").read_bytes()
     assert image.startswith(b"\x89PNG") and len(image) > 5000
     text = CliRunner().invoke(main, ["verify", "gated.py::GatedHeads", "--device", "cpu", "--batch", "2,8", "--min-time", "0.001"]).stdout
-    assert "gated.py::GatedHeads @2" in text and "gated.py::GatedHeads @8" in text
+    assert "GatedHeads @2 " in text and "GatedHeads @8 " in text
     bad = CliRunner().invoke(main, ["verify", "gated.py", "--batch", "2,x"])
     assert bad.exit_code == 2 and "--batch 2,x: a size or comma-separated sizes" in bad.output
 
