@@ -97,8 +97,11 @@ def _could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
 
 
 def detect_encoding(data: bytes) -> str:
-    """The encoding Python would read the file with (PEP 263 cookie, BOM, else UTF-8)."""
-    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    """The encoding Python would read the file with (PEP 263 cookie, BOM, else UTF-8).
+    Lines end at \r too, as they do for Python: a cookie in a file with old-Mac line
+    endings is on its first line, not lost in one long one."""
+    lines = iter(re.findall(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", data[:4096]))
+    encoding, _ = tokenize.detect_encoding(lambda: next(lines, b""))
     return encoding
 
 

@@ -38,3 +38,10 @@ def test_what_python_accepts_is_analysed():
     source = HEADER + "x = 1\ny = " + " + ".join(["x"] * 800) + "\n"
     assert ens000(source) == []
     assert findings_for(HEADER + "x = 1\n") == []
+
+
+def test_an_encoding_cookie_with_old_mac_line_endings_is_read_as_python_reads_it():
+    source = '# -*- coding: latin-1 -*-\rs = "\xe9"\rimport torch\r'.encode("latin-1")
+    compile(source, "m.py", "exec")  # Python accepts it
+    job = FileJob("m.py", "m.py", Config(root=__import__("pathlib").Path(".")).enabled_codes(), Settings())
+    assert check_bytes(job, source) == []
