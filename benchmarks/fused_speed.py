@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass

@@ -7,7 +7,6 @@ becomes an ENS000 diagnostic for that file, so one bad file never stops the othe
 from __future__ import annotations
 
 import ast
-import io
 import os
 import re
 import sys
@@ -263,9 +262,7 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as error:
-        found = _python_syntax_error(job, source)
-        if found is not None:
-            return found, (), {}
+        # Python accepted the file above: this is libcst's limit, not a syntax error.
         return _error(job, f"cannot analyse: libcst cannot parse this syntax: {_first_line(error.message)}", error.raw_line, error.raw_column + 1), (), {}
     except RecursionError:
         return _error(job, "file is nested too deeply to parse"), (), {}

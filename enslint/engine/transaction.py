@@ -147,7 +147,8 @@ def write_atomically(outcome: FixOutcome) -> None:
         with os.fdopen(handle, "wb") as stream:
             stream.write(outcome.after.encode(encoding))
         os.chmod(temporary, info.st_mode & 0o7777)
-        if hasattr(os, "chown") and (os.stat(temporary).st_uid, os.stat(temporary).st_gid) != (info.st_uid, info.st_gid):
+        written = os.stat(temporary)
+        if hasattr(os, "chown") and (written.st_uid, written.st_gid) != (info.st_uid, info.st_gid):
             os.chown(temporary, info.st_uid, info.st_gid)  # root fixing another user's file keeps it theirs
         os.replace(temporary, path)
     except BaseException:

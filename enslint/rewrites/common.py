@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import NodeIndex, arg_at, attribute_uses, code_of, dotted_name, int_value, names_in, walk
+from enslint.analysis.syntax import NodeIndex, arg_at, code_of, dotted_name, int_value, names_in, walk
 from enslint.engine.edits import UNSAFE, NodeEdit, RuleFix
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.

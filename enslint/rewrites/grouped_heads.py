@@ -160,30 +160,11 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
 
     # The forward: `groups = []`, then the outer loop whose body collects each head's
     # output into a list, and `groups.append(torch.stack(outs, ...))`.
-    spelling = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
-    if not isinstance(outer.node, cst.For) or outer.node.orelse:
-        return spelling
-    found = _per_group_list(outer.node.body.body, inner)
-    if found is None:
-        return spelling
-    outs, appended = found
-    groups_name, per_group = appended
-    if not (
-        isinstance(per_group, cst.Call)
-        and imports.qualify(per_group.func) == "torch.stack"
-        and code_of(per_group.args[0].value) == outs
-        and len(per_group.args) <= 2
-    ):
-        return None
-    stack_dim = arg_at(per_group, 1, "dim")
-    stack_dim_value = 0 if stack_dim is None else int_value(stack_dim)
-    if stack_dim_value is None:
-        return None
+    found = _nest_in_forward(outer, inner, imports)
+    if not isinstance(found, tuple):
+        return found
+    before, groups_name, stack_dim_value = found
     method = outer.cls.methods[outer.method]
-    index = NodeIndex(method)
-    before = sibling(getattr(index.parent(outer.node), "body", ()), outer.node, -1)
-    if before is None or empty_list_named(before) != groups_name:
-        return None
 
     # The construction: one comprehension line, or `self.x = nn.ModuleList()` followed by
     # the one loop that fills it.
@@ -244,15 +225,18 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     return unsafe_rewrite(GROUPED, message, edits, module, HOOK, _hook_source(torch_name), add_import)
 
 
+SPELLING = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
+
+
 def _nest_in_forward(outer: MemberLoop, inner: MemberLoop, imports):
     """(`groups = []`, `groups`, the per-group stack's dim) for the loop spelling of a
-    nest, or the reason it is not written that way."""
-    spelling = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
+    nest; SPELLING when the loops are not written that way, None when the lists they
+    fill are not stacked and collected that way."""
     if not isinstance(outer.node, cst.For) or outer.node.orelse:
-        return spelling
+        return SPELLING
     found = _per_group_list(outer.node.body.body, inner)
     if found is None:
-        return spelling
+        return SPELLING
     outs, (groups_name, per_group) = found
     if not (
         isinstance(per_group, cst.Call)
@@ -260,15 +244,15 @@ def _nest_in_forward(outer: MemberLoop, inner: MemberLoop, imports):
         and code_of(per_group.args[0].value) == outs
         and len(per_group.args) <= 2
     ):
-        return spelling
+        return None
     stack_dim = arg_at(per_group, 1, "dim")
     dim = 0 if stack_dim is None else int_value(stack_dim)
-    if dim is None or dim < 0:
-        return "each group's heads are stacked along a dim counted from the end, which the rewrite does not place yet"
+    if dim is None:
+        return None
     index = NodeIndex(outer.cls.methods[outer.method])
     before = sibling(getattr(index.parent(outer.node), "body", ()), outer.node, -1)
     if before is None or empty_list_named(before) != groups_name:
-        return spelling
+        return None
     return before, groups_name, dim
 
 
@@ -277,9 +261,11 @@ def _wide_nest(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports
     its output unflattened to (..., groups, heads, out) and the two axes moved to where
     the loops stacked them (`movedim` with non-negative places works for any rank)."""
     found = _nest_in_forward(outer, inner, imports)
-    if isinstance(found, str):
-        return found
+    if not isinstance(found, tuple):
+        return found or SPELLING
     before, groups_name, head_dim = found
+    if head_dim < 0:
+        return "each group's heads are stacked along a dim counted from the end, which the rewrite does not place yet"
     attr = outer.collection_text.split(".", 1)[-1]
     construction = building_statements(outer)
     init = outer.cls.methods.get("__init__")

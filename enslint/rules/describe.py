@@ -177,17 +177,16 @@ _REMEDIES = {
     "stacked weights": "fix: stacked weights",
     "grouped heads": "fix: the whole nest as one batched op",
     "vmap": "fix: torch.vmap over stacked members",
-    "unbind": "fix: iterate `{tensor}.unbind({dim})`",
     "shared call": "fix: one call of the shared instance",
 }
 NO_FIX = "no automatic fix (--show-details)"
 
 
-def remedy(fixes, tensor: str = "", dim: str = "") -> str:
+def remedy(fixes) -> str:
     """The headline's advice: what the preferred fix does, or where to read why none."""
     if not fixes:
         return NO_FIX
-    return _REMEDIES.get(fixes[0].form, "fix available").format(tensor=tensor, dim=dim)
+    return _REMEDIES.get(fixes[0].form, "fix available")
 
 
 def headline(loop: MemberLoop, variants: list[str], advice: str) -> str:

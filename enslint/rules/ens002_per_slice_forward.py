@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from enslint.analysis.kinds import LINEAR, SLICE
+from enslint.analysis.kinds import LINEAR
 from enslint.engine.edits import RuleFix
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rewrites.blockers import fused_blocker
