@@ -66,17 +66,26 @@ def test_fix_hook_applies_the_safe_fix(tmp_path):
 
 def test_the_readme_snippet_works_as_written(tmp_path):
     """The README's pre-commit configuration, with only the repository's address pointed
-    at this checkout: its `rev` must name a tag that exists, its hook must install and
-    fail on a flagged file."""
+    at a clone of this checkout: its `rev` must be the release tag of the version in
+    pyproject.toml, and its hook must install from that tag and fail on a flagged file.
+
+    CI clones only the branch, without tags, so the clone gets the tag on its HEAD when the
+    checkout has none; where the checkout has the tag, the clone uses it as it is."""
     import re
+    import tomllib
 
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## pre-commit") :]
     snippet = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
     rev = re.search(r"rev: (\S+)", snippet).group(1)
-    tags = subprocess.run(["git", "tag", "--list", rev], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    assert tags == [rev], f"the README names rev {rev}, which is not a tag of this repository"
-    config = re.sub(r"repo: \S+", f"repo: {ROOT}", snippet)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert rev == f"v{version}", f"the README names rev {rev}; the release of version {version} is v{version}"
+
+    upstream = tmp_path / "upstream"
+    git("clone", "-q", str(ROOT), str(upstream), cwd=tmp_path)
+    if not subprocess.run(["git", "tag", "--list", rev], cwd=upstream, capture_output=True, text=True).stdout.split():
+        git("-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "tag", rev, cwd=upstream)
+    config = re.sub(r"repo: \S+", f"repo: {upstream}", snippet)
     repo = tmp_path / "repo"
     repo.mkdir()
     git("init", "-q", cwd=repo)
