@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
+from enslint.analysis.positions import LINE_END, Positions, line_starts
 from enslint.cache import CacheEntry, ResultCache, entry_key
 from enslint.engine.edits import Edit, Fix
 from enslint.rules import ALL_RULES, Settings
@@ -248,7 +249,6 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
     """Parse with libcst, build the model, run the rules, place and filter findings.
     Also returns the file's exports and the other files the analysis read (with digests)."""
     import libcst as cst
-    from libcst.metadata import MetadataWrapper, PositionProvider
 
     from enslint.analysis.model import build_model
 
@@ -287,7 +287,7 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
             deps[f"unread:{path}"] = None
     if not findings:
         return [], exports, deps
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = Positions(module, source)
     place = _Offsets(source)
     lines = place.lines()  # the parser's lines: a form feed or U+2028 does not end one
     diagnostics = []
@@ -387,26 +387,23 @@ def _with_directives(content: str, replaced, span, positions, newline: str) -> s
     return newline.join(lines)
 
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
 class _Offsets:
     """Line and column (libcst's: 1-based line, 0-based column) to a character offset."""
 
     def __init__(self, source: str) -> None:
         self.source = source
-        # Lines end where the parser's do: at \n, \r\n and \r only. str.splitlines also
-        # breaks at form feed, \x0b, \x1c-\x1e, \x85, U+2028 and U+2029, which would
-        # put every position after one of those on the wrong line.
-        self.starts = [0] + [m.end() for m in _LINE_END.finditer(source)]
+        # Lines end where the parser's do (LINE_END), not where str.splitlines breaks.
+        self.starts = line_starts(source)
         if self.starts[-1] != len(source):
             self.starts.append(len(source))
-        first = _LINE_END.search(source)
+        if self.starts[-1] != len(source):
+            self.starts.append(len(source))
+        first = LINE_END.search(source)
         self.newline = first.group() if first else "\n"
 
     def lines(self) -> list[str]:
         """The source's lines, without their endings, as the parser counts them."""
-        return [_LINE_END.sub("", self.source[a:b]) for a, b in zip(self.starts, self.starts[1:])]
+        return [LINE_END.sub("", self.source[a:b]) for a, b in zip(self.starts, self.starts[1:])]
 
     def offset(self, line: int, column: int) -> int:
         return self.starts[line - 1] + column

@@ -218,9 +218,9 @@ class FileContext:
     # -- positions, for evidence in messages --------------------------------------------
     def line_of(self, node: cst.CSTNode) -> int | None:
         if self._positions is None:
-            from libcst.metadata import MetadataWrapper, PositionProvider
+            from enslint.analysis.positions import Positions
 
-            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+            self._positions = Positions(self.module, self.source if self.source is not None else self.module.code)
         try:
             return self._positions[node].start.line
         except KeyError:

@@ -158,7 +158,7 @@ class _MethodAnalysis:
         self.ctx = ctx
         self.method = method
         self.self_name = first_param(method) or "self"
-        self.index = NodeIndex(method.body)
+        self.index = NodeIndex.of(method.body)
         self.params = {p.name.value: p for p in [*method.params.posonly_params, *method.params.params, *method.params.kwonly_params]}
         self.assignments: dict[str, list[tuple[cst.CSTNode, cst.BaseExpression]]] = {}
         self.tensor_names: set[str] = set()  # names the method reads `.shape` (or the like) off

@@ -7,7 +7,12 @@ comparable linters).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
+from collections import OrderedDict
 from collections.abc import Iterator
+from typing import ClassVar
 
 import libcst as cst
 
@@ -34,22 +39,54 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
 COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)
 
 
+# Per node type, the fields libcst visits, in the order it visits them (source order),
+# read once from the type's `_visit_and_replace_children`; None where that cannot be
+# read, and libcst's own `children` is asked instead. `children` visits the node to find
+# them, several times slower, and the passes walk every class and method many times.
+_VISITED: dict[type, tuple[str, ...] | None] = {}
+_VISIT_CALL = re.compile(r'visit_\w+\(\s*self,\s*"(\w+)"')
+
+
+def _visited_fields(kind: type) -> tuple[str, ...] | None:
+    try:
+        text = inspect.getsource(kind._visit_and_replace_children)
+    except (OSError, TypeError, AttributeError):
+        return None
+    names = tuple(dict.fromkeys(_VISIT_CALL.findall(text)))
+    fields = {field.name for field in dataclasses.fields(kind)}
+    return names if set(names) <= fields else None
+
+
+def children_of(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The nodes directly below `node`, in source order: libcst's `children`, faster."""
+    kind = type(node)
+    if kind not in _VISITED:
+        _VISITED[kind] = _visited_fields(kind)
+    names = _VISITED[kind]
+    if names is None:
+        return list(node.children)
+    found: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return found
+
+
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """`node` and every node below it (any order)."""
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(current.children)
+        stack.extend(children_of(current))
 
 
 def attribute_uses(node: cst.CSTNode, attr: str) -> int:
     """How many times `<name>.attr` appears below `node` (`self.heads`, whatever `self` is)."""
-    return sum(
-        1
-        for child in walk(node)
-        if isinstance(child, cst.Attribute) and child.attr.value == attr and isinstance(child.value, cst.Name)
-    )
+    return len(NodeIndex.of(node).attributes(attr))
 
 
 def first_param(function: cst.FunctionDef) -> str | None:
@@ -101,35 +138,41 @@ def int_value(node: cst.BaseExpression | None) -> int | None:
     return None
 
 
-class _Indexer(cst.CSTVisitor):
-    """Records every node below a root in source order, with its parent."""
-
-    def __init__(self) -> None:
-        self.order: list[cst.CSTNode] = []
-        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
-        self._stack: list[cst.CSTNode] = []
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if self._stack:
-            self.parents[node] = self._stack[-1]
-        self._stack.append(node)
-        self.order.append(node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        self._stack.pop()
-
-
 class NodeIndex:
-    """Parent links and a source-ordered node list for one subtree (a method)."""
+    """Parent links and a source-ordered node list for one subtree (a method).
+
+    `NodeIndex.of(root)` shares one index per subtree among the passes and rewrites that
+    ask for it (each fix of each finding asks again)."""
+
+    _recent: ClassVar[OrderedDict[int, NodeIndex]] = OrderedDict()
+    _RECENT = 64  # a class and its methods, several classes over
+
+    @classmethod
+    def of(cls, root: cst.CSTNode) -> NodeIndex:
+        # Keyed by id: the index holds its root, so the id cannot be reused while cached.
+        index = cls._recent.get(id(root))
+        if index is None or index.root is not root:
+            index = cls._recent[id(root)] = cls(root)
+            if len(cls._recent) > cls._RECENT:
+                cls._recent.popitem(last=False)
+        else:
+            cls._recent.move_to_end(id(root))
+        return index
 
     def __init__(self, root: cst.CSTNode) -> None:
-        indexer = _Indexer()
-        root.visit(indexer)
         self.root = root
-        self.order = indexer.order
-        self.parents = indexer.parents
+        self.order: list[cst.CSTNode] = []
+        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            self.order.append(node)
+            below = children_of(node)
+            for child in below:
+                self.parents[child] = node
+            stack.extend(reversed(below))
         self._position = {node: i for i, node in enumerate(self.order)}
+        self._attributes: dict[str, list[cst.Attribute]] | None = None
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self.parents.get(node)
@@ -154,36 +197,35 @@ class NodeIndex:
     def before(self, a: cst.CSTNode, b: cst.CSTNode) -> bool:
         return self._position[a] < self._position[b]
 
+    def attributes(self, attr: str) -> list[cst.Attribute]:
+        """Every `<name>.attr` in the subtree (`self.heads`, whatever `self` is), in source order."""
+        if self._attributes is None:
+            self._attributes = {}
+            for node in self.order:
+                if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+                    self._attributes.setdefault(node.attr.value, []).append(node)
+        return self._attributes.get(attr, [])
+
 
 def names_in(node: cst.CSTNode) -> set[str]:
-    """Every bare name read or written anywhere inside `node` (attribute names excluded)."""
+    """Every bare name read or written anywhere inside `node` (attribute names and keyword
+    argument names excluded)."""
     found: set[str] = set()
-
-    class _Names(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            found.add(name.value)
-
-        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
-            attribute.value.visit(self)
-            return False
-
-        def visit_Arg(self, arg: cst.Arg) -> bool:
-            arg.value.visit(self)
-            return False
-
-    node.visit(_Names())
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            found.add(current.value)
+        elif isinstance(current, (cst.Attribute, cst.Arg)):
+            stack.append(current.value)
+        else:
+            stack.extend(children_of(current))
     return found
 
 
 def free_names(node: cst.CSTNode) -> set[str]:
     """`names_in` less the names that comprehensions inside `node` bind for themselves."""
-    bound: set[str] = set()
-
-    class _Targets(cst.CSTVisitor):
-        def visit_CompFor(self, clause: cst.CompFor) -> None:
-            bound.update(target_names(clause.target))
-
-    node.visit(_Targets())
+    bound = {name for clause in walk(node) if isinstance(clause, cst.CompFor) for name in target_names(clause.target)}
     return names_in(node) - bound
 
 

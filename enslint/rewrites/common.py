@@ -17,12 +17,13 @@ a rewrite's module-level helper (its checkpoint hook) once per file.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import NodeIndex, arg_at, code_of, dotted_name, int_value, names_in, walk
+from enslint.analysis.syntax import NodeIndex, arg_at, children_of, code_of, dotted_name, int_value, names_in, walk
 from enslint.engine.edits import UNSAFE, NodeEdit, RuleFix
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
@@ -49,7 +50,7 @@ class Site:
 def direct_consumer(method: cst.FunctionDef, replaced_last: cst.CSTNode, name: str, imports):
     """(node, kind, dim) of the one use of list `name` after `replaced_last` in the method,
     when that use combines it (`torch.stack(name, dim=d)`, `torch.cat`, `sum`, `.mean`)."""
-    index = NodeIndex(method)
+    index = NodeIndex.of(method)
     uses = [
         n
         for n in index.order
@@ -145,7 +146,7 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
     def produces(element) -> bool:
         return element is call or (wrapped and any(node is call for node in walk(element)))
 
-    index = NodeIndex(loop.cls.methods[loop.method])
+    index = NodeIndex.of(loop.cls.methods[loop.method])
     if isinstance(loop.node, cst.CompFor):
         comprehension = loop.report_node
         if not isinstance(comprehension, _LIST_MAKERS) or not produces(comprehension.elt) or loop.node.ifs:
@@ -360,7 +361,7 @@ def building_statements(loop: MemberLoop):
     init = loop.cls.methods.get("__init__")
     if collection.created is None or init is None:
         return None
-    block = NodeIndex(init).parent(collection.created)  # __init__'s body, or an `if` branch's
+    block = NodeIndex.of(init).parent(collection.created)  # __init__'s body, or an `if` branch's
     filler = sibling(getattr(block, "body", ()), collection.created, 1)
     if not isinstance(filler, cst.For) or filler.orelse is not None:
         return None
@@ -441,6 +442,52 @@ def unsafe_rewrite(
     return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits), form)
 
 
+class _ModuleUsage:
+    """What the import edits ask of a whole module, counted once per module: how often
+    each bare name and each string appears outside import statements, and which body
+    holds each statement. Each fix asks about its own replaced nodes; walking the module
+    once per fix made a file of N flagged classes cost N module walks."""
+
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        self.names, self.strings = _usage(module)
+        self.body_of: dict[int, tuple] = {}
+        for found in walk(module):
+            body = getattr(found, "body", None)
+            statements = body if isinstance(body, (list, tuple)) else getattr(body, "body", None)
+            if isinstance(statements, (list, tuple)):
+                for statement in statements:
+                    self.body_of[id(statement)] = tuple(statements)
+
+
+def _usage(*roots: cst.CSTNode) -> tuple[Counter, Counter]:
+    """Bare names and string literals below `roots` (each node once), imports left out."""
+    names: Counter = Counter()
+    strings: Counter = Counter()
+    seen: set[int] = set()
+    pending = list(roots)
+    while pending:
+        node = pending.pop()
+        if id(node) in seen or isinstance(node, (cst.Import, cst.ImportFrom)):
+            continue
+        seen.add(id(node))
+        if isinstance(node, cst.Name):
+            names[node.value] += 1
+        elif isinstance(node, cst.SimpleString):
+            strings[node.value] += 1
+        pending.extend(children_of(node))
+    return names, strings
+
+
+_USAGE: list[_ModuleUsage] = []  # the module of the file being analysed (one at a time)
+
+
+def _usage_of(module: cst.Module) -> _ModuleUsage:
+    if not _USAGE or _USAGE[0].module is not module:
+        _USAGE[:] = [_ModuleUsage(module)]
+    return _USAGE[0]
+
+
 def _replaced_nodes(module: cst.Module, edits: list[NodeEdit]) -> list[cst.CSTNode]:
     """The nodes `edits` replace (a run of statements stands for each of them)."""
     replaced: list[cst.CSTNode] = []
@@ -449,14 +496,11 @@ def _replaced_nodes(module: cst.Module, edits: list[NodeEdit]) -> list[cst.CSTNo
             continue
         if isinstance(edit.node, tuple):
             first, last = edit.node
-            for found in walk(module):
-                body = getattr(found, "body", None)
-                statements = body if isinstance(body, (list, tuple)) else getattr(body, "body", None)
-                if isinstance(statements, (list, tuple)) and any(s is first for s in statements):
-                    start = next(i for i, s in enumerate(statements) if s is first)
-                    end = next(i for i, s in enumerate(statements) if s is last)
-                    replaced.extend(statements[start : end + 1])
-                    break
+            statements = _usage_of(module).body_of.get(id(first))
+            if statements is not None:
+                start = next(i for i, s in enumerate(statements) if s is first)
+                end = next(i for i, s in enumerate(statements) if s is last)
+                replaced.extend(statements[start : end + 1])
         else:
             replaced.append(edit.node)
     return replaced
@@ -469,21 +513,12 @@ def unused_import_edits(module: cst.Module, edits: list[NodeEdit], also_written:
     replaced = _replaced_nodes(module, edits)
     if not replaced:
         return []
-    inside = {id(n) for node in replaced for n in walk(node)}
     used_there = set().union(*(names_in(node) for node in replaced))
     written = set(re.findall(r"[A-Za-z_]\w*", "\n".join([*(e.content for e in edits if not e.delete), also_written])))
-    used_elsewhere: set[str] = set()
-    strings: list[str] = []
-    pending: list[cst.CSTNode] = [module]
-    while pending:
-        node = pending.pop()
-        if id(node) in inside or isinstance(node, (cst.Import, cst.ImportFrom)):
-            continue
-        if isinstance(node, cst.Name):
-            used_elsewhere.add(node.value)
-        elif isinstance(node, cst.SimpleString):
-            strings.append(node.value)
-        pending.extend(node.children)
+    usage = _usage_of(module)
+    names_inside, strings_inside = _usage(*replaced)
+    used_elsewhere = {name for name, count in usage.names.items() if count > names_inside[name]}
+    strings = [text for text, count in usage.strings.items() if count > strings_inside[text]]
     result: list[NodeEdit] = []
     for statement in module.body:
         small = single_statement(statement)
@@ -555,11 +590,9 @@ def other_use(loop: MemberLoop, attr: str, statements, site: Site) -> str | None
     replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
     anchors = [*statements, *replaced]
     covered = {id(n) for anchor in anchors for n in walk(anchor)}
-    index = NodeIndex(loop.cls.node)
-    for node in walk(loop.cls.node):
-        if id(node) in covered or not (
-            isinstance(node, cst.Attribute) and node.attr.value == attr and isinstance(node.value, cst.Name)
-        ):
+    index = NodeIndex.of(loop.cls.node)
+    for node in index.attributes(attr):
+        if id(node) in covered:
             continue
         if not _in_branch_excluding(index, node, anchors):
             return _describe_use(index, node, loop)

@@ -249,7 +249,7 @@ def _nest_in_forward(outer: MemberLoop, inner: MemberLoop, imports):
     dim = 0 if stack_dim is None else int_value(stack_dim)
     if dim is None:
         return None
-    index = NodeIndex(outer.cls.methods[outer.method])
+    index = NodeIndex.of(outer.cls.methods[outer.method])
     before = sibling(getattr(index.parent(outer.node), "body", ()), outer.node, -1)
     if before is None or empty_list_named(before) != groups_name:
         return None

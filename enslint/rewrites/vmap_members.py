@@ -211,7 +211,7 @@ def _used_later_in_init(loop: MemberLoop, attr: str, built: cst.CSTNode) -> list
     that still use it (re-initialising the members, say): the members are stacked after
     the last of them, so that they act on the members as they did."""
     init = loop.cls.methods.get("__init__")
-    block = getattr(NodeIndex(init).parent(built), "body", ()) if init is not None else ()
+    block = getattr(NodeIndex.of(init).parent(built), "body", ()) if init is not None else ()
     later = list(block)[list(block).index(built) + 1 :] if built in block else []
     using = [statement for statement in later if attribute_uses(statement, attr)]
     rebinds = any(

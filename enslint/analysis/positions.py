@@ -1,0 +1,104 @@
+"""Where each node of a module lies: libcst's `PositionProvider` ranges, computed faster.
+
+libcst's provider follows line and column through code generation, splitting every
+token on line breaks as it goes; on a file of many classes that costs more than parsing
+it. Here code generation only counts characters, and a node's line and column are worked
+out from its character offsets when a finding or a fix asks for them. The ranges are the
+provider's own: the same syntactic positions (`record_syntactic_position`), the same line
+breaks (\\n, \\r\\n and \\r), checked against the provider in the tests.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst._nodes.internal import CodegenState
+from libcst._position import CodePosition, CodeRange
+
+
+@dataclass
+class _CountingState(CodegenState):
+    """Code generation that records each node's start and end as character offsets."""
+
+    offsets: dict = field(default_factory=dict)  # node -> (start, end)
+    length: int = 0
+    popped: str = ""  # the final line break a file without one is generated with, then loses
+    _stack: list = field(default_factory=list)
+
+    def add_indent_tokens(self) -> None:
+        self.tokens.extend(self.indent_tokens)
+        for token in self.indent_tokens:
+            self.length += len(token)
+
+    def add_token(self, value: str) -> None:
+        self.tokens.append(value)
+        self.length += len(value)
+
+    def pop_trailing_newline(self) -> None:
+        # The provider's count keeps the dropped break (the module's range ends after it).
+        if self.tokens:
+            self.popped = self.tokens.pop()
+
+    def before_codegen(self, node: cst.CSTNode) -> None:
+        self._stack.append(self.length)
+
+    def after_codegen(self, node: cst.CSTNode) -> None:
+        start = self._stack.pop()
+        if node not in self.offsets:  # a syntactic position recorded inside wins
+            self.offsets[node] = (start, self.length)
+
+    @contextmanager
+    def record_syntactic_position(
+        self, node: cst.CSTNode, *, start_node: cst.CSTNode | None = None, end_node: cst.CSTNode | None = None
+    ) -> Iterator[None]:
+        start = self.length
+        try:
+            yield
+        finally:
+            end = self.length
+            if start_node is not None:
+                start = self.offsets[start_node][0]
+            if end_node is not None:
+                end = self.offsets[end_node][1]
+            self.offsets[node] = (start, end)
+
+
+# The parser's line breaks. str.splitlines also breaks at form feed, \x0b, \x1c-\x1e,
+# \x85, U+2028 and U+2029: every position after one of those would be on the wrong line.
+LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def line_starts(source: str) -> list[int]:
+    """The offset at which each line of `source` begins, as the parser counts lines."""
+    return [0] + [match.end() for match in LINE_END.finditer(source)]
+
+
+class Positions:
+    """`positions[node]`: the node's CodeRange (1-based lines, 0-based columns), as
+    libcst's PositionProvider gives it; `source` is the module's code."""
+
+    def __init__(self, module: cst.Module, source: str) -> None:
+        state = _CountingState(default_indent=module.default_indent, default_newline=module.default_newline)
+        module._codegen(state)
+        self._offsets = state.offsets
+        # Positions were taken before the file's missing final line break was dropped.
+        self._starts = line_starts(source + state.popped)
+
+    def _position(self, offset: int) -> CodePosition:
+        line = bisect_right(self._starts, offset)
+        return CodePosition(line, offset - self._starts[line - 1])
+
+    def __getitem__(self, node: cst.CSTNode) -> CodeRange:
+        start, end = self._offsets[node]
+        return CodeRange(self._position(start), self._position(end))
+
+    def get(self, node: cst.CSTNode, default: CodeRange | None = None) -> CodeRange | None:
+        return self[node] if node in self._offsets else default
+
+    def __contains__(self, node: cst.CSTNode) -> bool:
+        return node in self._offsets
