@@ -12,6 +12,7 @@ import re
 import sys
 import tokenize
 import warnings
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,13 +139,18 @@ def python_parse(source: str) -> ast.Module:
 
 
 def _python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
+    tree = _python_tree(job, source)
+    return tree if isinstance(tree, list) else None
+
+
+def _python_tree(job: FileJob, source: str) -> ast.Module | list[Diagnostic]:
+    """Python's tree of the file, or its ENS000 (what Python rejects)."""
     try:
-        python_parse(source)
+        return python_parse(source)
     except SyntaxError as error:
         return _error(job, f"syntax error for Python {_PYTHON}: {_first_line(error.msg)}", error.lineno or 1, error.offset or 1)
     except (ValueError, RecursionError, MemoryError) as error:
         return _error(job, f"cannot parse: {_first_line(error)}")
-    return None
 
 
 def check_file(job: FileJob) -> list[Diagnostic]:
@@ -189,6 +195,12 @@ def check_file_outcome(job: FileJob) -> FileOutcome:
     except OSError as error:
         return FileOutcome(_error(job, f"cannot read file: {error.strerror or error}"))
     return check_bytes_outcome(job, data)
+
+
+def crashed_outcome(job: FileJob, reason: str) -> FileOutcome:
+    """The outcome of a file whose checker process died (a native crash, the kernel's
+    out-of-memory killer): ENS000 for this file, the run goes on."""
+    return FileOutcome(_error(job, f"internal error while checking this file: the checker process was {reason} (please report it)"))
 
 
 def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
@@ -247,46 +259,76 @@ def _from_row(job: FileJob, row: list) -> Diagnostic:
 
 def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic], tuple[str, ...], dict]:
     """Parse with libcst, build the model, run the rules, place and filter findings.
-    Also returns the file's exports and the other files the analysis read (with digests)."""
-    import libcst as cst
-
-    from enslint.analysis.model import build_model
+    Also returns the file's exports and the other files the analysis read (with digests).
+    A big file is analysed in pieces (analysis/pieces.py), one at a time."""
+    from enslint.analysis.pieces import split
 
     # Python's own parser first: what it rejects is ENS000 whatever libcst would say (a
     # truncated \u escape, a stray BOM, newer syntax), and code nested too deeply for it
     # (5,000 parentheses, a 50,000-term sum) never reaches libcst's native parser, which
     # can crash the whole process on it.
-    broken = _python_syntax_error(job, source)
-    if broken is not None:
-        return broken, (), {}
-    try:
-        module = cst.parse_module(source)
-    except cst.ParserSyntaxError as error:
-        # Python accepted the file above: this is libcst's limit, not a syntax error.
-        return _error(job, f"cannot analyse: libcst cannot parse this syntax: {_first_line(error.message)}", error.raw_line, error.raw_column + 1), (), {}
-    except RecursionError:
-        return _error(job, "file is nested too deeply to parse"), (), {}
-    rules = [rule() for rule in ALL_RULES if rule.code in job.codes]
+    tree = _python_tree(job, source)
+    if isinstance(tree, list):
+        return tree, (), {}
+    pieces = split(tree, source)
+    del tree
     if project is not None:
         project.begin(job.filename, job.names)
-    try:
-        model = build_model(module, job.filename if project is not None else None, project, source)
-        findings = [(rule, finding) for rule in rules for finding in rule.check(model, job.settings)]
-        exports = tuple(model.exports()) if project is not None else ()
-    except RecursionError:
-        return _error(job, "file is nested too deeply to analyse"), (), {}
-    except Exception as error:  # noqa: BLE001 - one file's analysis bug must not stop the run
-        if os.environ.get("ENSLINT_DEBUG"):
-            raise
-        return _error(job, f"internal error while analysing this file (please report it): {type(error).__name__}: {error}"), (), {}
+    if pieces is None:
+        result = _analyse_text(job, source, project)
+        if isinstance(result, list):
+            return result, (), {}
+        diagnostics, exports = result
+    else:
+        diagnostics, exports = [], []
+        file_starts = line_starts(source)
+        for piece in pieces:
+            result = _analyse_text(job, piece.source, project, piece)
+            if isinstance(result, list):  # libcst's limit in one piece: the file's answer
+                return [_moved(d, piece, file_starts) or d for d in result], (), {}
+            found, exported = result
+            diagnostics += [moved for d in found if (moved := _moved(d, piece, file_starts)) is not None]
+            exports += [name for name in exported if name.split(":", 1)[-1] in piece.target_names]
+        exports = list(dict.fromkeys(exports))
     deps = project.dependencies() if project is not None else {}
     if project is not None and project.unread and not job.names:
         # A parent or helper was left unread for want of the project's names: the runner
         # checks this file again if one of them holds a name. Until then, nothing is cached.
         for path in project.unread:
             deps[f"unread:{path}"] = None
+    return sorted(set(diagnostics)), tuple(exports), deps
+
+
+def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
+    """The findings and exports of one text (the file, or a piece of it, in the piece's
+    own lines), or the ENS000 that stopped its analysis."""
+    import libcst as cst
+
+    from enslint.analysis.model import build_model
+    from enslint.rewrites.common import names_used_outside
+
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as error:
+        # Python accepted the file: this is libcst's limit, not a syntax error.
+        return _error(job, f"cannot analyse: libcst cannot parse this syntax: {_first_line(error.message)}", error.raw_line, error.raw_column + 1)
+    except RecursionError:
+        return _error(job, "file is nested too deeply to parse")
+    rules = [rule() for rule in ALL_RULES if rule.code in job.codes]
+    if piece is not None:
+        names_used_outside(module, piece.outside_names)
+    try:
+        model = build_model(module, job.filename if project is not None else None, project, source, piece.file_line if piece is not None else None)
+        findings = [(rule, finding) for rule in rules for finding in rule.check(model, job.settings)]
+        exports = list(model.exports()) if project is not None else []
+    except RecursionError:
+        return _error(job, "file is nested too deeply to analyse")
+    except Exception as error:  # noqa: BLE001 - one file's analysis bug must not stop the run
+        if os.environ.get("ENSLINT_DEBUG"):
+            raise
+        return _error(job, f"internal error while analysing this file (please report it): {type(error).__name__}: {error}")
     if not findings:
-        return [], exports, deps
+        return [], exports
     positions = Positions(module, source)
     place = _Offsets(source)
     lines = place.lines()  # the parser's lines: a form feed or U+2028 does not end one
@@ -294,6 +336,8 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
     for rule, finding in findings:
         where = positions[finding.node]
         row, column = where.start.line, where.start.column + 1
+        if piece is not None and not piece.is_target_line(row):
+            continue  # context: its own piece reports it
         if row <= len(lines) and _suppressed(lines[row - 1], finding.code):
             continue
         fixes = tuple(_placed(f, positions, place, lines) for f in finding.fixes)
@@ -303,7 +347,33 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
                 where.end.line, where.end.column + 1, job.filename, fixes, finding.details,
             )
         )
-    return sorted(set(diagnostics)), exports, deps
+    return diagnostics, exports
+
+
+def _moved(d: Diagnostic, piece, file_starts: list[int]) -> Diagnostic | None:
+    """A piece's diagnostic in the file's lines and offsets; a fix whose edits would
+    reach over text the piece left out is dropped (the finding stays)."""
+    from dataclasses import replace
+
+    fixes = []
+    for fix in d.fixes:
+        edits = []
+        for edit in fix.edits:
+            start, first = piece.file_offset(edit.start, file_starts)
+            if edit.end == edit.start:
+                end, last = start, first
+            else:
+                end, last = piece.file_offset(edit.end, file_starts, end=True)
+            if edit.start == len(piece.source) and not piece.ends_file:
+                break  # the end of the piece is not the end of the file
+            if not piece.adjacent(first, last):
+                break
+            row = bisect_right(file_starts, start)
+            end_row = bisect_right(file_starts, end)
+            edits.append(replace(edit, start=start, end=end, row=row, column=start - file_starts[row - 1] + 1, end_row=end_row, end_column=end - file_starts[end_row - 1] + 1))
+        else:
+            fixes.append(replace(fix, edits=tuple(edits)))
+    return replace(d, row=piece.file_line(d.row), end_row=piece.file_line(d.end_row), fixes=tuple(fixes))
 
 
 def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:

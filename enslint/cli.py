@@ -257,11 +257,9 @@ def _check_stdin(config, cwd: Path, filename: Path | None, apply_fixes: bool, un
 
 def _show_diff(jobs, unsafe: bool) -> int:
     """Print what --fix would change; exit 1 when it would change something."""
-    from enslint.engine.transaction import fix_file
-
     fixed = 0
-    for job in jobs:
-        outcome = fix_file(job, unsafe)
+    for outcome in _fix_outcomes(jobs, unsafe):
+        job = outcome.job
         if outcome.error:
             click.echo(f"enslint: {job.path}: {outcome.error}", err=True)
         elif outcome.changed:
@@ -271,12 +269,27 @@ def _show_diff(jobs, unsafe: bool) -> int:
     return EXIT_FINDINGS if fixed else EXIT_CLEAN
 
 
+def _fix_outcomes(jobs, unsafe: bool):
+    """Each file's fixed text, worked out in worker processes (one may die: its file is
+    left as it is, with ENS000); files are written here, never by a worker."""
+    import functools
+
+    from enslint.checker import crashed_outcome
+    from enslint.engine import transaction
+    from enslint.runner import map_jobs
+
+    def died(job, reason: str):
+        return transaction.FixOutcome(job, error=f"the checker process was {reason} while fixing it; file left unchanged", remaining=crashed_outcome(job, reason).diagnostics)
+
+    return map_jobs(functools.partial(transaction.fix_file, unsafe=unsafe), jobs, on_death=died)
+
+
 def _apply_fixes(jobs, unsafe: bool):
-    from enslint.engine.transaction import fix_file, write_atomically
+    from enslint.engine.transaction import write_atomically
 
     diagnostics, fixed_by_file, failures = [], {}, 0
-    for job in jobs:
-        outcome = fix_file(job, unsafe)
+    for outcome in _fix_outcomes(jobs, unsafe):
+        job = outcome.job
         if outcome.error:
             click.echo(f"enslint: {job.path}: {outcome.error}", err=True)
         elif outcome.changed:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 from dataclasses import replace
 from pathlib import Path
 
 from enslint.cache import CACHE_FOLDER, code_fingerprint
 from enslint.analysis.kinds import uses_pattern
-from enslint.checker import Diagnostic, FileJob, FileOutcome, check_file_outcome
+from enslint.checker import Diagnostic, FileJob, FileOutcome, check_file_outcome, crashed_outcome
 from enslint.config import Config
 from enslint.discovery import matches
 from enslint.rules import Settings
@@ -59,22 +59,23 @@ def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = Tr
     return jobs
 
 
-def _map(function: Callable[[FileJob], FileOutcome], jobs: list[FileJob], workers: int | None, progress=None) -> list[FileOutcome]:
-    """`function` over the jobs, in order; `progress(1)` after each one (a progress bar)."""
+def map_jobs(function: Callable[[FileJob], Any], jobs: list[FileJob], workers: int | None = None, progress=None, on_death=crashed_outcome) -> list[Any]:
+    """`function` over the jobs, in order, each file in a worker process that may die
+    (enslint/workers.py): its file gets `on_death(job, reason)`; `progress(1)` after
+    each one (a progress bar)."""
+    from enslint.workers import in_process, isolated_map
+
     workers = workers if workers is not None else (os.cpu_count() or 1)
     done = progress or (lambda n: None)
-    if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = []
-            for outcome in pool.map(function, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
-                results.append(outcome)
-                done(1)
-            return results
-    results = []
-    for job in jobs:
-        results.append(function(job))
-        done(1)
-    return results
+    if in_process() or not jobs:
+        results = []
+        for job in jobs:
+            results.append(function(job))
+            done(1)
+        return results
+    # Below the threshold one worker: starting more costs more than it saves.
+    count = workers if len(jobs) >= PARALLEL_THRESHOLD else 1
+    return isolated_map(function, jobs, count, on_death, done)
 
 
 def check_all(jobs: list[FileJob], workers: int | None = None, progress=None) -> tuple[list[FileJob], list[FileOutcome]]:
@@ -84,7 +85,7 @@ def check_all(jobs: list[FileJob], workers: int | None = None, progress=None) ->
     from enslint.analysis.project import index_for
 
     jobs = list(jobs)
-    outcomes = _map(check_file_outcome, jobs, workers, progress)
+    outcomes = map_jobs(check_file_outcome, jobs, workers, progress)
     pending = {i for i, outcome in enumerate(outcomes) if outcome.deferred}
     if not pending:
         return jobs, outcomes
@@ -118,7 +119,7 @@ def check_all(jobs: list[FileJob], workers: int | None = None, progress=None) ->
             break
         for i in again:
             jobs[i] = replace(jobs[i], names=tuple(sorted(names_by_root[jobs[i].project_root])))
-        for i, outcome in zip(again, _map(check_file_outcome, [jobs[i] for i in again], workers)):
+        for i, outcome in zip(again, map_jobs(check_file_outcome, [jobs[i] for i in again], workers)):
             outcomes[i] = outcome
             names_by_root[jobs[i].project_root].update(outcome.exports)
         pending -= set(again)

@@ -40,7 +40,7 @@ def job(name: str = "fuzz.py") -> FileJob:
     return FileJob(name, name, CODES, Settings())
 
 
-def python_accepts(source: str) -> bool:
+def python_accepts(source: str | bytes) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -51,9 +51,11 @@ def python_accepts(source: str) -> bool:
 
 
 def assert_agrees_with_python(source: str) -> None:
-    diagnostics = check_bytes(job(), source.encode("utf-8"))
+    data = source.encode("utf-8")
+    diagnostics = check_bytes(job(), data)
     syntax = [d for d in diagnostics if d.code == "ENS000" and any(s in d.message for s in SYNTAX_ENS000)]
-    if python_accepts(source):
+    # Python judges the file, its bytes: a leading BOM, a coding cookie, are its to read.
+    if python_accepts(data):
         # libcst may still be unable to take what Python takes (deep nesting): that is
         # "cannot analyse", never a syntax error Python would not report.
         assert not [d for d in syntax if "syntax error" in d.message], (source, syntax)

@@ -185,6 +185,7 @@ class FileContext:
         # Scanners of factory functions and helper methods, by function node.
         self.scanners: dict[int, Any] = {}
         self._positions = None
+        self.line_map = None  # piece line -> file line, for a piece of a big file
 
     # -- names -------------------------------------------------------------------------
     def qualify(self, node: cst.BaseExpression) -> str | None:
@@ -222,9 +223,10 @@ class FileContext:
 
             self._positions = Positions(self.module, self.source if self.source is not None else self.module.code)
         try:
-            return self._positions[node].start.line
+            line = self._positions[node].start.line
         except KeyError:
             return None
+        return self.line_map(line) if self.line_map is not None else line
 
     def evidence(self, what: str, node: cst.CSTNode, then: Evidence | None = None) -> Evidence:
         return Evidence(what, self, node, then)

@@ -493,12 +493,16 @@ def _names_for(caller: FileContext, cls: ClassInfo, holder: FileContext) -> set[
 
 
 # -- the model -------------------------------------------------------------------------
-def build_context(module: cst.Module, path: str | None = None, project: Project | None = None, source: str | None = None) -> FileContext:
+def build_context(
+    module: cst.Module, path: str | None = None, project: Project | None = None, source: str | None = None, line_map=None
+) -> FileContext:
     """The file's context with every class's module-ness and collections: what another
-    file's analysis may ask of this one."""
+    file's analysis may ask of this one. `line_map`: the file's line of each of the
+    module's lines, when the module is a piece of the file."""
     imports = ImportTable.of_module(module)
     ctx = FileContext(module, imports, path, project)
     ctx.source = source
+    ctx.line_map = line_map
     for statement in _top_level(module.body):
         if isinstance(statement, cst.FunctionDef):
             ctx.functions[statement.name.value] = statement
@@ -524,8 +528,10 @@ def build_context(module: cst.Module, path: str | None = None, project: Project 
     return ctx
 
 
-def build_model(module: cst.Module, path: str | None = None, project: Project | None = None, source: str | None = None) -> FileModel:
-    ctx = build_context(module, path, project, source)
+def build_model(
+    module: cst.Module, path: str | None = None, project: Project | None = None, source: str | None = None, line_map=None
+) -> FileModel:
+    ctx = build_context(module, path, project, source, line_map)
     classes = list(ctx.classes.values())
     loops: list[MemberLoop] = []
     for info in classes:

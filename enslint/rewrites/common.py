@@ -426,27 +426,19 @@ def unsafe_rewrite(
     if definition(module, helper) is None:
         edits.append(_helper_edit(module, source))
     if add_import:
-        first = next(
-            (
-                s
-                for s in module.body
-                if isinstance(s, cst.SimpleStatementLine)
-                and isinstance(s.body[0], (cst.Import, cst.ImportFrom))
-                and not (isinstance(s.body[0], cst.ImportFrom) and code_of(s.body[0].module or cst.Name("x")) == "__future__")
-            ),
-            None,
-        )
+        first = _facts_of(module).first_import
         if first is None:
             return None  # nowhere sensible to put it: no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
     return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits), form)
 
 
-class _ModuleUsage:
-    """What the import edits ask of a whole module, counted once per module: how often
-    each bare name and each string appears outside import statements, and which body
-    holds each statement. Each fix asks about its own replaced nodes; walking the module
-    once per fix made a file of N flagged classes cost N module walks."""
+class _ModuleFacts:
+    """What the rewrites ask of a whole module, found once per module: how often each
+    bare name and each string appears outside import statements, which body holds each
+    statement, the top-level imports and definitions, and where a helper goes. Each fix
+    of each finding asks; walking the module once per fix made a file of N flagged
+    classes cost N module walks."""
 
     def __init__(self, module: cst.Module) -> None:
         self.module = module
@@ -458,6 +450,37 @@ class _ModuleUsage:
             if isinstance(statements, (list, tuple)):
                 for statement in statements:
                     self.body_of[id(statement)] = tuple(statements)
+        self.imports = [
+            (statement, small)
+            for statement in module.body
+            if isinstance(small := single_statement(statement), (cst.Import, cst.ImportFrom))
+        ]
+        self.definitions: dict[str, cst.FunctionDef | cst.ClassDef] = {}
+        for statement in module.body:
+            if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+                self.definitions.setdefault(statement.name.value, statement)
+        self.first_import = next(
+            (
+                s
+                for s in module.body
+                if isinstance(s, cst.SimpleStatementLine)
+                and isinstance(s.body[0], (cst.Import, cst.ImportFrom))
+                and not (isinstance(s.body[0], cst.ImportFrom) and code_of(s.body[0].module or cst.Name("x")) == "__future__")
+            ),
+            None,
+        )
+        body = list(module.body)
+        first_definition = next((i for i, s in enumerate(body) if isinstance(s, (cst.FunctionDef, cst.ClassDef))), len(body))
+        imports = [s for s in body[:first_definition] if _is_import_block(s)]
+        self.last_opening_import = imports[-1] if imports else None
+        self.first_definition = body[first_definition] if first_definition < len(body) else None
+        self._holding: dict[str, int] = {}
+
+    def strings_holding(self, name: str) -> int:
+        """How many string literals of the module contain `name`."""
+        if name not in self._holding:
+            self._holding[name] = sum(count for text, count in self.strings.items() if name in text)
+        return self._holding[name]
 
 
 def _usage(*roots: cst.CSTNode) -> tuple[Counter, Counter]:
@@ -479,13 +502,20 @@ def _usage(*roots: cst.CSTNode) -> tuple[Counter, Counter]:
     return names, strings
 
 
-_USAGE: list[_ModuleUsage] = []  # the module of the file being analysed (one at a time)
+_FACTS: list[_ModuleFacts] = []  # the module of the file being analysed (one at a time)
 
 
-def _usage_of(module: cst.Module) -> _ModuleUsage:
-    if not _USAGE or _USAGE[0].module is not module:
-        _USAGE[:] = [_ModuleUsage(module)]
-    return _USAGE[0]
+def _facts_of(module: cst.Module) -> _ModuleFacts:
+    if not _FACTS or _FACTS[0].module is not module:
+        _FACTS[:] = [_ModuleFacts(module)]
+    return _FACTS[0]
+
+
+def names_used_outside(module: cst.Module, names: set[str]) -> None:
+    """`module` is a piece of a bigger file (analysis/pieces.py): `names` appear in the
+    text it leaves out, so no import of one of them is unused."""
+    facts = _facts_of(module)
+    facts.names.update(names)
 
 
 def _replaced_nodes(module: cst.Module, edits: list[NodeEdit]) -> list[cst.CSTNode]:
@@ -496,7 +526,7 @@ def _replaced_nodes(module: cst.Module, edits: list[NodeEdit]) -> list[cst.CSTNo
             continue
         if isinstance(edit.node, tuple):
             first, last = edit.node
-            statements = _usage_of(module).body_of.get(id(first))
+            statements = _facts_of(module).body_of.get(id(first))
             if statements is not None:
                 start = next(i for i, s in enumerate(statements) if s is first)
                 end = next(i for i, s in enumerate(statements) if s is last)
@@ -515,14 +545,18 @@ def unused_import_edits(module: cst.Module, edits: list[NodeEdit], also_written:
         return []
     used_there = set().union(*(names_in(node) for node in replaced))
     written = set(re.findall(r"[A-Za-z_]\w*", "\n".join([*(e.content for e in edits if not e.delete), also_written])))
-    usage = _usage_of(module)
+    usage = _facts_of(module)
     names_inside, strings_inside = _usage(*replaced)
-    used_elsewhere = {name for name, count in usage.names.items() if count > names_inside[name]}
-    strings = [text for text, count in usage.strings.items() if count > strings_inside[text]]
+
+    def used_elsewhere(name: str) -> bool:
+        # As a name, or inside a string (`getattr(nn, "ModuleList")`), outside the replaced code.
+        if usage.names[name] > names_inside[name]:
+            return True
+        return usage.strings_holding(name) > sum(count for text, count in strings_inside.items() if name in text)
+
     result: list[NodeEdit] = []
-    for statement in module.body:
-        small = single_statement(statement)
-        if not isinstance(small, (cst.Import, cst.ImportFrom)) or isinstance(small.names, cst.ImportStar):
+    for statement, small in usage.imports:
+        if isinstance(small.names, cst.ImportStar):
             continue
         if isinstance(small, cst.ImportFrom) and code_of(small.module or cst.Name("x")) == "__future__":
             continue
@@ -530,7 +564,7 @@ def unused_import_edits(module: cst.Module, edits: list[NodeEdit], also_written:
         for alias in small.names:
             local = (alias.asname.name if alias.asname else alias.name)
             local_name = code_of(local).split(".")[0]
-            if local_name in used_there and local_name not in used_elsewhere and local_name not in written and not any(local_name in t for t in strings):
+            if local_name in used_there and local_name not in written and not used_elsewhere(local_name):
                 dropped.append(alias)
             else:
                 kept.append(alias)
@@ -565,14 +599,12 @@ def _is_import_block(statement: cst.CSTNode) -> bool:
 def _helper_edit(module: cst.Module, source: str) -> NodeEdit:
     """Where a helper definition goes: after the last import before the first function or
     class (two blank lines either side), else before that first definition."""
-    body = list(module.body)
-    first_definition = next((i for i, s in enumerate(body) if isinstance(s, (cst.FunctionDef, cst.ClassDef))), len(body))
-    imports = [s for s in body[:first_definition] if _is_import_block(s)]
+    facts = _facts_of(module)
     text = source.strip("\n")
-    if imports:
-        return NodeEdit(imports[-1], "\n\n" + text, after=True)
-    if first_definition < len(body):
-        return NodeEdit(body[first_definition], text + "\n\n\n", before=True)
+    if facts.last_opening_import is not None:
+        return NodeEdit(facts.last_opening_import, "\n\n" + text, after=True)
+    if facts.first_definition is not None:
+        return NodeEdit(facts.first_definition, text + "\n\n\n", before=True)
     return NodeEdit(None, source)
 
 
@@ -647,10 +679,8 @@ class SlicedInput:
 
 
 def definition(module: cst.Module, name: str) -> cst.FunctionDef | cst.ClassDef | None:
-    """The module-level function or class called `name`."""
-    return next(
-        (s for s in module.body if isinstance(s, (cst.FunctionDef, cst.ClassDef)) and s.name.value == name), None
-    )
+    """The module-level function or class called `name` (the first, if several)."""
+    return _facts_of(module).definitions.get(name)
 
 
 def sliced_tensor(loop: MemberLoop, info) -> str | None:

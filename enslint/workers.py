@@ -1,0 +1,131 @@
+"""Checker processes that may die without taking the run with them.
+
+A file can still kill the process that analyses it where Python cannot catch it: a
+native parser's stack overflow (SIGSEGV), the kernel's out-of-memory killer (SIGKILL).
+So files are checked in worker processes, one file at a time per worker: the supervisor
+always knows which file each worker holds. When a worker dies, that file gets the
+answer `on_death` gives (an ENS000 diagnostic), a fresh worker takes its place, and the
+other files are checked as usual. Results come back in the order of the items.
+
+On Linux the workers are forked: they start in milliseconds with everything the parent
+imported, so even a one-file run (pre-commit's) is isolated at little cost.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def _serve(function: Callable[[Any], Any], connection: Connection) -> None:
+    """A worker: answer each item sent until told to stop (None)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    faulthandler.disable()  # a crash is reported once, as the file's ENS000, not as a dump
+    while True:
+        try:
+            item = connection.recv()
+        except EOFError:
+            return
+        if item is None:
+            return
+        connection.send(function(item))
+
+
+def _context():
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+class _Worker:
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        ours, theirs = _context().Pipe()
+        self.process = _context().Process(target=_serve, args=(function, theirs), daemon=True)
+        self.process.start()
+        theirs.close()
+        self.connection = ours
+        self.index: int | None = None  # the item it holds
+
+    def give(self, index: int, item: Any) -> None:
+        self.index = index
+        self.connection.send(item)
+
+    def stop(self) -> None:
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.connection.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+def death_reason(exitcode: int | None) -> str:
+    """`killed by SIGSEGV`, `exited with status 3`."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"
+
+
+def isolated_map(
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    workers: int,
+    on_death: Callable[[Item, str], Result],
+    progress: Callable[[int], None] | None = None,
+) -> list[Result]:
+    """`function` over `items` in up to `workers` processes, in order; an item whose
+    worker dies gets `on_death(item, reason)`. `progress(1)` after each item."""
+    done = progress or (lambda n: None)
+    results: list[Any] = [None] * len(items)
+    pending = list(range(len(items)))
+    pending.reverse()  # popped from the end: first items first
+    pool: list[_Worker] = []
+    try:
+        for _ in range(max(1, min(workers, len(items)))):
+            pool.append(_Worker(function))
+        for worker in pool:
+            if pending:
+                i = pending.pop()
+                worker.give(i, items[i])
+        while any(worker.index is not None for worker in pool):
+            busy = [w for w in pool if w.index is not None]
+            ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                if worker.connection not in ready and worker.process.sentinel not in ready:
+                    continue
+                index = worker.index
+                try:
+                    results[index] = worker.connection.recv()
+                except Exception:  # noqa: BLE001 - a dead worker's pipe: EOF, reset, a torn message
+                    worker.process.join()
+                    results[index] = on_death(items[index], death_reason(worker.process.exitcode))
+                    worker.connection.close()
+                    pool[pool.index(worker)] = worker = _Worker(function)
+                done(1)
+                worker.index = None
+                if pending:
+                    i = pending.pop()
+                    worker.give(i, items[i])
+    finally:
+        for worker in pool:
+            worker.stop()
+    return results
+
+
+def in_process() -> bool:
+    """ENSLINT_DEBUG runs everything in this process, so a debugger and tracebacks reach
+    the analysis."""
+    return bool(os.environ.get("ENSLINT_DEBUG"))

@@ -1,0 +1,132 @@
+"""A big file is analysed in pieces (analysis/pieces.py): the same findings and fixes as
+the whole file, in the file's own lines and offsets.
+
+The pieces are forced small here (every top-level statement a piece of its own, never
+falling back to the whole file), so every fixture and every project tests the cutting,
+the context each piece needs, and the mapping back."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+from conftest import FIXTURES
+
+import enslint.analysis.pieces as pieces
+from enslint.checker import FileJob, check_bytes
+from enslint.config import Config
+from enslint.engine.edits import apply_fixes
+from enslint.rules import Settings
+from enslint.runner import make_jobs, run
+
+CODES = Config(root=FIXTURES).enabled_codes()
+FILES = sorted(FIXTURES.rglob("*.py"))
+
+
+def _whole(monkeypatch) -> None:
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 10**12)
+
+
+def _cut_small(monkeypatch) -> None:
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 0)
+    monkeypatch.setattr(pieces, "MOST", 10.0)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(FIXTURES)) for p in FILES])
+def test_pieces_find_what_the_whole_file_finds(path, monkeypatch):
+    job = FileJob(path.name, str(path), CODES, Settings())
+    data = path.read_bytes()
+    _whole(monkeypatch)
+    whole = check_bytes(job, data)
+    _cut_small(monkeypatch)
+    assert check_bytes(job, data) == whole
+
+
+@pytest.mark.parametrize("project", ["projects", "rl_critics", "transformer_heads"])
+def test_pieces_of_a_project_see_the_other_files(project, monkeypatch):
+    files = sorted((FIXTURES / project).rglob("*.py"))
+    _whole(monkeypatch)
+    whole = run(make_jobs(files, Config(root=FIXTURES / project), FIXTURES, use_cache=False))
+    _cut_small(monkeypatch)
+    assert run(make_jobs(files, Config(root=FIXTURES / project), FIXTURES, use_cache=False)) == whole
+
+
+# Classes that need other top-level statements: a helper function, a base class, a
+# member class, a call site that proves passed-in members alike; {n} makes names unique.
+TEMPLATE = """
+def clones_{n}(module, k):
+    return nn.ModuleList([copy.deepcopy(module) for _ in range(k)])
+
+
+class Member{n}(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(d, 8), nn.ReLU(), nn.Linear(8, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Heads{n}(nn.Module):
+    def __init__(self, d, k):
+        super().__init__()
+        self.heads = nn.ModuleList([nn.Linear(d, 1) for _ in range(k)])
+
+    def forward(self, x):
+        return torch.cat([head(x) for head in self.heads], dim=-1)
+
+
+class Cloned{n}(nn.Module):
+    def __init__(self, d, k):
+        super().__init__()
+        self.members = clones_{n}(Member{n}(d), k)
+
+    def forward(self, x):
+        return torch.stack([m(x) for m in self.members], dim=1)
+
+
+class Derived{n}(Heads{n}):
+    def score(self, x):
+        return self.forward(x).sum(-1)
+
+
+class PerSlice{n}(nn.Module):
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        outs = []
+        for i, member in enumerate(self.members):
+            outs.append(member(x[:, i, :]))
+        return torch.stack(outs, dim=1)
+
+
+def build_{n}(d=4, k=3):
+    return PerSlice{n}([Member{n}(d) for _ in range(k)])
+"""
+
+
+def test_a_big_file_is_cut_and_its_fixes_land_where_the_whole_files_do(monkeypatch):
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 8 * 1024)
+    source = "import copy\n\nimport torch\nfrom torch import nn\n" + "\n".join(TEMPLATE.format(n=n) for n in range(30))
+    cut = pieces.split(ast.parse(source), source)
+    assert cut is not None and len(cut) > 3
+    job = FileJob("big.py", "big.py", CODES, Settings())
+    split = check_bytes(job, source.encode())
+    _whole(monkeypatch)
+    whole = check_bytes(job, source.encode())
+    assert len(whole) >= 3 * 30  # Heads, Cloned, PerSlice (Derived runs Heads.forward)
+    assert split == whole
+    fixes = [d.fix_for(True) for d in whole if d.fix_for(True) is not None]
+    assert apply_fixes(source, fixes).text == apply_fixes(source, [d.fix_for(True) for d in split if d.fix_for(True)]).text
+
+
+def test_a_fix_reaching_over_left_out_text_is_dropped_not_misplaced():
+    from enslint.analysis.pieces import Piece, _Segment
+
+    piece = Piece("a = 1\nb = 2\n", [_Segment(1, 1), _Segment(5, 5)], {1}, set(), set(), True)
+    file_starts = [0, 6, 12, 18, 24, 30]
+    assert piece.file_offset(6, file_starts) == (24, 1)  # line 2 of the piece is line 5 of the file
+    assert piece.file_offset(6, file_starts, end=True) == (6, 0)  # an end there closes line 1
+    assert not piece.adjacent(0, 1)
