@@ -304,16 +304,100 @@ def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[
     own lines), or the ENS000 that stopped its analysis."""
     import libcst as cst
 
-    from enslint.analysis.model import build_model
-    from enslint.rewrites.common import names_used_outside
-
+    # libcst's tokenizer stumbles on a form feed in indentation, which Python ignores
+    # (it restarts the column count): libcst reads the text without that whitespace, and
+    # every position is put back where the file has it.
+    text, dropped = _without_form_feeds(source)
     try:
-        module = cst.parse_module(source)
+        module = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
         # Python accepted the file: this is libcst's limit, not a syntax error.
         return _error(job, f"cannot analyse: libcst cannot parse this syntax: {_first_line(error.message)}", error.raw_line, error.raw_column + 1)
     except RecursionError:
         return _error(job, "file is nested too deeply to parse")
+    if dropped:
+        try:
+            reproduced = module.code == text
+        except RecursionError:
+            return _error(job, "file is nested too deeply to analyse")
+        if not reproduced:
+            return _error(job, "cannot analyse: libcst does not reproduce this file exactly")
+    result = _findings(job, module, text, project, piece)
+    if not dropped or isinstance(result, list):
+        return result
+    found, exports = result
+    return [_restored(d, dropped, text, source) for d in found], exports
+
+
+_FORM_FED_INDENT = re.compile(r"[ \t\f]*\f")
+
+
+def _without_form_feeds(source: str) -> tuple[str, list[int]]:
+    """`source` less the indentation up to the last form feed on each line (outside
+    strings), and the offsets of what was left out: Python counts indentation from after
+    the form feed. The same text and nothing left out when there is no such line."""
+    if "\f" not in source:
+        return source, []
+    import io
+
+    inside_strings: set[int] = set()  # lines that continue a string: their text is data
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+                inside_strings.update(range(token.start[0] + 1, token.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return source, []
+    kept: list[str] = []
+    dropped: list[int] = []
+    starts = line_starts(source)
+    for number, start in enumerate(starts, 1):
+        end = starts[number] if number < len(starts) else len(source)
+        line = source[start:end]
+        found = _FORM_FED_INDENT.match(line) if number not in inside_strings else None
+        if found:
+            dropped.extend(range(start, start + found.end()))
+            line = line[found.end() :]
+        kept.append(line)
+    return "".join(kept), dropped
+
+
+def _restored(d: Diagnostic, dropped: list[int], code: str, source: str) -> Diagnostic:
+    """A diagnostic on `code` placed on `source`, which also has the characters at the
+    `dropped` offsets: a start goes after dropped text at its place (a form feed stays
+    before the code it preceded), an end before it."""
+    from dataclasses import replace
+
+    code_starts, source_starts = line_starts(code), line_starts(source)
+
+    def moved(offset: int, end: bool) -> int:
+        shift = 0
+        for position in dropped:
+            if position < offset + shift or (not end and position == offset + shift):
+                shift += 1
+            else:
+                break
+        return offset + shift
+
+    def column(row: int, col: int, end: bool) -> int:  # 1-based columns
+        offset = moved(code_starts[row - 1] + col - 1, end)
+        return offset - source_starts[row - 1] + 1
+
+    fixes = []
+    for fix in d.fixes:
+        edits = []
+        for edit in fix.edits:
+            start = moved(edit.start, end=False)
+            end = start if edit.end == edit.start else moved(edit.end, end=True)
+            edits.append(replace(edit, start=start, end=end, column=start - source_starts[edit.row - 1] + 1, end_column=end - source_starts[edit.end_row - 1] + 1))
+        fixes.append(replace(fix, edits=tuple(edits)))
+    return replace(d, column=column(d.row, d.column, False), end_column=column(d.end_row, d.end_column, True), fixes=tuple(fixes))
+
+
+def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
+    """The findings and exports of a parsed text whose code is `source`."""
+    from enslint.analysis.model import build_model
+    from enslint.rewrites.common import names_used_outside
+
     rules = [rule() for rule in ALL_RULES if rule.code in job.codes]
     if piece is not None:
         names_used_outside(module, piece.outside_names)
@@ -329,7 +413,10 @@ def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[
         return _error(job, f"internal error while analysing this file (please report it): {type(error).__name__}: {error}")
     if not findings:
         return [], exports
-    positions = Positions(module, source)
+    try:
+        positions = Positions(module, source)
+    except RecursionError:
+        return _error(job, "file is nested too deeply to analyse")
     place = _Offsets(source)
     lines = place.lines()  # the parser's lines: a form feed or U+2028 does not end one
     diagnostics = []

@@ -125,3 +125,26 @@ def test_a_final_newline_does_not_change_the_rewrite(seed, tmp_path):
         path.write_text(SEEDS[seed].rstrip("\n") + ending)
         outcomes.append(fix_file(FileJob(path.name, str(path), CODES, Settings()), True).after.rstrip("\n"))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("seed", range(len(SEEDS)), ids=[p.name for p in sorted((FIXTURES / "positive").glob("*.py"))])
+def test_form_feeds_in_indentation_change_nothing_but_themselves(seed, tmp_path):
+    """Python ignores a form feed at the start of a line (it restarts the indentation
+    count); libcst's tokenizer does not take it. With one on every line, the findings
+    are the same, in the same places, and --fix writes the same code, form feeds kept."""
+    plain = SEEDS[seed]
+    fed = "".join("\x0c" + line for line in plain.splitlines(keepends=True))
+    compile(fed, "fed.py", "exec")  # Python runs it
+    results = []
+    for name, text in (("plain.py", plain), ("fed.py", fed)):
+        path = tmp_path / name
+        path.write_text(text)
+        job = FileJob(name, str(path), CODES, Settings())
+        found = [(d.row, d.column - (name == "fed.py"), d.code, d.message) for d in check_bytes(job, text.encode())]
+        results.append((found, fix_file(job, True).after))
+    (plain_found, plain_fixed), (fed_found, fed_fixed) = results
+    assert fed_found == plain_found
+    assert fed_fixed.replace("\x0c", "") == plain_fixed
+    # The lines before the first edit keep their form feeds, as the file had them.
+    untouched = next(i for i, (a, b) in enumerate(zip([*plain.splitlines(), None], [*plain_fixed.splitlines(), ""])) if a != b)
+    assert fed_fixed.splitlines()[:untouched] == fed.splitlines()[:untouched]

@@ -69,9 +69,11 @@ class FixOutcome:
 def _parses(text: str) -> str | None:
     import libcst as cst
 
+    from enslint.checker import _without_form_feeds
+
     try:
-        cst.parse_module(text)
         python_parse(text)
+        cst.parse_module(_without_form_feeds(text)[0])  # as the checker reads it
     except (cst.ParserSyntaxError, SyntaxError, ValueError) as error:
         return str(error).strip().splitlines()[0]
     return None
