@@ -97,6 +97,13 @@ def _could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
     return bool(names) and uses_pattern(names).search(data) is not None
 
 
+def _piece_could_match(data: bytes, names: tuple[str, ...]) -> bool:
+    """Whether the statements a piece reports on could hold a finding (a loop or a
+    comprehension: `for`) or an export (a collection another file may loop over). The
+    file passed `_could_match`; its collections may sit in the piece's context."""
+    return b"for" in data or names_a_collection(data) or (bool(names) and uses_pattern(names).search(data) is not None)
+
+
 def detect_encoding(data: bytes) -> str:
     """The encoding Python would read the file with (PEP 263 cookie, BOM, else UTF-8).
     Lines end at \r too, as they do for Python: a cookie in a file with old-Mac line
@@ -283,6 +290,8 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
         diagnostics, exports = [], []
         file_starts = line_starts(source)
         for piece in pieces:
+            if not _piece_could_match(piece.target_text.encode("utf-8", "surrogatepass"), job.names):
+                continue
             result = _analyse_text(job, piece.source, project, piece)
             if isinstance(result, list):  # libcst's limit in one piece: the file's answer
                 return [_moved(d, piece, file_starts) or d for d in result], (), {}

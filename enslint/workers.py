@@ -52,9 +52,13 @@ class _Worker:
         theirs.close()
         self.connection = ours
         self.index: int | None = None  # the item it holds
+        self.since = 0.0  # when it got it
 
     def give(self, index: int, item: Any) -> None:
+        import time
+
         self.index = index
+        self.since = time.monotonic()
         self.connection.send(item)
 
     def stop(self) -> None:
@@ -85,9 +89,13 @@ def isolated_map(
     workers: int,
     on_death: Callable[[Item, str], Result],
     progress: Callable[[int], None] | None = None,
+    time_limit: float | None = None,
 ) -> list[Result]:
     """`function` over `items` in up to `workers` processes, in order; an item whose
-    worker dies gets `on_death(item, reason)`. `progress(1)` after each item."""
+    worker dies gets `on_death(item, reason)`, and so does one still running after
+    `time_limit` seconds (its worker is killed). `progress(1)` after each item."""
+    import time
+
     done = progress or (lambda n: None)
     results: list[Any] = [None] * len(items)
     pending = list(range(len(items)))
@@ -102,16 +110,22 @@ def isolated_map(
                 worker.give(i, items[i])
         while any(worker.index is not None for worker in pool):
             busy = [w for w in pool if w.index is not None]
-            ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy])
+            timeout = None if time_limit is None else max(0.0, min(w.since for w in busy) + time_limit - time.monotonic())
+            ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout)
             for worker in busy:
-                if worker.connection not in ready and worker.process.sentinel not in ready:
+                overdue = time_limit is not None and time.monotonic() - worker.since > time_limit
+                if worker.connection not in ready and worker.process.sentinel not in ready and not overdue:
                     continue
                 index = worker.index
                 try:
+                    if worker.connection not in ready:
+                        worker.process.kill()
+                        raise TimeoutError
                     results[index] = worker.connection.recv()
                 except Exception:  # noqa: BLE001 - a dead worker's pipe: EOF, reset, a torn message
                     worker.process.join()
-                    results[index] = on_death(items[index], death_reason(worker.process.exitcode))
+                    reason = f"stopped after {time_limit:g} s" if overdue and worker.connection not in ready else death_reason(worker.process.exitcode)
+                    results[index] = on_death(items[index], reason)
                     worker.connection.close()
                     pool[pool.index(worker)] = worker = _Worker(function)
                 done(1)

@@ -84,3 +84,16 @@ def test_isolated_map_keeps_order_and_names_the_death():
     results = isolated_map(_square_or_die, list(range(8)), 3, lambda n, why: why)
     assert results == [0, 1, 4, "exited with status 7", 16, 25, 36, 49]
     assert death_reason(-signal.SIGSEGV) == "killed by SIGSEGV"
+
+
+def _sleep_on_two(n: int) -> int:
+    if n == 2:
+        import time
+
+        time.sleep(60)
+    return n
+
+
+def test_an_item_past_the_time_limit_is_stopped_and_the_rest_go_on():
+    results = isolated_map(_sleep_on_two, list(range(5)), 2, lambda n, why: why, time_limit=1.0)
+    assert results == [0, 1, "stopped after 1 s", 3, 4]

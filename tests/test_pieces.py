@@ -125,7 +125,7 @@ def test_a_big_file_is_cut_and_its_fixes_land_where_the_whole_files_do(monkeypat
 def test_a_fix_reaching_over_left_out_text_is_dropped_not_misplaced():
     from enslint.analysis.pieces import Piece, _Segment
 
-    piece = Piece("a = 1\nb = 2\n", [_Segment(1, 1), _Segment(5, 5)], {1}, set(), set(), True)
+    piece = Piece("a = 1\nb = 2\n", [_Segment(1, 1), _Segment(5, 5)], {1}, set(), set(), True, "b = 2\n")
     file_starts = [0, 6, 12, 18, 24, 30]
     assert piece.file_offset(6, file_starts) == (24, 1)  # line 2 of the piece is line 5 of the file
     assert piece.file_offset(6, file_starts, end=True) == (6, 0)  # an end there closes line 1

@@ -52,6 +52,7 @@ class Piece:
     outside_names: set[str]  # words of the text the piece leaves out
     target_names: set[str]  # what the targets define (their exports)
     ends_file: bool  # whether the piece's last segment is the file's
+    target_text: str  # the text of the statements reported on
     _starts: list[int] = field(default_factory=list)  # the piece's line starts
     _first_lines: list[int] = field(default_factory=list)  # each segment's first piece line
 
@@ -155,6 +156,7 @@ def split(tree: ast.Module, source: str) -> list[Piece] | None:
                 outside,
                 set().union(*(segments[i].defines for i in targets)),
                 order[-1] == len(segments) - 1,
+                "".join(texts[i] for i in targets),
             )
         )
     return result

@@ -142,7 +142,10 @@ def write_atomically(outcome: FixOutcome) -> None:
         raise OSError(f"the file has {info.st_nlink} hard links, which replacing it would break: left as it is")
     data = read_source(path)
     encoding = detect_encoding(data)
-    if data.decode(encoding) != outcome.before:
+    current = data.decode(encoding)
+    if current == outcome.after:
+        return  # another run (a second enslint on the same tree) wrote the same fix
+    if current != outcome.before:
         raise OSError(f"{outcome.job.path} changed while enslint was fixing it")
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".enslint-tmp")
     try:

@@ -1,0 +1,115 @@
+"""Time and peak memory of `enslint check` (and `--fix`) on generated big files.
+
+    python benchmarks/big_files.py                 # the 5 MB file and the 100,000-line file
+    python benchmarks/big_files.py --sizes 0.25,1  # many-class files of these MB, one by one
+
+Each file is made of small ensemble classes (heads stacked in a comprehension), every one
+of them a finding with three fused rewrites. Each command runs in its own process, with
+the cache off; the peak resident memory is that process's and its workers' (the largest
+of them), from getrusage. A small file's per-class time is measured the same way, for
+the rate comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from enslint.cache import CACHE_FOLDER
+
+HEADER = "import torch\nfrom torch import nn\n\n"
+CLASS = '''
+
+class Ensemble{n}(nn.Module):
+    """Member {n}: heads on a shared input."""
+
+    def __init__(self, d: int = 16, k: int = 4) -> None:
+        super().__init__()
+        self.trunk = nn.Linear(d, d)
+        self.heads = nn.ModuleList([nn.Linear(d, 1) for _ in range(k)])
+
+    def forward(self, x):
+        h = torch.relu(self.trunk(x))
+        return torch.stack([head(h) for head in self.heads], dim=1)
+'''
+
+
+def many_classes(count: int) -> str:
+    return HEADER + "".join(CLASS.format(n=n) for n in range(count))
+
+
+def classes_for(megabytes: float) -> int:
+    return max(1, int(megabytes * 1_000_000 / len(CLASS.format(n=10_000))))
+
+
+# A fresh parent per measurement: a process's RUSAGE_CHILDREN peak only grows, and it
+# covers enslint's worker processes too (reaped by enslint, then enslint by this one).
+_MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+seconds = time.perf_counter() - start
+lines = done.stdout.strip().splitlines() or [""]
+print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, lines[-1], sep="\\t")
+"""
+
+
+def run(args: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Seconds, peak MB (enslint and its workers), the last line of output."""
+    command = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "enslint", *args]
+    measured = subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd)
+    seconds, peak, last = measured.stdout.rstrip("\n").split("\t", 2)
+    return float(seconds), float(peak), last
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", help="MB of many-class files, comma-separated (default: the two files of issue 11)")
+    parser.add_argument("--no-fix", action="store_true", help="time check only")
+    options = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="enslint-big-"))
+    try:
+        cases = []
+        small = folder / "small.py"
+        small.write_text(many_classes(20))
+        cases.append(("20 classes", small, 20))
+        if options.sizes:
+            for size in options.sizes.split(","):
+                count = classes_for(float(size))
+                path = folder / f"classes_{size}mb.py"
+                path.write_text(many_classes(count))
+                cases.append((f"{size} MB", path, count))
+        else:
+            path = folder / "five_mb.py"
+            path.write_text(many_classes(classes_for(5)))
+            cases.append(("5 MB", path, classes_for(5)))
+            lines_file = folder / "hundred_k_lines.py"
+            count = 7_693
+            text = many_classes(count)
+            filler = 100_000 - text.count("\n")
+            text += "".join(f"CONSTANT_{i} = {i}\n" for i in range(max(0, filler)))
+            lines_file.write_text(text)
+            cases.append(("100,000 lines", lines_file, count))
+        print(f"{'file':<16} {'bytes':>10} {'classes':>8} {'command':<8} {'seconds':>8} {'ms/class':>9} {'peak MB':>8}  output")
+        for name, path, count in cases:
+            commands = [("check", ["check", "--no-cache", str(path)])]
+            if not options.no_fix:
+                # As a user runs it: with the cache (empty at the start), which lets the
+                # fixer reuse the check's analysis of the unchanged file.
+                commands.append(("--fix", ["check", "--fix", "--unsafe-fixes", str(path)]))
+            original = path.read_text()
+            for label, args in commands:
+                shutil.rmtree(folder / CACHE_FOLDER, ignore_errors=True)
+                seconds, peak, last = run(args, folder)
+                print(f"{name:<16} {len(original):>10,} {count:>8,} {label:<8} {seconds:>8.1f} {1000 * seconds / count:>9.2f} {peak:>8.0f}  {last[:60]}")
+                path.write_text(original)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
