@@ -170,6 +170,7 @@ FAMILIES = {
 
 
 def main() -> None:
+    warnings.simplefilter("ignore", SyntaxWarning)  # hypothesmith compiles what it generates
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=500, help="grammar-generated programs")
     parser.add_argument("--mutations", type=int, help="mutated fixtures (default: as many as --examples)")

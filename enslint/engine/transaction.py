@@ -71,9 +71,12 @@ def _parses(text: str) -> str | None:
 
     from enslint.checker import _without_form_feeds
 
+    from enslint.analysis.pieces import PIECE_BYTES
+
     try:
         python_parse(text)
-        cst.parse_module(_without_form_feeds(text)[0])  # as the checker reads it
+        if len(text) <= PIECE_BYTES:  # a bigger file is re-read in pieces by the check after the fixes
+            cst.parse_module(_without_form_feeds(text)[0])  # as the checker reads it
     except (cst.ParserSyntaxError, SyntaxError, ValueError) as error:
         return str(error).strip().splitlines()[0]
     return None
