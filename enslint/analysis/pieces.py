@@ -135,11 +135,13 @@ def split(tree: ast.Module, source: str) -> list[Piece] | None:
             run, size = [], 0
     if run:
         pieces.append(run)
+    in_runs = {i for run in pieces for i in run}
     result = []
     for number, run in enumerate(pieces):
         chosen = _closure(run, segments, defined_by, used_by) | always
-        # What every piece holds is reported on by the first (its imports, its helpers).
-        targets = sorted(set(run) | always) if number == 0 else run
+        # What every piece holds but no run reports on (imports, the rewrites' helpers)
+        # is reported on by the first piece.
+        targets = sorted(set(run) | (always - in_runs)) if number == 0 else run
         if sum(len(texts[i]) for i in chosen) > len(source) * MOST and len(pieces) > 1:
             return None  # every piece would need most of the file: whole, once
         order = sorted(chosen)
