@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--mutations", type=int, help="mutated fixtures (default: as many as --examples)")
     parser.add_argument("--only", help="families, comma-separated: " + ",".join(FAMILIES))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--save", type=Path, help="write every input with a defect here, named by family, number and defect")
     options = parser.parse_args()
     chosen = options.only.split(",") if options.only else list(FAMILIES)
     print(f"{'family':<44} {'files':>6} " + " ".join(f"{c:>14}" for c in COLUMNS) + f" {'fixed':>6} {'refused':>7} {'seconds':>8}")
@@ -183,7 +184,13 @@ def main() -> None:
         title, make = FAMILIES[name]
         inputs = make(options.mutations if name == "mutated" and options.mutations else options.examples)
         start = time.perf_counter()
-        counts = sum(isolated_map(examine, inputs, options.workers, _died, time_limit=HANG_SECONDS), Counter())
+        found = isolated_map(examine, inputs, options.workers, _died, time_limit=HANG_SECONDS)
+        counts = sum(found, Counter())
+        if options.save:
+            options.save.mkdir(parents=True, exist_ok=True)
+            for number, (data, defects) in enumerate(zip(inputs, found)):
+                for defect in set(defects) & set(COLUMNS):
+                    (options.save / f"{name}-{number}-{defect.replace(' ', '-')}.py").write_bytes(data)
         seconds = time.perf_counter() - start
         row = " ".join(f"{counts[c]:>14}" for c in COLUMNS)
         print(f"{title:<44} {len(inputs):>6} {row} {counts['fixed']:>6} {counts['refused']:>7} {seconds:>8.0f}", flush=True)
