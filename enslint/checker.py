@@ -13,7 +13,7 @@ import sys
 import tokenize
 import warnings
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
@@ -374,8 +374,6 @@ def _restored(d: Diagnostic, dropped: list[int], code: str, source: str) -> Diag
     """A diagnostic on `code` placed on `source`, which also has the characters at the
     `dropped` offsets: a start goes after dropped text at its place (a form feed stays
     before the code it preceded), an end before it."""
-    from dataclasses import replace
-
     code_starts, source_starts = line_starts(code), line_starts(source)
 
     def moved(offset: int, end: bool) -> int:
@@ -449,7 +447,6 @@ def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tu
 def _moved(d: Diagnostic, piece, file_starts: list[int]) -> Diagnostic | None:
     """A piece's diagnostic in the file's lines and offsets; a fix whose edits would
     reach over text the piece left out is dropped (the finding stays)."""
-    from dataclasses import replace
 
     fixes = []
     for fix in d.fixes:
@@ -515,7 +512,19 @@ def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
                 span.start.line, span.start.column + 1, last.line, last.column + 1,
             )
         )
-    return Fix(rule_fix.applicability, rule_fix.message, tuple(sorted(edits, key=lambda e: e.start)), rule_fix.form)
+    # One copy of each text: every fix of a file inserts the same helper (a few KB), and a
+    # file of thousands of findings held and sent that many copies.
+    edits = [replace(e, content=_shared(e.content)) for e in edits]
+    return Fix(rule_fix.applicability, _shared(rule_fix.message), tuple(sorted(edits, key=lambda e: e.start)), rule_fix.form)
+
+
+_SHARED: dict[str, str] = {}
+
+
+def _shared(text: str) -> str:
+    if len(_SHARED) > 4096:
+        _SHARED.clear()
+    return _SHARED.setdefault(text, text)
 
 
 # Comments addressed to tools (`# noqa: E501`, `# type: ignore`, `# pragma: no cover`):

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from enslint.cache import CACHE_FOLDER, code_fingerprint
 from enslint.analysis.kinds import uses_pattern
-from enslint.checker import Diagnostic, FileJob, FileOutcome, check_file_outcome, crashed_outcome
+from enslint.cache import CACHE_FOLDER, code_fingerprint
+from enslint.checker import (
+    Diagnostic,
+    FileJob,
+    FileOutcome,
+    check_file_outcome,
+    crashed_outcome,
+)
 from enslint.config import Config
 from enslint.discovery import matches
 from enslint.rules import Settings

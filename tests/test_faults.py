@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from test_cli import FLAGGED, FLAGGED_LINE
 
 import enslint.cache
-from enslint.cache import CacheEntry, ResultCache, entry_key
 import enslint.runner
+from enslint.cache import CacheEntry, ResultCache, entry_key
 from enslint.checker import FileJob
 from enslint.cli import main
 from enslint.config import Config
