@@ -289,10 +289,8 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
     else:
         diagnostics, exports = [], []
         file_starts = line_starts(source)
-        for piece in pieces:
-            if not _piece_could_match(piece.target_text.encode("utf-8", "surrogatepass"), job.names):
-                continue
-            result = _analyse_text(job, piece.source, project, piece)
+        todo = [p for p in pieces if _piece_could_match(p.target_text.encode("utf-8", "surrogatepass"), job.names)]
+        for piece, result in zip(todo, _analyse_pieces(job, todo, project)):
             if isinstance(result, list):  # libcst's limit in one piece: the file's answer
                 return [_moved(d, piece, file_starts) or d for d in result], (), {}
             found, exported = result
@@ -306,6 +304,33 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
         for path in project.unread:
             deps[f"unread:{path}"] = None
     return sorted(set(diagnostics)), tuple(exports), deps
+
+
+def _analyse_pieces(job: FileJob, pieces: list, project) -> list:
+    """Each piece's `_analyse_text` result, the pieces shared among processes (one per
+    core) when there are several: a big file's pieces are independent. What a piece's
+    process read of the project comes back with its result."""
+    from enslint.workers import in_process, isolated_map
+
+    cores = os.cpu_count() or 1
+    if len(pieces) < 2 or cores < 2 or in_process():
+        return [_analyse_text(job, piece.source, project, piece) for piece in pieces]
+
+    def analyse(piece):
+        if project is not None:
+            project.begin(job.filename, job.names)
+        result = _analyse_text(job, piece.source, project, piece)
+        return result, (project.dependencies(), set(project.unread)) if project is not None else None
+
+    def died(piece, reason: str):
+        return crashed_outcome(job, reason).diagnostics, None
+
+    results = []
+    for result, read in isolated_map(analyse, pieces, min(cores, len(pieces)), died):
+        if read is not None and project is not None:
+            project.absorb(*read)
+        results.append(result)
+    return results
 
 
 def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:

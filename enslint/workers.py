@@ -47,7 +47,9 @@ def _context():
 class _Worker:
     def __init__(self, function: Callable[[Any], Any]) -> None:
         ours, theirs = _context().Pipe()
-        self.process = _context().Process(target=_serve, args=(function, theirs), daemon=True)
+        # Not a daemon: a worker may need workers of its own (a big file's pieces); it
+        # ends when told to, or when the supervisor's end of the pipe closes.
+        self.process = _context().Process(target=_serve, args=(function, theirs), daemon=False)
         self.process.start()
         theirs.close()
         self.connection = ours

@@ -199,6 +199,11 @@ class ProjectIndex:
     def dependencies(self) -> dict[str, str | None]:
         return dict(self._deps)
 
+    def absorb(self, deps: dict[str, str | None], unread: set[str]) -> None:
+        """Add what another process read for this analysis (a piece of a big file)."""
+        self._deps.update(deps)
+        self.unread |= unread
+
     def _depend(self, path: str) -> None:
         """Record that the analysis under way (and the context being built) read `path`."""
         if path != self.current:
