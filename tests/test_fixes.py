@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enslint.cli import main
 from enslint.engine.edits import SAFE, Edit, Fix, apply_fixes
@@ -442,3 +444,42 @@ def test_fix_keeps_the_owner(project):
     check("--fix", "theirs.py")
     info = path.stat()
     assert path.read_text() == FIXED and (info.st_uid, info.st_gid) == (4242, 4343)
+
+
+def _apply_one_by_one(text, fixes):
+    """The engine's first implementation, the oracle: overlap against every span taken,
+    edits applied right to left one at a time (quadratic, plainly right)."""
+    from enslint.engine.edits import _overlaps
+
+    taken, chosen, applied = [], [], 0
+    for fix in sorted(fixes, key=lambda f: min((e.start, e.end) for e in f.edits)):
+        new = [e for e in fix.edits if not any((e.start, e.end, e.content) == (c.start, c.end, c.content) for c in chosen)]
+        spans = [(e.start, e.end) for e in new]
+        if any(_overlaps(s, o) for s in spans for o in taken) or any(_overlaps(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :]):
+            continue
+        taken += spans
+        chosen += new
+        applied += 1
+    for edit in sorted(chosen, key=lambda e: (e.start, e.end), reverse=True):
+        text = text[: edit.start] + edit.content + text[edit.end :]
+    return text, applied
+
+
+def test_fixes_sharing_an_identical_edit_all_apply():
+    from enslint.engine.edits import Edit, Fix, apply_fixes
+
+    helper = Edit(0, 0, "H\n", 1, 1, 1, 1)
+    fixes = [Fix("unsafe", "m", (helper, Edit(i, i + 1, "X", 1, i + 1, 1, i + 2))) for i in range(2, 8, 2)]
+    result = apply_fixes("abcdefgh", fixes)
+    assert (result.text, result.applied, result.skipped) == ("H\nabXdXfXh", 3, 0)
+
+
+@given(st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 4), st.sampled_from(["", "x", "yy", "H\n"])), min_size=1, max_size=3), max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_applying_fixes_matches_the_one_by_one_oracle(raw):
+    from enslint.engine.edits import Edit, Fix, apply_fixes
+
+    text = "0123456789" * 4
+    fixes = [Fix("safe", "m", tuple(Edit(s, s + w, c, 1, 1, 1, 1) for s, w, c in edits)) for edits in raw]
+    result = apply_fixes(text, fixes)
+    assert (result.text, result.applied) == _apply_one_by_one(text, fixes)

@@ -6,7 +6,8 @@ of a minute before any analysis. So past `PIECE_BYTES` a file is cut along its t
 statements (found by Python's own parser, which has read the file already). Each piece
 holds a run of statements to report on (its targets) and the context their analysis
 needs: every import, the definitions the targets use (and those use, in turn), the
-statements that use what the targets define (call sites prove passed-in members alike),
+statements that call the classes the targets define (call sites prove passed-in members
+alike),
 the file's first definition (a rewrite's helper goes before it) and the rewrites' own
 helpers. Findings are kept for the targets only; lines, columns and fix offsets are
 mapped back to the file; a fix whose edits would span text the piece left out is
@@ -40,6 +41,8 @@ class _Segment:
     uses: set[str] = field(default_factory=set)
     imports: bool = False
     definition: bool = False  # a function or class
+    classes: set[str] = field(default_factory=set)  # the classes it defines
+    called: set[str] = field(default_factory=set)  # the names it calls (`Ensemble(...)`, `m.Ensemble(...)`)
 
 
 @dataclass
@@ -107,12 +110,12 @@ def split(tree: ast.Module, source: str) -> list[Piece] | None:
         words_of.append(words)
         words_all.update(words)
     defined_by: dict[str, list[int]] = {}
-    used_by: dict[str, list[int]] = {}
+    called_by: dict[str, list[int]] = {}
     for i, segment in enumerate(segments):
         for name in segment.defines:
             defined_by.setdefault(name, []).append(i)
-        for name in segment.uses:
-            used_by.setdefault(name, []).append(i)
+        for name in segment.called:
+            called_by.setdefault(name, []).append(i)
     from enslint.rewrites import HELPER_NAMES
 
     always = {i for i, s in enumerate(segments) if s.imports}
@@ -138,7 +141,7 @@ def split(tree: ast.Module, source: str) -> list[Piece] | None:
     in_runs = {i for run in pieces for i in run}
     result = []
     for number, run in enumerate(pieces):
-        chosen = _closure(run, segments, defined_by, used_by) | always
+        chosen = _closure(run, segments, defined_by, called_by) | always
         # What every piece holds but no run reports on (imports, the rewrites' helpers)
         # is reported on by the first piece.
         targets = sorted(set(run) | (always - in_runs)) if number == 0 else run
@@ -164,13 +167,14 @@ def split(tree: ast.Module, source: str) -> list[Piece] | None:
     return result
 
 
-def _closure(targets: list[int], segments: list[_Segment], defined_by, used_by) -> set[int]:
-    """The targets, the statements using what they define, and every definition those
-    use, transitively."""
+def _closure(targets: list[int], segments: list[_Segment], defined_by, called_by) -> set[int]:
+    """The targets, the statements that call the classes they define (call sites prove
+    passed-in members alike), and every definition those use, transitively. A helper
+    called everywhere does not bring its callers: its analysis does not read them."""
     chosen = set(targets)
     for i in targets:
-        for name in segments[i].defines:
-            chosen.update(used_by.get(name, ()))
+        for name in segments[i].classes:
+            chosen.update(called_by.get(name, ()))
     pending = list(chosen)
     while pending:
         i = pending.pop()
@@ -204,8 +208,16 @@ def _describe(segment: _Segment, statement: ast.stmt) -> None:
     if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         segment.defines.add(statement.name)
         segment.definition = True
+    if isinstance(statement, ast.ClassDef):
+        segment.classes.add(statement.name)
     segment.imports = segment.imports and _only_imports(statement)
     for node in ast.walk(statement):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                segment.called.add(func.id)
+            elif isinstance(func, ast.Attribute):
+                segment.called.add(func.attr)
         if isinstance(node, ast.Name):
             (segment.defines if isinstance(node.ctx, ast.Store) and _top_level_target(statement) else segment.uses).add(node.id)
         elif isinstance(node, ast.alias):
