@@ -46,15 +46,46 @@ def classes_for(megabytes: float) -> int:
     return max(1, int(megabytes * 1_000_000 / len(CLASS.format(n=10_000))))
 
 
-# A fresh parent per measurement: a process's RUSAGE_CHILDREN peak only grows, and it
-# covers enslint's worker processes too (reaped by enslint, then enslint by this one).
+# Peak memory: the sum of the resident sizes of enslint and all its worker processes,
+# sampled every 0.1 s from /proc (Linux), since the workers run side by side; elsewhere
+# the largest single process (getrusage), which undercounts.
 _MEASURE = """
-import resource, subprocess, sys, time
+import os, resource, subprocess, sys, tempfile, time
+
+def tree_rss(root):
+    children = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(pid))
+            except OSError:
+                pass
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+        todo += children.get(pid, [])
+    return total
+
 start = time.perf_counter()
-done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+output = tempfile.TemporaryFile("w+")  # a pipe would fill and stall a run of many findings
+process = subprocess.Popen(sys.argv[1:], stdout=output, stderr=subprocess.DEVNULL, text=True)
+peak = 0
+while process.poll() is None:
+    if os.path.isdir("/proc"):
+        peak = max(peak, tree_rss(process.pid))
+    time.sleep(0.1)
+output.seek(0)
+out = output.read()
 seconds = time.perf_counter() - start
-lines = done.stdout.strip().splitlines() or [""]
-print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, lines[-1], sep="\\t")
+peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+lines = out.strip().splitlines() or [""]
+print(seconds, peak / 1024, lines[-1], sep="\\t")
 """
 
 
