@@ -267,18 +267,23 @@ def _from_row(job: FileJob, row: list) -> Diagnostic:
 def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic], tuple[str, ...], dict]:
     """Parse with libcst, build the model, run the rules, place and filter findings.
     Also returns the file's exports and the other files the analysis read (with digests).
-    A big file is analysed in pieces (analysis/pieces.py), one at a time."""
-    from enslint.analysis.pieces import split
+    A big file is analysed in pieces (analysis/pieces.py), side by side."""
+    from enslint.analysis.pieces import PIECE_BYTES
 
     # Python's own parser first: what it rejects is ENS000 whatever libcst would say (a
     # truncated \u escape, a stray BOM, newer syntax), and code nested too deeply for it
     # (5,000 parentheses, a 50,000-term sum) never reaches libcst's native parser, which
     # can crash the whole process on it.
-    tree = _python_tree(job, source)
-    if isinstance(tree, list):
-        return tree, (), {}
-    pieces = split(tree, source)
-    del tree
+    if len(source) > PIECE_BYTES:
+        # Python's tree of a big file takes hundreds of MB that the process keeps once
+        # freed, and every piece's process would start with them: a short-lived process
+        # builds it and hands back the pieces only.
+        pieces = _big_file_pieces(job, source)
+    else:
+        tree = _python_tree(job, source)
+        pieces = tree if isinstance(tree, list) else None
+    if isinstance(pieces, list) and pieces and isinstance(pieces[0], Diagnostic):
+        return pieces, (), {}
     if project is not None:
         project.begin(job.filename, job.names)
     if pieces is None:
@@ -304,6 +309,23 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
         for path in project.unread:
             deps[f"unread:{path}"] = None
     return sorted(set(diagnostics)), tuple(exports), deps
+
+
+def _tree_and_pieces(job: FileJob, source: str):
+    """The file's ENS000 (what Python rejects), its pieces, or None (analyse it whole)."""
+    from enslint.analysis.pieces import split
+
+    tree = _python_tree(job, source)
+    return tree if isinstance(tree, list) else split(tree, source)
+
+
+def _big_file_pieces(job: FileJob, source: str):
+    from enslint.workers import in_process, isolated_map
+
+    if in_process():
+        return _tree_and_pieces(job, source)
+    (result,) = isolated_map(lambda text: _tree_and_pieces(job, text), [source], 1, lambda text, why: crashed_outcome(job, why).diagnostics)
+    return result
 
 
 def _analyse_pieces(job: FileJob, pieces: list, project) -> list:
