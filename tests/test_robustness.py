@@ -45,3 +45,10 @@ def test_an_encoding_cookie_with_old_mac_line_endings_is_read_as_python_reads_it
     compile(source, "m.py", "exec")  # Python accepts it
     job = FileJob("m.py", "m.py", Config(root=__import__("pathlib").Path(".")).enabled_codes(), Settings())
     assert check_bytes(job, source) == []
+
+
+@pytest.mark.xfail(strict=True, reason="libcst's tokenizer rejects a backslash-only line after an indented block; Python joins it away (found by benchmarks/fuzz.py)")
+def test_a_backslash_only_line_after_a_block_is_analysed():
+    source = HEADER + "class B:\n    def f(self):\n        return 1\n\n\\\nclass A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
+    compile(source, "m.py", "exec")  # Python runs it
+    assert ens000(source) == []
