@@ -19,7 +19,6 @@ after 30 s a hang. Per input:
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import tempfile
 import time
@@ -30,7 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from enslint.checker import FileJob, check_bytes  # noqa: E402
+from test_fuzz import python_accepts  # noqa: E402  (the tests' oracle: Python's parser on the bytes)
+
+from enslint.checker import FileJob, check_bytes, detect_encoding  # noqa: E402
 from enslint.config import Config  # noqa: E402
 from enslint.engine.transaction import fix_file, write_atomically  # noqa: E402
 from enslint.rules import Settings  # noqa: E402
@@ -40,16 +41,6 @@ HANG_SECONDS = 30
 CODES = Config(root=ROOT).enabled_codes()
 SYNTAX = ("syntax error", "cannot parse", "cannot decode")
 COLUMNS = ("crashes", "hangs", "wrong ENS000", "non-idempotent", "torn")
-
-
-def python_accepts(data: bytes) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(data)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
 
 
 def examine(data: bytes) -> Counter:
@@ -64,7 +55,7 @@ def examine(data: bytes) -> Counter:
         found["wrong ENS000"] += 1
     first = fix_file(job, unsafe=True)
     if first.changed:
-        fixed = first.after.encode(_encoding(data))
+        fixed = first.after.encode(detect_encoding(data))
         if not python_accepts(fixed):
             found["non-idempotent"] += 1
         else:
@@ -82,44 +73,35 @@ def examine(data: bytes) -> Counter:
     return found
 
 
-def _encoding(data: bytes) -> str:
-    from enslint.checker import detect_encoding
-
-    return detect_encoding(data)
-
-
 def _died(data: bytes, reason: str) -> Counter:
     return Counter({"hangs" if reason.startswith("stopped") else "crashes": 1})
 
 
-def grammar_programs(count: int) -> list[bytes]:
-    import hypothesmith
+def _examples(strategy, count: int) -> list[bytes]:
+    """`count` inputs drawn from a hypothesis strategy of source texts, as bytes."""
     from hypothesis import HealthCheck, given, settings
 
     found: list[bytes] = []
 
     @settings(max_examples=count, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(hypothesmith.from_grammar())
+    @given(strategy)
     def collect(source: str) -> None:
         found.append(source.encode("utf-8", "surrogatepass"))
 
     collect()
     return found
+
+
+def grammar_programs(count: int) -> list[bytes]:
+    import hypothesmith
+
+    return _examples(hypothesmith.from_grammar(), count)
 
 
 def mutated_fixtures(count: int) -> list[bytes]:
-    from hypothesis import HealthCheck, given, settings
     from test_fuzz import mutated_fixture
 
-    found: list[bytes] = []
-
-    @settings(max_examples=count, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(mutated_fixture())
-    def collect(source: str) -> None:
-        found.append(source.encode("utf-8", "surrogatepass"))
-
-    collect()
-    return found
+    return _examples(mutated_fixture(), count)
 
 
 def torch_package(count: int) -> list[bytes]:

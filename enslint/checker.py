@@ -442,7 +442,7 @@ def _restored(d: Diagnostic, dropped: list[int], code: str, source: str) -> Diag
         for edit in fix.edits:
             start = moved(edit.start, end=False)
             end = start if edit.end == edit.start else moved(edit.end, end=True)
-            edits.append(replace(edit, start=start, end=end, column=start - source_starts[edit.row - 1] + 1, end_column=end - source_starts[edit.end_row - 1] + 1))
+            edits.append(_edit_at(edit, start, end, source_starts))
         fixes.append(replace(fix, edits=tuple(edits)))
     return replace(d, column=column(d.row, d.column, False), end_column=column(d.end_row, d.end_column, True), fixes=tuple(fixes))
 
@@ -491,6 +491,12 @@ def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tu
     return diagnostics, exports
 
 
+def _edit_at(edit: Edit, start: int, end: int, starts: list[int]) -> Edit:
+    """`edit` moved to offsets `start`..`end` of a text whose lines begin at `starts`."""
+    row, end_row = bisect_right(starts, start), bisect_right(starts, end)
+    return replace(edit, start=start, end=end, row=row, column=start - starts[row - 1] + 1, end_row=end_row, end_column=end - starts[end_row - 1] + 1)
+
+
 def _moved(d: Diagnostic, piece, file_starts: list[int]) -> Diagnostic | None:
     """A piece's diagnostic in the file's lines and offsets; a fix whose edits would
     reach over text the piece left out is dropped (the finding stays)."""
@@ -508,9 +514,7 @@ def _moved(d: Diagnostic, piece, file_starts: list[int]) -> Diagnostic | None:
                 break  # the end of the piece is not the end of the file
             if not piece.adjacent(first, last):
                 break
-            row = bisect_right(file_starts, start)
-            end_row = bisect_right(file_starts, end)
-            edits.append(replace(edit, start=start, end=end, row=row, column=start - file_starts[row - 1] + 1, end_row=end_row, end_column=end - file_starts[end_row - 1] + 1))
+            edits.append(_edit_at(edit, start, end, file_starts))
         else:
             fixes.append(replace(fix, edits=tuple(edits)))
     return replace(d, row=piece.file_line(d.row), end_row=piece.file_line(d.end_row), fixes=tuple(fixes))

@@ -17,6 +17,7 @@ import faulthandler
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
@@ -57,8 +58,6 @@ class _Worker:
         self.since = 0.0  # when it got it
 
     def give(self, index: int, item: Any) -> None:
-        import time
-
         self.index = index
         self.since = time.monotonic()
         self.connection.send(item)
@@ -96,7 +95,6 @@ def isolated_map(
     """`function` over `items` in up to `workers` processes, in order; an item whose
     worker dies gets `on_death(item, reason)`, and so does one still running after
     `time_limit` seconds (its worker is killed). `progress(1)` after each item."""
-    import time
 
     done = progress or (lambda n: None)
     results: list[Any] = [None] * len(items)

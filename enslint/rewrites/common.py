@@ -443,13 +443,7 @@ class _ModuleFacts:
     def __init__(self, module: cst.Module) -> None:
         self.module = module
         self.names, self.strings = _usage(module)
-        self.body_of: dict[int, tuple] = {}
-        for found in walk(module):
-            body = getattr(found, "body", None)
-            statements = body if isinstance(body, (list, tuple)) else getattr(body, "body", None)
-            if isinstance(statements, (list, tuple)):
-                for statement in statements:
-                    self.body_of[id(statement)] = tuple(statements)
+        self._body_of: dict[int, tuple] | None = None
         self.imports = [
             (statement, small)
             for statement in module.body
@@ -475,6 +469,21 @@ class _ModuleFacts:
         self.last_opening_import = imports[-1] if imports else None
         self.first_definition = body[first_definition] if first_definition < len(body) else None
         self._holding: dict[str, int] = {}
+
+    @property
+    def body_of(self) -> dict[int, tuple]:
+        """The body (one shared tuple) holding each statement, by the statement's id; found
+        on first use, by the fixes that replace a run of statements."""
+        if self._body_of is None:
+            self._body_of = {}
+            for found in walk(self.module):
+                body = getattr(found, "body", None)
+                statements = body if isinstance(body, (list, tuple)) else getattr(body, "body", None)
+                if isinstance(statements, (list, tuple)):
+                    shared = tuple(statements)
+                    for statement in shared:
+                        self._body_of[id(statement)] = shared
+        return self._body_of
 
     def strings_holding(self, name: str) -> int:
         """How many string literals of the module contain `name`."""
