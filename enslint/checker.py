@@ -450,9 +450,11 @@ def _restored(d: Diagnostic, dropped: list[int], code: str, source: str) -> Diag
 def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
     """The findings and exports of a parsed text whose code is `source`."""
     from enslint.analysis.model import build_model
+    from enslint.analysis.syntax import NodeIndex
     from enslint.rewrites.common import names_used_outside
 
     rules = [rule() for rule in ALL_RULES if rule.code in job.codes]
+    NodeIndex.index_module(module)
     if piece is not None:
         names_used_outside(module, piece.outside_names)
     try:

@@ -38,3 +38,70 @@ def test_positions_and_children_are_libcsts(name):
     for node in walk(module):
         assert mine[node] == expected[node], (type(node).__name__, module.code_for_node(node))
         assert [id(c) for c in children_of(node)] == [id(c) for c in node.children], type(node).__name__
+
+
+def _oracle(root: cst.CSTNode) -> tuple[list[cst.CSTNode], dict[int, cst.CSTNode]]:
+    """Source order and parents, by plain recursion over libcst's own `children`."""
+    order: list[cst.CSTNode] = []
+    parents: dict[int, cst.CSTNode] = {}
+
+    def visit(node: cst.CSTNode) -> None:
+        order.append(node)
+        for child in node.children:
+            parents[id(child)] = node
+            visit(child)
+
+    visit(root)
+    return order, parents
+
+
+@pytest.mark.parametrize("name", [*SOURCES, *(f"edge-{i}" for i in range(len(EDGES)))])
+def test_views_of_the_module_index_answer_as_their_subtree_does(name, monkeypatch):
+    """A method's index is a slice of the module's one walk; every question asked of it
+    gets the answer a walk of the method alone gives, and `walk`, `names_in` and the
+    rewrites' name counts read from the module's index agree with a walk of the node."""
+    from enslint.analysis.model import _looped_by_class, _looped_in_index
+    from enslint.analysis.syntax import NodeIndex, names_in
+    from enslint.rewrites.common import _usage
+
+    monkeypatch.setattr(NodeIndex, "_trees", [])
+    monkeypatch.setattr(NodeIndex, "_recent", type(NodeIndex._recent)())
+    source = SOURCES[name] if name in SOURCES else EDGES[int(name.split("-")[1])]
+    module = cst.parse_module(source)
+    kinds = (cst.ClassDef, cst.FunctionDef, cst.IndentedBlock, cst.For, cst.Call)
+    roots = [n for n in walk(module) if isinstance(n, kinds)][:40]
+    by_walk = {id(r): ([id(n) for n in walk(r)], names_in(r), _usage(r)) for r in roots}
+    assert NodeIndex.tree_holding(module) is None  # the answers above are the walks'
+    NodeIndex.index_module(module)
+    tree, _ = NodeIndex.tree_holding(module)
+    for root in roots:
+        order, parents = _oracle(root)
+        place = {id(n): i for i, n in enumerate(order)}
+        index = NodeIndex.of(root)
+        assert [id(n) for n in index.order] == [id(n) for n in order]
+        for i, node in enumerate(order):
+            expected_parent = parents.get(id(node)) if node is not root else None
+            assert index.parent(node) is expected_parent
+            chain, current = [], node
+            while current is not root:
+                current = parents[id(current)]
+                chain.append(id(current))
+            assert [id(a) for a in index.ancestors(node)] == chain
+            if i % 17 == 0:
+                below = [id(n) for n in _oracle(node)[0][1:]]
+                assert [id(n) for n in index.descendants(node)] == below
+                inside = set(below)
+                assert all(index.is_inside(other, node) == (id(other) in inside) for other in order[::11])
+                assert all(index.before(node, other) == (i < place[id(other)]) for other in order[::11])
+        attributes = {n.attr.value for n in order if isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name)}
+        for attr in attributes:
+            expected = [n for n in order if isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.attr.value == attr]
+            assert index.attributes(attr) == expected
+        walked, names, usage = by_walk[id(root)]
+        assert [id(n) for n in walk(root)] == walked == [id(n) for n in order]
+        assert names_in(root) == names
+        assert _usage(root) == usage
+    assert index.parent(module) is None and NodeIndex.of(roots[0]).parent(module) is None if roots else True
+    looped = _looped_by_class(source)
+    if looped is not None:
+        assert _looped_in_index(module, tree) == looped

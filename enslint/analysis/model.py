@@ -47,7 +47,7 @@ from enslint.analysis.members import (
     Member,
     sequential_member,
 )
-from enslint.analysis.syntax import arg_at, code_of, dotted_name, first_param, keyword_arg
+from enslint.analysis.syntax import NodeIndex, arg_at, code_of, dotted_name, first_param, keyword_arg
 
 
 @dataclass
@@ -304,9 +304,15 @@ def _looped_attributes(cls: ClassInfo, ctx: FileContext) -> set[str]:
     many classes, so answered from Python's own (faster) parse of the file when there is
     a text, for all its classes at once."""
     if ctx.looped is None:
-        # Every class at once; {} when there is no text or Python rejects it (libcst may
-        # accept a file Python does not), and each class is then read from its own tree.
-        ctx.looped = (_looped_by_class(ctx.source) if ctx.source is not None else None) or {}
+        # Every class at once: from the module's index when it has one (the file being
+        # analysed), else from Python's parse of the text; {} when there is no text or
+        # Python rejects it (libcst may accept a file Python does not), and each class
+        # is then read from its own tree.
+        held = NodeIndex.tree_holding(ctx.module)
+        if held is not None:
+            ctx.looped = _looped_in_index(ctx.module, held[0])
+        else:
+            ctx.looped = (_looped_by_class(ctx.source) if ctx.source is not None else None) or {}
     if cls.name not in ctx.looped:
         ctx.looped[cls.name] = _looped_in_tree(cls)
     return ctx.looped[cls.name]
@@ -333,6 +339,43 @@ def _looped_in_tree(cls: ClassInfo) -> set[str]:
 
     cls.node.visit(_Finder())
     return found
+
+
+_LOOPS = (cst.For, cst.ListComp, cst.GeneratorExp, cst.DictComp, cst.SetComp)
+
+
+def _looped_in_index(module: cst.Module, tree) -> dict[str, set[str]]:
+    """`_looped_by_class` read from the module's index: one pass over each class."""
+    order, end = tree.order, tree.end
+    looped: dict[str, set[str]] = {}
+    for node in _cst_top_level(module.body):
+        if type(node) is not cst.ClassDef:
+            continue
+        names = looped.setdefault(node.name.value, set())
+        start = tree.find(node)
+        inside_until = start
+        for here in range(start, end[start]):
+            found = order[here]
+            kind = type(found)
+            if kind in _LOOPS:
+                inside_until = max(inside_until, end[here])
+            elif kind is cst.Attribute and here < inside_until:
+                names.add(found.attr.value)
+    return looped
+
+
+def _cst_top_level(body):
+    """`_ast_top_level` over libcst statements."""
+    for node in body:
+        yield node
+        if isinstance(node, cst.If):
+            yield from _cst_top_level(node.body.body)
+            if node.orelse is not None:
+                yield from _cst_top_level([node.orelse] if isinstance(node.orelse, cst.If) else node.orelse.body.body)
+        elif isinstance(node, cst.Try):
+            yield from _cst_top_level(node.body.body)
+            if node.orelse is not None:
+                yield from _cst_top_level(node.orelse.body.body)
 
 
 def _looped_by_class(source: str) -> dict[str, set[str]] | None:

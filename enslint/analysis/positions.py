@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -23,9 +21,11 @@ from libcst._position import CodePosition, CodeRange
 
 @dataclass
 class _CountingState(CodegenState):
-    """Code generation that records each node's start and end as character offsets."""
+    """Code generation that records each node's start and end as character offsets,
+    keyed by the node's id (the module holds its nodes; a node's own hash is a Python
+    call, made twice for every node)."""
 
-    offsets: dict = field(default_factory=dict)  # node -> (start, end)
+    offsets: dict = field(default_factory=dict)  # id(node) -> (start, end)
     length: int = 0
     popped: str = ""  # the final line break a file without one is generated with, then loses
     _stack: list = field(default_factory=list)
@@ -49,23 +49,34 @@ class _CountingState(CodegenState):
 
     def after_codegen(self, node: cst.CSTNode) -> None:
         start = self._stack.pop()
-        if node not in self.offsets:  # a syntactic position recorded inside wins
-            self.offsets[node] = (start, self.length)
+        key = id(node)
+        if key not in self.offsets:  # a syntactic position recorded inside wins
+            self.offsets[key] = (start, self.length)
 
-    @contextmanager
     def record_syntactic_position(
         self, node: cst.CSTNode, *, start_node: cst.CSTNode | None = None, end_node: cst.CSTNode | None = None
-    ) -> Iterator[None]:
-        start = self.length
-        try:
-            yield
-        finally:
-            end = self.length
-            if start_node is not None:
-                start = self.offsets[start_node][0]
-            if end_node is not None:
-                end = self.offsets[end_node][1]
-            self.offsets[node] = (start, end)
+    ) -> _Recording:
+        return _Recording(self, node, start_node, end_node)
+
+
+class _Recording:
+    """`record_syntactic_position`'s context: a class, not a generator (it is entered for
+    most nodes, and a generator-based context costs several times more)."""
+
+    __slots__ = ("state", "node", "start_node", "end_node", "start")
+
+    def __init__(self, state: _CountingState, node, start_node, end_node) -> None:
+        self.state, self.node, self.start_node, self.end_node = state, node, start_node, end_node
+
+    def __enter__(self) -> None:
+        self.start = self.state.length
+
+    def __exit__(self, *exception) -> bool:
+        offsets = self.state.offsets
+        start = offsets[id(self.start_node)][0] if self.start_node is not None else self.start
+        end = offsets[id(self.end_node)][1] if self.end_node is not None else self.state.length
+        offsets[id(self.node)] = (start, end)
+        return False
 
 
 # The parser's line breaks. str.splitlines also breaks at form feed, \x0b, \x1c-\x1e,
@@ -86,6 +97,7 @@ class Positions:
         state = _CountingState(default_indent=module.default_indent, default_newline=module.default_newline)
         module._codegen(state)
         self._offsets = state.offsets
+        self._module = module  # keeps every node, so no id is reused while this lives
         # Positions were taken before the file's missing final line break was dropped.
         self._starts = line_starts(source + state.popped)
 
@@ -94,11 +106,11 @@ class Positions:
         return CodePosition(line, offset - self._starts[line - 1])
 
     def __getitem__(self, node: cst.CSTNode) -> CodeRange:
-        start, end = self._offsets[node]
+        start, end = self._offsets[id(node)]
         return CodeRange(self._position(start), self._position(end))
 
     def get(self, node: cst.CSTNode, default: CodeRange | None = None) -> CodeRange | None:
-        return self[node] if node in self._offsets else default
+        return self[node] if id(node) in self._offsets else default
 
     def __contains__(self, node: cst.CSTNode) -> bool:
-        return node in self._offsets
+        return id(node) in self._offsets

@@ -89,12 +89,20 @@ def _is_node(kind: type) -> bool:
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """`node` and every node below it (any order)."""
+    """`node` and every node below it, in source order."""
+    found = NodeIndex.tree_holding(node)
+    if found is not None:
+        tree, here = found
+        return iter(tree.order[here : tree.end[here]])
+    return _walk(node)
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(children_of(current))
+        stack.extend(reversed(children_of(current)))
 
 
 def attribute_uses(node: cst.CSTNode, attr: str) -> int:
@@ -151,71 +159,158 @@ def int_value(node: cst.BaseExpression | None) -> int | None:
     return None
 
 
+class _Tree:
+    """One preorder pass over a subtree: each node's position, its parent's position and
+    the end of its own subtree (positions are indexes into `order`). Every subtree of it
+    is then a slice of `order`: a class, its methods and their bodies share one pass."""
+
+    def __init__(self, root: cst.CSTNode) -> None:
+        order: list[cst.CSTNode] = []
+        parent: list[int] = []
+        stack: list[tuple[cst.CSTNode, int]] = [(root, -1)]
+        while stack:
+            node, above = stack.pop()
+            here = len(order)
+            order.append(node)
+            parent.append(above)
+            below = children_of(node)
+            stack.extend((child, here) for child in reversed(below))
+        end = list(range(1, len(order) + 1))
+        for here in range(len(order) - 1, 0, -1):
+            above = parent[here]
+            if end[here] > end[above]:
+                end[above] = end[here]
+        self.root = root
+        self.order = order
+        self.parent = parent
+        self.end = end
+        self.position = {id(node): here for here, node in enumerate(order)}
+        self._unread: set[int] | None = None
+
+    def find(self, node: cst.CSTNode) -> int | None:
+        """`node`'s position, None if it is not in this tree."""
+        here = self.position.get(id(node))
+        return here if here is not None and self.order[here] is node else None
+
+    def unread(self) -> set[int]:
+        """The ids of the names that only label something (the `b` of `a.b`, the `k` of
+        `f(k=v)`): `names_in` leaves them out."""
+        if self._unread is None:
+            self._unread = set()
+            for node in self.order:
+                kind = type(node)
+                if kind is cst.Attribute:
+                    self._unread.add(id(node.attr))
+                elif kind is cst.Arg and node.keyword is not None:
+                    self._unread.add(id(node.keyword))
+        return self._unread
+
+
 class NodeIndex:
     """Parent links and a source-ordered node list for one subtree (a method).
 
     `NodeIndex.of(root)` shares one index per subtree among the passes and rewrites that
-    ask for it (each fix of each finding asks again)."""
+    ask for it (each fix of each finding asks again), and a subtree of an indexed one (a
+    method of an indexed module) is a view of that index, not a new walk."""
 
     _recent: ClassVar[OrderedDict[int, NodeIndex]] = OrderedDict()
     _RECENT = 64  # a class and its methods, several classes over
+    _trees: ClassVar[list[_Tree]] = []  # the module being analysed, indexed whole
 
     @classmethod
     def of(cls, root: cst.CSTNode) -> NodeIndex:
         # Keyed by id: the index holds its root, so the id cannot be reused while cached.
         index = cls._recent.get(id(root))
         if index is None or index.root is not root:
-            index = cls._recent[id(root)] = cls(root)
+            index = cls._recent[id(root)] = cls._view(root)
             if len(cls._recent) > cls._RECENT:
                 cls._recent.popitem(last=False)
         else:
             cls._recent.move_to_end(id(root))
         return index
 
-    def __init__(self, root: cst.CSTNode) -> None:
-        self.root = root
-        self.order: list[cst.CSTNode] = []
-        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            self.order.append(node)
-            below = children_of(node)
-            for child in below:
-                self.parents[child] = node
-            stack.extend(reversed(below))
-        self._position = {node: i for i, node in enumerate(self.order)}
+    @classmethod
+    def _view(cls, root: cst.CSTNode) -> NodeIndex:
+        for tree in cls._trees:
+            here = tree.find(root)
+            if here is not None:
+                return cls(tree, here)
+        return cls(_Tree(root), 0)
+
+    @classmethod
+    def index_module(cls, module: cst.Module) -> None:
+        """Walk `module` once: every later index of a subtree of it is a view. The
+        previous module's indexes are let go (a worker analyses file after file)."""
+        if not any(tree.root is module for tree in cls._trees):
+            cls._trees[:] = [_Tree(module)]
+            cls._recent.clear()
+
+    @classmethod
+    def tree_holding(cls, node: cst.CSTNode) -> tuple[_Tree, int] | None:
+        """The indexed module holding `node`, and its position there."""
+        for tree in cls._trees:
+            here = tree.find(node)
+            if here is not None:
+                return tree, here
+        return None
+
+    def __init__(self, tree: _Tree, here: int) -> None:
+        self._tree = tree
+        self._start = here
+        self._end = tree.end[here]
+        self.root = tree.order[here]
         self._attributes: dict[str, list[cst.Attribute]] | None = None
+        self._order: list[cst.CSTNode] | None = None
+
+    @property
+    def order(self) -> list[cst.CSTNode]:
+        """The subtree's nodes in source order, its root first."""
+        if self._order is None:
+            self._order = self._tree.order[self._start : self._end]
+        return self._order
+
+    def _find(self, node: cst.CSTNode) -> int | None:
+        here = self._tree.find(node)
+        return here if here is not None and self._start <= here < self._end else None
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        return self.parents.get(node)
+        here = self._find(node)
+        if here is None or here == self._start:
+            return None
+        return self._tree.order[self._tree.parent[here]]
 
     def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-        current = self.parents.get(node)
-        while current is not None:
-            yield current
-            current = self.parents.get(current)
+        here = self._find(node)
+        if here is None:
+            return
+        parent, order = self._tree.parent, self._tree.order
+        while here != self._start:
+            here = parent[here]
+            yield order[here]
 
     def is_inside(self, node: cst.CSTNode, container: cst.CSTNode) -> bool:
-        return any(a is container for a in self.ancestors(node))
+        here, outer = self._find(node), self._find(container)
+        return here is not None and outer is not None and outer < here < self._tree.end[outer]
 
     def descendants(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         """Nodes strictly below `node`, in source order."""
-        start = self._position[node]
-        for candidate in self.order[start + 1 :]:
-            if not self.is_inside(candidate, node):
-                return
-            yield candidate
+        here = self._find(node)
+        if here is None:
+            raise KeyError(node)
+        return iter(self._tree.order[here + 1 : self._tree.end[here]])
 
     def before(self, a: cst.CSTNode, b: cst.CSTNode) -> bool:
-        return self._position[a] < self._position[b]
+        first, second = self._find(a), self._find(b)
+        if first is None or second is None:
+            raise KeyError(a if first is None else b)
+        return first < second
 
     def attributes(self, attr: str) -> list[cst.Attribute]:
         """Every `<name>.attr` in the subtree (`self.heads`, whatever `self` is), in source order."""
         if self._attributes is None:
             self._attributes = {}
             for node in self.order:
-                if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+                if type(node) is cst.Attribute and type(node.value) is cst.Name:
                     self._attributes.setdefault(node.attr.value, []).append(node)
         return self._attributes.get(attr, [])
 
@@ -223,6 +318,11 @@ class NodeIndex:
 def names_in(node: cst.CSTNode) -> set[str]:
     """Every bare name read or written anywhere inside `node` (attribute names and keyword
     argument names excluded)."""
+    held = NodeIndex.tree_holding(node)
+    if held is not None:
+        tree, here = held
+        unread = tree.unread()
+        return {n.value for n in tree.order[here : tree.end[here]] if type(n) is cst.Name and id(n) not in unread}
     found: set[str] = set()
     stack = [node]
     while stack:

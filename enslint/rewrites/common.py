@@ -496,6 +496,27 @@ def _usage(*roots: cst.CSTNode) -> tuple[Counter, Counter]:
     """Bare names and string literals below `roots` (each node once), imports left out."""
     names: Counter = Counter()
     strings: Counter = Counter()
+    held = [NodeIndex.tree_holding(root) for root in roots]
+    if held and all(found is not None and found[0] is held[0][0] for found in held):
+        # Slices of the module's index: a root inside another is counted once.
+        tree = held[0][0]
+        order, end = tree.order, tree.end
+        covered = 0
+        for start in sorted(here for _, here in held):
+            here, stop = max(start, covered), end[start]
+            while here < stop:
+                node = order[here]
+                kind = type(node)
+                if kind is cst.Import or kind is cst.ImportFrom:
+                    here = end[here]
+                    continue
+                if kind is cst.Name:
+                    names[node.value] += 1
+                elif kind is cst.SimpleString:
+                    strings[node.value] += 1
+                here += 1
+            covered = max(covered, stop)
+        return names, strings
     seen: set[int] = set()
     pending = list(roots)
     while pending:

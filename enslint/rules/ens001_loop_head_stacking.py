@@ -333,9 +333,14 @@ class Heads(tnn.Module):
                 # Preferred first: one wide layer, stacked MLP weights, the general vmap
                 # form; the vmap form is also offered beside a specific one, for verify
                 # to time (which is faster depends on the device and the shapes).
-                made = [rewrite(loop, model.module, model.imports) for rewrite in (wide_layer_fix, stacked_mlp_fix, vmap_members_fix)]
+                # Stacked weights are only tried where no wide layer is possible: a
+                # second specific form would never be offered.
+                made = [wide_layer_fix(loop, model.module, model.imports)]
+                if not isinstance(made[0], RuleFix):
+                    made.append(stacked_mlp_fix(loop, model.module, model.imports))
+                made.append(vmap_members_fix(loop, model.module, model.imports))
                 offered = [m for m in made if isinstance(m, RuleFix)]
-                fix = tuple(offered[:1] + [m for m in offered[1:] if m is made[2]])
+                fix = tuple(offered[:1] + [m for m in offered[1:] if m is made[-1]])
                 reasons = [m if m.startswith("no ") else f"no fused rewrite: {m}" for m in made if isinstance(m, str)]
                 if not fix and reasons:
                     # "not yet for these members" only when nothing more specific stands in the way.
