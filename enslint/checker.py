@@ -138,11 +138,44 @@ def _first_line(text: object) -> str:
     return lines[0] if lines else "invalid syntax"
 
 
+# Python's nesting budget (how long a sum, how deep a call chain it parses) is a
+# multiple of the recursion limit less the depth of the stack it is parsed from. A fresh
+# interpreter running a file parses it with a limit of 1000 and an empty stack; enslint
+# parses in a new thread (an empty stack wherever enslint is) with this limit: 1000 plus
+# the thread's own frames, measured so that every nesting `python file.py` runs is
+# accepted bar the last level, and none it refuses (benchmarks/limits.py).
+_FRESH_RECURSION_LIMIT = 1005
+_PARSER_STACK_BYTES = 32 * 1024 * 1024  # the main thread's, or more: some platforms give threads 512 KB
+
+
 def python_parse(source: str) -> ast.Module:
-    """Parse with Python's own parser, raising its errors but not its warnings."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
-        return ast.parse(source)
+    """Parse with Python's own parser, raising its errors but not its warnings; nested
+    code is judged as `python file.py` judges it, wherever this is called from."""
+    import threading
+
+    outcome: list = []
+
+    def parse() -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
+                outcome.append(ast.parse(source))
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            outcome.append(error)
+
+    limit, stack = sys.getrecursionlimit(), threading.stack_size()
+    sys.setrecursionlimit(_FRESH_RECURSION_LIMIT)
+    threading.stack_size(_PARSER_STACK_BYTES)
+    try:
+        parser = threading.Thread(target=parse, name="enslint-python-parse")
+        parser.start()
+        parser.join()
+    finally:
+        threading.stack_size(stack)
+        sys.setrecursionlimit(limit)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
@@ -158,6 +191,32 @@ def _python_tree(job: FileJob, source: str) -> ast.Module | list[Diagnostic]:
         return _error(job, f"syntax error for Python {_PYTHON}: {_first_line(error.msg)}", error.lineno or 1, error.offset or 1)
     except (ValueError, RecursionError, MemoryError) as error:
         return _error(job, f"cannot parse: {_first_line(error)}")
+
+
+# libcst's native parser nests a chain of `and` (or of `or`) one level per operand,
+# and its process dies (SIGSEGV) past about 7,000 operands, where Python, which keeps
+# the chain flat, takes 100,000 and more (benchmarks/limits.py: every other construct
+# measured there either parses or fails with an exception). Chains are stopped well
+# short of the crash.
+MAX_BOOLEAN_OPERANDS = 5_000
+_BOOLEAN_WORD = re.compile(r"\b(?:and|or)\b")
+
+
+def _past_libcst_limits(job: FileJob, tree: ast.Module, source: str) -> list[Diagnostic] | None:
+    """The ENS000 of a file Python accepts but libcst's parser could not survive."""
+    if len(_BOOLEAN_WORD.findall(source)) < MAX_BOOLEAN_OPERANDS - 1:
+        return None  # no chain can be that long: the text has too few operators
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BoolOp) and len(node.values) > MAX_BOOLEAN_OPERANDS:
+            operator = "and" if isinstance(node.op, ast.And) else "or"
+            return _error(
+                job,
+                f"cannot analyse: a chain of {len(node.values):,} `{operator}` operands is more than libcst's parser "
+                f"survives (it crashes past about 7,000; enslint stops at {MAX_BOOLEAN_OPERANDS:,})",
+                node.lineno,
+                node.col_offset + 1,
+            )
+    return None
 
 
 def check_file(job: FileJob) -> list[Diagnostic]:
@@ -281,7 +340,7 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
         pieces = _big_file_pieces(job, source)
     else:
         tree = _python_tree(job, source)
-        pieces = tree if isinstance(tree, list) else None
+        pieces = tree if isinstance(tree, list) else _past_libcst_limits(job, tree, source)
     if isinstance(pieces, list) and pieces and isinstance(pieces[0], Diagnostic):
         return pieces, (), {}
     if project is not None:
@@ -316,7 +375,9 @@ def _tree_and_pieces(job: FileJob, source: str):
     from enslint.analysis.pieces import split
 
     tree = _python_tree(job, source)
-    return tree if isinstance(tree, list) else split(tree, source)
+    if isinstance(tree, list):
+        return tree
+    return _past_libcst_limits(job, tree, source) or split(tree, source)
 
 
 def _big_file_pieces(job: FileJob, source: str):

@@ -52,3 +52,66 @@ def test_a_backslash_only_line_after_a_block_is_analysed():
     source = HEADER + "class B:\n    def f(self):\n        return 1\n\n\\\nclass A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
     compile(source, "m.py", "exec")  # Python runs it
     assert ens000(source) == []
+
+
+TAIL = "class A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
+
+
+@pytest.mark.parametrize("operator", ["and", "or"])
+@pytest.mark.parametrize("size", ["small", "big"])
+def test_a_boolean_chain_libcst_cannot_survive_is_ens000_without_a_crash(operator, size, tmp_path):
+    """Python takes a chain of 100,000 `and`s; libcst's parser dies (SIGSEGV) past about
+    7,000 (benchmarks/limits.py). Before: the file's worker died ("internal error ...
+    killed by SIGSEGV") after more than a second; in-process the whole run died."""
+    import subprocess
+    import sys
+    import time
+
+    chain = "y = " + f" {operator} ".join(["x"] * 20_000) + "\n"
+    filler = "".join(f"CONSTANT_{i} = {i}\n" for i in range(30_000)) if size == "big" else ""
+    path = tmp_path / "m.py"
+    path.write_text(HEADER + filler + chain + TAIL)
+    start = time.perf_counter()
+    for debug in ("", "1"):  # in worker processes, and in this one (where a crash is the run's)
+        done = subprocess.run(
+            [sys.executable, "-m", "enslint", "check", "--no-cache", "--output-format", "concise", str(path)],
+            capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ, "ENSLINT_DEBUG": debug}, check=False,
+        )
+        assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+        (line,) = done.stdout.splitlines()
+        row = 3 + (30_000 if size == "big" else 0)
+        assert line.startswith(f"m.py:{row}:5: ENS000 cannot analyse: a chain of 20,000 `{operator}` operands"), line
+    assert time.perf_counter() - start < 20
+
+
+def test_a_boolean_chain_within_the_limit_is_analysed():
+    chain = "y = " + " and ".join(["x"] * 300) + "\n"
+    assert ens000(HEADER + chain + TAIL) == []
+
+
+def _parse_at_depth(depth: int, source: str) -> bool:
+    from enslint.checker import python_parse
+
+    if depth:
+        return _parse_at_depth(depth - 1, source)
+    try:
+        python_parse(source)
+    except (RecursionError, SyntaxError, MemoryError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("terms, runs", [(2_900, True), (2_990, True), (3_001, False), (3_100, False)])
+def test_nesting_is_judged_as_python_running_the_file_judges_it_from_any_depth(terms, runs, tmp_path):
+    """Python's nesting budget shrinks with the stack it is parsed from: enslint's own
+    frames (a worker's more than the main process's) made a 2,989-term sum that Python
+    runs ENS000 in a worker and not in-process. Now the same answer from any depth, the
+    answer of `python file.py` (at most one level stricter, never more lenient)."""
+    import subprocess
+    import sys
+
+    source = "x = 1\ny = " + " + ".join(["x"] * terms) + "\n"
+    (tmp_path / "m.py").write_text(source)
+    ran = subprocess.run([sys.executable, str(tmp_path / "m.py")], capture_output=True, check=False).returncode == 0
+    assert ran == runs
+    assert [_parse_at_depth(depth, source) for depth in (0, 40, 400)] == [runs] * 3
