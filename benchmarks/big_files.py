@@ -4,9 +4,9 @@
     python benchmarks/big_files.py --sizes 0.25,1  # many-class files of these MB, one by one
 
 Each file is made of small ensemble classes (heads stacked in a comprehension), every one
-of them a finding with three fused rewrites. Each command runs in its own process, with
-the cache off; the peak resident memory is that process's and its workers' (the largest
-of them), from getrusage. A small file's per-class time is measured the same way, for
+of them a finding with fused rewrites. `check` runs with the cache off, `--fix` as a
+user runs it; each in its own process, its peak memory summed over it and its workers
+(RSS and PSS, see _MEASURE). A small file's per-class time is measured the same way, for
 the rate comparison.
 """
 
@@ -46,13 +46,15 @@ def classes_for(megabytes: float) -> int:
     return max(1, int(megabytes * 1_000_000 / len(CLASS.format(n=10_000))))
 
 
-# Peak memory: the sum of the resident sizes of enslint and all its worker processes,
-# sampled every 0.1 s from /proc (Linux), since the workers run side by side; elsewhere
-# the largest single process (getrusage), which undercounts.
+# Peak memory, sampled every 0.1 s from /proc (Linux) over enslint and all its worker
+# processes, which run side by side: the sum of their resident sizes (RSS), which counts
+# a page shared by a forked worker and its parent once per process, and the sum of
+# their proportional sizes (PSS: a shared page split among its sharers), which is what
+# the run occupies. Elsewhere the largest single process (getrusage), which undercounts.
 _MEASURE = """
 import os, resource, subprocess, sys, tempfile, time
 
-def tree_rss(root):
+def tree(root):
     children = {}
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -61,40 +63,45 @@ def tree_rss(root):
                     children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(pid))
             except OSError:
                 pass
-    total, todo = 0, [root]
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            pass
+        found.append(pid)
         todo += children.get(pid, [])
-    return total
+    return found
+
+def field(path, name):
+    try:
+        with open(path) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(name))
+    except (OSError, StopIteration):
+        return 0
 
 start = time.perf_counter()
 output = tempfile.TemporaryFile("w+")  # a pipe would fill and stall a run of many findings
 process = subprocess.Popen(sys.argv[1:], stdout=output, stderr=subprocess.DEVNULL, text=True)
-peak = 0
+rss = pss = 0
 while process.poll() is None:
     if os.path.isdir("/proc"):
-        peak = max(peak, tree_rss(process.pid))
+        pids = tree(process.pid)
+        rss = max(rss, sum(field(f"/proc/{pid}/status", "VmRSS:") for pid in pids))
+        pss = max(pss, sum(field(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in pids))
     time.sleep(0.1)
 output.seek(0)
 out = output.read()
 seconds = time.perf_counter() - start
-peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+rss = max(rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 lines = out.strip().splitlines() or [""]
-print(seconds, peak / 1024, lines[-1], sep="\\t")
+print(seconds, rss / 1024, (pss or rss) / 1024, lines[-1], sep="\\t")
 """
 
 
-def run(args: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Seconds, peak MB (enslint and its workers), the last line of output."""
+def run(args: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """Seconds, peak MB summed over enslint and its workers (RSS, PSS), the last line of output."""
     command = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "enslint", *args]
     measured = subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd)
-    seconds, peak, last = measured.stdout.rstrip("\n").split("\t", 2)
-    return float(seconds), float(peak), last
+    seconds, rss, pss, last = measured.stdout.rstrip("\n").split("\t", 3)
+    return float(seconds), float(rss), float(pss), last
 
 
 def main() -> None:
@@ -125,7 +132,7 @@ def main() -> None:
             text += "".join(f"CONSTANT_{i} = {i}\n" for i in range(max(0, filler)))
             lines_file.write_text(text)
             cases.append(("100,000 lines", lines_file, count))
-        print(f"{'file':<16} {'bytes':>10} {'classes':>8} {'command':<8} {'seconds':>8} {'ms/class':>9} {'peak MB':>8}  output")
+        print(f"{'file':<16} {'bytes':>10} {'classes':>8} {'command':<8} {'seconds':>8} {'ms/class':>9} {'RSS MB':>7} {'PSS MB':>7}  output")
         for name, path, count in cases:
             commands = [("check", ["check", "--no-cache", str(path)])]
             if not options.no_fix:
@@ -135,8 +142,8 @@ def main() -> None:
             original = path.read_text()
             for label, args in commands:
                 shutil.rmtree(folder / CACHE_FOLDER, ignore_errors=True)
-                seconds, peak, last = run(args, folder)
-                print(f"{name:<16} {len(original):>10,} {count:>8,} {label:<8} {seconds:>8.1f} {1000 * seconds / count:>9.2f} {peak:>8.0f}  {last[:60]}")
+                seconds, rss, pss, last = run(args, folder)
+                print(f"{name:<16} {len(original):>10,} {count:>8,} {label:<8} {seconds:>8.1f} {1000 * seconds / count:>9.2f} {rss:>7.0f} {pss:>7.0f}  {last[:60]}")
                 path.write_text(original)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -149,3 +149,37 @@ def test_a_hundred_thousand_line_file(project):
     compile(after, "long.py", "exec")
     assert after.count("return torch.cat") == 0 and after.count("CONSTANT_") == 3 * 33_340
     assert os.path.getsize(project / "long.py") > 1_000_000
+
+
+def test_fixes_that_would_not_parse_are_refused_small_and_big(tmp_path, monkeypatch):
+    """A fixed text Python rejects is never written. A big text (past PIECE_BYTES) is
+    judged by the check that follows each pass, which parses it in its own processes:
+    the fixing process never holds Python's tree of it (most of a GB for 5 MB)."""
+    import dataclasses
+
+    import enslint.engine.transaction as transaction
+    from enslint.analysis.pieces import PIECE_BYTES
+
+    real_apply, real_parse = transaction.apply_fixes, transaction.python_parse
+    parsed_here: list[int] = []
+
+    def broken(text, fixes):
+        result = real_apply(text, fixes)
+        return dataclasses.replace(result, text=result.text + "\ndef broken(:\n")
+
+    def spy(text):
+        parsed_here.append(len(text))
+        return real_parse(text)
+
+    monkeypatch.setattr(transaction, "apply_fixes", broken)
+    monkeypatch.setattr(transaction, "python_parse", spy)
+    codes = Config(root=tmp_path).enabled_codes()
+    filler = "".join(f"CONSTANT_{i} = {i}\n" for i in range(PIECE_BYTES // 16))
+    for name, text in (("small.py", FLAGGED), ("big.py", FLAGGED + filler)):
+        path = tmp_path / name
+        path.write_text(text)
+        outcome = fix_file(FileJob(name, str(path), codes, Settings()), True)
+        assert outcome.error is not None and "the fixes would not parse" in outcome.error, (name, outcome.error)
+        assert outcome.after == outcome.before == text and not outcome.changed
+        assert [d.code for d in outcome.remaining] == ["ENS001"]
+    assert parsed_here and max(parsed_here) < PIECE_BYTES

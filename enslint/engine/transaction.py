@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from enslint.checker import (
+    PARSE_ERROR,
     Diagnostic,
     FileJob,
     check_bytes,
@@ -67,19 +68,28 @@ class FixOutcome:
 
 
 def _parses(text: str) -> str | None:
+    """Why `text` does not parse, with Python's parser and with libcst as the checker
+    reads it, or None. A big text is left to the check that follows each pass: it parses
+    the text with both, in its own processes (Python's tree of a 5 MB file takes most
+    of a GB, which this process would keep)."""
     import libcst as cst
 
+    from enslint.analysis.pieces import PIECE_BYTES
     from enslint.checker import _without_form_feeds
 
-    from enslint.analysis.pieces import PIECE_BYTES
-
+    if len(text) > PIECE_BYTES:
+        return None
     try:
         python_parse(text)
-        if len(text) <= PIECE_BYTES:  # a bigger file is re-read in pieces by the check after the fixes
-            cst.parse_module(_without_form_feeds(text)[0])  # as the checker reads it
-    except (cst.ParserSyntaxError, SyntaxError, ValueError) as error:
-        return str(error).strip().splitlines()[0]
+        cst.parse_module(_without_form_feeds(text)[0])
+    except (cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return None
+
+
+def _unparsed(diagnostics: list[Diagnostic]) -> str | None:
+    """The ENS000 a check of the fixed text gave (it does not parse, or its check died)."""
+    return next((d.message for d in diagnostics if d.code == PARSE_ERROR), None)
 
 
 def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | None] | None = None, data: bytes | None = None) -> FixOutcome:
@@ -110,6 +120,9 @@ def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | No
             break
         result = apply_fixes(text, applicable)
         problem = _parses(result.text)
+        if problem is None:
+            checked = check_bytes(job, result.text.encode(encoding))
+            problem = _unparsed(checked) if not _unparsed(diagnostics) else None
         if problem is not None:
             outcome.error = f"the fixes would not parse ({problem}); file left unchanged"
             outcome.after = outcome.before
@@ -117,7 +130,7 @@ def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | No
             return outcome
         text = result.text
         outcome.fixed += result.applied
-        diagnostics = check_bytes(job, text.encode(encoding))
+        diagnostics = checked
         if result.applied == 0:
             break
     outcome.after = text
