@@ -421,10 +421,7 @@ def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[
     own lines), or the ENS000 that stopped its analysis."""
     import libcst as cst
 
-    # libcst's tokenizer stumbles on a form feed in indentation, which Python ignores
-    # (it restarts the column count): libcst reads the text without that whitespace, and
-    # every position is put back where the file has it.
-    text, dropped = _without_form_feeds(source)
+    text, dropped = as_libcst_reads(source)
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
@@ -446,6 +443,60 @@ def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[
     return [_restored(d, dropped, text, source) for d in found], exports
 
 
+def as_libcst_reads(source: str) -> tuple[str, list[int]]:
+    """The text libcst is given for `source`, and the offsets of `source` it leaves out.
+
+    libcst's tokenizer stumbles where Python's does not: on a form feed in indentation
+    (Python restarts the column count after it), and on a line holding only a backslash
+    after an indented block (Python joins it to the next line). The form-fed
+    indentation is left out, and every position is put back where the file has it; the
+    backslash becomes a space (a blank line, as Python reads it), in place."""
+    text, dropped = _without_form_feeds(source)
+    return _without_backslash_lines(text), dropped
+
+
+def _string_lines(source: str) -> set[int] | None:
+    """The lines that continue a string (their text is data), None if Python's tokenizer
+    cannot read `source`."""
+    import io
+
+    inside: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+                inside.update(range(token.start[0] + 1, token.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+    return inside
+
+
+_BACKSLASH_LINE = re.compile(r"^([ \t]*)\\(?=\r?\n)", re.MULTILINE)
+
+
+def _without_backslash_lines(source: str) -> str:
+    """`source` with each line that holds only a backslash (outside strings) made blank,
+    where the next line has the same indentation: Python reads the two lines as the
+    next one alone, whose indentation is then the backslash line's."""
+    if "\\" not in source:
+        return source
+    found = list(_BACKSLASH_LINE.finditer(source))
+    if not found:
+        return source
+    inside = _string_lines(source)
+    if inside is None:
+        return source
+    starts = line_starts(source)
+    text = list(source)
+    for match in found:
+        number = bisect_right(starts, match.start())
+        if number in inside or number >= len(starts):
+            continue
+        following = source[starts[number] : starts[number + 1] if number + 1 < len(starts) else len(source)]
+        if following[: len(following) - len(following.lstrip(" \t"))] == match.group(1):
+            text[match.end() - 1] = " "
+    return "".join(text)
+
+
 _FORM_FED_INDENT = re.compile(r"[ \t\f]*\f")
 
 
@@ -455,14 +506,8 @@ def _without_form_feeds(source: str) -> tuple[str, list[int]]:
     the form feed. The same text and nothing left out when there is no such line."""
     if "\f" not in source:
         return source, []
-    import io
-
-    inside_strings: set[int] = set()  # lines that continue a string: their text is data
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
-                inside_strings.update(range(token.start[0] + 1, token.end[0] + 1))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
+    inside_strings = _string_lines(source)
+    if inside_strings is None:
         return source, []
     kept: list[str] = []
     dropped: list[int] = []

@@ -37,8 +37,10 @@ ENS000_PAGE = """# ENS000 (unreadable-file)
 ## What it does
 Reports a file enslint could not check: it cannot be read, decoded (its encoding
 declaration or bytes are wrong) or parsed (a syntax error for the running Python, or
-syntax nested too deeply), or its checker process died (an internal error: please
-report it with the file). Every other file is still checked.
+syntax nested too deeply), it is past what libcst's parser takes (an `and`/`or` chain of
+more than 5,000 operands, on which libcst's parser crashes; a construct its grammar
+rejects), or its checker process died (an internal error: please report it with the
+file). Every other file is still checked.
 
 ## Why is this bad?
 Nothing in that file was checked, so a slow ensemble in it would go unreported.

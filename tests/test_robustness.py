@@ -47,8 +47,9 @@ def test_an_encoding_cookie_with_old_mac_line_endings_is_read_as_python_reads_it
     assert check_bytes(job, source) == []
 
 
-@pytest.mark.xfail(strict=True, reason="libcst's tokenizer rejects a backslash-only line after an indented block; Python joins it away (found by benchmarks/fuzz.py)")
 def test_a_backslash_only_line_after_a_block_is_analysed():
+    """libcst's tokenizer rejects a backslash-only line after an indented block, which
+    Python joins away (found by benchmarks/fuzz.py); libcst now reads it as a blank line."""
     source = HEADER + "class B:\n    def f(self):\n        return 1\n\n\\\nclass A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
     compile(source, "m.py", "exec")  # Python runs it
     assert ens000(source) == []
@@ -115,3 +116,34 @@ def test_nesting_is_judged_as_python_running_the_file_judges_it_from_any_depth(t
     ran = subprocess.run([sys.executable, str(tmp_path / "m.py")], capture_output=True, check=False).returncode == 0
     assert ran == runs
     assert [_parse_at_depth(depth, source) for depth in (0, 40, 400)] == [runs] * 3
+
+
+def test_backslash_lines_are_blank_for_libcst_only_where_python_reads_them_so():
+    from enslint.checker import as_libcst_reads
+
+    after_block = "class B:\n    def f(self):\n        return 1\n\n\\\nx = 1\n"
+    assert as_libcst_reads(after_block) == (after_block.replace("\\\n", " \n"), [])
+    in_string = 's = """\n\\\n"""\n'
+    assert as_libcst_reads(in_string)[0] == in_string  # data, not code
+    indented = "if x:\n    \\\n    y = 1\n"
+    assert as_libcst_reads(indented)[0] == "if x:\n     \n    y = 1\n"
+    other_indent = "if x:\n    y = 1\n\\\n    z = 1\n"  # Python: `z = 1` at column 0 - not a blank line
+    assert as_libcst_reads(other_indent)[0] == other_indent
+    for source in (after_block, in_string, indented):
+        compile(source, "m.py", "exec")
+        compile(as_libcst_reads(source)[0], "m.py", "exec")
+
+
+def test_a_file_with_a_backslash_line_is_fixed_and_keeps_it(tmp_path):
+    from test_cli import FLAGGED
+
+    from enslint.engine.transaction import fix_file
+
+    source = "def helper():\n    return 1\n\n\\\n" + FLAGGED
+    path = tmp_path / "m.py"
+    path.write_text(source)
+    job = FileJob("m.py", str(path), Config(root=tmp_path).enabled_codes(), Settings())
+    outcome = fix_file(job, True)
+    assert outcome.error is None and outcome.changed and outcome.remaining == []
+    assert "\n\\\n" in outcome.after
+    compile(outcome.after, "m.py", "exec")
