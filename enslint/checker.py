@@ -138,38 +138,41 @@ def _first_line(text: object) -> str:
     return lines[0] if lines else "invalid syntax"
 
 
-# Python's nesting budget (how long a sum, how deep a call chain it parses) is a
-# multiple of the recursion limit less the depth of the stack it is parsed from. A fresh
-# interpreter running a file parses it with a limit of 1000 and an empty stack; enslint
-# parses in a new thread (an empty stack wherever enslint is) with this limit: 1000 plus
-# the thread's own frames, measured so that every nesting `python file.py` runs is
-# accepted bar the last level, and none it refuses (benchmarks/limits.py).
-_FRESH_RECURSION_LIMIT = 1005
+# Python's verdict on a file is `compile`'s (parsing, then the checks a tree does not
+# make: `break` outside a loop, a late `from __future__` import). Its nesting budget
+# (how long a sum, how deep a call chain) is a multiple of the recursion limit less the
+# depth of the stack it runs from: a fresh interpreter running a file has a limit of
+# 1000 and an empty stack. enslint compiles in a new thread (an empty stack wherever
+# enslint is) with 1000 plus the thread's own frames, measured on 9 families of nesting
+# so that the verdict is `python file.py`'s exactly (benchmarks/limits.py). Trees are
+# built after the verdict, with a little more room: never the reason a file is refused.
+_VERDICT_RECURSION_LIMIT = 1005
+_TREE_RECURSION_LIMIT = 1010
 _PARSER_STACK_BYTES = 32 * 1024 * 1024  # the main thread's, or more: some platforms give threads 512 KB
 
 
-def python_parse(source: str) -> ast.Module:
-    """Parse with Python's own parser, raising its errors but not its warnings; nested
-    code is judged as `python file.py` judges it, wherever this is called from."""
+def _in_fresh_thread(work, recursion_limit: int):
+    """`work()` on an empty stack, under `recursion_limit`, its warnings silenced;
+    what it raises is raised here."""
     import threading
 
     outcome: list = []
 
-    def parse() -> None:
+    def run() -> None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
-                outcome.append(ast.parse(source))
+                outcome.append(work())
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             outcome.append(error)
 
     limit, stack = sys.getrecursionlimit(), threading.stack_size()
-    sys.setrecursionlimit(_FRESH_RECURSION_LIMIT)
+    sys.setrecursionlimit(recursion_limit)
     threading.stack_size(_PARSER_STACK_BYTES)
     try:
-        parser = threading.Thread(target=parse, name="enslint-python-parse")
-        parser.start()
-        parser.join()
+        worker = threading.Thread(target=run, name="enslint-python-parser")
+        worker.start()
+        worker.join()
     finally:
         threading.stack_size(stack)
         sys.setrecursionlimit(limit)
@@ -178,19 +181,67 @@ def python_parse(source: str) -> ast.Module:
     return outcome[0]
 
 
+def python_check(source: str) -> None:
+    """Raise what `python file.py` raises on `source` before running it (SyntaxError,
+    RecursionError, ValueError, MemoryError), wherever this is called from. Linear up
+    to PIECE_BYTES; past about 500 KB Python's compiler is not (5 MB: 26 s)."""
+    _in_fresh_thread(lambda: compile(source, "<file>", "exec", dont_inherit=True), _VERDICT_RECURSION_LIMIT)
+
+
+def python_parse(source: str) -> ast.Module:
+    """Python's tree of `source` (its parse errors raised, not its warnings)."""
+    return _in_fresh_thread(lambda: ast.parse(source), _TREE_RECURSION_LIMIT)
+
+
+def _python_error(job: FileJob, error: BaseException, first_line: int = 1) -> list[Diagnostic]:
+    """ENS000 for what Python raised on the text that starts at the file's `first_line`."""
+    if isinstance(error, SyntaxError):
+        return _error(job, f"syntax error for Python {_PYTHON}: {_first_line(error.msg)}", (error.lineno or 1) + first_line - 1, error.offset or 1)
+    return _error(job, f"cannot parse: {_first_line(error)}", first_line)
+
+
+_PYTHON_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
+
+
 def _python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
-    tree = _python_tree(job, source)
-    return tree if isinstance(tree, list) else None
+    """The file's ENS000 when Python rejects it, else None."""
+    try:
+        python_check(source)
+    except _PYTHON_ERRORS as error:
+        return _python_error(job, error)
+    return None
 
 
 def _python_tree(job: FileJob, source: str) -> ast.Module | list[Diagnostic]:
-    """Python's tree of the file, or its ENS000 (what Python rejects)."""
+    """Python's tree of a big file, or its ENS000. The verdict is compile's, statement
+    by statement (the whole file at once would take minutes)."""
     try:
-        return python_parse(source)
-    except SyntaxError as error:
-        return _error(job, f"syntax error for Python {_PYTHON}: {_first_line(error.msg)}", error.lineno or 1, error.offset or 1)
-    except (ValueError, RecursionError, MemoryError) as error:
-        return _error(job, f"cannot parse: {_first_line(error)}")
+        tree = python_parse(source)
+    except _PYTHON_ERRORS as error:
+        return _python_error(job, error)
+    return _statement_errors(job, tree, source) or tree
+
+
+def _statement_errors(job: FileJob, tree: ast.Module, source: str) -> list[Diagnostic] | None:
+    """What compile rejects in a parsed file, found statement by statement (each one
+    compiled alone), and a `from __future__` import after other statements (which
+    Python allows only at the top)."""
+    starts = line_starts(source)
+    opening = True
+    for index, statement in enumerate(tree.body):
+        future = isinstance(statement, ast.ImportFrom) and statement.module == "__future__"
+        docstring = index == 0 and isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
+        if future and not opening:
+            return _error(job, f"syntax error for Python {_PYTHON}: from __future__ imports must occur at the beginning of the file", statement.lineno, statement.col_offset + 1)
+        opening = opening and (future or docstring)
+        first = min([statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", ()))])
+        last = statement.end_lineno or statement.lineno
+        text = source[starts[first - 1] : starts[last] if last < len(starts) else len(source)]
+        try:
+            python_check(text)
+        except _PYTHON_ERRORS as error:
+            return _python_error(job, error, first)
+    return None
 
 
 # libcst's native parser nests a chain of `and` (or of `or`) one level per operand,
@@ -202,10 +253,13 @@ MAX_BOOLEAN_OPERANDS = 5_000
 _BOOLEAN_WORD = re.compile(r"\b(?:and|or)\b")
 
 
-def _past_libcst_limits(job: FileJob, tree: ast.Module, source: str) -> list[Diagnostic] | None:
-    """The ENS000 of a file Python accepts but libcst's parser could not survive."""
+def _past_libcst_limits(job: FileJob, tree: ast.Module | None, source: str) -> list[Diagnostic] | None:
+    """The ENS000 of a file Python accepts but libcst's parser could not survive; its
+    tree (None: parsed here, when the text leaves a doubt)."""
     if len(_BOOLEAN_WORD.findall(source)) < MAX_BOOLEAN_OPERANDS - 1:
         return None  # no chain can be that long: the text has too few operators
+    if tree is None:
+        tree = python_parse(source)
     for node in ast.walk(tree):
         if isinstance(node, ast.BoolOp) and len(node.values) > MAX_BOOLEAN_OPERANDS:
             operator = "and" if isinstance(node.op, ast.And) else "or"
@@ -339,8 +393,7 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
         # builds it and hands back the pieces only.
         pieces = _big_file_pieces(job, source)
     else:
-        tree = _python_tree(job, source)
-        pieces = tree if isinstance(tree, list) else _past_libcst_limits(job, tree, source)
+        pieces = _python_syntax_error(job, source) or _past_libcst_limits(job, None, source)
     if isinstance(pieces, list) and pieces and isinstance(pieces[0], Diagnostic):
         return pieces, (), {}
     if project is not None:
@@ -381,12 +434,50 @@ def _tree_and_pieces(job: FileJob, source: str):
 
 
 def _big_file_pieces(job: FileJob, source: str):
+    """`_tree_and_pieces` of a big file, its chunks described side by side, each in a
+    short-lived process (pieces.py): Python's tree of the whole file would take most of
+    a GB, which a process keeps once freed. A chunk that does not parse on its own, or
+    any doubt, and the file is parsed whole, once, for Python's own answer."""
+    from enslint.analysis.pieces import chunks, join_chunks, pieces_of
     from enslint.workers import in_process, isolated_map
 
+    parts = chunks(source)
     if in_process():
-        return _tree_and_pieces(job, source)
-    (result,) = isolated_map(lambda text: _tree_and_pieces(job, text), [source], 1, lambda text, why: crashed_outcome(job, why).diagnostics)
-    return result
+        described = [_chunk_segments(job, part) for part in parts] if len(parts) > 1 else [None]
+    else:
+        cores = min(os.cpu_count() or 1, len(parts))
+        whole = [None] if len(parts) < 2 else None
+        described = whole or isolated_map(lambda part: _chunk_segments(job, part), parts, cores, lambda part, why: None)
+    for found in described:
+        if found is not None and found and isinstance(found[0], Diagnostic):
+            return found  # past libcst's limits: the file's answer
+    if any(found is None for found in described):
+        if in_process():
+            return _tree_and_pieces(job, source)
+        (result,) = isolated_map(lambda text: _tree_and_pieces(job, text), [source], 1, lambda text, why: crashed_outcome(job, why).diagnostics)
+        return result
+    return pieces_of(join_chunks(described), source)
+
+
+_FUTURE_IMPORT = re.compile(r"^from[ \t]+__future__[ \t]", re.MULTILINE)
+
+
+def _chunk_segments(job: FileJob, part: tuple[int, str]):
+    """A chunk's segments; its ENS000 when it is past libcst's limits; None when only a
+    parse of the whole file can tell (the chunk does not parse on its own, or a future
+    import that must open the file)."""
+    from enslint.analysis.pieces import chunk_segments
+
+    first_line, text = part
+    if first_line > 1 and _FUTURE_IMPORT.search(text):
+        return None
+    numbered = "\n" * (first_line - 1) + text  # lines numbered as in the file
+    try:
+        python_check(numbered)
+        tree = python_parse(numbered)
+    except _PYTHON_ERRORS:
+        return None
+    return _past_libcst_limits(job, tree, text) or chunk_segments(tree, first_line, text)
 
 
 def _analyse_pieces(job: FileJob, pieces: list, project) -> list:

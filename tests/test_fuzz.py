@@ -41,10 +41,12 @@ def job(name: str = "fuzz.py") -> FileJob:
 
 
 def python_accepts(source: str | bytes) -> bool:
+    """Python's verdict: what `compile` takes (its parser's and its compiler's checks,
+    `break` outside a loop among them) runs."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ast.parse(source)
+            compile(source, "m.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True

@@ -130,3 +130,57 @@ def test_a_fix_reaching_over_left_out_text_is_dropped_not_misplaced():
     assert piece.file_offset(6, file_starts) == (24, 1)  # line 2 of the piece is line 5 of the file
     assert piece.file_offset(6, file_starts, end=True) == (6, 0)  # an end there closes line 1
     assert not piece.adjacent(0, 1)
+
+
+def _fields(segments) -> list[tuple]:
+    return [(s.first, s.last, s.defines, s.uses, s.imports, s.definition, s.classes, s.called) for s in segments]
+
+
+SOURCES = [text for p in FILES if ast.parse(text := p.read_text()).body]
+
+
+def test_chunks_described_one_by_one_give_the_segments_of_one_parse(monkeypatch):
+    """A big file's statements are described chunk by chunk (never one tree of the whole
+    file); joined, they are the segments of one parse of it: every fixture, and all of
+    them as one file, cut at every place a chunk may start."""
+    monkeypatch.setattr(pieces, "CHUNK_BYTES", 1)
+    for source in [*SOURCES, "\n\n".join(SOURCES)]:
+        parts = pieces.chunks(source)
+        assert "".join(text for _, text in parts) == source
+        described = [pieces.chunk_segments(ast.parse("\n" * (first - 1) + text), first, text) for first, text in parts]
+        assert _fields(pieces.join_chunks(described)) == _fields(pieces._segments(ast.parse(source), pieces._line_count(source)))
+
+
+def _big(monkeypatch, source: str, chunk: int):
+    """check_bytes of `source` as a big file in chunks of about `chunk` bytes."""
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 8 * 1024)
+    monkeypatch.setattr(pieces, "CHUNK_BYTES", chunk)
+    return check_bytes(FileJob("big.py", "big.py", CODES, Settings()), source.encode())
+
+
+BIG = "import copy\n\nimport torch\nfrom torch import nn\n" + "\n".join(TEMPLATE.format(n=n) for n in range(30))
+
+
+@pytest.mark.parametrize(
+    "where, insert",
+    [
+        ("none", ""),
+        ("a cut inside a string", 'NOTE = """\n\n\nclass NotAClass:\n    pass\n"""\n'),
+        ("a decorator apart from its function", "@functools.lru_cache(\n    maxsize=None,\n)\n\n\ndef cached():\n    return 1\n"),
+        ("a syntax error", "def broken(:\n    pass\n"),
+        ("a late future import", "\n\nfrom __future__ import annotations\n"),
+        ("a break outside a loop", "def ok():\n    return 1\n\n\nbreak\n"),
+        ("an and-chain libcst cannot survive", "y = " + " and ".join(["x"] * 6_000) + "\n"),
+    ],
+)
+def test_a_file_described_in_chunks_is_checked_as_one_parse_checks_it(monkeypatch, where, insert):
+    """Where a chunk does not parse on its own, or only the whole file can tell, the file
+    is parsed whole: the same findings, and the same ENS000 with Python's own message."""
+    middle = BIG.index("def clones_15")
+    source = BIG[:middle] + "\n\n" + insert + "\n\n" + BIG[middle:]
+    whole = _big(monkeypatch, source, 10**9)
+    assert _big(monkeypatch, source, 2 * 1024) == whole
+    if where in ("a syntax error", "a late future import", "a break outside a loop", "an and-chain libcst cannot survive"):
+        assert [d.code for d in whole] == ["ENS000"]
+    else:
+        assert len(whole) >= 3 * 30

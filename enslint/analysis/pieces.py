@@ -43,6 +43,7 @@ class _Segment:
     definition: bool = False  # a function or class
     classes: set[str] = field(default_factory=set)  # the classes it defines
     called: set[str] = field(default_factory=set)  # the names it calls (`Ensemble(...)`, `m.Ensemble(...)`)
+    end: int = 0  # the last line of its statements (`last` may run on over blank lines)
 
 
 @dataclass
@@ -99,9 +100,67 @@ def split(tree: ast.Module, source: str) -> list[Piece] | None:
     a piece would hold most of it)."""
     if len(source) <= PIECE_BYTES or not tree.body:
         return None
+    return pieces_of(_segments(tree, _line_count(source)), source)
+
+
+def _line_count(source: str) -> int:
     starts = line_starts(source)
-    lines = len(starts) if starts[-1] < len(source) else len(starts) - 1
-    segments = _segments(tree, lines)
+    return len(starts) if starts[-1] < len(source) else len(starts) - 1
+
+
+# Python's tree of a whole 5 MB file takes most of a GB. A big file is described in
+# chunks instead, each parsed by Python on its own (in parallel) and dropped once its
+# statements are described: a chunk starts at a top-level definition or import after
+# a blank line. A chunk that does not parse on its own (a cut inside a string, a
+# decorator cut from its function) sends the file back to one parse of the whole.
+CHUNK_BYTES = PIECE_BYTES
+_CHUNK_START = re.compile(r"(?<=\n\n)(?:(?:async[ \t]+)?def[ \t]|class[ \t]|@|import[ \t]|from[ \t])")
+
+
+def chunks(source: str) -> list[tuple[int, str]]:
+    """`source` cut into runs of lines of about CHUNK_BYTES, each (first line, text)."""
+    found: list[tuple[int, str]] = []
+    start, line = 0, 1
+    while len(source) - start > CHUNK_BYTES * 3 // 2:
+        cut = _CHUNK_START.search(source, start + CHUNK_BYTES)
+        if cut is None:
+            break
+        text = source[start : cut.start()]
+        found.append((line, text))
+        line += text.count("\n")
+        start = cut.start()
+    found.append((line, source[start:]))
+    return found
+
+
+def chunk_segments(tree: ast.Module, first_line: int, text: str) -> list[_Segment]:
+    """The segments of a chunk whose tree was parsed with its lines numbered as in the
+    file; the last one runs to the chunk's end (`join_chunks` puts the lines after its
+    statement back where a whole parse puts them)."""
+    last_line = first_line + max(_line_count(text), 1) - 1
+    if not tree.body:
+        return [_Segment(first_line, last_line, imports=True)]
+    return _segments(tree, last_line, first_line)
+
+
+def join_chunks(described: list[list[_Segment]]) -> list[_Segment]:
+    """The segments of the whole file from its chunks': the lines between one chunk's
+    last statement and the next chunk's first (blank lines, comments) go with the
+    statement after them, as in the segments of one parse."""
+    segments: list[_Segment] = []
+    for part in described:
+        if segments and part:
+            end = segments[-1].end or segments[-1].last
+            if part[0].end:  # a chunk with a statement
+                part[0].first = end + 1
+                segments[-1].last = end
+        segments.extend(part)
+    return segments
+
+
+def pieces_of(segments: list[_Segment], source: str) -> list[Piece] | None:
+    """The pieces made of a file's segments, or None to analyse it whole."""
+    starts = line_starts(source)
     texts = [source[starts[s.first - 1] : starts[s.last] if s.last < len(starts) else len(source)] for s in segments]
     words_all: Counter = Counter()
     words_of = []
@@ -186,10 +245,11 @@ def _closure(targets: list[int], segments: list[_Segment], defined_by, called_by
     return chosen
 
 
-def _segments(tree: ast.Module, lines: int) -> list[_Segment]:
+def _segments(tree: ast.Module, lines: int, first_line: int = 1) -> list[_Segment]:
     """The file's lines cut between top-level statements: a statement's segment starts
     after the previous one ends (its comments and decorators with it); statements that
-    share a line share a segment; the last segment runs to the end of the file."""
+    share a line share a segment; the last segment runs to the end of the file (or of
+    the chunk that starts at `first_line`)."""
     segments: list[_Segment] = []
     for statement in tree.body:
         end = statement.end_lineno or statement.lineno
@@ -197,8 +257,9 @@ def _segments(tree: ast.Module, lines: int) -> list[_Segment]:
             segment = segments[-1]
             segment.last = max(segment.last, end)
         else:
-            segment = _Segment(segments[-1].last + 1 if segments else 1, end, imports=True)
+            segment = _Segment(segments[-1].last + 1 if segments else first_line, end, imports=True)
             segments.append(segment)
+        segment.end = segment.last
         _describe(segment, statement)
     segments[-1].last = max(segments[-1].last, lines)
     return segments

@@ -25,7 +25,7 @@ from enslint.checker import (
     check_bytes,
     check_file,
     detect_encoding,
-    python_parse,
+    python_check,
     read_source,
 )
 from enslint.engine.edits import Fix, apply_fixes
@@ -80,7 +80,7 @@ def _parses(text: str) -> str | None:
     if len(text) > PIECE_BYTES:
         return None
     try:
-        python_parse(text)
+        python_check(text)
         cst.parse_module(as_libcst_reads(text)[0])
     except (cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
