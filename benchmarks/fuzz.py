@@ -129,6 +129,13 @@ def pathological(count: int) -> list[bytes]:
         "y = " + "not " * 20_000 + "x\n",
         "y = " + "lambda: " * 2000 + "x\n",
         "y = [" + "1, " * 200_000 + "]\n",
+        # Past libcst's limits (benchmarks/limits.py): its parser crashed on the chains.
+        "y = " + " and ".join(["x"] * 20_000) + "\n",
+        "y = " + " or ".join(["x"] * 20_000) + "\n",
+        "y = " + '"a" ' * 5_000 + "\n",
+        "y = [a" + " for a in x" * 5_000 + "]\n",
+        "y = " + " + ".join(["x"] * 2_990) + "\n",  # Python runs it; within a level of its limit
+        "def f():\n    return 1\n\n\\\n",  # a backslash-only line after a block
         's = "\\u12"\n',
         "type X = int\n",
         "x = 1\n\ufeffy = 2\n",

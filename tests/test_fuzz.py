@@ -12,7 +12,6 @@ The example counts are kept small for CI (a few seconds each); raise them with
 
 from __future__ import annotations
 
-import ast
 import os
 import warnings
 from pathlib import Path
