@@ -5,8 +5,8 @@
 
 Each file is made of small ensemble classes (heads stacked in a comprehension), every one
 of them a finding with fused rewrites. `check` runs with the cache off, `--fix` as a
-user runs it; each in its own process, its peak memory summed over it and its workers
-(RSS and PSS, see _MEASURE). A small file's per-class time is measured the same way, for
+user runs it; each in its own process, twice: once timed, once with its peak memory
+summed over it and its workers (RSS and PSS, see _MEASURE). A small file's per-class time is measured the same way, for
 the rate comparison.
 """
 
@@ -77,12 +77,13 @@ def field(path, name):
     except (OSError, StopIteration):
         return 0
 
+sample = sys.argv.pop(1) == "sample"
 start = time.perf_counter()
 output = tempfile.TemporaryFile("w+")  # a pipe would fill and stall a run of many findings
 process = subprocess.Popen(sys.argv[1:], stdout=output, stderr=subprocess.DEVNULL, text=True)
 rss = pss = 0
 while process.poll() is None:
-    if os.path.isdir("/proc"):
+    if sample and os.path.isdir("/proc"):
         pids = tree(process.pid)
         rss = max(rss, sum(field(f"/proc/{pid}/status", "VmRSS:") for pid in pids))
         pss = max(pss, sum(field(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in pids))
@@ -96,9 +97,10 @@ print(seconds, rss / 1024, (pss or rss) / 1024, lines[-1], sep="\\t")
 """
 
 
-def run(args: list[str], cwd: Path) -> tuple[float, float, float, str]:
-    """Seconds, peak MB summed over enslint and its workers (RSS, PSS), the last line of output."""
-    command = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "enslint", *args]
+def run(args: list[str], cwd: Path, sample: bool) -> tuple[float, float, float, str]:
+    """Seconds, peak MB summed over enslint and its workers (RSS, PSS; sampled only when
+    `sample`), the last line of output."""
+    command = [sys.executable, "-c", _MEASURE, "sample" if sample else "time", sys.executable, "-m", "enslint", *args]
     measured = subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd)
     seconds, rss, pss, last = measured.stdout.rstrip("\n").split("\t", 3)
     return float(seconds), float(rss), float(pss), last
@@ -142,7 +144,12 @@ def main() -> None:
             original = path.read_text()
             for label, args in commands:
                 shutil.rmtree(folder / CACHE_FOLDER, ignore_errors=True)
-                seconds, rss, pss, last = run(args, folder)
+                # Reading /proc's memory maps ten times a second takes CPU from the run:
+                # the time is that of a run of its own, the memory a second run's.
+                seconds, _, _, last = run(args, folder, sample=False)
+                path.write_text(original)
+                shutil.rmtree(folder / CACHE_FOLDER, ignore_errors=True)
+                _, rss, pss, _ = run(args, folder, sample=True)
                 print(f"{name:<16} {len(original):>10,} {count:>8,} {label:<8} {seconds:>8.1f} {1000 * seconds / count:>9.2f} {rss:>7.0f} {pss:>7.0f}  {last[:60]}")
                 path.write_text(original)
     finally:
