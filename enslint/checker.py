@@ -151,15 +151,32 @@ _TREE_RECURSION_LIMIT = 1010
 _PARSER_STACK_BYTES = 32 * 1024 * 1024  # the main thread's, or more: some platforms give threads 512 KB
 
 
-def _in_fresh_thread(work, recursion_limit: int):
-    """`work()` on an empty stack, under `recursion_limit`, its warnings silenced;
-    what it raises is raised here."""
+# libcst's parser and code generation, and the analysis over their trees, recurse a few
+# frames per level of nesting: they run in a thread of their own with room for all of
+# Python's (about 3,000 levels; benchmarks/limits.py), where the main thread's stack and
+# recursion limit stopped them near 490 ("nested too deeply to analyse").
+_ANALYSIS_RECURSION_LIMIT = 30_000
+_ANALYSIS_STACK_BYTES = 256 * 1024 * 1024  # reserved, touched only as deep as it goes
+
+
+def analysed_deep(work):
+    """`work()` (libcst's parse, the analysis) in a thread with room for any nesting
+    Python takes."""
+    return _in_fresh_thread(work, _ANALYSIS_RECURSION_LIMIT, _ANALYSIS_STACK_BYTES, quiet=False)
+
+
+def _in_fresh_thread(work, recursion_limit: int, stack_bytes: int = _PARSER_STACK_BYTES, quiet: bool = True):
+    """`work()` on an empty stack of `stack_bytes`, under `recursion_limit`, its warnings
+    silenced (`quiet`); what it raises is raised here."""
     import threading
 
     outcome: list = []
 
     def run() -> None:
         try:
+            if not quiet:
+                outcome.append(work())
+                return
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
                 outcome.append(work())
@@ -168,7 +185,7 @@ def _in_fresh_thread(work, recursion_limit: int):
 
     limit, stack = sys.getrecursionlimit(), threading.stack_size()
     sys.setrecursionlimit(recursion_limit)
-    threading.stack_size(_PARSER_STACK_BYTES)
+    threading.stack_size(stack_bytes)
     try:
         worker = threading.Thread(target=run, name="enslint-python-parser")
         worker.start()
@@ -399,7 +416,7 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
     if project is not None:
         project.begin(job.filename, job.names)
     if pieces is None:
-        result = _analyse_text(job, source, project)
+        result = analysed_deep(lambda: _analyse_text(job, source, project))
         if isinstance(result, list):
             return result, (), {}
         diagnostics, exports = result
@@ -488,12 +505,12 @@ def _analyse_pieces(job: FileJob, pieces: list, project) -> list:
 
     cores = os.cpu_count() or 1
     if len(pieces) < 2 or cores < 2 or in_process():
-        return [_analyse_text(job, piece.source, project, piece) for piece in pieces]
+        return [analysed_deep(lambda: _analyse_text(job, piece.source, project, piece)) for piece in pieces]
 
     def analyse(piece):
         if project is not None:
             project.begin(job.filename, job.names)
-        result = _analyse_text(job, piece.source, project, piece)
+        result = analysed_deep(lambda: _analyse_text(job, piece.source, project, piece))
         return result, (project.dependencies(), set(project.unread)) if project is not None else None
 
     def died(piece, reason: str):

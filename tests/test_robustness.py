@@ -152,3 +152,55 @@ def test_a_file_with_a_backslash_line_is_fixed_and_keeps_it(tmp_path):
     assert outcome.error is None and outcome.changed and outcome.remaining == []
     assert "\n\\\n" in outcome.after
     compile(outcome.after, "m.py", "exec")
+
+
+FLAGGED_TAIL = """
+
+class Heads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleList([nn.Linear(8, 1) for _ in range(4)])
+
+    def forward(self, x):
+        return torch.stack([head(x) for head in self.heads], dim=1)
+"""
+
+DEEP = {
+    "sum": lambda n: "y = " + " + ".join(["x"] * n),
+    "subscripts": lambda n: "y = x" + "[0]" * n,
+    "calls": lambda n: "y = f" + "()" * n,
+    "elif": lambda n: "if x:\n    pass\n" + "elif x:\n    pass\n" * n,
+    "ternary": lambda n: "y = " + "x if x else " * n + "x",
+}
+
+
+@pytest.mark.parametrize("family, levels", [("sum", 2_990), ("elif", 2_990), ("ternary", 2_000), ("subscripts", 1_000), ("calls", 1_000)])
+def test_code_nested_as_deep_as_python_takes_is_analysed(family, levels):
+    """libcst and the analysis recurse a few frames per level: below enslint's own frames
+    they stopped near 490 levels ("file is nested too deeply to analyse") where Python
+    takes about 3,000. They now run in a thread with room for all of it."""
+    from helpers import findings_for
+
+    source = HEADER + DEEP[family](levels) + "\n" + FLAGGED_TAIL
+    assert ens000(source) == []
+    assert [code for _, code in findings_for(source)] == ["ENS001"]
+
+
+def test_positions_of_a_module_too_deep_to_generate_raise_recursion_error():
+    """The class-based position context recorded its node even while a RecursionError
+    rose through it, and turned it into a KeyError (an internal error, not ENS000)."""
+    import sys
+
+    import libcst
+
+    from enslint.analysis.positions import Positions
+
+    source = "if x:\n    pass\n" + "elif x:\n    pass\n" * 600
+    module = libcst.parse_module(source)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)
+    try:
+        with pytest.raises(RecursionError):
+            Positions(module, source)
+    finally:
+        sys.setrecursionlimit(limit)

@@ -71,7 +71,9 @@ class _Recording:
     def __enter__(self) -> None:
         self.start = self.state.length
 
-    def __exit__(self, *exception) -> bool:
+    def __exit__(self, kind, *exception) -> bool:
+        if kind is not None:
+            return False  # code generation failed (too deep): nothing to record, let it rise
         offsets = self.state.offsets
         start = offsets[id(self.start_node)][0] if self.start_node is not None else self.start
         end = offsets[id(self.end_node)][1] if self.end_node is not None else self.state.length

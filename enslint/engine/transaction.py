@@ -75,13 +75,13 @@ def _parses(text: str) -> str | None:
     import libcst as cst
 
     from enslint.analysis.pieces import PIECE_BYTES
-    from enslint.checker import as_libcst_reads
+    from enslint.checker import analysed_deep, as_libcst_reads
 
     if len(text) > PIECE_BYTES:
         return None
     try:
         python_check(text)
-        cst.parse_module(as_libcst_reads(text)[0])
+        analysed_deep(lambda: cst.parse_module(as_libcst_reads(text)[0]))
     except (cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return None
