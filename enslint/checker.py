@@ -11,7 +11,6 @@ import os
 import re
 import sys
 import tokenize
-import warnings
 from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses
 from enslint.analysis.positions import LINE_END, Positions, line_starts
 from enslint.cache import CacheEntry, ResultCache, entry_key
 from enslint.engine.edits import Edit, Fix
+from enslint.parsing import analysed_deep, as_libcst_reads, python_check, python_parse
 from enslint.rules import ALL_RULES, Settings
 
 PARSE_ERROR = "ENS000"
@@ -138,78 +138,6 @@ def _first_line(text: object) -> str:
     return lines[0] if lines else "invalid syntax"
 
 
-# Python's verdict on a file is `compile`'s (parsing, then the checks a tree does not
-# make: `break` outside a loop, a late `from __future__` import). Its nesting budget
-# (how long a sum, how deep a call chain) is a multiple of the recursion limit less the
-# depth of the stack it runs from: a fresh interpreter running a file has a limit of
-# 1000 and an empty stack. enslint compiles in a new thread (an empty stack wherever
-# enslint is) with 1000 plus the thread's own frames, measured on 9 families of nesting
-# so that the verdict is `python file.py`'s exactly (benchmarks/limits.py). Trees are
-# built after the verdict, with a little more room: never the reason a file is refused.
-_VERDICT_RECURSION_LIMIT = 1005
-_TREE_RECURSION_LIMIT = 1010
-_PARSER_STACK_BYTES = 32 * 1024 * 1024  # the main thread's, or more: some platforms give threads 512 KB
-
-
-# libcst's parser and code generation, and the analysis over their trees, recurse a few
-# frames per level of nesting: they run in a thread of their own with room for all of
-# Python's (about 3,000 levels; benchmarks/limits.py), where the main thread's stack and
-# recursion limit stopped them near 490 ("nested too deeply to analyse").
-_ANALYSIS_RECURSION_LIMIT = 30_000
-_ANALYSIS_STACK_BYTES = 256 * 1024 * 1024  # reserved, touched only as deep as it goes
-
-
-def analysed_deep(work):
-    """`work()` (libcst's parse, the analysis) in a thread with room for any nesting
-    Python takes."""
-    return _in_fresh_thread(work, _ANALYSIS_RECURSION_LIMIT, _ANALYSIS_STACK_BYTES, quiet=False)
-
-
-def _in_fresh_thread(work, recursion_limit: int, stack_bytes: int = _PARSER_STACK_BYTES, quiet: bool = True):
-    """`work()` on an empty stack of `stack_bytes`, under `recursion_limit`, its warnings
-    silenced (`quiet`); what it raises is raised here."""
-    import threading
-
-    outcome: list = []
-
-    def run() -> None:
-        try:
-            if not quiet:
-                outcome.append(work())
-                return
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
-                outcome.append(work())
-        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
-            outcome.append(error)
-
-    limit, stack = sys.getrecursionlimit(), threading.stack_size()
-    sys.setrecursionlimit(recursion_limit)
-    threading.stack_size(stack_bytes)
-    try:
-        worker = threading.Thread(target=run, name="enslint-python-parser")
-        worker.start()
-        worker.join()
-    finally:
-        threading.stack_size(stack)
-        sys.setrecursionlimit(limit)
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
-
-
-def python_check(source: str) -> None:
-    """Raise what `python file.py` raises on `source` before running it (SyntaxError,
-    RecursionError, ValueError, MemoryError), wherever this is called from. Linear up
-    to PIECE_BYTES; past about 500 KB Python's compiler is not (5 MB: 26 s)."""
-    _in_fresh_thread(lambda: compile(source, "<file>", "exec", dont_inherit=True), _VERDICT_RECURSION_LIMIT)
-
-
-def python_parse(source: str) -> ast.Module:
-    """Python's tree of `source` (its parse errors raised, not its warnings)."""
-    return _in_fresh_thread(lambda: ast.parse(source), _TREE_RECURSION_LIMIT)
-
-
 def _python_error(job: FileJob, error: BaseException, first_line: int = 1) -> list[Diagnostic]:
     """ENS000 for what Python raised on the text that starts at the file's `first_line`."""
     if isinstance(error, SyntaxError):
@@ -261,23 +189,32 @@ def _statement_errors(job: FileJob, tree: ast.Module, source: str) -> list[Diagn
     return None
 
 
-# libcst's native parser nests a chain of `and` (or of `or`) one level per operand,
-# and its process dies (SIGSEGV) past about 7,000 operands, where Python, which keeps
-# the chain flat, takes 100,000 and more (benchmarks/limits.py: every other construct
-# measured there either parses or fails with an exception). Chains are stopped well
-# short of the crash.
+# Where libcst's parser takes less than Python (benchmarks/limits.py, 27 families of
+# deep and wide constructs; every other one parses to Python's own limit):
+# - it nests a chain of `and` (or of `or`) one level per operand, and its process dies
+#   (SIGSEGV) past about 7,000 operands, where Python takes 100,000 and more: chains
+#   are stopped well short of the crash;
+# - it rejects more than 3,000 strings written one after another (implicitly
+#   concatenated), and more than 3,000 `for` clauses in one comprehension.
+# A file past one of them is ENS000 "cannot analyse" with the construct and its line,
+# told from Python's tree (and tokens) without calling libcst.
 MAX_BOOLEAN_OPERANDS = 5_000
+MAX_ADJACENT_STRINGS = 3_000
+MAX_COMPREHENSION_CLAUSES = 3_000
 _BOOLEAN_WORD = re.compile(r"\b(?:and|or)\b")
+_FOR_WORD = re.compile(r"\bfor\b")
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
 
 def _past_libcst_limits(job: FileJob, tree: ast.Module | None, source: str) -> list[Diagnostic] | None:
-    """The ENS000 of a file Python accepts but libcst's parser could not survive; its
-    tree (None: parsed here, when the text leaves a doubt)."""
-    if len(_BOOLEAN_WORD.findall(source)) < MAX_BOOLEAN_OPERANDS - 1:
-        return None  # no chain can be that long: the text has too few operators
-    if tree is None:
+    """The ENS000 of a file Python accepts but libcst's parser could not take; its tree
+    (None: parsed here, where the text leaves a doubt). Each limit is first bounded by a
+    count over the text, which rules it out for any ordinary file."""
+    chains = len(_BOOLEAN_WORD.findall(source)) >= MAX_BOOLEAN_OPERANDS
+    clauses = len(_FOR_WORD.findall(source)) > MAX_COMPREHENSION_CLAUSES
+    if (chains or clauses) and tree is None:
         tree = python_parse(source)
-    for node in ast.walk(tree):
+    for node in ast.walk(tree) if chains or clauses else ():
         if isinstance(node, ast.BoolOp) and len(node.values) > MAX_BOOLEAN_OPERANDS:
             operator = "and" if isinstance(node.op, ast.And) else "or"
             return _error(
@@ -287,7 +224,47 @@ def _past_libcst_limits(job: FileJob, tree: ast.Module | None, source: str) -> l
                 node.lineno,
                 node.col_offset + 1,
             )
+        if isinstance(node, _COMPREHENSIONS) and len(node.generators) > MAX_COMPREHENSION_CLAUSES:
+            return _error(
+                job,
+                f"cannot analyse: a comprehension of {len(node.generators):,} `for` clauses is more than libcst's parser "
+                f"takes ({MAX_COMPREHENSION_CLAUSES:,})",
+                node.lineno,
+                node.col_offset + 1,
+            )
+    if source.count('"') + source.count("'") > 2 * MAX_ADJACENT_STRINGS:
+        run = _longest_string_run(source)
+        if run is not None and run[0] > MAX_ADJACENT_STRINGS:
+            return _error(
+                job,
+                f"cannot analyse: {run[0]:,} strings written one after another are more than libcst's parser takes "
+                f"({MAX_ADJACENT_STRINGS:,})",
+                run[1],
+                run[2],
+            )
     return None
+
+
+def _longest_string_run(source: str) -> tuple[int, int, int] | None:
+    """The most string tokens in a row (implicit concatenation; line breaks and comments
+    between them allowed), with where the run starts; None if Python's tokenizer fails."""
+    import io
+
+    best = (0, 1, 1)
+    count, start = 0, (1, 0)
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.STRING:
+                if count == 0:
+                    start = token.start
+                count += 1
+                if count > best[0]:
+                    best = (count, start[0], start[1] + 1)
+            elif token.type not in (tokenize.NL, tokenize.COMMENT):
+                count = 0
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+    return best
 
 
 def check_file(job: FileJob) -> list[Diagnostic]:
@@ -405,9 +382,6 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
     # (5,000 parentheses, a 50,000-term sum) never reaches libcst's native parser, which
     # can crash the whole process on it.
     if len(source) > PIECE_BYTES:
-        # Python's tree of a big file takes hundreds of MB that the process keeps once
-        # freed, and every piece's process would start with them: a short-lived process
-        # builds it and hands back the pieces only.
         pieces = _big_file_pieces(job, source)
     else:
         pieces = _python_syntax_error(job, source) or _past_libcst_limits(job, None, source)
@@ -459,12 +433,13 @@ def _big_file_pieces(job: FileJob, source: str):
     from enslint.workers import in_process, isolated_map
 
     parts = chunks(source)
-    if in_process():
-        described = [_chunk_segments(job, part) for part in parts] if len(parts) > 1 else [None]
+    if len(parts) < 2:
+        described: list = [None]  # one chunk: the whole file's parse
+    elif in_process():
+        described = [_chunk_segments(job, part) for part in parts]
     else:
         cores = min(os.cpu_count() or 1, len(parts))
-        whole = [None] if len(parts) < 2 else None
-        described = whole or isolated_map(lambda part: _chunk_segments(job, part), parts, cores, lambda part, why: None)
+        described = isolated_map(lambda part: _chunk_segments(job, part), parts, cores, lambda part, why: None)
     for found in described:
         if found is not None and found and isinstance(found[0], Diagnostic):
             return found  # past libcst's limits: the file's answer
@@ -549,86 +524,6 @@ def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[
         return result
     found, exports = result
     return [_restored(d, dropped, text, source) for d in found], exports
-
-
-def as_libcst_reads(source: str) -> tuple[str, list[int]]:
-    """The text libcst is given for `source`, and the offsets of `source` it leaves out.
-
-    libcst's tokenizer stumbles where Python's does not: on a form feed in indentation
-    (Python restarts the column count after it), and on a line holding only a backslash
-    after an indented block (Python joins it to the next line). The form-fed
-    indentation is left out, and every position is put back where the file has it; the
-    backslash becomes a space (a blank line, as Python reads it), in place."""
-    text, dropped = _without_form_feeds(source)
-    return _without_backslash_lines(text), dropped
-
-
-def _string_lines(source: str) -> set[int] | None:
-    """The lines that continue a string (their text is data), None if Python's tokenizer
-    cannot read `source`."""
-    import io
-
-    inside: set[int] = set()
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
-                inside.update(range(token.start[0] + 1, token.end[0] + 1))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return None
-    return inside
-
-
-_BACKSLASH_LINE = re.compile(r"^([ \t]*)\\(?=\r?\n)", re.MULTILINE)
-
-
-def _without_backslash_lines(source: str) -> str:
-    """`source` with each line that holds only a backslash (outside strings) made blank,
-    where the next line has the same indentation: Python reads the two lines as the
-    next one alone, whose indentation is then the backslash line's."""
-    if "\\" not in source:
-        return source
-    found = list(_BACKSLASH_LINE.finditer(source))
-    if not found:
-        return source
-    inside = _string_lines(source)
-    if inside is None:
-        return source
-    starts = line_starts(source)
-    text = list(source)
-    for match in found:
-        number = bisect_right(starts, match.start())
-        if number in inside or number >= len(starts):
-            continue
-        following = source[starts[number] : starts[number + 1] if number + 1 < len(starts) else len(source)]
-        if following[: len(following) - len(following.lstrip(" \t"))] == match.group(1):
-            text[match.end() - 1] = " "
-    return "".join(text)
-
-
-_FORM_FED_INDENT = re.compile(r"[ \t\f]*\f")
-
-
-def _without_form_feeds(source: str) -> tuple[str, list[int]]:
-    """`source` less the indentation up to the last form feed on each line (outside
-    strings), and the offsets of what was left out: Python counts indentation from after
-    the form feed. The same text and nothing left out when there is no such line."""
-    if "\f" not in source:
-        return source, []
-    inside_strings = _string_lines(source)
-    if inside_strings is None:
-        return source, []
-    kept: list[str] = []
-    dropped: list[int] = []
-    starts = line_starts(source)
-    for number, start in enumerate(starts, 1):
-        end = starts[number] if number < len(starts) else len(source)
-        line = source[start:end]
-        found = _FORM_FED_INDENT.match(line) if number not in inside_strings else None
-        if found:
-            dropped.extend(range(start, start + found.end()))
-            line = line[found.end() :]
-        kept.append(line)
-    return "".join(kept), dropped
 
 
 def _restored(d: Diagnostic, dropped: list[int], code: str, source: str) -> Diagnostic:

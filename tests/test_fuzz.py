@@ -13,6 +13,8 @@ The example counts are kept small for CI (a few seconds each); raise them with
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -41,12 +43,18 @@ def job(name: str = "fuzz.py") -> FileJob:
 
 def python_accepts(source: str | bytes) -> bool:
     """Python's verdict: what `compile` takes (its parser's and its compiler's checks,
-    `break` outside a loop among them) runs."""
+    `break` outside a loop among them) runs. Its nesting budget shrinks with the caller's
+    stack, so code nested too deeply here is judged by a fresh interpreter, as `python
+    file.py` judges it (the limit makes up for the frame `-c` runs in)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             compile(source, "m.py", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except RecursionError:
+        data = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
+        script = "import sys; sys.setrecursionlimit(1002); compile(sys.stdin.buffer.read(), 'm.py', 'exec')"
+        return subprocess.run([sys.executable, "-c", script], input=data, capture_output=True, check=False).returncode == 0
+    except (SyntaxError, ValueError, MemoryError):
         return False
     return True
 

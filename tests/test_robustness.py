@@ -63,6 +63,26 @@ def test_a_backslash_only_line_after_a_block_is_analysed():
 TAIL = "class A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
 
 
+@pytest.mark.parametrize(
+    "body, said",
+    [
+        ("y = " + '"a" ' * 3_500 + "\n", "3,500 strings written one after another are more than libcst's parser takes (3,000)"),
+        ("y = (\n" + '    "a"  # part\n' * 3_500 + ")\n", "3,500 strings written one after another"),
+        ("y = [a" + " for a in x" * 3_500 + "]\n", "a comprehension of 3,500 `for` clauses is more than libcst's parser takes (3,000)"),
+    ],
+    ids=["strings", "strings-over-lines", "comprehension-clauses"],
+)
+def test_constructs_libcst_rejects_are_named_not_blamed_on_its_syntax(body, said):
+    """libcst's parser rejects these where Python takes them (benchmarks/limits.py): the
+    ENS000 said "libcst cannot parse this syntax", which reads as a syntax error. It now
+    names the construct and libcst's measured limit, without calling libcst."""
+    (message,) = ens000(HEADER + body + TAIL)
+    assert said in message and message.startswith("cannot analyse: ")
+    at_the_limit = {"strings": "y = " + '"a" ' * 3_000, "comprehension": "y = [a" + " for a in x" * 3_000 + "]"}
+    kind = "comprehension" if "comprehension" in said else "strings"
+    assert ens000(HEADER + at_the_limit[kind] + "\n" + TAIL) == []  # libcst takes it: analysed
+
+
 @pytest.mark.parametrize("operator", ["and", "or"])
 @pytest.mark.parametrize("size", ["small", "big"])
 def test_a_boolean_chain_libcst_cannot_survive_is_ens000_without_a_crash(operator, size, tmp_path):
@@ -96,7 +116,7 @@ def test_a_boolean_chain_within_the_limit_is_analysed():
 
 
 def _parse_at_depth(depth: int, source: str) -> bool:
-    from enslint.checker import python_check
+    from enslint.parsing import python_check
 
     if depth:
         return _parse_at_depth(depth - 1, source)
@@ -124,7 +144,7 @@ def test_nesting_is_judged_as_python_running_the_file_judges_it_from_any_depth(t
 
 
 def test_backslash_lines_are_blank_for_libcst_only_where_python_reads_them_so():
-    from enslint.checker import as_libcst_reads
+    from enslint.parsing import as_libcst_reads
 
     after_block = "class B:\n    def f(self):\n        return 1\n\n\\\nx = 1\n"
     assert as_libcst_reads(after_block) == (after_block.replace("\\\n", " \n"), [])

@@ -25,10 +25,10 @@ from enslint.checker import (
     check_bytes,
     check_file,
     detect_encoding,
-    python_check,
     read_source,
 )
 from enslint.engine.edits import Fix, apply_fixes
+from enslint.parsing import analysed_deep, as_libcst_reads, python_check
 
 MAX_PASSES = 10
 
@@ -75,7 +75,6 @@ def _parses(text: str) -> str | None:
     import libcst as cst
 
     from enslint.analysis.pieces import PIECE_BYTES
-    from enslint.checker import analysed_deep, as_libcst_reads
 
     if len(text) > PIECE_BYTES:
         return None
