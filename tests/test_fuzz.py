@@ -12,6 +12,7 @@ The example counts are kept small for CI (a few seconds each); raise them with
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,8 +24,10 @@ import pytest
 from conftest import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from click.testing import CliRunner
 
 from enslint.checker import FileJob, check_bytes
+from enslint.cli import main
 from enslint.config import Config
 from enslint.engine.transaction import fix_file
 from enslint.rules import Settings
@@ -123,6 +126,27 @@ def test_fix_output_parses_and_is_idempotent(tmp_path_factory, source, unsafe):
     path.write_bytes(first.after.encode("utf-8"))
     second = fix_file(FileJob("m.py", str(path), CODES, Settings()), unsafe)
     assert not second.changed or second.fixed == 0, second.diff()
+
+
+@FUZZ
+@given(st.one_of(hypothesmith.from_grammar(), mutated_fixture()))
+def test_the_command_line_on_any_file(tmp_path_factory, source):
+    """As a user runs it: no traceback, an exit status in {0, 1, 2}, the same JSON from
+    two runs, and `--fix` never writes a file it has nothing to fix in."""
+    folder = tmp_path_factory.mktemp("cli")
+    path = folder / "m.py"
+    path.write_bytes(source.encode("utf-8"))
+    runs = [CliRunner().invoke(main, ["check", "--no-cache", "--output-format", "json", str(path)]) for _ in range(2)]
+    for run in runs:
+        assert run.exit_code in (0, 1, 2) and "Traceback" not in run.output, run.output
+        assert run.exception is None or isinstance(run.exception, SystemExit), run.exception
+    assert runs[0].output == runs[1].output
+    fixable = [d for d in json.loads(runs[0].output) if d.get("fix")]
+    if not fixable:
+        before = path.stat().st_mtime_ns, path.read_bytes()
+        fixed = CliRunner().invoke(main, ["check", "--no-cache", "--fix", "--unsafe-fixes", str(path)])
+        assert fixed.exit_code in (0, 1, 2)
+        assert (path.stat().st_mtime_ns, path.read_bytes()) == before
 
 
 @pytest.mark.parametrize("seed", range(len(SEEDS)), ids=[p.name for p in sorted((FIXTURES / "positive").glob("*.py"))])
