@@ -19,7 +19,7 @@ from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses
 from enslint.analysis.positions import LINE_END, Positions, line_starts
 from enslint.cache import CacheEntry, ResultCache, entry_key
 from enslint.engine.edits import Edit, Fix
-from enslint.parsing import analysed_deep, as_libcst_reads, python_check, python_parse
+from enslint.parsing import analysed_deep, as_libcst_reads, python_check, python_parse, python_tokens
 from enslint.rules import ALL_RULES, Settings
 
 PARSE_ERROR = "ENS000"
@@ -248,22 +248,20 @@ def _past_libcst_limits(job: FileJob, tree: ast.Module | None, source: str) -> l
 def _longest_string_run(source: str) -> tuple[int, int, int] | None:
     """The most string tokens in a row (implicit concatenation; line breaks and comments
     between them allowed), with where the run starts; None if Python's tokenizer fails."""
-    import io
-
+    tokens = python_tokens(source)
+    if tokens is None:
+        return None
     best = (0, 1, 1)
     count, start = 0, (1, 0)
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.STRING:
-                if count == 0:
-                    start = token.start
-                count += 1
-                if count > best[0]:
-                    best = (count, start[0], start[1] + 1)
-            elif token.type not in (tokenize.NL, tokenize.COMMENT):
-                count = 0
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return None
+    for token in tokens:
+        if token.type == tokenize.STRING:
+            if count == 0:
+                start = token.start
+            count += 1
+            if count > best[0]:
+                best = (count, start[0], start[1] + 1)
+        elif token.type not in (tokenize.NL, tokenize.COMMENT):
+            count = 0
     return best
 
 
@@ -400,9 +398,9 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
         todo = [p for p in pieces if _piece_could_match(p.target_text.encode("utf-8", "surrogatepass"), job.names)]
         for piece, result in zip(todo, _analyse_pieces(job, todo, project)):
             if isinstance(result, list):  # libcst's limit in one piece: the file's answer
-                return [_moved(d, piece, file_starts) or d for d in result], (), {}
+                return [_moved(d, piece, file_starts) for d in result], (), {}
             found, exported = result
-            diagnostics += [moved for d in found if (moved := _moved(d, piece, file_starts)) is not None]
+            diagnostics += [_moved(d, piece, file_starts) for d in found]
             exports += [name for name in exported if name.split(":", 1)[-1] in piece.target_names]
         exports = list(dict.fromkeys(exports))
     deps = project.dependencies() if project is not None else {}
@@ -608,10 +606,9 @@ def _edit_at(edit: Edit, start: int, end: int, starts: list[int]) -> Edit:
     return replace(edit, start=start, end=end, row=row, column=start - starts[row - 1] + 1, end_row=end_row, end_column=end - starts[end_row - 1] + 1)
 
 
-def _moved(d: Diagnostic, piece, file_starts: list[int]) -> Diagnostic | None:
+def _moved(d: Diagnostic, piece, file_starts: list[int]) -> Diagnostic:
     """A piece's diagnostic in the file's lines and offsets; a fix whose edits would
     reach over text the piece left out is dropped (the finding stays)."""
-
     fixes = []
     for fix in d.fixes:
         edits = []

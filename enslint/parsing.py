@@ -102,18 +102,26 @@ def as_libcst_reads(source: str) -> tuple[str, list[int]]:
     return _without_backslash_lines(text), dropped
 
 
+def python_tokens(source: str) -> list[tokenize.TokenInfo] | None:
+    """Python's tokens of `source`, None if its tokenizer cannot read it."""
+    import io
+
+    try:
+        return list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+
+
 def _string_lines(source: str) -> set[int] | None:
     """The lines that continue a string (their text is data), None if Python's tokenizer
     cannot read `source`."""
-    import io
-
-    inside: set[int] = set()
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
-                inside.update(range(token.start[0] + 1, token.end[0] + 1))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
+    tokens = python_tokens(source)
+    if tokens is None:
         return None
+    inside: set[int] = set()
+    for token in tokens:
+        if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+            inside.update(range(token.start[0] + 1, token.end[0] + 1))
     return inside
 
 

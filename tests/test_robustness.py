@@ -174,34 +174,27 @@ def test_a_file_with_a_backslash_line_is_fixed_and_keeps_it(tmp_path):
     compile(outcome.after, "m.py", "exec")
 
 
-FLAGGED_TAIL = """
+def _measured_limits():
+    """benchmarks/limits.py, where the nesting families are measured: the same
+    constructs, with a class that has a finding after them (`text`)."""
+    import importlib.util
 
-class Heads(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.heads = nn.ModuleList([nn.Linear(8, 1) for _ in range(4)])
+    from conftest import ROOT
 
-    def forward(self, x):
-        return torch.stack([head(x) for head in self.heads], dim=1)
-"""
-
-DEEP = {
-    "sum": lambda n: "y = " + " + ".join(["x"] * n),
-    "subscripts": lambda n: "y = x" + "[0]" * n,
-    "calls": lambda n: "y = f" + "()" * n,
-    "elif": lambda n: "if x:\n    pass\n" + "elif x:\n    pass\n" * n,
-    "ternary": lambda n: "y = " + "x if x else " * n + "x",
-}
+    spec = importlib.util.spec_from_file_location("limits", ROOT / "benchmarks" / "limits.py")
+    limits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(limits)
+    return limits
 
 
-@pytest.mark.parametrize("family, levels", [("sum", 2_990), ("elif", 2_990), ("ternary", 2_000), ("subscripts", 1_000), ("calls", 1_000)])
+@pytest.mark.parametrize("family, levels", [("sum", 2_990), ("elif", 2_990), ("ternary", 2_000), ("subscripts", 1_000), ("call-chain", 1_000)])
 def test_code_nested_as_deep_as_python_takes_is_analysed(family, levels):
     """libcst and the analysis recurse a few frames per level: below enslint's own frames
     they stopped near 490 levels ("file is nested too deeply to analyse") where Python
     takes about 3,000. They now run in a thread with room for all of it."""
     from helpers import findings_for
 
-    source = HEADER + DEEP[family](levels) + "\n" + FLAGGED_TAIL
+    source = _measured_limits().text(family, levels)
     assert ens000(source) == []
     assert [code for _, code in findings_for(source)] == ["ENS001"]
 

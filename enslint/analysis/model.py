@@ -16,10 +16,8 @@ members themselves must be proven modules.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -301,71 +299,48 @@ def _inherit(cls: ClassInfo, ctx: FileContext, done: set[int], needed: bool = Fa
 
 def _looped_attributes(cls: ClassInfo, ctx: FileContext) -> set[str]:
     """Attributes `x.<name>` read inside a loop or comprehension of the class. Asked of
-    many classes, so answered from Python's own (faster) parse of the file when there is
-    a text, for all its classes at once."""
+    many classes, so answered for all the module's top-level classes at once (classes
+    of one name together), from the module's index: a slice of the file's own, or one
+    walk of another file's module. A class elsewhere (in a function) is read alone."""
     if ctx.looped is None:
-        # Every class at once: from the module's index when it has one (the file being
-        # analysed), else from Python's parse of the text; {} when there is no text or
-        # Python rejects it (libcst may accept a file Python does not), and each class
-        # is then read from its own tree.
-        held = NodeIndex.tree_holding(ctx.module)
-        if held is not None:
-            ctx.looped = _looped_in_index(ctx.module, held[0])
-        else:
-            ctx.looped = (_looped_by_class(ctx.source) if ctx.source is not None else None) or {}
+        ctx.looped = _looped_by_class(ctx.module)
     if cls.name not in ctx.looped:
-        ctx.looped[cls.name] = _looped_in_tree(cls)
+        index = NodeIndex.of(cls.node)
+        ctx.looped[cls.name] = _looped_in(index.tree, index.tree.find(cls.node))
     return ctx.looped[cls.name]
 
 
-def _looped_in_tree(cls: ClassInfo) -> set[str]:
-    found: set[str] = set()
-
-    class _Finder(cst.CSTVisitor):
-        depth = 0
-
-        def _enter(self, node) -> None:
-            self.depth += 1
-
-        def _leave(self, node) -> None:
-            self.depth -= 1
-
-        visit_For = visit_ListComp = visit_GeneratorExp = visit_DictComp = visit_SetComp = _enter
-        leave_For = leave_ListComp = leave_GeneratorExp = leave_DictComp = leave_SetComp = _leave
-
-        def visit_Attribute(self, node: cst.Attribute) -> None:
-            if self.depth:
-                found.add(node.attr.value)
-
-    cls.node.visit(_Finder())
-    return found
+def _looped_by_class(module: cst.Module) -> dict[str, set[str]]:
+    """`_looped_in` of every top-level class, by name (classes of one name together)."""
+    tree = NodeIndex.of(module).tree
+    looped: dict[str, set[str]] = {}
+    for node in _cst_top_level(module.body):
+        if type(node) is cst.ClassDef:
+            looped.setdefault(node.name.value, set()).update(_looped_in(tree, tree.find(node)))
+    return looped
 
 
 _LOOPS = (cst.For, cst.ListComp, cst.GeneratorExp, cst.DictComp, cst.SetComp)
 
 
-def _looped_in_index(module: cst.Module, tree) -> dict[str, set[str]]:
-    """`_looped_by_class` read from the module's index: one pass over each class."""
+def _looped_in(tree, start: int) -> set[str]:
+    """The attribute names read inside loops and comprehensions of the subtree at
+    `start` of an index's tree: one pass over its slice."""
     order, end = tree.order, tree.end
-    looped: dict[str, set[str]] = {}
-    for node in _cst_top_level(module.body):
-        if type(node) is not cst.ClassDef:
-            continue
-        names = looped.setdefault(node.name.value, set())
-        start = tree.find(node)
-        inside_until = start
-        for here in range(start, end[start]):
-            found = order[here]
-            kind = type(found)
-            if kind in _LOOPS:
-                inside_until = max(inside_until, end[here])
-            elif kind is cst.Attribute and here < inside_until:
-                names.add(found.attr.value)
-    return looped
+    names: set[str] = set()
+    inside_until = start
+    for here in range(start, end[start]):
+        found = order[here]
+        kind = type(found)
+        if kind in _LOOPS:
+            inside_until = max(inside_until, end[here])
+        elif kind is cst.Attribute and here < inside_until:
+            names.add(found.attr.value)
+    return names
 
 
 def _cst_top_level(body):
-    """`_ast_top_level` over libcst statements."""
+    """The module's statements, and those inside its top-level `if` and `try` blocks."""
     for node in body:
         yield node
         if isinstance(node, cst.If):
@@ -376,32 +351,6 @@ def _cst_top_level(body):
             yield from _cst_top_level(node.body.body)
             if node.orelse is not None:
                 yield from _cst_top_level(node.orelse.body.body)
-
-
-def _looped_by_class(source: str) -> dict[str, set[str]] | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    looped: dict[str, set[str]] = {}
-    loops = (ast.For, ast.AsyncFor, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
-    for node in _ast_top_level(tree.body):
-        if isinstance(node, ast.ClassDef):
-            names = looped.setdefault(node.name, set())
-            for loop in ast.walk(node):
-                if isinstance(loop, loops):
-                    names.update(n.attr for n in ast.walk(loop) if isinstance(n, ast.Attribute))
-    return looped
-
-
-def _ast_top_level(body):
-    for node in body:
-        yield node
-        if isinstance(node, (ast.If, ast.Try)):
-            yield from _ast_top_level(node.body)
-            yield from _ast_top_level(getattr(node, "orelse", []))
 
 
 def _passed_in(cls: ClassInfo, ctx: FileContext) -> list[Collection]:

@@ -263,6 +263,11 @@ class NodeIndex:
         self._order: list[cst.CSTNode] | None = None
 
     @property
+    def tree(self) -> _Tree:
+        """The walk this index is a slice of."""
+        return self._tree
+
+    @property
     def order(self) -> list[cst.CSTNode]:
         """The subtree's nodes in source order, its root first."""
         if self._order is None:
