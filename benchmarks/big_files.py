@@ -134,7 +134,9 @@ def main() -> None:
             text += "".join(f"CONSTANT_{i} = {i}\n" for i in range(max(0, filler)))
             lines_file.write_text(text)
             cases.append(("100,000 lines", lines_file, count))
-        print(f"{'file':<16} {'bytes':>10} {'classes':>8} {'command':<8} {'seconds':>8} {'ms/class':>9} {'RSS MB':>7} {'PSS MB':>7}  output")
+        print(
+            f"{'file':<16} {'bytes':>10} {'classes':>8} {'command':<8} {'seconds':>8} {'ms/class':>9} {'RSS MB':>7} {'PSS MB':>7}  output"
+        )
         for name, path, count in cases:
             commands = [("check", ["check", "--no-cache", str(path)])]
             if not options.no_fix:
@@ -150,7 +152,9 @@ def main() -> None:
                 path.write_text(original)
                 shutil.rmtree(folder / CACHE_FOLDER, ignore_errors=True)
                 _, rss, pss, _ = run(args, folder, sample=True)
-                print(f"{name:<16} {len(original):>10,} {count:>8,} {label:<8} {seconds:>8.1f} {1000 * seconds / count:>9.2f} {rss:>7.0f} {pss:>7.0f}  {last[:60]}")
+                print(
+                    f"{name:<16} {len(original):>10,} {count:>8,} {label:<8} {seconds:>8.1f} {1000 * seconds / count:>9.2f} {rss:>7.0f} {pss:>7.0f}  {last[:60]}"
+                )
                 path.write_text(original)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -25,9 +25,9 @@ import argparse
 import importlib.util
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils import benchmark
@@ -57,36 +57,239 @@ def _mlp(d_in: int) -> torch.nn.Module:
 
 
 CASES = [
-    Case("shared_trunk_linear_heads.py", "ENS001", "SharedTrunkHeads", lambda e: dict(state_dim=STATE, hidden=HIDDEN, num_actions=ACTIONS, ensemble_size=e), "forward", lambda b, e: (b, STATE)),
-    Case("value_heads_append_loop.py", "ENS001", "ValueHeads", lambda e: dict(d_obs=STATE, hidden=HIDDEN, num_values=e), "forward", lambda b, e: (b, STATE)),
-    Case("linear_heads_mean.py", "ENS001", "ProbeEnsemble", lambda e: dict(d_embed=HIDDEN, n_probes=e), "forward", lambda b, e: (b, HIDDEN)),
-    Case("from_import_style.py", "ENS001", "QuantileHeads", lambda e: dict(hidden=HIDDEN, n_quantiles=e), "forward", lambda b, e: (b, HIDDEN)),
-    Case("sequential_mlp_members.py", "ENS001", "RewardEnsemble", lambda e: dict(obs_dim=STATE, hidden=HIDDEN, ensemble_size=e), "forward", lambda b, e: (b, STATE)),
-    Case("conv_detection_heads.py", "ENS001", "AnchorHeads", lambda e: dict(in_channels=32, num_anchor_groups=e, num_classes=ACTIONS), "forward", lambda b, e: (b, 32, 8, 8)),
-    Case("seed_shared_trunk_head_groups.py", "ENS002", "GroupedHeadEnsemble", lambda e: dict(state_dim=STATE, hidden_dim=HIDDEN, num_actions=ACTIONS, num_heads=HEADS, ensemble_size=e), "batched_forward", lambda b, e: (b, e, STATE)),
-    Case("seed_independent_mlps.py", "ENS002", "IndependentEnsemble", lambda e: dict(state_dim=STATE, hidden_dim=HIDDEN, num_actions=ACTIONS, ensemble_size=e), "batched_forward", lambda b, e: (b, e, STATE)),
-    Case("nested_local_builders.py", "ENS002", "IndexedGroups", lambda e: dict(hidden=HIDDEN, n_actions=ACTIONS, num_heads=HEADS, ensemble_size=e), "forward", lambda b, e: (b, e, HIDDEN)),
-    Case("select_slices_activation.py", "ENS002", "Readouts", lambda e: dict(d_in=STATE, d_hidden=HIDDEN, n_out=ACTIONS, n_members=e), "forward", lambda b, e: (b, e, STATE)),
-    Case("range_len_members.py", "ENS002", "IndexedEnsemble", lambda e: dict(in_dim=HIDDEN, n_members=e), "forward", lambda b, e: (b, e, HIDDEN)),
-    Case("per_channel_timeseries.py", "ENS002", "PerChannelForecaster", lambda e: dict(n_channels=e, seq_len=96, pred_len=24, d_model=128), "forward", lambda b, e: (b, 96, e)),
-    Case("dynamics_ensemble_add_module.py", "ENS002", "DynamicsEnsemble", lambda e: dict(state_dim=STATE, action_dim=ACTIONS, ensemble_size=e), "forward", lambda b, e: (e, b, STATE + ACTIONS)),
-    Case("zip_unbind_members.py", "ENS002", "SliceEnsemble", lambda e: dict(in_dim=STATE, out_dim=ACTIONS, n_members=e), "forward", lambda b, e: (b, e, STATE)),
-    Case("local_base_class.py", "ENS001", "ValueEnsemble", lambda e: dict(obs_dim=STATE, n_members=e), "forward", lambda b, e: (b, STATE)),
-    Case("speculative_decoding_heads.py", "ENS001", "MedusaHeads", lambda e: dict(hidden_size=HIDDEN, vocab_size=1000, medusa_num_heads=e), "forward", lambda b, e: (b, HIDDEN)),
-    Case("ellipsis_slice_list.py", "ENS002", "TokenExperts", lambda e: dict(d=64, n_slots=e), "forward", lambda b, e: (b, 4, e, 64)),
+    Case(
+        "shared_trunk_linear_heads.py",
+        "ENS001",
+        "SharedTrunkHeads",
+        lambda e: dict(state_dim=STATE, hidden=HIDDEN, num_actions=ACTIONS, ensemble_size=e),
+        "forward",
+        lambda b, e: (b, STATE),
+    ),
+    Case(
+        "value_heads_append_loop.py",
+        "ENS001",
+        "ValueHeads",
+        lambda e: dict(d_obs=STATE, hidden=HIDDEN, num_values=e),
+        "forward",
+        lambda b, e: (b, STATE),
+    ),
+    Case(
+        "linear_heads_mean.py",
+        "ENS001",
+        "ProbeEnsemble",
+        lambda e: dict(d_embed=HIDDEN, n_probes=e),
+        "forward",
+        lambda b, e: (b, HIDDEN),
+    ),
+    Case(
+        "from_import_style.py",
+        "ENS001",
+        "QuantileHeads",
+        lambda e: dict(hidden=HIDDEN, n_quantiles=e),
+        "forward",
+        lambda b, e: (b, HIDDEN),
+    ),
+    Case(
+        "sequential_mlp_members.py",
+        "ENS001",
+        "RewardEnsemble",
+        lambda e: dict(obs_dim=STATE, hidden=HIDDEN, ensemble_size=e),
+        "forward",
+        lambda b, e: (b, STATE),
+    ),
+    Case(
+        "conv_detection_heads.py",
+        "ENS001",
+        "AnchorHeads",
+        lambda e: dict(in_channels=32, num_anchor_groups=e, num_classes=ACTIONS),
+        "forward",
+        lambda b, e: (b, 32, 8, 8),
+    ),
+    Case(
+        "seed_shared_trunk_head_groups.py",
+        "ENS002",
+        "GroupedHeadEnsemble",
+        lambda e: dict(state_dim=STATE, hidden_dim=HIDDEN, num_actions=ACTIONS, num_heads=HEADS, ensemble_size=e),
+        "batched_forward",
+        lambda b, e: (b, e, STATE),
+    ),
+    Case(
+        "seed_independent_mlps.py",
+        "ENS002",
+        "IndependentEnsemble",
+        lambda e: dict(state_dim=STATE, hidden_dim=HIDDEN, num_actions=ACTIONS, ensemble_size=e),
+        "batched_forward",
+        lambda b, e: (b, e, STATE),
+    ),
+    Case(
+        "nested_local_builders.py",
+        "ENS002",
+        "IndexedGroups",
+        lambda e: dict(hidden=HIDDEN, n_actions=ACTIONS, num_heads=HEADS, ensemble_size=e),
+        "forward",
+        lambda b, e: (b, e, HIDDEN),
+    ),
+    Case(
+        "select_slices_activation.py",
+        "ENS002",
+        "Readouts",
+        lambda e: dict(d_in=STATE, d_hidden=HIDDEN, n_out=ACTIONS, n_members=e),
+        "forward",
+        lambda b, e: (b, e, STATE),
+    ),
+    Case(
+        "range_len_members.py",
+        "ENS002",
+        "IndexedEnsemble",
+        lambda e: dict(in_dim=HIDDEN, n_members=e),
+        "forward",
+        lambda b, e: (b, e, HIDDEN),
+    ),
+    Case(
+        "per_channel_timeseries.py",
+        "ENS002",
+        "PerChannelForecaster",
+        lambda e: dict(n_channels=e, seq_len=96, pred_len=24, d_model=128),
+        "forward",
+        lambda b, e: (b, 96, e),
+    ),
+    Case(
+        "dynamics_ensemble_add_module.py",
+        "ENS002",
+        "DynamicsEnsemble",
+        lambda e: dict(state_dim=STATE, action_dim=ACTIONS, ensemble_size=e),
+        "forward",
+        lambda b, e: (e, b, STATE + ACTIONS),
+    ),
+    Case(
+        "zip_unbind_members.py",
+        "ENS002",
+        "SliceEnsemble",
+        lambda e: dict(in_dim=STATE, out_dim=ACTIONS, n_members=e),
+        "forward",
+        lambda b, e: (b, e, STATE),
+    ),
+    Case(
+        "local_base_class.py",
+        "ENS001",
+        "ValueEnsemble",
+        lambda e: dict(obs_dim=STATE, n_members=e),
+        "forward",
+        lambda b, e: (b, STATE),
+    ),
+    Case(
+        "speculative_decoding_heads.py",
+        "ENS001",
+        "MedusaHeads",
+        lambda e: dict(hidden_size=HIDDEN, vocab_size=1000, medusa_num_heads=e),
+        "forward",
+        lambda b, e: (b, HIDDEN),
+    ),
+    Case(
+        "ellipsis_slice_list.py",
+        "ENS002",
+        "TokenExperts",
+        lambda e: dict(d=64, n_slots=e),
+        "forward",
+        lambda b, e: (b, 4, e, 64),
+    ),
     # The forms the real-code issue added.
-    Case("individual_channel_linear.py", "ENS002", "ChannelLinear", lambda e: dict(window=96, horizon=24, n_channels=e, individual=True), "forward", lambda b, e: (b, 96, e)),
-    Case("preallocated_index_write.py", "ENS001", "IndexedHeads", lambda e: dict(hidden=HIDDEN, n_heads=e, n_out=ACTIONS), "forward", lambda b, e: (b, HIDDEN)),
-    Case("moduledict_heads.py", "ENS001", "TaskHeads", lambda e: dict(d_model=HIDDEN, n_tasks=e, n_labels=ACTIONS), "forward", lambda b, e: (b, HIDDEN)),
-    Case("nest_on_one_input.py", "ENS001", "TaskQuantileHeads", lambda e: dict(d_model=HIDDEN, n_tasks=e, n_quantiles=HEADS), "forward", lambda b, e: (b, HIDDEN)),
-    Case("nest_on_one_input.py", "ENS001", "HorizonChannelHeads", lambda e: dict(d_model=64, horizon=e, n_channels=HEADS, width=8), "forward", lambda b, e: (b, 8, 64)),
-    Case("additive_feature_networks.py", "ENS002", "AdditiveModel", lambda e: dict(n_features=e, hidden=64), "forward", lambda b, e: (b, e)),
-    Case("narrowed_and_split_slices.py", "ENS002", "NarrowedReadouts", lambda e: dict(d=64, n_targets=e), "forward", lambda b, e: (b, e, 64)),
-    Case("clones_factory_sum.py", "ENS001", "ScoreHeads", lambda e: dict(d_model=128, num_scorers=e), "forward", lambda b, e: (b, 8, 128)),
-    Case("deep_ensemble_mean.py", "ENS001", "DeepEnsemble", lambda e: dict(base=_mlp(STATE), num_members=e), "forward", lambda b, e: (b, STATE)),
-    Case("mlp_members_activations_combines.py", "ENS001", "GeluValueEnsemble", lambda e: dict(obs_dim=STATE, hidden=HIDDEN, n_members=e), "forward", lambda b, e: (b, STATE)),
-    Case("mlp_members_activations_combines.py", "ENS001", "DropoutRewardEnsemble", lambda e: dict(obs_dim=STATE, hidden=HIDDEN, n_members=e), "forward", lambda b, e: (b, STATE)),
-    Case("mlp_members_activations_combines.py", "ENS001", "PessimisticCritic", lambda e: dict(in_dim=STATE, hidden=HIDDEN, n_critics=e), "forward", lambda b, e: (b, STATE)),
+    Case(
+        "individual_channel_linear.py",
+        "ENS002",
+        "ChannelLinear",
+        lambda e: dict(window=96, horizon=24, n_channels=e, individual=True),
+        "forward",
+        lambda b, e: (b, 96, e),
+    ),
+    Case(
+        "preallocated_index_write.py",
+        "ENS001",
+        "IndexedHeads",
+        lambda e: dict(hidden=HIDDEN, n_heads=e, n_out=ACTIONS),
+        "forward",
+        lambda b, e: (b, HIDDEN),
+    ),
+    Case(
+        "moduledict_heads.py",
+        "ENS001",
+        "TaskHeads",
+        lambda e: dict(d_model=HIDDEN, n_tasks=e, n_labels=ACTIONS),
+        "forward",
+        lambda b, e: (b, HIDDEN),
+    ),
+    Case(
+        "nest_on_one_input.py",
+        "ENS001",
+        "TaskQuantileHeads",
+        lambda e: dict(d_model=HIDDEN, n_tasks=e, n_quantiles=HEADS),
+        "forward",
+        lambda b, e: (b, HIDDEN),
+    ),
+    Case(
+        "nest_on_one_input.py",
+        "ENS001",
+        "HorizonChannelHeads",
+        lambda e: dict(d_model=64, horizon=e, n_channels=HEADS, width=8),
+        "forward",
+        lambda b, e: (b, 8, 64),
+    ),
+    Case(
+        "additive_feature_networks.py",
+        "ENS002",
+        "AdditiveModel",
+        lambda e: dict(n_features=e, hidden=64),
+        "forward",
+        lambda b, e: (b, e),
+    ),
+    Case(
+        "narrowed_and_split_slices.py",
+        "ENS002",
+        "NarrowedReadouts",
+        lambda e: dict(d=64, n_targets=e),
+        "forward",
+        lambda b, e: (b, e, 64),
+    ),
+    Case(
+        "clones_factory_sum.py",
+        "ENS001",
+        "ScoreHeads",
+        lambda e: dict(d_model=128, num_scorers=e),
+        "forward",
+        lambda b, e: (b, 8, 128),
+    ),
+    Case(
+        "deep_ensemble_mean.py",
+        "ENS001",
+        "DeepEnsemble",
+        lambda e: dict(base=_mlp(STATE), num_members=e),
+        "forward",
+        lambda b, e: (b, STATE),
+    ),
+    Case(
+        "mlp_members_activations_combines.py",
+        "ENS001",
+        "GeluValueEnsemble",
+        lambda e: dict(obs_dim=STATE, hidden=HIDDEN, n_members=e),
+        "forward",
+        lambda b, e: (b, STATE),
+    ),
+    Case(
+        "mlp_members_activations_combines.py",
+        "ENS001",
+        "DropoutRewardEnsemble",
+        lambda e: dict(obs_dim=STATE, hidden=HIDDEN, n_members=e),
+        "forward",
+        lambda b, e: (b, STATE),
+    ),
+    Case(
+        "mlp_members_activations_combines.py",
+        "ENS001",
+        "PessimisticCritic",
+        lambda e: dict(in_dim=STATE, hidden=HIDDEN, n_critics=e),
+        "forward",
+        lambda b, e: (b, STATE),
+    ),
 ]
 SEED_NEST, SEED_MLPS = CASES[6], CASES[7]
 
@@ -103,7 +306,15 @@ def rewrites(case: Case, scratch: Path) -> dict[str, Path]:
     (target,) = collect([f"{POSITIVE / case.fixture}::{case.class_name}"], Config(root=ROOT), ROOT)
     written: dict[str, Path] = {}
     for position, candidate in enumerate(target.candidates):
-        column = "safe" if candidate.safety == SAFE else "fused" if position == 0 else "vmap" if candidate.form == VMAP else None
+        column = (
+            "safe"
+            if candidate.safety == SAFE
+            else "fused"
+            if position == 0
+            else "vmap"
+            if candidate.form == VMAP
+            else None
+        )
         if column is None or column in written:
             continue
         path = scratch / f"{column}_{case.class_name}" / case.fixture
@@ -154,7 +365,9 @@ class HandEinsumNest(torch.nn.Module):
         super().__init__()
         self.input_layer, self.h1, self.h2 = original.input_layer, original.h1, original.h2
         groups = original.ensemble
-        self.weight = torch.nn.Parameter(torch.stack([torch.stack([h.weight.T for h in g]) for g in groups]).detach().clone())
+        self.weight = torch.nn.Parameter(
+            torch.stack([torch.stack([h.weight.T for h in g]) for g in groups]).detach().clone()
+        )
         self.bias = torch.nn.Parameter(torch.stack([torch.stack([h.bias for h in g]) for g in groups]).detach().clone())
 
     def batched_forward(self, x):
@@ -165,7 +378,9 @@ class HandEinsumNest(torch.nn.Module):
 
 
 def table(args) -> None:
-    chosen = [c for c in CASES if not args.only or c.fixture in args.only.split(",") or c.class_name in args.only.split(",")]
+    chosen = [
+        c for c in CASES if not args.only or c.fixture in args.only.split(",") or c.class_name in args.only.split(",")
+    ]
     fixable = {
         p.name
         for p in POSITIVE.glob("*.py")
@@ -174,15 +389,22 @@ def table(args) -> None:
     missing = fixable - {c.fixture for c in CASES}
     if missing:  # several inputs, a config object or pytorch_lightning: not sized here
         print(f"not benchmarked (no sizes here): {', '.join(sorted(missing))}", file=sys.stderr)
-    print(f"torch {torch.__version__}, device {args.device}, {args.threads} threads, float32, one training step, median of torch.utils.benchmark")
-    print("| pattern (fixture::class) | rule | E | batch | original ms | fused ms | fused x | vmap ms | vmap x | safe ms | safe x | hand einsum ms |")
+    print(
+        f"torch {torch.__version__}, device {args.device}, {args.threads} threads, float32, one training step, median of torch.utils.benchmark"
+    )
+    print(
+        "| pattern (fixture::class) | rule | E | batch | original ms | fused ms | fused x | vmap ms | vmap x | safe ms | safe x | hand einsum ms |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         for case in chosen:
             original_cls = load_class(POSITIVE / case.fixture, case.class_name, "original")
             written = rewrites(case, scratch)
-            classes = {name: load_class(path, f"{case.class_name}", f"{name}_{case.class_name}") for name, path in written.items()}
+            classes = {
+                name: load_class(path, f"{case.class_name}", f"{name}_{case.class_name}")
+                for name, path in written.items()
+            }
             for e in (int(v) for v in args.sizes.split(",")):
                 for b in (int(v) for v in args.batches.split(",")):
                     torch.manual_seed(0)
@@ -202,7 +424,12 @@ def table(args) -> None:
                     hand = "-"
                     if case is SEED_NEST:
                         hand = f"{step_ms(HandEinsumNest(original).to(args.device), case.method, x, args.min_run_time, args.device):.2f}"
-                    print(f"| {case.fixture[:-3]}::{case.class_name} | {case.rule} | {e} | {b} | {base:.2f} | " + " | ".join(cells) + f" | {hand} |", flush=True)
+                    print(
+                        f"| {case.fixture[:-3]}::{case.class_name} | {case.rule} | {e} | {b} | {base:.2f} | "
+                        + " | ".join(cells)
+                        + f" | {hand} |",
+                        flush=True,
+                    )
 
 
 def speed_bar(args) -> int:
@@ -227,19 +454,26 @@ def speed_bar(args) -> int:
                     recommended = row.recommendation
                     # Timed again, apart from the measurements verify decided on.
                     torch.manual_seed(0)
-                    original = load_class(POSITIVE / case.fixture, case.class_name, "bar")(**case.kwargs(e)).to(args.device)
+                    original = load_class(POSITIVE / case.fixture, case.class_name, "bar")(**case.kwargs(e)).to(
+                        args.device
+                    )
                     x = torch.randn(case.shape(b, e), device=args.device)
                     if recommended in (KEEP_LOOP, NO_CLEAR):
                         # The loop is what runs: the same code, not slower by definition.
                         ms = step_ms(original, case.method, x, args.min_run_time, args.device)
-                        print(f"| {case.class_name} | {e} | {b} | {recommended} | {ms:.2f} | {ms:.2f} | 1.00x (same code) | PASS |", flush=True)
+                        print(
+                            f"| {case.class_name} | {e} | {b} | {recommended} | {ms:.2f} | {ms:.2f} | 1.00x (same code) | PASS |",
+                            flush=True,
+                        )
                     else:
                         candidate = next(c for c in target.candidates if c.form == recommended)
                         path = scratch / f"recommended_{case.class_name}_{e}_{b}" / case.fixture
                         path.parent.mkdir()
                         path.write_text(candidate.source)
                         torch.manual_seed(0)
-                        model = load_class(path, case.class_name, f"bar_{case.class_name}_{e}_{b}")(**case.kwargs(e)).to(args.device)
+                        model = load_class(path, case.class_name, f"bar_{case.class_name}_{e}_{b}")(
+                            **case.kwargs(e)
+                        ).to(args.device)
                         model.load_state_dict(original.state_dict())
                         first = step_timer(original, case.method, x, args.min_run_time, args.device)
                         second = step_timer(model, case.method, x, args.min_run_time, args.device)
@@ -255,7 +489,9 @@ def speed_bar(args) -> int:
                         )
                     if case is SEED_NEST and "fused" in written:
                         torch.manual_seed(0)
-                        fused = load_class(written["fused"], case.class_name, "bar_nest")(**case.kwargs(e)).to(args.device)
+                        fused = load_class(written["fused"], case.class_name, "bar_nest")(**case.kwargs(e)).to(
+                            args.device
+                        )
                         fused.load_state_dict(original.state_dict())
                         hand = HandEinsumNest(original).to(args.device)
                         fused_ms = step_ms(fused, case.method, x, args.min_run_time, args.device)

@@ -116,7 +116,7 @@ def torch_package(count: int) -> list[bytes]:
 def pathological(count: int) -> list[bytes]:
     header = "import torch\nfrom torch import nn  # ModuleList for\n"
     tail = "class A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
-    fixture = (ROOT / "fixtures" / "positive" / "seed_shared_trunk_head_groups.py")
+    fixture = ROOT / "fixtures" / "positive" / "seed_shared_trunk_head_groups.py"
     seed = fixture.read_text() if fixture.exists() else header + tail
     bodies = [
         "x = " + "(" * 5000 + "1" + ")" * 5000 + "\n",
@@ -165,10 +165,16 @@ def main() -> None:
     parser.add_argument("--mutations", type=int, help="mutated fixtures (default: as many as --examples)")
     parser.add_argument("--only", help="families, comma-separated: " + ",".join(FAMILIES))
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--save", type=Path, help="write every input with a defect here, named by family, number and defect")
+    parser.add_argument(
+        "--save", type=Path, help="write every input with a defect here, named by family, number and defect"
+    )
     options = parser.parse_args()
     chosen = options.only.split(",") if options.only else list(FAMILIES)
-    print(f"{'family':<44} {'files':>6} " + " ".join(f"{c:>14}" for c in COLUMNS) + f" {'fixed':>6} {'refused':>7} {'seconds':>8}")
+    print(
+        f"{'family':<44} {'files':>6} "
+        + " ".join(f"{c:>14}" for c in COLUMNS)
+        + f" {'fixed':>6} {'refused':>7} {'seconds':>8}"
+    )
     for name in chosen:
         title, make = FAMILIES[name]
         inputs = make(options.mutations if name == "mutated" and options.mutations else options.examples)
@@ -182,7 +188,10 @@ def main() -> None:
                     (options.save / f"{name}-{number}-{defect.replace(' ', '-')}.py").write_bytes(data)
         seconds = time.perf_counter() - start
         row = " ".join(f"{counts[c]:>14}" for c in COLUMNS)
-        print(f"{title:<44} {len(inputs):>6} {row} {counts['fixed']:>6} {counts['refused']:>7} {seconds:>8.0f}", flush=True)
+        print(
+            f"{title:<44} {len(inputs):>6} {row} {counts['fixed']:>6} {counts['refused']:>7} {seconds:>8.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

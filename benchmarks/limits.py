@@ -99,7 +99,9 @@ def text(family: str, n: int) -> str:
 def _try(script: str, source: str) -> tuple[bool, str]:
     """(parsed, why not): a crash is `signal N`."""
     try:
-        done = subprocess.run([sys.executable, "-c", script], input=source, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", script], input=source, capture_output=True, text=True, timeout=120, check=False
+        )
     except subprocess.TimeoutExpired:
         return False, "over 120 s"
     if done.returncode < 0:
@@ -131,7 +133,11 @@ def enslint_answer(source: str) -> tuple[str, int, float]:
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "enslint", "check", str(path), "--no-cache", "--format", "concise"],
-            capture_output=True, text=True, cwd=folder, timeout=600, check=False,
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            timeout=600,
+            check=False,
         )
         took = time.perf_counter() - start
     lines = [line for line in done.stdout.splitlines() if "ENS" in line]
@@ -147,7 +153,9 @@ def main() -> None:
     args = parser.parse_args()
     families = args.only.split(",") if args.only else list(FAMILIES)
     os.environ.pop("ENSLINT_DEBUG", None)
-    print("| family | Python takes up to | above it | libcst takes up to | above it | enslint at Python's limit | exit | time |")
+    print(
+        "| family | Python takes up to | above it | libcst takes up to | above it | enslint at Python's limit | exit | time |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for family in families:
         python_max, python_why = largest(_PYTHON, family, FAMILIES[family][1])

@@ -83,8 +83,20 @@ def main() -> None:
         runs: list[tuple[str, list[str], int]] = [("enslint check", enslint + ["--no-cache"], args.repeat)]
         ruff = tool("ruff")
         if ruff:
-            runs.append(("ruff check (default rules)", [ruff, "check", "--isolated", "--no-cache", "--exit-zero", "-q", str(target)], args.repeat))
-            runs.append(("ruff check --select ALL", [ruff, "check", "--isolated", "--no-cache", "--exit-zero", "-q", "--select", "ALL", str(target)], args.repeat))
+            runs.append(
+                (
+                    "ruff check (default rules)",
+                    [ruff, "check", "--isolated", "--no-cache", "--exit-zero", "-q", str(target)],
+                    args.repeat,
+                )
+            )
+            runs.append(
+                (
+                    "ruff check --select ALL",
+                    [ruff, "check", "--isolated", "--no-cache", "--exit-zero", "-q", "--select", "ALL", str(target)],
+                    args.repeat,
+                )
+            )
         else:
             print("ruff not installed (pip install ruff): left out")
         torchfix = tool("torchfix")
@@ -102,7 +114,9 @@ def main() -> None:
         cache_home = Path(scratch) / "cache-home"
         cache_home.mkdir()
         wall(enslint, cwd=cache_home)
-        results["enslint check (warm cache)"] = min(wall(enslint, cwd=cache_home)[0] for _ in range(max(1, args.repeat)))
+        results["enslint check (warm cache)"] = min(
+            wall(enslint, cwd=cache_home)[0] for _ in range(max(1, args.repeat))
+        )
 
     ours = results["enslint check"]
     print()
@@ -131,11 +145,18 @@ def main() -> None:
         warm = [wall(small, cwd=Path(home))[0] for _ in range(7)][1:]
         plain = Path(home) / "plain.py"
         plain.write_text("import torch\n\n\ndef add(a, b):\n    return torch.add(a, b)\n")
-        no_module = [wall([sys.executable, "-m", "enslint", "check", "--no-cache", str(plain)], cwd=Path(home))[0] for _ in range(7)]
+        no_module = [
+            wall([sys.executable, "-m", "enslint", "check", "--no-cache", str(plain)], cwd=Path(home))[0]
+            for _ in range(7)
+        ]
         help_times = [wall([sys.executable, "-m", "enslint", "--help"])[0] for _ in range(5)]
     print()
-    print(f"enslint check, one file of a project ({PROJECT.name}/rl_critics/ensemble.py), median wall over 7 runs (target < 0.5 s):")
-    print(f"  the file changed since the last run, the rest of the project unchanged: {statistics.median(changed):.3f}s")
+    print(
+        f"enslint check, one file of a project ({PROJECT.name}/rl_critics/ensemble.py), median wall over 7 runs (target < 0.5 s):"
+    )
+    print(
+        f"  the file changed since the last run, the rest of the project unchanged: {statistics.median(changed):.3f}s"
+    )
     print(f"  nothing changed: {statistics.median(unchanged):.3f}s")
     print(f"enslint check, one small file with findings ({SMALL_FILE.name}), median wall over runs:")
     print(f"  cold (--no-cache, parses with libcst): {statistics.median(cold):.3f}s")

@@ -52,9 +52,7 @@ class SlicedGroups(nn.Module):
         super().__init__()
         self.unbind = unbind
         self.trunk = trunk()
-        self.ensemble = nn.ModuleList(
-            nn.ModuleList(nn.Linear(HIDDEN, ACTIONS) for _ in range(HEADS)) for _ in range(e)
-        )
+        self.ensemble = nn.ModuleList(nn.ModuleList(nn.Linear(HIDDEN, ACTIONS) for _ in range(HEADS)) for _ in range(e))
 
     def forward(self, x):  # x: (batch, e, STATE)
         h = self.trunk(x)

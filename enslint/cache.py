@@ -41,7 +41,9 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def entry_key(fingerprint: str, codes: frozenset[str], settings: object, data: bytes, names: tuple[str, ...] = ()) -> str:
+def entry_key(
+    fingerprint: str, codes: frozenset[str], settings: object, data: bytes, names: tuple[str, ...] = ()
+) -> str:
     digest = hashlib.sha256()
     digest.update(f"{fingerprint}|{','.join(sorted(codes))}|{settings!r}|{','.join(names)}|".encode())
     digest.update(data)
@@ -68,7 +70,9 @@ class CacheEntry:
         rows, deps, exports = value.get("rows"), value.get("deps"), value.get("exports")
         if not isinstance(rows, list) or not all(_valid_row(r) for r in rows):
             return None
-        if not isinstance(deps, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in deps.items()):
+        if not isinstance(deps, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in deps.items()
+        ):
             return None
         if not isinstance(exports, list) or not all(isinstance(n, str) for n in exports):
             return None
@@ -81,7 +85,13 @@ def _ints(*values: object) -> bool:
 
 def _valid_fix(row: object) -> bool:
     """[applicability, message, [[start, end, content, row, col, end_row, end_col]], form]"""
-    if not (isinstance(row, list) and len(row) == 4 and isinstance(row[0], str) and isinstance(row[1], str) and isinstance(row[3], str)):
+    if not (
+        isinstance(row, list)
+        and len(row) == 4
+        and isinstance(row[0], str)
+        and isinstance(row[1], str)
+        and isinstance(row[3], str)
+    ):
         return False
     edits = row[2]
     return isinstance(edits, list) and all(

@@ -141,7 +141,12 @@ def _first_line(text: object) -> str:
 def _python_error(job: FileJob, error: BaseException, first_line: int = 1) -> list[Diagnostic]:
     """ENS000 for what Python raised on the text that starts at the file's `first_line`."""
     if isinstance(error, SyntaxError):
-        return _error(job, f"syntax error for Python {_PYTHON}: {_first_line(error.msg)}", (error.lineno or 1) + first_line - 1, error.offset or 1)
+        return _error(
+            job,
+            f"syntax error for Python {_PYTHON}: {_first_line(error.msg)}",
+            (error.lineno or 1) + first_line - 1,
+            error.offset or 1,
+        )
     return _error(job, f"cannot parse: {_first_line(error)}", first_line)
 
 
@@ -175,9 +180,19 @@ def _statement_errors(job: FileJob, tree: ast.Module, source: str) -> list[Diagn
     opening = True
     for index, statement in enumerate(tree.body):
         future = isinstance(statement, ast.ImportFrom) and statement.module == "__future__"
-        docstring = index == 0 and isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
+        docstring = (
+            index == 0
+            and isinstance(statement, ast.Expr)
+            and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str)
+        )
         if future and not opening:
-            return _error(job, f"syntax error for Python {_PYTHON}: from __future__ imports must occur at the beginning of the file", statement.lineno, statement.col_offset + 1)
+            return _error(
+                job,
+                f"syntax error for Python {_PYTHON}: from __future__ imports must occur at the beginning of the file",
+                statement.lineno,
+                statement.col_offset + 1,
+            )
         opening = opening and (future or docstring)
         first = min([statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", ()))])
         last = statement.end_lineno or statement.lineno
@@ -284,7 +299,9 @@ def read_source(path: str | Path) -> bytes:
     if not stat.S_ISREG(info.st_mode):
         raise OSError(f"not a regular file ({_kind(info.st_mode)})")
     if info.st_size > MAX_FILE_BYTES:
-        raise OSError(f"file too large ({info.st_size // (1024 * 1024)} MiB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+        raise OSError(
+            f"file too large ({info.st_size // (1024 * 1024)} MiB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MiB)"
+        )
     with open(path, "rb") as stream:
         data = stream.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
@@ -295,7 +312,13 @@ def read_source(path: str | Path) -> bytes:
 def _kind(mode: int) -> str:
     import stat
 
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
         if test(mode):
             return name
     return "not a plain file"
@@ -312,7 +335,9 @@ def check_file_outcome(job: FileJob) -> FileOutcome:
 def crashed_outcome(job: FileJob, reason: str) -> FileOutcome:
     """The outcome of a file whose checker process died (a native crash, the kernel's
     out-of-memory killer): ENS000 for this file, the run goes on."""
-    return FileOutcome(_error(job, f"internal error while checking this file: the checker process was {reason} (please report it)"))
+    return FileOutcome(
+        _error(job, f"internal error while checking this file: the checker process was {reason} (please report it)")
+    )
 
 
 def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
@@ -361,12 +386,24 @@ def _outcome(diagnostics: list[Diagnostic], exports, deps: dict) -> FileOutcome:
 
 
 def _to_row(d: Diagnostic) -> list:
-    return [d.row, d.column, d.code, d.message, d.name, d.end_row, d.end_column, [f.as_row() for f in d.fixes], d.details]
+    return [
+        d.row,
+        d.column,
+        d.code,
+        d.message,
+        d.name,
+        d.end_row,
+        d.end_column,
+        [f.as_row() for f in d.fixes],
+        d.details,
+    ]
 
 
 def _from_row(job: FileJob, row: list) -> Diagnostic:
     r, c, code, message, name, end_r, end_c, fixes, details = row
-    return Diagnostic(job.path, r, c, code, message, name, end_r, end_c, job.filename, tuple(Fix.from_row(f) for f in fixes), details)
+    return Diagnostic(
+        job.path, r, c, code, message, name, end_r, end_c, job.filename, tuple(Fix.from_row(f) for f in fixes), details
+    )
 
 
 def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic], tuple[str, ...], dict]:
@@ -444,7 +481,12 @@ def _big_file_pieces(job: FileJob, source: str):
     if any(found is None for found in described):
         if in_process():
             return _tree_and_pieces(job, source)
-        (result,) = isolated_map(lambda text: _tree_and_pieces(job, text), [source], 1, lambda text, why: crashed_outcome(job, why).diagnostics)
+        (result,) = isolated_map(
+            lambda text: _tree_and_pieces(job, text),
+            [source],
+            1,
+            lambda text, why: crashed_outcome(job, why).diagnostics,
+        )
         return result
     return pieces_of(join_chunks(described), source)
 
@@ -497,7 +539,9 @@ def _analyse_pieces(job: FileJob, pieces: list, project) -> list:
     return results
 
 
-def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
+def _analyse_text(
+    job: FileJob, source: str, project=None, piece=None
+) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
     """The findings and exports of one text (the file, or a piece of it, in the piece's
     own lines), or the ENS000 that stopped its analysis."""
     import libcst as cst
@@ -507,7 +551,12 @@ def _analyse_text(job: FileJob, source: str, project=None, piece=None) -> tuple[
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
         # Python accepted the file: this is libcst's limit, not a syntax error.
-        return _error(job, f"cannot analyse: libcst cannot parse this syntax: {_first_line(error.message)}", error.raw_line, error.raw_column + 1)
+        return _error(
+            job,
+            f"cannot analyse: libcst cannot parse this syntax: {_first_line(error.message)}",
+            error.raw_line,
+            error.raw_column + 1,
+        )
     except RecursionError:
         return _error(job, "file is nested too deeply to parse")
     if dropped:
@@ -551,10 +600,14 @@ def _restored(d: Diagnostic, dropped: list[int], code: str, source: str) -> Diag
             end = start if edit.end == edit.start else moved(edit.end, end=True)
             edits.append(_edit_at(edit, start, end, source_starts))
         fixes.append(replace(fix, edits=tuple(edits)))
-    return replace(d, column=column(d.row, d.column, False), end_column=column(d.end_row, d.end_column, True), fixes=tuple(fixes))
+    return replace(
+        d, column=column(d.row, d.column, False), end_column=column(d.end_row, d.end_column, True), fixes=tuple(fixes)
+    )
 
 
-def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
+def _findings(
+    job: FileJob, module, source: str, project=None, piece=None
+) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
     """The findings and exports of a parsed text whose code is `source`."""
     from enslint.analysis.model import build_model
     from enslint.analysis.syntax import NodeIndex
@@ -565,7 +618,13 @@ def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tu
     if piece is not None:
         names_used_outside(module, piece.outside_names)
     try:
-        model = build_model(module, job.filename if project is not None else None, project, source, piece.file_line if piece is not None else None)
+        model = build_model(
+            module,
+            job.filename if project is not None else None,
+            project,
+            source,
+            piece.file_line if piece is not None else None,
+        )
         findings = [(rule, finding) for rule in rules for finding in rule.check(model, job.settings)]
         exports = list(model.exports()) if project is not None else []
     except RecursionError:
@@ -573,7 +632,9 @@ def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tu
     except Exception as error:  # noqa: BLE001 - one file's analysis bug must not stop the run
         if os.environ.get("ENSLINT_DEBUG"):
             raise
-        return _error(job, f"internal error while analysing this file (please report it): {type(error).__name__}: {error}")
+        return _error(
+            job, f"internal error while analysing this file (please report it): {type(error).__name__}: {error}"
+        )
     if not findings:
         return [], exports
     try:
@@ -593,8 +654,17 @@ def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tu
         fixes = tuple(_placed(f, positions, place, lines) for f in finding.fixes)
         diagnostics.append(
             Diagnostic(
-                job.path, row, column, finding.code, finding.message, rule.name,
-                where.end.line, where.end.column + 1, job.filename, fixes, finding.details,
+                job.path,
+                row,
+                column,
+                finding.code,
+                finding.message,
+                rule.name,
+                where.end.line,
+                where.end.column + 1,
+                job.filename,
+                fixes,
+                finding.details,
             )
         )
     return diagnostics, exports
@@ -603,7 +673,15 @@ def _findings(job: FileJob, module, source: str, project=None, piece=None) -> tu
 def _edit_at(edit: Edit, start: int, end: int, starts: list[int]) -> Edit:
     """`edit` moved to offsets `start`..`end` of a text whose lines begin at `starts`."""
     row, end_row = bisect_right(starts, start), bisect_right(starts, end)
-    return replace(edit, start=start, end=end, row=row, column=start - starts[row - 1] + 1, end_row=end_row, end_column=end - starts[end_row - 1] + 1)
+    return replace(
+        edit,
+        start=start,
+        end=end,
+        row=row,
+        column=start - starts[row - 1] + 1,
+        end_row=end_row,
+        end_column=end - starts[end_row - 1] + 1,
+    )
 
 
 def _moved(d: Diagnostic, piece, file_starts: list[int]) -> Diagnostic:
@@ -658,7 +736,9 @@ def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
         if node_edit.after:  # new lines, at the statement's indentation, after its end
             end = place.offset(span.end.line, span.end.column)
             content = place.newline + indent + content
-            edits.append(Edit(end, end, content, span.end.line, span.end.column + 1, span.end.line, span.end.column + 1))
+            edits.append(
+                Edit(end, end, content, span.end.line, span.end.column + 1, span.end.line, span.end.column + 1)
+            )
             continue
         if not node_edit.before:
             content = _with_directives(content, node_edit.node, span, positions, place.newline)
@@ -668,13 +748,18 @@ def _placed(rule_fix, positions, place: _Offsets, lines: list[str]) -> Fix:
                 place.offset(span.start.line, span.start.column),
                 place.offset(last.line, last.column),
                 content,
-                span.start.line, span.start.column + 1, last.line, last.column + 1,
+                span.start.line,
+                span.start.column + 1,
+                last.line,
+                last.column + 1,
             )
         )
     # One copy of each text: every fix of a file inserts the same helper (a few KB), and a
     # file of thousands of findings held and sent that many copies.
     edits = [replace(e, content=_shared(e.content)) for e in edits]
-    return Fix(rule_fix.applicability, _shared(rule_fix.message), tuple(sorted(edits, key=lambda e: e.start)), rule_fix.form)
+    return Fix(
+        rule_fix.applicability, _shared(rule_fix.message), tuple(sorted(edits, key=lambda e: e.start)), rule_fix.form
+    )
 
 
 _SHARED: dict[str, str] = {}
@@ -701,8 +786,11 @@ def _with_directives(content: str, replaced, span, positions, newline: str) -> s
 
     def inside(comment) -> bool:
         where = positions.get(comment)
-        return where is not None and (span.start.line, span.start.column) <= (where.start.line, where.start.column) and (
-            where.end.line, where.end.column) <= (span.end.line, span.end.column)
+        return (
+            where is not None
+            and (span.start.line, span.start.column) <= (where.start.line, where.start.column)
+            and (where.end.line, where.end.column) <= (span.end.line, span.end.column)
+        )
 
     nodes = replaced if isinstance(replaced, tuple) else (replaced,)
     kept = [

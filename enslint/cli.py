@@ -55,24 +55,88 @@ FORMATS = ["text", "concise", "json", "sarif", "github", "gitlab", "junit"]
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "--output-format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format: text for people, concise one line each, json, sarif (GitHub code scanning), github (workflow annotations), gitlab (code quality), junit.")
-@click.option("--output-file", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the output to this file instead of standard output.")
-@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated; replaces the configured list).")
+@click.option(
+    "--format",
+    "--output-format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Output format: text for people, concise one line each, json, sarif (GitHub code scanning), github (workflow annotations), gitlab (code quality), junit.",
+)
+@click.option(
+    "--output-file",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the output to this file instead of standard output.",
+)
+@click.option(
+    "--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated; replaces the configured list)."
+)
 @click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the configured list.")
-@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (comma-separated; added to the configured list).")
+@click.option(
+    "--ignore", multiple=True, help="Rule codes or prefixes to disable (comma-separated; added to the configured list)."
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-@click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the findings (as JSON with --format json).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
+@click.option(
+    "--statistics",
+    is_flag=True,
+    help="Print how many findings each rule has, instead of the findings (as JSON with --format json).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
+)
 @click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache (.enslint_cache beside the configuration).")
-@click.option("--fix", "apply_fixes", is_flag=True, help="Apply the safe fixes to the files (to standard input: print the fixed source).")
-@click.option("--unsafe-fixes", is_flag=True, help="Also offer (and with --fix, apply) fixes that change the parameter layout.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Neither read nor write the result cache (.enslint_cache beside the configuration).",
+)
+@click.option(
+    "--fix",
+    "apply_fixes",
+    is_flag=True,
+    help="Apply the safe fixes to the files (to standard input: print the fixed source).",
+)
+@click.option(
+    "--unsafe-fixes", is_flag=True, help="Also offer (and with --fix, apply) fixes that change the parameter layout."
+)
 @click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a unified diff; write nothing.")
-@click.option("--show-details", is_flag=True, help="Print each finding's long explanation (shapes, fused form, why no fix) below it.")
+@click.option(
+    "--show-details",
+    is_flag=True,
+    help="Print each finding's long explanation (shapes, fused form, why no fix) below it.",
+)
 @click.option("--show-fixes", is_flag=True, help="With --fix: list what was fixed in each file, before what remains.")
 @click.option("--quiet", "-q", is_flag=True, help="Print the findings only: no summary, no 'All checks passed'.")
-@click.option("--stdin-filename", type=click.Path(path_type=Path, dir_okay=False), help="The name of the file read from standard input (`-`): configuration, excludes and per-file-ignores apply to it.")
-def check(paths, output_format, output_file, select, extend_select, ignore, exit_zero, statistics, config_path, no_color, no_cache, apply_fixes, unsafe_fixes, show_diff, show_details, show_fixes, quiet, stdin_filename) -> None:
+@click.option(
+    "--stdin-filename",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The name of the file read from standard input (`-`): configuration, excludes and per-file-ignores apply to it.",
+)
+def check(
+    paths,
+    output_format,
+    output_file,
+    select,
+    extend_select,
+    ignore,
+    exit_zero,
+    statistics,
+    config_path,
+    no_color,
+    no_cache,
+    apply_fixes,
+    unsafe_fixes,
+    show_diff,
+    show_details,
+    show_fixes,
+    quiet,
+    stdin_filename,
+) -> None:
     """Check PATHS (default: .) for slow ensemble patterns. Never imports or runs them.
 
     `-` reads one file from standard input (name it with --stdin-filename).
@@ -103,7 +167,21 @@ def check(paths, output_format, output_file, select, extend_select, ignore, exit
         raise UsageFailure(str(error)) from None
     color = sys.stdout.isatty() and output_file is None and not no_color and not os.environ.get("NO_COLOR")
     if from_stdin:
-        sys.exit(_check_stdin(config, cwd, stdin_filename, apply_fixes, unsafe_fixes, show_diff, output_format, output_file, color, show_details, exit_zero))
+        sys.exit(
+            _check_stdin(
+                config,
+                cwd,
+                stdin_filename,
+                apply_fixes,
+                unsafe_fixes,
+                show_diff,
+                output_format,
+                output_file,
+                color,
+                show_details,
+                exit_zero,
+            )
+        )
     if not files:
         click.echo("enslint: warning: no Python files found to check", err=True)
         sys.exit(EXIT_CLEAN)
@@ -140,7 +218,9 @@ def check(paths, output_format, output_file, select, extend_select, ignore, exit
     sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
 
 
-def _render(diagnostics, output_format: str, statistics: bool, unsafe: bool, color: bool, details: bool, files: list[str]) -> str:
+def _render(
+    diagnostics, output_format: str, statistics: bool, unsafe: bool, color: bool, details: bool, files: list[str]
+) -> str:
     from enslint import output
 
     if statistics:
@@ -192,7 +272,10 @@ def _fixed_lines(fixed_by_file: dict[str, dict[str, int]]) -> list[str]:
     lines = [f"Fixed {total} error{'s' if total != 1 else ''}:"]
     for path, codes in fixed_by_file.items():
         lines.append(f"- {path}:")
-        lines += [f"    {n} x {code} ({RULES_BY_CODE[code].name if code in RULES_BY_CODE else ''})" for code, n in codes.items()]
+        lines += [
+            f"    {n} x {code} ({RULES_BY_CODE[code].name if code in RULES_BY_CODE else ''})"
+            for code, n in codes.items()
+        ]
     return lines
 
 
@@ -218,7 +301,19 @@ class _progress:
             self.bar.__exit__(*args)
 
 
-def _check_stdin(config, cwd: Path, filename: Path | None, apply_fixes: bool, unsafe: bool, show_diff: bool, output_format: str, output_file, color: bool, details: bool, exit_zero: bool) -> int:
+def _check_stdin(
+    config,
+    cwd: Path,
+    filename: Path | None,
+    apply_fixes: bool,
+    unsafe: bool,
+    show_diff: bool,
+    output_format: str,
+    output_file,
+    color: bool,
+    details: bool,
+    exit_zero: bool,
+) -> int:
     """One buffer from standard input, checked as the file `filename` would be: its
     config, excludes and per-file-ignores. With --fix the fixed source is printed."""
     from enslint.checker import check_bytes
@@ -282,7 +377,11 @@ def _fix_outcomes(jobs, unsafe: bool):
     from enslint.runner import map_jobs
 
     def died(job, reason: str):
-        return transaction.FixOutcome(job, error=f"the checker process was {reason} while fixing it; file left unchanged", remaining=crashed_outcome(job, reason).diagnostics)
+        return transaction.FixOutcome(
+            job,
+            error=f"the checker process was {reason} while fixing it; file left unchanged",
+            remaining=crashed_outcome(job, reason).diagnostics,
+        )
 
     return map_jobs(functools.partial(transaction.fix_file, unsafe=unsafe), jobs, on_death=died)
 
@@ -303,7 +402,9 @@ def _apply_fixes(jobs, unsafe: bool):
                 failures += 1
                 click.echo(f"enslint: error: {job.path}: not written: {error}", err=True)
         if outcome.skipped:
-            click.echo(f"enslint: {job.path}: {outcome.skipped} overlapping fix(es) left for another --fix run", err=True)
+            click.echo(
+                f"enslint: {job.path}: {outcome.skipped} overlapping fix(es) left for another --fix run", err=True
+            )
         diagnostics.extend(outcome.remaining)
     return sorted(diagnostics), fixed_by_file, failures
 
@@ -341,15 +442,57 @@ def rules(output_format: str) -> None:
 
 @main.command()
 @click.argument("targets", nargs=-1)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to run: cuda when available with auto.")
-@click.option("--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32", show_default=True)
-@click.option("--batch", help="Batch size, or sizes to sweep (32,256,1024): replaces the first dimension of every input shape.")
-@click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), help="Draw, per class, the original's and each rewrite's training-step time across the batch sizes to this image (needs matplotlib).")
-@click.option("--compile", "use_compile", is_flag=True, help="Also time the original and each rewrite under torch.compile (compile time reported apart).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True, help="text: a table for the terminal; json and markdown: every figure.")
-@click.option("--apply", "apply_fix", is_flag=True, help="Write each class's recommended rewrite to its file (as --fix would), where one is recommended.")
-@click.option("--min-time", type=click.FloatRange(min=0.001), default=0.2, show_default=True, help="Seconds each timing runs for, at least (torch.utils.benchmark).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to run: cuda when available with auto.",
+)
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float64", "bfloat16", "float16"]), default="float32", show_default=True
+)
+@click.option(
+    "--batch", help="Batch size, or sizes to sweep (32,256,1024): replaces the first dimension of every input shape."
+)
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Draw, per class, the original's and each rewrite's training-step time across the batch sizes to this image (needs matplotlib).",
+)
+@click.option(
+    "--compile",
+    "use_compile",
+    is_flag=True,
+    help="Also time the original and each rewrite under torch.compile (compile time reported apart).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text: a table for the terminal; json and markdown: every figure.",
+)
+@click.option(
+    "--apply",
+    "apply_fix",
+    is_flag=True,
+    help="Write each class's recommended rewrite to its file (as --fix would), where one is recommended.",
+)
+@click.option(
+    "--min-time",
+    type=click.FloatRange(min=0.001),
+    default=0.2,
+    show_default=True,
+    help="Seconds each timing runs for, at least (torch.utils.benchmark).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
+)
 def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_time, config_path, apply_fix) -> None:
     """Prove each rewrite equivalent to the original and time both, with torch.
 
@@ -392,7 +535,15 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
     elif device == "cuda" and not torch.cuda.is_available():
         raise UsageFailure("--device cuda: no CUDA device is available to torch here")
 
-    from enslint.verify.command import Options, apply_recommended, exit_code, markdown_table, progress_printer, sweep, terminal_table
+    from enslint.verify.command import (
+        Options,
+        apply_recommended,
+        exit_code,
+        markdown_table,
+        progress_printer,
+        sweep,
+        terminal_table,
+    )
 
     try:
         batches: list[int | None] = [int(b) for b in batch.split(",")] if batch else [None]
@@ -452,5 +603,7 @@ def run_cli() -> None:
     except Exception as error:  # noqa: BLE001
         if os.environ.get("ENSLINT_DEBUG"):
             raise
-        click.echo(f"enslint: internal error: {type(error).__name__}: {error} (set ENSLINT_DEBUG=1 for details)", err=True)
+        click.echo(
+            f"enslint: internal error: {type(error).__name__}: {error} (set ENSLINT_DEBUG=1 for details)", err=True
+        )
         sys.exit(EXIT_ERROR)

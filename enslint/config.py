@@ -7,7 +7,6 @@ exits 2.
 from __future__ import annotations
 
 import difflib
-
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,13 +52,17 @@ def _verify_spec(name: str, table: object) -> VerifySpec:
         raise ConfigError(f"{where} must be a table with keys {', '.join(_VERIFY_KEYS)}")
     unknown = sorted(set(table) - set(_VERIFY_KEYS))
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}'{_did_you_mean(unknown[0], list(_VERIFY_KEYS))} (known keys: {', '.join(_VERIFY_KEYS)})")
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}'{_did_you_mean(unknown[0], list(_VERIFY_KEYS))} (known keys: {', '.join(_VERIFY_KEYS)})"
+        )
     init, inputs, method = table.get("init"), table.get("inputs"), table.get("method")
     if init is not None and not isinstance(init, dict):
         raise ConfigError(f"{where}: 'init' must be a table of constructor keyword arguments")
     if inputs is not None:
         if not isinstance(inputs, list) or not all(
-            isinstance(shape, list) and shape and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+            isinstance(shape, list)
+            and shape
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
             for shape in inputs
         ):
             raise ConfigError(f"{where}: 'inputs' must be a list of shapes, e.g. [[256, 10, 17]]")
@@ -212,6 +215,15 @@ def _parse(table: dict, path: Path) -> Config:
                 raise ConfigError("'verify' must be a table of [tool.enslint.verify.\"ClassName\"] tables")
             config.verify = {str(name): _verify_spec(str(name), spec) for name, spec in value.items()}
         else:
-            known = ["select", "extend-select", "ignore", "exclude", "extend-exclude", "per-file-ignores", "min-members", "verify"]
+            known = [
+                "select",
+                "extend-select",
+                "ignore",
+                "exclude",
+                "extend-exclude",
+                "per-file-ignores",
+                "min-members",
+                "verify",
+            ]
             raise ConfigError(f"unknown key '{key}'{_did_you_mean(str(key), known)} (known keys: {', '.join(known)})")
     return config

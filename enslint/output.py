@@ -49,10 +49,23 @@ def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False
             f"{style.bold('[*] ') if fixable(d, unsafe) else ''}{d.message}"
         )
         if details and d.details:
-            lines += textwrap.wrap(d.details, 100, initial_indent="    ", subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
+            lines += textwrap.wrap(
+                d.details,
+                100,
+                initial_indent="    ",
+                subsequent_indent="    ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
             fix = d.fix_for(unsafe) or (d.fixes[0] if d.fixes else None)
             if fix is not None:
-                wrapped = textwrap.wrap(f"{fix.applicability} fix: {fix.message}", 100, initial_indent="    ", subsequent_indent="    ", break_long_words=False)
+                wrapped = textwrap.wrap(
+                    f"{fix.applicability} fix: {fix.message}",
+                    100,
+                    initial_indent="    ",
+                    subsequent_indent="    ",
+                    break_long_words=False,
+                )
                 lines += [style.dim(line) for line in wrapped]
     return lines
 
@@ -74,7 +87,9 @@ def summary(diagnostics: list[Diagnostic], files: int, style: Style, unsafe: boo
             text += f" ({_plural(hidden, 'hidden fix')} can be enabled with the `--unsafe-fixes` option)"
         text += "."
     elif hidden:
-        text += f"\nNo fixes available ({_plural(hidden, 'hidden fix')} can be enabled with the `--unsafe-fixes` option)."
+        text += (
+            f"\nNo fixes available ({_plural(hidden, 'hidden fix')} can be enabled with the `--unsafe-fixes` option)."
+        )
     return text
 
 
@@ -156,7 +171,14 @@ def to_sarif(diagnostics: list[Diagnostic], version: str) -> str:
             "ruleIndex": index.get(d.code, 0),
             "level": "error" if d.code == "ENS000" else "warning",
             "message": {"text": d.message + (f"\n\n{d.details}" if d.details else "")},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": _relative_uri(d), "uriBaseId": "%SRCROOT%"}, "region": region}}],
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _relative_uri(d), "uriBaseId": "%SRCROOT%"},
+                        "region": region,
+                    }
+                }
+            ],
         }
         results.append(result)
     log = {
@@ -164,7 +186,14 @@ def to_sarif(diagnostics: list[Diagnostic], version: str) -> str:
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {"driver": {"name": "enslint", "version": version, "informationUri": "https://github.com/enslint/enslint", "rules": rules}},
+                "tool": {
+                    "driver": {
+                        "name": "enslint",
+                        "version": version,
+                        "informationUri": "https://github.com/enslint/enslint",
+                        "rules": rules,
+                    }
+                },
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().as_uri() + "/"}},
                 "results": results,
             }
@@ -217,9 +246,17 @@ def to_junit(diagnostics: list[Diagnostic], files: list[str]) -> str:
     by_file: dict[str, list[Diagnostic]] = {path: [] for path in files}
     for d in diagnostics:
         by_file.setdefault(d.path, []).append(d)
-    root = ET.Element("testsuites", name="enslint", tests=str(max(len(diagnostics), len(by_file))), failures=str(len(diagnostics)), errors="0")
+    root = ET.Element(
+        "testsuites",
+        name="enslint",
+        tests=str(max(len(diagnostics), len(by_file))),
+        failures=str(len(diagnostics)),
+        errors="0",
+    )
     for path, found in by_file.items():
-        suite = ET.SubElement(root, "testsuite", name=path, tests=str(max(len(found), 1)), failures=str(len(found)), errors="0")
+        suite = ET.SubElement(
+            root, "testsuite", name=path, tests=str(max(len(found), 1)), failures=str(len(found)), errors="0"
+        )
         if not found:
             ET.SubElement(suite, "testcase", name="enslint", classname=path)
         for d in found:

@@ -62,11 +62,19 @@ def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = Tr
             codes = config.enabled_codes(extra)
         if path.parent not in roots:
             roots[path.parent] = str(project_root(path))
-        jobs.append(FileJob(display_path(path, cwd), str(path), codes, settings, cache_dir, fingerprint, roots[path.parent]))
+        jobs.append(
+            FileJob(display_path(path, cwd), str(path), codes, settings, cache_dir, fingerprint, roots[path.parent])
+        )
     return jobs
 
 
-def map_jobs(function: Callable[[FileJob], Any], jobs: list[FileJob], workers: int | None = None, progress=None, on_death=crashed_outcome) -> list[Any]:
+def map_jobs(
+    function: Callable[[FileJob], Any],
+    jobs: list[FileJob],
+    workers: int | None = None,
+    progress=None,
+    on_death=crashed_outcome,
+) -> list[Any]:
     """`function` over the jobs, in order, each file in a worker process that may die
     (enslint/workers.py): its file gets `on_death(job, reason)`; `progress(1)` after
     each one (a progress bar)."""
@@ -85,7 +93,9 @@ def map_jobs(function: Callable[[FileJob], Any], jobs: list[FileJob], workers: i
     return isolated_map(function, jobs, count, on_death, done)
 
 
-def check_all(jobs: list[FileJob], workers: int | None = None, progress=None) -> tuple[list[FileJob], list[FileOutcome]]:
+def check_all(
+    jobs: list[FileJob], workers: int | None = None, progress=None
+) -> tuple[list[FileJob], list[FileOutcome]]:
     """Both phases: the jobs (with project names where the second phase needed them)
     and their outcomes, in the jobs' order. `progress(n)`: n more files checked (the
     first phase; the second re-reads a few)."""
@@ -106,7 +116,9 @@ def check_all(jobs: list[FileJob], workers: int | None = None, progress=None) ->
         # From the index, the project's other files: this run's analysed files gave their
         # names, and the deferred ones give theirs when the rounds below bring them back.
         targets = {
-            job.filename for job, outcome in zip(jobs, outcomes) if job.project_root == root and (outcome.analysed or outcome.deferred)
+            job.filename
+            for job, outcome in zip(jobs, outcomes)
+            if job.project_root == root and (outcome.analysed or outcome.deferred)
         }
         cache_dir = next((job.cache_dir for job in jobs if job.project_root == root), None)
         fingerprint = next((job.fingerprint for job in jobs if job.project_root == root), "")

@@ -110,7 +110,9 @@ def isolated_map(
                 worker.give(i, items[i])
         while any(worker.index is not None for worker in pool):
             busy = [w for w in pool if w.index is not None]
-            timeout = None if time_limit is None else max(0.0, min(w.since for w in busy) + time_limit - time.monotonic())
+            timeout = (
+                None if time_limit is None else max(0.0, min(w.since for w in busy) + time_limit - time.monotonic())
+            )
             ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout)
             for worker in busy:
                 overdue = time_limit is not None and time.monotonic() - worker.since > time_limit
@@ -124,7 +126,11 @@ def isolated_map(
                     results[index] = worker.connection.recv()
                 except Exception:  # noqa: BLE001 - a dead worker's pipe: EOF, reset, a torn message
                     worker.process.join()
-                    reason = f"stopped after {time_limit:g} s" if overdue and worker.connection not in ready else death_reason(worker.process.exitcode)
+                    reason = (
+                        f"stopped after {time_limit:g} s"
+                        if overdue and worker.connection not in ready
+                        else death_reason(worker.process.exitcode)
+                    )
                     results[index] = on_death(items[index], reason)
                     worker.connection.close()
                     pool[pool.index(worker)] = worker = _Worker(function)

@@ -66,13 +66,19 @@ def test_unimported_names_do_not_resolve():
     ],
 )
 def test_module_detection(header, base):
-    source = ensemble(LINEAR_HEADS.replace("nn.", "torch.nn."), "return torch.stack([h(x) for h in self.heads])\n", header, base)
-    assert findings_for(source) == [(source.splitlines().index("        return torch.stack([h(x) for h in self.heads])") + 1, "ENS001")]
+    source = ensemble(
+        LINEAR_HEADS.replace("nn.", "torch.nn."), "return torch.stack([h(x) for h in self.heads])\n", header, base
+    )
+    assert findings_for(source) == [
+        (source.splitlines().index("        return torch.stack([h(x) for h in self.heads])") + 1, "ENS001")
+    ]
 
 
 def test_class_with_unknown_base_is_checked_when_its_members_are_modules():
     # `mylib.Module` cannot be read, but an nn.ModuleList holds modules whoever holds it.
-    source = "import torch\nfrom mylib import Module\n\n" + ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n", "", "Module")
+    source = "import torch\nfrom mylib import Module\n\n" + ensemble(
+        LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n", "", "Module"
+    )
     source = source.replace("nn.ModuleList", "torch.nn.ModuleList").replace("nn.Linear", "torch.nn.Linear")
     assert [code for _, code in findings_for(source)] == ["ENS001"]
     # A plain list is not registered anywhere: nothing proves its members are modules.
@@ -111,7 +117,15 @@ def test_identical_member_evidence(init):
         "self.heads = [nn.Linear(d, 2) for _ in range(n)]\n",
         "self.heads = nn.ModuleList(build_heads(d, n))\n",
     ],
-    ids=["reads-loop-var", "listed-different", "append-reads-index", "local-reads-index", "filtered", "unregistered-list", "opaque-builder"],
+    ids=[
+        "reads-loop-var",
+        "listed-different",
+        "append-reads-index",
+        "local-reads-index",
+        "filtered",
+        "unregistered-list",
+        "opaque-builder",
+    ],
 )
 def test_no_evidence_no_finding(init):
     source = ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")
@@ -119,7 +133,10 @@ def test_no_evidence_no_finding(init):
 
 
 def test_min_members_counts_literal_sizes():
-    source = ensemble("self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(3)])\n", "return torch.stack([h(x) for h in self.heads])\n")
+    source = ensemble(
+        "self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(3)])\n",
+        "return torch.stack([h(x) for h in self.heads])\n",
+    )
     assert findings_for(source, min_members=3) != []
     assert findings_for(source, min_members=4) == []
 
@@ -144,7 +161,10 @@ def test_min_members_counts_literal_sizes():
         ("return [h(xi) for h, xi in zip(self.heads, x.unbind(1))]\n", "ENS002"),
         ("return [h(xi) for xi, h in zip(torch.unbind(x, 1), self.heads)]\n", "ENS002"),
         ("xs = x.unbind(1)\nreturn [h(xs[i]) for i, h in enumerate(self.heads)]\n", "ENS002"),
-        ("outs = []\nfor i, h in enumerate(self.heads):\n    xi = x[:, i]\n    outs.append(h(xi))\nreturn outs\n", "ENS002"),
+        (
+            "outs = []\nfor i, h in enumerate(self.heads):\n    xi = x[:, i]\n    outs.append(h(xi))\nreturn outs\n",
+            "ENS002",
+        ),
     ],
 )
 def test_loop_forms(forward, code):
@@ -165,7 +185,17 @@ def test_loop_forms(forward, code):
         "return [h(y) for h, y in zip(self.heads, ys)]\n",
         "return [h(x[:, i]) for h in self.heads for i in range(3)]\n",
     ],
-    ids=["chain", "residual", "no-combine", "only-counted", "x[i]-unknown-type", "two-slices", "reordered", "zip-list", "cross-product"],
+    ids=[
+        "chain",
+        "residual",
+        "no-combine",
+        "only-counted",
+        "x[i]-unknown-type",
+        "two-slices",
+        "reordered",
+        "zip-list",
+        "cross-product",
+    ],
 )
 def test_loop_forms_not_flagged(forward):
     source = ensemble(LINEAR_HEADS, forward)
@@ -208,8 +238,18 @@ def test_any_method_and_explicit_forward():
 
 # -- messages ---------------------------------------------------------------------------
 def test_messages_name_class_collection_count_type_and_fused_form():
-    message = next(iter(messages_for(ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n")).values()))
-    for part in ("`E.forward`", "`self.heads`", "n identical", "`nn.Linear(d, 2)`", "forward calls", "one `nn.Linear(d, n * 2)`", "stacked"):
+    message = next(
+        iter(messages_for(ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads])\n")).values())
+    )
+    for part in (
+        "`E.forward`",
+        "`self.heads`",
+        "n identical",
+        "`nn.Linear(d, 2)`",
+        "forward calls",
+        "one `nn.Linear(d, n * 2)`",
+        "stacked",
+    ):
         assert part in message
 
 
@@ -252,7 +292,12 @@ def test_model_records_collections_and_loops():
     model = model_of(ensemble(LINEAR_HEADS, "return torch.stack([h(x) for h in self.heads], 1)\n"))
     (cls,) = model.classes
     heads = cls.collections["heads"]
-    assert (heads.container, heads.size, heads.member.kind, heads.member.type_name) == ("nn.ModuleList", "n", "linear", "nn.Linear")
+    assert (heads.container, heads.size, heads.member.kind, heads.member.type_name) == (
+        "nn.ModuleList",
+        "n",
+        "linear",
+        "nn.Linear",
+    )
     loop = next(l for l in model.loops if l.method == "forward")
     assert loop.combine == "stacked" and [c.input for c in loop.calls] == ["same"]
 
@@ -275,7 +320,10 @@ def test_self_may_have_another_name():
         ("self.heads = nn.ModuleList([nn.Linear(c, 2) for c in d])\n", "reads the loop variable `c`"),
         ("self.heads = nn.ModuleList([nn.Linear(d, 2), nn.Linear(d, 3)])\n", "listed with different constructors"),
         ("self.heads = nn.ModuleList([nn.Linear(d, 2) for i in range(n) if i])\n", "filtered by a condition"),
-        ("self.heads = nn.ModuleList()\nfor i in range(n):\n    if i:\n        self.heads.append(nn.Linear(d, 2))\n", "appended conditionally"),
+        (
+            "self.heads = nn.ModuleList()\nfor i in range(n):\n    if i:\n        self.heads.append(nn.Linear(d, 2))\n",
+            "appended conditionally",
+        ),
     ],
 )
 def test_model_says_why_members_are_not_identical(init, why):
@@ -332,7 +380,10 @@ def test_a_collection_built_in_one_branch_is_rewritten_where_the_loop_can_run():
     """`if individual:` builds the members, `else:` one layer; a loop over `self.heads`
     only runs in the configuration that built them (on the layer it would raise), so the
     rewrite of that branch and of the loop is exact wherever the original runs."""
-    assert _fixes_for(ensemble(ONE_BRANCH, "return torch.stack([h(x) for h in self.heads])\n")) == ["wide layer", "vmap"]
+    assert _fixes_for(ensemble(ONE_BRANCH, "return torch.stack([h(x) for h in self.heads])\n")) == [
+        "wide layer",
+        "vmap",
+    ]
     # The layer of the other branch called in the other branch of the forward: still exact.
     forward = "if self.n > 1:\n    return torch.stack([h(x) for h in self.heads])\nelse:\n    return self.heads(x)\n"
     assert _fixes_for(ensemble(ONE_BRANCH + "self.n = n\n", forward)) == ["wide layer", "vmap"]
@@ -355,13 +406,19 @@ def test_branches_that_build_different_members_are_not_identical():
     "forward, code",
     [
         # three collections chained per index, on slices
-        ("outs = []\nfor i in range(n):\n    z = self.a[i](x[:, i])\n    z = self.b[i](z)\n    outs.append(self.c[i](z))\nreturn torch.stack(outs, 1)\n", "ENS002"),
+        (
+            "outs = []\nfor i in range(n):\n    z = self.a[i](x[:, i])\n    z = self.b[i](z)\n    outs.append(self.c[i](z))\nreturn torch.stack(outs, 1)\n",
+            "ENS002",
+        ),
         # the same chain written as nested calls on the same input
         ("return torch.stack([self.c[i](self.b[i](self.a[i](x))) for i in range(len(self.a))])\n", "ENS001"),
         # zip of the collections, an element-wise op between the steps
         ("return sum(c(torch.relu(b(a(x)))) for a, b, c in zip(self.a, self.b, self.c))\n", "ENS001"),
         # two collections side by side, each on its own tensor's slice
-        ("y = x * 2\nout = []\nfor i in range(n):\n    out.append(self.a[i](x[:, i]) + self.b[i](y[:, i]))\nreturn torch.stack(out, 1)\n", "ENS002"),
+        (
+            "y = x * 2\nout = []\nfor i in range(n):\n    out.append(self.a[i](x[:, i]) + self.b[i](y[:, i]))\nreturn torch.stack(out, 1)\n",
+            "ENS002",
+        ),
     ],
     ids=["index-chain", "nested-chain", "zip-chain", "side-by-side"],
 )
@@ -467,7 +524,9 @@ def test_one_shared_instance_is_said_so(init):
 
 
 def test_fresh_instances_in_a_loop_are_not_shared():
-    init = "self.heads = nn.ModuleList()\nfor _ in range(n):\n    layer = nn.Linear(d, d)\n    self.heads.append(layer)\n"
+    init = (
+        "self.heads = nn.ModuleList()\nfor _ in range(n):\n    layer = nn.Linear(d, d)\n    self.heads.append(layer)\n"
+    )
     message = next(iter(messages_for(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")).values()))
     assert "shared" not in message
 
@@ -575,13 +634,15 @@ def test_non_module_holders_of_module_collections(holder):
     ids=["plain-list", "setattr-on-a-plain-class"],
 )
 def test_non_module_holders_of_unproven_members(holder):
-    source = "import torch\nfrom sklearn.ensemble import RandomForestRegressor as Forest\n\n" + holder + (
-        "\n    def predict(self, x):\n        return torch.stack([m(x) for m in self.models])\n"
+    source = (
+        "import torch\nfrom sklearn.ensemble import RandomForestRegressor as Forest\n\n"
+        + holder
+        + ("\n    def predict(self, x):\n        return torch.stack([m(x) for m in self.models])\n")
     )
     assert codes(source) == []
 
 
-SPARSE_ATTENTION = '''
+SPARSE_ATTENTION = """
 import torch
 from torch import nn
 
@@ -605,7 +666,7 @@ class Heads(nn.Module):
 
     def forward(self, x):
         return torch.cat([h(x) for h in self.heads], dim=-1)
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -618,7 +679,9 @@ class Heads(nn.Module):
     ],
 )
 def test_vmap_is_neither_advised_nor_offered_for_data_dependent_members(member_forward, shown):
-    source = SPARSE_ATTENTION.replace("if scores.max() > 10:\n            scores = scores / scores.max()", member_forward)
+    source = SPARSE_ATTENTION.replace(
+        "if scores.max() > 10:\n            scores = scores / scores.max()", member_forward
+    )
     (message,) = messages_for(source).values()
     assert "torch.vmap(in_dims" not in message and "written by hand (torch.vmap cannot batch it" in message
     assert shown in message

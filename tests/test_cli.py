@@ -53,7 +53,10 @@ def test_findings_exit_1_with_ruff_style_lines(project):
     result = check("pkg")
     assert result.exit_code == 1
     first = result.stdout.splitlines()[0]
-    assert first == f"pkg/heads.py:{FLAGGED_LINE}:26: ENS001 `Heads.forward`: n `nn.Linear` members of `self.heads` run one by one; fix: one wide layer"
+    assert (
+        first
+        == f"pkg/heads.py:{FLAGGED_LINE}:26: ENS001 `Heads.forward`: n `nn.Linear` members of `self.heads` run one by one; fix: one wide layer"
+    )
     assert result.stdout.splitlines()[-2:] == [
         "Found 1 error in 1 file checked.",
         "No fixes available (1 hidden fix can be enabled with the `--unsafe-fixes` option).",
@@ -102,7 +105,9 @@ def test_the_slice_gradient_and_the_loop_are_two_findings_with_their_own_fixes(p
     path = project / "seed.py"
     write(path, (FIXTURES / "positive" / "seed_shared_trunk_head_groups.py").read_text())
     found = {d["code"]: d for d in json.loads(check("--format", "json").stdout)}
-    assert found["ENS003"]["fix"]["applicability"] == "safe" and found["ENS003"]["fix"]["message"].startswith("Iterate `x.unbind(1)`")
+    assert found["ENS003"]["fix"]["applicability"] == "safe" and found["ENS003"]["fix"]["message"].startswith(
+        "Iterate `x.unbind(1)`"
+    )
     assert found["ENS001"]["fix"]["applicability"] == "unsafe"
     assert "ENS003 [*]" in check().stdout and "ENS001 [*]" not in check().stdout
     check("--fix")
@@ -118,7 +123,11 @@ def test_a_loop_over_input_slices_has_only_the_fused_fix(project):
     and ENS002's fixes are the stacked rewrite (first) and the vmap form."""
     write(project / "seed.py", (FIXTURES / "positive" / "seed_independent_mlps.py").read_text())
     (finding,) = json.loads(check("--format", "json").stdout)
-    assert finding["code"] == "ENS002" and finding["fix"]["applicability"] == "unsafe" and "baddbmm" in finding["fix"]["message"]
+    assert (
+        finding["code"] == "ENS002"
+        and finding["fix"]["applicability"] == "unsafe"
+        and "baddbmm" in finding["fix"]["message"]
+    )
     assert "ENS002 [*]" not in check().stdout and "ENS002 [*]" in check("--unsafe-fixes").stdout
 
 
@@ -168,12 +177,15 @@ def test_select_and_ignore(project):
 
 
 # -- suppression ------------------------------------------------------------------------
-@pytest.mark.parametrize("comment, suppressed", [
-    ("# noqa", True),
-    ("# noqa: ENS001", True),
-    ("# NOQA:ENS001,ENS002", True),
-    ("# noqa: ENS002", False),
-])
+@pytest.mark.parametrize(
+    "comment, suppressed",
+    [
+        ("# noqa", True),
+        ("# noqa: ENS001", True),
+        ("# NOQA:ENS001,ENS002", True),
+        ("# noqa: ENS002", False),
+    ],
+)
 def test_line_noqa(project, comment, suppressed):
     lines = FLAGGED.splitlines()
     lines[FLAGGED_LINE - 1] += "  " + comment
@@ -202,7 +214,10 @@ def test_bad_files_are_ens000_and_others_still_checked(project):
 
 
 def test_declared_encoding_is_honoured(project):
-    write(project / "legacy.py", ("# -*- coding: latin-1 -*-\n" + FLAGGED.replace("n):", "n):  # caf\xe9")).encode("latin-1"))
+    write(
+        project / "legacy.py",
+        ("# -*- coding: latin-1 -*-\n" + FLAGGED.replace("n):", "n):  # caf\xe9")).encode("latin-1"),
+    )
     result = check()
     assert result.exit_code == 1 and "ENS001" in result.stdout and "ENS000" not in result.stdout
 
@@ -311,7 +326,9 @@ def test_bad_config_is_one_line_exit_2(project, body, message):
 def run_enslint(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}
     environment["PYTHONPATH"] = str(ROOT) + os.pathsep + environment.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "enslint", *args], cwd=cwd, capture_output=True, text=True, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "enslint", *args], cwd=cwd, capture_output=True, text=True, env=environment
+    )
 
 
 def test_check_never_imports_torch_or_the_checked_code(project):
@@ -392,7 +409,15 @@ def test_corrupt_cache_entry_is_ignored(project):
         '{"rows": [[1, 1, "ENS001", "m", "n", 1, 1, [["safe", "m", [[0, 1, "x", 1, 1]], ""]], ""]], "deps": {}, "exports": []}',
         '{"rows": [["1", 1, "ENS001", "m", "n", 1, 1, [], ""]], "deps": {}, "exports": []}',
     ],
-    ids=["old-list-of-junk", "old-empty-list", "short-row", "bad-deps", "missing-keys", "short-edit", "row-of-wrong-types"],
+    ids=[
+        "old-list-of-junk",
+        "old-empty-list",
+        "short-row",
+        "bad-deps",
+        "missing-keys",
+        "short-edit",
+        "row-of-wrong-types",
+    ],
 )
 def test_cache_entry_of_the_wrong_shape_is_a_miss(project, content):
     write(project / "heads.py", FLAGGED)

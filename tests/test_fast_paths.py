@@ -14,7 +14,11 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from enslint.analysis.positions import Positions
 from enslint.analysis.syntax import children_of, walk
 
-SOURCES = {str(p.relative_to(ROOT)): p.read_text() for folder in (FIXTURES, ROOT / "enslint") for p in sorted(folder.rglob("*.py"))}
+SOURCES = {
+    str(p.relative_to(ROOT)): p.read_text()
+    for folder in (FIXTURES, ROOT / "enslint")
+    for p in sorted(folder.rglob("*.py"))
+}
 EDGES = [
     "a\nb",  # no final line break
     "x = 1\r\ny = (2,\r\n  3)\r\n",
@@ -95,7 +99,11 @@ def test_views_of_the_module_index_answer_as_their_subtree_does(name, monkeypatc
                 assert all(index.before(node, other) == (i < place[id(other)]) for other in order[::11])
         attributes = {n.attr.value for n in order if isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name)}
         for attr in attributes:
-            expected = [n for n in order if isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.attr.value == attr]
+            expected = [
+                n
+                for n in order
+                if isinstance(n, cst.Attribute) and isinstance(n.value, cst.Name) and n.attr.value == attr
+            ]
             assert index.attributes(attr) == expected
         walked, names, usage = by_walk[id(root)]
         assert [id(n) for n in walk(root)] == walked == [id(n) for n in order]

@@ -36,7 +36,9 @@ def _fixed(text: str, tmp_path) -> str:
 
 
 def _enslint(*args: str, cwd) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "enslint", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "enslint", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_sigkill_during_fix_leaves_every_file_original_or_fixed(tmp_path):
@@ -108,7 +110,10 @@ def test_a_cache_from_another_enslint_version_is_not_used(project):
     config = Config(root=project)
     cache = ResultCache(project / enslint.cache.CACHE_FOLDER)
     for fingerprint in ("0.0.1 of enslint", enslint.cache.code_fingerprint() + "-older"):
-        cache.put(entry_key(fingerprint, config.enabled_codes(), Settings(min_members=config.min_members), data), CacheEntry([], {}, ()))
+        cache.put(
+            entry_key(fingerprint, config.enabled_codes(), Settings(min_members=config.min_members), data),
+            CacheEntry([], {}, ()),
+        )
     result = CliRunner().invoke(main, ["check", "--output-format", "concise", "."])
     assert result.exit_code == 1 and f"m.py:{FLAGGED_LINE}:" in result.output
     again = CliRunner().invoke(main, ["check", "--output-format", "concise", "."])  # now from its own entry
@@ -134,7 +139,17 @@ def test_a_hundred_thousand_line_file(project):
     their lines, all fixed, and the fixed file still runs as Python."""
     filler = [f"CONSTANT_{i} = {i}" for i in range(33_340)]
     parts = [FLAGGED.replace("class Heads(", f"class Heads{i}(") for i in range(3)]
-    text = parts[0] + "\n".join(filler) + "\n\n" + parts[1].split("\n", 3)[3] + "\n".join(filler) + "\n\n" + parts[2].split("\n", 3)[3] + "\n".join(filler) + "\n"
+    text = (
+        parts[0]
+        + "\n".join(filler)
+        + "\n\n"
+        + parts[1].split("\n", 3)[3]
+        + "\n".join(filler)
+        + "\n\n"
+        + parts[2].split("\n", 3)[3]
+        + "\n".join(filler)
+        + "\n"
+    )
     lines = text.splitlines()
     assert len(lines) >= 100_000
     (project / "long.py").write_text(text)

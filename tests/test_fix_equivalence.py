@@ -14,8 +14,8 @@ from conftest import FIXTURES
 
 from enslint.checker import FileJob, check_file
 from enslint.config import Config
-from enslint.engine.transaction import fix_file
 from enslint.engine.edits import SAFE, UNSAFE
+from enslint.engine.transaction import fix_file
 from enslint.rules import Settings
 
 if os.environ.get("CI"):
@@ -30,9 +30,24 @@ from enslint.verify.equivalence import mapped_gradients  # noqa: E402 - needs to
 SPECS = {
     # ENS003's unbind fix, where members index their own slice of an activation.
     "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)]),
-    "nested_comprehension_groups.py": ("GroupedHeads", dict(d=4, n_groups=3, heads_per_group=2, n_out=2), "forward", [(5, 3, 4)]),
-    "nested_local_builders.py": ("IndexedGroups", dict(hidden=4, n_actions=2, num_heads=2, ensemble_size=3), "forward", [(5, 3, 4)]),
-    "seed_shared_trunk_head_groups.py": ("GroupedHeadEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, num_heads=2, ensemble_size=3), "batched_forward", [(5, 3, 4)]),
+    "nested_comprehension_groups.py": (
+        "GroupedHeads",
+        dict(d=4, n_groups=3, heads_per_group=2, n_out=2),
+        "forward",
+        [(5, 3, 4)],
+    ),
+    "nested_local_builders.py": (
+        "IndexedGroups",
+        dict(hidden=4, n_actions=2, num_heads=2, ensemble_size=3),
+        "forward",
+        [(5, 3, 4)],
+    ),
+    "seed_shared_trunk_head_groups.py": (
+        "GroupedHeadEnsemble",
+        dict(state_dim=4, hidden_dim=8, num_actions=2, num_heads=2, ensemble_size=3),
+        "batched_forward",
+        [(5, 3, 4)],
+    ),
     "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)]),
     # Width-1 slices of an activation: iterated as h.split(1, dim), which keeps the dim.
     "width_one_activation_slices.py": ("StepReadouts", dict(d_model=4, n_steps=3, n_out=2), "forward", [(5, 3, 4)]),
@@ -179,10 +194,31 @@ VMAP = "vmap"  # the members' tensors stacked by StackedMembers: `heads.{i}.{nam
 
 # fixture -> (class, constructor kwargs, method, input shapes, fused collection, its layout)
 UNSAFE_SPECS = {
-    "shared_trunk_linear_heads.py": ("SharedTrunkHeads", dict(state_dim=4, hidden=8, num_actions=3, ensemble_size=5), "forward", [(6, 4)], "heads", 5),
+    "shared_trunk_linear_heads.py": (
+        "SharedTrunkHeads",
+        dict(state_dim=4, hidden=8, num_actions=3, ensemble_size=5),
+        "forward",
+        [(6, 4)],
+        "heads",
+        5,
+    ),
     "linear_heads_mean.py": ("ProbeEnsemble", dict(d_embed=6, n_probes=4), "forward", [(3, 6)], "probes", 4),
-    "conv_detection_heads.py": ("AnchorHeads", dict(in_channels=4, num_anchor_groups=3, num_classes=5), "forward", [(2, 4, 6, 6)], "cls_heads", 3),
-    "value_heads_append_loop.py": ("ValueHeads", dict(d_obs=5, hidden=6, num_values=4), "forward", [(3, 5)], "value_heads", 4),
+    "conv_detection_heads.py": (
+        "AnchorHeads",
+        dict(in_channels=4, num_anchor_groups=3, num_classes=5),
+        "forward",
+        [(2, 4, 6, 6)],
+        "cls_heads",
+        3,
+    ),
+    "value_heads_append_loop.py": (
+        "ValueHeads",
+        dict(d_obs=5, hidden=6, num_values=4),
+        "forward",
+        [(3, 5)],
+        "value_heads",
+        4,
+    ),
     "seed_shared_trunk_head_groups.py": (
         "GroupedHeadEnsemble",
         dict(state_dim=4, hidden_dim=8, num_actions=3, num_heads=2, ensemble_size=5),
@@ -192,32 +228,130 @@ UNSAFE_SPECS = {
         (5, 2),
     ),
     "from_import_style.py": ("QuantileHeads", dict(hidden=6, n_quantiles=4), "forward", [(3, 6)], "quantile_heads", 4),
-    "nested_local_builders.py": ("IndexedGroups", dict(hidden=8, n_actions=3, num_heads=2, ensemble_size=4), "forward", [(5, 4, 8)], "ensemble", (4, 2)),
-    "sequential_mlp_members.py": ("RewardEnsemble", dict(obs_dim=5, hidden=6, ensemble_size=3), "forward", [(4, 5)], "members", ["0", "2", "4"]),
+    "nested_local_builders.py": (
+        "IndexedGroups",
+        dict(hidden=8, n_actions=3, num_heads=2, ensemble_size=4),
+        "forward",
+        [(5, 4, 8)],
+        "ensemble",
+        (4, 2),
+    ),
+    "sequential_mlp_members.py": (
+        "RewardEnsemble",
+        dict(obs_dim=5, hidden=6, ensemble_size=3),
+        "forward",
+        [(4, 5)],
+        "members",
+        ["0", "2", "4"],
+    ),
     # Members stacked by StackedMembers and run under torch.vmap.
-    "config_factory_qfunctions.py": ("QfEnsemble", dict(qf_config=QfConfig(), num_ensemble=3), "forward", [(4, 3), (4, 2)], "qfs", VMAP),
+    "config_factory_qfunctions.py": (
+        "QfEnsemble",
+        dict(qf_config=QfConfig(), num_ensemble=3),
+        "forward",
+        [(4, 3), (4, 2)],
+        "qfs",
+        VMAP,
+    ),
     "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)], "experts", [""]),
-    "graph_attention_heads.py": ("GAT", dict(nfeat=5, nhid=4, nclass=3, dropout=0.0, alpha=0.2, nheads=3), "forward", [(6, 5), (6, 6)], "attentions", VMAP),
-    "handrolled_multihead_attention.py": ("MultiHeadAttention", dict(n_embd=6, num_heads=3, block_size=6), "forward", [(2, 5, 6)], "heads", VMAP),
-    "lightning_module_heads.py": ("MultiHeadClassifier", dict(encoder=torch.nn.Linear(5, 6), hidden=6, n_classes=3, n_heads=3), "forward", [(4, 5)], "heads", VMAP),
+    "graph_attention_heads.py": (
+        "GAT",
+        dict(nfeat=5, nhid=4, nclass=3, dropout=0.0, alpha=0.2, nheads=3),
+        "forward",
+        [(6, 5), (6, 6)],
+        "attentions",
+        VMAP,
+    ),
+    "handrolled_multihead_attention.py": (
+        "MultiHeadAttention",
+        dict(n_embd=6, num_heads=3, block_size=6),
+        "forward",
+        [(2, 5, 6)],
+        "heads",
+        VMAP,
+    ),
+    "lightning_module_heads.py": (
+        "MultiHeadClassifier",
+        dict(encoder=torch.nn.Linear(5, 6), hidden=6, n_classes=3, n_heads=3),
+        "forward",
+        [(4, 5)],
+        "heads",
+        VMAP,
+    ),
     "local_base_class.py": ("ValueEnsemble", dict(obs_dim=5, n_members=3), "forward", [(4, 5)], "values", ["0", "2"]),
     "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)], "members", [""]),
-    "seed_independent_mlps.py": ("IndependentEnsemble", dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3), "batched_forward", [(5, 3, 4)], "ensemble", ["input_layer", "h1", "h2", "out"]),
-    "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)], "readouts", [""]),
-    "speculative_decoding_heads.py": ("MedusaHeads", dict(hidden_size=6, vocab_size=7, medusa_num_heads=3), "forward", [(2, 6)], "medusa_head", VMAP),
-    "zip_unbind_members.py": ("SliceEnsemble", dict(in_dim=4, out_dim=2, n_members=3), "forward", [(5, 3, 4)], "members", ["0", "2"]),
+    "seed_independent_mlps.py": (
+        "IndependentEnsemble",
+        dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3),
+        "batched_forward",
+        [(5, 3, 4)],
+        "ensemble",
+        ["input_layer", "h1", "h2", "out"],
+    ),
+    "select_slices_activation.py": (
+        "Readouts",
+        dict(d_in=4, d_hidden=6, n_out=2, n_members=3),
+        "forward",
+        [(5, 3, 4)],
+        "readouts",
+        [""],
+    ),
+    "speculative_decoding_heads.py": (
+        "MedusaHeads",
+        dict(hidden_size=6, vocab_size=7, medusa_num_heads=3),
+        "forward",
+        [(2, 6)],
+        "medusa_head",
+        VMAP,
+    ),
+    "zip_unbind_members.py": (
+        "SliceEnsemble",
+        dict(in_dim=4, out_dim=2, n_members=3),
+        "forward",
+        [(5, 3, 4)],
+        "members",
+        ["0", "2"],
+    ),
     "mlp_members_activations_combines.py": [
         ("GeluValueEnsemble", dict(obs_dim=5, hidden=6, n_members=3), "forward", [(4, 5)], "members", ["0", "2"]),
         ("DropoutRewardEnsemble", dict(obs_dim=5, hidden=6, n_members=3, p=0.0), "forward", [(4, 5)], "members", VMAP),
         ("PessimisticCritic", dict(in_dim=5, hidden=6, n_critics=3), "forward", [(4, 5)], "critics", VMAP),
     ],
     "member_first_tensor_index.py": [
-        ("BootstrapDynamics", dict(obs_dim=3, act_dim=2, n_models=4, hidden=6), "forward", [(4, 5, 5)], "models", ["0", "2"]),
+        (
+            "BootstrapDynamics",
+            dict(obs_dim=3, act_dim=2, n_models=4, hidden=6),
+            "forward",
+            [(4, 5, 5)],
+            "models",
+            ["0", "2"],
+        ),
         ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", [""]),
     ],
-    "additive_feature_networks.py": ("AdditiveModel", dict(n_features=3, hidden=4), "forward", [(5, 3)], "shape_functions", VMAP),
-    "width_one_activation_slices.py": ("StepReadouts", dict(d_model=4, n_steps=3, n_out=2), "forward", [(5, 3, 4)], "readouts", [""]),
-    "moduledict_heads.py": ("TaskHeads", dict(d_model=6, n_tasks=3, n_labels=2), "forward", [(4, 6)], "heads", ("keyed", ["task_0", "task_1", "task_2"])),
+    "additive_feature_networks.py": (
+        "AdditiveModel",
+        dict(n_features=3, hidden=4),
+        "forward",
+        [(5, 3)],
+        "shape_functions",
+        VMAP,
+    ),
+    "width_one_activation_slices.py": (
+        "StepReadouts",
+        dict(d_model=4, n_steps=3, n_out=2),
+        "forward",
+        [(5, 3, 4)],
+        "readouts",
+        [""],
+    ),
+    "moduledict_heads.py": (
+        "TaskHeads",
+        dict(d_model=6, n_tasks=3, n_labels=2),
+        "forward",
+        [(4, 6)],
+        "heads",
+        ("keyed", ["task_0", "task_1", "task_2"]),
+    ),
     # Temporaries inlined and a running total summed; members re-initialised after they are built.
     "clones_factory_sum.py": ("ScoreHeads", dict(d_model=6, num_scorers=3), "forward", [(4, 5, 6)], "scorers", VMAP),
     "deep_ensemble_mean.py": (
@@ -229,13 +363,48 @@ UNSAFE_SPECS = {
         VMAP,
     ),
     "nest_on_one_input.py": [
-        ("TaskQuantileHeads", dict(d_model=6, n_tasks=3, n_quantiles=2), "forward", [(4, 6)], "task_heads", ("wide", 3, 2)),
-        ("HorizonChannelHeads", dict(d_model=6, horizon=3, n_channels=2, width=4), "forward", [(4, 5, 6)], "steps", ("wide", 3, 2)),
+        (
+            "TaskQuantileHeads",
+            dict(d_model=6, n_tasks=3, n_quantiles=2),
+            "forward",
+            [(4, 6)],
+            "task_heads",
+            ("wide", 3, 2),
+        ),
+        (
+            "HorizonChannelHeads",
+            dict(d_model=6, horizon=3, n_channels=2, width=4),
+            "forward",
+            [(4, 5, 6)],
+            "steps",
+            ("wide", 3, 2),
+        ),
     ],
     # One linear map per channel, in the `individual` branch, written into a preallocated output.
-    "individual_channel_linear.py": ("ChannelLinear", dict(window=6, horizon=2, n_channels=3, individual=True), "forward", [(4, 6, 3)], "proj", [""]),
-    "per_channel_timeseries.py": ("PerChannelForecaster", dict(n_channels=3, seq_len=6, pred_len=2, d_model=8), "forward", [(4, 6, 3)], "channel_nets", ["0", "2"]),
-    "preallocated_index_write.py": ("IndexedHeads", dict(hidden=6, n_heads=3, n_out=2), "forward", [(4, 6)], "heads", 3),
+    "individual_channel_linear.py": (
+        "ChannelLinear",
+        dict(window=6, horizon=2, n_channels=3, individual=True),
+        "forward",
+        [(4, 6, 3)],
+        "proj",
+        [""],
+    ),
+    "per_channel_timeseries.py": (
+        "PerChannelForecaster",
+        dict(n_channels=3, seq_len=6, pred_len=2, d_model=8),
+        "forward",
+        [(4, 6, 3)],
+        "channel_nets",
+        ["0", "2"],
+    ),
+    "preallocated_index_write.py": (
+        "IndexedHeads",
+        dict(hidden=6, n_heads=3, n_out=2),
+        "forward",
+        [(4, 6)],
+        "heads",
+        3,
+    ),
 }
 # Fixtures whose members hold dropout: compared in eval mode, where dropout is the identity.
 EVAL_MODE = {"lightning_module_heads.py"}
@@ -293,7 +462,9 @@ def check_unsafe_rewrite(fixture, fixed_path, class_name, kwargs, method, shapes
     grads_a, grads_b = run_both(original, fixed, method, shapes)
     for name, grad in grads_a.items():
         if name.startswith(f"{heads}."):
-            torch.testing.assert_close(grad, fused_grad(grads_b, heads, count, name), msg=lambda m, name=name: f"{name}: {m}")
+            torch.testing.assert_close(
+                grad, fused_grad(grads_b, heads, count, name), msg=lambda m, name=name: f"{name}: {m}"
+            )
         else:
             torch.testing.assert_close(grad, grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
     # enslint verify maps gradients through the checkpoint hook instead: same answer.

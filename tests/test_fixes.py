@@ -72,7 +72,10 @@ def test_text_output_marks_fixable_findings(project):
     result = check()
     assert "ENS003 [*] `Sliced.forward`" in result.stdout  # the safe unbind fix
     assert "ENS002 `Sliced.forward`" in result.stdout  # the fused rewrite is unsafe
-    assert "[*] 1 fixable with the `--fix` option (1 hidden fix can be enabled with the `--unsafe-fixes` option)." in result.stdout
+    assert (
+        "[*] 1 fixable with the `--fix` option (1 hidden fix can be enabled with the `--unsafe-fixes` option)."
+        in result.stdout
+    )
 
 
 def test_json_carries_the_fix(project):
@@ -140,7 +143,9 @@ def test_noqa_sites_and_broken_files_are_never_touched(project):
 
 
 def test_a_tensor_that_changes_per_member_is_not_one_tensor(project):
-    changing = SLICED.replace("outs.append(member(h[:, i, :]))", "outs.append(member(h[:, i, :]))\n            h = h * 2")
+    changing = SLICED.replace(
+        "outs.append(member(h[:, i, :]))", "outs.append(member(h[:, i, :]))\n            h = h * 2"
+    )
     (project / "m.py").write_text(changing)
     assert json.loads(check("--format", "json").stdout) == []
 
@@ -154,9 +159,7 @@ def test_no_fix_when_the_sliced_tensor_is_not_a_name(project):
 
 
 def test_index_used_elsewhere_keeps_the_counter(project):
-    source = SLICED.replace(
-        "outs.append(member(h[:, i, :]))", "outs.append(member(h[:, i, :]) * (i + 1))"
-    )
+    source = SLICED.replace("outs.append(member(h[:, i, :]))", "outs.append(member(h[:, i, :]) * (i + 1))")
     path = project / "m.py"
     path.write_text(source)
     check("--fix")
@@ -230,7 +233,7 @@ def test_two_rewrites_in_one_file_share_one_helper(project):
 
 
 HEADS_WITH_MODULELIST_IMPORT = textwrap.dedent(
-    '''\
+    """\
     import torch
     from torch import nn
     from torch.nn import ModuleList, Parameter
@@ -244,7 +247,7 @@ HEADS_WITH_MODULELIST_IMPORT = textwrap.dedent(
 
         def forward(self, x):
             return torch.stack([h(x) for h in self.heads], dim=1) * self.scale
-    '''
+    """
 )
 
 
@@ -267,7 +270,12 @@ def test_an_import_still_used_elsewhere_stays(project):
 
 def test_an_import_that_goes_entirely_takes_its_line(project):
     path = project / "m.py"
-    path.write_text(HEADS_WITH_MODULELIST_IMPORT.replace("from torch.nn import ModuleList, Parameter", "from torch.nn import ModuleList\nfrom torch.nn import Parameter"))
+    path.write_text(
+        HEADS_WITH_MODULELIST_IMPORT.replace(
+            "from torch.nn import ModuleList, Parameter",
+            "from torch.nn import ModuleList\nfrom torch.nn import Parameter",
+        )
+    )
     check("--fix", "--unsafe-fixes")
     fixed = path.read_text()
     assert fixed.startswith("import torch\nfrom torch import nn\nfrom torch.nn import Parameter\n\n\n")
@@ -279,9 +287,14 @@ def test_a_rewrite_keeps_the_tool_directives_of_the_lines_it_replaces(project):
     from conftest import ROOT
 
     source = (ROOT / "fixtures" / "positive" / "seed_shared_trunk_head_groups.py").read_text()
-    source = source.replace("for g, heads in enumerate(self.ensemble):  # expect: ENS002", "for g, heads in enumerate(self.ensemble):  # noqa: B007")
+    source = source.replace(
+        "for g, heads in enumerate(self.ensemble):  # expect: ENS002",
+        "for g, heads in enumerate(self.ensemble):  # noqa: B007",
+    )
     source = source.replace("for head in heads:  # expect: ENS001", "for head in heads:  # type: ignore[attr-defined]")
-    source = source.replace("return torch.stack(groups, dim=1)", "return torch.stack(groups, dim=1)  # pragma: no cover")
+    source = source.replace(
+        "return torch.stack(groups, dim=1)", "return torch.stack(groups, dim=1)  # pragma: no cover"
+    )
     path = project / "nest.py"
     path.write_text(source)
     check("--fix", "--unsafe-fixes")
@@ -347,7 +360,10 @@ def test_a_running_total_is_a_sum_over_the_members(project):
 
 def test_a_temporary_assigned_again_is_inlined_in_order(project):
     path = project / "m.py"
-    source = TEMPORARIES.replace("h = head(x)\n            y = self.readout(h)\n            outs.append(y)", "h = head(x)\n            h = torch.tanh(h)\n            h = self.readout(h)\n            outs.append(h)")
+    source = TEMPORARIES.replace(
+        "h = head(x)\n            y = self.readout(h)\n            outs.append(y)",
+        "h = head(x)\n            h = torch.tanh(h)\n            h = self.readout(h)\n            outs.append(h)",
+    )
     assert "h = torch.tanh(h)" in source
     path.write_text(source)
     check("--fix", "--unsafe-fixes")
@@ -453,9 +469,13 @@ def _apply_one_by_one(text, fixes):
 
     taken, chosen, applied = [], [], 0
     for fix in sorted(fixes, key=lambda f: min((e.start, e.end) for e in f.edits)):
-        new = [e for e in fix.edits if not any((e.start, e.end, e.content) == (c.start, c.end, c.content) for c in chosen)]
+        new = [
+            e for e in fix.edits if not any((e.start, e.end, e.content) == (c.start, c.end, c.content) for c in chosen)
+        ]
         spans = [(e.start, e.end) for e in new]
-        if any(_overlaps(s, o) for s in spans for o in taken) or any(_overlaps(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :]):
+        if any(_overlaps(s, o) for s in spans for o in taken) or any(
+            _overlaps(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :]
+        ):
             continue
         taken += spans
         chosen += new
@@ -474,7 +494,16 @@ def test_fixes_sharing_an_identical_edit_all_apply():
     assert (result.text, result.applied, result.skipped) == ("H\nabXdXfXh", 3, 0)
 
 
-@given(st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 4), st.sampled_from(["", "x", "yy", "H\n"])), min_size=1, max_size=3), max_size=12))
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 30), st.integers(0, 4), st.sampled_from(["", "x", "yy", "H\n"])),
+            min_size=1,
+            max_size=3,
+        ),
+        max_size=12,
+    )
+)
 @settings(max_examples=300, deadline=None)
 def test_applying_fixes_matches_the_one_by_one_oracle(raw):
     from enslint.engine.edits import Edit, Fix, apply_fixes

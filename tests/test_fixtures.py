@@ -53,7 +53,9 @@ def test_every_finding_is_one_short_line_with_details_apart(monkeypatch):
         assert d["details"], d["message"]
         # With a fix the headline names it; without, it says where the reason is.
         assert ("fix: " in d["message"]) == bool(d["fix"]) or "inner loop" in d["message"], d["message"]
-    shown = CliRunner().invoke(main, ["check", "--no-cache", "--show-details", "fixtures/positive/seed_independent_mlps.py"])
+    shown = CliRunner().invoke(
+        main, ["check", "--no-cache", "--show-details", "fixtures/positive/seed_independent_mlps.py"]
+    )
     assert "    `IndependentEnsemble.batched_forward` loops over `self.ensemble`" in shown.stdout
     assert "    unsafe fix: Stack the ensemble_size members' weights" in shown.stdout
     assert max(len(line) for line in shown.stdout.splitlines() if line.startswith("    ")) <= 100

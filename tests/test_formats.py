@@ -79,7 +79,10 @@ def test_sarif_carries_what_github_code_scanning_needs(monkeypatch):
         (location,) = found.locations
         physical = location.physical_location
         assert not physical.artifact_location.uri.startswith("/") and physical.artifact_location.uri.endswith(".py")
-        assert physical.region.start_line == want["location"]["row"] and physical.region.start_column == want["location"]["column"]
+        assert (
+            physical.region.start_line == want["location"]["row"]
+            and physical.region.start_column == want["location"]["column"]
+        )
 
 
 def test_github_annotations(project):
@@ -104,7 +107,10 @@ def test_gitlab_code_quality_and_junit(project):
     (project / "clean.py").write_text("x = 1\n")
     report = json.loads(check("--format", "gitlab").stdout)
     assert [item["check_name"] for item in report] == ["ENS002", "ENS003", "ENS001"]
-    assert all(item["location"]["path"] == "seed.py" and item["severity"] == "major" and len(item["fingerprint"]) == 64 for item in report)
+    assert all(
+        item["location"]["path"] == "seed.py" and item["severity"] == "major" and len(item["fingerprint"]) == 64
+        for item in report
+    )
     assert len({item["fingerprint"] for item in report}) == 3
     suites = ET.fromstring(check("--format", "junit").stdout)
     assert suites.tag == "testsuites" and suites.get("failures") == "3"
@@ -128,7 +134,11 @@ def test_concise_quiet_and_output_file(project):
 def test_statistics_honour_json(project):
     (project / "seed.py").write_text(SEED)
     stats = json.loads(check("--statistics", "--format", "json").stdout)
-    assert {(s["code"], s["count"], s["fixable"]) for s in stats} == {("ENS001", 1, 0), ("ENS002", 1, 0), ("ENS003", 1, 1)}
+    assert {(s["code"], s["count"], s["fixable"]) for s in stats} == {
+        ("ENS001", 1, 0),
+        ("ENS002", 1, 0),
+        ("ENS003", 1, 1),
+    }
 
 
 def test_show_fixes_lists_what_was_fixed_before_what_remains(project):
@@ -139,7 +149,9 @@ def test_show_fixes_lists_what_was_fixed_before_what_remains(project):
 
 
 def test_standard_input_with_a_file_name(project):
-    (project / "pyproject.toml").write_text('[tool.enslint]\nper-file-ignores = { "legacy/*" = ["ENS001"] }\nextend-exclude = ["generated"]\n')
+    (project / "pyproject.toml").write_text(
+        '[tool.enslint]\nper-file-ignores = { "legacy/*" = ["ENS001"] }\nextend-exclude = ["generated"]\n'
+    )
     named = check("-", "--stdin-filename", "models/seed.py", stdin=SEED)
     assert named.exit_code == 1 and named.stdout.startswith("models/seed.py:26:9: ENS002")
     ignored = check("-", "--stdin-filename", "legacy/seed.py", "--format", "json", stdin=SEED)
@@ -197,7 +209,7 @@ def test_configuration_is_read_as_toml_however_it_is_spelt(project, toml):
         ("tool = 1  # tool.enslint\n", "'tool' must be a table of tools' settings, not int 1"),
         ("[tool]\nenslint = 3\n", "[tool.enslint] must be a table, not int 3"),
         ('[tool.enslint]\nignor = ["ENS001"]\n', "unknown key 'ignor' (did you mean 'ignore'?)"),
-        ('[tool.enslint.verify.X]\ninit = {}\nshapes = []\n', "unknown key 'shapes'"),
+        ("[tool.enslint.verify.X]\ninit = {}\nshapes = []\n", "unknown key 'shapes'"),
         ("[tool.enslint]\nselect = " + "[" * 3000 + "]" * 3000 + "\n", "invalid TOML"),
     ],
 )
@@ -205,7 +217,9 @@ def test_configuration_errors_are_one_line(project, toml, message):
     (project / "m.py").write_text("x = 1\n")
     (project / "pyproject.toml").write_text(toml)
     result = check()
-    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1, (
+        result.output
+    )
 
 
 def test_config_flag_on_a_file_without_the_table_is_an_error(project):
@@ -219,7 +233,10 @@ def test_extend_select_adds_to_the_configured_list(project):
     (project / "seed.py").write_text(SEED)
     (project / "pyproject.toml").write_text('[tool.enslint]\nselect = ["ENS001"]\n')
     assert {d["code"] for d in json.loads(check("--format", "json").stdout)} == {"ENS001"}
-    assert {d["code"] for d in json.loads(check("--format", "json", "--extend-select", "ENS003").stdout)} == {"ENS001", "ENS003"}
+    assert {d["code"] for d in json.loads(check("--format", "json", "--extend-select", "ENS003").stdout)} == {
+        "ENS001",
+        "ENS003",
+    }
     (project / "pyproject.toml").write_text('[tool.enslint]\nselect = ["ENS001"]\nextend-select = ["ENS002"]\n')
     assert {d["code"] for d in json.loads(check("--format", "json").stdout)} == {"ENS001", "ENS002"}
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import hypothesmith
 import pytest
+from click.testing import CliRunner
 from conftest import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from click.testing import CliRunner
 
 from enslint.checker import FileJob, check_bytes
 from enslint.cli import main
@@ -56,7 +56,9 @@ def python_accepts(source: str | bytes) -> bool:
     except RecursionError:
         data = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
         script = "import sys; sys.setrecursionlimit(1002); compile(sys.stdin.buffer.read(), 'm.py', 'exec')"
-        return subprocess.run([sys.executable, "-c", script], input=data, capture_output=True, check=False).returncode == 0
+        return (
+            subprocess.run([sys.executable, "-c", script], input=data, capture_output=True, check=False).returncode == 0
+        )
     except (SyntaxError, ValueError, MemoryError):
         return False
     return True
@@ -95,7 +97,26 @@ def mutated_fixture(draw):
         elif kind == "truncate":
             lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
         elif kind == "inject":
-            token = draw(st.sampled_from(["(", ")", "[", ":", "lambda", "\\", "'", '"""', "\t", "\x0c", "\u2028", "\ufeff", "for", "self.heads"]))
+            token = draw(
+                st.sampled_from(
+                    [
+                        "(",
+                        ")",
+                        "[",
+                        ":",
+                        "lambda",
+                        "\\",
+                        "'",
+                        '"""',
+                        "\t",
+                        "\x0c",
+                        "\u2028",
+                        "\ufeff",
+                        "for",
+                        "self.heads",
+                    ]
+                )
+            )
             at = draw(st.integers(0, len(lines[i])))
             lines[i] = lines[i][:at] + token + lines[i][at:]
         else:
@@ -179,5 +200,7 @@ def test_form_feeds_in_indentation_change_nothing_but_themselves(seed, tmp_path)
     assert fed_found == plain_found
     assert fed_fixed.replace("\x0c", "") == plain_fixed
     # The lines before the first edit keep their form feeds, as the file had them.
-    untouched = next(i for i, (a, b) in enumerate(zip([*plain.splitlines(), None], [*plain_fixed.splitlines(), ""])) if a != b)
+    untouched = next(
+        i for i, (a, b) in enumerate(zip([*plain.splitlines(), None], [*plain_fixed.splitlines(), ""])) if a != b
+    )
     assert fed_fixed.splitlines()[:untouched] == fed.splitlines()[:untouched]

@@ -39,7 +39,9 @@ def test_a_dying_checker_costs_one_file(project, monkeypatch, how, files):
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     dead = [line for line in lines if line.startswith("m01.py")]
-    assert dead == [f"m01.py:1:1: ENS000 internal error while checking this file: the checker process was killed by {signal.Signals(how).name} (please report it)"]
+    assert dead == [
+        f"m01.py:1:1: ENS000 internal error while checking this file: the checker process was killed by {signal.Signals(how).name} (please report it)"
+    ]
     for i in range(files):
         if i != 1:
             assert any(line.startswith(f"m{i:02d}.py:11:") and "ENS001" in line for line in lines), (i, result.output)

@@ -119,7 +119,9 @@ def test_a_big_file_is_cut_and_its_fixes_land_where_the_whole_files_do(monkeypat
     assert len(whole) >= 3 * 30  # Heads, Cloned, PerSlice (Derived runs Heads.forward)
     assert split == whole
     fixes = [d.fix_for(True) for d in whole if d.fix_for(True) is not None]
-    assert apply_fixes(source, fixes).text == apply_fixes(source, [d.fix_for(True) for d in split if d.fix_for(True)]).text
+    assert (
+        apply_fixes(source, fixes).text == apply_fixes(source, [d.fix_for(True) for d in split if d.fix_for(True)]).text
+    )
 
 
 def test_a_fix_reaching_over_left_out_text_is_dropped_not_misplaced():
@@ -148,7 +150,9 @@ def test_chunks_described_one_by_one_give_the_segments_of_one_parse(monkeypatch)
         parts = pieces.chunks(source)
         assert "".join(text for _, text in parts) == source
         described = [pieces.chunk_segments(ast.parse("\n" * (first - 1) + text), first, text) for first, text in parts]
-        assert _fields(pieces.join_chunks(described)) == _fields(pieces._segments(ast.parse(source), pieces._line_count(source)))
+        assert _fields(pieces.join_chunks(described)) == _fields(
+            pieces._segments(ast.parse(source), pieces._line_count(source))
+        )
 
 
 def _big(monkeypatch, source: str, chunk: int):
@@ -166,7 +170,10 @@ BIG = "import copy\n\nimport torch\nfrom torch import nn\n" + "\n".join(TEMPLATE
     [
         ("none", ""),
         ("a cut inside a string", 'NOTE = """\n\n\nclass NotAClass:\n    pass\n"""\n'),
-        ("a decorator apart from its function", "@functools.lru_cache(\n    maxsize=None,\n)\n\n\ndef cached():\n    return 1\n"),
+        (
+            "a decorator apart from its function",
+            "@functools.lru_cache(\n    maxsize=None,\n)\n\n\ndef cached():\n    return 1\n",
+        ),
         ("a syntax error", "def broken(:\n    pass\n"),
         ("a late future import", "\n\nfrom __future__ import annotations\n"),
         ("a break outside a loop", "def ok():\n    return 1\n\n\nbreak\n"),
@@ -180,7 +187,12 @@ def test_a_file_described_in_chunks_is_checked_as_one_parse_checks_it(monkeypatc
     source = BIG[:middle] + "\n\n" + insert + "\n\n" + BIG[middle:]
     whole = _big(monkeypatch, source, 10**9)
     assert _big(monkeypatch, source, 2 * 1024) == whole
-    if where in ("a syntax error", "a late future import", "a break outside a loop", "an and-chain libcst cannot survive"):
+    if where in (
+        "a syntax error",
+        "a late future import",
+        "a break outside a loop",
+        "an and-chain libcst cannot survive",
+    ):
         assert [d.code for d in whole] == ["ENS000"]
     else:
         assert len(whole) >= 3 * 30

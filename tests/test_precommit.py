@@ -47,7 +47,17 @@ def test_fix_hook_applies_the_safe_fix(tmp_path):
     (repo / "model.py").write_text(SLICED)
     git("add", ".", cwd=repo)
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
-    command = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "enslint-fix", "--all-files", "--color", "never"]
+    command = [
+        sys.executable,
+        "-m",
+        "pre_commit",
+        "try-repo",
+        str(ROOT),
+        "enslint-fix",
+        "--all-files",
+        "--color",
+        "never",
+    ]
     result = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 1, result.stdout + result.stderr  # files were modified
     assert (repo / "model.py").read_text() == FIXED
@@ -55,12 +65,19 @@ def test_fix_hook_applies_the_safe_fix(tmp_path):
     # The safe fix removed what it fixes (ENS003); the loop's own finding (ENS002, fixed
     # only by the unsafe rewrite) remains until it is suppressed: then both hooks pass.
     fixed = (repo / "model.py").read_text()
-    assert "ENS003" not in subprocess.run([sys.executable, "-m", "enslint", "check", "model.py"], cwd=repo, capture_output=True, text=True).stdout
+    assert (
+        "ENS003"
+        not in subprocess.run(
+            [sys.executable, "-m", "enslint", "check", "model.py"], cwd=repo, capture_output=True, text=True
+        ).stdout
+    )
     loop = "for member, h_i in zip(self.members, h.unbind(1)):"
     (repo / "model.py").write_text(fixed.replace(loop, loop + "  # noqa: ENS002"))
     git("add", ".", cwd=repo)
     for hook in ("enslint-fix", "enslint"):
-        again = subprocess.run([*command[:5], hook, *command[6:]], cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+        again = subprocess.run(
+            [*command[:5], hook, *command[6:]], cwd=repo, capture_output=True, text=True, env=env, timeout=900
+        )
         assert again.returncode == 0, again.stdout + again.stderr
 
 
@@ -93,5 +110,12 @@ def test_the_readme_snippet_works_as_written(tmp_path):
     (repo / "model.py").write_text(FLAGGED)
     git("add", ".", cwd=repo)
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
-    result = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"], cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 1 and "ENS001" in result.stdout, result.stdout + result.stderr

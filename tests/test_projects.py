@@ -32,7 +32,9 @@ def python_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.py"))
 
 
-def findings(files: list[Path], cwd: Path, use_cache: bool = False, root: Path | None = None) -> list[tuple[str, int, str]]:
+def findings(
+    files: list[Path], cwd: Path, use_cache: bool = False, root: Path | None = None
+) -> list[tuple[str, int, str]]:
     config = Config(root=root or cwd)
     jobs = make_jobs(files, config, cwd, use_cache=use_cache)
     return sorted((Path(d.filename).name, d.row, d.code) for d in run(jobs, workers=1))
@@ -112,7 +114,11 @@ def test_helper_changes_reach_a_file_that_does_not_name_a_container(tmp_path):
     heads = copy / "src" / "heads_pkg" / "heads.py"
     assert [f[2] for f in findings([heads], copy, use_cache=True)] == ["ENS001"]
     utils = copy / "src" / "heads_pkg" / "utils.py"
-    utils.write_text(utils.read_text().replace("[copy.deepcopy(module) for _ in range(n)]", "[copy.deepcopy(module) for _ in range(n)][:1]"))
+    utils.write_text(
+        utils.read_text().replace(
+            "[copy.deepcopy(module) for _ in range(n)]", "[copy.deepcopy(module) for _ in range(n)][:1]"
+        )
+    )
     project_module._INDEXES.clear()
     assert findings([heads], copy, use_cache=True) == []
 

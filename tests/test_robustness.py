@@ -25,17 +25,35 @@ def ens000(source: str) -> list[str]:
         ("type X = int\n", "syntax error for Python"),  # 3.12 syntax
         ("x = 1\n\ufeffy = 2\n", "syntax error for Python"),  # a BOM that is not the first character
         ("x = " + "(" * 5000 + "1" + ")" * 5000 + "\n", "too many nested parentheses"),  # libcst's parser crashed on it
-        ("y = " + " + ".join(["x"] * 50000) + "\n", "cannot parse"),  # Python's recursion limit; libcst crashed after minutes
+        (
+            "y = " + " + ".join(["x"] * 50000) + "\n",
+            "cannot parse",
+        ),  # Python's recursion limit; libcst crashed after minutes
         # Python's compiler, not its parser, rejects these: they were analysed.
         ("for i in range(3):\n    pass\nbreak\n", "'break' outside loop"),
-        ("x = 1\nfrom __future__ import annotations\n", "from __future__ imports must occur at the beginning of the file"),
+        (
+            "x = 1\nfrom __future__ import annotations\n",
+            "from __future__ imports must occur at the beginning of the file",
+        ),
         ("def f(a, a):\n    pass\n", "duplicate argument 'a'"),
         ("def g():\n    x = 1\n    global x\n", "assigned to before global declaration"),
     ],
-    ids=["truncated-escape", "type-alias", "inner-bom", "deep-parentheses", "long-sum", "break-outside-loop", "late-future-import", "duplicate-argument", "late-global"],
+    ids=[
+        "truncated-escape",
+        "type-alias",
+        "inner-bom",
+        "deep-parentheses",
+        "long-sum",
+        "break-outside-loop",
+        "late-future-import",
+        "duplicate-argument",
+        "late-global",
+    ],
 )
 def test_what_python_rejects_is_ens000_even_for_a_candidate_file(body, said):
-    (message,) = ens000(HEADER + body + "class A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n")
+    (message,) = ens000(
+        HEADER + body + "class A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
+    )
     assert said in message
 
 
@@ -55,7 +73,10 @@ def test_an_encoding_cookie_with_old_mac_line_endings_is_read_as_python_reads_it
 def test_a_backslash_only_line_after_a_block_is_analysed():
     """libcst's tokenizer rejects a backslash-only line after an indented block, which
     Python joins away (found by benchmarks/fuzz.py); libcst now reads it as a blank line."""
-    source = HEADER + "class B:\n    def f(self):\n        return 1\n\n\\\nclass A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
+    source = (
+        HEADER
+        + "class B:\n    def f(self):\n        return 1\n\n\\\nclass A(nn.Module):\n    def forward(self, x):\n        return [m(x) for m in self.ms]\n"
+    )
     compile(source, "m.py", "exec")  # Python runs it
     assert ens000(source) == []
 
@@ -66,9 +87,15 @@ TAIL = "class A(nn.Module):\n    def forward(self, x):\n        return [m(x) for
 @pytest.mark.parametrize(
     "body, said",
     [
-        ("y = " + '"a" ' * 3_500 + "\n", "3,500 strings written one after another are more than libcst's parser takes (3,000)"),
+        (
+            "y = " + '"a" ' * 3_500 + "\n",
+            "3,500 strings written one after another are more than libcst's parser takes (3,000)",
+        ),
         ("y = (\n" + '    "a"  # part\n' * 3_500 + ")\n", "3,500 strings written one after another"),
-        ("y = [a" + " for a in x" * 3_500 + "]\n", "a comprehension of 3,500 `for` clauses is more than libcst's parser takes (3,000)"),
+        (
+            "y = [a" + " for a in x" * 3_500 + "]\n",
+            "a comprehension of 3,500 `for` clauses is more than libcst's parser takes (3,000)",
+        ),
     ],
     ids=["strings", "strings-over-lines", "comprehension-clauses"],
 )
@@ -101,7 +128,11 @@ def test_a_boolean_chain_libcst_cannot_survive_is_ens000_without_a_crash(operato
     for debug in ("", "1"):  # in worker processes, and in this one (where a crash is the run's)
         done = subprocess.run(
             [sys.executable, "-m", "enslint", "check", "--no-cache", "--output-format", "concise", str(path)],
-            capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ, "ENSLINT_DEBUG": debug}, check=False,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**__import__("os").environ, "ENSLINT_DEBUG": debug},
+            check=False,
         )
         assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
         (line,) = done.stdout.splitlines()
@@ -187,7 +218,10 @@ def _measured_limits():
     return limits
 
 
-@pytest.mark.parametrize("family, levels", [("sum", 2_990), ("elif", 2_990), ("ternary", 2_000), ("subscripts", 1_000), ("call-chain", 1_000)])
+@pytest.mark.parametrize(
+    "family, levels",
+    [("sum", 2_990), ("elif", 2_990), ("ternary", 2_000), ("subscripts", 1_000), ("call-chain", 1_000)],
+)
 def test_code_nested_as_deep_as_python_takes_is_analysed(family, levels):
     """libcst and the analysis recurse a few frames per level: below enslint's own frames
     they stopped near 490 levels ("file is nested too deeply to analyse") where Python

@@ -79,14 +79,16 @@ def test_a_planted_wrong_rewrite_is_a_mismatch(monkeypatch):
 
     monkeypatch.setattr(building, "load_rewrite_weights", load_then_corrupt)
     monkeypatch.chdir(ROOT)
-    result, rows = verify("fixtures/positive/shared_trunk_linear_heads.py::SharedTrunkHeads", "--device", "cpu", "--batch", "4", *FAST)
+    result, rows = verify(
+        "fixtures/positive/shared_trunk_linear_heads.py::SharedTrunkHeads", "--device", "cpu", "--batch", "4", *FAST
+    )
     assert result.exit_code == 1, result.output
     (row,) = rows
     assert row["status"] == "mismatch" and row["max_abs_error"] > 0.01
     assert any("heads.weight" in note or "output" in note for note in row["notes"])
 
 
-CONTROL_FLOW = '''
+CONTROL_FLOW = """
 import torch
 from torch import nn
 
@@ -102,12 +104,12 @@ class GatedHeads(nn.Module):
         if h.sum() > 0:  # depends on the data: torch.fx cannot trace it
             h = h * 2
         return torch.stack([head(h) for head in self.heads], dim=1)
-'''
+"""
 
 
 def test_data_dependent_control_flow_is_not_traceable_and_compared_eagerly(project):
     (project / "gated.py").write_text(CONTROL_FLOW)
-    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    (project / "pyproject.toml").write_text("[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n")
     result, rows = verify("gated.py::GatedHeads", "--device", "cpu", *FAST)
     assert result.exit_code == 0, result.output
     (row,) = rows
@@ -131,19 +133,27 @@ def test_missing_config_says_which_key_to_add(project):
     (project / "heads.py").write_text(CONTROL_FLOW.replace("hidden: int = 8, n_heads: int = 3", "hidden, n_heads"))
     result = CliRunner().invoke(main, ["verify", "heads.py::GatedHeads", "--device", "cpu", "--min-time", "0.001"])
     assert result.exit_code == 2
-    assert 'add init = { hidden = ..., n_heads = ... } to [tool.enslint.verify."GatedHeads"] in pyproject.toml' in result.output
+    assert (
+        'add init = { hidden = ..., n_heads = ... } to [tool.enslint.verify."GatedHeads"] in pyproject.toml'
+        in result.output
+    )
     assert "Traceback" not in result.output
 
 
 def test_one_failing_class_does_not_stop_the_others(project):
     broken = CONTROL_FLOW.replace("class GatedHeads", "class Broken").replace(
-        "        super().__init__()\n", "        super().__init__()\n        raise RuntimeError('no GPU memory for this one')\n", 1
+        "        super().__init__()\n",
+        "        super().__init__()\n        raise RuntimeError('no GPU memory for this one')\n",
+        1,
     )
     (project / "two.py").write_text(CONTROL_FLOW + broken.split("from torch import nn\n", 1)[1])
     result, rows = verify("two.py", "--device", "cpu", *FAST)
     assert result.exit_code == 1
     statuses = {row["target"]: row["status"] for row in rows}
-    assert statuses == {"two.py::GatedHeads": "equivalent", "two.py::Broken": "error: RuntimeError: no GPU memory for this one"}
+    assert statuses == {
+        "two.py::GatedHeads": "equivalent",
+        "two.py::Broken": "error: RuntimeError: no GPU memory for this one",
+    }
 
 
 def test_module_target_and_its_config_by_full_name(project, monkeypatch):
@@ -151,7 +161,9 @@ def test_module_target_and_its_config_by_full_name(project, monkeypatch):
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "heads.py").write_text(CONTROL_FLOW.replace("hidden: int = 8", "hidden"))
-    (project / "pyproject.toml").write_text('[tool.enslint.verify."models.heads:GatedHeads"]\ninit = { hidden = 6 }\ninputs = [[3, 4]]\n')
+    (project / "pyproject.toml").write_text(
+        '[tool.enslint.verify."models.heads:GatedHeads"]\ninit = { hidden = 6 }\ninputs = [[3, 4]]\n'
+    )
     monkeypatch.syspath_prepend(str(project))
     result, rows = verify("models.heads:GatedHeads", "--device", "cpu", *FAST)
     assert result.exit_code == 0, result.output
@@ -166,15 +178,21 @@ def test_cuda_asked_for_but_absent_is_one_line_and_exit_2(project):
 
 
 def test_unknown_verify_key_is_a_configuration_error(project):
-    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\nshape = [[5, 4]]\n')
+    (project / "pyproject.toml").write_text("[tool.enslint.verify.GatedHeads]\nshape = [[5, 4]]\n")
     result = CliRunner().invoke(main, ["verify", "--device", "cpu"])
     assert result.exit_code == 2
     assert "unknown key 'shape'" in result.output
 
 
 def test_text_table_fits_100_columns_and_markdown_has_every_figure(project):
-    (project / "gated.py").write_text(CONTROL_FLOW.replace("        if h.sum() > 0:  # depends on the data: torch.fx cannot trace it\n            h = h * 2\n", ""))
-    result = CliRunner().invoke(main, ["verify", "gated.py", "--device", "cpu", "--dtype", "float64", "--min-time", "0.001"])
+    (project / "gated.py").write_text(
+        CONTROL_FLOW.replace(
+            "        if h.sum() > 0:  # depends on the data: torch.fx cannot trace it\n            h = h * 2\n", ""
+        )
+    )
+    result = CliRunner().invoke(
+        main, ["verify", "gated.py", "--device", "cpu", "--dtype", "float64", "--min-time", "0.001"]
+    )
     assert result.exit_code == 0, result.output
     table = result.stdout.splitlines()
     assert max(len(line) for line in table) <= 100, result.stdout
@@ -182,7 +200,10 @@ def test_text_table_fits_100_columns_and_markdown_has_every_figure(project):
     first = table[1].split()
     assert first[:4] == ["gated.py::GatedHeads", "ENS001", "wide", "layer"] and "equivalent" in first
     assert "equivalent in float64: outputs and gradients within rtol=1e-09" in result.stdout
-    result = CliRunner().invoke(main, ["verify", "gated.py", "--device", "cpu", "--dtype", "float64", "--min-time", "0.001", "--format", "markdown"])
+    result = CliRunner().invoke(
+        main,
+        ["verify", "gated.py", "--device", "cpu", "--dtype", "float64", "--min-time", "0.001", "--format", "markdown"],
+    )
     assert "| gated.py::GatedHeads | ENS001 | wide layer | 3 | 32 | cpu | float64 |" in result.stdout
     assert "| gated.py::GatedHeads | ENS001 | vmap | 3 | 32 | cpu | float64 |" in result.stdout
 
@@ -195,7 +216,13 @@ def _timed(original_ms: float, per_form: dict[str, float]):
     def measure(function, parameters, inputs, min_time, device):
         owner = function.__self__
         names = {name.split(".")[0] for name, _ in owner.named_parameters()}
-        form = "wide layer" if type(getattr(owner, "heads", None)).__name__ == "Linear" else "vmap" if "heads" in names and type(owner.heads).__name__ == "StackedMembers" else "original"
+        form = (
+            "wide layer"
+            if type(getattr(owner, "heads", None)).__name__ == "Linear"
+            else "vmap"
+            if "heads" in names and type(owner.heads).__name__ == "StackedMembers"
+            else "original"
+        )
         ms = original_ms if form == "original" else per_form[form]
         return timing.Timing(forward_ms=ms, step_ms=ms, forward_iqr_ms=ms * 0.02, step_iqr_ms=ms * 0.02)
 
@@ -216,20 +243,29 @@ def test_each_candidate_is_checked_and_timed_and_the_fastest_recommended(project
 
     monkeypatch.setattr(timing, "measure", _timed(2.0, times))
     (project / "gated.py").write_text(CONTROL_FLOW)
-    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    (project / "pyproject.toml").write_text("[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n")
     result, rows = verify("gated.py::GatedHeads", "--device", "cpu", *FAST)
     (row,) = rows
-    assert [(c["form"], c["status"]) for c in row["candidates"]] == [("wide layer", "equivalent"), ("vmap", "equivalent")]
+    assert [(c["form"], c["status"]) for c in row["candidates"]] == [
+        ("wide layer", "equivalent"),
+        ("vmap", "equivalent"),
+    ]
     assert [c["step_speedup"] for c in row["candidates"]] == [2.0 / times["wide layer"], 2.0 / times["vmap"]]
     assert row["recommendation"] == expected
 
 
 def test_the_safe_fix_is_a_candidate_and_the_preferred_fused_form_comes_first(monkeypatch):
     monkeypatch.chdir(ROOT)
-    result, rows = verify("fixtures/positive/select_slices_activation.py::Readouts", "--device", "cpu", "--batch", "4", *FAST)
+    result, rows = verify(
+        "fixtures/positive/select_slices_activation.py::Readouts", "--device", "cpu", "--batch", "4", *FAST
+    )
     (row,) = rows
     forms = [(c["form"], c["safety"], c["status"]) for c in row["candidates"]]
-    assert forms == [("stacked weights", "unsafe", "equivalent"), ("vmap", "unsafe", "equivalent"), ("unbind", "safe", "equivalent")]
+    assert forms == [
+        ("stacked weights", "unsafe", "equivalent"),
+        ("vmap", "unsafe", "equivalent"),
+        ("unbind", "safe", "equivalent"),
+    ]
     assert row["rule"] == "ENS002,ENS003"
     assert row["recommendation"] in {"stacked weights", "vmap", "unbind", "keep the loop"}
 
@@ -248,7 +284,7 @@ def test_a_mismatching_alternative_makes_the_class_a_mismatch(project, monkeypat
 
     monkeypatch.setattr(building, "load_rewrite_weights", corrupt_vmap)
     (project / "gated.py").write_text(CONTROL_FLOW)
-    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    (project / "pyproject.toml").write_text("[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n")
     result, rows = verify("gated.py::GatedHeads", "--device", "cpu", *FAST)
     (row,) = rows
     assert result.exit_code == 1
@@ -256,13 +292,15 @@ def test_a_mismatching_alternative_makes_the_class_a_mismatch(project, monkeypat
     assert row["recommendation"] == "wide layer" or row["recommendation"] == "keep the loop"
 
 
-@pytest.mark.parametrize(("times", "form"), [({"wide layer": 3.0, "vmap": 1.0}, "vmap"), ({"wide layer": 3.0, "vmap": 3.0}, None)])
+@pytest.mark.parametrize(
+    ("times", "form"), [({"wide layer": 3.0, "vmap": 1.0}, "vmap"), ({"wide layer": 3.0, "vmap": 3.0}, None)]
+)
 def test_apply_writes_the_recommended_rewrite_through_the_fix_engine(project, monkeypatch, times, form):
     from enslint.verify import timing
 
     monkeypatch.setattr(timing, "measure", _timed(2.0, times))
     (project / "gated.py").write_text(CONTROL_FLOW)
-    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    (project / "pyproject.toml").write_text("[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n")
     result, rows = verify("gated.py::GatedHeads", "--device", "cpu", "--apply", *FAST)
     written = (project / "gated.py").read_text()
     if form is None:  # keep the loop: nothing written
@@ -300,7 +338,10 @@ def test_bad_targets_are_one_line_usage_errors(project):
         (["nope.py"], "enslint: error: nope.py: no such file or folder"),
         (["gated.py::Nope"], "enslint: error: gated.py: no class named Nope"),
         (["no.such:Thing"], "enslint: error: no.such: no such module on the import path"),
-        (["pkg.models.Ensemble"], "enslint: error: pkg.models.Ensemble: no such file or folder (a class of a module is named with a colon: `pkg.models:Ensemble`)"),
+        (
+            ["pkg.models.Ensemble"],
+            "enslint: error: pkg.models.Ensemble: no such file or folder (a class of a module is named with a colon: `pkg.models:Ensemble`)",
+        ),
     ):
         result = CliRunner().invoke(main, ["verify", *args, "--device", "cpu"])
         assert result.exit_code == 2 and result.output.strip() == message, (args, result.output)
@@ -331,7 +372,7 @@ def test_verify_sees_what_check_sees_in_a_project(monkeypatch):
     assert "built in the parent class `BlockBank`" in by_class["AveragedProbe"]["notes"][0]
 
 
-PACKAGE_LAYERS = '''\
+PACKAGE_LAYERS = """\
 from torch import nn
 
 
@@ -342,9 +383,9 @@ class Trunk(nn.Module):
 
     def forward(self, x):
         return self.net(x)
-'''
+"""
 
-PACKAGE_HEADS = '''\
+PACKAGE_HEADS = """\
 import torch
 from torch import nn
 
@@ -360,7 +401,7 @@ class PackagedHeads(nn.Module):
     def batched_forward(self, x):
         h = self.trunk(x)
         return torch.stack([head(h) for head in self.heads], dim=1)
-'''
+"""
 
 
 @pytest.mark.parametrize("target", ["src", "src/pkg/heads.py::PackagedHeads", "pkg.heads:PackagedHeads"])
@@ -381,14 +422,21 @@ def test_a_module_of_a_package_with_relative_imports(project, monkeypatch, targe
 
 
 def test_a_missing_input_says_which_key_to_add(project):
-    source = PACKAGE_HEADS.replace("from .layers import Trunk\n", "").replace("self.trunk = Trunk()", "self.trunk = nn.Linear(4, 8)")
+    source = PACKAGE_HEADS.replace("from .layers import Trunk\n", "").replace(
+        "self.trunk = Trunk()", "self.trunk = nn.Linear(4, 8)"
+    )
     source = source.replace("def batched_forward(self, x):", "def batched_forward(self, x, scale):")
     (project / "heads.py").write_text(source)
-    (project / "pyproject.toml").write_text('[tool.enslint.verify.PackagedHeads]\ninputs = [[5, 4]]\n')  # one shape, two arguments
+    (project / "pyproject.toml").write_text(
+        "[tool.enslint.verify.PackagedHeads]\ninputs = [[5, 4]]\n"
+    )  # one shape, two arguments
     result, rows = verify("heads.py", "--device", "cpu", *FAST)
     assert result.exit_code == 2
     assert "missing 1 required positional argument: 'scale'" in rows[0]["status"]
-    assert 'add inputs = [[batch, ...], ...] with one shape per argument to [tool.enslint.verify."PackagedHeads"]' in rows[0]["status"]
+    assert (
+        'add inputs = [[batch, ...], ...] with one shape per argument to [tool.enslint.verify."PackagedHeads"]'
+        in rows[0]["status"]
+    )
 
 
 def test_compile_times_the_compiled_rewrite_too(project, monkeypatch):
@@ -401,7 +449,11 @@ def test_compile_times_the_compiled_rewrite_too(project, monkeypatch):
         return 1.5, timing.Timing(forward_ms=1.0, step_ms=2.0 + len(compiled))
 
     monkeypatch.setattr(timing, "compile_and_measure", fake_compile)
-    (project / "heads.py").write_text(PACKAGE_HEADS.replace("from .layers import Trunk\n", "").replace("self.trunk = Trunk()", "self.trunk = nn.Linear(4, 8)"))
+    (project / "heads.py").write_text(
+        PACKAGE_HEADS.replace("from .layers import Trunk\n", "").replace(
+            "self.trunk = Trunk()", "self.trunk = nn.Linear(4, 8)"
+        )
+    )
     result, rows = verify("heads.py", "--device", "cpu", "--compile", *FAST)
     (row,) = rows
     # The original once, then each candidate (the fused form, the vmap form).
@@ -441,7 +493,9 @@ def test_gradients_are_compared_by_index_not_by_layout(monkeypatch, scrambled):
 
     monkeypatch.setattr(building, "load_rewrite_weights", with_strided_gradients)
     monkeypatch.chdir(ROOT)
-    result, rows = verify("fixtures/positive/sequential_mlp_members.py::RewardEnsemble", "--device", "cpu", "--batch", "8", *FAST)
+    result, rows = verify(
+        "fixtures/positive/sequential_mlp_members.py::RewardEnsemble", "--device", "cpu", "--batch", "8", *FAST
+    )
     (row,) = rows
     assert row["status"] == ("mismatch" if scrambled else "equivalent"), row["notes"]
 
@@ -451,13 +505,17 @@ def test_a_batch_sweep_gives_a_row_per_size_and_a_plot(project, monkeypatch):
 
     monkeypatch.setattr(timing, "measure", _timed(2.0, {"wide layer": 1.0, "vmap": 1.5}))
     (project / "gated.py").write_text(CONTROL_FLOW)
-    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    (project / "pyproject.toml").write_text("[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n")
     result, rows = verify("gated.py::GatedHeads", "--device", "cpu", "--batch", "2,8,32", "--plot", "sweep.png", *FAST)
     assert [row["batch"] for row in rows] == [2, 8, 32]
     assert all(row["status"] == "equivalent" and row["recommendation"] == "wide layer" for row in rows)
     image = (project / "sweep.png").read_bytes()
     assert image.startswith(b"\x89PNG") and len(image) > 5000
-    text = CliRunner().invoke(main, ["verify", "gated.py::GatedHeads", "--device", "cpu", "--batch", "2,8", "--min-time", "0.001"]).stdout
+    text = (
+        CliRunner()
+        .invoke(main, ["verify", "gated.py::GatedHeads", "--device", "cpu", "--batch", "2,8", "--min-time", "0.001"])
+        .stdout
+    )
     assert "GatedHeads @2 " in text and "GatedHeads @8 " in text
     bad = CliRunner().invoke(main, ["verify", "gated.py", "--batch", "2,x"])
     assert bad.exit_code == 2 and "--batch 2,x: a size or comma-separated sizes" in bad.output
@@ -477,18 +535,24 @@ def test_overlapping_ranges_are_no_clear_difference():
 
 def test_the_rule_that_decided_is_reported(project):
     (project / "gated.py").write_text(CONTROL_FLOW)
-    (project / "pyproject.toml").write_text('[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n')
+    (project / "pyproject.toml").write_text("[tool.enslint.verify.GatedHeads]\ninputs = [[5, 4]]\n")
     _, rows = verify("gated.py::GatedHeads", "--device", "cpu", "--dtype", "bfloat16", *FAST)
     assert rows[0]["decided_by"] == "error vs a float64 run <= 2x the original's + atol 0.02"
     _, rows = verify("gated.py::GatedHeads", "--device", "cpu", "--dtype", "float64", *FAST)
     assert rows[0]["decided_by"] == "assert_close rtol 1e-09, atol 1e-09"
-    markdown = CliRunner().invoke(main, ["verify", "gated.py", "--device", "cpu", "--format", "markdown", "--min-time", "0.001"]).stdout
+    markdown = (
+        CliRunner()
+        .invoke(main, ["verify", "gated.py", "--device", "cpu", "--format", "markdown", "--min-time", "0.001"])
+        .stdout
+    )
     assert "| decided by |" in markdown
 
 
 def test_notes_never_point_into_the_in_memory_rewrite_nor_cut_words(monkeypatch):
     monkeypatch.chdir(ROOT)
-    _, rows = verify("fixtures/positive/shared_trunk_linear_heads.py::SharedTrunkHeads", "--device", "cpu", "--batch", "4", *FAST)
+    _, rows = verify(
+        "fixtures/positive/shared_trunk_linear_heads.py::SharedTrunkHeads", "--device", "cpu", "--batch", "4", *FAST
+    )
     notes = " ".join(rows[0]["notes"])
     assert "fx cannot trace the rewrite (torch.vmap in the rewrite's `" in notes
     assert "shared_trunk_linear_heads.py:" not in notes  # no line of the rewrite as if it were the user's
@@ -502,8 +566,18 @@ def test_the_terminal_table_fits_100_columns_with_the_longest_cells():
     from enslint.verify.command import NO_CLEAR, Row, Trial, terminal_table
 
     trial = Trial("stacked weights", "unsafe", status="equivalent", step_rewrite_ms=1.0, step_rewrite_iqr_ms=0.05)
-    row = Row("src/pkg/a_long_module_name.py::AVeryLongEnsembleClassName", "ENS001,ENS002,ENS003", step_original_ms=12.5,
-              step_original_iqr_ms=0.5, trials=[trial], recommendation=NO_CLEAR, batch=256, rtol=1e-5, atol=1e-5, dtype="float32")
+    row = Row(
+        "src/pkg/a_long_module_name.py::AVeryLongEnsembleClassName",
+        "ENS001,ENS002,ENS003",
+        step_original_ms=12.5,
+        step_original_iqr_ms=0.5,
+        trials=[trial],
+        recommendation=NO_CLEAR,
+        batch=256,
+        rtol=1e-5,
+        atol=1e-5,
+        dtype="float32",
+    )
     lines = terminal_table([row]).splitlines()
     assert NO_CLEAR in lines[1] and "12.5x" in lines[1]
     assert max(len(line) for line in lines) <= 100, lines

@@ -1,2 +1,1 @@
 """Static analysis of one file: imports, module classes, member collections, member loops."""
-

@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 
 # Bases that make a class an nn.Module. Any public class of `torch.nn` is one, except
 # the tensor types that live there too.
-_NOT_MODULES = {"torch.nn.Parameter", "torch.nn.UninitializedParameter", "torch.nn.Buffer", "torch.nn.UninitializedBuffer"}
+_NOT_MODULES = {
+    "torch.nn.Parameter",
+    "torch.nn.UninitializedParameter",
+    "torch.nn.Buffer",
+    "torch.nn.UninitializedBuffer",
+}
 MODULE_BASES = {
     "pytorch_lightning.LightningModule",
     "pytorch_lightning.core.LightningModule",
@@ -35,7 +40,21 @@ MODULE_BASES = {
 
 
 # Bases that are certainly not modules: builtins and typing's.
-PLAIN_BASES = {"object", "Exception", "dict", "list", "tuple", "str", "int", "float", "Enum", "Generic", "Protocol", "NamedTuple", "ABC"}
+PLAIN_BASES = {
+    "object",
+    "Exception",
+    "dict",
+    "list",
+    "tuple",
+    "str",
+    "int",
+    "float",
+    "Enum",
+    "Generic",
+    "Protocol",
+    "NamedTuple",
+    "ABC",
+}
 
 
 def is_torch_module_name(qualified: str) -> bool:
@@ -131,7 +150,9 @@ class ClassInfo:
         return self.parents
 
 
-def find_method(cls: ClassInfo, ctx: FileContext, name: str, depth: int = 0) -> tuple[cst.FunctionDef, FileContext, ClassInfo] | None:
+def find_method(
+    cls: ClassInfo, ctx: FileContext, name: str, depth: int = 0
+) -> tuple[cst.FunctionDef, FileContext, ClassInfo] | None:
     """A method of `cls` or of a class it derives from, with the context it is defined in."""
     if name in cls.methods:
         return cls.methods[name], ctx, cls
@@ -173,7 +194,9 @@ class Project(Protocol):
 
 
 class FileContext:
-    def __init__(self, module: cst.Module, imports: ImportTable, path: str | None = None, project: Project | None = None) -> None:
+    def __init__(
+        self, module: cst.Module, imports: ImportTable, path: str | None = None, project: Project | None = None
+    ) -> None:
         self.module = module
         self.imports = imports
         self.path = path  # absolute; None for a text with no file

@@ -35,7 +35,9 @@ COLLECTION_MARKERS = (b"ModuleList", b"ModuleDict", b"add_module")
 # `"head" + str(i)`, `"fc%d" % i`, `"h{}".format(i)`; members.computed_name agrees).
 # A file without any of these can still loop over a collection built in another file;
 # the project index names those (analysis/project.py).
-SETATTR_MARKER = re.compile(rb"""setattr\(\s*self\s*,\s*(?:[rRbB]?[fF][rR]?["']|["'][^"'\n]*["']\s*(?:[+%]|\.format)|str\()""")
+SETATTR_MARKER = re.compile(
+    rb"""setattr\(\s*self\s*,\s*(?:[rRbB]?[fF][rR]?["']|["'][^"'\n]*["']\s*(?:[+%]|\.format)|str\()"""
+)
 
 
 def names_a_collection(data: bytes) -> bool:

@@ -55,31 +55,115 @@ _COMBINERS = {
 _NOT_COMBINERS = {"len", "print", "isinstance", "type", "id", "repr", "str", "bool", "hasattr", "getattr", "setattr"}
 _SPLITTERS = {"unbind": "unbind", "chunk": "chunk", "split": "chunk", "tensor_split": "chunk"}
 _TENSOR_METHODS = {
-    "view", "reshape", "permute", "transpose", "movedim", "moveaxis", "unflatten", "flatten",
-    "contiguous", "float", "double", "half", "to", "expand", "repeat", "squeeze", "unsqueeze",
-    "swapaxes", "relu", "tanh", "sigmoid", "softmax", "clone", "detach",
+    "view",
+    "reshape",
+    "permute",
+    "transpose",
+    "movedim",
+    "moveaxis",
+    "unflatten",
+    "flatten",
+    "contiguous",
+    "float",
+    "double",
+    "half",
+    "to",
+    "expand",
+    "repeat",
+    "squeeze",
+    "unsqueeze",
+    "swapaxes",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "clone",
+    "detach",
 }
 # Reshaping a member's slice before the call keeps it that member's slice.
-_SHAPE_METHODS = {"squeeze", "unsqueeze", "view", "reshape", "flatten", "unflatten", "contiguous", "float", "double", "half", "to", "transpose", "permute"}
+_SHAPE_METHODS = {
+    "squeeze",
+    "unsqueeze",
+    "view",
+    "reshape",
+    "flatten",
+    "unflatten",
+    "contiguous",
+    "float",
+    "double",
+    "half",
+    "to",
+    "transpose",
+    "permute",
+}
 # Reading any of these off a name shows the name is a tensor (a list has none of them).
 _TENSOR_ATTRIBUTES = {"shape", "ndim", "dtype", "device", "is_cuda"}
 _TENSOR_QUERIES = {"size", "dim", "numel", "stride", "element_size"}
 _CREATION = {
     f"torch.{name}"
-    for name in "zeros ones empty full randn rand randint arange linspace tensor as_tensor from_numpy eye zeros_like ones_like empty_like".split()
+    for name in ["zeros", "ones", "empty", "full", "randn", "rand", "randint", "arange", "linspace", "tensor", "as_tensor", "from_numpy", "eye", "zeros_like", "ones_like", "empty_like"]
 }
 # nn.Module's own API: calling these on each member is bookkeeping, not computation.
 _MODULE_API = {
-    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children",
-    "modules", "named_modules", "train", "eval", "requires_grad_", "zero_grad", "to", "cuda", "cpu",
-    "half", "float", "double", "bfloat16", "type", "apply", "state_dict", "load_state_dict",
-    "register_buffer", "register_parameter", "register_module", "add_module", "get_submodule",
-    "get_parameter", "get_buffer", "register_forward_hook", "register_forward_pre_hook",
-    "register_full_backward_hook", "register_backward_hook", "extra_repr", "share_memory",
-    "reset_parameters", "reset_noise", "init_weights", "freeze", "unfreeze", "compile", "ipu", "xpu",
+    "parameters",
+    "named_parameters",
+    "buffers",
+    "named_buffers",
+    "children",
+    "named_children",
+    "modules",
+    "named_modules",
+    "train",
+    "eval",
+    "requires_grad_",
+    "zero_grad",
+    "to",
+    "cuda",
+    "cpu",
+    "half",
+    "float",
+    "double",
+    "bfloat16",
+    "type",
+    "apply",
+    "state_dict",
+    "load_state_dict",
+    "register_buffer",
+    "register_parameter",
+    "register_module",
+    "add_module",
+    "get_submodule",
+    "get_parameter",
+    "get_buffer",
+    "register_forward_hook",
+    "register_forward_pre_hook",
+    "register_full_backward_hook",
+    "register_backward_hook",
+    "extra_repr",
+    "share_memory",
+    "reset_parameters",
+    "reset_noise",
+    "init_weights",
+    "freeze",
+    "unfreeze",
+    "compile",
+    "ipu",
+    "xpu",
     # ...and a container's, for members that are lists themselves.
-    "append", "extend", "insert", "pop", "remove", "clear", "index", "count", "keys", "values",
-    "items", "update", "get", "copy",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "index",
+    "count",
+    "keys",
+    "values",
+    "items",
+    "update",
+    "get",
+    "copy",
 }
 
 
@@ -159,7 +243,10 @@ class _MethodAnalysis:
         self.method = method
         self.self_name = first_param(method) or "self"
         self.index = NodeIndex.of(method.body)
-        self.params = {p.name.value: p for p in [*method.params.posonly_params, *method.params.params, *method.params.kwonly_params]}
+        self.params = {
+            p.name.value: p
+            for p in [*method.params.posonly_params, *method.params.params, *method.params.kwonly_params]
+        }
         self.assignments: dict[str, list[tuple[cst.CSTNode, cst.BaseExpression]]] = {}
         self.tensor_names: set[str] = set()  # names the method reads `.shape` (or the like) off
         for node in self.index.order:
@@ -171,9 +258,7 @@ class _MethodAnalysis:
                 for name in target_names(node.target):
                     self.assignments.setdefault(name, []).append((node, node.value))
             elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
-                if node.attr.value in _TENSOR_ATTRIBUTES:
-                    self.tensor_names.add(node.value.value)
-                elif node.attr.value in _TENSOR_QUERIES and isinstance(self.index.parent(node), cst.Call):
+                if node.attr.value in _TENSOR_ATTRIBUTES or node.attr.value in _TENSOR_QUERIES and isinstance(self.index.parent(node), cst.Call):
                     self.tensor_names.add(node.value.value)
         self.loops: list[MemberLoop] = []
         self._by_node: dict[cst.CSTNode, MemberLoop] = {}
@@ -181,7 +266,9 @@ class _MethodAnalysis:
         self._assigned: dict[cst.CSTNode, set[str]] = {}
 
     # -- collections reached from expressions ----------------------------------------
-    def collection_of(self, expr: cst.BaseExpression, at: cst.CSTNode) -> tuple[Collection, str, MemberLoop | None] | None:
+    def collection_of(
+        self, expr: cst.BaseExpression, at: cst.CSTNode
+    ) -> tuple[Collection, str, MemberLoop | None] | None:
         """The collection `expr` denotes at `at`: `self.heads`, an alias, a group member."""
         if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == self.self_name:
             collection = self.cls.collections.get(expr.attr.value)
@@ -237,8 +324,12 @@ class _MethodAnalysis:
                 if found is None or not isinstance(member, cst.Name):
                     return None
                 # With a `start`, or over a part not starting at 0, the counter is not the member's index.
-                counts_from_zero = len(iterable.args) == 1 and isinstance(index, cst.Name) and found[3] in (None, "start")
-                iteration = _Iteration(*found[:3], member_var=member.value, index_var=index.value if counts_from_zero else None)
+                counts_from_zero = (
+                    len(iterable.args) == 1 and isinstance(index, cst.Name) and found[3] in (None, "start")
+                )
+                iteration = _Iteration(
+                    *found[:3], member_var=member.value, index_var=index.value if counts_from_zero else None
+                )
                 iteration.subset = found[4]
                 return iteration
             if func == "zip" and isinstance(target, cst.Tuple) and len(target.elements) == len(args):
@@ -269,13 +360,21 @@ class _MethodAnalysis:
                     if found is not None:
                         return _Iteration(*found, index_var=target.value)
                 return self.range_iteration(target.value, code_of(bound), at)
-            if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("values", "items") and not args:
+            if (
+                isinstance(iterable.func, cst.Attribute)
+                and iterable.func.attr.value in ("values", "items")
+                and not args
+            ):
                 found = self.collection_of(iterable.func.value, at)
                 if found is None:
                     return None
                 if iterable.func.attr.value == "values" and isinstance(target, cst.Name):
                     return _Iteration(*found, member_var=target.value)
-                if isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(target.elements[1].value, cst.Name):
+                if (
+                    isinstance(target, cst.Tuple)
+                    and len(target.elements) == 2
+                    and isinstance(target.elements[1].value, cst.Name)
+                ):
                     return _Iteration(*found, member_var=target.elements[1].value.value)
             return None
         found = self.visited(iterable, at)
@@ -288,7 +387,11 @@ class _MethodAnalysis:
     def visited(self, iterable: cst.BaseExpression, at: cst.CSTNode):
         """(collection, text, parent, where the part starts, the part as written) for a
         collection or a part of it (`self.heads[:k]`), else None."""
-        if isinstance(iterable, cst.Subscript) and len(iterable.slice) == 1 and isinstance(iterable.slice[0].slice, cst.Slice):
+        if (
+            isinstance(iterable, cst.Subscript)
+            and len(iterable.slice) == 1
+            and isinstance(iterable.slice[0].slice, cst.Slice)
+        ):
             part = iterable.slice[0].slice
             found = self.collection_of(iterable.value, at)
             if found is None or part.step is not None:
@@ -310,7 +413,11 @@ class _MethodAnalysis:
             nodes = [] if root is None else list(walk(root))
         indexed = []
         for node in nodes:
-            if not isinstance(node, cst.Subscript) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+            if (
+                not isinstance(node, cst.Subscript)
+                or len(node.slice) != 1
+                or not isinstance(node.slice[0].slice, cst.Index)
+            ):
                 continue
             index = node.slice[0].slice.value
             if isinstance(index, cst.Name) and index.value == index_var:
@@ -347,7 +454,12 @@ class _MethodAnalysis:
         qualified = self.ctx.imports.qualify(expr.func)
         if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _SPLITTERS:
             method = expr.func.attr.value
-        elif isinstance(expr.func, cst.Name) and qualified and qualified.split(".")[-1] in _SPLITTERS and qualified.startswith("torch."):
+        elif (
+            isinstance(expr.func, cst.Name)
+            and qualified
+            and qualified.split(".")[-1] in _SPLITTERS
+            and qualified.startswith("torch.")
+        ):
             method = qualified.split(".")[-1]
         else:
             return None
@@ -366,10 +478,19 @@ class _MethodAnalysis:
         return SliceInfo(code_of(tensor), dim_text, via, self.is_activation(tensor), f"{code_of(expr)}[i]")
 
     def _is_index(self, position: cst.BaseSlice, index_var: str) -> str | None:
-        """"index" for `i`, "narrow" for `i:i + 1`, at one position of a subscript."""
-        if isinstance(position, cst.Index) and isinstance(position.value, cst.Name) and position.value.value == index_var:
+        """ "index" for `i`, "narrow" for `i:i + 1`, at one position of a subscript."""
+        if (
+            isinstance(position, cst.Index)
+            and isinstance(position.value, cst.Name)
+            and position.value.value == index_var
+        ):
             return "index"
-        if isinstance(position, cst.Slice) and position.step is None and isinstance(position.lower, cst.Name) and position.lower.value == index_var:
+        if (
+            isinstance(position, cst.Slice)
+            and position.step is None
+            and isinstance(position.lower, cst.Name)
+            and position.lower.value == index_var
+        ):
             upper = position.upper
             if isinstance(upper, cst.BinaryOperation) and isinstance(upper.operator, cst.Add):
                 pair = {code_of(upper.left), code_of(upper.right)}
@@ -377,7 +498,9 @@ class _MethodAnalysis:
                     return "narrow"
         return None
 
-    def slice_of(self, expr: cst.BaseExpression, loop: MemberLoop, elements: dict[str, SliceInfo], depth: int = 0) -> SliceInfo | None:
+    def slice_of(
+        self, expr: cst.BaseExpression, loop: MemberLoop, elements: dict[str, SliceInfo], depth: int = 0
+    ) -> SliceInfo | None:
         """How `expr` is slice `i` of one tensor, `i` being the loop's member index."""
         if depth > 3:
             return None
@@ -385,7 +508,11 @@ class _MethodAnalysis:
         if isinstance(expr, cst.Name):
             if expr.value in elements:
                 return elements[expr.value]
-            inside = [v for n, v in self.assignments.get(expr.value, []) if self.index.is_inside(n, loop.node) or n is loop.node]
+            inside = [
+                v
+                for n, v in self.assignments.get(expr.value, [])
+                if self.index.is_inside(n, loop.node) or n is loop.node
+            ]
             if len(inside) == 1:
                 return self.slice_of(inside[0], loop, elements, depth + 1)
             return None
@@ -415,7 +542,9 @@ class _MethodAnalysis:
             if split is not None and len(positions) == 1 and via == "index":
                 split.text = code_of(expr)
                 return split
-            ellipsis = [i for i, p in enumerate(positions) if isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis)]
+            ellipsis = [
+                i for i, p in enumerate(positions) if isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis)
+            ]
             if ellipsis and ellipsis[0] < hit:
                 dim = str(hit - len(positions))
             else:
@@ -424,13 +553,24 @@ class _MethodAnalysis:
                 # `feats[i]` may index a Python list of differently shaped tensors.
                 return None
             return SliceInfo(code_of(expr.value), dim, via, self.is_activation(expr.value), code_of(expr), expr)
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("select", "narrow"):
+        if (
+            isinstance(expr, cst.Call)
+            and isinstance(expr.func, cst.Attribute)
+            and expr.func.attr.value in ("select", "narrow")
+        ):
             args = positional_args(expr)
             if self.ctx.imports.qualify(expr.func) in ("torch.select", "torch.narrow"):
                 return None
             tensor = expr.func.value
-            if expr.func.attr.value == "select" and len(args) == 2 and isinstance(args[1], cst.Name) and args[1].value == index_var:
-                return SliceInfo(code_of(tensor), code_of(args[0]), "select", self.is_activation(tensor), code_of(expr), expr)
+            if (
+                expr.func.attr.value == "select"
+                and len(args) == 2
+                and isinstance(args[1], cst.Name)
+                and args[1].value == index_var
+            ):
+                return SliceInfo(
+                    code_of(tensor), code_of(args[0]), "select", self.is_activation(tensor), code_of(expr), expr
+                )
             if (
                 expr.func.attr.value == "narrow"
                 and len(args) == 3
@@ -438,7 +578,9 @@ class _MethodAnalysis:
                 and args[1].value == index_var
                 and code_of(args[2]) == "1"
             ):
-                return SliceInfo(code_of(tensor), code_of(args[0]), "narrow", self.is_activation(tensor), code_of(expr), expr)
+                return SliceInfo(
+                    code_of(tensor), code_of(args[0]), "narrow", self.is_activation(tensor), code_of(expr), expr
+                )
         return None
 
     def is_tensor(self, expr: cst.BaseExpression, loop: MemberLoop | None = None) -> bool:
@@ -450,12 +592,19 @@ class _MethodAnalysis:
         if isinstance(expr, cst.Name):
             if expr.value in self.tensor_names:
                 return True  # `x.shape`, `x.size(0)`: a list has neither
-            if loop is not None and isinstance(loop.node, (cst.For, cst.CompFor)) and self._ranges_over_leading_dim(loop.node.iter, expr.value):
+            if (
+                loop is not None
+                and isinstance(loop.node, (cst.For, cst.CompFor))
+                and self._ranges_over_leading_dim(loop.node.iter, expr.value)
+            ):
                 return True
             param = self.params.get(expr.value)
             if param is not None and param.annotation is not None:
                 annotation = code_of(param.annotation.annotation)
-                return annotation in ("Tensor", "torch.Tensor") or self.ctx.imports.qualify(param.annotation.annotation) == "torch.Tensor"
+                return (
+                    annotation in ("Tensor", "torch.Tensor")
+                    or self.ctx.imports.qualify(param.annotation.annotation) == "torch.Tensor"
+                )
             bound = self.assignments.get(expr.value, [])
             return bool(bound) and all(self.is_tensor(v) for _, v in bound)
         return False
@@ -485,7 +634,12 @@ class _MethodAnalysis:
                 if qualified.startswith("torch.") and qualified not in _CREATION:
                     if any(self.is_activation(a.value, seen) for a in node.args):
                         return True
-            if isinstance(node, cst.Name) and node is not expr and node.value in self.assignments and node.value not in seen:
+            if (
+                isinstance(node, cst.Name)
+                and node is not expr
+                and node.value in self.assignments
+                and node.value not in seen
+            ):
                 if self.is_activation(node, seen):
                     return True
         return False
@@ -516,7 +670,9 @@ class _MethodAnalysis:
             if loop.collection.member.kind == GROUP:
                 for child in loop.children:
                     for call in child.calls:
-                        loop.calls.append(self.classify(call.node, loop, call.collection, call.collection_text, call.method))
+                        loop.calls.append(
+                            self.classify(call.node, loop, call.collection, call.collection_text, call.method)
+                        )
             loop.combine = self.combine_of(loop)
         return self.loops
 
@@ -646,18 +802,19 @@ class _MethodAnalysis:
     def _assigned_in(self, loop: MemberLoop) -> set[str]:
         names = set(target_names(loop.node.target))
         for node in self.body_nodes(loop):
-            if isinstance(node, cst.AssignTarget):
-                names |= set(target_names(node.target))
-            elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-                names |= set(target_names(node.target))
-            elif isinstance(node, (cst.For, cst.CompFor)):
-                names |= set(target_names(node.target))
-            elif isinstance(node, cst.NamedExpr):
+            if isinstance(node, cst.AssignTarget) or isinstance(node, (cst.AugAssign, cst.AnnAssign)) or isinstance(node, (cst.For, cst.CompFor)) or isinstance(node, cst.NamedExpr):
                 names |= set(target_names(node.target))
         return names
 
     # -- inputs -----------------------------------------------------------------------
-    def classify(self, call: cst.Call, loop: MemberLoop, collection: Collection | None = None, collection_text: str = "", method: str | None = None) -> MemberCall:
+    def classify(
+        self,
+        call: cst.Call,
+        loop: MemberLoop,
+        collection: Collection | None = None,
+        collection_text: str = "",
+        method: str | None = None,
+    ) -> MemberCall:
         def made(kind: str, text: str, sliced: SliceInfo | None = None) -> MemberCall:
             return MemberCall(call, kind, text, sliced, collection, collection_text, method)
 
@@ -700,7 +857,8 @@ class _MethodAnalysis:
         if depth > 6:
             return False
         calls = [
-            node for node in walk(expr)
+            node
+            for node in walk(expr)
             if isinstance(node, cst.Call) and node is not before and self.member_callee(node.func, loop) is not None
         ]
         # What a member call reads is that call's own business.
@@ -737,7 +895,11 @@ class _MethodAnalysis:
         if loop.collection.member.kind == GROUP:
             # The group loop combines the per-group results it collects itself.
             for node in body:
-                if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "append":
+                if (
+                    isinstance(node, cst.Call)
+                    and isinstance(node.func, cst.Attribute)
+                    and node.func.attr.value == "append"
+                ):
                     if not any(self.index.is_inside(node, child.node) for child in loop.children):
                         found = self.combine_of_list(node.func.value, loop)
                         if found:
@@ -780,7 +942,12 @@ class _MethodAnalysis:
                 return "written into a preallocated tensor by index"
             names = target_names(target)
             value = statement.value
-            if isinstance(target, cst.Name) and isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add) and target.value in names_in(value):
+            if (
+                isinstance(target, cst.Name)
+                and isinstance(value, cst.BinaryOperation)
+                and isinstance(value.operator, cst.Add)
+                and target.value in names_in(value)
+            ):
                 return "summed"
             for name in names:
                 # Follow the name to where it is used next in the iteration.
@@ -803,7 +970,12 @@ class _MethodAnalysis:
             return None
         name = holder.value
         for node in self.index.order:
-            if isinstance(node, cst.Name) and node.value == name and not self.index.is_inside(node, loop.node) and self.index.before(loop.node, node):
+            if (
+                isinstance(node, cst.Name)
+                and node.value == name
+                and not self.index.is_inside(node, loop.node)
+                and self.index.before(loop.node, node)
+            ):
                 parent = self.index.parent(node)
                 if isinstance(parent, cst.Return):
                     return "returned as a list"
@@ -841,10 +1013,19 @@ class _MethodAnalysis:
                 continue
             if isinstance(parent, cst.Return):
                 return result or ("returned as a list" if isinstance(value, (cst.ListComp, cst.Name)) else None)
-            if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+            if (
+                isinstance(parent, cst.Assign)
+                and len(parent.targets) == 1
+                and isinstance(parent.targets[0].target, cst.Name)
+            ):
                 stand_in = parent.targets[0].target
                 for other in self.index.order:
-                    if isinstance(other, cst.Name) and other.value == stand_in.value and other is not stand_in and self.index.before(parent, other):
+                    if (
+                        isinstance(other, cst.Name)
+                        and other.value == stand_in.value
+                        and other is not stand_in
+                        and self.index.before(parent, other)
+                    ):
                         found = self.combine_of_value(other)
                         if found:
                             return found

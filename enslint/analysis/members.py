@@ -50,15 +50,25 @@ CONTAINERS = {
 PLAIN_CONTAINERS = {"list", "tuple"}
 ELEMENTWISE = {
     f"torch.nn.{name}"
-    for name in (
-        "ReLU ReLU6 LeakyReLU PReLU ELU SELU CELU GELU SiLU Mish Tanh Sigmoid Softplus "
-        "Hardtanh Hardswish Hardsigmoid Tanhshrink Softsign Identity Dropout AlphaDropout"
-    ).split()
+    for name in ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Tanh", "Sigmoid", "Softplus", "Hardtanh", "Hardswish", "Hardsigmoid", "Tanhshrink", "Softsign", "Identity", "Dropout", "AlphaDropout"]
 }
 LINEARS = {"torch.nn.Linear", "torch.nn.LazyLinear"}
 CONVS = {"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d"}
 # Calls that build no module: a member expression made of one of these proves nothing.
-_NOT_CONSTRUCTORS = {"range", "len", "int", "float", "str", "dict", "set", "print", "zip", "enumerate", "isinstance", "getattr"}
+_NOT_CONSTRUCTORS = {
+    "range",
+    "len",
+    "int",
+    "float",
+    "str",
+    "dict",
+    "set",
+    "print",
+    "zip",
+    "enumerate",
+    "isinstance",
+    "getattr",
+}
 
 
 @dataclass
@@ -184,7 +194,11 @@ def _inside(branch: tuple, outer: tuple) -> bool:
 
 def loop_size(iterable: cst.BaseExpression, ctx: FileContext) -> tuple[str, int | None]:
     """How many times a loop over `iterable` runs, as written in the code."""
-    if isinstance(iterable, cst.Call) and ctx.imports.qualify(iterable.func) in (None, "range") and code_of(iterable.func) == "range":
+    if (
+        isinstance(iterable, cst.Call)
+        and ctx.imports.qualify(iterable.func) in (None, "range")
+        and code_of(iterable.func) == "range"
+    ):
         args = positional_args(iterable)
         if len(args) == 1:
             return code_of(args[0]), int_value(args[0])
@@ -379,7 +393,12 @@ class ConstructionScanner:
                 return
         if isinstance(func, cst.Name) and func.value == "setattr" and loops:
             args = positional_args(call)
-            if len(args) == 3 and isinstance(args[0], cst.Name) and args[0].value == self.self_name and computed_name(args[1]):
+            if (
+                len(args) == 3
+                and isinstance(args[0], cst.Name)
+                and args[0].value == self.self_name
+                and computed_name(args[1])
+            ):
                 self.registers = self.registers or "setattr"
 
     # -- expressions --------------------------------------------------------------
@@ -390,7 +409,9 @@ class ConstructionScanner:
         if isinstance(value, cst.Call):
             qualified = self.ctx.imports.qualify(value.func) or code_of(value.func)
             args = positional_args(value)
-            empty = not value.args or (len(args) == 1 and isinstance(args[0], (cst.List, cst.Dict)) and not getattr(args[0], "elements", None))
+            empty = not value.args or (
+                len(args) == 1 and isinstance(args[0], (cst.List, cst.Dict)) and not getattr(args[0], "elements", None)
+            )
             if qualified in CONTAINERS and empty:
                 return CONTAINERS[qualified]
             if qualified == "list" and not value.args:
@@ -427,7 +448,9 @@ class ConstructionScanner:
             assign, collection = identical[0]
             texts = {c.member.text for _, c in identical}
             if len(texts) > 1:
-                return replace(collection, member=None, why_heterogeneous="members are built differently in different branches")
+                return replace(
+                    collection, member=None, why_heterogeneous="members are built differently in different branches"
+                )
         else:
             assign, collection = found[0]
         collection.conditional = bool(assign.branch)
@@ -436,7 +459,9 @@ class ConstructionScanner:
         if len(found) == 1 and assign.line is not None:
             live = self.builders.get(key)
             # (A single layer assigned in another branch ends the builder's run there.)
-            if key in assign.scope.builders and (assign.scope.builders[key] is live or (live is None and assign.branch)):
+            if key in assign.scope.builders and (
+                assign.scope.builders[key] is live or (live is None and assign.branch)
+            ):
                 collection.created = assign.line
             else:
                 collection.origin = assign.line
@@ -477,7 +502,14 @@ class ConstructionScanner:
         used = self.names_read(append.value, append.scope) & loop_vars
         size, value = _product(own_loops)
         if used:
-            return Collection(attr, container, size, value, None, f"each member's constructor reads the loop variable `{sorted(used)[0]}`")
+            return Collection(
+                attr,
+                container,
+                size,
+                value,
+                None,
+                f"each member's constructor reads the loop variable `{sorted(used)[0]}`",
+            )
         member = self.member(append.value, key, append.loops, append.scope)
         if member is not None and self._bound_outside(append.value, append.scope, builder.depth + len(own_loops)):
             member = replace(member, shared=True)
@@ -506,7 +538,9 @@ class ConstructionScanner:
                     pending.append(scope.env[name].value)
         return names
 
-    def collection_from_expr(self, attr: str, value: cst.BaseExpression, seen: tuple[str, ...], scope: _Scope | None = None) -> Collection | None:
+    def collection_from_expr(
+        self, attr: str, value: cst.BaseExpression, seen: tuple[str, ...], scope: _Scope | None = None
+    ) -> Collection | None:
         ctx = self.ctx
         scope = scope or self.scope()
         if isinstance(value, cst.Name):
@@ -558,7 +592,14 @@ class ConstructionScanner:
             size, count = _product(tuple(loops))
             used = free_names(element) & set().union(*(loop.targets for loop in loops))
             if used:
-                return Collection(attr, container, size, count, None, f"each member's constructor reads the loop variable `{sorted(used)[0]}`")
+                return Collection(
+                    attr,
+                    container,
+                    size,
+                    count,
+                    None,
+                    f"each member's constructor reads the loop variable `{sorted(used)[0]}`",
+                )
             member = self.member(element, None, (), scope)
             if member is not None and isinstance(element, cst.Name):
                 binding = scope.env.get(element.value)
@@ -571,7 +612,14 @@ class ConstructionScanner:
                 return None
             texts = {code_of(e) for e in elements}
             if len(texts) > 1:
-                return Collection(attr, "list", str(len(elements)), len(elements), None, "members are listed with different constructors")
+                return Collection(
+                    attr,
+                    "list",
+                    str(len(elements)),
+                    len(elements),
+                    None,
+                    "members are listed with different constructors",
+                )
             member = self.member(elements[0], None, (), scope)
             if member is not None and isinstance(elements[0], cst.Name) and len(elements) > 1:
                 member = replace(member, shared=True)  # `[head, head, head]`
@@ -583,7 +631,11 @@ class ConstructionScanner:
         left, right = value.left, value.right
         if isinstance(right, cst.List):
             left, right = right, left
-        if not isinstance(left, cst.List) or len(left.elements) != 1 or isinstance(left.elements[0], cst.StarredElement):
+        if (
+            not isinstance(left, cst.List)
+            or len(left.elements) != 1
+            or isinstance(left.elements[0], cst.StarredElement)
+        ):
             return None
         member = self.member(left.elements[0].value, None, (), scope)
         if member is None:
@@ -592,7 +644,9 @@ class ConstructionScanner:
 
     def _passed_in(self, attr: str, param: str) -> Collection | None:
         position = self.params[param]
-        return Collection(attr, "list", None, None, None, "the members are passed in by the caller", passed_in=(param, position))
+        return Collection(
+            attr, "list", None, None, None, "the members are passed in by the caller", passed_in=(param, position)
+        )
 
     def _helper_collection(self, attr: str, call: cst.Call, seen: tuple[str, ...], scope: _Scope) -> Collection | None:
         """A collection returned by a function: a local factory (`_get_clones(layer, n)`),
@@ -648,7 +702,9 @@ class ConstructionScanner:
         symbol = self.ctx.load(symbol, "collections")
         return None if symbol is None else (symbol.node, symbol.ctx, None)
 
-    def member(self, expr: cst.BaseExpression, parent_key: str | None, loops, scope: _Scope | None = None) -> Member | None:
+    def member(
+        self, expr: cst.BaseExpression, parent_key: str | None, loops, scope: _Scope | None = None
+    ) -> Member | None:
         """What one member is, or None when nothing proves what it is."""
         ctx = self.ctx
         scope = scope or self.scope()
@@ -685,9 +741,23 @@ class ConstructionScanner:
                 return replace(source, text=text if source.source_param is None else source.text, shared=False)
             return Member(text, MODULE, f"copies of `{code_of(args[0])}`")
         if name in LINEARS:
-            return Member(text, LINEAR, display_type(name), _code(arg_at(expr, 0, "in_features")), _code(arg_at(expr, 1, "out_features")), is_module=True)
+            return Member(
+                text,
+                LINEAR,
+                display_type(name),
+                _code(arg_at(expr, 0, "in_features")),
+                _code(arg_at(expr, 1, "out_features")),
+                is_module=True,
+            )
         if name in CONVS:
-            return Member(text, CONV, display_type(name), _code(arg_at(expr, 0, "in_channels")), _code(arg_at(expr, 1, "out_channels")), is_module=True)
+            return Member(
+                text,
+                CONV,
+                display_type(name),
+                _code(arg_at(expr, 0, "in_channels")),
+                _code(arg_at(expr, 1, "out_channels")),
+                is_module=True,
+            )
         if name == "torch.nn.Sequential":
             if any(arg.star or arg.keyword is not None for arg in expr.args):
                 return Member(text, MODULE, "nn.Sequential", is_module=True)
@@ -700,7 +770,9 @@ class ConstructionScanner:
         if symbol is not None and symbol.kind == "class":
             display = code_of(expr.func)
             if symbol.ctx is None:  # a class of another file: its module-ness needs no parse
-                is_module = ctx.project.is_module_class(symbol.qualified, ctx.path) if ctx.project and ctx.path else None
+                is_module = (
+                    ctx.project.is_module_class(symbol.qualified, ctx.path) if ctx.project and ctx.path else None
+                )
                 return Member(text, MODULE, display, is_module=is_module, qualified=symbol.qualified)
             info = symbol.ctx.classes.get(symbol.name)
             if info is not None and info.mlp_sizes is not None and symbol.ctx is ctx:
@@ -736,11 +808,17 @@ def computed_name(node: cst.BaseExpression) -> bool:
     if isinstance(node, cst.Call):
         if isinstance(node.func, cst.Name) and node.func.value == "str":
             return True
-        return isinstance(node.func, cst.Attribute) and node.func.attr.value == "format" and isinstance(node.func.value, cst.SimpleString)
+        return (
+            isinstance(node.func, cst.Attribute)
+            and node.func.attr.value == "format"
+            and isinstance(node.func.value, cst.SimpleString)
+        )
     return False
 
 
-def helper_scanner(ctx: FileContext, function: cst.FunctionDef, self_name: str | None, cls: ClassInfo | None) -> ConstructionScanner:
+def helper_scanner(
+    ctx: FileContext, function: cst.FunctionDef, self_name: str | None, cls: ClassInfo | None
+) -> ConstructionScanner:
     """The scan of a factory function or helper method, once per function."""
     key = id(function)
     if key not in ctx.scanners:

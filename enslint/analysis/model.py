@@ -71,7 +71,7 @@ class FileModel:
         return exports_of(self.ctx)
 
     def render(self, evidence: Evidence) -> str:
-        """"built by `clones()` at utils.py:8": another file relative to this one's folder,
+        """ "built by `clones()` at utils.py:8": another file relative to this one's folder,
         this file by line."""
         if evidence.path is None or evidence.path == self.ctx.path:
             where = f"line {evidence.line}"
@@ -100,14 +100,18 @@ def exports_of(ctx: FileContext) -> list[str]:
                 continue
             container = returned.container in ("nn.ModuleList", "nn.ModuleDict")
             # Copies of one module, or the caller's members wrapped in a module container.
-            if (returned.identical and (container or returned.member.is_module)) or (returned.passed_in is not None and container):
+            if (returned.identical and (container or returned.member.is_module)) or (
+                returned.passed_in is not None and container
+            ):
                 names.append(f"def:{name}")
                 break
     done: set[int] = set()
     for info in ctx.classes.values():
         # What a subclass elsewhere would inherit, through parents in other files too.
         _inherit(info, ctx, done, needed=True)
-    names += [f"class:{info.name}" for info in ctx.classes.values() if any(c.identical for c in info.collections.values())]
+    names += [
+        f"class:{info.name}" for info in ctx.classes.values() if any(c.identical for c in info.collections.values())
+    ]
     return sorted(set(names))
 
 
@@ -136,7 +140,9 @@ def _resolve_module_ness(ctx: FileContext) -> None:
         if name in seen:
             return None  # a cycle of bases: Python would reject it anyway
         info = ctx.classes[name]
-        result = module_verdict([of_base(base.value, seen | {name}) for base in info.node.bases if base.keyword is None])
+        result = module_verdict(
+            [of_base(base.value, seen | {name}) for base in info.node.bases if base.keyword is None]
+        )
         state[name] = result
         return result
 
@@ -184,7 +190,9 @@ def _read_parents(qualified_names: list[str], ctx: FileContext) -> list[tuple[Cl
         located = ctx.project.locate(qualified, ctx.path)
         if located is None or located[2] != "class":
             continue
-        symbol = ctx.project.load(Symbol("class", located[1], None, None, located[0], qualified), "collections", ctx.path)
+        symbol = ctx.project.load(
+            Symbol("class", located[1], None, None, located[0], qualified), "collections", ctx.path
+        )
         parent = None if symbol is None else symbol.ctx.classes.get(symbol.name)
         if parent is not None:
             found.append((parent, symbol.ctx))
@@ -289,9 +297,13 @@ def _inherit(cls: ClassInfo, ctx: FileContext, done: set[int], needed: bool = Fa
         for attr, collection in parent.collections.items():
             if attr in cls.collections or attr == SELF_COLLECTION:
                 continue
-            inherited = replace(collection, inherited_from=collection.inherited_from or parent.name, origin=None, created=None)
+            inherited = replace(
+                collection, inherited_from=collection.inherited_from or parent.name, origin=None, created=None
+            )
             if parent_ctx is not ctx and collection.inherited_from is None:
-                inherited.evidence = parent_ctx.evidence(f"inherited from `{parent.name}`", parent.node, collection.evidence)
+                inherited.evidence = parent_ctx.evidence(
+                    f"inherited from `{parent.name}`", parent.node, collection.evidence
+                )
             cls.collections[attr] = inherited
         for attr, value in parent.size_attrs.items():
             cls.size_attrs.setdefault(attr, value)
@@ -418,13 +430,17 @@ def call_sites(cls: ClassInfo, ctx: FileContext) -> list[_Site]:
         names = frozenset(_names_for(caller, cls, ctx))
         if not names:
             continue
-        if caller.source is not None and not any(re.search(rf"\b{re.escape(name)}\s*\(", caller.source) for name in names):
+        if caller.source is not None and not any(
+            re.search(rf"\b{re.escape(name)}\s*\(", caller.source) for name in names
+        ):
             continue
         finder = _CallFinder(names)
         caller.module.visit(finder)
         for function, statements in finder.found.items():
             if function is None:
-                body = cst.FunctionDef(cst.Name("_module"), cst.Parameters(), cst.IndentedBlock(body=list(caller.module.body)))
+                body = cst.FunctionDef(
+                    cst.Name("_module"), cst.Parameters(), cst.IndentedBlock(body=list(caller.module.body))
+                )
                 scanner = ConstructionScanner(caller, None, watch=names, watch_statements=statements)
                 scanner.scan_function(body)
             else:
@@ -461,7 +477,9 @@ class _CallFinder(cst.CSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else None
+        name = (
+            func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else None
+        )
         if name is None or not any(n == name or n.endswith("." + name) for n in self.names):
             return
         if not self.statements or code_of(func) not in self.names:
@@ -486,7 +504,11 @@ def _names_for(caller: FileContext, cls: ClassInfo, holder: FileContext) -> set[
 
 # -- the model -------------------------------------------------------------------------
 def build_context(
-    module: cst.Module, path: str | None = None, project: Project | None = None, source: str | None = None, line_map=None
+    module: cst.Module,
+    path: str | None = None,
+    project: Project | None = None,
+    source: str | None = None,
+    line_map=None,
 ) -> FileContext:
     """The file's context with every class's module-ness and collections: what another
     file's analysis may ask of this one. `line_map`: the file's line of each of the
@@ -521,7 +543,11 @@ def build_context(
 
 
 def build_model(
-    module: cst.Module, path: str | None = None, project: Project | None = None, source: str | None = None, line_map=None
+    module: cst.Module,
+    path: str | None = None,
+    project: Project | None = None,
+    source: str | None = None,
+    line_map=None,
 ) -> FileModel:
     ctx = build_context(module, path, project, source, line_map)
     classes = list(ctx.classes.values())

@@ -280,7 +280,9 @@ def _describe(segment: _Segment, statement: ast.stmt) -> None:
             elif isinstance(func, ast.Attribute):
                 segment.called.add(func.attr)
         if isinstance(node, ast.Name):
-            (segment.defines if isinstance(node.ctx, ast.Store) and _top_level_target(statement) else segment.uses).add(node.id)
+            (segment.defines if isinstance(node.ctx, ast.Store) and _top_level_target(statement) else segment.uses).add(
+                node.id
+            )
         elif isinstance(node, ast.alias):
             segment.defines.add((node.asname or node.name).split(".")[0])
         elif isinstance(node, ast.Attribute):

@@ -37,12 +37,29 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from enslint.analysis.context import PLAIN_BASES, FileContext, Symbol, base_without_reading, is_torch_name, module_verdict
+from enslint.analysis.context import (
+    PLAIN_BASES,
+    FileContext,
+    Symbol,
+    base_without_reading,
+    is_torch_name,
+    module_verdict,
+)
 from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _PACKAGE_HOMES = ("site-packages", "dist-packages")
-_SKIPPED_FOLDERS = {"__pycache__", "__pypackages__", "node_modules", "site-packages", "dist-packages", "build", "dist", "_build", "buck-out"}
+_SKIPPED_FOLDERS = {
+    "__pycache__",
+    "__pypackages__",
+    "node_modules",
+    "site-packages",
+    "dist-packages",
+    "build",
+    "dist",
+    "_build",
+    "buck-out",
+}
 MAX_FILES = 20_000  # a project walk stops here: a home folder is not a project
 MAX_BYTES = 2_000_000  # files larger than this are not read for another file's sake
 # What a helper or a parent class builds a collection for others with (a plain list it
@@ -121,11 +138,17 @@ def _facts_of(tree: ast.Module) -> _Facts:
                 facts.imports[alias.asname or alias.name] = qualified
         elif isinstance(node, ast.ClassDef):
             facts.classes[node.name] = [_dotted(b) or "?" for b in node.bases]
-            facts.methods[node.name] = {n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            facts.methods[node.name] = {
+                n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            }
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             facts.functions.add(node.name)
         elif isinstance(node, (ast.If, ast.Try, ast.With)):
-            pending[:0] = [*node.body, *getattr(node, "orelse", []), *(s for h in getattr(node, "handlers", []) for s in h.body)]
+            pending[:0] = [
+                *node.body,
+                *getattr(node, "orelse", []),
+                *(s for h in getattr(node, "handlers", []) for s in h.body),
+            ]
     return facts
 
 
@@ -490,7 +513,11 @@ class ProjectIndex:
             table_path = self.cache_dir / f"index-{digest(str(self.root).encode())}.json"
             try:
                 loaded = json.loads(table_path.read_text(encoding="utf-8"))
-                if isinstance(loaded, dict) and loaded.get("fingerprint") == fingerprint and isinstance(loaded.get("files"), dict):
+                if (
+                    isinstance(loaded, dict)
+                    and loaded.get("fingerprint") == fingerprint
+                    and isinstance(loaded.get("files"), dict)
+                ):
                     table = loaded["files"]
             except (OSError, ValueError):
                 table = {}

@@ -10,7 +10,6 @@ run picks it up). Nothing here writes files; see transaction.py.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +88,12 @@ class Fix:
         }
 
     def as_row(self) -> list:
-        return [self.applicability, self.message, [[e.start, e.end, e.content, e.row, e.column, e.end_row, e.end_column] for e in self.edits], self.form]
+        return [
+            self.applicability,
+            self.message,
+            [[e.start, e.end, e.content, e.row, e.column, e.end_row, e.end_column] for e in self.edits],
+            self.form,
+        ]
 
     @classmethod
     def from_row(cls, row: list) -> Fix:
@@ -116,7 +120,9 @@ def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
     for fix in sorted(fixes, key=lambda f: min((e.start, e.end) for e in f.edits)):
         new = [e for e in fix.edits if contents.get((e.start, e.end)) != e.content]
         spans = [(e.start, e.end) for e in new]
-        if any(_overlaps(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :]) or any(_overlaps_taken(span, taken) for span in spans):
+        if any(_overlaps(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :]) or any(
+            _overlaps_taken(span, taken) for span in spans
+        ):
             skipped += 1
             continue
         for edit, span in zip(new, spans):

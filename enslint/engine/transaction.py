@@ -91,7 +91,9 @@ def _unparsed(diagnostics: list[Diagnostic]) -> str | None:
     return next((d.message for d in diagnostics if d.code == PARSE_ERROR), None)
 
 
-def fix_file(job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | None] | None = None, data: bytes | None = None) -> FixOutcome:
+def fix_file(
+    job: FileJob, unsafe: bool, choose: Callable[[Diagnostic], Fix | None] | None = None, data: bytes | None = None
+) -> FixOutcome:
     """`choose` picks each finding's fix (or None to leave it), on every pass: verify
     uses it to write one candidate form for one class; by default `--fix`'s choice.
     `data`: the file's content when it does not come from disk (standard input)."""

@@ -12,7 +12,16 @@ reshaping, helpers), `blockers` why a finding gets no fused rewrite at all. The 
 def _helper_names() -> frozenset[str]:
     from enslint.rewrites import grouped_heads, stacked_mlp, vmap_members, wide_layer
 
-    return frozenset({grouped_heads.HOOK, grouped_heads.WIDE_HOOK, stacked_mlp.HOOK, stacked_mlp.RUN, vmap_members.HELPER, wide_layer.HOOK})
+    return frozenset(
+        {
+            grouped_heads.HOOK,
+            grouped_heads.WIDE_HOOK,
+            stacked_mlp.HOOK,
+            stacked_mlp.RUN,
+            vmap_members.HELPER,
+            wide_layer.HOOK,
+        }
+    )
 
 
 # The module-level functions and classes the rewrites add (and look for before adding).

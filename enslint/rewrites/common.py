@@ -54,7 +54,10 @@ def direct_consumer(method: cst.FunctionDef, replaced_last: cst.CSTNode, name: s
     uses = [
         n
         for n in index.order
-        if isinstance(n, cst.Name) and n.value == name and index.before(replaced_last, n) and not index.is_inside(n, replaced_last)
+        if isinstance(n, cst.Name)
+        and n.value == name
+        and index.before(replaced_last, n)
+        and not index.is_inside(n, replaced_last)
     ]
     if len(uses) != 1 or isinstance(index.parent(uses[0]), cst.AssignTarget):
         return None
@@ -215,7 +218,9 @@ def _inlined(body: list, loop_node: cst.For, index: NodeIndex) -> list | None:
     for position in reversed(range(len(temporaries))):
         statement = temporaries[position]
         small = single_statement(statement)
-        if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)):
+        if not (
+            isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+        ):
             return None
         name = small.targets[0].target.value
         uses = [n for n in walk(last) if isinstance(n, cst.Name) and n.value == name]
@@ -234,7 +239,11 @@ def _accumulated(statement: cst.CSTNode, loop_node: cst.For, index: NodeIndex):
     """(`total = 0`, `total`, value) for a loop body `total = total + value` (or `+=`)
     right after `total = 0`: the members' results summed."""
     small = single_statement(statement)
-    if isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign) and isinstance(small.target, cst.Name):
+    if (
+        isinstance(small, cst.AugAssign)
+        and isinstance(small.operator, cst.AddAssign)
+        and isinstance(small.target, cst.Name)
+    ):
         name, value = small.target.value, small.value
     elif (
         isinstance(small, cst.Assign)
@@ -289,7 +298,12 @@ def _indexed_write(statement: cst.CSTNode, loop: MemberLoop, index: NodeIndex, i
     axis = None
     for position, element in enumerate(target.slice):
         inner = element.slice
-        if isinstance(inner, cst.Index) and isinstance(inner.value, cst.Name) and inner.value.value == loop.index_var and axis is None:
+        if (
+            isinstance(inner, cst.Index)
+            and isinstance(inner.value, cst.Name)
+            and inner.value.value == loop.index_var
+            and axis is None
+        ):
             axis = position
         elif not (isinstance(inner, cst.Slice) and inner.lower is None and inner.upper is None and inner.step is None):
             return None
@@ -414,7 +428,13 @@ def torch_name(imports) -> tuple[str, bool] | None:
 
 
 def unsafe_rewrite(
-    form: str, message: str, edits: list[NodeEdit], module: cst.Module, helper: str, source: str, add_import: bool = False
+    form: str,
+    message: str,
+    edits: list[NodeEdit],
+    module: cst.Module,
+    helper: str,
+    source: str,
+    add_import: bool = False,
 ) -> RuleFix | None:
     """The rewrite as an unsafe fix; `source` (defining function or class `helper`) goes
     after the imports that open the file, before the first function or class, unless it is
@@ -459,12 +479,16 @@ class _ModuleFacts:
                 for s in module.body
                 if isinstance(s, cst.SimpleStatementLine)
                 and isinstance(s.body[0], (cst.Import, cst.ImportFrom))
-                and not (isinstance(s.body[0], cst.ImportFrom) and code_of(s.body[0].module or cst.Name("x")) == "__future__")
+                and not (
+                    isinstance(s.body[0], cst.ImportFrom) and code_of(s.body[0].module or cst.Name("x")) == "__future__"
+                )
             ),
             None,
         )
         body = list(module.body)
-        first_definition = next((i for i, s in enumerate(body) if isinstance(s, (cst.FunctionDef, cst.ClassDef))), len(body))
+        first_definition = next(
+            (i for i, s in enumerate(body) if isinstance(s, (cst.FunctionDef, cst.ClassDef))), len(body)
+        )
         imports = [s for s in body[:first_definition] if _is_import_block(s)]
         self.last_opening_import = imports[-1] if imports else None
         self.first_definition = body[first_definition] if first_definition < len(body) else None
@@ -592,7 +616,7 @@ def unused_import_edits(module: cst.Module, edits: list[NodeEdit], also_written:
             continue
         kept, dropped = [], []
         for alias in small.names:
-            local = (alias.asname.name if alias.asname else alias.name)
+            local = alias.asname.name if alias.asname else alias.name
             local_name = code_of(local).split(".")[0]
             if local_name in used_there and local_name not in written and not used_elsewhere(local_name):
                 dropped.append(alias)
@@ -604,7 +628,11 @@ def unused_import_edits(module: cst.Module, edits: list[NodeEdit], also_written:
             result.append(NodeEdit(statement, "", delete=True))
             continue
         names = [alias.with_changes(comma=cst.MaybeSentinel.DEFAULT) for alias in kept]
-        rewritten = small.with_changes(names=names, lpar=None, rpar=None) if isinstance(small, cst.ImportFrom) else small.with_changes(names=names)
+        rewritten = (
+            small.with_changes(names=names, lpar=None, rpar=None)
+            if isinstance(small, cst.ImportFrom)
+            else small.with_changes(names=names)
+        )
         result.append(NodeEdit(statement, code_of(rewritten)))
     return result
 
@@ -619,7 +647,8 @@ def _is_import_block(statement: cst.CSTNode) -> bool:
         if orelse is not None:
             blocks.append(orelse.body.body)
         return all(
-            isinstance(s, cst.SimpleStatementLine) and all(isinstance(x, (cst.Import, cst.ImportFrom, cst.Pass)) for x in s.body)
+            isinstance(s, cst.SimpleStatementLine)
+            and all(isinstance(x, (cst.Import, cst.ImportFrom, cst.Pass)) for x in s.body)
             for block in blocks
             for s in block
         )

@@ -94,9 +94,9 @@ def {WIDE_HOOK}(groups, heads):
 def _per_group_list(body, inner: MemberLoop):
     """(`outs`, the `groups.append(...)` parts) when the outer loop's body is either
 
-        outs = []                                   outs = [head(x[:, g]) for head in heads]
-        for head in heads: outs.append(head(...))   groups.append(torch.stack(outs, dim=1))
-        groups.append(torch.stack(outs, dim=1))
+    outs = []                                   outs = [head(x[:, g]) for head in heads]
+    for head in heads: outs.append(head(...))   groups.append(torch.stack(outs, dim=1))
+    groups.append(torch.stack(outs, dim=1))
     """
     if len(inner.calls) != 1 or len(inner.calls[0].node.args) != 1:
         return None
@@ -148,8 +148,18 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     func = head.text.split("(", 1)[0]
     if head.text != f"{func}({head.in_size}, {head.out_size})":
         return "the heads take arguments besides (in, out), which the nest rewrite does not carry yet"
-    on_one_input = bool(outer.calls) and all(c.input == SAME for c in outer.calls) and len({c.input_text for c in outer.calls}) == 1
-    if not outer.calls or not on_one_input and any(c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select", "unbind") for c in outer.calls):
+    on_one_input = (
+        bool(outer.calls)
+        and all(c.input == SAME for c in outer.calls)
+        and len({c.input_text for c in outer.calls}) == 1
+    )
+    if (
+        not outer.calls
+        or not on_one_input
+        and any(
+            c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select", "unbind") for c in outer.calls
+        )
+    ):
         return "the groups' heads read neither one input nor one slice of one tensor each"
     if on_one_input:
         return _wide_nest(outer, inner, module, imports, head, groups, heads, func, torch_name, add_import)
@@ -175,7 +185,9 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     construction = building_statements(outer)
     if init is None or construction is None:
         return None
-    built_uses = sum(attribute_uses(node, attr) for node in (construction if isinstance(construction, tuple) else (construction,)))
+    built_uses = sum(
+        attribute_uses(node, attr) for node in (construction if isinstance(construction, tuple) else (construction,))
+    )
     if attribute_uses(outer.cls.node, attr) != built_uses + 1:  # + the loop's own `self.ensemble`
         return None
     names = {f"{attr}_weight", f"{attr}_bias", f"{attr}_heads"}
@@ -256,7 +268,9 @@ def _nest_in_forward(outer: MemberLoop, inner: MemberLoop, imports):
     return before, groups_name, dim
 
 
-def _wide_nest(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports, head, groups, heads, func, torch_name, add_import):
+def _wide_nest(
+    outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports, head, groups, heads, func, torch_name, add_import
+):
     """Groups of linear heads that all read one input: one wide layer for every head,
     its output unflattened to (..., groups, heads, out) and the two axes moved to where
     the loops stacked them (`movedim` with non-negative places works for any rank)."""
@@ -271,7 +285,9 @@ def _wide_nest(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports
     init = outer.cls.methods.get("__init__")
     if "." not in outer.collection_text or init is None or construction is None:
         return "the nest is not built by one statement or one append loop in `__init__`"
-    built_uses = sum(attribute_uses(node, attr) for node in (construction if isinstance(construction, tuple) else (construction,)))
+    built_uses = sum(
+        attribute_uses(node, attr) for node in (construction if isinstance(construction, tuple) else (construction,))
+    )
     if attribute_uses(outer.cls.node, attr) != built_uses + 1:
         return f"`{outer.collection_text}` is used elsewhere in the class too"
     shape_attr = f"{attr}_shape"
@@ -292,7 +308,12 @@ def _wide_nest(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports
     argument = code_of(inner.calls[0].node.args[0].value)
     every_head = f"{self_name}.{attr}({argument}).unflatten(-1, (*{self_name}.{shape_attr}, -1))"
     consumer = direct_consumer(method, outer.node, groups_name, imports)
-    if consumer is not None and consumer[1] == "stack" and int_value(cst.parse_expression(consumer[2])) is not None and int_value(cst.parse_expression(consumer[2])) >= 0:
+    if (
+        consumer is not None
+        and consumer[1] == "stack"
+        and int_value(cst.parse_expression(consumer[2])) is not None
+        and int_value(cst.parse_expression(consumer[2])) >= 0
+    ):
         # Groups stacked at t, each group's heads at s: heads land at s + 1 when s >= t.
         t = int_value(cst.parse_expression(consumer[2]))
         combined = f"{every_head}.movedim((-3, -2), ({t}, {head_dim + 1 if head_dim >= t else head_dim}))"

@@ -21,21 +21,69 @@ from enslint.analysis.syntax import code_of, int_value
 
 # Elementwise, shape-keeping: the same call on the stacked tensor.
 _ELEMENTWISE = {
-    "relu", "sigmoid", "tanh", "exp", "log", "abs", "neg", "sqrt", "rsqrt", "square", "sin", "cos",
-    "gelu", "silu", "elu", "leaky_relu", "softplus", "mish", "hardtanh", "relu6", "selu", "celu", "logsigmoid",
-    "float", "double", "half", "bfloat16", "contiguous", "clone", "detach", "clamp", "clip",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "exp",
+    "log",
+    "abs",
+    "neg",
+    "sqrt",
+    "rsqrt",
+    "square",
+    "sin",
+    "cos",
+    "gelu",
+    "silu",
+    "elu",
+    "leaky_relu",
+    "softplus",
+    "mish",
+    "hardtanh",
+    "relu6",
+    "selu",
+    "celu",
+    "logsigmoid",
+    "float",
+    "double",
+    "half",
+    "bfloat16",
+    "contiguous",
+    "clone",
+    "detach",
+    "clamp",
+    "clip",
 }
 # Calls whose dims (int literals, positional or `dim=`) shift; no dims means "all", which
 # the member axis would join, so those are not lifted.
 _DIM_METHODS = {
-    "transpose": None, "swapaxes": None, "movedim": None, "squeeze": 1, "unsqueeze": 1, "sum": 1, "mean": 1,
-    "amax": 1, "amin": 1, "softmax": 1, "log_softmax": 1, "cumsum": 1, "flatten": 0, "logsumexp": 1,
-    "prod": 1, "std": 1, "var": 1, "norm": None, "select": 1, "narrow": 1,
+    "transpose": None,
+    "swapaxes": None,
+    "movedim": None,
+    "squeeze": 1,
+    "unsqueeze": 1,
+    "sum": 1,
+    "mean": 1,
+    "amax": 1,
+    "amin": 1,
+    "softmax": 1,
+    "log_softmax": 1,
+    "cumsum": 1,
+    "flatten": 0,
+    "logsumexp": 1,
+    "prod": 1,
+    "std": 1,
+    "var": 1,
+    "norm": None,
+    "select": 1,
+    "narrow": 1,
 }
 _DIM_KEYWORDS = {"dim", "dim0", "dim1", "start_dim", "end_dim", "source", "destination"}
 
 
-def lift(element: str, placeholder: str, stacked: str, is_torch_function: Callable[[cst.BaseExpression], str | None]) -> str | None:
+def lift(
+    element: str, placeholder: str, stacked: str, is_torch_function: Callable[[cst.BaseExpression], str | None]
+) -> str | None:
     """`element` (code in terms of one member's output `placeholder`) applied to the
     expression `stacked`, which holds every member's output, member axis first; None
     when it cannot be written without vmap. `is_torch_function(func)` names the torch

@@ -31,7 +31,6 @@ from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
 from enslint.engine.edits import STACKED, NodeEdit, RuleFix
-from enslint.rewrites.lifting import lift, torch_functions
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -39,13 +38,14 @@ from enslint.rewrites.common import (
     find_site,
     per_member_code,
     render,
-    site_edits,
     single_statement,
+    site_edits,
     sliced_input,
     unsafe_rewrite,
     used_only_by,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.lifting import lift, torch_functions
 
 HOOK = "_merge_stacked_member_keys"
 RUN = "_run_stacked_members"
@@ -55,7 +55,16 @@ _FUNCTIONAL = {
     **{f"torch.{f}": m for f, m in (("relu", "ReLU"), ("tanh", "Tanh"), ("sigmoid", "Sigmoid"))},
     **{
         f"torch.nn.functional.{f}": m
-        for f, m in (("relu", "ReLU"), ("tanh", "Tanh"), ("sigmoid", "Sigmoid"), ("gelu", "GELU"), ("silu", "SiLU"), ("elu", "ELU"), ("softplus", "Softplus"), ("leaky_relu", "LeakyReLU"))
+        for f, m in (
+            ("relu", "ReLU"),
+            ("tanh", "Tanh"),
+            ("sigmoid", "Sigmoid"),
+            ("gelu", "GELU"),
+            ("silu", "SiLU"),
+            ("elu", "ELU"),
+            ("softplus", "Softplus"),
+            ("leaky_relu", "LeakyReLU"),
+        )
     },
 }
 
@@ -154,7 +163,11 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
     if not isinstance(call.func, cst.Name):
         return None
     cls = definition(module, call.func.value)
-    methods = {s.name.value: s for s in cls.body.body if isinstance(s, cst.FunctionDef)} if isinstance(cls, cst.ClassDef) else {}
+    methods = (
+        {s.name.value: s for s in cls.body.body if isinstance(s, cst.FunctionDef)}
+        if isinstance(cls, cst.ClassDef)
+        else {}
+    )
     init, forward = methods.get("__init__"), methods.get("forward")
     if init is None or forward is None or set(methods) != {"__init__", "forward"}:
         return None
@@ -180,7 +193,12 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
 
     # The forward: one variable carried through `x = act(self.layer(x))` statements.
     params = [p.name.value for p in forward.params.params]
-    extra = forward.params.kwonly_params or forward.params.posonly_params or isinstance(forward.params.star_arg, cst.Param) or forward.params.star_kwarg
+    extra = (
+        forward.params.kwonly_params
+        or forward.params.posonly_params
+        or isinstance(forward.params.star_arg, cst.Param)
+        or forward.params.star_kwarg
+    )
     if len(params) != 2 or extra:
         return None
     self_name, current = params
@@ -215,7 +233,9 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
                 return None
             ops += found
             break
-        if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)):
+        if not (
+            isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
+        ):
             return None
         found = read(small.value)
         if found is None:
@@ -256,7 +276,9 @@ def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, impor
     init = loop.cls.methods.get("__init__")
     on_self = init is not None and isinstance(func, cst.Attribute) and code_of(func.value) == first_param(init)
     if on_self:
-        candidates = [s for s in loop.cls.node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == func.attr.value]
+        candidates = [
+            s for s in loop.cls.node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == func.attr.value
+        ]
         if candidates and not any(code_of(d.decorator) == "staticmethod" for d in candidates[0].decorators):
             return None  # a bound method could read `self`
     elif isinstance(func, cst.Name):
@@ -336,7 +358,11 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
         return None
     call = _through_factory(call, loop, module, imports) or call
     text = code_of(call.func)
-    nn = text.rsplit(".", 1)[0] if imports.qualify(call.func) == "torch.nn.Sequential" and "." in text else f"{torch_name}.nn"
+    nn = (
+        text.rsplit(".", 1)[0]
+        if imports.qualify(call.func) == "torch.nn.Sequential" and "." in text
+        else f"{torch_name}.nn"
+    )
     if _plain_linear(call, imports):
         # One linear layer per member (per-channel maps): a single stacked layer.
         plan = [_Layer(code_of(call.args[0].value), code_of(call.args[1].value), f"{nn}.Identity()", "")]
@@ -383,7 +409,10 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
         if element is None:
             return None
         # Written on the stacked outputs where it can be; vmap otherwise.
-        fused = lift(element, out, fused, torch_functions(imports)) or f"{torch_name}.vmap(lambda {out}: {element})({fused})"
+        fused = (
+            lift(element, out, fused, torch_functions(imports))
+            or f"{torch_name}.vmap(lambda {out}: {element})({fused})"
+        )
     cat = (-1, f"{fused}.movedim(0, -2).flatten(-2)")
     if site.kind == "cat" and site.dim is not None and site.dim.lstrip("-").isdigit():
         d = int(site.dim)
@@ -395,7 +424,9 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
 
     size = collection.size
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
-    weights = ",\n".join(f"    {nn}.Parameter({torch_name}.empty({size}, {layer.in_size}, {layer.out_size}))" for layer in plan)
+    weights = ",\n".join(
+        f"    {nn}.Parameter({torch_name}.empty({size}, {layer.in_size}, {layer.out_size}))" for layer in plan
+    )
     biases = ",\n".join(f"    {nn}.Parameter({torch_name}.empty({size}, 1, {layer.out_size}))" for layer in plan)
     activations = ", ".join(layer.activation for layer in plan)
     keys = "[" + ", ".join(layer.key if layer.key.isdigit() else f'"{layer.key}"' for layer in plan) + "]"
@@ -415,4 +446,3 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     edits = [NodeEdit(building, construction), *site_edits(site, replacement)]
     message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
     return unsafe_rewrite(STACKED, message, edits, module, RUN, _helpers(torch_name), add_import)
-

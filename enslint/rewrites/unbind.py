@@ -36,8 +36,7 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
     name = slice_name(loop, tensor)
     inside = {id(n) for s in slices for n in walk(s.node)}
     index_used_elsewhere = any(
-        isinstance(node, cst.Name) and node.value == loop.index_var and id(node) not in inside
-        for node in loop.body
+        isinstance(node, cst.Name) and node.value == loop.index_var and id(node) not in inside for node in loop.body
     )
     header = loop.node
     iterable = header.iter
@@ -60,7 +59,12 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
         new_iter = f"zip({code_of(iterable)}, {unbound})"
     edits = [NodeEdit(header.target, new_target), NodeEdit(iterable, new_iter)]
     edits += [NodeEdit(s.node, name) for s in slices]
-    return RuleFix(SAFE, f"Iterate `{unbound}` instead of {'slicing' if width_1 == {True} else 'indexing'} `{slices[0].text}`", tuple(_unique(edits)), UNBIND)
+    return RuleFix(
+        SAFE,
+        f"Iterate `{unbound}` instead of {'slicing' if width_1 == {True} else 'indexing'} `{slices[0].text}`",
+        tuple(_unique(edits)),
+        UNBIND,
+    )
 
 
 def _unique(edits: list[NodeEdit]) -> Iterator[NodeEdit]:

@@ -33,12 +33,12 @@ from enslint.rewrites.common import (
     building_statements,
     definition,
     find_site,
+    other_use,
     per_member_code,
     render,
     site_edits,
     sliced_input,
     unsafe_rewrite,
-    other_use,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 
@@ -118,7 +118,9 @@ def vmap_obstacle(type_name: str, module: cst.Module) -> str | None:
         if isinstance(node, cst.Call):
             name = code_of(node.func).rsplit(".", 1)[-1]
             if name in _DATA_DEPENDENT_CALLS or "sparse" in code_of(node.func):
-                return f"its forward calls `{code_of(node.func).rsplit('.', 1)[-1]}()`, whose result depends on the data"
+                return (
+                    f"its forward calls `{code_of(node.func).rsplit('.', 1)[-1]}()`, whose result depends on the data"
+                )
     return None
 
 
@@ -215,6 +217,8 @@ def _used_later_in_init(loop: MemberLoop, attr: str, built: cst.CSTNode) -> list
     later = list(block)[list(block).index(built) + 1 :] if built in block else []
     using = [statement for statement in later if attribute_uses(statement, attr)]
     rebinds = any(
-        isinstance(n, cst.AssignTarget) and code_of(n.target).endswith(f".{attr}") for statement in using for n in walk(statement)
+        isinstance(n, cst.AssignTarget) and code_of(n.target).endswith(f".{attr}")
+        for statement in using
+        for n in walk(statement)
     )
     return [] if rebinds else using

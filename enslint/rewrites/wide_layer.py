@@ -31,10 +31,10 @@ from enslint.rewrites.common import (
     append_of,
     building_statements,
     find_site,
+    other_use,
     render,
     site_edits,
     unsafe_rewrite,
-    other_use,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 
@@ -83,10 +83,17 @@ def _layer(loop: MemberLoop) -> _Layer | str:
             return "no automatic fix: the nn.ModuleDict is not built by one dict comprehension"
         return "no automatic fix: the collection is not built by one comprehension or one append loop"
     ctor, built_by, keys = built
-    if len(positional_args(ctor)) < 2 or any(a.keyword is None for a in ctor.args[len(positional_args(ctor)):]) or any(a.star for a in ctor.args):
+    if (
+        len(positional_args(ctor)) < 2
+        or any(a.keyword is None for a in ctor.args[len(positional_args(ctor)) :])
+        or any(a.star for a in ctor.args)
+    ):
         return "no automatic fix: the layer's sizes are not given positionally"
     if collection.member.kind == CONV:
-        if any(a.keyword is not None and a.keyword.value == "groups" for a in ctor.args) or len(positional_args(ctor)) > 6:
+        if (
+            any(a.keyword is not None and a.keyword.value == "groups" for a in ctor.args)
+            or len(positional_args(ctor)) > 6
+        ):
             return "no automatic fix: grouped convolutions"
         return _Layer(ctor, 1, built_by, keys)
     return _Layer(ctor, -1, built_by, keys)
@@ -107,7 +114,12 @@ def _construction(loop: MemberLoop):
             value = value.args[0].value
         if dict_loop:
             # Heads taken in the dict's order (`.values()`), which is its keys' order.
-            if not isinstance(value, cst.DictComp) or not isinstance(value.value, cst.Call) or value.for_in.inner_for_in or value.for_in.ifs:
+            if (
+                not isinstance(value, cst.DictComp)
+                or not isinstance(value.value, cst.Call)
+                or value.for_in.inner_for_in
+                or value.for_in.ifs
+            ):
                 return None
             keys = f"[{code_of(value.key)} for {code_of(value.for_in.target)} in {code_of(value.for_in.iter)}]"
             return value.value, built, keys
@@ -144,7 +156,12 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
         return None
     torch_name, add_import = found
     count_attr = f"{attr}_count"
-    if torch_name is None or attribute_uses(loop.cls.node, count_attr) or len(loop.calls) != 1 or collection.size is None:
+    if (
+        torch_name is None
+        or attribute_uses(loop.cls.node, count_attr)
+        or len(loop.calls) != 1
+        or collection.size is None
+    ):
         return None
     method = loop.cls.methods[loop.method]
     self_name = first_param(method) or "self"

@@ -9,8 +9,8 @@ from enslint.analysis.kinds import CHAIN, CONV, GROUP, LINEAR, MLP, short
 
 if TYPE_CHECKING:
     from enslint.analysis.loops import MemberLoop
-    from enslint.analysis.model import FileModel
     from enslint.analysis.members import Member
+    from enslint.analysis.model import FileModel
 
 
 def product(*sizes) -> str:
@@ -78,10 +78,7 @@ def fused_on_same_input(member: Member, size: str, vmap_obstacle: str | None = N
         )
     if vmap_obstacle is not None:
         return BY_HAND.format(why=vmap_obstacle)
-    return (
-        "`torch.func.stack_module_state` + `torch.func.functional_call` under "
-        "`torch.vmap(in_dims=(0, 0, None))`"
-    )
+    return "`torch.func.stack_module_state` + `torch.func.functional_call` under `torch.vmap(in_dims=(0, 0, None))`"
 
 
 def fused_on_slices(member: Member, size: str, dim: str, vmap_obstacle: str | None = None) -> str:

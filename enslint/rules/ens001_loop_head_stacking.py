@@ -5,19 +5,19 @@ from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import SAME, SLICE
 from enslint.engine.edits import RuleFix
-from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rewrites.blockers import fused_blocker
+from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     NO_FIX,
     count_of,
-    headline,
-    member_kind,
-    remedy,
     fused_for_several,
     fused_on_same_input,
     group_member,
+    headline,
+    member_kind,
     members_phrase,
     nest_phrase,
+    remedy,
     shared_advice,
     where,
 )
@@ -316,7 +316,9 @@ class Heads(tnn.Module):
                 if parent is not None and parent.calls:
                     slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}
                     on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
-                    message += "; " + nest_phrase(parent, member, loop.size, on_slices, slices.pop() if on_slices else None)
+                    message += "; " + nest_phrase(
+                        parent, member, loop.size, on_slices, slices.pop() if on_slices else None
+                    )
             blocker = fused_blocker(loop, model)
             if member.shared:
                 fix = None
@@ -353,7 +355,10 @@ class Heads(tnn.Module):
             fixes = fix if isinstance(fix, tuple) else (fix,) if fix else ()
             n = count_of(loop)
             if group is not None:
-                variants = [f"{n} groups of {member_kind(group[0])} heads run one by one", f"{n} groups of heads run one by one"]
+                variants = [
+                    f"{n} groups of {member_kind(group[0])} heads run one by one",
+                    f"{n} groups of heads run one by one",
+                ]
             else:
                 variants = [
                     f"{n} {member_kind(member)} members of {_code(loop)} run one by one",
@@ -372,4 +377,3 @@ class Heads(tnn.Module):
 def _code(loop) -> str:
     text = " and ".join(f"`{t}`" for _, t in loop.collections) or f"`{loop.collection_text}`"
     return text if len(text) <= 40 else "a collection"
-

@@ -5,19 +5,19 @@ from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import LINEAR
 from enslint.engine.edits import RuleFix
-from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rewrites.blockers import fused_blocker
+from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     count_of,
-    headline,
-    member_kind,
-    remedy,
     fused_for_several,
     fused_on_slices,
     group_member,
+    headline,
+    member_kind,
     members_phrase,
     nest_phrase,
     per_slice_loops,
+    remedy,
     shared_advice,
     where,
 )
@@ -273,8 +273,15 @@ class Zipped(nn.Module):
             n = count_of(loop)
             of = sliced if len(sliced) <= 30 else "one tensor"
             kind = member_kind(group[0] if group else member)
-            variants = [f"{n} {kind} members run one by one on slices of {of}", f"{n} members run one by one on slices of {of}", f"{n} members run one by one on slices"]
+            variants = [
+                f"{n} {kind} members run one by one on slices of {of}",
+                f"{n} members run one by one on slices of {of}",
+                f"{n} members run one by one on slices",
+            ]
             if group is not None:
-                variants = [f"{n} groups of heads run one by one on slices of {of}", f"{n} groups run one by one on slices of {of}"]
+                variants = [
+                    f"{n} groups of heads run one by one on slices of {of}",
+                    f"{n} groups run one by one on slices of {of}",
+                ]
             advice = "fix: on the inner loop (ENS001)" if group is not None and not fixes else remedy(fixes)
             yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)

@@ -144,7 +144,9 @@ class Columns(nn.Module):
         from enslint.rewrites.unbind import unbind_fix
 
         for loop, entries in per_slice_loops(model, settings):
-            quadratic = [c.slice for c in entries if c.slice.activation and c.slice.via in ("index", "select", "narrow")]
+            quadratic = [
+                c.slice for c in entries if c.slice.activation and c.slice.via in ("index", "select", "narrow")
+            ]
             if not quadratic:
                 continue
             first = quadratic[0]
@@ -162,6 +164,10 @@ class Columns(nn.Module):
                 message += f" (no automatic fix: {fix})"
                 fix = None
             fixes = (fix,) if fix else ()
-            variants = [f"{count_of(loop)} members index slices of the activation `{tensor}` (backward cost ~E^2)", f"{count_of(loop)} members index slices of `{tensor}` (backward ~E^2)", f"members index slices of `{tensor}` (backward ~E^2)"]
+            variants = [
+                f"{count_of(loop)} members index slices of the activation `{tensor}` (backward cost ~E^2)",
+                f"{count_of(loop)} members index slices of `{tensor}` (backward ~E^2)",
+                f"members index slices of `{tensor}` (backward ~E^2)",
+            ]
             advice = f"fix: iterate `{remedy_text}`" if fix else NO_FIX
             yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)

@@ -129,7 +129,11 @@ def load_rewrite(target: Target, source: str) -> type:
     package = package_of(target.file)[0]
     if target.module_name:
         package = target.module_name.rpartition(".")[0] or None
-    name = f"{package}._enslint_rewrite_{serial}_{target.file.stem}" if package else f"enslint_verify_rewrite_{serial}_{target.file.stem}"
+    name = (
+        f"{package}._enslint_rewrite_{serial}_{target.file.stem}"
+        if package
+        else f"enslint_verify_rewrite_{serial}_{target.file.stem}"
+    )
     return _module_class(_execute(name, target.file, source, package), target)
 
 
@@ -155,7 +159,9 @@ def _init_kwargs(cls: type, spec: VerifySpec, spec_name: str, target: Target) ->
             try:
                 value = eval(value[1:], {"torch": torch, "nn": torch.nn})  # noqa: S307 - the user's own config
             except Exception as error:  # noqa: BLE001
-                raise SetupError(f"init.{key}: cannot evaluate {value[1:]!r}: {type(error).__name__}: {error}") from None
+                raise SetupError(
+                    f"init.{key}: cannot evaluate {value[1:]!r}: {type(error).__name__}: {error}"
+                ) from None
         kwargs[key] = value
     if spec.init is None:
         signature = inspect.signature(cls.__init__)
@@ -185,7 +191,7 @@ def _inferred_shapes(model: torch.nn.Module, method: str, target: Target) -> lis
     if len(parameters) == 1 and isinstance(first, torch.nn.Linear):
         return [(32, first.in_features)]
     raise NeedsConfig(
-        f'add inputs = [[batch, ...]] (one shape per argument of {method}) to '
+        f"add inputs = [[batch, ...]] (one shape per argument of {method}) to "
         f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml (the input shapes cannot be inferred)'
     )
 

@@ -17,8 +17,8 @@ import torch
 from enslint.config import Config
 from enslint.engine.transaction import fix_file, write_atomically
 from enslint.verify import building, graphs, timing
-from enslint.verify.graphs import shorten
 from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_step
+from enslint.verify.graphs import shorten
 from enslint.verify.targets import Target
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -164,9 +164,12 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
         rewritten = pair.rewrite(candidate.source)
         traced_rewrite = graphs.trace(rewritten, pair.method, files)
         trial.calls_original, trial.calls_rewrite = traced_original.calls, traced_rewrite.calls
-        trial.traced = {(True, True): "both", (True, False): "original only", (False, True): "rewrite only", (False, False): "neither"}[
-            (not traced_original.problem, not traced_rewrite.problem)
-        ]
+        trial.traced = {
+            (True, True): "both",
+            (True, False): "original only",
+            (False, True): "rewrite only",
+            (False, False): "neither",
+        }[(not traced_original.problem, not traced_rewrite.problem)]
         if traced_rewrite.problem:
             trial.notes.append(f"fx cannot trace the rewrite ({traced_rewrite.problem})")
         # Compared in eval mode, where dropout is off and both compute one function.
@@ -187,10 +190,22 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
         rewritten.train()
         if row.step_original_ms is None:
             original.train()
-            timed = timing.measure(getattr(original, pair.method), list(original.parameters()), inputs, options.min_time, options.device)
-            row.forward_original_ms, row.step_original_ms, row.step_original_iqr_ms = timed.forward_ms, timed.step_ms, timed.step_iqr_ms
-        timed = timing.measure(getattr(rewritten, pair.method), list(rewritten.parameters()), inputs, options.min_time, options.device)
-        trial.forward_rewrite_ms, trial.step_rewrite_ms, trial.step_rewrite_iqr_ms = timed.forward_ms, timed.step_ms, timed.step_iqr_ms
+            timed = timing.measure(
+                getattr(original, pair.method), list(original.parameters()), inputs, options.min_time, options.device
+            )
+            row.forward_original_ms, row.step_original_ms, row.step_original_iqr_ms = (
+                timed.forward_ms,
+                timed.step_ms,
+                timed.step_iqr_ms,
+            )
+        timed = timing.measure(
+            getattr(rewritten, pair.method), list(rewritten.parameters()), inputs, options.min_time, options.device
+        )
+        trial.forward_rewrite_ms, trial.step_rewrite_ms, trial.step_rewrite_iqr_ms = (
+            timed.forward_ms,
+            timed.step_ms,
+            timed.step_iqr_ms,
+        )
         if options.compile:
             if row.compiled_step_ms is None and not any("torch.compile of the original" in n for n in row.notes):
                 _compile(row, None, original, pair.method, inputs, options)
@@ -208,10 +223,14 @@ def _compile(row: Row, trial: Trial | None, model, method: str, inputs, options:
     """Time the compiled original (trial None) or the compiled candidate."""
     side = "original" if trial is None else "rewrite"
     try:
-        seconds, compiled = timing.compile_and_measure(getattr(model, method), list(model.parameters()), inputs, options.min_time, options.device)
+        seconds, compiled = timing.compile_and_measure(
+            getattr(model, method), list(model.parameters()), inputs, options.min_time, options.device
+        )
     except Exception as error:  # noqa: BLE001 - compile trouble is a note, not a failure
         first_line = shorten(str(error).splitlines()[0], 120) if str(error) else ""
-        (row.notes if trial is None else trial.notes).append(f"torch.compile of the {side} failed: {type(error).__name__}: {first_line}")
+        (row.notes if trial is None else trial.notes).append(
+            f"torch.compile of the {side} failed: {type(error).__name__}: {first_line}"
+        )
         return
     if trial is None:
         row.compile_s, row.compiled_step_ms = seconds, compiled.step_ms
@@ -259,14 +278,24 @@ def run(targets: list[Target], config: Config, options: Options, progress) -> li
         try:
             row = _with_torch_warnings(target, config, options)
         except building.NeedsConfig as error:
-            row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {error}")
+            row = Row(
+                target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {error}"
+            )
             row.notes.append("needs config")
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status="error: out of memory")
+            row = Row(
+                target.display, target.rules, device=options.device, dtype=options.dtype, status="error: out of memory"
+            )
         except Exception as error:  # noqa: BLE001 - one class's failure must not stop the others
             text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {type(error).__name__}: {shorten(text, 200)}")
+            row = Row(
+                target.display,
+                target.rules,
+                device=options.device,
+                dtype=options.dtype,
+                status=f"error: {type(error).__name__}: {shorten(text, 200)}",
+            )
             if isinstance(error, TypeError) and "required positional argument" in text:
                 # The method takes more inputs than were configured (or inferred).
                 row.status = (
@@ -327,7 +356,10 @@ def _verdict(row: Row, trial: Trial | None) -> str:
 def _legend(rows: list[Row]) -> list[str]:
     lines = []
     tolerances = sorted({(r.dtype, r.rtol, r.atol) for r in rows if r.rtol is not None})
-    lines += [f"equivalent in {d}: outputs and gradients within rtol={rt:g}, atol={at:g} x max(1, largest |value|)" for d, rt, at in tolerances]
+    lines += [
+        f"equivalent in {d}: outputs and gradients within rtol={rt:g}, atol={at:g} x max(1, largest |value|)"
+        for d, rt, at in tolerances
+    ]
     if any(r.dtype != "float64" and r.rtol is not None for r in rows):
         lines.append("  and the rewrite's error against a float64 run at most twice the original's plus atol")
     return lines
@@ -335,7 +367,7 @@ def _legend(rows: list[Row]) -> list[str]:
 
 def _fit(text: str, width: int) -> str:
     """`text` in `width` columns: a long `path::Class` keeps its end (the class)."""
-    return text if len(text) <= width else "…" + text[-(width - 1):]
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 def terminal_table(rows: list[Row]) -> str:
@@ -355,13 +387,21 @@ def terminal_table(rows: list[Row]) -> str:
         status = row.status if len(row.status) <= widths[4] else row.status.split(":")[0]
         if not row.trials:
             lines.append(layout.format(name, _rules(row), "-", "-", status, "").rstrip())
-            notes += [f"{row.target}: {note}" for note in [row.status if status != row.status else "", *row.notes] if note and note != "needs config"]
+            notes += [
+                f"{row.target}: {note}"
+                for note in [row.status if status != row.status else "", *row.notes]
+                if note and note != "needs config"
+            ]
         for i, trial in enumerate(row.trials):
             first = i == 0
             lines.append(
                 layout.format(
-                    name if first else "", _rules(row) if first else "", _fit(trial.form, widths[2]),
-                    _speedup_cell(row, trial), trial.status, row.recommendation if first else "",
+                    name if first else "",
+                    _rules(row) if first else "",
+                    _fit(trial.form, widths[2]),
+                    _speedup_cell(row, trial),
+                    trial.status,
+                    row.recommendation if first else "",
                 ).rstrip()
             )
             if trial.status != EQUIVALENT:
@@ -370,15 +410,30 @@ def terminal_table(rows: list[Row]) -> str:
     if any(r.recommendation for r in rows):
         lines.append("speed-up: original / rewrite time of one training step (forward and backward), then its range")
         lines.append("  with each median moved by half its interquartile range")
-        lines.append(f"recommendation: the fastest equivalent rewrite if faster beyond that spread; \"{NO_CLEAR}\"")
-        lines.append(f"  when the ranges overlap, \"{KEEP_LOOP}\" when every rewrite is slower")
+        lines.append(f'recommendation: the fastest equivalent rewrite if faster beyond that spread; "{NO_CLEAR}"')
+        lines.append(f'  when the ranges overlap, "{KEEP_LOOP}" when every rewrite is slower')
     lines += notes  # whole, never cut: the advice in them is copied into config files
     return "\n".join(lines).rstrip("\n")
 
 
 def markdown_table(rows: list[Row], with_compile: bool) -> str:
     """Every figure, one line per candidate rewrite."""
-    header = ["class", "rule", "rewrite", "E", "batch", "device", "dtype", "fx calls", "fwd ms", "fwd rewrite ms", "fwd speed-up", "fwd+bwd ms", "fwd+bwd rewrite ms", "fwd+bwd speed-up"]
+    header = [
+        "class",
+        "rule",
+        "rewrite",
+        "E",
+        "batch",
+        "device",
+        "dtype",
+        "fx calls",
+        "fwd ms",
+        "fwd rewrite ms",
+        "fwd speed-up",
+        "fwd+bwd ms",
+        "fwd+bwd rewrite ms",
+        "fwd+bwd speed-up",
+    ]
     if with_compile:
         header += ["compiled fwd+bwd ms", "compiled rewrite ms", "compile s"]
     header += ["max abs error", "decided by", "fx traced", "verdict", "recommendation"]
@@ -391,24 +446,43 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
                 mark = "*" if trial.eager_counted else ""
                 calls = f"{trial.calls_original} -> {trial.calls_rewrite}{mark}"
             cells = [
-                row.target, row.rule, trial.form if trial else "-", "-" if row.members is None else str(row.members),
-                "-" if row.batch is None else str(row.batch), row.device, row.dtype, calls,
-                _ms(row.forward_original_ms), _ms(trial and trial.forward_rewrite_ms), _x(trial and row.speedup(trial, step=False)),
-                _ms(row.step_original_ms), _ms(trial and trial.step_rewrite_ms), _speedup_cell(row, trial) if trial else "-",
+                row.target,
+                row.rule,
+                trial.form if trial else "-",
+                "-" if row.members is None else str(row.members),
+                "-" if row.batch is None else str(row.batch),
+                row.device,
+                row.dtype,
+                calls,
+                _ms(row.forward_original_ms),
+                _ms(trial and trial.forward_rewrite_ms),
+                _x(trial and row.speedup(trial, step=False)),
+                _ms(row.step_original_ms),
+                _ms(trial and trial.step_rewrite_ms),
+                _speedup_cell(row, trial) if trial else "-",
             ]
             if with_compile:
                 seconds = [t for t in (row.compile_s, trial and trial.compile_rewrite_s) if t is not None]
-                cells += [_ms(row.compiled_step_ms), _ms(trial and trial.compiled_rewrite_step_ms), " + ".join(f"{t:.1f}" for t in seconds) or "-"]
+                cells += [
+                    _ms(row.compiled_step_ms),
+                    _ms(trial and trial.compiled_rewrite_step_ms),
+                    " + ".join(f"{t:.1f}" for t in seconds) or "-",
+                ]
             error = trial.max_abs_error if trial else None
             cells += [
-                "-" if error is None else f"{error:.2e}", (trial.decided_by if trial else "") or "-",
-                (trial.traced if trial else "") or "-", _verdict(row, trial), row.recommendation if trial is row.preferred else "",
+                "-" if error is None else f"{error:.2e}",
+                (trial.decided_by if trial else "") or "-",
+                (trial.traced if trial else "") or "-",
+                _verdict(row, trial),
+                row.recommendation if trial is row.preferred else "",
             ]
             lines.append("| " + " | ".join(cells) + " |")
         notes += [f"{row.target}: {note}" for note in row.notes if note != "needs config"]
     lines += [""] + _legend(rows)
     if any(t.eager_counted for row in rows for t in row.trials):
-        lines.append("fx calls: call nodes of the torch.fx graphs; *: torch calls of one eager forward of each, where fx cannot trace one of them")
+        lines.append(
+            "fx calls: call nodes of the torch.fx graphs; *: torch calls of one eager forward of each, where fx cannot trace one of them"
+        )
     lines += notes
     return "\n".join(lines).rstrip("\n")
 
@@ -422,7 +496,9 @@ def apply_recommended(targets: list[Target], rows: list[Row]) -> list[str]:
         mine = [row for row in rows if row.target == target.display]
         chosen = {row.recommendation for row in mine}
         if len(chosen) > 1:
-            lines.append(f"{target.display}: not applied: the batch sizes recommend different things ({', '.join(sorted(chosen))})")
+            lines.append(
+                f"{target.display}: not applied: the batch sizes recommend different things ({', '.join(sorted(chosen))})"
+            )
             continue
         candidate = next((c for c in target.candidates if mine and c.form == mine[0].recommendation), None)
         if candidate is None or any(row.status != EQUIVALENT for row in mine):

@@ -71,7 +71,9 @@ def run_step(model: torch.nn.Module, call, inputs: list[torch.Tensor], seed: int
     return Step([o.detach() for o in outputs], [x.grad for x in inputs], grads)
 
 
-def mapped_gradients(original_grads: dict[str, torch.Tensor], rewritten: torch.nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+def mapped_gradients(
+    original_grads: dict[str, torch.Tensor], rewritten: torch.nn.Module
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The original's parameter gradients in the rewrite's layout, and what did not map:
     the rewrite's parameters no gradient reached, the original's that went nowhere."""
     probe = copy.deepcopy(rewritten)

@@ -10,8 +10,8 @@ reported, and the comparison then runs eagerly.
 from __future__ import annotations
 
 import inspect
-import os
 import linecache
+import os
 import traceback
 from dataclasses import dataclass
 

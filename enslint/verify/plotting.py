@@ -30,7 +30,12 @@ def plot_sweep(rows, path: Path) -> None:
         panel.plot(batches, [r.step_original_ms for r in found], marker="o", color="black", label="original (loop)")
         forms = list(dict.fromkeys(t.form for r in found for t in r.trials))
         for form in forms:
-            points = [(r.batch, t.step_rewrite_ms) for r in found for t in r.trials if t.form == form and t.step_rewrite_ms is not None]
+            points = [
+                (r.batch, t.step_rewrite_ms)
+                for r in found
+                for t in r.trials
+                if t.form == form and t.step_rewrite_ms is not None
+            ]
             if points:
                 panel.plot(*zip(*points), marker="o", label=form)
         panel.set_xscale("log", base=2)

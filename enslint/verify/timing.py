@@ -45,7 +45,9 @@ def _train_step(function, parameters: list[torch.Tensor], leaves: list[torch.Ten
         torch.stack([o.float().sum() for o in outputs]).sum().backward()
 
 
-def measure(function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str) -> Timing:
+def measure(
+    function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str
+) -> Timing:
     """`function` (a module's method, or its compiled version) over `parameters`."""
     leaves = _leaves(inputs)
 
@@ -67,7 +69,9 @@ def measure(function, parameters: list[torch.Tensor], inputs: list[torch.Tensor]
     return Timing(medians[0], medians[1], spreads[0], spreads[1])
 
 
-def compile_and_measure(function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str) -> tuple[float, Timing]:
+def compile_and_measure(
+    function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str
+) -> tuple[float, Timing]:
     """torch.compile `function`; (seconds the first training step took, which compiles
     it, its timing)."""
     compiled = torch.compile(function)
