@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 from torch.utils import benchmark
 
-from enslint.checker import FileJob, check_file
+from enslint.checking import FileJob, check_file
 from enslint.config import Config, VerifySpec
-from enslint.engine.edits import VMAP
+from enslint.findings import VMAP
 from enslint.rules import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,7 +300,7 @@ def rewrites(case: Case, scratch: Path) -> dict[str, Path]:
     """The class's candidate rewrites as `enslint verify` makes them, by column: the
     preferred fused form, the vmap form offered beside it, the safe fix; each written to
     the scratch folder."""
-    from enslint.engine.edits import SAFE
+    from enslint.findings import SAFE
     from enslint.verify.targets import collect
 
     (target,) = collect([f"{POSITIVE / case.fixture}::{case.class_name}"], Config(root=ROOT), ROOT)

@@ -31,10 +31,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_fuzz import python_accepts  # noqa: E402  (the tests' oracle: Python's parser on the bytes)
 
-from enslint.checker import FileJob, check_bytes, detect_encoding  # noqa: E402
+from enslint.checking import FileJob, check_bytes
 from enslint.config import Config  # noqa: E402
 from enslint.engine.transaction import fix_file, write_atomically  # noqa: E402
 from enslint.rules import Settings  # noqa: E402
+from enslint.source import detect_encoding  # noqa: E402
 from enslint.workers import isolated_map  # noqa: E402
 
 HANG_SECONDS = 30

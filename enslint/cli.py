@@ -192,10 +192,17 @@ def check(
 
         jobs, _ = check_all(jobs)  # the project's names, for files only they bring in
     if show_diff:
-        sys.exit(_show_diff(jobs, unsafe_fixes))
+        from enslint.engine.fixing import show_diff as diff_fixes
+
+        fixed = diff_fixes(jobs, unsafe_fixes, lambda text: click.echo(text, nl=False), _notify)
+        click.echo(f"Would apply {fixed} fix{'es' if fixed != 1 else ''}." if fixed else "No fixes to apply.", err=True)
+        sys.exit(EXIT_FINDINGS if fixed else EXIT_CLEAN)
     failed_writes, fixed_by_file = 0, {}
     if apply_fixes:
-        diagnostics, fixed_by_file, failed_writes = _apply_fixes(jobs, unsafe_fixes)
+        from enslint.engine.fixing import apply_fixes as fix_files
+
+        fixing = fix_files(jobs, unsafe_fixes, _notify)
+        diagnostics, fixed_by_file, failed_writes = fixing.remaining, fixing.fixed_by_file, fixing.failed_writes
     else:
         with _progress(len(jobs), quiet or output_format != "text") as tick:
             diagnostics = run(jobs, progress=tick)
@@ -246,6 +253,10 @@ def _render(
     if output_format == "concise":
         return "\n".join(output.concise_lines(diagnostics, unsafe))
     return "\n".join(output.text_lines(diagnostics, output.Style(color), unsafe, details))
+
+
+def _notify(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _emit(report: str, output_file: Path | None) -> None:
@@ -316,7 +327,7 @@ def _check_stdin(
 ) -> int:
     """One buffer from standard input, checked as the file `filename` would be: its
     config, excludes and per-file-ignores. With --fix the fixed source is printed."""
-    from enslint.checker import check_bytes
+    from enslint.checking import check_bytes
     from enslint.discovery import matches
     from enslint.engine.transaction import fix_file
     from enslint.runner import make_jobs
@@ -339,7 +350,7 @@ def _check_stdin(
                 click.echo(outcome.diff(), nl=False)
             return EXIT_FINDINGS if outcome.changed else EXIT_CLEAN
         if outcome.changed:
-            from enslint.checker import detect_encoding
+            from enslint.source import detect_encoding
 
             sys.stdout.buffer.write(outcome.after.encode(detect_encoding(data)))  # the input's own encoding
         else:
@@ -351,62 +362,6 @@ def _check_stdin(
     diagnostics = check_bytes(job, data)
     _emit(_render(diagnostics, output_format, False, unsafe, color, details, [job.path]), output_file)
     return EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN
-
-
-def _show_diff(jobs, unsafe: bool) -> int:
-    """Print what --fix would change; exit 1 when it would change something."""
-    fixed = 0
-    for outcome in _fix_outcomes(jobs, unsafe):
-        job = outcome.job
-        if outcome.error:
-            click.echo(f"enslint: {job.path}: {outcome.error}", err=True)
-        elif outcome.changed:
-            click.echo(outcome.diff(), nl=False)
-            fixed += outcome.fixed
-    click.echo(f"Would apply {fixed} fix{'es' if fixed != 1 else ''}." if fixed else "No fixes to apply.", err=True)
-    return EXIT_FINDINGS if fixed else EXIT_CLEAN
-
-
-def _fix_outcomes(jobs, unsafe: bool):
-    """Each file's fixed text, worked out in worker processes (one may die: its file is
-    left as it is, with ENS000); files are written here, never by a worker."""
-    import functools
-
-    from enslint.checker import crashed_outcome
-    from enslint.engine import transaction
-    from enslint.runner import map_jobs
-
-    def died(job, reason: str):
-        return transaction.FixOutcome(
-            job,
-            error=f"the checker process was {reason} while fixing it; file left unchanged",
-            remaining=crashed_outcome(job, reason).diagnostics,
-        )
-
-    return map_jobs(functools.partial(transaction.fix_file, unsafe=unsafe), jobs, on_death=died)
-
-
-def _apply_fixes(jobs, unsafe: bool):
-    from enslint.engine.transaction import write_atomically
-
-    diagnostics, fixed_by_file, failures = [], {}, 0
-    for outcome in _fix_outcomes(jobs, unsafe):
-        job = outcome.job
-        if outcome.error:
-            click.echo(f"enslint: {job.path}: {outcome.error}", err=True)
-        elif outcome.changed:
-            try:
-                write_atomically(outcome)
-                fixed_by_file[job.path] = outcome.fixed_codes() or {"?": outcome.fixed}
-            except OSError as error:
-                failures += 1
-                click.echo(f"enslint: error: {job.path}: not written: {error}", err=True)
-        if outcome.skipped:
-            click.echo(
-                f"enslint: {job.path}: {outcome.skipped} overlapping fix(es) left for another --fix run", err=True
-            )
-        diagnostics.extend(outcome.remaining)
-    return sorted(diagnostics), fixed_by_file, failures
 
 
 @main.command()

@@ -9,7 +9,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from enslint.checker import Diagnostic
+from enslint.findings import Diagnostic
 
 RULES_URL = "https://github.com/enslint/enslint/blob/main/rules/{code}.md"
 

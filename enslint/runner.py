@@ -19,15 +19,10 @@ from typing import Any
 
 from enslint.analysis.kinds import uses_pattern
 from enslint.cache import CACHE_FOLDER, code_fingerprint
-from enslint.checker import (
-    Diagnostic,
-    FileJob,
-    FileOutcome,
-    check_file_outcome,
-    crashed_outcome,
-)
+from enslint.checking import FileJob, FileOutcome, check_file_outcome, crashed_outcome
 from enslint.config import Config
 from enslint.discovery import matches
+from enslint.findings import Diagnostic
 from enslint.rules import Settings
 
 # Below this many files, starting worker processes costs more than it saves.

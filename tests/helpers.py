@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from enslint.checker import FileJob, check_bytes
+from enslint.checking import FileJob, check_bytes
 from enslint.config import Config
 from enslint.rules import Settings
 

@@ -365,7 +365,7 @@ def test_conditional_construction(init, forward):
 def _fixes_for(source: str) -> list[str]:
     from pathlib import Path
 
-    from enslint.checker import FileJob, check_bytes
+    from enslint.checking import FileJob, check_bytes
     from enslint.config import Config
     from enslint.rules import Settings
 

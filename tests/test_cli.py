@@ -356,7 +356,7 @@ def test_no_traceback_on_bad_config(project):
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(project):
     write(project / "heads.py", FLAGGED)
-    from enslint.checker import Diagnostic
+    from enslint.findings import Diagnostic
     from enslint.output import Style, text_lines
 
     diagnostic = Diagnostic("heads.py", 1, 1, "ENS001", "msg", "loop-head-stacking")
@@ -430,7 +430,7 @@ def test_cache_entry_of_the_wrong_shape_is_a_miss(project, content):
 
 
 def test_a_second_run_is_served_from_the_cache(project, monkeypatch):
-    from enslint import checker
+    from enslint.checking import file as checking_file
 
     write(project / "heads.py", FLAGGED)
     first = check()
@@ -438,7 +438,7 @@ def test_a_second_run_is_served_from_the_cache(project, monkeypatch):
     def no_analysis(*args, **kwargs):
         raise AssertionError("analysed again: the cache entry was not used")
 
-    monkeypatch.setattr(checker, "_analyse", no_analysis)
+    monkeypatch.setattr(checking_file, "_analyse", no_analysis)
     assert check().stdout == first.stdout
 
 

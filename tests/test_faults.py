@@ -16,7 +16,7 @@ from test_cli import FLAGGED, FLAGGED_LINE
 import enslint.cache
 import enslint.runner
 from enslint.cache import CacheEntry, ResultCache, entry_key
-from enslint.checker import FileJob
+from enslint.checking import FileJob
 from enslint.cli import main
 from enslint.config import Config
 from enslint.engine.transaction import fix_file

@@ -12,10 +12,10 @@ import sys
 import pytest
 from conftest import FIXTURES
 
-from enslint.checker import FileJob, check_file
+from enslint.checking import FileJob, check_file
 from enslint.config import Config
-from enslint.engine.edits import SAFE, UNSAFE
 from enslint.engine.transaction import fix_file
+from enslint.findings import SAFE, UNSAFE
 from enslint.rules import Settings
 
 if os.environ.get("CI"):

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enslint.cli import main
-from enslint.engine.edits import SAFE, Edit, Fix, apply_fixes
+from enslint.engine.apply import apply_fixes
+from enslint.findings import SAFE, Edit, Fix
 
 SLICED = textwrap.dedent(
     """\
@@ -465,7 +466,7 @@ def test_fix_keeps_the_owner(project):
 def _apply_one_by_one(text, fixes):
     """The engine's first implementation, the oracle: overlap against every span taken,
     edits applied right to left one at a time (quadratic, plainly right)."""
-    from enslint.engine.edits import _overlaps
+    from enslint.engine.apply import _overlaps
 
     taken, chosen, applied = [], [], 0
     for fix in sorted(fixes, key=lambda f: min((e.start, e.end) for e in f.edits)):
@@ -486,7 +487,8 @@ def _apply_one_by_one(text, fixes):
 
 
 def test_fixes_sharing_an_identical_edit_all_apply():
-    from enslint.engine.edits import Edit, Fix, apply_fixes
+    from enslint.engine.apply import apply_fixes
+    from enslint.findings import Edit, Fix
 
     helper = Edit(0, 0, "H\n", 1, 1, 1, 1)
     fixes = [Fix("unsafe", "m", (helper, Edit(i, i + 1, "X", 1, i + 1, 1, i + 2))) for i in range(2, 8, 2)]
@@ -506,7 +508,8 @@ def test_fixes_sharing_an_identical_edit_all_apply():
 )
 @settings(max_examples=300, deadline=None)
 def test_applying_fixes_matches_the_one_by_one_oracle(raw):
-    from enslint.engine.edits import Edit, Fix, apply_fixes
+    from enslint.engine.apply import apply_fixes
+    from enslint.findings import Edit, Fix
 
     text = "0123456789" * 4
     fixes = [Fix("safe", "m", tuple(Edit(s, s + w, c, 1, 1, 1, 1) for s, w, c in edits)) for edits in raw]

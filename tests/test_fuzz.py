@@ -26,7 +26,7 @@ from conftest import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enslint.checker import FileJob, check_bytes
+from enslint.checking import FileJob, check_bytes
 from enslint.cli import main
 from enslint.config import Config
 from enslint.engine.transaction import fix_file

@@ -13,9 +13,9 @@ import pytest
 from conftest import FIXTURES
 
 import enslint.analysis.pieces as pieces
-from enslint.checker import FileJob, check_bytes
+from enslint.checking import FileJob, check_bytes
 from enslint.config import Config
-from enslint.engine.edits import apply_fixes
+from enslint.engine.apply import apply_fixes
 from enslint.rules import Settings
 from enslint.runner import make_jobs, run
 

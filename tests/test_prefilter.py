@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from enslint import checker
+from enslint.checking import FileJob, check_bytes
+from enslint.checking import file as checking_file
+from enslint.checking.prefilter import could_match
 from enslint.config import Config
 from enslint.rules import ALL_RULES, Settings
 
@@ -17,9 +19,9 @@ SNIPPETS = [case.code for rule in ALL_RULES for case in [*rule.VALID, *rule.INVA
 
 def diagnostics(data: bytes, monkeypatch, prefilter: bool):
     if not prefilter:
-        monkeypatch.setattr(checker, "_could_match", lambda data, names=(): True)
-    job = checker.FileJob("x.py", "x.py", Config(root=Path(".")).enabled_codes(), Settings())
-    return checker.check_bytes(job, data)
+        monkeypatch.setattr(checking_file, "could_match", lambda data, names=(): True)
+    job = FileJob("x.py", "x.py", Config(root=Path(".")).enabled_codes(), Settings())
+    return check_bytes(job, data)
 
 
 @pytest.mark.parametrize("data", [p.read_bytes() for p in SOURCES] + [s.encode() for s in SNIPPETS])
@@ -30,6 +32,6 @@ def test_prefilter_is_lossless(data, monkeypatch):
 
 
 def test_prefilter_skips_files_without_collections():
-    assert not checker._could_match(b"import torch\nfor x in range(3):\n    print(x)\n")
-    assert not checker._could_match(b"from torch import nn\nclass A(nn.Module):\n    pass\n")
-    assert checker._could_match(b"from torch import nn\nheads = nn.ModuleList(nn.Linear(1, 1) for _ in range(2))\n")
+    assert not could_match(b"import torch\nfor x in range(3):\n    print(x)\n")
+    assert not could_match(b"from torch import nn\nclass A(nn.Module):\n    pass\n")
+    assert could_match(b"from torch import nn\nheads = nn.ModuleList(nn.Linear(1, 1) for _ in range(2))\n")

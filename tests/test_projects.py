@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, expected_findings
 
-from enslint import checker
 from enslint.analysis import project as project_module
+from enslint.checking import file as checking_file
 from enslint.config import Config
 from enslint.runner import make_jobs, run
 
@@ -67,7 +67,7 @@ def test_project_prefilter_is_lossless(folder, tmp_path, monkeypatch):
     files = python_files(folder)
     with_filter = findings(files, tmp_path)
     project_module._INDEXES.clear()
-    monkeypatch.setattr(checker, "_could_match", lambda data, names=(): True)
+    monkeypatch.setattr(checking_file, "could_match", lambda data, names=(): True)
     assert findings(files, tmp_path) == with_filter
 
 

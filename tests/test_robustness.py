@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import findings_for
 
-from enslint.checker import FileJob, check_bytes
+from enslint.checking import FileJob, check_bytes
 from enslint.config import Config
 from enslint.rules import Settings
 

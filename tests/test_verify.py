@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from enslint.checker import FileJob, check_file
+from enslint.checking import FileJob, check_file
 from enslint.cli import main
 from enslint.config import Config
 from enslint.rules import Settings

@@ -26,6 +26,18 @@ OTHER = "other"  # anything else: a loop-carried state, per-member data, unknown
 # The collection key of a class that derives from nn.ModuleList (`for m in self`).
 SELF_COLLECTION = "<self>"
 
+# The module-level functions and classes the rewrites add to a file (and look for before
+# adding one): a piece of a big file always carries their definitions.
+GROUPED_HEAD_HOOK = "_merge_grouped_head_keys"
+NESTED_HEAD_HOOK = "_merge_nested_head_keys"
+STACKED_MEMBER_HOOK = "_merge_stacked_member_keys"
+STACKED_MEMBER_RUN = "_run_stacked_members"
+STACKED_MEMBERS = "StackedMembers"
+PER_HEAD_HOOK = "_merge_per_head_keys"
+REWRITE_HELPERS = frozenset(
+    {GROUPED_HEAD_HOOK, NESTED_HEAD_HOOK, STACKED_MEMBER_HOOK, STACKED_MEMBER_RUN, STACKED_MEMBERS, PER_HEAD_HOOK}
+)
+
 # A file must mention one of these for a class in it to resolve to an nn.Module...
 MODULE_ROOT_MARKERS = (b"torch", b"lightning")
 # ...and one of these for the analysis to find a member collection in it

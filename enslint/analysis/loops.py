@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.context import find_method
+from enslint.analysis.context import Collection, find_method
 from enslint.analysis.kinds import CHAIN, GROUP, OTHER, SAME, SELF_COLLECTION, SLICE
-from enslint.analysis.members import Collection
 from enslint.analysis.syntax import (
     COMPREHENSIONS,
     NodeIndex,
@@ -101,7 +100,24 @@ _TENSOR_ATTRIBUTES = {"shape", "ndim", "dtype", "device", "is_cuda"}
 _TENSOR_QUERIES = {"size", "dim", "numel", "stride", "element_size"}
 _CREATION = {
     f"torch.{name}"
-    for name in ["zeros", "ones", "empty", "full", "randn", "rand", "randint", "arange", "linspace", "tensor", "as_tensor", "from_numpy", "eye", "zeros_like", "ones_like", "empty_like"]
+    for name in [
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "randn",
+        "rand",
+        "randint",
+        "arange",
+        "linspace",
+        "tensor",
+        "as_tensor",
+        "from_numpy",
+        "eye",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+    ]
 }
 # nn.Module's own API: calling these on each member is bookkeeping, not computation.
 _MODULE_API = {
@@ -258,7 +274,11 @@ class _MethodAnalysis:
                 for name in target_names(node.target):
                     self.assignments.setdefault(name, []).append((node, node.value))
             elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
-                if node.attr.value in _TENSOR_ATTRIBUTES or node.attr.value in _TENSOR_QUERIES and isinstance(self.index.parent(node), cst.Call):
+                if (
+                    node.attr.value in _TENSOR_ATTRIBUTES
+                    or node.attr.value in _TENSOR_QUERIES
+                    and isinstance(self.index.parent(node), cst.Call)
+                ):
                     self.tensor_names.add(node.value.value)
         self.loops: list[MemberLoop] = []
         self._by_node: dict[cst.CSTNode, MemberLoop] = {}
@@ -802,7 +822,12 @@ class _MethodAnalysis:
     def _assigned_in(self, loop: MemberLoop) -> set[str]:
         names = set(target_names(loop.node.target))
         for node in self.body_nodes(loop):
-            if isinstance(node, cst.AssignTarget) or isinstance(node, (cst.AugAssign, cst.AnnAssign)) or isinstance(node, (cst.For, cst.CompFor)) or isinstance(node, cst.NamedExpr):
+            if (
+                isinstance(node, cst.AssignTarget)
+                or isinstance(node, (cst.AugAssign, cst.AnnAssign))
+                or isinstance(node, (cst.For, cst.CompFor))
+                or isinstance(node, cst.NamedExpr)
+            ):
                 names |= set(target_names(node.target))
         return names
 

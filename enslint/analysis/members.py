@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.context import Evidence, find_method, is_torch_module_name
+from enslint.analysis.context import Collection, Member, find_method, is_torch_module_name
 from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, MODULE, SELF_COLLECTION
 from enslint.analysis.syntax import (
     arg_at,
@@ -50,7 +50,29 @@ CONTAINERS = {
 PLAIN_CONTAINERS = {"list", "tuple"}
 ELEMENTWISE = {
     f"torch.nn.{name}"
-    for name in ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Tanh", "Sigmoid", "Softplus", "Hardtanh", "Hardswish", "Hardsigmoid", "Tanhshrink", "Softsign", "Identity", "Dropout", "AlphaDropout"]
+    for name in [
+        "ReLU",
+        "ReLU6",
+        "LeakyReLU",
+        "PReLU",
+        "ELU",
+        "SELU",
+        "CELU",
+        "GELU",
+        "SiLU",
+        "Mish",
+        "Tanh",
+        "Sigmoid",
+        "Softplus",
+        "Hardtanh",
+        "Hardswish",
+        "Hardsigmoid",
+        "Tanhshrink",
+        "Softsign",
+        "Identity",
+        "Dropout",
+        "AlphaDropout",
+    ]
 }
 LINEARS = {"torch.nn.Linear", "torch.nn.LazyLinear"}
 CONVS = {"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d"}
@@ -69,53 +91,6 @@ _NOT_CONSTRUCTORS = {
     "isinstance",
     "getattr",
 }
-
-
-@dataclass
-class Member:
-    text: str  # the constructor as written, e.g. "nn.Linear(hidden_dim, num_actions)"
-    kind: str
-    type_name: str  # "nn.Linear", "MLP", "nn.Sequential", "create_mlp(...)"
-    in_size: str | None = None
-    out_size: str | None = None
-    inner: Collection | None = None  # set when kind == GROUP
-    # True: proven an nn.Module (a torch.nn class, a module class, a factory of one);
-    # None: nothing says either way (a constructor imported from where we cannot read).
-    is_module: bool | None = None
-    shared: bool = False  # one instance repeated: every member is the same object
-    cls: ClassInfo | None = None  # the member's class, when it could be read
-    # The parameter of the scanned function the member is (a copy of): `module` in
-    # `def clones(module, n): return nn.ModuleList([copy.deepcopy(module) ...])`. A caller
-    # of the helper knows what it is.
-    source_param: str | None = None
-    qualified: str | None = None  # the class as imported, when it lives in another file
-
-
-@dataclass
-class Collection:
-    attr: str
-    container: str  # "nn.ModuleList", "nn.ModuleDict", "list + add_module", "list + setattr"
-    size: str | None  # as written: "ensemble_size", "3", "n_layers - 1"
-    size_value: int | None
-    member: Member | None  # None: the members are not provably identical
-    why_heterogeneous: str | None = None  # when member is None: the evidence against
-    # The one statement that builds the collection (`self.heads = nn.ModuleList([...])`),
-    # when it is built that way; rewrites replace it.
-    origin: cst.SimpleStatementLine | None = None
-    # For a collection created empty and filled by a loop: the creating statement.
-    created: cst.SimpleStatementLine | None = None
-    method: str | None = None  # the method that builds it (`__init__`, `build`, `fit`)
-    conditional: bool = False  # built in one branch of an `if` (`if individual:`)
-    # Where the evidence comes from when it is not this class's own code: "members built
-    # by `make_q()` at builders.py:63", "built by `clones()` at utils.py:5".
-    evidence: Evidence | None = None
-    inherited_from: str | None = None  # the parent class that builds it
-    # (parameter name, position) when the members are the caller's: nn.ModuleList(models)
-    passed_in: tuple[str, int] | None = None
-
-    @property
-    def identical(self) -> bool:
-        return self.member is not None
 
 
 def display_type(qualified: str) -> str:

@@ -26,8 +26,10 @@ import libcst as cst
 
 from enslint.analysis.context import (
     ClassInfo,
+    Collection,
     Evidence,
     FileContext,
+    Member,
     Project,
     Symbol,
     base_without_reading,
@@ -37,14 +39,7 @@ from enslint.analysis.context import (
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import MODULE, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.loops import MemberLoop, find_member_loops
-from enslint.analysis.members import (
-    ELEMENTWISE,
-    LINEARS,
-    Collection,
-    ConstructionScanner,
-    Member,
-    sequential_member,
-)
+from enslint.analysis.members import ELEMENTWISE, LINEARS, ConstructionScanner, sequential_member
 from enslint.analysis.syntax import NodeIndex, arg_at, code_of, dotted_name, first_param, keyword_arg
 
 

@@ -23,6 +23,7 @@ from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 
+from enslint.analysis.kinds import REWRITE_HELPERS
 from enslint.analysis.positions import line_starts
 
 # Files up to this size are analysed whole; bigger ones in pieces of about a quarter
@@ -175,10 +176,8 @@ def pieces_of(segments: list[_Segment], source: str) -> list[Piece] | None:
             defined_by.setdefault(name, []).append(i)
         for name in segment.called:
             called_by.setdefault(name, []).append(i)
-    from enslint.rewrites import HELPER_NAMES
-
     always = {i for i, s in enumerate(segments) if s.imports}
-    always |= {i for name in HELPER_NAMES for i in defined_by.get(name, ())}
+    always |= {i for name in REWRITE_HELPERS for i in defined_by.get(name, ())}
     first_definition = next((i for i, s in enumerate(segments) if s.definition), None)
     if first_definition is not None:
         always.add(first_definition)

@@ -357,7 +357,7 @@ class ProjectIndex:
         import libcst as cst
 
         from enslint.analysis.model import build_context
-        from enslint.checker import detect_encoding
+        from enslint.source import detect_encoding
 
         data = self._read(path)
         if data is None:
@@ -558,7 +558,7 @@ class ProjectIndex:
         import libcst as cst
 
         from enslint.analysis.model import build_context, exports_of
-        from enslint.checker import detect_encoding
+        from enslint.source import detect_encoding
 
         data = self._read(path)
         self.begin(path, tuple(sorted(names)))

@@ -1,2 +1,7 @@
-"""The fix engine: `edits` applies fixes (edits with a safety level) to a text, detecting
-overlaps; `transaction` turns that into one atomic, re-parsed write per file."""
+"""The fix engine: `apply` applies fixes (edits with a safety level) to a text, detecting
+overlaps; `transaction` turns that into one atomic, re-parsed write per file; `fixing`
+runs `--fix` and `--diff` over many files.
+
+May import: enslint.checking (to re-check what it fixed), enslint.runner (its workers),
+enslint.findings, enslint.source. Never the command line or verify.
+"""

@@ -18,17 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from enslint.checker import (
-    PARSE_ERROR,
-    Diagnostic,
-    FileJob,
-    check_bytes,
-    check_file,
-    detect_encoding,
-    read_source,
-)
-from enslint.engine.edits import Fix, apply_fixes
+from enslint.checking import FileJob, check_bytes, check_file
+from enslint.engine.apply import apply_fixes
+from enslint.findings import PARSE_ERROR, Diagnostic, Fix
 from enslint.parsing import analysed_deep, as_libcst_reads, python_check
+from enslint.source import detect_encoding, read_source
 
 MAX_PASSES = 10
 

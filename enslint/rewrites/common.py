@@ -24,7 +24,7 @@ import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, arg_at, children_of, code_of, dotted_name, int_value, names_in, walk
-from enslint.engine.edits import UNSAFE, NodeEdit, RuleFix
+from enslint.findings import UNSAFE, NodeEdit, RuleFix
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
 MIGRATION = "changes state_dict keys; old checkpoints load through a hook"

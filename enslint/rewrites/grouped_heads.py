@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from enslint.analysis import kinds
 from enslint.analysis.kinds import GROUP, LINEAR, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import (
@@ -35,7 +36,7 @@ from enslint.analysis.syntax import (
     int_value,
     names_in,
 )
-from enslint.engine.edits import GROUPED, NodeEdit, RuleFix
+from enslint.findings import GROUPED, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -47,8 +48,8 @@ from enslint.rewrites.common import (
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 
-HOOK = "_merge_grouped_head_keys"
-WIDE_HOOK = "_merge_nested_head_keys"
+HOOK = kinds.GROUPED_HEAD_HOOK
+WIDE_HOOK = kinds.NESTED_HEAD_HOOK
 
 
 def _hook_source(torch_name: str) -> str:

@@ -13,7 +13,7 @@ import libcst as cst
 
 from enslint.analysis.kinds import LINEAR, MLP, SLICE
 from enslint.analysis.loops import MemberLoop
-from enslint.engine.edits import SAFE, SHARED_CALL, RuleFix
+from enslint.findings import SAFE, SHARED_CALL, RuleFix
 from enslint.rewrites.common import find_site, render, site_edits, sliced_input
 
 

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from enslint.analysis import kinds
 from enslint.analysis.kinds import LINEAR, MLP, MODULE, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
-from enslint.engine.edits import STACKED, NodeEdit, RuleFix
+from enslint.findings import STACKED, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -47,8 +48,8 @@ from enslint.rewrites.common import (
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.lifting import lift, torch_functions
 
-HOOK = "_merge_stacked_member_keys"
-RUN = "_run_stacked_members"
+HOOK = kinds.STACKED_MEMBER_HOOK
+RUN = kinds.STACKED_MEMBER_RUN
 _PARAMETRISED = {"torch.nn.PReLU"}
 # Functional activations a member's forward may call, and the module that does the same.
 _FUNCTIONAL = {

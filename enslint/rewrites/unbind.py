@@ -9,7 +9,7 @@ import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import code_of, walk
-from enslint.engine.edits import SAFE, UNBIND, NodeEdit, RuleFix
+from enslint.findings import SAFE, UNBIND, NodeEdit, RuleFix
 from enslint.rewrites.common import slice_name, sliced_tensor
 
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import libcst as cst
 
+from enslint.analysis import kinds
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, attribute_uses, code_of, first_param, walk
-from enslint.engine.edits import VMAP, NodeEdit, RuleFix
+from enslint.findings import VMAP, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     building_statements,
     definition,
@@ -42,7 +43,7 @@ from enslint.rewrites.common import (
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 
-HELPER = "StackedMembers"
+HELPER = kinds.STACKED_MEMBERS
 # Modules whose forward writes to their own buffers, which vmap cannot batch.
 _STATEFUL = ("BatchNorm", "InstanceNorm", "running_mean", "running_var")
 

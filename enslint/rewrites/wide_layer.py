@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from enslint.analysis import kinds
 from enslint.analysis.kinds import CONV, LINEAR
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import (
@@ -26,7 +27,7 @@ from enslint.analysis.syntax import (
     first_param,
     positional_args,
 )
-from enslint.engine.edits import WIDE_LAYER, NodeEdit, RuleFix
+from enslint.findings import WIDE_LAYER, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -38,7 +39,7 @@ from enslint.rewrites.common import (
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 
-HOOK = "_merge_per_head_keys"
+HOOK = kinds.PER_HEAD_HOOK
 _COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp)  # the comprehensions that make a list
 
 

@@ -1,4 +1,9 @@
-"""The rule catalogue. Adding a rule: write its class beside these and list it here."""
+"""The rule catalogue. Adding a rule: write its class beside these and list it here.
+
+A rule is a query over the file model (enslint.analysis) that yields findings, with the
+fixes the rewrites registry (enslint.rewrites) offers for them. May import:
+enslint.analysis, enslint.rewrites, enslint.findings. Never the checker or the engine.
+"""
 
 from enslint.rules.base import Finding, Rule, Settings
 from enslint.rules.ens001_loop_head_stacking import LoopHeadStacking

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from enslint.engine.edits import RuleFix
+from enslint.findings import RuleFix
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileModel

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from enslint.analysis.kinds import CHAIN, CONV, GROUP, LINEAR, MLP, short
 
 if TYPE_CHECKING:
+    from enslint.analysis.context import Member
     from enslint.analysis.loops import MemberLoop
-    from enslint.analysis.members import Member
     from enslint.analysis.model import FileModel
 
 

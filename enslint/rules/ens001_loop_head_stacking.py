@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import SAME, SLICE
-from enslint.engine.edits import RuleFix
+from enslint.findings import RuleFix
 from enslint.rewrites.blockers import fused_blocker
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (

@@ -2,5 +2,6 @@
 `--fix --unsafe-fixes` would write, and prove them equivalent and time them with torch.
 
 Everything here imports torch and runs the user's code; `enslint check` never imports
-this package.
+this package. May import everything below the command line (the runner, the engine,
+the configuration, the findings).
 """

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from enslint.checker import Diagnostic, FileJob
+from enslint.checking import FileJob
 from enslint.config import Config
 from enslint.discovery import discover
-from enslint.engine.edits import SAFE, UNSAFE, VMAP, Fix
 from enslint.engine.transaction import fix_file
+from enslint.findings import SAFE, UNSAFE, VMAP, Diagnostic, Fix
 from enslint.runner import check_all, make_jobs
 
 _MODULE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

@@ -1,17 +1,21 @@
-"""Fixes as data, and the one engine that applies them to a source text.
+"""What a check produces: findings (`Diagnostic`) and their fixes, as data.
+
+The bottom of the package: every layer (rules, rewrites, the checker, the engine, the
+output formats) speaks these types, and this module imports nothing of enslint.
 
 A rule attaches a `RuleFix` to a finding: replacements for libcst nodes, with a safety
 level. The checker turns node replacements into `Edit`s on character offsets (it knows
-the positions), and `apply_fixes` applies a set of fixes to a text: in source order,
-skipping any fix that overlaps one already taken (it is reported, and a second `--fix`
-run picks it up). Nothing here writes files; see transaction.py.
+the positions); the engine (enslint/engine) applies a file's `Fix`es to its text.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+# ENS000: a file enslint could not check (unreadable, undecodable, unparsable).
+PARSE_ERROR = "ENS000"
+PARSE_ERROR_NAME = "unreadable-file"
 
 SAFE = "safe"  # keeps state_dict keys and numerics: applied by --fix
 UNSAFE = "unsafe"  # changes the parameter layout: needs --fix --unsafe-fixes
@@ -101,59 +105,23 @@ class Fix:
         return cls(applicability, message, tuple(Edit(*e) for e in edits), form)
 
 
-@dataclass(frozen=True)
-class Applied:
-    text: str
-    applied: int
-    skipped: int  # fixes left out because they overlap one applied before them
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    path: str  # as shown to the user
+    row: int  # 1-based
+    column: int  # 1-based
+    code: str
+    message: str = field(compare=False)
+    name: str = field(compare=False)
+    end_row: int = field(compare=False, default=0)
+    end_column: int = field(compare=False, default=0)
+    filename: str = field(compare=False, default="")  # absolute
+    fixes: tuple[Fix, ...] = field(compare=False, default=())  # preferred first
+    details: str = field(compare=False, default="")  # the long explanation (--show-details)
 
+    def fix_for(self, unsafe: bool) -> Fix | None:
+        """The fix `--fix` applies in this mode: the first one it allows."""
+        return next((f for f in self.fixes if f.applies(unsafe)), None)
 
-def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
-    """Apply non-overlapping fixes, earliest first; a fix is all its edits or none. An
-    edit identical to one already taken (the helper every fused rewrite inserts at the
-    same place) is shared, not a conflict. Linear in the text and near-linear in the
-    edits: a file of thousands of fixes is rebuilt once, not once per edit."""
-    taken: list[tuple[int, int]] = []  # sorted, pairwise non-overlapping
-    contents: dict[tuple[int, int], str] = {}
-    chosen: list[Edit] = []
-    applied = skipped = 0
-    for fix in sorted(fixes, key=lambda f: min((e.start, e.end) for e in f.edits)):
-        new = [e for e in fix.edits if contents.get((e.start, e.end)) != e.content]
-        spans = [(e.start, e.end) for e in new]
-        if any(_overlaps(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :]) or any(
-            _overlaps_taken(span, taken) for span in spans
-        ):
-            skipped += 1
-            continue
-        for edit, span in zip(new, spans):
-            insort(taken, span)
-            contents[span] = edit.content
-        chosen.extend(new)
-        applied += 1
-    parts: list[str] = []
-    position = 0
-    for edit in sorted(chosen, key=lambda e: (e.start, e.end)):
-        parts += [text[position : edit.start], edit.content]
-        position = edit.end
-    parts.append(text[position:])
-    return Applied("".join(parts), applied, skipped)
-
-
-def _overlaps_taken(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:
-    """Whether `span` overlaps one of `taken` (sorted, non-overlapping): only the one
-    before it, and those starting where it starts or inside it, can."""
-    index = bisect_left(taken, span)
-    if index > 0 and _overlaps(span, taken[index - 1]):
-        return True
-    while index < len(taken) and (taken[index][0] < span[1] or taken[index] == span):
-        if _overlaps(span, taken[index]):
-            return True
-        index += 1
-    return False
-
-
-def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    # Two insertions at one point also conflict: their order would be arbitrary.
-    if a == b:
-        return True
-    return a[0] < b[1] and b[0] < a[1]
+    def fix_of_form(self, form: str) -> Fix | None:
+        return next((f for f in self.fixes if f.form == form), None)

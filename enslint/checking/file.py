@@ -1,0 +1,142 @@
+"""Check one file: read, decode, prefilter, Python's verdict, the cache, then the
+analysis of the whole text or of its pieces.
+
+Everything that can go wrong with one file (unreadable, not UTF-8, a syntax error)
+becomes an ENS000 diagnostic for that file, so one bad file never stops the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from enslint.analysis.positions import line_starts
+from enslint.cache import CacheEntry, ResultCache, entry_key
+from enslint.checking.analyse import analyse_text
+from enslint.checking.big_files import analyse_pieces, big_file_pieces, moved_to_file
+from enslint.checking.jobs import FileJob, FileOutcome, unreadable
+from enslint.checking.prefilter import could_match, piece_could_match
+from enslint.checking.verdict import past_libcst_limits, python_syntax_error
+from enslint.findings import Diagnostic, Fix
+from enslint.parsing import analysed_deep
+from enslint.source import FILE_NOQA, decode, read_source
+
+
+def check_file(job: FileJob) -> list[Diagnostic]:
+    return check_file_outcome(job).diagnostics
+
+
+def check_file_outcome(job: FileJob) -> FileOutcome:
+    try:
+        data = read_source(job.filename)
+    except OSError as error:
+        return FileOutcome(unreadable(job, f"cannot read file: {error.strerror or error}"))
+    return check_bytes_outcome(job, data)
+
+
+def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
+    return check_bytes_outcome(job, data).diagnostics
+
+
+def check_bytes_outcome(job: FileJob, data: bytes) -> FileOutcome:
+    if FILE_NOQA.search(data):
+        return FileOutcome([])
+    try:
+        source = decode(data)
+    except (UnicodeDecodeError, SyntaxError, LookupError) as error:
+        return FileOutcome(unreadable(job, f"cannot decode file: {error}"))
+    if not could_match(data, job.names):
+        # No rule can fire, but a broken file is still worth reporting; Python's own
+        # parser answers that far faster than libcst.
+        broken = python_syntax_error(job, source)
+        deferred = broken is None and job.project_root is not None and not job.names and b"for" in data
+        return FileOutcome(broken or [], deferred=deferred)
+    project = None
+    if job.project_root is not None:
+        from enslint.analysis.project import index_for
+
+        project = index_for(job.project_root, job.cache_dir)
+    cache = key = None
+    if job.cache_dir is not None:
+        cache = ResultCache(Path(job.cache_dir))
+        key = entry_key(job.fingerprint, job.codes, job.settings, data, job.names)
+        entry = cache.get(key)
+        if entry is not None and (not entry.deps or (project is not None and project.still_valid(entry.deps))):
+            try:
+                diagnostics = [_from_row(job, row) for row in entry.rows]
+            except (TypeError, ValueError, KeyError, IndexError):
+                diagnostics = None  # an entry of the wrong shape is a miss
+            if diagnostics is not None:
+                return _outcome(diagnostics, entry.exports, entry.deps)
+    diagnostics, exports, deps = _analyse(job, source, project)
+    if cache is not None and key is not None:
+        cache.put(key, CacheEntry([_to_row(d) for d in diagnostics], deps, exports))
+    return _outcome(diagnostics, exports, deps)
+
+
+def _outcome(diagnostics: list[Diagnostic], exports, deps: dict) -> FileOutcome:
+    unread = tuple(key[len("unread:") :] for key in deps if key.startswith("unread:"))
+    return FileOutcome(diagnostics, tuple(exports), analysed=True, deferred=bool(unread), unread=unread)
+
+
+def _to_row(d: Diagnostic) -> list:
+    return [
+        d.row,
+        d.column,
+        d.code,
+        d.message,
+        d.name,
+        d.end_row,
+        d.end_column,
+        [f.as_row() for f in d.fixes],
+        d.details,
+    ]
+
+
+def _from_row(job: FileJob, row: list) -> Diagnostic:
+    r, c, code, message, name, end_r, end_c, fixes, details = row
+    return Diagnostic(
+        job.path, r, c, code, message, name, end_r, end_c, job.filename, tuple(Fix.from_row(f) for f in fixes), details
+    )
+
+
+def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic], tuple[str, ...], dict]:
+    """Parse with libcst, build the model, run the rules, place and filter findings.
+    Also returns the file's exports and the other files the analysis read (with digests).
+    A big file is analysed in pieces (analysis/pieces.py), side by side."""
+    from enslint.analysis.pieces import PIECE_BYTES
+
+    # Python's own parser first: what it rejects is ENS000 whatever libcst would say (a
+    # truncated \u escape, a stray BOM, newer syntax), and code nested too deeply for it
+    # (5,000 parentheses, a 50,000-term sum) never reaches libcst's native parser, which
+    # can crash the whole process on it.
+    if len(source) > PIECE_BYTES:
+        pieces = big_file_pieces(job, source)
+    else:
+        pieces = python_syntax_error(job, source) or past_libcst_limits(job, None, source)
+    if isinstance(pieces, list) and pieces and isinstance(pieces[0], Diagnostic):
+        return pieces, (), {}
+    if project is not None:
+        project.begin(job.filename, job.names)
+    if pieces is None:
+        result = analysed_deep(lambda: analyse_text(job, source, project))
+        if isinstance(result, list):
+            return result, (), {}
+        diagnostics, exports = result
+    else:
+        diagnostics, exports = [], []
+        file_starts = line_starts(source)
+        todo = [p for p in pieces if piece_could_match(p.target_text.encode("utf-8", "surrogatepass"), job.names)]
+        for piece, result in zip(todo, analyse_pieces(job, todo, project)):
+            if isinstance(result, list):  # libcst's limit in one piece: the file's answer
+                return [moved_to_file(d, piece, file_starts) for d in result], (), {}
+            found, exported = result
+            diagnostics += [moved_to_file(d, piece, file_starts) for d in found]
+            exports += [name for name in exported if name.split(":", 1)[-1] in piece.target_names]
+        exports = list(dict.fromkeys(exports))
+    deps = project.dependencies() if project is not None else {}
+    if project is not None and project.unread and not job.names:
+        # A parent or helper was left unread for want of the project's names: the runner
+        # checks this file again if one of them holds a name. Until then, nothing is cached.
+        for path in project.unread:
+            deps[f"unread:{path}"] = None
+    return sorted(set(diagnostics)), tuple(exports), deps

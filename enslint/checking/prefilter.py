@@ -1,0 +1,31 @@
+"""The prefilter: which files could hold a finding at all, told from their bytes
+before anything is parsed. It must never lose a file (tests/test_prefilter.py)."""
+
+from __future__ import annotations
+
+from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
+
+
+def could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
+    """Cheap, lossless test: can any rule fire on this file at all?
+
+    The analysis finds collections spelt `ModuleList` or `ModuleDict`, or registered
+    with `add_module` or `setattr(self, f"...")` (kinds.names_a_collection), in files
+    that mention torch or lightning;
+    and every pattern is a loop or a comprehension. A collection built in another file
+    reaches this one only through a name that file defines (`names`, from the project
+    index). A file that has none of these cannot produce a finding, so it is not parsed
+    by libcst.
+    """
+    if b"for" not in data:
+        return False
+    if any(marker in data for marker in MODULE_ROOT_MARKERS) and names_a_collection(data):
+        return True
+    return bool(names) and uses_pattern(names).search(data) is not None
+
+
+def piece_could_match(data: bytes, names: tuple[str, ...]) -> bool:
+    """Whether the statements a piece reports on could hold a finding (a loop or a
+    comprehension: `for`) or an export (a collection another file may loop over). The
+    file passed `_could_match`; its collections may sit in the piece's context."""
+    return b"for" in data or names_a_collection(data) or (bool(names) and uses_pattern(names).search(data) is not None)

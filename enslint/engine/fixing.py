@@ -1,0 +1,80 @@
+"""`--fix` and `--diff` over many files: each file's fixed text is worked out in a worker
+process (one may die: its file is left as it is, with ENS000), and files are written
+here, in the main process, never by a worker.
+
+What happens to each file is told through `notify` (one line each, for standard
+error), so that the command line decides where words go and this module only fixes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from enslint.checking import FileJob, crashed_outcome
+from enslint.engine import transaction
+from enslint.findings import Diagnostic
+from enslint.runner import map_jobs
+
+Notify = Callable[[str], None]
+
+
+@dataclass
+class FixReport:
+    """What `--fix` did: the findings left, the fixes written per file and rule, and how
+    many files could not be written."""
+
+    remaining: list[Diagnostic] = field(default_factory=list)
+    fixed_by_file: dict[str, dict[str, int]] = field(default_factory=dict)
+    failed_writes: int = 0
+
+    @property
+    def fixed(self) -> int:
+        return sum(sum(codes.values()) for codes in self.fixed_by_file.values())
+
+
+def fix_outcomes(jobs: Sequence[FileJob], unsafe: bool) -> Iterator[transaction.FixOutcome]:
+    """Each file's fixed text, in worker processes; a worker that dies costs its file."""
+
+    def died(job: FileJob, reason: str) -> transaction.FixOutcome:
+        return transaction.FixOutcome(
+            job,
+            error=f"the checker process was {reason} while fixing it; file left unchanged",
+            remaining=crashed_outcome(job, reason).diagnostics,
+        )
+
+    return map_jobs(functools.partial(transaction.fix_file, unsafe=unsafe), jobs, on_death=died)
+
+
+def show_diff(jobs: Sequence[FileJob], unsafe: bool, emit: Callable[[str], None], notify: Notify) -> int:
+    """`emit` the diff of what --fix would change; returns how many fixes it holds."""
+    fixed = 0
+    for outcome in fix_outcomes(jobs, unsafe):
+        if outcome.error:
+            notify(f"enslint: {outcome.job.path}: {outcome.error}")
+        elif outcome.changed:
+            emit(outcome.diff())
+            fixed += outcome.fixed
+    return fixed
+
+
+def apply_fixes(jobs: Sequence[FileJob], unsafe: bool, notify: Notify) -> FixReport:
+    """Fix and write every file; the report holds what is left to fix."""
+    report = FixReport()
+    for outcome in fix_outcomes(jobs, unsafe):
+        job = outcome.job
+        if outcome.error:
+            notify(f"enslint: {job.path}: {outcome.error}")
+        elif outcome.changed:
+            try:
+                transaction.write_atomically(outcome)
+                report.fixed_by_file[job.path] = outcome.fixed_codes() or {"?": outcome.fixed}
+            except OSError as error:
+                report.failed_writes += 1
+                notify(f"enslint: error: {job.path}: not written: {error}")
+        if outcome.skipped:
+            notify(f"enslint: {job.path}: {outcome.skipped} overlapping fix(es) left for another --fix run")
+        report.remaining.extend(outcome.remaining)
+    report.remaining.sort()
+    return report
