@@ -34,7 +34,7 @@ from torch.utils import benchmark
 
 from enslint.checking import FileJob, check_file
 from enslint.config import Config, VerifySpec
-from enslint.findings import VMAP
+from enslint.findings import Form
 from enslint.rules import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,7 +300,7 @@ def rewrites(case: Case, scratch: Path) -> dict[str, Path]:
     """The class's candidate rewrites as `enslint verify` makes them, by column: the
     preferred fused form, the vmap form offered beside it, the safe fix; each written to
     the scratch folder."""
-    from enslint.findings import SAFE
+    from enslint.findings import Applicability
     from enslint.verify.targets import collect
 
     (target,) = collect([f"{POSITIVE / case.fixture}::{case.class_name}"], Config(root=ROOT), ROOT)
@@ -308,11 +308,11 @@ def rewrites(case: Case, scratch: Path) -> dict[str, Path]:
     for position, candidate in enumerate(target.candidates):
         column = (
             "safe"
-            if candidate.safety == SAFE
+            if candidate.safety == Applicability.SAFE
             else "fused"
             if position == 0
             else "vmap"
-            if candidate.form == VMAP
+            if candidate.form == Form.VMAP
             else None
         )
         if column is None or column in written:

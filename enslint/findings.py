@@ -11,22 +11,30 @@ the positions); the engine (enslint/engine) applies a file's `Fix`es to its text
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 # ENS000: a file enslint could not check (unreadable, undecodable, unparsable).
 PARSE_ERROR = "ENS000"
 PARSE_ERROR_NAME = "unreadable-file"
 
-SAFE = "safe"  # keeps state_dict keys and numerics: applied by --fix
-UNSAFE = "unsafe"  # changes the parameter layout: needs --fix --unsafe-fixes
 
-# What a fix turns the loop into; a finding may offer several (verify times each).
-WIDE_LAYER = "wide layer"  # one nn.Linear for heads on one input
-STACKED = "stacked weights"  # (E, in, out) weights and baddbmm, layer by layer
-GROUPED = "grouped heads"  # the nest of groups of heads as one batched layer
-VMAP = "vmap"  # stack_module_state + torch.vmap over any identical members
-UNBIND = "unbind"  # iterate x.unbind(dim): the loop stays, the quadratic backward goes
-SHARED_CALL = "shared call"  # one call of a shared instance on all the slices
+class Applicability(StrEnum):
+    """How safe a fix is, as ruff says it: whether `--fix` applies it on its own."""
+
+    SAFE = "safe"  # keeps state_dict keys and numerics: applied by --fix
+    UNSAFE = "unsafe"  # changes the parameter layout: needs --fix --unsafe-fixes
+
+
+class Form(StrEnum):
+    """What a fix turns the loop into; a finding may offer several (verify times each)."""
+
+    WIDE_LAYER = "wide layer"  # one nn.Linear for heads on one input
+    STACKED = "stacked weights"  # (E, in, out) weights and baddbmm, layer by layer
+    GROUPED = "grouped heads"  # the nest of groups of heads as one batched layer
+    VMAP = "vmap"  # stack_module_state + torch.vmap over any identical members
+    UNBIND = "unbind"  # iterate x.unbind(dim): the loop stays, the quadratic backward goes
+    SHARED_CALL = "shared call"  # one call of a shared instance on all the slices
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,10 @@ class NodeEdit:
 class RuleFix:
     """What a rule proposes, in terms of tree nodes."""
 
-    applicability: str
+    applicability: Applicability
     message: str
     edits: tuple[NodeEdit, ...]
-    form: str = ""
+    form: Form
 
 
 @dataclass(frozen=True)
@@ -67,19 +75,19 @@ class Edit:
 
 @dataclass(frozen=True)
 class Fix:
-    applicability: str
+    applicability: Applicability
     message: str
     edits: tuple[Edit, ...]
-    form: str = ""
+    form: Form
 
     def applies(self, unsafe: bool) -> bool:
         """Whether --fix applies it (unsafe fixes only with --unsafe-fixes)."""
-        return self.applicability == SAFE or unsafe
+        return self.applicability == Applicability.SAFE or unsafe
 
     def as_json(self) -> dict:
         return {
-            "applicability": self.applicability,
-            "form": self.form,
+            "applicability": str(self.applicability),
+            "form": str(self.form),
             "message": self.message,
             "edits": [
                 {
@@ -93,16 +101,16 @@ class Fix:
 
     def as_row(self) -> list:
         return [
-            self.applicability,
+            str(self.applicability),
             self.message,
             [[e.start, e.end, e.content, e.row, e.column, e.end_row, e.end_column] for e in self.edits],
-            self.form,
+            str(self.form),
         ]
 
     @classmethod
     def from_row(cls, row: list) -> Fix:
         applicability, message, edits, form = row
-        return cls(applicability, message, tuple(Edit(*e) for e in edits), form)
+        return cls(Applicability(applicability), message, tuple(Edit(*e) for e in edits), Form(form))
 
 
 @dataclass(frozen=True, order=True)

@@ -15,7 +15,7 @@ from conftest import FIXTURES
 from enslint.checking import FileJob, check_file
 from enslint.config import Config
 from enslint.engine.transaction import fix_file
-from enslint.findings import SAFE, UNSAFE
+from enslint.findings import Applicability
 from enslint.rules import Settings
 
 if os.environ.get("CI"):
@@ -133,7 +133,7 @@ def run_both(original, fixed, method, shapes):
 
 
 def test_every_fixable_fixture_has_a_spec(tmp_path):
-    assert fixtures_with(SAFE, tmp_path) == set(SPECS)
+    assert fixtures_with(Applicability.SAFE, tmp_path) == set(SPECS)
 
 
 @pytest.mark.parametrize("fixture", sorted(SPECS))
@@ -437,7 +437,7 @@ def fused_grad(grads, collection, count, name):
 
 
 def test_every_unsafe_fix_has_a_spec(tmp_path):
-    assert fixtures_with(UNSAFE, tmp_path) == set(UNSAFE_SPECS)
+    assert fixtures_with(Applicability.UNSAFE, tmp_path) == set(UNSAFE_SPECS)
 
 
 @pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))

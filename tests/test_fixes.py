@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from enslint.cli import main
 from enslint.engine.apply import apply_fixes
-from enslint.findings import SAFE, Edit, Fix
+from enslint.findings import Applicability, Edit, Fix, Form
 
 SLICED = textwrap.dedent(
     """\
@@ -51,9 +51,9 @@ def edit(start: int, end: int, content: str) -> Edit:
 # -- the engine -------------------------------------------------------------------------
 def test_apply_fixes_in_order_and_skips_overlaps():
     text = "abcdefgh"
-    first = Fix(SAFE, "one", (edit(0, 2, "AB"), edit(6, 7, "G")))
-    overlapping = Fix(SAFE, "two", (edit(1, 3, "xx"),))
-    later = Fix(SAFE, "three", (edit(3, 4, "D"),))
+    first = Fix(Applicability.SAFE, "one", (edit(0, 2, "AB"), edit(6, 7, "G")), Form.UNBIND)
+    overlapping = Fix(Applicability.SAFE, "two", (edit(1, 3, "xx"),), Form.UNBIND)
+    later = Fix(Applicability.SAFE, "three", (edit(3, 4, "D"),), Form.UNBIND)
     result = apply_fixes(text, [later, overlapping, first])
     assert result.text == "ABcDefGh"
     assert (result.applied, result.skipped) == (2, 1)
@@ -61,8 +61,8 @@ def test_apply_fixes_in_order_and_skips_overlaps():
 
 def test_a_fix_is_all_or_nothing():
     text = "abcdef"
-    taken = Fix(SAFE, "taken", (edit(0, 1, "A"),))
-    clashing = Fix(SAFE, "clashes in one of its edits", (edit(4, 5, "E"), edit(0, 2, "zz")))
+    taken = Fix(Applicability.SAFE, "taken", (edit(0, 1, "A"),), Form.UNBIND)
+    clashing = Fix(Applicability.SAFE, "clashes in one of its edits", (edit(4, 5, "E"), edit(0, 2, "zz")), Form.UNBIND)
     result = apply_fixes(text, [clashing, taken])
     assert result.text == "Abcdef" and result.skipped == 1
 
@@ -488,10 +488,13 @@ def _apply_one_by_one(text, fixes):
 
 def test_fixes_sharing_an_identical_edit_all_apply():
     from enslint.engine.apply import apply_fixes
-    from enslint.findings import Edit, Fix
+    from enslint.findings import Applicability, Edit, Fix, Form
 
     helper = Edit(0, 0, "H\n", 1, 1, 1, 1)
-    fixes = [Fix("unsafe", "m", (helper, Edit(i, i + 1, "X", 1, i + 1, 1, i + 2))) for i in range(2, 8, 2)]
+    fixes = [
+        Fix(Applicability.UNSAFE, "m", (helper, Edit(i, i + 1, "X", 1, i + 1, 1, i + 2)), Form.VMAP)
+        for i in range(2, 8, 2)
+    ]
     result = apply_fixes("abcdefgh", fixes)
     assert (result.text, result.applied, result.skipped) == ("H\nabXdXfXh", 3, 0)
 
@@ -509,9 +512,12 @@ def test_fixes_sharing_an_identical_edit_all_apply():
 @settings(max_examples=300, deadline=None)
 def test_applying_fixes_matches_the_one_by_one_oracle(raw):
     from enslint.engine.apply import apply_fixes
-    from enslint.findings import Edit, Fix
+    from enslint.findings import Applicability, Edit, Fix, Form
 
     text = "0123456789" * 4
-    fixes = [Fix("safe", "m", tuple(Edit(s, s + w, c, 1, 1, 1, 1) for s, w, c in edits)) for edits in raw]
+    fixes = [
+        Fix(Applicability.SAFE, "m", tuple(Edit(s, s + w, c, 1, 1, 1, 1) for s, w, c in edits), Form.UNBIND)
+        for edits in raw
+    ]
     result = apply_fixes(text, fixes)
     assert (result.text, result.applied) == _apply_one_by_one(text, fixes)

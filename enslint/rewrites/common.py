@@ -24,7 +24,7 @@ import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, arg_at, children_of, code_of, dotted_name, int_value, names_in, walk
-from enslint.findings import UNSAFE, NodeEdit, RuleFix
+from enslint.findings import Applicability, Form, NodeEdit, RuleFix
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
 MIGRATION = "changes state_dict keys; old checkpoints load through a hook"
@@ -428,7 +428,7 @@ def torch_name(imports) -> tuple[str, bool] | None:
 
 
 def unsafe_rewrite(
-    form: str,
+    form: Form,
     message: str,
     edits: list[NodeEdit],
     module: cst.Module,
@@ -450,7 +450,7 @@ def unsafe_rewrite(
         if first is None:
             return None  # nowhere sensible to put it: no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
-    return RuleFix(UNSAFE, f"{message} ({MIGRATION})", tuple(edits), form)
+    return RuleFix(Applicability.UNSAFE, f"{message} ({MIGRATION})", tuple(edits), form)
 
 
 class _ModuleFacts:

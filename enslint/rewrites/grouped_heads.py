@@ -36,7 +36,7 @@ from enslint.analysis.syntax import (
     int_value,
     names_in,
 )
-from enslint.findings import GROUPED, NodeEdit, RuleFix
+from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -235,7 +235,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
         f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
         f"({groups}, {head.in_size}, {heads} * {head.out_size})"
     )
-    return unsafe_rewrite(GROUPED, message, edits, module, HOOK, _hook_source(torch_name), add_import)
+    return unsafe_rewrite(Form.GROUPED, message, edits, module, HOOK, _hook_source(torch_name), add_import)
 
 
 SPELLING = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
@@ -328,4 +328,4 @@ def _wide_nest(
     if consumer is not None:
         edits.append(NodeEdit(consumer[0], groups_name))
     message = f"Fuse all {groups} x {heads} heads into one `{func}({head.in_size}, {width})`"
-    return unsafe_rewrite(GROUPED, message, edits, module, WIDE_HOOK, _wide_hook_source(torch_name), add_import)
+    return unsafe_rewrite(Form.GROUPED, message, edits, module, WIDE_HOOK, _wide_hook_source(torch_name), add_import)

@@ -13,7 +13,7 @@ import libcst as cst
 
 from enslint.analysis.kinds import LINEAR, MLP, SLICE
 from enslint.analysis.loops import MemberLoop
-from enslint.findings import SAFE, SHARED_CALL, RuleFix
+from enslint.findings import Applicability, Form, RuleFix
 from enslint.rewrites.common import find_site, render, site_edits, sliced_input
 
 
@@ -39,4 +39,4 @@ def shared_instance_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFi
     if code is None:
         return "the results are combined in a way the rewrite does not reproduce"
     message = f"Call the one shared `{member.type_name}` once on all the slices of `{sliced.tensor}`"
-    return RuleFix(SAFE, message, tuple(site_edits(site, code)), SHARED_CALL)
+    return RuleFix(Applicability.SAFE, message, tuple(site_edits(site, code)), Form.SHARED_CALL)

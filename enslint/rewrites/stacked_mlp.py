@@ -31,7 +31,7 @@ from enslint.analysis.kinds import LINEAR, MLP, MODULE, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
-from enslint.findings import STACKED, NodeEdit, RuleFix
+from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -446,4 +446,4 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     )
     edits = [NodeEdit(building, construction), *site_edits(site, replacement)]
     message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
-    return unsafe_rewrite(STACKED, message, edits, module, RUN, _helpers(torch_name), add_import)
+    return unsafe_rewrite(Form.STACKED, message, edits, module, RUN, _helpers(torch_name), add_import)

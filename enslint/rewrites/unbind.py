@@ -9,7 +9,7 @@ import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import code_of, walk
-from enslint.findings import SAFE, UNBIND, NodeEdit, RuleFix
+from enslint.findings import Applicability, Form, NodeEdit, RuleFix
 from enslint.rewrites.common import slice_name, sliced_tensor
 
 
@@ -60,10 +60,10 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
     edits = [NodeEdit(header.target, new_target), NodeEdit(iterable, new_iter)]
     edits += [NodeEdit(s.node, name) for s in slices]
     return RuleFix(
-        SAFE,
+        Applicability.SAFE,
         f"Iterate `{unbound}` instead of {'slicing' if width_1 == {True} else 'indexing'} `{slices[0].text}`",
         tuple(_unique(edits)),
-        UNBIND,
+        Form.UNBIND,
     )
 
 

@@ -29,7 +29,7 @@ from enslint.analysis import kinds
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, attribute_uses, code_of, first_param, walk
-from enslint.findings import VMAP, NodeEdit, RuleFix
+from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     building_statements,
     definition,
@@ -206,7 +206,7 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     )
     edits = [NodeEdit(statements[-1], stacking, after=True), *site_edits(site, code)]
     message = f"Stack the members' parameters and run them all at once with `{torch_name}.vmap`"
-    return unsafe_rewrite(VMAP, message, edits, module, HELPER, _helper_source(torch_name), add_import)
+    return unsafe_rewrite(Form.VMAP, message, edits, module, HELPER, _helper_source(torch_name), add_import)
 
 
 def _used_later_in_init(loop: MemberLoop, attr: str, built: cst.CSTNode) -> list[cst.CSTNode]:

@@ -27,7 +27,7 @@ from enslint.analysis.syntax import (
     first_param,
     positional_args,
 )
-from enslint.findings import WIDE_LAYER, NodeEdit, RuleFix
+from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     append_of,
     building_statements,
@@ -188,4 +188,4 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
     )
     edits = [NodeEdit(layer.built_by, construction), *site_edits(site, replacement)]
     message = f"Fuse the {size} heads into one `{func}({', '.join(args)})`"
-    return unsafe_rewrite(WIDE_LAYER, message, edits, module, HOOK, _hook_source(torch_name), add_import)
+    return unsafe_rewrite(Form.WIDE_LAYER, message, edits, module, HOOK, _hook_source(torch_name), add_import)

@@ -21,7 +21,7 @@ from enslint.checking import FileJob
 from enslint.config import Config
 from enslint.discovery import discover
 from enslint.engine.transaction import fix_file
-from enslint.findings import SAFE, UNSAFE, VMAP, Diagnostic, Fix
+from enslint.findings import Applicability, Diagnostic, Fix, Form
 from enslint.runner import check_all, make_jobs
 
 _MODULE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -140,7 +140,7 @@ def candidates(target: Target) -> list[Candidate]:
     mine = _in_class(target.class_name)
     choosers: list[Callable[[Diagnostic], Fix | None]] = [
         lambda d: d.fix_for(True) if mine(d) else None,
-        lambda d: (d.fix_of_form(VMAP) or d.fix_for(False)) if mine(d) else None,
+        lambda d: (d.fix_of_form(Form.VMAP) or d.fix_for(False)) if mine(d) else None,
         lambda d: d.fix_for(False) if mine(d) else None,
     ]
     found: list[Candidate] = []
@@ -151,7 +151,9 @@ def candidates(target: Target) -> list[Candidate]:
         outcome = fix_file(target.job, unsafe=True, choose=choose)
         if not outcome.changed or any(c.source == outcome.after for c in found):
             continue
-        safety = UNSAFE if any(f.applicability == UNSAFE for f in chosen) else SAFE
+        safety = (
+            Applicability.UNSAFE if any(f.applicability == Applicability.UNSAFE for f in chosen) else Applicability.SAFE
+        )
         # Named by its fused forms: a safe fix beside one is mostly taken over by it
         # (the nest's unbind fix is inside the grouped-heads rewrite).
         forms = list(dict.fromkeys(f.form for f in chosen if f.applicability == safety))
