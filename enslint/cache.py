@@ -42,10 +42,16 @@ def code_fingerprint() -> str:
 
 
 def entry_key(
-    fingerprint: str, codes: frozenset[str], settings: object, data: bytes, names: tuple[str, ...] = ()
+    fingerprint: str,
+    codes: frozenset[str],
+    settings: object,
+    data: bytes,
+    names: tuple[str, ...] = (),
+    place: str = "",
 ) -> str:
+    """`place`: where the file's fixes import their helpers from (its path decides)."""
     digest = hashlib.sha256()
-    digest.update(f"{fingerprint}|{','.join(sorted(codes))}|{settings!r}|{','.join(names)}|".encode())
+    digest.update(f"{fingerprint}|{','.join(sorted(codes))}|{settings!r}|{','.join(names)}|{place}|".encode())
     digest.update(data)
     return digest.hexdigest()
 
@@ -84,13 +90,23 @@ def _ints(*values: object) -> bool:
 
 
 def _valid_fix(row: object) -> bool:
-    """[applicability, message, [[start, end, content, row, col, end_row, end_col]], form]"""
+    """[applicability, message, [[start, end, content, row, col, end_row, end_col]], form,
+    helpers: None or [module path, [names]]]"""
     if not (
         isinstance(row, list)
-        and len(row) == 4
+        and len(row) == 5
         and isinstance(row[0], str)
         and isinstance(row[1], str)
         and isinstance(row[3], str)
+    ):
+        return False
+    helpers = row[4]
+    if helpers is not None and not (
+        isinstance(helpers, list)
+        and len(helpers) == 2
+        and isinstance(helpers[0], str)
+        and isinstance(helpers[1], list)
+        and all(isinstance(name, str) for name in helpers[1])
     ):
         return False
     edits = row[2]

@@ -53,6 +53,15 @@ class NodeEdit:
 
 
 @dataclass(frozen=True)
+class HelperNeed:
+    """Definitions a fix's code imports from its package's helper module, which the
+    engine writes beside the fixed file (rewrites/helper_module.py)."""
+
+    module: str  # absolute path of the helper module
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RuleFix:
     """What a rule proposes, in terms of tree nodes."""
 
@@ -60,6 +69,7 @@ class RuleFix:
     message: str
     edits: tuple[NodeEdit, ...]
     form: Form
+    helpers: HelperNeed | None = None
 
 
 @dataclass(frozen=True)
@@ -79,13 +89,14 @@ class Fix:
     message: str
     edits: tuple[Edit, ...]
     form: Form
+    helpers: HelperNeed | None = None
 
     def applies(self, unsafe: bool) -> bool:
         """Whether --fix applies it (unsafe fixes only with --unsafe-fixes)."""
         return self.applicability == Applicability.SAFE or unsafe
 
     def as_json(self) -> dict:
-        return {
+        row: dict[str, Any] = {
             "applicability": str(self.applicability),
             "form": str(self.form),
             "message": self.message,
@@ -98,6 +109,9 @@ class Fix:
                 for e in self.edits
             ],
         }
+        if self.helpers is not None:
+            row["helpers"] = {"module": self.helpers.module, "names": list(self.helpers.names)}
+        return row
 
     def as_row(self) -> list:
         return [
@@ -105,12 +119,14 @@ class Fix:
             self.message,
             [[e.start, e.end, e.content, e.row, e.column, e.end_row, e.end_column] for e in self.edits],
             str(self.form),
+            None if self.helpers is None else [self.helpers.module, list(self.helpers.names)],
         ]
 
     @classmethod
     def from_row(cls, row: list) -> Fix:
-        applicability, message, edits, form = row
-        return cls(Applicability(applicability), message, tuple(Edit(*e) for e in edits), Form(form))
+        applicability, message, edits, form, helpers = row
+        need = None if helpers is None else HelperNeed(helpers[0], tuple(helpers[1]))
+        return cls(Applicability(applicability), message, tuple(Edit(*e) for e in edits), Form(form), need)
 
 
 @dataclass(frozen=True, order=True)

@@ -8,12 +8,15 @@ import importlib.util
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
 
+from enslint.analysis.kinds import HELPER_MODULE
 from enslint.checking import FileJob, check_file
 from enslint.config import Config
+from enslint.engine.helper_writes import HelperModules
 from enslint.engine.transaction import fix_file
 from enslint.findings import Applicability
 from enslint.rules import Settings
@@ -70,18 +73,23 @@ def fixed_copy(source, tmp_path, unsafe=False):
     job = FileJob(target.name, str(target), Config(root=tmp_path).enabled_codes(), Settings())
     outcome = fix_file(job, unsafe=unsafe)
     assert outcome.error is None and outcome.fixed >= 1
+    HelperModules().write_for(outcome.helpers)  # the package's helper module, as --fix writes it
     target.write_text(outcome.after)
     return target
 
 
 def load(path, name):
+    """The module at `path`, importing from its folder (where its helper module is)."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    sys.path.insert(0, str(Path(path).parent))
     try:
         spec.loader.exec_module(module)
     finally:
         del sys.modules[name]
+        sys.modules.pop(HELPER_MODULE, None)  # each test's folder holds its own
+        sys.path.remove(str(Path(path).parent))
     return module
 
 

@@ -204,9 +204,44 @@ def test_unsafe_fix_adds_import_torch_after_future_imports(project):
     fixed = path.read_text()
     # `stack` went with the loop it combined
     assert fixed.startswith('"""Heads."""\nfrom __future__ import annotations\n\nimport torch\nfrom torch import nn\n')
-    assert "torch.cat([state_dict.pop(key) for key in keys_of], dim=0)" in fixed
+    assert "\nfrom fused_ensembles import load_per_head_keys\n" in fixed
+    assert "def load_per_head_keys" not in fixed  # the hook lives in the helper module
+    assert "def load_per_head_keys(count, keys=None):" in (project / "fused_ensembles.py").read_text()
     assert "return self.heads(x).unflatten(-1, (self.heads_count, -1)).movedim(-2, 1)" in fixed
     compile(fixed, "m.py", "exec")
+
+
+def test_helpers_are_written_once_per_package(project):
+    """Two fixed files of one package import one helper module, created once and added
+    to, never a definition pasted into either file; a file that uses relative imports
+    imports it relatively."""
+    package = project / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "a.py").write_text(HEADS_WITHOUT_TORCH_IMPORT)
+    (package / "sub" / "b.py").write_text(
+        HEADS_WITHOUT_TORCH_IMPORT.replace("import nn\n", "import nn\n\nfrom .. import a\n")
+    )
+    result = check("--fix", "--unsafe-fixes")
+    assert "pkg/fused_ensembles.py: created with load_per_head_keys" in result.output
+    a, b = (package / "a.py").read_text(), (package / "sub" / "b.py").read_text()
+    assert "from .fused_ensembles import load_per_head_keys" in a
+    assert "from ..fused_ensembles import load_per_head_keys" in b
+    assert "def load_per_head_keys" not in a + b
+    helpers = (package / "fused_ensembles.py").read_text()
+    assert helpers.count("def load_per_head_keys") == 1
+    assert not list(package.rglob("*.enslint-tmp"))
+
+
+def test_standard_input_keeps_the_helper_in_the_text(project):
+    """Fixed text on standard output has nowhere beside it for a helper module."""
+    result = CliRunner().invoke(
+        main, ["check", "--fix", "--unsafe-fixes", "--stdin-filename", "m.py", "-"], input=HEADS_WITHOUT_TORCH_IMPORT
+    )
+    assert "def load_per_head_keys(count, keys=None):" in result.stdout
+    assert "fused_ensembles" not in result.stdout
+    assert not (project / "fused_ensembles.py").exists()
 
 
 def test_multi_line_rewrites_keep_tab_indentation(project):
@@ -227,8 +262,9 @@ def test_two_rewrites_in_one_file_share_one_helper(project):
     path.write_text(source)
     result = check("--fix", "--unsafe-fixes")
     fixed = path.read_text()
-    assert "Applied 2 fixes." in result.stdout  # the second waited one pass: both add the helper
-    assert fixed.count("def _merge_per_head_keys") == 1 and fixed.count("import torch\n") == 1
+    assert "Applied 2 fixes." in result.stdout  # the second waited one pass: both import the helper
+    assert fixed.count("from fused_ensembles import load_per_head_keys\n") == 1 and fixed.count("import torch\n") == 1
+    assert (project / "fused_ensembles.py").read_text().count("def load_per_head_keys") == 1
     assert fixed.count("register_load_state_dict_pre_hook") == 2
     compile(fixed, "m.py", "exec")
 
@@ -279,7 +315,9 @@ def test_an_import_that_goes_entirely_takes_its_line(project):
     )
     check("--fix", "--unsafe-fixes")
     fixed = path.read_text()
-    assert fixed.startswith("import torch\nfrom torch import nn\nfrom torch.nn import Parameter\n\n\n")
+    assert fixed.startswith(
+        "import torch\nfrom torch import nn\nfrom torch.nn import Parameter\n\nfrom fused_ensembles import load_per_head_keys\n\n\n"
+    )
 
 
 def test_a_rewrite_keeps_the_tool_directives_of_the_lines_it_replaces(project):
@@ -409,7 +447,8 @@ def test_old_mac_line_endings_stay_as_they_are(project):
     check("--fix", "--unsafe-fixes")
     fixed = path.read_bytes()
     assert b"\n" not in fixed and b"self.heads_count = n\r" in fixed
-    assert fixed.startswith(b"import torch\r")
+    # torch went with the loop that was its only use; the helper's import keeps the endings
+    assert fixed.startswith(b"from torch import nn\r\rfrom fused_ensembles import load_per_head_keys\r")
     compile(fixed.decode(), "m.py", "exec")
 
 

@@ -28,15 +28,27 @@ SELF_COLLECTION = "<self>"
 
 # The module-level functions and classes the rewrites add to a file (and look for before
 # adding one): a piece of a big file always carries their definitions.
-GROUPED_HEAD_HOOK = "_merge_grouped_head_keys"
-NESTED_HEAD_HOOK = "_merge_nested_head_keys"
-STACKED_MEMBER_HOOK = "_merge_stacked_member_keys"
-STACKED_MEMBER_RUN = "_run_stacked_members"
+# Public names: a rewritten file imports them from its package's helper module.
+GROUPED_HEAD_HOOK = "load_grouped_head_keys"
+NESTED_HEAD_HOOK = "load_nested_head_keys"
+STACKED_MEMBER_HOOK = "load_stacked_mlp_keys"
+STACKED_MEMBER_RUN = "run_stacked_mlp"
 STACKED_MEMBERS = "StackedMembers"
-PER_HEAD_HOOK = "_merge_per_head_keys"
+PER_HEAD_HOOK = "load_per_head_keys"
+# The names enslint 0.x pasted into each file it fixed: a file holding them is still read.
+_EARLIER_HELPERS = {
+    "_merge_grouped_head_keys",
+    "_merge_nested_head_keys",
+    "_merge_stacked_member_keys",
+    "_run_stacked_members",
+    "_merge_per_head_keys",
+}
 REWRITE_HELPERS = frozenset(
     {GROUPED_HEAD_HOOK, NESTED_HEAD_HOOK, STACKED_MEMBER_HOOK, STACKED_MEMBER_RUN, STACKED_MEMBERS, PER_HEAD_HOOK}
+    | _EARLIER_HELPERS
 )
+# The module, one per package, that holds the helpers (rewrites/helper_module.py).
+HELPER_MODULE = "fused_ensembles"
 
 # A file must mention one of these for a class in it to resolve to an nn.Module...
 MODULE_ROOT_MARKERS = (b"torch", b"lightning")

@@ -50,6 +50,9 @@ class FileModel:
     classes: list[ClassInfo]
     loops: list[MemberLoop]
     ctx: FileContext
+    # The file on disk its fixes are written to, or None when they must stand alone in
+    # the text (standard input, a piece of a big file): where the helper module goes.
+    fixed_file: str | None = None
 
     def member_loops(self, reading: str, min_members: int) -> Iterator[MemberLoop]:
         """Loops over at least `min_members` members (when the count is a literal) whose

@@ -68,6 +68,8 @@ def _findings(
             source,
             piece.file_line if piece is not None else None,
         )
+        if piece is None and not job.standalone:
+            model.fixed_file = job.filename
         findings = [(rule, finding) for rule in rules for finding in rule.check(model, job.settings)]
         exports = list(model.exports()) if project is not None else []
     except RecursionError:

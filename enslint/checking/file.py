@@ -58,7 +58,7 @@ def check_bytes_outcome(job: FileJob, data: bytes) -> FileOutcome:
     cache = key = None
     if job.cache_dir is not None:
         cache = ResultCache(Path(job.cache_dir))
-        key = entry_key(job.fingerprint, job.codes, job.settings, data, job.names)
+        key = entry_key(job.fingerprint, job.codes, job.settings, data, job.names, f"{job.filename}|{job.standalone}")
         entry = cache.get(key)
         if entry is not None and (not entry.deps or (project is not None and project.still_valid(entry.deps))):
             try:

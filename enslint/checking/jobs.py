@@ -21,6 +21,9 @@ class FileJob:
     # Names other files of the project build collections with (a helper such as
     # `clones`, a class that holds one): a file that mentions one is analysed too.
     names: tuple[str, ...] = ()
+    # The fixes must stand alone in the text (standard input, verify's in-memory copy):
+    # helpers are defined in it instead of imported from a helper module beside it.
+    standalone: bool = False
 
 
 @dataclass

@@ -110,7 +110,11 @@ def placed(rule_fix, positions, place: Offsets, lines: list[str]) -> Fix:
     # file of thousands of findings held and sent that many copies.
     edits = [replace(e, content=_shared(e.content)) for e in edits]
     return Fix(
-        rule_fix.applicability, _shared(rule_fix.message), tuple(sorted(edits, key=lambda e: e.start)), rule_fix.form
+        rule_fix.applicability,
+        _shared(rule_fix.message),
+        tuple(sorted(edits, key=lambda e: e.start)),
+        rule_fix.form,
+        rule_fix.helpers,
     )
 
 

@@ -18,6 +18,7 @@ class Applied:
     text: str
     applied: int
     skipped: int  # fixes left out because they overlap one applied before them
+    taken: tuple[Fix, ...] = ()  # the fixes applied
 
 
 def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
@@ -28,7 +29,8 @@ def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
     taken: list[tuple[int, int]] = []  # sorted, pairwise non-overlapping
     contents: dict[tuple[int, int], str] = {}
     chosen: list[Edit] = []
-    applied = skipped = 0
+    taken_fixes: list[Fix] = []
+    skipped = 0
     for fix in sorted(fixes, key=lambda f: min((e.start, e.end) for e in f.edits)):
         new = [e for e in fix.edits if contents.get((e.start, e.end)) != e.content]
         spans = [(e.start, e.end) for e in new]
@@ -41,14 +43,14 @@ def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
             insort(taken, span)
             contents[span] = edit.content
         chosen.extend(new)
-        applied += 1
+        taken_fixes.append(fix)
     parts: list[str] = []
     position = 0
     for edit in sorted(chosen, key=lambda e: (e.start, e.end)):
         parts += [text[position : edit.start], edit.content]
         position = edit.end
     parts.append(text[position:])
-    return Applied("".join(parts), applied, skipped)
+    return Applied("".join(parts), len(taken_fixes), skipped, tuple(taken_fixes))
 
 
 def _overlaps_taken(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:

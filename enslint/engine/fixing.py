@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from enslint.checking import FileJob, crashed_outcome
 from enslint.engine import transaction
+from enslint.engine.helper_writes import HelperModules
+from enslint.rewrites.helper_module import HelperModuleError
 from enslint.findings import Diagnostic
 from enslint.runner import map_jobs
 
@@ -50,29 +52,41 @@ def fix_outcomes(jobs: Sequence[FileJob], unsafe: bool) -> Iterator[transaction.
 def show_diff(jobs: Sequence[FileJob], unsafe: bool, emit: Callable[[str], None], notify: Notify) -> int:
     """`emit` the diff of what --fix would change; returns how many fixes it holds."""
     fixed = 0
+    helpers = HelperModules()
     for outcome in fix_outcomes(jobs, unsafe):
         if outcome.error:
             notify(f"enslint: {outcome.job.path}: {outcome.error}")
         elif outcome.changed:
+            try:
+                helpers.plan(outcome.helpers)
+            except HelperModuleError as error:
+                notify(f"enslint: error: {outcome.job.path}: not fixed: its helper module {error}")
+                continue
             emit(outcome.diff())
             fixed += outcome.fixed
+    for change in helpers.planned.values():
+        emit(change.diff())
     return fixed
 
 
 def apply_fixes(jobs: Sequence[FileJob], unsafe: bool, notify: Notify) -> FixReport:
     """Fix and write every file; the report holds what is left to fix."""
     report = FixReport()
+    helpers = HelperModules()
     for outcome in fix_outcomes(jobs, unsafe):
         job = outcome.job
         if outcome.error:
             notify(f"enslint: {job.path}: {outcome.error}")
         elif outcome.changed:
             try:
+                for written in helpers.write_for(outcome.helpers):
+                    notify(f"enslint: {written}")
                 transaction.write_atomically(outcome)
                 report.fixed_by_file[job.path] = outcome.fixed_codes() or {"?": outcome.fixed}
-            except OSError as error:
+            except (OSError, HelperModuleError) as error:
                 report.failed_writes += 1
                 notify(f"enslint: error: {job.path}: not written: {error}")
+                outcome.remaining = outcome.initial
         if outcome.skipped:
             notify(f"enslint: {job.path}: {outcome.skipped} overlapping fix(es) left for another --fix run")
         report.remaining.extend(outcome.remaining)

@@ -37,6 +37,8 @@ class FixOutcome:
     remaining: list[Diagnostic] = field(default_factory=list)
     initial: list[Diagnostic] = field(default_factory=list)  # the findings before fixing
     error: str | None = None  # why the file was left unchanged
+    # What the applied fixes import from helper modules: module path -> names.
+    helpers: dict[str, set[str]] = field(default_factory=dict)
 
     def fixed_codes(self) -> dict[str, int]:
         """How many findings of each code the fixes removed."""
@@ -55,10 +57,18 @@ class FixOutcome:
             difflib.unified_diff(
                 self.before.splitlines(keepends=True),
                 self.after.splitlines(keepends=True),
-                fromfile=f"a/{self.job.path}",
-                tofile=f"b/{self.job.path}",
+                fromfile=diff_label("a", self.job.path),
+                tofile=diff_label("b", self.job.path),
             )
         )
+
+
+def diff_label(side: str, path: str | None) -> str:
+    """A diff header's file name as `git diff` writes it: `a/src/x.py` for a relative
+    path, `a/tmp/x.py` for /tmp/x.py (no doubled slash); /dev/null for no file."""
+    if path is None:
+        return "/dev/null"
+    return f"{side}/{Path(path).as_posix().lstrip('/')}"
 
 
 def _parses(text: str) -> str | None:
@@ -122,9 +132,13 @@ def fix_file(
             outcome.error = f"the fixes would not parse ({problem}); file left unchanged"
             outcome.after = outcome.before
             outcome.remaining = initial
+            outcome.helpers = {}
             return outcome
         text = result.text
         outcome.fixed += result.applied
+        for fix in result.taken:
+            if fix.helpers is not None:
+                outcome.helpers.setdefault(fix.helpers.module, set()).update(fix.helpers.names)
         diagnostics = checked
         if result.applied == 0:
             break

@@ -24,10 +24,15 @@ import libcst as cst
 
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, arg_at, children_of, code_of, dotted_name, int_value, names_in, walk
-from enslint.findings import Applicability, Form, NodeEdit, RuleFix
+from enslint.findings import Applicability, Form, HelperNeed, NodeEdit, RuleFix
+from enslint.rewrites.helper_module import HelperHome
+from enslint.rewrites.helper_sources import source as helper_source
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
-MIGRATION = "changes state_dict keys; old checkpoints load through a hook"
+MIGRATION = (
+    "changes state_dict keys; old checkpoints load through a hook, which migrates the model's "
+    "parameters and buffers, not an optimizer's or an EMA copy's saved state"
+)
 
 _LIST_MAKERS = (cst.ListComp, cst.GeneratorExp)
 
@@ -427,30 +432,87 @@ def torch_name(imports) -> tuple[str, bool] | None:
     return None if "torch" in imports.bindings else ("torch", True)
 
 
+def nn_name(imports, torch_name: str) -> str:
+    """How the file spells torch.nn: its own `nn` (`from torch import nn`), else through torch."""
+    return imports.local_name("torch.nn") or f"{torch_name}.nn"
+
+
 def unsafe_rewrite(
     form: Form,
     message: str,
     edits: list[NodeEdit],
     module: cst.Module,
-    helper: str,
-    source: str,
+    helpers: tuple[str, ...],
+    torch_name: str,
+    home: HelperHome | None,
     add_import: bool = False,
 ) -> RuleFix | None:
-    """The rewrite as an unsafe fix; `source` (defining function or class `helper`) goes
-    after the imports that open the file, before the first function or class, unless it is
-    there already: code at module level (a script that builds the model) may run before
-    the end of the file. With `add_import`, `import torch` goes before the file's first
-    import (after any `from __future__` import)."""
+    """The rewrite as an unsafe fix, with what its code calls: `helpers` are imported from
+    the package's helper module at `home` (which the engine writes), or, with no home (a
+    text with no file beside it), defined after the imports that open the file, before
+    the first function or class: code at module level (a script that builds the model)
+    may run before the end of the file. A helper the file already defines or imports is
+    used as it is. With `add_import`, `import torch` goes before the file's first import
+    (after any `from __future__` import)."""
     edits = list(edits)
-    edits += unused_import_edits(module, edits, also_written=source)
-    if definition(module, helper) is None:
-        edits.append(_helper_edit(module, source))
+    facts = _facts_of(module)
+    missing = [name for name in helpers if definition(module, name) is None]
+    need = None
+    written = ""
+    if home is None:
+        written = "\n\n".join(helper_source(name, torch_name) for name in missing)
+        if missing:
+            edits.append(_helper_edit(module, written))
+    elif missing:
+        need = HelperNeed(home.path, tuple(missing))
+        edit = _helper_import_edit(facts, home, missing)
+        if edit is None:
+            return None  # nowhere sensible to put the import
+        edits.append(edit)
+        written = edit.content
+    edits += unused_import_edits(module, edits, also_written=written)
     if add_import:
-        first = _facts_of(module).first_import
+        first = facts.first_import
         if first is None:
             return None  # nowhere sensible to put it: no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
-    return RuleFix(Applicability.UNSAFE, f"{message} ({MIGRATION})", tuple(edits), form)
+    if need is not None:
+        message = f"{message}, with {', '.join(f'`{name}`' for name in missing)} from `{home.shown}`"
+    return RuleFix(Applicability.UNSAFE, f"{message} ({MIGRATION})", tuple(edits), form, need)
+
+
+def _helper_import_edit(facts: _ModuleFacts, home: HelperHome, names: list[str]) -> NodeEdit | None:
+    """The import of `names` from the helper module: added to the file's import of it
+    when there is one (an earlier fix's), else as a line after the opening imports."""
+    for statement, small in facts.imports:
+        if isinstance(small, cst.ImportFrom) and _imported_module(small) == home.import_from:
+            if isinstance(small.names, cst.ImportStar):
+                return None
+            held = [code_of(alias.name) for alias in small.names]
+            wanted = held + [name for name in names if name not in held]
+            return NodeEdit(statement, home.import_line(wanted).rstrip("\n"))
+    line = home.import_line(names).rstrip("\n")
+    if facts.last_opening_import is not None:
+        last = single_statement(facts.last_opening_import)
+        same_section = isinstance(last, cst.ImportFrom) and _same_section(_imported_module(last), home.import_from)
+        # The project's own import starts a section of its own, as isort and ruff order them.
+        return NodeEdit(facts.last_opening_import, line if same_section else "\n" + line, after=True)
+    if facts.first_definition is not None:
+        return NodeEdit(facts.first_definition, line + "\n\n\n", before=True)
+    return None
+
+
+def _same_section(module: str, helper_module: str) -> bool:
+    """Whether an import of `module` is in the section an import of the helper module
+    joins: relative beside relative, the project's own package beside itself."""
+    if helper_module.startswith("."):
+        return module.startswith(".")
+    return module.partition(".")[0] == helper_module.partition(".")[0] and "." in helper_module
+
+
+def _imported_module(node: cst.ImportFrom) -> str:
+    dots = "." * len(node.relative)
+    return dots + (code_of(node.module) if node.module is not None else "")
 
 
 class _ModuleFacts:

@@ -43,53 +43,15 @@ from enslint.rewrites.common import (
     combined_over_first,
     direct_consumer,
     empty_list_named,
+    nn_name,
     sibling,
     unsafe_rewrite,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.helper_module import HelperHome
 
 HOOK = kinds.GROUPED_HEAD_HOOK
 WIDE_HOOK = kinds.NESTED_HEAD_HOOK
-
-
-def _hook_source(torch_name: str) -> str:
-    return f'''
-
-def {HOOK}(attr, groups, heads):
-    """Load checkpoints saved before enslint fused `groups` x `heads` nn.Linear heads
-    (`attr.g.h.weight`, `attr.g.h.bias`) into `attr_weight` (groups, in, heads * out)
-    and `attr_bias` (groups, 1, heads * out)."""
-
-    def hook(module, state_dict, prefix, *args):
-        old = f"{{prefix}}{{attr}}"
-        keys = [[f"{{old}}.{{g}}.{{h}}" for h in range(heads)] for g in range(groups)]
-        if all(f"{{key}}.weight" in state_dict for row in keys for key in row):
-            state_dict[f"{{old}}_weight"] = {torch_name}.stack(
-                [{torch_name}.cat([state_dict.pop(f"{{key}}.weight").T for key in row], dim=1) for row in keys]
-            )
-            state_dict[f"{{old}}_bias"] = {torch_name}.stack(
-                [{torch_name}.cat([state_dict.pop(f"{{key}}.bias") for key in row])[None] for row in keys]
-            )
-
-    return hook
-'''
-
-
-def _wide_hook_source(torch_name: str) -> str:
-    return f'''
-
-def {WIDE_HOOK}(groups, heads):
-    """Load checkpoints saved before enslint fused `groups` x `heads` heads on one input
-    into one wide layer: head (g, h)'s weight and bias rows follow head (g, h - 1)'s."""
-
-    def hook(module, state_dict, prefix, *args):
-        for name in ("weight", "bias"):
-            keys = [f"{{prefix}}{{g}}.{{h}}.{{name}}" for g in range(groups) for h in range(heads)]
-            if all(key in state_dict for key in keys):
-                state_dict[prefix + name] = {torch_name}.cat([state_dict.pop(key) for key in keys], dim=0)
-
-    return hook
-'''
 
 
 def _per_group_list(body, inner: MemberLoop):
@@ -130,7 +92,9 @@ def _per_group_list(body, inner: MemberLoop):
     return None if appended is None else (outs, appended)
 
 
-def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
+def grouped_heads_fix(
+    outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports, home: HelperHome | None = None
+) -> RuleFix | str | None:
     """The rewrite of a nest of groups of linear heads, why none (str), or None when the
     loop is not such a nest."""
     collection = outer.collection
@@ -163,7 +127,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
     ):
         return "the groups' heads read neither one input nor one slice of one tensor each"
     if on_one_input:
-        return _wide_nest(outer, inner, module, imports, head, groups, heads, func, torch_name, add_import)
+        return _wide_nest(outer, inner, module, imports, head, groups, heads, func, torch_name, add_import, home)
     slice_info = outer.calls[0].slice
     tensor, dim = slice_info.tensor, slice_info.dim
     if not tensor.isidentifier() or tensor in outer.varying:
@@ -196,8 +160,8 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
         return None
 
     init_self = first_param(init) or "self"
-    nn_name = func.rsplit(".", 1)[0] + "." if "." in func else ""
-    parameter = f"{nn_name}Parameter" if nn_name else f"{torch_name}.nn.Parameter"
+    nn = func.rsplit(".", 1)[0] if "." in func else nn_name(imports, torch_name)
+    parameter = f"{nn}.Parameter"
     init_lines = "\n".join(
         [
             f"# {groups} groups of {heads} `{func}` heads as one (groups, in, heads * out) weight: one baddbmm for all",
@@ -205,8 +169,8 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
             f"{init_self}.{attr}_weight = {parameter}({torch_name}.empty({groups}, {head.in_size}, {heads} * {head.out_size}))",
             f"{init_self}.{attr}_bias = {parameter}({torch_name}.empty({groups}, 1, {heads} * {head.out_size}))",
             f"bound = ({head.in_size}) ** -0.5  # the default initialisation of {func}",
-            f"{torch_name}.nn.init.uniform_({init_self}.{attr}_weight, -bound, bound)",
-            f"{torch_name}.nn.init.uniform_({init_self}.{attr}_bias, -bound, bound)",
+            f"{nn}.init.uniform_({init_self}.{attr}_weight, -bound, bound)",
+            f"{nn}.init.uniform_({init_self}.{attr}_bias, -bound, bound)",
             f'{init_self}.register_load_state_dict_pre_hook({HOOK}("{attr}", {groups}, {heads}))',
         ]
     )
@@ -235,7 +199,7 @@ def grouped_heads_fix(outer: MemberLoop, inner: MemberLoop, module: cst.Module, 
         f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
         f"({groups}, {head.in_size}, {heads} * {head.out_size})"
     )
-    return unsafe_rewrite(Form.GROUPED, message, edits, module, HOOK, _hook_source(torch_name), add_import)
+    return unsafe_rewrite(Form.GROUPED, message, edits, module, (HOOK,), torch_name, home, add_import)
 
 
 SPELLING = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
@@ -270,7 +234,17 @@ def _nest_in_forward(outer: MemberLoop, inner: MemberLoop, imports):
 
 
 def _wide_nest(
-    outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports, head, groups, heads, func, torch_name, add_import
+    outer: MemberLoop,
+    inner: MemberLoop,
+    module: cst.Module,
+    imports,
+    head,
+    groups,
+    heads,
+    func,
+    torch_name,
+    add_import,
+    home: HelperHome | None,
 ):
     """Groups of linear heads that all read one input: one wide layer for every head,
     its output unflattened to (..., groups, heads, out) and the two axes moved to where
@@ -328,4 +302,4 @@ def _wide_nest(
     if consumer is not None:
         edits.append(NodeEdit(consumer[0], groups_name))
     message = f"Fuse all {groups} x {heads} heads into one `{func}({head.in_size}, {width})`"
-    return unsafe_rewrite(Form.GROUPED, message, edits, module, WIDE_HOOK, _wide_hook_source(torch_name), add_import)
+    return unsafe_rewrite(Form.GROUPED, message, edits, module, (WIDE_HOOK,), torch_name, home, add_import)

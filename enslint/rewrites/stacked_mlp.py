@@ -42,10 +42,12 @@ from enslint.rewrites.common import (
     single_statement,
     site_edits,
     sliced_input,
+    nn_name,
     unsafe_rewrite,
     used_only_by,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.lifting import lift, torch_functions
 
 HOOK = kinds.STACKED_MEMBER_HOOK
@@ -76,41 +78,6 @@ class _Layer:
     out_size: str
     activation: str  # module code applied after it: "nn.ReLU()", "nn.Identity()"
     key: str  # its name inside a member: "0" for a Sequential, "h1" for a class
-
-
-def _helpers(torch_name: str) -> str:
-    return f'''
-
-def {RUN}(x, member_dim, weights, biases, activations):
-    """Every member of a stacked MLP ensemble at once: `x` (..., in) is the input every
-    member reads or, with `member_dim`, holds each member's own slice along that dim.
-    Layer k is one batched matmul over weights (members, in, out); returns (members, ..., out)."""
-    count = weights[0].shape[0]
-    if member_dim is None:
-        h = x.reshape(1, -1, x.shape[-1]).expand(count, -1, -1)
-        rows = x.shape[:-1]
-    else:
-        x = x.movedim(member_dim, 0)
-        h = x.reshape(count, -1, x.shape[-1])
-        rows = x.shape[1:-1]
-    for weight, bias, activation in zip(weights, biases, activations):
-        h = activation({torch_name}.baddbmm(bias, h, weight))
-    return h.unflatten(1, rows)
-
-
-def {HOOK}(attr, count, layers):
-    """Load checkpoints saved before enslint stacked `count` MLP members: the weight of
-    member i's layer `layers[k]` becomes `attr_weights.k[i]`, transposed."""
-
-    def hook(module, state_dict, prefix, *args):
-        old = [[f"{{prefix}}{{attr}}.{{i}}" + (f".{{layer}}" if layer != "" else "") for i in range(count)] for layer in layers]
-        if all(f"{{key}}.weight" in state_dict for row in old for key in row):
-            for k, row in enumerate(old):
-                state_dict[f"{{prefix}}{{attr}}_weights.{{k}}"] = {torch_name}.stack([state_dict.pop(f"{{key}}.weight").T for key in row])
-                state_dict[f"{{prefix}}{{attr}}_biases.{{k}}"] = {torch_name}.stack([state_dict.pop(f"{{key}}.bias")[None] for key in row])
-
-    return hook
-'''
 
 
 def _plain_linear(call: cst.BaseExpression, imports) -> bool:
@@ -340,7 +307,7 @@ def _member_call(loop: MemberLoop, building) -> cst.Call | None:
     return value.elt
 
 
-def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | None:
+def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports, home: HelperHome | None = None) -> RuleFix | None:
     collection = loop.collection
     member = collection.member
     # The member's kind is not checked: the plan below reads the layers itself, and a
@@ -362,7 +329,7 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
     nn = (
         text.rsplit(".", 1)[0]
         if imports.qualify(call.func) == "torch.nn.Sequential" and "." in text
-        else f"{torch_name}.nn"
+        else nn_name(imports, torch_name)
     )
     if _plain_linear(call, imports):
         # One linear layer per member (per-channel maps): a single stacked layer.
@@ -439,11 +406,11 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | 
             f"{init_self}.{attr}_activations = {nn}.ModuleList([{activations}])",
             f"for weight, bias in zip({init_self}.{attr}_weights, {init_self}.{attr}_biases):",
             "    bound = weight.shape[1] ** -0.5  # nn.Linear's default initialisation",
-            f"    {torch_name}.nn.init.uniform_(weight, -bound, bound)",
-            f"    {torch_name}.nn.init.uniform_(bias, -bound, bound)",
+            f"    {nn}.init.uniform_(weight, -bound, bound)",
+            f"    {nn}.init.uniform_(bias, -bound, bound)",
             f'{init_self}.register_load_state_dict_pre_hook({HOOK}("{attr}", {size}, {keys}))',
         ]
     )
     edits = [NodeEdit(building, construction), *site_edits(site, replacement)]
     message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
-    return unsafe_rewrite(Form.STACKED, message, edits, module, RUN, _helpers(torch_name), add_import)
+    return unsafe_rewrite(Form.STACKED, message, edits, module, (RUN, HOOK), torch_name, home, add_import)

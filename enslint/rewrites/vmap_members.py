@@ -42,60 +42,11 @@ from enslint.rewrites.common import (
     unsafe_rewrite,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.helper_module import HelperHome
 
 HELPER = kinds.STACKED_MEMBERS
 # Modules whose forward writes to their own buffers, which vmap cannot batch.
 _STATEFUL = ("BatchNorm", "InstanceNorm", "running_mean", "running_var")
-
-
-def _helper_source(torch_name: str) -> str:
-    return f'''
-
-class {HELPER}({torch_name}.nn.Module):
-    """Identical ensemble members held as one tensor per parameter and buffer (member
-    axis first) and run all at once with torch.vmap over torch.func.functional_call: one
-    batched op per layer instead of one op per member. Checkpoints saved from the
-    nn.ModuleList it replaces (keys `{{i}}.{{name}}`) still load."""
-
-    def __init__(self, members):
-        super().__init__()
-        members = list(members)
-        params, buffers = {torch_name}.func.stack_module_state(members)
-        saved = members[0].state_dict().keys()
-        self.count = len(members)
-        self.names = {{name: name.replace(".", "__") for name in [*params, *buffers]}}
-        for name, value in params.items():
-            self.register_parameter(self.names[name], {torch_name}.nn.Parameter(value))
-        for name, value in buffers.items():
-            self.register_buffer(self.names[name], value, persistent=name in saved)
-        # The members' code without their tensors, which functional_call supplies: a copy
-        # (the caller may hold the members), held in a list so that it is not registered.
-        import copy
-
-        self.template = [copy.deepcopy(members[0]).to("meta")]
-        self.register_load_state_dict_pre_hook({HELPER}._load_member_keys)
-
-    def vmap(self, function, *inputs, in_dims):
-        """`function(member, *inputs)` for every member at once: `member` runs one
-        member, `inputs` are split along `in_dims`; results are stacked along dim 0."""
-        tensors = {{name: getattr(self, attr) for name, attr in self.names.items()}}
-        self.template[0].train(self.training)  # dropout and the like follow train()/eval()
-
-        def one(tensors, *inputs):
-            def member(*args, **kwargs):
-                return {torch_name}.func.functional_call(self.template[0], tensors, args, kwargs)
-
-            return function(member, *inputs)
-
-        return {torch_name}.vmap(one, in_dims=(0, *in_dims), randomness="different")(tensors, *inputs)
-
-    @staticmethod
-    def _load_member_keys(module, state_dict, prefix, *args):
-        for name, attr in module.names.items():
-            old = [f"{{prefix}}{{i}}.{{name}}" for i in range(module.count)]
-            if all(key in state_dict for key in old):
-                state_dict[prefix + attr] = {torch_name}.stack([state_dict.pop(key) for key in old])
-'''
 
 
 # Calls whose result's shape or existence depends on the data: torch.vmap cannot batch them.
@@ -125,7 +76,9 @@ def vmap_obstacle(type_name: str, module: cst.Module) -> str | None:
     return None
 
 
-def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
+def vmap_members_fix(
+    loop: MemberLoop, module: cst.Module, imports, home: HelperHome | None = None
+) -> RuleFix | str | None:
     """The rewrite, a reason (str) when the members rule it out, or None."""
     collection = loop.collection
     member = collection.member
@@ -206,7 +159,7 @@ def vmap_members_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix |
     )
     edits = [NodeEdit(statements[-1], stacking, after=True), *site_edits(site, code)]
     message = f"Stack the members' parameters and run them all at once with `{torch_name}.vmap`"
-    return unsafe_rewrite(Form.VMAP, message, edits, module, HELPER, _helper_source(torch_name), add_import)
+    return unsafe_rewrite(Form.VMAP, message, edits, module, (HELPER,), torch_name, home, add_import)
 
 
 def _used_later_in_init(loop: MemberLoop, attr: str, built: cst.CSTNode) -> list[cst.CSTNode]:

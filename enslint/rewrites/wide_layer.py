@@ -38,27 +38,10 @@ from enslint.rewrites.common import (
     unsafe_rewrite,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.helper_module import HelperHome
 
 HOOK = kinds.PER_HEAD_HOOK
 _COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp)  # the comprehensions that make a list
-
-
-def _hook_source(torch_name: str) -> str:
-    return f'''
-
-def {HOOK}(count, keys=None):
-    """Load checkpoints saved before enslint fused `count` heads (named by position, or by
-    `keys` for an nn.ModuleDict) into one wide layer: head i's weight and bias rows follow
-    head i-1's."""
-
-    def hook(module, state_dict, prefix, *args):
-        for name in ("weight", "bias"):
-            keys_of = [f"{{prefix}}{{key}}.{{name}}" for key in (range(count) if keys is None else keys)]
-            if all(key in state_dict for key in keys_of):
-                state_dict[prefix + name] = {torch_name}.cat([state_dict.pop(key) for key in keys_of], dim=0)
-
-    return hook
-'''
 
 
 class _Layer:
@@ -136,7 +119,9 @@ def _construction(loop: MemberLoop):
     return appended[1], built, None
 
 
-def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
+def wide_layer_fix(
+    loop: MemberLoop, module: cst.Module, imports, home: HelperHome | None = None
+) -> RuleFix | str | None:
     """The fix, or why there is none (None: nothing worth saying)."""
     collection = loop.collection
     if loop.parent is not None or collection.member.kind == "group":
@@ -188,4 +173,4 @@ def wide_layer_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | s
     )
     edits = [NodeEdit(layer.built_by, construction), *site_edits(site, replacement)]
     message = f"Fuse the {size} heads into one `{func}({', '.join(args)})`"
-    return unsafe_rewrite(Form.WIDE_LAYER, message, edits, module, HOOK, _hook_source(torch_name), add_import)
+    return unsafe_rewrite(Form.WIDE_LAYER, message, edits, module, (HOOK,), torch_name, home, add_import)

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import SAME, SLICE
 from enslint.findings import RuleFix
+from enslint.rewrites.helper_module import home_of
 from enslint.rewrites.blockers import fused_blocker
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
@@ -325,10 +326,10 @@ class Heads(tnn.Module):
             elif blocker is not None:
                 fix = f"no fused rewrite: {blocker}"
                 if fused_blocker(loop, model, general=True) is None:
-                    made = vmap_members_fix(loop, model.module, model.imports)
+                    made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
                     fix = (made,) if isinstance(made, RuleFix) else fix
             elif loop.parent is not None:
-                fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports)
+                fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports, home_of(model))
                 if isinstance(fix, str) and not fix.startswith("no "):
                     fix = f"no fused rewrite: {fix}"
             else:
@@ -337,10 +338,10 @@ class Heads(tnn.Module):
                 # to time (which is faster depends on the device and the shapes).
                 # Stacked weights are only tried where no wide layer is possible: a
                 # second specific form would never be offered.
-                made = [wide_layer_fix(loop, model.module, model.imports)]
+                made = [wide_layer_fix(loop, model.module, model.imports, home_of(model))]
                 if not isinstance(made[0], RuleFix):
-                    made.append(stacked_mlp_fix(loop, model.module, model.imports))
-                made.append(vmap_members_fix(loop, model.module, model.imports))
+                    made.append(stacked_mlp_fix(loop, model.module, model.imports, home_of(model)))
+                made.append(vmap_members_fix(loop, model.module, model.imports, home_of(model)))
                 offered = [m for m in made if isinstance(m, RuleFix)]
                 fix = tuple(offered[:1] + [m for m in offered[1:] if m is made[-1]])
                 reasons = [m if m.startswith("no ") else f"no fused rewrite: {m}" for m in made if isinstance(m, str)]

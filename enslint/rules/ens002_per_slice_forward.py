@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import LINEAR
 from enslint.findings import RuleFix
+from enslint.rewrites.helper_module import home_of
 from enslint.rewrites.blockers import fused_blocker
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
@@ -246,11 +247,11 @@ class Zipped(nn.Module):
             elif blocker is not None:
                 fused = f"{blocker}"
                 if group is None and fused_blocker(loop, model, general=True) is None:
-                    made = vmap_members_fix(loop, model.module, model.imports)
+                    made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
                     fused = made if isinstance(made, RuleFix) else fused
             elif group is None:
-                stacked = stacked_mlp_fix(loop, model.module, model.imports)
-                general = vmap_members_fix(loop, model.module, model.imports)
+                stacked = stacked_mlp_fix(loop, model.module, model.imports, home_of(model))
+                general = vmap_members_fix(loop, model.module, model.imports, home_of(model))
                 fused = stacked or general
                 if stacked is not None and isinstance(general, RuleFix):
                     alternatives.append(general)  # for verify to time beside the stacked form

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from enslint.config import Config
+from enslint.engine.helper_writes import HelperModules
 from enslint.engine.transaction import fix_file, write_atomically
+from enslint.rewrites.helper_module import HelperModuleError
 from enslint.verify import building, graphs, timing
 from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_step
 from enslint.verify.graphs import shorten
@@ -510,8 +512,10 @@ def apply_recommended(targets: list[Target], rows: list[Row]) -> list[str]:
         if not outcome.changed:
             continue
         try:
+            for written in HelperModules().write_for(outcome.helpers):
+                lines.append(written)
             write_atomically(outcome)
-        except OSError as error:
+        except (OSError, HelperModuleError) as error:
             lines.append(f"{target.display}: not applied: {error}")
             continue
         lines.append(f"{target.display}: applied the {candidate.form} rewrite ({candidate.safety})")

@@ -148,7 +148,9 @@ def candidates(target: Target) -> list[Candidate]:
         chosen = [f for d in target.findings if (f := choose(d)) is not None]
         if not chosen:
             continue
-        outcome = fix_file(target.job, unsafe=True, choose=choose)
+        # Standalone: the helpers defined in the text, which runs from memory; `--fix`
+        # imports the same definitions from the package's helper module instead.
+        outcome = fix_file(replace(target.job, standalone=True), unsafe=True, choose=choose)
         if not outcome.changed or any(c.source == outcome.after for c in found):
             continue
         safety = (

@@ -1,0 +1,120 @@
+"""The helper modules a `--fix` run writes beside the files it fixes.
+
+A fixed file that imports helpers from its package's helper module
+(rewrites/helper_module.py) is written only once that module holds them: the module is
+created, or the definitions it lacks are appended, first. It is written as the fixed
+files are: to a temporary file renamed into place, and never over a change made
+meanwhile (a module created or edited by someone else since it was read is read again).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from enslint.engine.transaction import diff_label
+from enslint.rewrites.helper_module import HelperModuleError, defined_names, module_text
+
+
+@dataclass
+class HelperChange:
+    path: str
+    before: str | None  # None: the module is new
+    after: str
+
+    def diff(self, cwd: str | None = None) -> str:
+        import difflib
+
+        shown = _shown(self.path, cwd)
+        return "".join(
+            difflib.unified_diff(
+                (self.before or "").splitlines(keepends=True),
+                self.after.splitlines(keepends=True),
+                fromfile=diff_label("a", shown if self.before is not None else None),
+                tofile=diff_label("b", shown),
+            )
+        )
+
+
+def _shown(path: str, cwd: str | None = None) -> str:
+    relative = os.path.relpath(path, cwd or os.getcwd())
+    return path if relative.startswith("..") else Path(relative).as_posix()
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class HelperModules:
+    """What this run has planned (`--diff`) or written (`--fix`) per helper module."""
+
+    planned: dict[str, HelperChange] = field(default_factory=dict)
+
+    def plan(self, needs: dict[str, set[str]]) -> list[HelperChange]:
+        """The changes `needs` (module path -> names) adds to what is planned so far;
+        HelperModuleError when a module there cannot take them."""
+        changes = []
+        for path, names in sorted(needs.items()):
+            known = self.planned.get(path)
+            before = _read(path) if known is None else known.after
+            try:
+                after = module_text(before, names)
+            except HelperModuleError as error:
+                raise HelperModuleError(f"{_shown(path)}: {error}") from None
+            if after == before:
+                continue
+            change = HelperChange(path, before if known is None else known.before, after)
+            self.planned[path] = change
+            changes.append(HelperChange(path, before, after))
+        return changes
+
+    def write_for(self, needs: dict[str, set[str]]) -> list[str]:
+        """Write what `needs` adds; returns what was written, one line each. OSError (one line) when a
+        module cannot be written or was changed by someone else meanwhile."""
+        earlier = dict(self.planned)
+        written = []
+        for change in self.plan(needs):
+            try:
+                _write(change)
+            except OSError:
+                self.planned = (
+                    {**self.planned, change.path: earlier[change.path]}
+                    if change.path in earlier
+                    else {k: v for k, v in self.planned.items() if k != change.path}
+                )
+                raise
+            added = sorted(
+                defined_names(change.after) - (set() if change.before is None else defined_names(change.before))
+            )
+            verb = "created with" if change.before is None else "added"
+            written.append(f"{_shown(change.path)}: {verb} {', '.join(added)}")
+        return written
+
+
+def _write(change: HelperChange) -> None:
+    folder = os.path.dirname(change.path)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(change.path)}.", suffix=".enslint-tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(change.after)
+        if change.before is None:
+            try:
+                os.link(temporary, change.path)  # fails where someone created it meanwhile
+            except FileExistsError:
+                raise OSError(f"{_shown(change.path)} appeared while enslint was writing it") from None
+            os.unlink(temporary)
+            return
+        if _read(change.path) != change.before:
+            raise OSError(f"{_shown(change.path)} changed while enslint was fixing it")
+        os.chmod(temporary, os.stat(change.path).st_mode & 0o7777)
+        os.replace(temporary, change.path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)

@@ -1,0 +1,172 @@
+"""The code the fused rewrites call that is too long to write at each call site.
+
+Each helper is written once per package, in the package's helper module
+(`helper_module.py` says where and how a rewritten file imports it); only a text with no
+file to put it beside (standard input) gets the definition in the text itself. They are
+written here as the helper module holds them: with `import torch` at its top, lines
+within 88 characters, so that a formatter run after enslint changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from enslint.analysis import kinds
+
+_STACKED_MEMBERS = f'''
+class {kinds.STACKED_MEMBERS}(torch.nn.Module):
+    """Identical ensemble members held as one tensor per parameter and buffer (member
+    axis first) and run all at once with torch.vmap over torch.func.functional_call:
+    one batched op per layer instead of one op per member. Checkpoints saved from the
+    nn.ModuleList it replaces (keys `{{i}}.{{name}}`) still load; an optimizer's state
+    saved for the members' parameters does not carry over."""
+
+    def __init__(self, members):
+        super().__init__()
+        members = list(members)
+        params, buffers = torch.func.stack_module_state(members)
+        saved = members[0].state_dict().keys()
+        self.count = len(members)
+        self.names = {{name: name.replace(".", "__") for name in [*params, *buffers]}}
+        for name, value in params.items():
+            self.register_parameter(self.names[name], torch.nn.Parameter(value))
+        for name, value in buffers.items():
+            self.register_buffer(self.names[name], value, persistent=name in saved)
+        # The members' code without their tensors, which functional_call supplies: a
+        # copy (the caller may hold the members), in a list so that it is not registered.
+        import copy  # here, so that the definition stands wherever it is written
+
+        self.template = [copy.deepcopy(members[0]).to("meta")]
+        self.register_load_state_dict_pre_hook({kinds.STACKED_MEMBERS}._load_member_keys)
+
+    def vmap(self, function, *inputs, in_dims):
+        """`function(member, *inputs)` for every member at once: `member` runs one
+        member, `inputs` are split along `in_dims`; results are stacked along dim 0."""
+        tensors = {{name: getattr(self, attr) for name, attr in self.names.items()}}
+        self.template[0].train(self.training)  # dropout and the like follow train()
+
+        def one(tensors, *inputs):
+            def member(*args, **kwargs):
+                return torch.func.functional_call(self.template[0], tensors, args, kwargs)
+
+            return function(member, *inputs)
+
+        run = torch.vmap(one, in_dims=(0, *in_dims), randomness="different")
+        return run(tensors, *inputs)
+
+    @staticmethod
+    def _load_member_keys(module, state_dict, prefix, *args):
+        for name, attr in module.names.items():
+            old = [f"{{prefix}}{{i}}.{{name}}" for i in range(module.count)]
+            if all(key in state_dict for key in old):
+                state_dict[prefix + attr] = torch.stack([state_dict.pop(key) for key in old])
+'''
+
+_RUN_STACKED_MLP = f'''
+def {kinds.STACKED_MEMBER_RUN}(x, member_dim, weights, biases, activations):
+    """Every member of a stacked MLP ensemble at once: `x` (..., in) is the input every
+    member reads or, with `member_dim`, holds each member's own slice along that dim.
+    Layer k is one batched matmul over weights (members, in, out); returns
+    (members, ..., out)."""
+    count = weights[0].shape[0]
+    if member_dim is None:
+        h = x.reshape(1, -1, x.shape[-1]).expand(count, -1, -1)
+        rows = x.shape[:-1]
+    else:
+        x = x.movedim(member_dim, 0)
+        h = x.reshape(count, -1, x.shape[-1])
+        rows = x.shape[1:-1]
+    for weight, bias, activation in zip(weights, biases, activations):
+        h = activation(torch.baddbmm(bias, h, weight))
+    return h.unflatten(1, rows)
+'''
+
+_STACKED_MLP_HOOK = f'''
+def {kinds.STACKED_MEMBER_HOOK}(attr, count, layers):
+    """Load checkpoints saved before enslint stacked `count` MLP members: the weight of
+    member i's layer `layers[k]` becomes `attr_weights.k[i]`, transposed. Only the
+    state_dict is migrated: an optimizer's saved state does not carry over."""
+
+    def hook(module, state_dict, prefix, *args):
+        old = [
+            [f"{{prefix}}{{attr}}.{{i}}" + (f".{{layer}}" if layer != "" else "") for i in range(count)]
+            for layer in layers
+        ]
+        if all(f"{{key}}.weight" in state_dict for row in old for key in row):
+            for k, row in enumerate(old):
+                weights = [state_dict.pop(f"{{key}}.weight").T for key in row]
+                biases = [state_dict.pop(f"{{key}}.bias")[None] for key in row]
+                state_dict[f"{{prefix}}{{attr}}_weights.{{k}}"] = torch.stack(weights)
+                state_dict[f"{{prefix}}{{attr}}_biases.{{k}}"] = torch.stack(biases)
+
+    return hook
+'''
+
+_WIDE_LAYER_HOOK = f'''
+def {kinds.PER_HEAD_HOOK}(count, keys=None):
+    """Load checkpoints saved before enslint fused `count` heads (named by position, or
+    by `keys` for an nn.ModuleDict) into one wide layer: head i's weight and bias rows
+    follow head i-1's. Only the state_dict is migrated: an optimizer's saved state does
+    not carry over."""
+
+    def hook(module, state_dict, prefix, *args):
+        for name in ("weight", "bias"):
+            heads = range(count) if keys is None else keys
+            old = [f"{{prefix}}{{key}}.{{name}}" for key in heads]
+            if all(key in state_dict for key in old):
+                state_dict[prefix + name] = torch.cat([state_dict.pop(key) for key in old])
+
+    return hook
+'''
+
+_GROUPED_HEADS_HOOK = f'''
+def {kinds.GROUPED_HEAD_HOOK}(attr, groups, heads):
+    """Load checkpoints saved before enslint fused `groups` x `heads` nn.Linear heads
+    (`attr.g.h.weight`, `attr.g.h.bias`) into `attr_weight` (groups, in, heads * out)
+    and `attr_bias` (groups, 1, heads * out). Only the state_dict is migrated: an
+    optimizer's saved state does not carry over."""
+
+    def hook(module, state_dict, prefix, *args):
+        old = f"{{prefix}}{{attr}}"
+        keys = [[f"{{old}}.{{g}}.{{h}}" for h in range(heads)] for g in range(groups)]
+        if all(f"{{key}}.weight" in state_dict for row in keys for key in row):
+            weights = [[state_dict.pop(f"{{key}}.weight").T for key in row] for row in keys]
+            biases = [[state_dict.pop(f"{{key}}.bias") for key in row] for row in keys]
+            state_dict[f"{{old}}_weight"] = torch.stack([torch.cat(w, dim=1) for w in weights])
+            state_dict[f"{{old}}_bias"] = torch.stack([torch.cat(b)[None] for b in biases])
+
+    return hook
+'''
+
+_NESTED_HEADS_HOOK = f'''
+def {kinds.NESTED_HEAD_HOOK}(groups, heads):
+    """Load checkpoints saved before enslint fused `groups` x `heads` heads on one input
+    into one wide layer: head (g, h)'s weight and bias rows follow head (g, h - 1)'s.
+    Only the state_dict is migrated: an optimizer's saved state does not carry over."""
+
+    def hook(module, state_dict, prefix, *args):
+        for name in ("weight", "bias"):
+            old = [f"{{prefix}}{{g}}.{{h}}.{{name}}" for g in range(groups) for h in range(heads)]
+            if all(key in state_dict for key in old):
+                state_dict[prefix + name] = torch.cat([state_dict.pop(key) for key in old])
+
+    return hook
+'''
+
+# name -> its definition, in the order a helper module lists them.
+SOURCES: dict[str, str] = {
+    kinds.STACKED_MEMBERS: _STACKED_MEMBERS,
+    kinds.STACKED_MEMBER_RUN: _RUN_STACKED_MLP,
+    kinds.STACKED_MEMBER_HOOK: _STACKED_MLP_HOOK,
+    kinds.PER_HEAD_HOOK: _WIDE_LAYER_HOOK,
+    kinds.GROUPED_HEAD_HOOK: _GROUPED_HEADS_HOOK,
+    kinds.NESTED_HEAD_HOOK: _NESTED_HEADS_HOOK,
+}
+
+
+def source(name: str, torch_name: str = "torch") -> str:
+    """Helper `name`'s definition, calling torch by `torch_name` (a file's own alias)."""
+    text = SOURCES[name].strip("\n") + "\n"
+    if torch_name != "torch":
+        text = re.sub(r"\btorch\.", f"{torch_name}.", text)
+    return text
