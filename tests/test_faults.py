@@ -61,7 +61,13 @@ def test_sigkill_during_fix_leaves_every_file_original_or_fixed(tmp_path):
         assert text in (originals[name], fixed[name]), f"{name} is torn"
         states["original" if text == originals[name] else "fixed"] += 1
     assert states["fixed"] >= 1
-    assert not [p.name for p in tree.iterdir() if p.suffix == ".py" and p.name not in originals]
+    # No temporary file left; the one new file is the helper module, whole.
+    assert not [
+        p.name for p in tree.iterdir() if p.suffix == ".py" and p.name not in {*originals, "fused_ensembles.py"}
+    ]
+    helpers = tree / "fused_ensembles.py"
+    assert not helpers.exists() or "import torch" in helpers.read_text()
+    compile(helpers.read_text() if helpers.exists() else "", "fused_ensembles.py", "exec")
 
 
 def test_two_fix_runs_at_once_on_one_tree(tmp_path):
