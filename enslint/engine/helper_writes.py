@@ -76,29 +76,36 @@ class HelperModules:
         return changes
 
     def write_for(self, needs: dict[str, set[str]]) -> list[str]:
-        """Write what `needs` adds; returns what was written, one line each. OSError (one line) when a
-        module cannot be written or was changed by someone else meanwhile."""
-        earlier = dict(self.planned)
+        """Write what `needs` adds to each module as it is on disk now; returns what was
+        written, one line each. Another run writing the same module at the same time
+        (a second enslint) is read again and added to, never overwritten. OSError (one
+        line) when a module cannot be written."""
         written = []
-        for change in self.plan(needs):
-            try:
-                _write(change)
-            except OSError:
-                self.planned = (
-                    {**self.planned, change.path: earlier[change.path]}
-                    if change.path in earlier
-                    else {k: v for k, v in self.planned.items() if k != change.path}
-                )
-                raise
-            added = sorted(
-                defined_names(change.after) - (set() if change.before is None else defined_names(change.before))
-            )
-            verb = "created with" if change.before is None else "added"
-            written.append(f"{_shown(change.path)}: {verb} {', '.join(added)}")
+        for path, names in sorted(needs.items()):
+            for _ in range(_ATTEMPTS):
+                before = _read(path)
+                try:
+                    after = module_text(before, names)
+                except HelperModuleError as error:
+                    raise HelperModuleError(f"{_shown(path)}: {error}") from None
+                if after == before:
+                    break
+                change = HelperChange(path, before, after)
+                if _write(change):
+                    added = sorted(defined_names(after) - (set() if before is None else defined_names(before)))
+                    verb = "created with" if before is None else "added"
+                    written.append(f"{_shown(path)}: {verb} {', '.join(added)}")
+                    break
+            else:
+                raise OSError(f"{_shown(path)} kept changing while enslint was writing it")
         return written
 
 
-def _write(change: HelperChange) -> None:
+_ATTEMPTS = 5
+
+
+def _write(change: HelperChange) -> bool:
+    """Whether the change was written: False when the module is no longer `before`."""
     folder = os.path.dirname(change.path)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(change.path)}.", suffix=".enslint-tmp")
     try:
@@ -108,13 +115,13 @@ def _write(change: HelperChange) -> None:
             try:
                 os.link(temporary, change.path)  # fails where someone created it meanwhile
             except FileExistsError:
-                raise OSError(f"{_shown(change.path)} appeared while enslint was writing it") from None
-            os.unlink(temporary)
-            return
+                return False
+            return True
         if _read(change.path) != change.before:
-            raise OSError(f"{_shown(change.path)} changed while enslint was fixing it")
+            return False
         os.chmod(temporary, os.stat(change.path).st_mode & 0o7777)
         os.replace(temporary, change.path)
+        return True
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
