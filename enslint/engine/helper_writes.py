@@ -57,23 +57,15 @@ class HelperModules:
 
     planned: dict[str, HelperChange] = field(default_factory=dict)
 
-    def plan(self, needs: dict[str, set[str]]) -> list[HelperChange]:
-        """The changes `needs` (module path -> names) adds to what is planned so far;
+    def plan(self, needs: dict[str, set[str]]) -> None:
+        """Add what `needs` (module path -> names) adds to what is planned so far;
         HelperModuleError when a module there cannot take them."""
-        changes = []
         for path, names in sorted(needs.items()):
             known = self.planned.get(path)
             before = _read(path) if known is None else known.after
-            try:
-                after = module_text(before, names)
-            except HelperModuleError as error:
-                raise HelperModuleError(f"{_shown(path)}: {error}") from None
-            if after == before:
-                continue
-            change = HelperChange(path, before if known is None else known.before, after)
-            self.planned[path] = change
-            changes.append(HelperChange(path, before, after))
-        return changes
+            after = _with_names(path, before, names)
+            if after != before:
+                self.planned[path] = HelperChange(path, before if known is None else known.before, after)
 
     def write_for(self, needs: dict[str, set[str]]) -> list[str]:
         """Write what `needs` adds to each module as it is on disk now; returns what was
@@ -84,10 +76,7 @@ class HelperModules:
         for path, names in sorted(needs.items()):
             for _ in range(_ATTEMPTS):
                 before = _read(path)
-                try:
-                    after = module_text(before, names)
-                except HelperModuleError as error:
-                    raise HelperModuleError(f"{_shown(path)}: {error}") from None
+                after = _with_names(path, before, names)
                 if after == before:
                     break
                 change = HelperChange(path, before, after)
@@ -102,6 +91,14 @@ class HelperModules:
 
 
 _ATTEMPTS = 5
+
+
+def _with_names(path: str, before: str | None, names: set[str]) -> str:
+    """The module's text `before` (None: new) holding `names`, its path in any error."""
+    try:
+        return module_text(before, names)
+    except HelperModuleError as error:
+        raise HelperModuleError(f"{_shown(path)}: {error}") from None
 
 
 def _write(change: HelperChange) -> bool:

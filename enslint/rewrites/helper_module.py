@@ -70,16 +70,6 @@ def home_for(filename: str, relative_imports: bool, absolute_packages: set[str])
     return HelperHome(path, "." * len(parts) + HELPER_MODULE, shown)
 
 
-def dotted_name(home: HelperHome) -> str:
-    """The module's name once its package is importable: `pkg.fused_ensembles`."""
-    folder = os.path.dirname(home.path)
-    parts = [HELPER_MODULE]
-    while os.path.isfile(os.path.join(folder, "__init__.py")) and os.path.basename(folder).isidentifier():
-        parts.insert(0, os.path.basename(folder))
-        folder = os.path.dirname(folder)
-    return ".".join(parts)
-
-
 class HelperModuleError(Exception):
     """The helper module there cannot be added to (one line for the user)."""
 
