@@ -106,6 +106,11 @@ FORMATS = ["text", "concise", "json", "sarif", "github", "gitlab", "junit"]
 )
 @click.option("--diff", "show_diff", is_flag=True, help="Print the fixes as a unified diff; write nothing.")
 @click.option(
+    "--apply-slower",
+    is_flag=True,
+    help="Offer and apply rewrites even where `enslint verify` measured them slower than the loop.",
+)
+@click.option(
     "--show-details",
     is_flag=True,
     help="Print each finding's long explanation (shapes, fused form, why no fix) below it.",
@@ -132,6 +137,7 @@ def check(
     apply_fixes,
     unsafe_fixes,
     show_diff,
+    apply_slower,
     show_details,
     show_fixes,
     quiet,
@@ -187,25 +193,34 @@ def check(
         sys.exit(EXIT_CLEAN)
     use_cache = not no_cache and not os.environ.get("ENSLINT_NO_CACHE")
     jobs = make_jobs(files, config, cwd, use_cache)
+    measured = _measurements(config, use_cache)
+    choose = None
     if show_diff or apply_fixes:
         from enslint.runner import check_all
 
         jobs, _ = check_all(jobs)  # the project's names, for files only they bring in
+        if measured is not None and not apply_slower:
+            from enslint.measurements import MeasuredChoice, slower_forms
+
+            choose = MeasuredChoice(unsafe_fixes, slower_forms(measured, [j.filename for j in jobs]))
     if show_diff:
         from enslint.engine.fixing import show_diff as diff_fixes
 
-        fixed = diff_fixes(jobs, unsafe_fixes, lambda text: click.echo(text, nl=False), _notify)
+        fixed = diff_fixes(jobs, unsafe_fixes, lambda text: click.echo(text, nl=False), _notify, choose)
         click.echo(f"Would apply {fixed} fix{'es' if fixed != 1 else ''}." if fixed else "No fixes to apply.", err=True)
         sys.exit(EXIT_FINDINGS if fixed else EXIT_CLEAN)
     failed_writes, fixed_by_file = 0, {}
     if apply_fixes:
         from enslint.engine.fixing import apply_fixes as fix_files
 
-        fixing = fix_files(jobs, unsafe_fixes, _notify)
+        fixing = fix_files(jobs, unsafe_fixes, _notify, choose)
         diagnostics, fixed_by_file, failed_writes = fixing.remaining, fixing.fixed_by_file, fixing.failed_writes
     else:
         with _progress(len(jobs), quiet or output_format != "text") as tick:
             diagnostics = run(jobs, progress=tick)
+    from enslint.measurements import annotate
+
+    diagnostics = annotate(diagnostics, measured, unsafe_fixes, apply_slower)
     report = _render(diagnostics, output_format, statistics, unsafe_fixes, color, show_details, [j.path for j in jobs])
     if output_format == "text" and not statistics:
         extra = []
@@ -223,6 +238,16 @@ def check(
     if failed_writes:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+
+
+def _measurements(config, use_cache: bool):
+    """What `enslint verify` measured in this project (kept with the result cache)."""
+    if not use_cache:
+        return None
+    from enslint.cache import CACHE_FOLDER
+    from enslint.measurements import MeasurementStore
+
+    return MeasurementStore(config.root / CACHE_FOLDER)
 
 
 def _render(
@@ -454,7 +479,8 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
     TARGETS are paths (every class `enslint check` flags in them; default .),
     `path/to/file.py::ClassName` or `package.module:ClassName`. For each class the
     original and the rewrite that `--fix --unsafe-fixes` would write (held in memory,
-    nothing is written) are built with the same weights, traced with torch.fx, compared
+    nothing of yours is written; the timings are kept in .enslint_cache for `check` to
+    show and `--fix` to heed) are built with the same weights, traced with torch.fx, compared
     (outputs, input gradients, every parameter's gradient) and timed. Where a class has
     several candidate rewrites (a fused form, the vmap form, the safe unbind fix), each
     is checked and timed, and the fastest equivalent one is recommended when it beats
@@ -533,6 +559,11 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
         click.echo(markdown_table(rows, use_compile))
     else:
         click.echo(terminal_table(rows))
+    if not os.environ.get("ENSLINT_NO_CACHE"):
+        from enslint.cache import CACHE_FOLDER
+        from enslint.verify.measured import record
+
+        record(config.root / CACHE_FOLDER, found, rows)  # for `check` to tell and `--fix` to heed
     if plot is not None:
         from enslint.verify.plotting import plot_sweep
 

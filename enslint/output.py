@@ -49,14 +49,15 @@ def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False
             f"{style.bold('[*] ') if fixable(d, unsafe) else ''}{d.message}"
         )
         if details and d.details:
-            lines += textwrap.wrap(
-                d.details,
-                100,
-                initial_indent="    ",
-                subsequent_indent="    ",
-                break_long_words=False,
-                break_on_hyphens=False,
-            )
+            for paragraph in d.details.split("\n"):
+                lines += textwrap.wrap(
+                    paragraph,
+                    100,
+                    initial_indent="    ",
+                    subsequent_indent="    ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
             fix = d.fix_for(unsafe) or (d.fixes[0] if d.fixes else None)
             if fix is not None:
                 wrapped = textwrap.wrap(

@@ -16,10 +16,11 @@ from enslint.checking import FileJob, crashed_outcome
 from enslint.engine import transaction
 from enslint.engine.helper_writes import HelperModules
 from enslint.rewrites.helper_module import HelperModuleError
-from enslint.findings import Diagnostic
+from enslint.findings import Diagnostic, Fix
 from enslint.runner import map_jobs
 
 Notify = Callable[[str], None]
+Choose = Callable[[Diagnostic], Fix | None]
 
 
 @dataclass
@@ -36,8 +37,9 @@ class FixReport:
         return sum(sum(codes.values()) for codes in self.fixed_by_file.values())
 
 
-def fix_outcomes(jobs: Sequence[FileJob], unsafe: bool) -> Iterator[transaction.FixOutcome]:
-    """Each file's fixed text, in worker processes; a worker that dies costs its file."""
+def fix_outcomes(jobs: Sequence[FileJob], unsafe: bool, choose: Choose | None = None) -> Iterator[transaction.FixOutcome]:
+    """Each file's fixed text, in worker processes; a worker that dies costs its file.
+    `choose` (picklable) picks each finding's fix; by default the first one allowed."""
 
     def died(job: FileJob, reason: str) -> transaction.FixOutcome:
         return transaction.FixOutcome(
@@ -46,14 +48,16 @@ def fix_outcomes(jobs: Sequence[FileJob], unsafe: bool) -> Iterator[transaction.
             remaining=crashed_outcome(job, reason).diagnostics,
         )
 
-    return map_jobs(functools.partial(transaction.fix_file, unsafe=unsafe), jobs, on_death=died)
+    return map_jobs(functools.partial(transaction.fix_file, unsafe=unsafe, choose=choose), jobs, on_death=died)
 
 
-def show_diff(jobs: Sequence[FileJob], unsafe: bool, emit: Callable[[str], None], notify: Notify) -> int:
+def show_diff(
+    jobs: Sequence[FileJob], unsafe: bool, emit: Callable[[str], None], notify: Notify, choose: Choose | None = None
+) -> int:
     """`emit` the diff of what --fix would change; returns how many fixes it holds."""
     fixed = 0
     helpers = HelperModules()
-    for outcome in fix_outcomes(jobs, unsafe):
+    for outcome in fix_outcomes(jobs, unsafe, choose):
         if outcome.error:
             notify(f"enslint: {outcome.job.path}: {outcome.error}")
         elif outcome.changed:
@@ -69,11 +73,11 @@ def show_diff(jobs: Sequence[FileJob], unsafe: bool, emit: Callable[[str], None]
     return fixed
 
 
-def apply_fixes(jobs: Sequence[FileJob], unsafe: bool, notify: Notify) -> FixReport:
+def apply_fixes(jobs: Sequence[FileJob], unsafe: bool, notify: Notify, choose: Choose | None = None) -> FixReport:
     """Fix and write every file; the report holds what is left to fix."""
     report = FixReport()
     helpers = HelperModules()
-    for outcome in fix_outcomes(jobs, unsafe):
+    for outcome in fix_outcomes(jobs, unsafe, choose):
         job = outcome.job
         if outcome.error:
             notify(f"enslint: {job.path}: {outcome.error}")
