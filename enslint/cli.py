@@ -222,7 +222,11 @@ def check(
 
     diagnostics = annotate(diagnostics, measured, unsafe_fixes, apply_slower)
     report = _render(diagnostics, output_format, statistics, unsafe_fixes, color, show_details, [j.path for j in jobs])
-    if output_format == "text" and not statistics:
+    if output_format == "text" and statistics and not diagnostics and not quiet:
+        from enslint.output import Style, summary
+
+        report = summary(diagnostics, len(files), Style(color), unsafe_fixes)  # an empty table says nothing
+    elif output_format == "text" and not statistics:
         extra = []
         if apply_fixes and show_fixes:
             extra += _fixed_lines(fixed_by_file)
@@ -230,7 +234,7 @@ def check(
             from enslint.output import Style, summary
 
             fixed = sum(sum(codes.values()) for codes in fixed_by_file.values())
-            if apply_fixes:
+            if apply_fixes and (fixed or not show_fixes):  # --show-fixes has said "No errors fixed."
                 extra.append(f"Applied {fixed} fix{'es' if fixed != 1 else ''}.")
             extra.append(summary(diagnostics, len(files), Style(color), unsafe_fixes))
         report = "\n".join(part for part in [report, *extra] if part)
@@ -504,27 +508,6 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
         config = load_config(cwd, config_path)
     except ConfigError as error:
         raise UsageFailure(str(error)) from None
-    import warnings
-
-    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # torch without numpy: harmless here
-    try:
-        import torch
-    except ImportError:
-        raise UsageFailure("verify needs torch: pip install 'enslint[verify]'") from None
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise UsageFailure("--device cuda: no CUDA device is available to torch here")
-
-    from enslint.verify.command import (
-        Options,
-        apply_recommended,
-        exit_code,
-        markdown_table,
-        progress_printer,
-        sweep,
-        terminal_table,
-    )
 
     try:
         batches: list[int | None] = [int(b) for b in batch.split(",")] if batch else [None]
@@ -537,6 +520,8 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageFailure("--plot needs matplotlib: pip install 'enslint[verify]'") from None
+    # What to verify is check's to say, without torch: a tree with nothing flagged is
+    # told so at check's speed, not after torch's import.
     from enslint.verify.targets import TargetError, collect
 
     skipped: list[str] = []
@@ -549,6 +534,17 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
     if not found:
         click.echo("No flagged classes to verify.", err=True)
         sys.exit(EXIT_CLEAN)
+    device = _torch_device(device)
+    from enslint.verify.command import (
+        Options,
+        apply_recommended,
+        exit_code,
+        markdown_table,
+        progress_printer,
+        sweep,
+        terminal_table,
+    )
+
     options = Options(device, dtype, None, use_compile, min_time)
     rows = sweep(found, config, options, batches, progress_printer())
     if output_format == "json":
@@ -573,6 +569,22 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
         for line in apply_recommended(found, rows):
             click.echo(f"enslint: {line}", err=True)
     sys.exit(exit_code(rows))
+
+
+def _torch_device(device: str) -> str:
+    """The device verify runs on, once torch is imported; a usage error without torch."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # torch without numpy: harmless here
+    try:
+        import torch
+    except ImportError:
+        raise UsageFailure("verify needs torch: pip install 'enslint[verify]'") from None
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageFailure("--device cuda: no CUDA device is available to torch here")
+    return device
 
 
 def run_cli() -> None:

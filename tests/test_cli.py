@@ -145,6 +145,18 @@ def test_statistics(project):
     assert result.stdout.split() == ["2", "ENS001", "loop-head-stacking"]
 
 
+def test_statistics_of_a_clean_tree_print_the_summary(project):
+    write(project / "ok.py", CLEAN)
+    result = check("--statistics")
+    assert result.exit_code == 0 and result.stdout == "All checks passed! (1 file checked)\n"
+
+
+def test_show_fixes_on_a_clean_tree_says_it_once(project):
+    write(project / "ok.py", CLEAN)
+    result = check("--fix", "--show-fixes")
+    assert result.stdout == "No errors fixed.\nAll checks passed! (1 file checked)\n"
+
+
 def test_output_is_sorted_and_deterministic(project):
     for name in ("b.py", "a.py", "sub/c.py"):
         write(project / name, FLAGGED + "\n\n" + FLAGGED.split("\n\n\n")[1].replace("Heads", "More"))

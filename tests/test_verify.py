@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -172,6 +173,7 @@ def test_module_target_and_its_config_by_full_name(project, monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_asked_for_but_absent_is_one_line_and_exit_2(project):
+    (project / "gated.py").write_text(CONTROL_FLOW)
     result = CliRunner().invoke(main, ["verify", "--device", "cuda"])
     assert result.exit_code == 2
     assert result.output.strip() == "enslint: error: --device cuda: no CUDA device is available to torch here"
@@ -581,3 +583,18 @@ def test_the_terminal_table_fits_100_columns_with_the_longest_cells():
     lines = terminal_table([row]).splitlines()
     assert NO_CLEAR in lines[1] and "12.5x" in lines[1]
     assert max(len(line) for line in lines) <= 100, lines
+
+
+def test_nothing_flagged_is_said_without_importing_torch(project):
+    (project / "plain.py").write_text("import torch\n\nx = torch.ones(3)\n")
+    probe = (
+        "import sys\n"
+        "from enslint.cli import main\n"
+        "try:\n"
+        "    main(['verify', '.'])\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["0", "False"], result.stderr
+    assert "No flagged classes to verify." in result.stderr
