@@ -35,6 +35,7 @@ class Form(StrEnum):
     VMAP = "vmap"  # stack_module_state + torch.vmap over any identical members
     UNBIND = "unbind"  # iterate x.unbind(dim): the loop stays, the quadratic backward goes
     SHARED_CALL = "shared call"  # one call of a shared instance on all the slices
+    CALL_TIME = "call-time vmap"  # members kept; their tensors stacked per call, run under vmap
 
 
 @dataclass(frozen=True)

@@ -389,12 +389,13 @@ def test_a_collection_built_in_one_branch_is_rewritten_where_the_loop_can_run():
     assert _fixes_for(ensemble(ONE_BRANCH + "self.n = n\n", forward)) == ["wide layer", "vmap"]
 
 
-def test_a_collection_built_in_both_branches_or_used_outside_them_gets_no_fused_rewrite():
+def test_a_collection_built_in_both_branches_or_used_outside_them_keeps_its_members():
+    """Nothing may replace the collection; the call-time form leaves it as it is."""
     both = "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\n"
-    assert _fixes_for(ensemble(both, "return torch.stack([h(x) for h in self.heads])\n")) == []
+    assert _fixes_for(ensemble(both, "return torch.stack([h(x) for h in self.heads])\n")) == ["call-time vmap"]
     # A use that is not in a branch excluding the loop: what it reads would change.
     forward = "n = len(self.heads)\nreturn torch.stack([h(x) for h in self.heads]) / n\n"
-    assert _fixes_for(ensemble(ONE_BRANCH, forward)) == []
+    assert _fixes_for(ensemble(ONE_BRANCH, forward)) == ["call-time vmap"]
 
 
 def test_branches_that_build_different_members_are_not_identical():

@@ -444,8 +444,50 @@ def fused_grad(grads, collection, count, name):
     return grads[f"{collection}.{leaf}"].chunk(count, dim=0)[index]
 
 
+# Rewrites that keep the members as they are (the call-time form): the checkpoint's keys
+# do not change. The holder that is not a module and the boolean mask are in
+# tests/test_call_time.py.
+KEPT_SPECS = {
+    "bootstrapped_dqn_heads.py": (
+        "BootstrappedQNetwork",
+        dict(n_actions=3, n_heads=4, feature_dim=8),
+        [(2, 4, 36, 36)],
+    ),
+    "dynamics_ensemble_add_module.py": (
+        "DynamicsEnsemble",
+        dict(state_dim=3, action_dim=2, ensemble_size=4),
+        [(4, 6, 5)],
+    ),
+    "parent_class_collection.py": ("DiscreteQ", dict(in_dim=5, out_dim=3, n_members=4), [(6, 5)]),
+    "registered_with_setattr.py": ("RegisteredCritics", dict(obs_dim=5, act_dim=2, n_critics=3), [(6, 5), (6, 2)]),
+    "rl_critic_tuple.py": (
+        "ContinuousCritic",
+        dict(obs_dim=5, action_dim=2, net_arch=[8, 8], n_critics=3),
+        [(6, 5), (6, 2)],
+    ),
+    "shared_layer_after_members.py": ("DraftHeads", dict(hidden=6, vocab=9, n_heads=3), [(4, 6)]),
+}
+BUILT_IN_TEST_CALL_TIME = {"agent_holds_critics.py", "sum_generator_with_mask.py"}
+
+
 def test_every_unsafe_fix_has_a_spec(tmp_path):
-    assert fixtures_with(Applicability.UNSAFE, tmp_path) == set(UNSAFE_SPECS)
+    kept = set(KEPT_SPECS) | BUILT_IN_TEST_CALL_TIME
+    assert fixtures_with(Applicability.UNSAFE, tmp_path) == set(UNSAFE_SPECS) | kept
+
+
+@pytest.mark.parametrize("fixture", sorted(KEPT_SPECS))
+def test_a_rewrite_that_keeps_the_members_keeps_the_checkpoint_and_matches(fixture, tmp_path):
+    fixed_path = fixed_copy(FIXTURES / "positive" / fixture, tmp_path, unsafe=True)
+    class_name, kwargs, shapes = KEPT_SPECS[fixture]
+    original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
+    for model in (original, fixed):
+        model(*(torch.zeros(shape) for shape in shapes))  # lazy layers take their shapes
+    assert list(fixed.state_dict()) == list(original.state_dict())
+    fixed.load_state_dict(original.state_dict(), strict=True)
+    grads_a, grads_b = run_both(original, fixed, "forward", shapes)
+    assert grads_a.keys() == grads_b.keys()  # every member's own parameter gets its gradient
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
@@ -482,7 +524,7 @@ def check_unsafe_rewrite(fixture, fixed_path, class_name, kwargs, method, shapes
         torch.testing.assert_close(grad, grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
+@pytest.mark.parametrize("fixture", sorted({*UNSAFE_SPECS, *KEPT_SPECS, *BUILT_IN_TEST_CALL_TIME}))
 def test_unsafe_fix_snapshot(fixture, tmp_path):
     fixed = fixed_copy(FIXTURES / "positive" / fixture, tmp_path, unsafe=True).read_text()
     snapshot = SNAPSHOTS.parent / "unsafe-fixes" / f"{fixture}.snap"

@@ -35,6 +35,7 @@ STACKED_MEMBER_HOOK = "load_stacked_mlp_keys"
 STACKED_MEMBER_RUN = "run_stacked_mlp"
 STACKED_MEMBERS = "StackedMembers"
 PER_HEAD_HOOK = "load_per_head_keys"
+CALL_TIME_RUN = "vmap_members"
 # The names enslint 0.x pasted into each file it fixed: a file holding them is still read.
 _EARLIER_HELPERS = {
     "_merge_grouped_head_keys",
@@ -44,7 +45,15 @@ _EARLIER_HELPERS = {
     "_merge_per_head_keys",
 }
 REWRITE_HELPERS = frozenset(
-    {GROUPED_HEAD_HOOK, NESTED_HEAD_HOOK, STACKED_MEMBER_HOOK, STACKED_MEMBER_RUN, STACKED_MEMBERS, PER_HEAD_HOOK}
+    {
+        GROUPED_HEAD_HOOK,
+        NESTED_HEAD_HOOK,
+        STACKED_MEMBER_HOOK,
+        STACKED_MEMBER_RUN,
+        STACKED_MEMBERS,
+        PER_HEAD_HOOK,
+        CALL_TIME_RUN,
+    }
     | _EARLIER_HELPERS
 )
 # The module, one per package, that holds the helpers (rewrites/helper_module.py).

@@ -344,7 +344,7 @@ def _sliced_or_input(loop: MemberLoop) -> str | None:
     return code_of(call.node.args[0].value) if call.node.args else None
 
 
-def render(site: Site, fused: str, member_axis: int, cat: tuple[int, str]) -> str | None:
+def render(site: Site, fused: str, member_axis: int, cat: tuple[int | None, str]) -> str | None:
     """The code that replaces `site.replaced`, given `fused`, an expression whose
     `member_axis` runs over the members, and `cat`: (the one axis a concatenation may
     run along, the code for it). None when the combine is not supported."""
@@ -446,6 +446,7 @@ def unsafe_rewrite(
     torch_name: str,
     home: HelperHome | None,
     add_import: bool = False,
+    note: str = MIGRATION,
 ) -> RuleFix | None:
     """The rewrite as an unsafe fix, with what its code calls: `helpers` are imported from
     the package's helper module at `home` (which the engine writes), or, with no home (a
@@ -453,7 +454,7 @@ def unsafe_rewrite(
     the first function or class: code at module level (a script that builds the model)
     may run before the end of the file. A helper the file already defines or imports is
     used as it is. With `add_import`, `import torch` goes before the file's first import
-    (after any `from __future__` import)."""
+    (after any `from __future__` import). `note` says what happens to checkpoints."""
     edits = list(edits)
     facts = _facts_of(module)
     missing = [name for name in helpers if definition(module, name) is None]
@@ -478,7 +479,7 @@ def unsafe_rewrite(
         edits.append(NodeEdit(first, "import torch\n", before=True))
     if need is not None:
         message = f"{message}, with {', '.join(f'`{name}`' for name in missing)} from `{home.shown}`"
-    return RuleFix(Applicability.UNSAFE, f"{message} ({MIGRATION})", tuple(edits), form, need)
+    return RuleFix(Applicability.UNSAFE, f"{message} ({note})", tuple(edits), form, need)
 
 
 def _helper_import_edit(facts: _ModuleFacts, home: HelperHome, names: list[str]) -> NodeEdit | None:

@@ -153,6 +153,32 @@ def {kinds.NESTED_HEAD_HOOK}(groups, heads):
     return hook
 '''
 
+_VMAP_MEMBERS = f'''
+def {kinds.CALL_TIME_RUN}(members, function, *inputs, in_dims):
+    """`function(member, *inputs)` for every member at once, under torch.vmap: `member`
+    runs one member, `inputs` are split along `in_dims`; results are stacked along dim
+    0. The members stay as they are: their parameters and buffers are stacked with
+    torch.stack on each call, so gradients reach every member's own parameters, and
+    checkpoints, optimizers and other code that uses the members keep working."""
+    members = list(members)
+    first = members[0]
+    tensors = {{
+        name: torch.stack([m.get_parameter(name) for m in members])
+        for name, _ in first.named_parameters()
+    }}
+    for name, _ in first.named_buffers():
+        tensors[name] = torch.stack([m.get_buffer(name) for m in members])
+
+    def one(tensors, *inputs):
+        def member(*args, **kwargs):
+            return torch.func.functional_call(first, tensors, args, kwargs)
+
+        return function(member, *inputs)
+
+    run = torch.vmap(one, in_dims=(0, *in_dims), randomness="different")
+    return run(tensors, *inputs)
+'''
+
 # name -> its definition, in the order a helper module lists them.
 SOURCES: dict[str, str] = {
     kinds.STACKED_MEMBERS: _STACKED_MEMBERS,
@@ -161,6 +187,7 @@ SOURCES: dict[str, str] = {
     kinds.PER_HEAD_HOOK: _WIDE_LAYER_HOOK,
     kinds.GROUPED_HEAD_HOOK: _GROUPED_HEADS_HOOK,
     kinds.NESTED_HEAD_HOOK: _NESTED_HEADS_HOOK,
+    kinds.CALL_TIME_RUN: _VMAP_MEMBERS,
 }
 
 

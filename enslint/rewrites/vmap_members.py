@@ -46,7 +46,7 @@ from enslint.rewrites.helper_module import HelperHome
 
 HELPER = kinds.STACKED_MEMBERS
 # Modules whose forward writes to their own buffers, which vmap cannot batch.
-_STATEFUL = ("BatchNorm", "InstanceNorm", "running_mean", "running_var")
+STATEFUL = ("BatchNorm", "InstanceNorm", "running_mean", "running_var")
 
 
 # Calls whose result's shape or existence depends on the data: torch.vmap cannot batch them.
@@ -90,7 +90,7 @@ def vmap_members_fix(
         return f"`{loop.collection_text}` is an `{collection.container}`; the general rewrite replaces an nn.ModuleList"
     defined = definition(module, member.type_name.split("(")[0])
     source = member.text + (module.code_for_node(defined) if defined else "")
-    if any(word in source for word in _STATEFUL):
+    if any(word in source for word in STATEFUL):
         return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
     obstacle = vmap_obstacle(member.type_name, module)
     if obstacle is not None:

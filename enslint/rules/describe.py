@@ -175,8 +175,15 @@ _REMEDIES = {
     "grouped heads": "fix: the whole nest as one batched op",
     "vmap": "fix: torch.vmap over stacked members",
     "shared call": "fix: one call of the shared instance",
+    "call-time vmap": "fix: torch.vmap, members kept",
 }
 NO_FIX = "no automatic fix (--show-details)"
+
+
+def kept_because(reason: str) -> str:
+    """Why the fix keeps the members and stacks them at each call: what rules out the
+    rewrites that replace the collection."""
+    return f"members kept and stacked at each call: {reason.removeprefix('no fused rewrite: ')}"
 
 
 def remedy(fixes) -> str:

@@ -15,6 +15,7 @@ from enslint.rules.describe import (
     fused_on_same_input,
     group_member,
     headline,
+    kept_because,
     member_kind,
     members_phrase,
     nest_phrase,
@@ -169,14 +170,24 @@ for `nn.ModuleDict` (other than the wide layer above) or `add_module` collection
 elsewhere in the class. Whether it is faster depends on the sizes and the device: the
 per-member launches go, but `vmap` adds a fixed cost per call; check with
 `enslint verify` on your own shapes.
-No fused rewrite is offered, and the message says which of these stands in the way,
-when: the holder is not (or not provably) an `nn.Module`; the loop runs several
-collections per member; members are called through another method or with `*args`; the
-members are built in a parent class or outside `__init__` (members passed in or built by
-a helper get only the vmap form); the loop visits part
-of the collection; or the collection is a plain list registered with `add_module` or
-`setattr`. Members that are one shared instance get no rewrite either: one call on the
-stacked inputs does their work, with no parameters to fuse."""
+
+Where nothing may replace the collection (the holder is not, or not provably, an
+`nn.Module`; the members are built in a parent class or outside `__init__`; the
+collection is a plain list registered with `add_module` or `setattr`, or is used
+elsewhere), the members are kept as they are and only the loop is rewritten:
+`vmap_members(self.heads, lambda head: <what the loop computed>, in_dims=())`, from the
+package's `fused_ensembles.py`, stacks their parameters and buffers with `torch.stack` at
+each call (so every member's own parameters get their gradients) and runs them under
+`torch.vmap`. The `state_dict`, the optimizer's parameters and every other use of the
+members stay as they are; unsafe because results match the loop's to floating-point
+rounding and dropout draws differ. The stacking copies the members' tensors on each
+call: it pays where launches dominate (a GPU), often not on a CPU. The message says what
+ruled out the fused storage.
+No rewrite is offered, and the message says which of these stands in the way, when:
+the loop runs several collections per member; members are called through another method
+or with `*args`; or the loop visits part of the collection. Members that are one shared
+instance get no rewrite either: one call on the stacked inputs does their work, with no
+parameters to fuse."""
 
     VALID = [
         Valid(
@@ -289,6 +300,7 @@ class Heads(tnn.Module):
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
         # The fixes need libcst, which is loaded with the model.
+        from enslint.rewrites.call_time import call_time_fix
         from enslint.rewrites.grouped_heads import grouped_heads_fix
         from enslint.rewrites.stacked_mlp import stacked_mlp_fix
         from enslint.rewrites.vmap_members import vmap_members_fix, vmap_obstacle
@@ -350,6 +362,13 @@ class Heads(tnn.Module):
                     fix = next((r for r in reasons if " yet for " not in r), reasons[0])
                 if not fix and group is not None:
                     fix = "the fused rewrite of the whole nest comes with the inner loop's finding"
+            if not member.shared and group is None and not (isinstance(fix, tuple) and fix):
+                # Nothing can replace the collection: the loop alone can still go.
+                kept = call_time_fix(loop, model.module, model.imports, home_of(model))
+                if isinstance(kept, RuleFix):
+                    if isinstance(fix, str):
+                        message += f" ({kept_because(fix)})"
+                    fix = (kept,)
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None

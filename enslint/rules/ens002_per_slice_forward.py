@@ -14,6 +14,7 @@ from enslint.rules.describe import (
     fused_on_slices,
     group_member,
     headline,
+    kept_because,
     member_kind,
     members_phrase,
     nest_phrase,
@@ -109,7 +110,9 @@ get the general rewrite: the members are stacked by `StackedMembers`
 (`torch.func.stack_module_state`) and run with `torch.vmap`, the slice `x[:, i, :]`
 becoming `in_dims=(1,)` on `x`; old checkpoints load through its hook. A width-1 slice
 `x[:, i:i + 1]` is `x.unsqueeze(2)` split along dim 1. The fused rewrites are withheld
-for the reasons ENS001 lists, and the message names the one that applies.
+for the reasons ENS001 lists, and the message names the one that applies; where only the
+collection's storage stands in the way, the members are kept and stacked at each call
+(`vmap_members`, as in ENS001).
 
 For members that are one shared instance there is nothing to fuse: `--fix` makes one call
 of that instance on all the slices at once (*safe*: the parameters and `state_dict`
@@ -215,6 +218,7 @@ class Zipped(nn.Module):
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
         # The fixes need libcst, which is loaded with the model.
+        from enslint.rewrites.call_time import call_time_fix
         from enslint.rewrites.shared_instance import shared_instance_fix
         from enslint.rewrites.stacked_mlp import stacked_mlp_fix
         from enslint.rewrites.vmap_members import vmap_members_fix, vmap_obstacle
@@ -257,6 +261,13 @@ class Zipped(nn.Module):
                     alternatives.append(general)  # for verify to time beside the stacked form
             else:
                 fused = None
+            if not member.shared and group is None and not isinstance(fused, RuleFix):
+                # Nothing can replace the collection: the loop alone can still go.
+                kept = call_time_fix(loop, model.module, model.imports, home_of(model))
+                if isinstance(kept, RuleFix):
+                    if isinstance(fused, str):
+                        message += f" ({kept_because(fused)})"
+                    fused = kept
             note = None
             if isinstance(fused, str):
                 note = f"no fused rewrite: {fused}"

@@ -222,7 +222,12 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
 def load_rewrite_weights(original: torch.nn.Module, rewritten: torch.nn.Module) -> None:
     """The original's state_dict into the rewrite, through its migration hook; every key
     must land (strict), as it would for a user's old checkpoint."""
-    rewritten.load_state_dict(original.state_dict(), strict=True)
+    state = original.state_dict()
+    floating = next((t for t in state.values() if t.is_floating_point()), None)
+    if floating is not None:
+        # A lazy layer takes the loaded values at its own dtype: match the original's first.
+        rewritten.to(floating.dtype)
+    rewritten.load_state_dict(state, strict=True)
 
 
 def make_inputs(shapes: list[tuple[int, ...]], dtype: torch.dtype, device: str, seed: int = 1) -> list[torch.Tensor]:

@@ -1,0 +1,139 @@
+"""The rewrite that leaves the members as they are: stacked at call time, run under vmap.
+
+Where the other rewrites replace the collection with fused storage, real code often
+needs the members to stay: they are a plain list registered with `add_module`, passed
+in, built in a parent class or in `fit()`, or used elsewhere (`self.heads[k](x)` in
+another path, loaded in `from_pretrained()`). Then only the loop changes:
+
+    return [h(features) for h in self.heads]
+    # becomes
+    return list(vmap_members(self.heads, lambda h: h(features), in_dims=()).unbind(0))
+
+`vmap_members` (written once per package, in its helper module) stacks the members'
+parameters and buffers with `torch.stack` on each call, and runs what the loop computed
+per member once, under `torch.vmap` with `torch.func.functional_call`. Because the
+stacked tensors are computed from the members' own parameters, gradients reach every
+member (`torch.func.stack_module_state` would make new leaves, which the optimizer does
+not hold), and the collection, its state_dict keys and every other use of it stay as
+they are.
+
+Unsafe all the same: results match the loop's to floating-point rounding, not bit for
+bit, and dropout draws differ. The stacking costs a copy of the members' tensors each
+call: on an accelerator, where the E launches dominate, it pays; on a CPU with few
+members it may not (`enslint verify` measures it). Not offered for members that keep
+running statistics (batch norm in training mode), which vmap cannot update.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from enslint.analysis import kinds
+from enslint.analysis.imports import ImportTable
+from enslint.analysis.kinds import GROUP, SAME, SLICE
+from enslint.analysis.loops import MemberLoop
+from enslint.findings import Form, RuleFix
+from enslint.rewrites.common import (
+    definition,
+    find_site,
+    per_member_code,
+    render,
+    site_edits,
+    sliced_input,
+    unsafe_rewrite,
+)
+from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.helper_module import HelperHome
+from enslint.rewrites.vmap_members import STATEFUL, vmap_obstacle
+
+HELPER = kinds.CALL_TIME_RUN
+UNCHANGED = (
+    "the members, their state_dict keys and every other use of them stay as they are; "
+    "results match the loop's to floating-point rounding and dropout draws differ"
+)
+
+
+def call_time_fix(
+    loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
+) -> RuleFix | str | None:
+    """The rewrite, a reason (str) when the loop rules it out, or None (not this loop's
+    form: a nest, members that are not proven identical)."""
+    member = loop.collection.member
+    if member is None or member.kind == GROUP or loop.parent is not None or member.shared:
+        return None
+    blocked = _loop_blocker(loop)
+    if blocked is not None:
+        return blocked
+    defined = definition(module, member.type_name.split("(")[0])
+    source = member.text + (module.code_for_node(defined) if defined else "")
+    if any(word in source for word in STATEFUL):
+        return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
+    obstacle = vmap_obstacle(member.type_name, module)
+    if obstacle is not None:
+        return f"torch.vmap cannot batch `{member.type_name}`: {obstacle}"
+    found = torch_name_for(imports)
+    if found is None:
+        return "`torch` names something else in this file"
+    site = find_site(loop, imports, wrapped=True)
+    if site is None:
+        return "the loop does more than collect each member's result"
+    call = loop.calls[0]
+    if call.input not in (SAME, SLICE) or any(a.keyword or a.star for a in call.node.args):
+        return "the members are called with keyword or unpacked arguments"
+
+    member_param = loop.member_var or "member"
+    params, inputs, in_dims = [member_param], [], []
+    replacements: dict[int, cst.CSTNode] = {id(call.node.func): cst.Name(member_param)}
+    if call.input == SLICE:
+        sliced = sliced_input(loop, call)
+        if sliced is None:
+            return "the member's input is not a plain slice of one tensor along a literal dim"
+        params.append(sliced.name)
+        stacked, axis = sliced.stacked()
+        inputs.append(stacked)
+        in_dims.append(str(axis))
+        if sliced.node is not None:
+            replacements[id(sliced.node)] = cst.Name(sliced.name)
+    element = per_member_code(loop, site.element, replacements, params)
+    if element is None:
+        return "each member's result depends on more than its own call"
+
+    dims = f"({', '.join(in_dims)},)" if in_dims else "()"
+    arguments = "".join(f", {t}" for t in inputs)
+    fused = f"{HELPER}({_members(loop)}, lambda {', '.join(params)}: {element}{arguments}, in_dims={dims})"
+    cat: tuple[int | None, str] = (None, "")
+    if site.kind == "cat" and site.dim is not None:
+        d = int(site.dim)
+        axis = d if d >= 0 else d - 1
+        cat = (d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})")
+    code = render(site, fused, 0, cat)
+    if code is None:
+        return "the results are combined in a way the rewrite does not reproduce"
+    torch_name, add_import = found
+    message = (
+        f"Run the members all at once with `{torch_name}.vmap`, their parameters stacked "
+        f"at each call with `{torch_name}.stack`"
+    )
+    return unsafe_rewrite(
+        Form.CALL_TIME, message, site_edits(site, code), module, (HELPER,), torch_name, home, add_import, UNCHANGED
+    )
+
+
+def _loop_blocker(loop: MemberLoop) -> str | None:
+    """What in the loop itself (not the members' storage) rules the rewrite out."""
+    if len(loop.collections) > 1:
+        names = ", ".join(f"`{t}`" for _, t in loop.collections)
+        return f"the loop runs {len(loop.collections)} collections per member ({names})"
+    methods = sorted({call.method for call in loop.calls if call.method})
+    if methods:
+        return f"the members are called through `.{methods[0]}()`"
+    if loop.subset:
+        return f"the loop visits only part of the collection (`{loop.subset}`)"
+    return None
+
+
+def _members(loop: MemberLoop) -> str:
+    """The collection as the helper iterates it: a dict's modules are its values."""
+    if loop.collection.container == "nn.ModuleDict":
+        return f"{loop.collection_text}.values()"
+    return loop.collection_text

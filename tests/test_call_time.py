@@ -1,0 +1,130 @@
+"""The call-time rewrite keeps the members as they are: where nothing can replace the
+collection (a plain list registered with add_module, a parent's collection, a holder that
+is not an nn.Module, a collection also used elsewhere), the loop alone becomes one vmap
+over the members' parameters stacked per call. Checked here on what verify cannot build
+(a holder that is not a module, a boolean mask input) and on what the rewrite promises
+beyond equal outputs: the state_dict is untouched, every member's own parameter gets its
+gradient, the other uses of the collection still work. verify proves the rest
+(tests/test_verify.py runs it on every fixture with a table in pyproject.toml)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from enslint.analysis.kinds import HELPER_MODULE
+from enslint.checking import FileJob, check_file
+from enslint.config import Config
+from enslint.engine.helper_writes import HelperModules
+from enslint.engine.transaction import fix_file
+from enslint.findings import Form
+from enslint.rules import Settings
+
+if os.environ.get("CI"):
+    import torch  # CI installs torch: never skip there
+else:
+    torch = pytest.importorskip("torch")
+
+POSITIVE = ROOT / "fixtures" / "positive"
+
+
+def fixed_pair(name: str, tmp_path: Path):
+    """The fixture as written and as `--fix --unsafe-fixes` leaves it, both imported."""
+    original = tmp_path / "original" / name
+    fixed = tmp_path / "fixed" / name
+    for path in (original, fixed):
+        path.parent.mkdir()
+        shutil.copyfile(POSITIVE / name, path)
+    job = FileJob(fixed.name, str(fixed), Config(root=fixed.parent).enabled_codes(), Settings())
+    forms = {str(f.form) for d in check_file(job) for f in d.fixes[:1]}
+    assert str(Form.CALL_TIME) in forms
+    outcome = fix_file(job, unsafe=True)
+    assert outcome.error is None and outcome.fixed >= 1
+    HelperModules().write_for(outcome.helpers)
+    fixed.write_text(outcome.after)
+    return _load(original, "original_" + fixed.stem), _load(fixed, "fixed_" + fixed.stem), outcome.after
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(HELPER_MODULE, None)  # each folder holds its own
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def _grads(parameters) -> list[torch.Tensor]:
+    return [p.grad.clone() for p in parameters]
+
+
+def test_a_holder_that_is_not_a_module_keeps_its_critics(tmp_path):
+    original, fixed, text = fixed_pair("agent_holds_critics.py", tmp_path)
+    torch.manual_seed(0)
+    before = original.SACAgent(obs_dim=5, act_dim=2, n_critics=4)
+    after = fixed.SACAgent(obs_dim=5, act_dim=2, n_critics=4)
+    after.critics.load_state_dict(before.critics.state_dict())  # the same keys: strict
+    obs, act = torch.randn(8, 5), torch.randn(8, 2)
+    torch.testing.assert_close(after.q_values(obs, act), before.q_values(obs, act))
+    for agent in (before, after):
+        agent.q_values(obs, act).square().sum().backward()
+    # Every member's own parameters, as the optimizer holds them, get the gradient.
+    for p, q in zip(before.critics.parameters(), after.critics.parameters(), strict=True):
+        assert q.grad is not None
+        torch.testing.assert_close(q.grad, p.grad)
+    assert "vmap_members(self.critics" in text
+
+
+def test_other_uses_of_the_collection_still_work(tmp_path):
+    original, fixed, text = fixed_pair("bootstrapped_dqn_heads.py", tmp_path)
+    torch.manual_seed(0)
+    before = original.BootstrappedQNetwork(n_actions=3, n_heads=5, feature_dim=16)
+    after = fixed.BootstrappedQNetwork(n_actions=3, n_heads=5, feature_dim=16)
+    frames = torch.randn(2, 4, 36, 36)
+    before(frames), after(frames)  # the lazy layer takes its shape
+    after.load_state_dict(before.state_dict())
+    assert list(after.state_dict()) == list(before.state_dict())
+    for head in (None, 3):  # all heads fused; one head through `self.heads[head]`, as written
+        outs = [model(frames, head) for model in (before, after)]
+        torch.testing.assert_close(outs[1], outs[0])
+    assert "self.heads[head](features)" in text
+
+
+def test_a_boolean_mask_beside_the_input_and_a_mean(tmp_path):
+    original, fixed, text = fixed_pair("sum_generator_with_mask.py", tmp_path)
+    torch.manual_seed(0)
+    before = original.ScorerEnsemble(d=8, n_scorers=4)
+    after = fixed.ScorerEnsemble(d=8, n_scorers=4)
+    after.load_state_dict(before.state_dict())
+    x, mask = torch.randn(3, 6, 8), torch.rand(3, 6) > 0.3
+    outs = [model(x, mask) for model in (before, after)]
+    torch.testing.assert_close(outs[1], outs[0])
+    for out in outs:
+        out.sum().backward()
+    torch.testing.assert_close(_grads(after.parameters()), _grads(before.parameters()))
+
+
+def test_one_optimizer_step_lands_on_the_same_weights(tmp_path):
+    original, fixed, _ = fixed_pair("dynamics_ensemble_add_module.py", tmp_path)
+    torch.manual_seed(0)
+    before = original.DynamicsEnsemble(state_dim=3, action_dim=2, ensemble_size=4)
+    after = fixed.DynamicsEnsemble(state_dim=3, action_dim=2, ensemble_size=4)
+    after.load_state_dict(before.state_dict())
+    inputs = torch.randn(4, 16, 5)
+    for model in (before, after):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        mean, log_var = model(inputs)
+        (mean.square().sum() + log_var.exp().sum()).backward()
+        optimizer.step()
+    for (name, p), (_, q) in zip(before.state_dict().items(), after.state_dict().items(), strict=True):
+        torch.testing.assert_close(q, p, msg=name)
