@@ -466,6 +466,19 @@ KEPT_SPECS = {
         [(6, 5), (6, 2)],
     ),
     "shared_layer_after_members.py": ("DraftHeads", dict(hidden=6, vocab=9, n_heads=3), [(4, 6)]),
+    "modulelist_subclass_critics.py": ("CriticEnsemble", dict(ensemble_size=3, obs_dim=5, act_dim=2), [(6, 5), (6, 2)]),
+    "numeric_feature_embeddings.py": ("NumericEmbeddings", dict(n_numeric=4, d_token=6), [(5, 4)]),
+    # Whole loop bodies: two collections into two preallocated outputs; a chain of three.
+    "decomposition_two_collections.py": (
+        "SeasonalTrend",
+        dict(seq_len=12, pred_len=4, n_series=3, per_series=True, kernel=5),
+        [(2, 3, 12)],
+    ),
+    "per_variable_head_chain.py": (
+        "PatchHead",
+        dict(individual=True, n_vars=3, d_flat=20, horizon=4),
+        [(2, 3, 5, 4)],
+    ),
 }
 BUILT_IN_TEST_CALL_TIME = {"agent_holds_critics.py", "sum_generator_with_mask.py"}
 

@@ -94,10 +94,15 @@ def placed(rule_fix, positions, place: Offsets, lines: list[str]) -> Fix:
             continue
         if not node_edit.before:
             content = _with_directives(content, node_edit.node, span, positions, place.newline)
+        start_column = span.start.column
+        if node_edit.content.startswith("\n") and not indent.strip():
+            # A blank line first: the replacement starts at the line's start, so that the
+            # blank line holds no indentation.
+            start_column, content = 0, place.newline + indent + content[len(place.newline) :].lstrip(" \t")
         last = span.start if node_edit.before else span.end  # an insertion ends where it starts
         edits.append(
             Edit(
-                place.offset(span.start.line, span.start.column),
+                place.offset(span.start.line, start_column),
                 place.offset(last.line, last.column),
                 content,
                 span.start.line,

@@ -29,21 +29,27 @@ from __future__ import annotations
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.context import Member
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import GROUP, SAME, SLICE
-from enslint.analysis.loops import MemberLoop
-from enslint.findings import Form, RuleFix
+from enslint.analysis.loops import MemberCall, MemberLoop
+from enslint.analysis.syntax import int_value, walk
+from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
+    SlicedInput,
     definition,
     find_site,
     per_member_code,
     render,
     site_edits,
+    slice_name,
     sliced_input,
+    sliced_tensor,
     unsafe_rewrite,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.helper_module import HelperHome
+from enslint.rewrites.loop_body import loop_body_code
 from enslint.rewrites.vmap_members import STATEFUL, vmap_obstacle
 
 HELPER = kinds.CALL_TIME_RUN
@@ -64,28 +70,25 @@ def call_time_fix(
     blocked = _loop_blocker(loop)
     if blocked is not None:
         return blocked
-    defined = definition(module, member.type_name.split("(")[0])
-    source = member.text + (module.code_for_node(defined) if defined else "")
-    if any(word in source for word in STATEFUL):
-        return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
-    obstacle = vmap_obstacle(member.type_name, module)
-    if obstacle is not None:
-        return f"torch.vmap cannot batch `{member.type_name}`: {obstacle}"
+    for collection, _ in loop.collections:
+        unbatchable = _unbatchable(collection.member, module)
+        if unbatchable is not None:
+            return unbatchable
     found = torch_name_for(imports)
     if found is None:
         return "`torch` names something else in this file"
-    site = find_site(loop, imports, wrapped=True)
+    site = find_site(loop, imports, wrapped=True) if len(loop.collections) == 1 else None
     if site is None:
-        return "the loop does more than collect each member's result"
+        return _whole_body(loop, module, imports, home, found)
     call = loop.calls[0]
-    if call.input not in (SAME, SLICE) or any(a.keyword or a.star for a in call.node.args):
-        return "the members are called with keyword or unpacked arguments"
+    if call.input not in (SAME, SLICE) or any(a.star for a in call.node.args):
+        return "the members are called with unpacked arguments"
 
     member_param = loop.member_var or "member"
     params, inputs, in_dims = [member_param], [], []
     replacements: dict[int, cst.CSTNode] = {id(call.node.func): cst.Name(member_param)}
     if call.input == SLICE:
-        sliced = sliced_input(loop, call)
+        sliced = sliced_input(loop, call) or _slice_inside(loop, call)
         if sliced is None:
             return "the member's input is not a plain slice of one tensor along a literal dim"
         params.append(sliced.name)
@@ -100,13 +103,16 @@ def call_time_fix(
 
     dims = f"({', '.join(in_dims)},)" if in_dims else "()"
     arguments = "".join(f", {t}" for t in inputs)
-    fused = f"{HELPER}({_members(loop)}, lambda {', '.join(params)}: {element}{arguments}, in_dims={dims})"
+    # A stack along dim d is vmap's own output dim: `out_dims=d`, not a movedim after.
+    out_axis = int_value(cst.parse_expression(site.dim)) if site.kind == "stack" and site.dim is not None else None
+    out = f", out_dims={out_axis}" if out_axis else ""
+    fused = f"{HELPER}({_members(loop)}, lambda {', '.join(params)}: {element}{arguments}, in_dims={dims}{out})"
     cat: tuple[int | None, str] = (None, "")
     if site.kind == "cat" and site.dim is not None:
         d = int(site.dim)
         axis = d if d >= 0 else d - 1
         cat = (d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})")
-    code = render(site, fused, 0, cat)
+    code = render(site, fused, out_axis or 0, cat)
     if code is None:
         return "the results are combined in a way the rewrite does not reproduce"
     torch_name, add_import = found
@@ -119,11 +125,58 @@ def call_time_fix(
     )
 
 
+def _whole_body(
+    loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None, found: tuple[str, bool]
+) -> RuleFix | str | None:
+    """The loop's whole body as one function run under vmap (loop_body.py)."""
+    made = loop_body_code(loop, imports)
+    if isinstance(made, str):
+        if len(loop.collections) > 1:
+            names = ", ".join(f"`{t}`" for _, t in loop.collections)
+            return f"the loop runs {len(loop.collections)} collections per member ({names}) and {made}"
+        return "the loop does more than collect each member's result"
+    (replaced, *consumers), code = made
+    edits = [NodeEdit(replaced, code), *(NodeEdit(node, name) for node, name in consumers)]
+    torch_name, add_import = found
+    message = (
+        f"Run the loop's body for all members at once with `{torch_name}.vmap`, their "
+        f"parameters stacked at each call with `{torch_name}.stack`"
+    )
+    return unsafe_rewrite(Form.CALL_TIME, message, edits, module, (HELPER,), torch_name, home, add_import, UNCHANGED)
+
+
+def _unbatchable(member: Member | None, module: cst.Module) -> str | None:
+    """Why torch.vmap cannot run these members, if something in their code says so."""
+    if member is None:
+        return "the members of one collection are not proven identical"
+    defined = definition(module, member.type_name.split("(")[0])
+    source = member.text + (module.code_for_node(defined) if defined else "")
+    if any(word in source for word in STATEFUL):
+        return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
+    obstacle = vmap_obstacle(member.type_name, module)
+    if obstacle is not None:
+        return f"torch.vmap cannot batch `{member.type_name}`: {obstacle}"
+    return None
+
+
+def _slice_inside(loop: MemberLoop, call: MemberCall) -> SlicedInput | None:
+    """The slice `x[:, :, i]` inside the member's argument (`x[:, :, i].unsqueeze(-1)`):
+    vmap hands each member its slice, and what the argument does to it stays per member."""
+    info = call.slice
+    if info is None or info.node is None or info.via not in ("index", "select") or not call.node.args:
+        return None
+    if not any(node is info.node for node in walk(call.node.args[0].value)):
+        return None
+    try:
+        dim = int(info.dim)
+    except (TypeError, ValueError):
+        return None
+    tensor = sliced_tensor(loop, info)
+    return None if tensor is None else SlicedInput(tensor, dim, info.node, slice_name(loop, tensor))
+
+
 def _loop_blocker(loop: MemberLoop) -> str | None:
     """What in the loop itself (not the members' storage) rules the rewrite out."""
-    if len(loop.collections) > 1:
-        names = ", ".join(f"`{t}`" for _, t in loop.collections)
-        return f"the loop runs {len(loop.collections)} collections per member ({names})"
     methods = sorted({call.method for call in loop.calls if call.method})
     if methods:
         return f"the members are called through `.{methods[0]}()`"

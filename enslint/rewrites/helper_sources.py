@@ -154,29 +154,32 @@ def {kinds.NESTED_HEAD_HOOK}(groups, heads):
 '''
 
 _VMAP_MEMBERS = f'''
-def {kinds.CALL_TIME_RUN}(members, function, *inputs, in_dims):
+def {kinds.CALL_TIME_RUN}(members, function, *inputs, in_dims, out_dims=0):
     """`function(member, *inputs)` for every member at once, under torch.vmap: `member`
-    runs one member, `inputs` are split along `in_dims`; results are stacked along dim
-    0. The members stay as they are: their parameters and buffers are stacked with
-    torch.stack on each call, so gradients reach every member's own parameters, and
-    checkpoints, optimizers and other code that uses the members keep working."""
-    members = list(members)
-    first = members[0]
-    tensors = {{
-        name: torch.stack([m.get_parameter(name) for m in members])
-        for name, _ in first.named_parameters()
-    }}
-    for name, _ in first.named_buffers():
-        tensors[name] = torch.stack([m.get_buffer(name) for m in members])
+    runs one member (`members` may zip several collections: then one member of each),
+    `inputs` are split along `in_dims`, results stacked along `out_dims`. The members
+    stay as they are: their parameters and buffers are stacked with torch.stack on each
+    call, so gradients reach every member's own parameters, and checkpoints, optimizers
+    and other code that uses the members keep working."""
+    rows = [row if isinstance(row, tuple) else (row,) for row in members]
+    stacked = []
+    for k, first in enumerate(rows[0]):
+        tensors = {{
+            name: torch.stack([row[k].get_parameter(name) for row in rows])
+            for name, _ in first.named_parameters()
+        }}
+        for name, _ in first.named_buffers():
+            tensors[name] = torch.stack([row[k].get_buffer(name) for row in rows])
+        stacked.append(tensors)
 
-    def one(tensors, *inputs):
-        def member(*args, **kwargs):
-            return torch.func.functional_call(first, tensors, args, kwargs)
+    def one(stacked, *inputs):
+        def runner(module, tensors):
+            return lambda *a, **kw: torch.func.functional_call(module, tensors, a, kw)
 
-        return function(member, *inputs)
+        return function(*map(runner, rows[0], stacked), *inputs)
 
-    run = torch.vmap(one, in_dims=(0, *in_dims), randomness="different")
-    return run(tensors, *inputs)
+    run = torch.vmap(one, in_dims=(0, *in_dims), out_dims=out_dims, randomness="different")
+    return run(stacked, *inputs)
 '''
 
 # name -> its definition, in the order a helper module lists them.
