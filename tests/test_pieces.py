@@ -42,13 +42,16 @@ def test_pieces_find_what_the_whole_file_finds(path, monkeypatch):
     assert check_bytes(job, data) == whole
 
 
-@pytest.mark.parametrize("project", ["projects", "rl_critics", "transformer_heads"])
+@pytest.mark.parametrize("project", ["rl_critics", "transformer_heads", "module_attributes"])
 def test_pieces_of_a_project_see_the_other_files(project, monkeypatch):
-    files = sorted((FIXTURES / project).rglob("*.py"))
+    folder = FIXTURES / "projects" / project
+    files = sorted(folder.rglob("*.py"))
+    assert files
     _whole(monkeypatch)
-    whole = run(make_jobs(files, Config(root=FIXTURES / project), FIXTURES, use_cache=False))
+    whole = run(make_jobs(files, Config(root=folder), FIXTURES, use_cache=False))
+    assert whole
     _cut_small(monkeypatch)
-    assert run(make_jobs(files, Config(root=FIXTURES / project), FIXTURES, use_cache=False)) == whole
+    assert run(make_jobs(files, Config(root=folder), FIXTURES, use_cache=False)) == whole
 
 
 # Classes that need other top-level statements: a helper function, a base class, a

@@ -374,14 +374,16 @@ def test_verify_sees_what_check_sees_in_a_project(monkeypatch):
     result, rows = verify("fixtures/projects", "--device", "cpu", *FAST)
     assert rows is not None, result.output
     by_class = {row["target"].split("::")[1]: row for row in rows}
-    assert set(by_class) == {"EnsembleCritic", "RegisteredTwin", "LabelHeads", "AveragedProbe"}
-    # Members built by a helper of another file, members passed in: stacked as built.
-    for name in ("LabelHeads", "EnsembleCritic"):
+    module_attributes = {"Ensemble", "CriticBank", "Voters", "HeadSet", "PerChannel"}
+    assert set(by_class) == {"EnsembleCritic", "RegisteredTwin", "LabelHeads", "AveragedProbe", *module_attributes}
+    # Members built by a helper of another file, members passed in (built where the call
+    # site is, reached through an imported name or a module attribute): stacked as built.
+    for name in ("LabelHeads", "EnsembleCritic", *(module_attributes - {"PerChannel"})):
         assert by_class[name]["status"] == "equivalent", by_class[name]
         assert [c["form"] for c in by_class[name]["candidates"]] == ["vmap"]
     # A plain list registered with setattr, a parent's collection: the members are kept,
     # the loop alone rewritten.
-    for name in ("RegisteredTwin", "AveragedProbe"):
+    for name in ("RegisteredTwin", "AveragedProbe", "PerChannel"):
         assert by_class[name]["status"] == "equivalent", by_class[name]
         assert [c["form"] for c in by_class[name]["candidates"]] == ["call-time vmap"]
 

@@ -490,13 +490,19 @@ def _names_for(caller: FileContext, cls: ClassInfo, holder: FileContext) -> set[
     """The names `caller` calls `cls` by."""
     if caller is holder:
         return {cls.name}
+    candidates = {local for local, qualified in caller.imports.bindings.items() if qualified.split(".")[-1] == cls.name}
+    # Through a module attribute: `layers.Ensemble(...)` after `from pkg import layers`,
+    # `L.Ensemble` after `import pkg.layers as L`, `pkg.layers.Ensemble` after `import pkg.layers`.
+    source = caller.source if caller.source is not None else caller.module.code
+    for match in re.finditer(rf"\b((?:[A-Za-z_]\w*\s*\.\s*)+){re.escape(cls.name)}\s*\(", source):
+        dotted = re.sub(r"\s+", "", match.group(1)) + cls.name
+        if dotted.partition(".")[0] in caller.imports.bindings:
+            candidates.add(dotted)
     names = set()
-    for local, qualified in caller.imports.bindings.items():
-        if qualified.split(".")[-1] != cls.name:
-            continue
-        symbol = caller.resolve(cst.Name(local))
+    for name in candidates:
+        symbol = caller.resolve(cst.parse_expression(name))
         if symbol is not None and symbol.path == holder.path and symbol.name == cls.name:
-            names.add(local)
+            names.add(name)
     return names
 
 
