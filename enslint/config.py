@@ -7,6 +7,7 @@ exits 2.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,14 @@ def _did_you_mean(word: str, known: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _line(path: Path, number: int) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
 def _read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -133,7 +142,11 @@ def _read_toml(path: Path) -> dict:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read: {error}") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+        at = re.search(r"at line (\d+)", str(error))  # TOMLDecodeError.lineno is 3.14's
+        hint = ""
+        if at and re.search(r"=\s*\.\.\.|\.\.\.\s*\]", _line(path, int(at.group(1)))):
+            hint = ": replace the ... that enslint verify left for you to fill in"
+        raise ConfigError(f"{path}: invalid TOML: {error}{hint}") from None
     except RecursionError:
         raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
 

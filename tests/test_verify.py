@@ -55,7 +55,7 @@ def fixtures_with_fixes() -> set[str]:
 # what verify says of each.
 BUILT_ELSEWHERE = {
     "agent_holds_critics.py": "SACAgent is not an nn.Module class",
-    "sum_generator_with_mask.py": "add init",  # its mask is boolean: tables give float inputs
+    "sum_generator_with_mask.py": "needs init",  # its mask is boolean: tables give float inputs
 }
 
 
@@ -140,15 +140,102 @@ def test_defaults_and_an_inferred_input_need_no_config(project):
     assert rows[0]["status"] == "equivalent"
 
 
-def test_missing_config_says_which_key_to_add(project):
-    (project / "heads.py").write_text(CONTROL_FLOW.replace("hidden: int = 8, n_heads: int = 3", "hidden, n_heads"))
-    result = CliRunner().invoke(main, ["verify", "heads.py::GatedHeads", "--device", "cpu", "--min-time", "0.001"])
-    assert result.exit_code == 2
-    assert (
-        'add init = { hidden = ..., n_heads = ... } to [tool.enslint.verify."GatedHeads"] in pyproject.toml'
-        in result.output
+MEMBER_CONFIG = """
+import torch
+from torch import nn
+
+
+class Critics(nn.Module):
+    def __init__(self, obs_dim: int, act_dim, n: int = 3, hidden=(8, 8), scale: float = 1.0, act=nn.ReLU, norm=None):
+        super().__init__()
+        self.scale = scale
+        self.qs = nn.ModuleList(
+            [nn.Sequential(nn.Linear(obs_dim + act_dim, hidden[0]), act(), nn.Linear(hidden[1], 1)) for _ in range(n)]
+        )
+
+    def forward(self, obs, act, mask=None):
+        x = torch.cat([obs, act], dim=-1)
+        return torch.stack([q(x) for q in self.qs]) * self.scale
+"""
+
+
+def test_missing_config_is_asked_at_once_with_a_table_to_paste(project):
+    """Every missing key in one message; the table pasted, its ... filled in, verifies."""
+    (project / "critics.py").write_text(MEMBER_CONFIG)
+    (project / "pyproject.toml").write_text('[project]\nname = "critics"\n')
+    result, rows = verify("critics.py", "--device", "cpu", *FAST)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (row,) = rows
+    assert row["status"] == (
+        "error: [tool.enslint.verify.Critics] needs init (obs_dim, act_dim have no value) and inputs "
+        "(one shape per argument: obs, act): add this to pyproject.toml and replace each ..."
     )
-    assert "Traceback" not in result.output
+    table = row["config_table"]
+    assert table.splitlines() == [
+        "[tool.enslint.verify.Critics]",
+        "inputs = [[32, ...], [32, ...]]  # forward(obs, act): one shape per argument, batch first",
+        "",
+        "[tool.enslint.verify.Critics.init]",
+        "obs_dim = ...  # required: int",
+        "act_dim = ...  # required",
+        "n = 3  # default",
+        "hidden = [8, 8]  # default",
+        "scale = 1.0  # default",
+        '# act: default nn.ReLU; another value is written act = "=nn.ReLU"',
+        "# norm: default None",
+    ]
+    terminal = CliRunner().invoke(
+        main, ["verify", "critics.py", "--device", "cpu", "--format", "text", "--min-time", "0.001"]
+    )
+    assert table in terminal.output  # printed whole, ready to paste
+
+    # Pasted as it is: the ... are refused at their line, with what to do.
+    with (project / "pyproject.toml").open("a") as config:
+        config.write("\n" + table + "\n")
+    result, _ = verify("critics.py", "--device", "cpu", *FAST)
+    assert result.exit_code == 2
+    assert "line 5" in result.output and "replace the ... that enslint verify left for you to fill in" in result.output
+
+    filled = table.replace("[[32, ...], [32, ...]]", "[[32, 5], [32, 2]]")
+    filled = filled.replace("obs_dim = ...", "obs_dim = 5").replace("act_dim = ...", "act_dim = 2")
+    (project / "pyproject.toml").write_text('[project]\nname = "critics"\n\n' + filled + "\n")
+    result, rows = verify("critics.py", "--device", "cpu", *FAST)
+    assert result.exit_code == 0, result.output
+    assert rows[0]["status"] == "equivalent"
+
+
+def test_a_partial_init_is_asked_for_what_it_lacks(project):
+    (project / "critics.py").write_text(MEMBER_CONFIG)
+    (project / "pyproject.toml").write_text(
+        "[tool.enslint.verify.Critics]\ninit = { obs_dim = 5, n = 4 }\ninputs = [[8, 5], [8, 2]]\n"
+    )
+    result, rows = verify("critics.py", "--device", "cpu", *FAST)
+    assert result.exit_code == 2
+    assert "needs init (act_dim has no value)" in rows[0]["status"] and "inputs" not in rows[0]["status"]
+    lines = rows[0]["config_table"].splitlines()
+    assert "obs_dim = 5" in lines and "n = 4" in lines and "act_dim = ...  # required" in lines
+
+
+def test_uninferable_inputs_alone_are_asked_for(project):
+    (project / "critics.py").write_text(MEMBER_CONFIG)
+    (project / "pyproject.toml").write_text("[tool.enslint.verify.Critics]\ninit = { obs_dim = 5, act_dim = 2 }\n")
+    result, rows = verify("critics.py", "--device", "cpu", *FAST)
+    assert result.exit_code == 2
+    assert rows[0]["status"].startswith(
+        "error: [tool.enslint.verify.Critics] needs inputs (one shape per argument: obs, act)"
+    )
+    assert rows[0]["config_table"].splitlines()[1].startswith("inputs = [[32, ...], [32, ...]]")
+    assert ".init]" not in rows[0]["config_table"]
+
+
+def test_a_missing_dependency_of_the_project_is_not_a_config_question(project):
+    (project / "agent.py").write_text("import enslint_missing_dependency.infos\n" + CONTROL_FLOW)
+    result, rows = verify("agent.py", "--device", "cpu", *FAST)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    status = rows[0]["status"]
+    assert "needs 'enslint_missing_dependency', which is not installed in this environment" in status
+    assert "(imported at agent.py:1)" in status and "the configuration is not the problem" in status
+    assert rows[0]["config_table"] == ""
 
 
 def test_one_failing_class_does_not_stop_the_others(project):

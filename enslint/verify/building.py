@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from enslint.config import Config, VerifySpec
+from enslint.verify import questions
 from enslint.verify.targets import Target
 
 _serial = count()
@@ -34,7 +35,11 @@ class SetupError(Exception):
 
 
 class NeedsConfig(SetupError):
-    """A key must be added to [tool.enslint.verify."Class"]."""
+    """Keys must be added to [tool.enslint.verify."Class"]; `table` is ready to paste."""
+
+    def __init__(self, message: str, table: str = "") -> None:
+        super().__init__(message)
+        self.table = table
 
 
 @dataclass
@@ -151,7 +156,7 @@ def spec_for(target: Target, config: Config) -> tuple[str, VerifySpec]:
     return "defaults", VerifySpec()
 
 
-def _init_kwargs(cls: type, spec: VerifySpec, spec_name: str, target: Target) -> dict:
+def _init_kwargs(spec: VerifySpec) -> dict:
     kwargs = {}
     for key, value in (spec.init or {}).items():
         # "=expr": a Python expression, for arguments TOML cannot spell (a module, a config).
@@ -163,25 +168,12 @@ def _init_kwargs(cls: type, spec: VerifySpec, spec_name: str, target: Target) ->
                     f"init.{key}: cannot evaluate {value[1:]!r}: {type(error).__name__}: {error}"
                 ) from None
         kwargs[key] = value
-    if spec.init is None:
-        signature = inspect.signature(cls.__init__)
-        required = [
-            p.name
-            for p in list(signature.parameters.values())[1:]
-            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
-        if required:
-            example = ", ".join(f"{name} = ..." for name in required)
-            raise NeedsConfig(
-                f'add init = {{ {example} }} to [tool.enslint.verify."{target.class_name}"] in pyproject.toml '
-                f"({target.class_name}.__init__ has no defaults for {', '.join(required)})"
-            )
     return kwargs
 
 
-def _inferred_shapes(model: torch.nn.Module, method: str, target: Target) -> list[tuple[int, ...]]:
+def _inferred_shapes(model: torch.nn.Module, method: str) -> list[tuple[int, ...]] | None:
     """The inputs when unambiguous: one tensor argument, and a first layer that is an
-    nn.Linear, so a 2-D input (batch, in_features)."""
+    nn.Linear, so a 2-D input (batch, in_features); None otherwise."""
     parameters = [
         p
         for p in inspect.signature(getattr(model, method)).parameters.values()
@@ -190,30 +182,40 @@ def _inferred_shapes(model: torch.nn.Module, method: str, target: Target) -> lis
     first = next((m for m in model.modules() if m is not model and not list(m.children())), None)
     if len(parameters) == 1 and isinstance(first, torch.nn.Linear):
         return [(32, first.in_features)]
-    raise NeedsConfig(
-        f"add inputs = [[batch, ...]] (one shape per argument of {method}) to "
-        f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml (the input shapes cannot be inferred)'
-    )
+    return None
+
+
+def _ask(cls: type, target: Target, method: str, spec: VerifySpec, ask_init: bool, ask_inputs: bool) -> None:
+    """Raise NeedsConfig naming every key still missing, if any is."""
+    found = questions.ask(cls, target.class_name, method, spec.init, ask_init, ask_inputs)
+    if found:
+        raise NeedsConfig(found.summary(), found.table())
 
 
 def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> Pair:
     """The original on the CPU in float32, with what it takes to build a rewrite of it."""
     spec_name, spec = spec_for(target, config)
     original_cls = load_original(target)
-    kwargs = lambda: _init_kwargs(original_cls, spec, spec_name, target)  # noqa: E731
+    kwargs = lambda: _init_kwargs(spec)  # noqa: E731
     method = spec.method or target.method or "forward"
+    if not callable(getattr(original_cls, method, None)):
+        raise NeedsConfig(
+            f'{target.class_name} has no method {method!r}: add method = "..." to '
+            f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml'
+        )
+    # Every key that is missing, in one question: the inputs cannot be inferred before the
+    # class is built, so while init is missing they are asked for too.
+    if questions.required_init(original_cls, spec.init):
+        _ask(original_cls, target, method, spec, ask_init=True, ask_inputs=spec.inputs is None)
     torch.manual_seed(seed)
     arguments = kwargs()
     try:
         original = original_cls(**arguments)
     except TypeError as error:
         raise SetupError(f"{target.class_name}({', '.join(arguments)}): {error}") from None
-    if not callable(getattr(original, method, None)):
-        raise NeedsConfig(
-            f'{target.class_name} has no method {method!r}: add method = "..." to '
-            f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml'
-        )
-    shapes = list(spec.inputs) if spec.inputs is not None else _inferred_shapes(original, method, target)
+    shapes = list(spec.inputs) if spec.inputs is not None else _inferred_shapes(original, method)
+    if shapes is None:
+        _ask(original_cls, target, method, spec, ask_init=False, ask_inputs=True)
     if batch is not None:
         shapes = [(batch, *shape[1:]) for shape in shapes]
     return Pair(original, method, shapes, spec_name, target, kwargs, seed)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import re
 import sys
+import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -86,6 +88,7 @@ class Row:
     notes: list[str] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
     recommendation: str = ""  # a candidate's form, KEEP_LOOP or NO_CLEAR
+    config_table: str = ""  # needs config: the [tool.enslint.verify."Class"] table to paste
 
     @property
     def preferred(self) -> Trial | None:
@@ -284,6 +287,7 @@ def run(targets: list[Target], config: Config, options: Options, progress) -> li
                 target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {error}"
             )
             row.notes.append("needs config")
+            row.config_table = error.table
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             row = Row(
@@ -298,6 +302,8 @@ def run(targets: list[Target], config: Config, options: Options, progress) -> li
                 dtype=options.dtype,
                 status=f"error: {type(error).__name__}: {shorten(text, 200)}",
             )
+            if isinstance(error, ModuleNotFoundError) and error.name:
+                row.status = f"error: {missing_dependency(error, target)}"
             if isinstance(error, TypeError) and "required positional argument" in text:
                 # The method takes more inputs than were configured (or inferred).
                 row.status = (
@@ -307,6 +313,26 @@ def run(targets: list[Target], config: Config, options: Options, progress) -> li
                 row.notes.append("needs config")
         rows.append(row)
     return rows
+
+
+def missing_dependency(error: ModuleNotFoundError, target: Target) -> str:
+    """A module the project imports is not installed here: the environment's problem, not
+    the configuration's, said with the line of the project that imports it."""
+    where = ""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if "importlib" not in f.filename and not f.filename.startswith("<")]
+    if own:
+        frame = own[-1]
+        try:
+            shown = Path(frame.filename).resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            shown = Path(frame.filename)
+        where = f" (imported at {shown.as_posix()}:{frame.lineno})"
+    # Not "pip install NAME": a module's distribution is often named otherwise (cv2, sklearn).
+    return (
+        f"{target.class_name}'s code needs {error.name!r}, which is not installed in this environment{where}: "
+        "install the project's own dependencies and run verify again; the configuration is not the problem"
+    )
 
 
 def exit_code(rows: list[Row]) -> int:
@@ -394,6 +420,8 @@ def terminal_table(rows: list[Row]) -> str:
                 for note in [row.status if status != row.status else "", *row.notes]
                 if note and note != "needs config"
             ]
+            if row.config_table:
+                notes += ["", row.config_table, ""]
         for i, trial in enumerate(row.trials):
             first = i == 0
             lines.append(
@@ -480,6 +508,8 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         notes += [f"{row.target}: {note}" for note in row.notes if note != "needs config"]
+        if row.config_table:
+            notes += ["", f"{row.target}: {row.status}", "", "```toml", row.config_table, "```"]
     lines += [""] + _legend(rows)
     if any(t.eager_counted for row in rows for t in row.trials):
         lines.append(
