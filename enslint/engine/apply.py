@@ -19,6 +19,7 @@ class Applied:
     applied: int
     skipped: int  # fixes left out because they overlap one applied before them
     taken: tuple[Fix, ...] = ()  # the fixes applied
+    written: tuple[tuple[int, int], ...] = ()  # where the edits' contents lie in `text`
 
 
 def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
@@ -45,12 +46,16 @@ def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
         chosen.extend(new)
         taken_fixes.append(fix)
     parts: list[str] = []
-    position = 0
+    written: list[tuple[int, int]] = []
+    position = length = 0
     for edit in sorted(chosen, key=lambda e: (e.start, e.end)):
+        length += edit.start - position
         parts += [text[position : edit.start], edit.content]
+        written.append((length, length + len(edit.content)))
+        length += len(edit.content)
         position = edit.end
     parts.append(text[position:])
-    return Applied("".join(parts), len(taken_fixes), skipped, tuple(taken_fixes))
+    return Applied("".join(parts), len(taken_fixes), skipped, tuple(taken_fixes), tuple(written))
 
 
 def _overlaps_taken(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from enslint.checking import FileJob, crashed_outcome
 from enslint.engine import transaction
 from enslint.engine.helper_writes import HelperModules
-from enslint.rewrites.helper_module import HelperModuleError
 from enslint.findings import Diagnostic, Fix
+from enslint.rewrites.helper_module import HelperModuleError
 from enslint.runner import map_jobs
 
 Notify = Callable[[str], None]

@@ -14,7 +14,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from enslint.engine.line_length import style_for
 from enslint.engine.transaction import diff_label
+from enslint.engine.wrapping import wrap_written
 from enslint.rewrites.helper_module import HelperModuleError, defined_names, module_text
 
 
@@ -96,9 +98,12 @@ _ATTEMPTS = 5
 def _with_names(path: str, before: str | None, names: set[str]) -> str:
     """The module's text `before` (None: new) holding `names`, its path in any error."""
     try:
-        return module_text(before, names)
+        text = module_text(before, names)
     except HelperModuleError as error:
         raise HelperModuleError(f"{_shown(path)}: {error}") from None
+    kept = len(before.rstrip("\n")) if before is not None else 0
+    style = style_for(path)  # what is added, to the line length of the project's formatter
+    return wrap_written(text, ((kept, len(text)),), style.width, style.black)
 
 
 def _write(change: HelperChange) -> bool:

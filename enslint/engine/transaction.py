@@ -1,8 +1,8 @@
 """`--fix` and `--diff`: apply fixes to files as one transaction per file.
 
-For each file: check, apply the applicable fixes (edits.py), check the result
-again and repeat while fixes remain (a fix skipped for overlapping another is taken on a
-later pass). The new text must parse, with libcst and with Python's own parser, before
+For each file: check, apply the applicable fixes (apply.py), wrap what they wrote to
+the project's line length (wrapping.py), check the result again and repeat while fixes
+remain (a fix skipped for overlapping another is taken on a later pass). The new text must parse, with libcst and with Python's own parser, before
 anything is written; it is written to a temporary file beside the original and renamed
 over it, keeping the file's encoding, line endings and permissions. A file that cannot
 be decoded or parsed is never touched, nor is a `# noqa` site (its finding carries no fix).
@@ -20,6 +20,8 @@ from pathlib import Path
 
 from enslint.checking import FileJob, check_bytes, check_file
 from enslint.engine.apply import apply_fixes
+from enslint.engine.line_length import style_for
+from enslint.engine.wrapping import wrap_written
 from enslint.findings import PARSE_ERROR, Diagnostic, Fix
 from enslint.parsing import analysed_deep, as_libcst_reads, python_check
 from enslint.source import detect_encoding, read_source
@@ -119,14 +121,16 @@ def fix_file(
         outcome.remaining = diagnostics
         return outcome
     outcome.before = outcome.after = text
+    style = style_for(job.filename)  # the line length the project's formatter keeps to
     for _ in range(MAX_PASSES):
         applicable = [f for d in diagnostics if (f := choose(d)) is not None]
         if not applicable:
             break
         result = apply_fixes(text, applicable)
-        problem = _parses(result.text)
+        fixed_text = wrap_written(result.text, result.written, style.width, style.black)
+        problem = _parses(fixed_text)
         if problem is None:
-            checked = check_bytes(job, result.text.encode(encoding))
+            checked = check_bytes(job, fixed_text.encode(encoding))
             problem = _unparsed(checked) if not _unparsed(diagnostics) else None
         if problem is not None:
             outcome.error = f"the fixes would not parse ({problem}); file left unchanged"
@@ -134,7 +138,7 @@ def fix_file(
             outcome.remaining = initial
             outcome.helpers = {}
             return outcome
-        text = result.text
+        text = fixed_text
         outcome.fixed += result.applied
         for fix in result.taken:
             if fix.helpers is not None:

@@ -164,7 +164,7 @@ def grouped_heads_fix(
     parameter = f"{nn}.Parameter"
     init_lines = "\n".join(
         [
-            f"# {groups} groups of {heads} `{func}` heads as one (groups, in, heads * out) weight: one baddbmm for all",
+            f"# {groups} x {heads} `{func}` heads in one weight (groups, in, heads * out)",
             f"{init_self}.{attr}_heads = {heads}",
             f"{init_self}.{attr}_weight = {parameter}({torch_name}.empty({groups}, {head.in_size}, {heads} * {head.out_size}))",
             f"{init_self}.{attr}_bias = {parameter}({torch_name}.empty({groups}, 1, {heads} * {head.out_size}))",
@@ -184,7 +184,7 @@ def grouped_heads_fix(
     combined = None if consumer is None else combined_over_first(consumer[1], consumer[2], per_group)
     forward_lines = "\n".join(
         [
-            "# every head of every group in one batched matmul: (groups, batch, in) @ (groups, in, heads * out)",
+            "# all heads in one baddbmm: (groups, batch, in) @ (groups, in, heads * out)",
             f"{moved} = {tensor}.movedim({dim}, 0)",
             f"fused = {torch_name}.baddbmm({self_name}.{attr}_bias, {moved}.flatten(1, -2), {self_name}.{attr}_weight).unflatten(1, {moved}.shape[1:-1])",
             f"{groups_name} = {combined}" if combined else f"{groups_name} = list({per_group}.unbind(0))",

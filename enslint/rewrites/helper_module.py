@@ -29,8 +29,8 @@ from enslint.rewrites.helper_sources import SOURCES, source
 
 _HEADER = '''"""Helpers for the fused ensembles enslint wrote into this package.
 
-The rewritten modules import them from here; `enslint check --fix` adds what a new
-rewrite needs and leaves the rest of this file as it is.
+The rewritten modules import them from here; `enslint check --fix` adds what a
+new rewrite needs and leaves the rest of this file as it is.
 """
 
 import torch

@@ -3,8 +3,10 @@
 Each helper is written once per package, in the package's helper module
 (`helper_module.py` says where and how a rewritten file imports it); only a text with no
 file to put it beside (standard input) gets the definition in the text itself. They are
-written here as the helper module holds them: with `import torch` at its top, lines
-within 88 characters, so that a formatter run after enslint changes nothing.
+written here as the helper module holds them, with `import torch` at its top; their
+docstrings fit PEP 8's 79 columns, and the engine wraps their code and comments to the
+project's line length as they are written (engine/wrapping.py), so that a formatter run
+after enslint changes nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from enslint.analysis import kinds
 
 _STACKED_MEMBERS = f'''
 class {kinds.STACKED_MEMBERS}(torch.nn.Module):
-    """Identical ensemble members held as one tensor per parameter and buffer (member
-    axis first) and run all at once with torch.vmap over torch.func.functional_call:
-    one batched op per layer instead of one op per member. Checkpoints saved from the
-    nn.ModuleList it replaces (keys `{{i}}.{{name}}`) still load; an optimizer's state
-    saved for the members' parameters does not carry over."""
+    """Identical ensemble members held as one tensor per parameter and buffer
+    (member axis first) and run all at once with torch.vmap over
+    torch.func.functional_call: one batched op per layer instead of one op per
+    member. Checkpoints saved from the nn.ModuleList it replaces (keys
+    `{{i}}.{{name}}`) still load; an optimizer's state saved for the members'
+    parameters does not carry over."""
 
     def __init__(self, members):
         super().__init__()
@@ -34,14 +37,15 @@ class {kinds.STACKED_MEMBERS}(torch.nn.Module):
             self.register_buffer(self.names[name], value, persistent=name in saved)
         # The members' code without their tensors, which functional_call supplies: a
         # copy (the caller may hold the members), in a list so that it is not registered.
-        import copy  # here, so that the definition stands wherever it is written
+        import copy  # here: the definition stands wherever it is written
 
         self.template = [copy.deepcopy(members[0]).to("meta")]
         self.register_load_state_dict_pre_hook({kinds.STACKED_MEMBERS}._load_member_keys)
 
     def vmap(self, function, *inputs, in_dims):
-        """`function(member, *inputs)` for every member at once: `member` runs one
-        member, `inputs` are split along `in_dims`; results are stacked along dim 0."""
+        """`function(member, *inputs)` for every member at once: `member` runs
+        one member, `inputs` are split along `in_dims`; results are stacked
+        along dim 0."""
         tensors = {{name: getattr(self, attr) for name, attr in self.names.items()}}
         self.template[0].train(self.training)  # dropout and the like follow train()
 
@@ -64,10 +68,10 @@ class {kinds.STACKED_MEMBERS}(torch.nn.Module):
 
 _RUN_STACKED_MLP = f'''
 def {kinds.STACKED_MEMBER_RUN}(x, member_dim, weights, biases, activations):
-    """Every member of a stacked MLP ensemble at once: `x` (..., in) is the input every
-    member reads or, with `member_dim`, holds each member's own slice along that dim.
-    Layer k is one batched matmul over weights (members, in, out); returns
-    (members, ..., out)."""
+    """Every member of a stacked MLP ensemble at once: `x` (..., in) is the
+    input every member reads or, with `member_dim`, holds each member's own
+    slice along that dim. Layer k is one batched matmul over weights (members,
+    in, out); returns (members, ..., out)."""
     count = weights[0].shape[0]
     if member_dim is None:
         h = x.reshape(1, -1, x.shape[-1]).expand(count, -1, -1)
@@ -83,15 +87,13 @@ def {kinds.STACKED_MEMBER_RUN}(x, member_dim, weights, biases, activations):
 
 _STACKED_MLP_HOOK = f'''
 def {kinds.STACKED_MEMBER_HOOK}(attr, count, layers):
-    """Load checkpoints saved before enslint stacked `count` MLP members: the weight of
-    member i's layer `layers[k]` becomes `attr_weights.k[i]`, transposed. Only the
-    state_dict is migrated: an optimizer's saved state does not carry over."""
+    """Load checkpoints saved before enslint stacked `count` MLP members: the
+    weight of member i's layer `layers[k]` becomes `attr_weights.k[i]`,
+    transposed. Only the state_dict is migrated: an optimizer's saved state
+    does not carry over."""
 
     def hook(module, state_dict, prefix, *args):
-        old = [
-            [f"{{prefix}}{{attr}}.{{i}}" + (f".{{layer}}" if layer != "" else "") for i in range(count)]
-            for layer in layers
-        ]
+        old = [[f"{{prefix}}{{attr}}.{{i}}" + (f".{{layer}}" if layer != "" else "") for i in range(count)] for layer in layers]
         if all(f"{{key}}.weight" in state_dict for row in old for key in row):
             for k, row in enumerate(old):
                 weights = [state_dict.pop(f"{{key}}.weight").T for key in row]
@@ -104,10 +106,10 @@ def {kinds.STACKED_MEMBER_HOOK}(attr, count, layers):
 
 _WIDE_LAYER_HOOK = f'''
 def {kinds.PER_HEAD_HOOK}(count, keys=None):
-    """Load checkpoints saved before enslint fused `count` heads (named by position, or
-    by `keys` for an nn.ModuleDict) into one wide layer: head i's weight and bias rows
-    follow head i-1's. Only the state_dict is migrated: an optimizer's saved state does
-    not carry over."""
+    """Load checkpoints saved before enslint fused `count` heads (named by
+    position, or by `keys` for an nn.ModuleDict) into one wide layer: head i's
+    weight and bias rows follow head i-1's. Only the state_dict is migrated: an
+    optimizer's saved state does not carry over."""
 
     def hook(module, state_dict, prefix, *args):
         for name in ("weight", "bias"):
@@ -121,10 +123,10 @@ def {kinds.PER_HEAD_HOOK}(count, keys=None):
 
 _GROUPED_HEADS_HOOK = f'''
 def {kinds.GROUPED_HEAD_HOOK}(attr, groups, heads):
-    """Load checkpoints saved before enslint fused `groups` x `heads` nn.Linear heads
-    (`attr.g.h.weight`, `attr.g.h.bias`) into `attr_weight` (groups, in, heads * out)
-    and `attr_bias` (groups, 1, heads * out). Only the state_dict is migrated: an
-    optimizer's saved state does not carry over."""
+    """Load checkpoints saved before enslint fused `groups` x `heads` nn.Linear
+    heads (`attr.g.h.weight`, `attr.g.h.bias`) into `attr_weight` (groups, in,
+    heads * out) and `attr_bias` (groups, 1, heads * out). Only the state_dict
+    is migrated: an optimizer's saved state does not carry over."""
 
     def hook(module, state_dict, prefix, *args):
         old = f"{{prefix}}{{attr}}"
@@ -140,9 +142,10 @@ def {kinds.GROUPED_HEAD_HOOK}(attr, groups, heads):
 
 _NESTED_HEADS_HOOK = f'''
 def {kinds.NESTED_HEAD_HOOK}(groups, heads):
-    """Load checkpoints saved before enslint fused `groups` x `heads` heads on one input
-    into one wide layer: head (g, h)'s weight and bias rows follow head (g, h - 1)'s.
-    Only the state_dict is migrated: an optimizer's saved state does not carry over."""
+    """Load checkpoints saved before enslint fused `groups` x `heads` heads on
+    one input into one wide layer: head (g, h)'s weight and bias rows follow
+    head (g, h - 1)'s. Only the state_dict is migrated: an optimizer's saved
+    state does not carry over."""
 
     def hook(module, state_dict, prefix, *args):
         for name in ("weight", "bias"):
@@ -155,12 +158,13 @@ def {kinds.NESTED_HEAD_HOOK}(groups, heads):
 
 _VMAP_MEMBERS = f'''
 def {kinds.CALL_TIME_RUN}(members, function, *inputs, in_dims, out_dims=0):
-    """`function(member, *inputs)` for every member at once, under torch.vmap: `member`
-    runs one member (`members` may zip several collections: then one member of each),
-    `inputs` are split along `in_dims`, results stacked along `out_dims`. The members
-    stay as they are: their parameters and buffers are stacked with torch.stack on each
-    call, so gradients reach every member's own parameters, and checkpoints, optimizers
-    and other code that uses the members keep working."""
+    """`function(member, *inputs)` for every member at once, under torch.vmap:
+    `member` runs one member (`members` may zip several collections: then one
+    member of each), `inputs` are split along `in_dims`, results stacked along
+    `out_dims`. The members stay as they are: their parameters and buffers are
+    stacked with torch.stack on each call, so gradients reach every member's
+    own parameters, and checkpoints, optimizers and other code that uses the
+    members keep working."""
     rows = [row if isinstance(row, tuple) else (row,) for row in members]
     stacked = []
     for k, first in enumerate(rows[0]):
@@ -195,7 +199,8 @@ SOURCES: dict[str, str] = {
 
 
 def source(name: str, torch_name: str = "torch") -> str:
-    """Helper `name`'s definition, calling torch by `torch_name` (a file's own alias)."""
+    """Helper `name`'s definition, calling torch by `torch_name` (a file's own
+    alias)."""
     text = SOURCES[name].strip("\n") + "\n"
     if torch_name != "torch":
         text = re.sub(r"\btorch\.", f"{torch_name}.", text)

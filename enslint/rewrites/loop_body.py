@@ -115,7 +115,7 @@ def loop_body_code(loop: MemberLoop, imports: ImportTable) -> tuple[list, str] |
             last, target, dim = folded
             targets.append(target)
             out_dims.append(dim)
-            return [(first, last)], _render(loop, body, targets, out_dims, False, _opens_block(block, first))
+            return [(first, last)], _render(loop, body, targets, out_dims, False, _opens_body(index, block, first))
         found = direct_consumer(method, node, listed, imports)
         if found is not None and found[1] == "stack" and found[2] is not None:
             consumers.append((found[0], listed))
@@ -127,7 +127,7 @@ def loop_body_code(loop: MemberLoop, imports: ImportTable) -> tuple[list, str] |
             as_list = True
         else:
             return f"`{listed}` is not only stacked after the loop"
-    code = _render(loop, body, targets, out_dims, as_list, _opens_block(block, first))
+    code = _render(loop, body, targets, out_dims, as_list, _opens_body(index, block, first))
     replaced = (first, node) if first is not node else node
     return [replaced, *consumers], code
 
@@ -356,8 +356,14 @@ def _fresh(name: str, taken: set[str]) -> str:
     return name
 
 
-def _opens_block(block: list, statement: cst.CSTNode) -> bool:
-    return sibling(block, statement, -1) is None
+def _opens_body(index: NodeIndex, block: list, statement: cst.CSTNode) -> bool:
+    """Whether `statement` is the first of a function's body: the one place a nested
+    definition has no blank line before it (ruff's and black's formatters add one at the
+    start of an `if` or `for` block too)."""
+    if sibling(block, statement, -1) is not None:
+        return False
+    owner = index.parent(index.parent(statement))
+    return isinstance(owner, (cst.FunctionDef, cst.ClassDef))
 
 
 def _render(
@@ -365,7 +371,7 @@ def _render(
 ) -> str:
     params = [*body.members.values(), *body.slices.values()]
     function = _fresh(FUNCTION, set(loop.method_names) | set(params))
-    # PEP 8: a blank line before a nested definition that follows other statements.
+    # PEP 8: a blank line before a nested definition, but at the start of a function.
     lines = [*([] if opens_block else [""]), f"def {function}({', '.join(params)}):"]
     lines += [f"    {_line(s)}" for s in body.statements]
     lines.append(f"    return {', '.join(code_of(o.value) for o in body.outputs)}")

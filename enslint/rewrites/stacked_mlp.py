@@ -37,12 +37,12 @@ from enslint.rewrites.common import (
     building_statements,
     definition,
     find_site,
+    nn_name,
     per_member_code,
     render,
     single_statement,
     site_edits,
     sliced_input,
-    nn_name,
     unsafe_rewrite,
     used_only_by,
 )
@@ -392,17 +392,18 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports, home: HelperH
 
     size = collection.size
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
-    weights = ",\n".join(
-        f"    {nn}.Parameter({torch_name}.empty({size}, {layer.in_size}, {layer.out_size}))" for layer in plan
+    # One line each: the engine wraps them to the project's line length as its formatter would.
+    weights = ", ".join(
+        f"{nn}.Parameter({torch_name}.empty({size}, {layer.in_size}, {layer.out_size}))" for layer in plan
     )
-    biases = ",\n".join(f"    {nn}.Parameter({torch_name}.empty({size}, 1, {layer.out_size}))" for layer in plan)
+    biases = ", ".join(f"{nn}.Parameter({torch_name}.empty({size}, 1, {layer.out_size}))" for layer in plan)
     activations = ", ".join(layer.activation for layer in plan)
     keys = "[" + ", ".join(layer.key if layer.key.isdigit() else f'"{layer.key}"' for layer in plan) + "]"
     construction = "\n".join(
         [
-            f"# the {size} members' layers stacked as (members, in, out) weights: one baddbmm per layer",
-            f"{init_self}.{attr}_weights = {nn}.ParameterList([\n{weights},\n])",
-            f"{init_self}.{attr}_biases = {nn}.ParameterList([\n{biases},\n])",
+            f"# (members, in, out) weights of the {size} members: one baddbmm per layer",
+            f"{init_self}.{attr}_weights = {nn}.ParameterList([{weights}])",
+            f"{init_self}.{attr}_biases = {nn}.ParameterList([{biases}])",
             f"{init_self}.{attr}_activations = {nn}.ModuleList([{activations}])",
             f"for weight, bias in zip({init_self}.{attr}_weights, {init_self}.{attr}_biases):",
             "    bound = weight.shape[1] ** -0.5  # nn.Linear's default initialisation",

@@ -153,7 +153,7 @@ def vmap_members_fix(
     members = f"the {collection.size} members" if collection.size and collection.passed_in is None else "the members"
     stacking = "\n".join(
         [
-            f"# {members} stacked and run together under torch.vmap: one op per layer",
+            f"# {members} stacked for torch.vmap: one op per layer",
             f"{init_self}.{attr} = {HELPER}({init_self}.{attr})",
         ]
     )
