@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -587,13 +588,44 @@ def _torch_device(device: str) -> str:
     return device
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: raised in the main process where click does not catch it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _stop(signum: int) -> None:
+    """Kill the workers, say what was rewritten, exit 128 + the signal's number."""
+    from enslint.engine.transaction import WRITTEN
+    from enslint.workers import kill_all
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    kill_all()
+    name = signal.Signals(signum).name
+    if WRITTEN:
+        listed = ", ".join(WRITTEN)
+        click.echo(f"enslint: interrupted ({name}); rewritten before it stopped: {listed}", err=True)
+    else:
+        click.echo(f"enslint: interrupted ({name}); no file was rewritten", err=True)
+    sys.exit(128 + signum)
+
+
 def run_cli() -> None:
-    """Entry point: no traceback reaches the user unless ENSLINT_DEBUG is set."""
+    """Entry point: no traceback reaches the user unless ENSLINT_DEBUG is set. Ctrl-C
+    and SIGTERM stop the workers and exit with 130 and 143, naming the files rewritten."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main(standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("enslint: interrupted", err=True)
-        sys.exit(EXIT_ERROR)
+    except (Interrupted, KeyboardInterrupt) as stop:
+        _stop(stop.signum if isinstance(stop, Interrupted) else signal.SIGINT)
     except BrokenPipeError:
         # The reader went away (`enslint check | head`): nothing left to say to it.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -17,6 +17,7 @@ import faulthandler
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
@@ -26,9 +27,11 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-def _serve(function: Callable[[Any], Any], connection: Connection) -> None:
+def _serve(function: Callable[[Any], Any], connection: Connection, parent: int) -> None:
     """A worker: answer each item sent until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the supervisor's handler, inherited by fork
+    _die_with(parent)
     faulthandler.disable()  # a crash is reported once, as the file's ENS000, not as a dump
     while True:
         try:
@@ -38,6 +41,36 @@ def _serve(function: Callable[[Any], Any], connection: Connection) -> None:
         if item is None:
             return
         connection.send(function(item))
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when its supervisor ends, however it ends (SIGKILL included): on
+    Linux the kernel sends SIGKILL at the parent's death; a parent already gone is seen
+    here. Elsewhere the worker ends at its next read, when the pipe closes."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+# The workers alive in this process: an interrupted run kills them all before it exits.
+_LIVE: set[_Worker] = set()
+
+
+def kill_all() -> None:
+    """Kill every worker this process started (they take their own workers with them)."""
+    for worker in list(_LIVE):
+        if worker.process.is_alive():
+            worker.process.kill()
+    for worker in list(_LIVE):
+        worker.process.join(timeout=1)
+        worker.connection.close()
+        _LIVE.discard(worker)
 
 
 def _context():
@@ -50,8 +83,9 @@ class _Worker:
         ours, theirs = _context().Pipe()
         # Not a daemon: a worker may need workers of its own (a big file's pieces); it
         # ends when told to, or when the supervisor's end of the pipe closes.
-        self.process = _context().Process(target=_serve, args=(function, theirs), daemon=False)
+        self.process = _context().Process(target=_serve, args=(function, theirs, os.getpid()), daemon=False)
         self.process.start()
+        _LIVE.add(self)
         theirs.close()
         self.connection = ours
         self.index: int | None = None  # the item it holds
@@ -72,6 +106,7 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+        _LIVE.discard(self)
 
 
 def death_reason(exitcode: int | None) -> str:
@@ -133,6 +168,7 @@ def isolated_map(
                     )
                     results[index] = on_death(items[index], reason)
                     worker.connection.close()
+                    _LIVE.discard(worker)
                     pool[pool.index(worker)] = worker = _Worker(function)
                 done(1)
                 worker.index = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,6 +84,14 @@ def test_two_fix_runs_at_once_on_one_tree(tmp_path):
         assert "Traceback" not in err and "internal error" not in err + out, err
     for name, text in originals.items():
         assert (tree / name).read_text() == _fixed(text, tmp_path), name
+    # Each run counts the fixes it wrote: together, one run's worth (each file once).
+    applied = [int(m.group(1)) for out, _ in outputs for m in re.finditer(r"Applied (\d+) fix", out)]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name, text in originals.items():
+        (alone / name).write_text(text)
+    out, _ = _enslint("check", "--fix", "--unsafe-fixes", ".", cwd=alone).communicate(timeout=600)
+    assert sum(applied) == int(re.search(r"Applied (\d+) fix", out).group(1))
 
 
 def test_a_file_removed_between_discovery_and_reading(project, monkeypatch):

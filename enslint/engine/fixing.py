@@ -83,10 +83,11 @@ def apply_fixes(jobs: Sequence[FileJob], unsafe: bool, notify: Notify, choose: C
             notify(f"enslint: {job.path}: {outcome.error}")
         elif outcome.changed:
             try:
+                transaction.preflight(outcome)  # a file that will not be written gets no helper either
                 for written in helpers.write_for(outcome.helpers):
                     notify(f"enslint: {written}")
-                transaction.write_atomically(outcome)
-                report.fixed_by_file[job.path] = outcome.fixed_codes() or {"?": outcome.fixed}
+                if transaction.write_atomically(outcome):  # not counted: what another run wrote
+                    report.fixed_by_file[job.path] = outcome.fixed_codes() or {"?": outcome.fixed}
             except (OSError, HelperModuleError) as error:
                 report.failed_writes += 1
                 notify(f"enslint: error: {job.path}: not written: {error}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from enslint.engine.line_length import style_for
-from enslint.engine.transaction import diff_label
+from enslint.engine.transaction import WRITTEN, diff_label, exchange, signals_held
 from enslint.engine.wrapping import wrap_written
 from enslint.rewrites.helper_module import HelperModuleError, defined_names, module_text
 
@@ -108,6 +108,11 @@ def _with_names(path: str, before: str | None, names: set[str]) -> str:
 
 def _write(change: HelperChange) -> bool:
     """Whether the change was written: False when the module is no longer `before`."""
+    with signals_held():
+        return _write_held(change)
+
+
+def _write_held(change: HelperChange) -> bool:
     folder = os.path.dirname(change.path)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(change.path)}.", suffix=".enslint-tmp")
     try:
@@ -118,11 +123,19 @@ def _write(change: HelperChange) -> bool:
                 os.link(temporary, change.path)  # fails where someone created it meanwhile
             except FileExistsError:
                 return False
+            WRITTEN.append(_shown(change.path))
             return True
         if _read(change.path) != change.before:
             return False
         os.chmod(temporary, os.stat(change.path).st_mode & 0o7777)
-        os.replace(temporary, change.path)
+        if exchange(temporary, change.path):
+            # What was at the path when the two swapped: another writer's text goes back.
+            if _read(temporary) != change.before:
+                exchange(temporary, change.path)
+                return False
+        else:
+            os.replace(temporary, change.path)
+        WRITTEN.append(_shown(change.path))
         return True
     finally:
         if os.path.exists(temporary):
