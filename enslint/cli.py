@@ -24,7 +24,8 @@ class UsageFailure(click.ClickException):
 def _codes(values: tuple[str, ...]) -> tuple[str, ...] | None:
     if not values:
         return None
-    return tuple(code.strip() for value in values for code in value.split(",") if code.strip())
+    codes = tuple(code.strip() for value in values for code in value.split(",") if code.strip())
+    return codes or ("",)  # `--select ""`: refused as an empty code, not read as "nothing"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -169,7 +170,8 @@ def check(
             config.select = config.select + check_codes("--extend-select", list(cli_extend))
         if cli_ignore is not None:
             config.ignore = config.ignore + check_codes("--ignore", list(cli_ignore))
-        files = [] if from_stdin else discover(list(paths) or [Path(".")], config)
+        warn = lambda message: click.echo(f"enslint: warning: {message}", err=True)  # noqa: E731
+        files = [] if from_stdin else discover(list(paths) or [Path(".")], config, warn)
     except (ConfigError, DiscoveryError) as error:
         raise UsageFailure(str(error)) from None
     color = sys.stdout.isatty() and output_file is None and not no_color and not os.environ.get("NO_COLOR")

@@ -108,6 +108,8 @@ def check_codes(key: str, values: object) -> tuple[str, ...]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ConfigError(f"'{key}' must be a list of rule codes or prefixes, like [\"ENS001\"]")
     for value in values:
+        if not value.strip():
+            raise ConfigError(f"'{key}': an empty rule code selects nothing (a code or prefix: \"ENS001\", \"ENS\")")
         if value != "ALL" and not any(code.startswith(value.upper()) for code in KNOWN_CODES):
             raise ConfigError(f"'{key}': unknown rule code or prefix '{value}' (known: {', '.join(KNOWN_CODES)})")
     return tuple(v.upper() if v != "ALL" else v for v in values)

@@ -9,6 +9,7 @@ users expect the project's excludes to hold there too.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -45,11 +46,28 @@ def matches(patterns: tuple[str, ...], path: Path, root: Path, every_part: bool 
     return False
 
 
+# The kernel's pseudo file systems hold no source, and reading them can block or fail
+# (`/proc/1/fdinfo` is not readable): a walk that reaches one (a link to `/`) skips it.
+_PSEUDO_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
+
+
 def _is_virtualenv(folder: Path) -> bool:
     return (folder / "pyvenv.cfg").is_file() or (folder / "conda-meta").is_dir()
 
 
-def discover(paths: list[Path], config: Config) -> list[Path]:
+def _skipped(folder: Path, warn: Callable[[str], None]) -> bool:
+    """A folder the walk does not enter: a virtualenv, a pseudo file system, or one that
+    cannot be looked into (said through `warn`)."""
+    if os.path.realpath(folder) in _PSEUDO_FILE_SYSTEMS:
+        return True
+    try:
+        return _is_virtualenv(folder)
+    except OSError as error:
+        warn(f"{folder}: skipped: {error.strerror or error}")
+        return True
+
+
+def discover(paths: list[Path], config: Config, warn: Callable[[str], None] = lambda message: None) -> list[Path]:
     user_excludes = config.extend_exclude + tuple(p for p in config.exclude if p not in DEFAULT_EXCLUDE)
     found: set[Path] = set()
     for given in paths:
@@ -65,7 +83,7 @@ def discover(paths: list[Path], config: Config) -> list[Path]:
             kept = []
             for name in sorted(subfolders):
                 child = here / name
-                if matches(config.exclude + config.extend_exclude, child, config.root) or _is_virtualenv(child):
+                if matches(config.exclude + config.extend_exclude, child, config.root) or _skipped(child, warn):
                     continue
                 kept.append(name)
             subfolders[:] = kept

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import textwrap
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from urllib.parse import quote
 
 from enslint.findings import Diagnostic
 
@@ -34,6 +36,15 @@ class Style:
         return self._wrap(text, "1;32")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shown_path(path: str) -> str:
+    """A path on one line: control characters (a newline in a file name) escaped as
+    Python writes them (`\\n`), so that one finding stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], path)
+
+
 def fixable(d: Diagnostic, unsafe: bool) -> bool:
     return d.fix_for(unsafe) is not None
 
@@ -45,7 +56,7 @@ def text_lines(diagnostics: list[Diagnostic], style: Style, unsafe: bool = False
     lines = []
     for d in diagnostics:
         lines.append(
-            f"{style.bold(d.path)}{colon}{d.row}{colon}{d.column}{colon} {style.red(d.code)} "
+            f"{style.bold(shown_path(d.path))}{colon}{d.row}{colon}{d.column}{colon} {style.red(d.code)} "
             f"{style.bold('[*] ') if fixable(d, unsafe) else ''}{d.message}"
         )
         if details and d.details:
@@ -133,8 +144,15 @@ def _shown_fix(d: Diagnostic, unsafe: bool) -> dict | None:
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
-def _relative_uri(d: Diagnostic) -> str:
-    return d.path.replace("\\", "/")
+def _artifact_location(d: Diagnostic) -> dict:
+    """The finding's file as an RFC 3986 URI: a relative reference against %SRCROOT% with
+    every character outside the unreserved set and `/` percent-encoded (a space, `%`,
+    `#`, `?`, a colon that would read as a scheme, UTF-8 bytes of other scripts), or a
+    `file:` URI for a path outside the working directory's tree."""
+    path = d.path.replace("\\", "/")
+    if PurePosixPath(path).is_absolute() or PureWindowsPath(d.path).is_absolute():
+        return {"uri": Path(d.path).absolute().as_uri()}
+    return {"uri": quote(path, safe="/"), "uriBaseId": "%SRCROOT%"}
 
 
 def to_sarif(diagnostics: list[Diagnostic], version: str) -> str:
@@ -175,7 +193,7 @@ def to_sarif(diagnostics: list[Diagnostic], version: str) -> str:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": _relative_uri(d), "uriBaseId": "%SRCROOT%"},
+                        "artifactLocation": _artifact_location(d),
                         "region": region,
                     }
                 }

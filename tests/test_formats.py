@@ -251,3 +251,38 @@ def test_progress_bar_only_for_long_runs_on_a_terminal(monkeypatch):
     assert not cli._progress(500, silent=True).show  # --quiet, machine formats
     monkeypatch.setenv("CI", "true")
     assert not cli._progress(500, silent=False).show
+
+
+ODD_NAMES = ["with space.py", "100%.py", "ünïcode.py", "#hash.py", "q?x.py", "foo:bar.py"]
+
+
+def test_sarif_uris_are_encoded_and_name_their_files(project):
+    """Each artifact URI, resolved against %SRCROOT% as a SARIF reader does, is the file."""
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    source = (FIXTURES / "positive" / "linear_heads_mean.py").read_text()
+    (project / "sub dir").mkdir()
+    for name in ODD_NAMES:
+        (project / "sub dir" / name).write_text(source)
+    log = json.loads(check("--output-format", "sarif", "--no-cache", ".").stdout)
+    (run,) = log["runs"]
+    root = run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+    found = set()
+    for result in run["results"]:
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        uri = location["uri"]
+        assert " " not in uri and "#" not in uri and "?" not in uri and uri.isascii()
+        assert location["uriBaseId"] == "%SRCROOT%"
+        assert urlsplit(uri).scheme == ""  # `foo:bar.py` must not read as a scheme
+        resolved = urlsplit(urljoin(root, uri))
+        assert resolved.scheme == "file" and not resolved.query and not resolved.fragment
+        found.add(unquote(resolved.path))
+    assert found == {str(project.resolve() / "sub dir" / name) for name in ODD_NAMES}
+
+
+def test_sarif_uri_outside_the_tree_is_a_file_uri(project, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere") / "my model.py"
+    outside.write_text((FIXTURES / "positive" / "linear_heads_mean.py").read_text())
+    log = json.loads(check("--output-format", "sarif", "--no-cache", str(outside)).stdout)
+    location = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": outside.as_uri()}

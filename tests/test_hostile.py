@@ -210,3 +210,43 @@ def test_a_file_that_cannot_be_written_keeps_its_findings_and_gets_no_helper(tmp
     alone[0].chmod(0o444)
     enslint("check", "alone", "--fix", "--unsafe-fixes", "--no-cache", cwd=tmp_path).communicate(timeout=120)
     assert sorted(p.name for p in (tmp_path / "alone").iterdir()) == ["model_00.py"]
+
+
+# -- 8. smaller ----------------------------------------------------------------------------
+def test_a_link_to_a_pseudo_file_system_is_not_walked(tmp_path):
+    """`/proc` holds entries no one may read (`/proc/1/fdinfo`): a walk that reaches it
+    through a link skips it instead of failing."""
+    if not Path("/proc/1").exists():
+        pytest.skip("needs /proc")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "proc").symlink_to("/proc")
+    (tmp_path / "src" / "model.py").write_text(SOURCE)
+    run = enslint("check", "src", "--no-cache", "--output-format", "concise", cwd=tmp_path)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 1, stderr
+    assert "internal error" not in stderr and stdout.startswith("src/model.py:")
+
+
+@pytest.mark.parametrize("args", [["--select", ""], ["--select", ","], ["--ignore", ""]])
+def test_an_empty_rule_code_is_a_usage_error(tmp_path, args):
+    (tmp_path / "model.py").write_text(SOURCE)
+    run = enslint("check", *args, ".", cwd=tmp_path)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2 and "an empty rule code selects nothing" in stderr
+
+
+def test_an_empty_rule_code_in_the_config_is_a_configuration_error(tmp_path):
+    (tmp_path / "model.py").write_text(SOURCE)
+    (tmp_path / "pyproject.toml").write_text('[tool.enslint]\nselect = [""]\n')
+    run = enslint("check", ".", cwd=tmp_path)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2 and "'select': an empty rule code selects nothing" in stderr
+
+
+@pytest.mark.parametrize("output_format", ["text", "concise"])
+def test_a_newline_in_a_file_name_stays_on_the_findings_line(tmp_path, output_format):
+    (tmp_path / "two\nlines.py").write_text(SOURCE)
+    run = enslint("check", ".", "--no-cache", "--output-format", output_format, cwd=tmp_path)
+    stdout, _ = run.communicate(timeout=60)
+    findings = [line for line in stdout.splitlines() if "ENS00" in line]
+    assert findings and all(line.startswith("two\\nlines.py:") for line in findings)
