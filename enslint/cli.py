@@ -475,12 +475,22 @@ def rules(output_format: str) -> None:
     help="Seconds each timing runs for, at least (torch.utils.benchmark).",
 )
 @click.option(
+    "--timeout",
+    "time_limit",
+    type=click.FloatRange(min=0.1),
+    default=600.0,
+    show_default=True,
+    help="Seconds each class may take (its import included) before it is stopped and reported as an error.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
 )
-def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_time, config_path, apply_fix) -> None:
+def verify(
+    targets, device, dtype, batch, plot, use_compile, output_format, min_time, time_limit, config_path, apply_fix
+) -> None:
     """Prove each rewrite equivalent to the original and time both, with torch.
 
     TARGETS are paths (every class `enslint check` flags in them; default .),
@@ -498,7 +508,9 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
     This IMPORTS AND RUNS the code it is pointed at (only those files and what they
     import). Configure classes under [tool.enslint.verify."ClassName"] with
     `init = {...}` (constructor keywords; "=expr" for a Python expression),
-    `inputs = [[batch, ...], ...]` and `method = "forward"`.
+    `inputs = [[batch, ...], ...]` and `method = "forward"`. Each class runs in a process
+    of its own, stopped after --timeout seconds; what its code prints goes to standard
+    error, so standard output holds the report alone.
 
     Exit status: 0 every class equivalent, 1 a mismatch or a class that failed,
     2 usage or configuration error (CUDA asked for but absent; a class needing config).
@@ -548,7 +560,7 @@ def verify(targets, device, dtype, batch, plot, use_compile, output_format, min_
         terminal_table,
     )
 
-    options = Options(device, dtype, None, use_compile, min_time)
+    options = Options(device, dtype, None, use_compile, min_time, time_limit)
     rows = sweep(found, config, options, batches, progress_printer())
     if output_format == "json":
         import json

@@ -73,17 +73,21 @@ def kill_all() -> None:
         _LIVE.discard(worker)
 
 
-def _context():
+def _context(fork: bool = True):
+    """Forked workers where the platform forks and the caller allows it; else spawned
+    ones, fresh interpreters with this process's environment and folder, which need
+    `function` and the items picklable."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    return multiprocessing.get_context("fork" if fork and "fork" in methods else "spawn")
 
 
 class _Worker:
-    def __init__(self, function: Callable[[Any], Any]) -> None:
-        ours, theirs = _context().Pipe()
+    def __init__(self, function: Callable[[Any], Any], fork: bool = True) -> None:
+        context = _context(fork)
+        ours, theirs = context.Pipe()
         # Not a daemon: a worker may need workers of its own (a big file's pieces); it
         # ends when told to, or when the supervisor's end of the pipe closes.
-        self.process = _context().Process(target=_serve, args=(function, theirs, os.getpid()), daemon=False)
+        self.process = context.Process(target=_serve, args=(function, theirs, os.getpid()), daemon=False)
         self.process.start()
         _LIVE.add(self)
         theirs.close()
@@ -126,10 +130,14 @@ def isolated_map(
     on_death: Callable[[Item, str], Result],
     progress: Callable[[int], None] | None = None,
     time_limit: float | None = None,
+    fork: bool = True,
+    started: Callable[[int], None] | None = None,
 ) -> list[Result]:
     """`function` over `items` in up to `workers` processes, in order; an item whose
     worker dies gets `on_death(item, reason)`, and so does one still running after
-    `time_limit` seconds (its worker is killed). `progress(1)` after each item."""
+    `time_limit` seconds (its worker is killed). `progress(1)` after each item,
+    `started(index)` as each is handed out. `fork=False` starts the workers as fresh
+    interpreters (see `_context`)."""
 
     done = progress or (lambda n: None)
     results: list[Any] = [None] * len(items)
@@ -138,11 +146,17 @@ def isolated_map(
     pool: list[_Worker] = []
     try:
         for _ in range(max(1, min(workers, len(items)))):
-            pool.append(_Worker(function))
+            pool.append(_Worker(function, fork))
+
+        def hand_out(worker: _Worker) -> None:
+            i = pending.pop()
+            if started:
+                started(i)
+            worker.give(i, items[i])
+
         for worker in pool:
             if pending:
-                i = pending.pop()
-                worker.give(i, items[i])
+                hand_out(worker)
         while any(worker.index is not None for worker in pool):
             busy = [w for w in pool if w.index is not None]
             timeout = (
@@ -169,12 +183,11 @@ def isolated_map(
                     results[index] = on_death(items[index], reason)
                     worker.connection.close()
                     _LIVE.discard(worker)
-                    pool[pool.index(worker)] = worker = _Worker(function)
+                    pool[pool.index(worker)] = worker = _Worker(function, fork)
                 done(1)
                 worker.index = None
                 if pending:
-                    i = pending.pop()
-                    worker.give(i, items[i])
+                    hand_out(worker)
     finally:
         for worker in pool:
             worker.stop()

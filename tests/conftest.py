@@ -26,3 +26,11 @@ def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NO_COLOR", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def verify_in_this_process(monkeypatch):
+    """verify runs each class in a worker process, which a test's monkeypatch of
+    verify's own functions does not reach (a spawned worker imports them afresh):
+    ENSLINT_DEBUG keeps the work in this process, where the stand-in is."""
+    monkeypatch.setenv("ENSLINT_DEBUG", "1")

@@ -250,3 +250,75 @@ def test_a_newline_in_a_file_name_stays_on_the_findings_line(tmp_path, output_fo
     stdout, _ = run.communicate(timeout=60)
     findings = [line for line in stdout.splitlines() if "ENS00" in line]
     assert findings and all(line.startswith("two\\nlines.py:") for line in findings)
+
+
+# -- 5 and 6. verify: one bad module costs its own row, prints stay out of the report ---
+HEADS = """
+import torch
+from torch import nn
+
+
+class NAME(nn.Module):
+    def __init__(self, d: int = 8, n: int = 4):
+        super().__init__()
+        self.heads = nn.ModuleList([nn.Linear(d, 1) for _ in range(n)])
+
+    def forward(self, x):
+        return torch.cat([h(x) for h in self.heads], dim=-1)
+"""
+
+
+def test_verify_reports_every_class_whatever_one_module_does(tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    modules = {
+        "good_a.py": "",
+        "good_b.py": "",
+        "sleeper.py": "import time\ntime.sleep(3600)\n",
+        "exiter.py": "import os\nos._exit(3)\n",
+        "printer.py": "print('[1, 2, 3]')\nimport ctypes\nctypes.CDLL(None).puts(b'native {')\n",
+    }
+    for name, start in modules.items():
+        class_name = "".join(part.title() for part in name[:-3].split("_"))
+        (tmp_path / name).write_text(start + HEADS.replace("NAME", class_name))
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "hostile"\n')
+    started = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "enslint", "verify", ".", "--device", "cpu", "--format", "json",
+         "--min-time", "0.01", "--timeout", "8"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    rows = {row["target"]: row["status"] for row in json.loads(run.stdout)}  # stdout: the report alone
+    assert rows["good_a.py::GoodA"] == rows["good_b.py::GoodB"] == rows["printer.py::Printer"] == "equivalent"
+    assert rows["sleeper.py::Sleeper"].startswith("error: stopped after 8 s (--timeout)")
+    assert rows["exiter.py::Exiter"] == "error: its process exited with status 3 while importing or running the class"
+    assert "[1, 2, 3]" in run.stderr and "native {" in run.stderr
+    assert run.returncode == 1
+    assert time.monotonic() - started < 8 + 120
+
+
+CALLER = """
+import sys
+import torch
+
+from enslint.cli import main
+
+if __name__ == "__main__":
+    x = torch.randn(600, 600)
+    (x @ x).sum()  # torch's thread pool now runs
+    sys.exit(main(["verify", "heads.py", "--device", "cpu", "--format", "json", "--min-time", "0.01"]))
+"""
+
+
+def test_verify_finishes_when_its_caller_has_run_torch(tmp_path):
+    # A forked worker of a process whose thread pool has run waits forever: verify's
+    # workers are fresh interpreters.
+    pytest.importorskip("torch")
+    import json
+
+    (tmp_path / "heads.py").write_text(HEADS.replace("NAME", "Heads"))
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "caller"\n')
+    (tmp_path / "caller.py").write_text(CALLER)
+    run = subprocess.run([sys.executable, "caller.py"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert [row["status"] for row in json.loads(run.stdout)] == ["equivalent"], run.stderr

@@ -166,7 +166,7 @@ def test_no_cache_reads_no_measurement(heads, project):
 # verify records, check tells
 
 
-def test_verify_records_what_check_then_shows(heads, project, monkeypatch):
+def test_verify_records_what_check_then_shows(heads, project, monkeypatch, verify_in_this_process):
     torch = pytest.importorskip("torch")
     from enslint.verify import timing
 

@@ -33,13 +33,15 @@ def verify(*args: str):
 
 
 @pytest.fixture
-def lightning_stand_in(monkeypatch):
+def lightning_stand_in(monkeypatch, tmp_path_factory):
     """lightning_module_heads.py imports pytorch_lightning; where it is not installed a
-    stand-in whose LightningModule is nn.Module serves."""
+    stand-in whose LightningModule is nn.Module serves: a package on sys.path, so that
+    verify's worker process finds it too, forked or spawned."""
     if importlib.util.find_spec("pytorch_lightning") is None:
-        stand_in = type(sys)("pytorch_lightning")
-        stand_in.LightningModule = torch.nn.Module
-        monkeypatch.setitem(sys.modules, "pytorch_lightning", stand_in)
+        folder = tmp_path_factory.mktemp("stand_ins")
+        (folder / "pytorch_lightning").mkdir()
+        (folder / "pytorch_lightning" / "__init__.py").write_text("from torch.nn import Module as LightningModule\n")
+        monkeypatch.syspath_prepend(str(folder))
 
 
 def fixtures_with_fixes() -> set[str]:
@@ -77,7 +79,7 @@ def test_every_fixture_rewrite_verifies_equivalent(dtype, monkeypatch, lightning
     assert heads["calls_rewrite"] < heads["calls_original"] and not heads["eager_counted"]
 
 
-def test_a_planted_wrong_rewrite_is_a_mismatch(monkeypatch):
+def test_a_planted_wrong_rewrite_is_a_mismatch(monkeypatch, verify_in_this_process):
     """Mutate the fused weights after the checkpoint is loaded: verify must notice."""
     from enslint.verify import building
 
@@ -337,7 +339,7 @@ def _timed(original_ms: float, per_form: dict[str, float]):
         ({"wide layer": 1.99, "vmap": 2.5}, "no clear difference"),  # faster, but within the spread
     ],
 )
-def test_each_candidate_is_checked_and_timed_and_the_fastest_recommended(project, monkeypatch, times, expected):
+def test_each_candidate_is_checked_and_timed_and_the_fastest_recommended(project, monkeypatch, times, expected, verify_in_this_process):
     from enslint.verify import timing
 
     monkeypatch.setattr(timing, "measure", _timed(2.0, times))
@@ -369,7 +371,7 @@ def test_the_safe_fix_is_a_candidate_and_the_preferred_fused_form_comes_first(mo
     assert row["recommendation"] in {"stacked weights", "vmap", "unbind", "keep the loop"}
 
 
-def test_a_mismatching_alternative_makes_the_class_a_mismatch(project, monkeypatch):
+def test_a_mismatching_alternative_makes_the_class_a_mismatch(project, monkeypatch, verify_in_this_process):
     """Every candidate on offer is a fix a user may apply: one that is wrong is reported."""
     from enslint.verify import building
 
@@ -394,7 +396,7 @@ def test_a_mismatching_alternative_makes_the_class_a_mismatch(project, monkeypat
 @pytest.mark.parametrize(
     ("times", "form"), [({"wide layer": 3.0, "vmap": 1.0}, "vmap"), ({"wide layer": 3.0, "vmap": 3.0}, None)]
 )
-def test_apply_writes_the_recommended_rewrite_through_the_fix_engine(project, monkeypatch, times, form):
+def test_apply_writes_the_recommended_rewrite_through_the_fix_engine(project, monkeypatch, times, form, verify_in_this_process):
     from enslint.verify import timing
 
     monkeypatch.setattr(timing, "measure", _timed(2.0, times))
@@ -542,7 +544,7 @@ def test_a_missing_input_says_which_key_to_add(project):
     )
 
 
-def test_compile_times_the_compiled_rewrite_too(project, monkeypatch):
+def test_compile_times_the_compiled_rewrite_too(project, monkeypatch, verify_in_this_process):
     from enslint.verify import timing
 
     compiled = []
@@ -579,7 +581,7 @@ def _read_by_layout(grad):
 
 
 @pytest.mark.parametrize("scrambled", [False, True], ids=["other-strides-same-values", "values-read-by-layout"])
-def test_gradients_are_compared_by_index_not_by_layout(monkeypatch, scrambled):
+def test_gradients_are_compared_by_index_not_by_layout(monkeypatch, scrambled, verify_in_this_process):
     """The lead on the CUDA float32 mismatch of `sequential_mlp_members`: an (E, in, 1)
     weight's gradient coming back from bmm with other strides than the weight. verify
     must read gradients by index: the same values in another layout are equivalent; the
@@ -603,7 +605,7 @@ def test_gradients_are_compared_by_index_not_by_layout(monkeypatch, scrambled):
     assert row["status"] == ("mismatch" if scrambled else "equivalent"), row["notes"]
 
 
-def test_a_batch_sweep_gives_a_row_per_size_and_a_plot(project, monkeypatch):
+def test_a_batch_sweep_gives_a_row_per_size_and_a_plot(project, monkeypatch, verify_in_this_process):
     from enslint.verify import timing
 
     monkeypatch.setattr(timing, "measure", _timed(2.0, {"wide layer": 1.0, "vmap": 1.5}))

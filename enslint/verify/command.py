@@ -6,7 +6,9 @@ recorded in its row and never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import re
 import sys
 import traceback
@@ -24,6 +26,7 @@ from enslint.verify import building, graphs, timing
 from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_step
 from enslint.verify.graphs import shorten
 from enslint.verify.targets import Target
+from enslint.workers import in_process, isolated_map
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # The status is the verdict on equivalence alone; whether fx could trace each side is
@@ -34,6 +37,10 @@ _COLLECTION = re.compile(r"loops over `\w+\.(\w+)`")
 _REASON = re.compile(r"\(((?:[^()]|\([^()]*\))*(?:fix|rewrite)(?:[^()]|\([^()]*\))*)\)$")
 
 
+# A class that has not finished in this many seconds (its import included) is stopped.
+DEFAULT_TIME_LIMIT = 600.0
+
+
 @dataclass
 class Options:
     device: str
@@ -41,6 +48,7 @@ class Options:
     batch: int | None
     compile: bool
     min_time: float
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per class, in its own process
 
 
 @dataclass
@@ -277,42 +285,100 @@ def _with_torch_warnings(target: Target, config: Config, options: Options) -> Ro
 
 
 def run(targets: list[Target], config: Config, options: Options, progress) -> list[Row]:
-    rows = []
-    for number, target in enumerate(targets, start=1):
-        progress(f"enslint verify [{number}/{len(targets)}] {target.display} on {options.device} ({options.dtype})")
-        try:
-            row = _with_torch_warnings(target, config, options)
-        except building.NeedsConfig as error:
-            row = Row(
-                target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {error}"
+    """A row per target. Each class is imported and run in a worker process (one at a
+    time, the same process while none fails), so that a module that hangs, exits or
+    crashes at import costs its own row (`error: ...` with the reason) and no other; and
+    whatever the user's code prints goes to standard error, never into the report."""
+
+    def started(index: int) -> None:
+        target = targets[index]
+        progress(f"enslint verify [{index + 1}/{len(targets)}] {target.display} on {options.device} ({options.dtype})")
+
+    def died(item: tuple[Target, Config, Options], reason: str) -> Row:
+        target = item[0]
+        if reason.startswith("stopped after"):
+            why = f"{reason} (--timeout): it did not finish importing or running"
+        else:
+            why = f"its process {reason} while importing or running the class"
+        return Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {why}")
+
+    items = [(target, config, options) for target in targets]
+    if in_process():
+        rows = []
+        for index, item in enumerate(items):
+            started(index)
+            rows.append(_verify_item(item))
+        return rows
+    # A fresh interpreter, never a fork: a fork copies torch's thread pools as they are,
+    # and once this process has run a parallel op (a caller's, or an earlier test's) or
+    # started CUDA, a forked child that runs one waits forever on threads it does not
+    # have. No thread count tells a started pool from torch's own; the interpreter costs
+    # about a second per run, once, as the worker is kept for the next class.
+    return isolated_map(_verify_item, items, 1, died, time_limit=options.time_limit, fork=False, started=started)
+
+
+def _verify_item(item: tuple[Target, Config, Options]) -> Row:
+    """One class's row, in a worker: module level, so a fresh interpreter can run it."""
+    target, config, options = item
+    with _prints_to_stderr():
+        return _verified(target, config, options)
+
+
+@contextlib.contextmanager
+def _prints_to_stderr():
+    """The user's prints (Python's and native code's) to standard error, for the call."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _verified(target: Target, config: Config, options: Options) -> Row:
+    """The target's row, whatever goes wrong in the user's code."""
+    try:
+        row = _with_torch_warnings(target, config, options)
+    except building.NeedsConfig as error:
+        row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {error}")
+        row.notes.append("needs config")
+        row.config_table = error.table
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        row = Row(
+            target.display, target.rules, device=options.device, dtype=options.dtype, status="error: out of memory"
+        )
+    except Exception as error:  # noqa: BLE001 - one class's failure must not stop the others
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        row = Row(
+            target.display,
+            target.rules,
+            device=options.device,
+            dtype=options.dtype,
+            status=f"error: {type(error).__name__}: {shorten(text, 200)}",
+        )
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            row.status = f"error: {missing_dependency(error, target)}"
+        if isinstance(error, TypeError) and "required positional argument" in text:
+            # The method takes more inputs than were configured (or inferred).
+            row.status = (
+                f"error: {text}: add inputs = [[batch, ...], ...] with one shape per argument to "
+                f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml'
             )
             row.notes.append("needs config")
-            row.config_table = error.table
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            row = Row(
-                target.display, target.rules, device=options.device, dtype=options.dtype, status="error: out of memory"
-            )
-        except Exception as error:  # noqa: BLE001 - one class's failure must not stop the others
-            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            row = Row(
-                target.display,
-                target.rules,
-                device=options.device,
-                dtype=options.dtype,
-                status=f"error: {type(error).__name__}: {shorten(text, 200)}",
-            )
-            if isinstance(error, ModuleNotFoundError) and error.name:
-                row.status = f"error: {missing_dependency(error, target)}"
-            if isinstance(error, TypeError) and "required positional argument" in text:
-                # The method takes more inputs than were configured (or inferred).
-                row.status = (
-                    f"error: {text}: add inputs = [[batch, ...], ...] with one shape per argument to "
-                    f'[tool.enslint.verify."{target.class_name}"] in pyproject.toml'
-                )
-                row.notes.append("needs config")
-        rows.append(row)
-    return rows
+    except SystemExit as error:  # the user's code called sys.exit()
+        row = Row(
+            target.display,
+            target.rules,
+            device=options.device,
+            dtype=options.dtype,
+            status=f"error: the class's code called sys.exit({error.code!r})",
+        )
+    return row
 
 
 def missing_dependency(error: ModuleNotFoundError, target: Target) -> str:

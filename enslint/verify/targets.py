@@ -129,20 +129,30 @@ def _flagged(file: Path, display_root: Path, config: Config, warnings: list[str]
     return found
 
 
-def _in_class(name: str) -> Callable[[Diagnostic], bool]:
-    # Findings name their place `Class.method`; fixing passes re-check the file, so a
-    # finding's class is read from its message rather than from line numbers that move.
-    return lambda d: d.message.startswith(f"`{name}.")
+@dataclass(frozen=True)
+class _Chooser:
+    """Which fix of a finding in class `class_name` a candidate takes: `unsafe` (the
+    preferred, fused rewrite), `vmap` (the vmap form where there is one) or `safe`. A
+    class, not a closure, so a target can be sent to verify's worker process."""
+
+    class_name: str
+    kind: str
+
+    def __call__(self, d: Diagnostic) -> Fix | None:
+        # Findings name their place `Class.method`; fixing passes re-check the file, so a
+        # finding's class is read from its message rather than from line numbers that move.
+        if not d.message.startswith(f"`{self.class_name}."):
+            return None
+        if self.kind == "unsafe":
+            return d.fix_for(True)
+        if self.kind == "vmap":
+            return d.fix_of_form(Form.VMAP) or d.fix_for(False)
+        return d.fix_for(False)
 
 
 def candidates(target: Target) -> list[Candidate]:
     """The distinct rewrites of `target`'s class on offer, preferred first."""
-    mine = _in_class(target.class_name)
-    choosers: list[Callable[[Diagnostic], Fix | None]] = [
-        lambda d: d.fix_for(True) if mine(d) else None,
-        lambda d: (d.fix_of_form(Form.VMAP) or d.fix_for(False)) if mine(d) else None,
-        lambda d: d.fix_for(False) if mine(d) else None,
-    ]
+    choosers = [_Chooser(target.class_name, kind) for kind in ("unsafe", "vmap", "safe")]
     found: list[Candidate] = []
     for choose in choosers:
         chosen = [f for d in target.findings if (f := choose(d)) is not None]
