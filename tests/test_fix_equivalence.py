@@ -468,6 +468,9 @@ KEPT_SPECS = {
     "shared_layer_after_members.py": ("DraftHeads", dict(hidden=6, vocab=9, n_heads=3), [(4, 6)]),
     "modulelist_subclass_critics.py": ("CriticEnsemble", dict(ensemble_size=3, obs_dim=5, act_dim=2), [(6, 5), (6, 2)]),
     "numeric_feature_embeddings.py": ("NumericEmbeddings", dict(n_numeric=4, d_token=6), [(5, 4)]),
+    # Its split and tensor_split classes: `enslint verify fixtures/positive/narrowed_and_split_slices.py`.
+    "narrowed_and_split_slices.py": ("NarrowedReadouts", dict(d=6, n_targets=3), [(4, 3, 6)]),
+    "chunked_inputs.py": ("ChunkExperts", dict(d_chunk=4, n_experts=3), [(5, 12)]),
     # Whole loop bodies: two collections into two preallocated outputs; a chain of three.
     "decomposition_two_collections.py": (
         "SeasonalTrend",

@@ -33,7 +33,7 @@ from enslint.analysis.context import Member
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberCall, MemberLoop
-from enslint.analysis.syntax import int_value, walk
+from enslint.analysis.syntax import code_of, int_value, names_in, walk
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     SlicedInput,
@@ -88,7 +88,7 @@ def call_time_fix(
     params, inputs, in_dims = [member_param], [], []
     replacements: dict[int, cst.CSTNode] = {id(call.node.func): cst.Name(member_param)}
     if call.input == SLICE:
-        sliced = sliced_input(loop, call) or _slice_inside(loop, call)
+        sliced = sliced_input(loop, call) or _slice_inside(loop, call) or _split_piece(loop, call, found[0])
         if sliced is None:
             return "the member's input is not a plain slice of one tensor along a literal dim"
         params.append(sliced.name)
@@ -160,10 +160,11 @@ def _unbatchable(member: Member | None, module: cst.Module) -> str | None:
 
 
 def _slice_inside(loop: MemberLoop, call: MemberCall) -> SlicedInput | None:
-    """The slice `x[:, :, i]` inside the member's argument (`x[:, :, i].unsqueeze(-1)`):
-    vmap hands each member its slice, and what the argument does to it stays per member."""
+    """The slice `x[:, :, i]` or `x.narrow(1, i, 1)` inside the member's argument
+    (`x[:, :, i].unsqueeze(-1)`, `x.narrow(1, i, 1).squeeze(1)`): vmap hands each member
+    its slice, and what the argument does to it stays per member."""
     info = call.slice
-    if info is None or info.node is None or info.via not in ("index", "select") or not call.node.args:
+    if info is None or info.node is None or info.via not in ("index", "select", "narrow") or not call.node.args:
         return None
     if not any(node is info.node for node in walk(call.node.args[0].value)):
         return None
@@ -172,7 +173,31 @@ def _slice_inside(loop: MemberLoop, call: MemberCall) -> SlicedInput | None:
     except (TypeError, ValueError):
         return None
     tensor = sliced_tensor(loop, info)
-    return None if tensor is None else SlicedInput(tensor, dim, info.node, slice_name(loop, tensor))
+    name = slice_name(loop, tensor) if tensor is not None else ""
+    return None if tensor is None else SlicedInput(tensor, dim, info.node, name, info.via == "narrow")
+
+
+def _split_piece(loop: MemberLoop, call: MemberCall, torch_name: str) -> SlicedInput | None:
+    """Piece `k` of `torch.split`, `chunk` or `tensor_split` (`pieces[k]`): the pieces
+    stacked along their dim are what vmap hands out. A stack, not a view of the tensor
+    split: it is exact or fails loudly where the pieces differ in size or outnumber
+    the members, which a reshape of the tensor would not be."""
+    info = call.slice
+    if info is None or info.via != "chunk" or not call.node.args:
+        return None
+    try:
+        dim = int(info.dim)
+    except (TypeError, ValueError):
+        return None
+    piece = next(
+        (n for n in walk(call.node.args[0].value) if isinstance(n, cst.Subscript) and code_of(n) == info.text),
+        None,
+    )
+    if piece is None or names_in(piece.value) & ({loop.index_var, *loop.varying} - {None}):
+        return None
+    pieces = code_of(piece.value)
+    name = slice_name(loop, pieces if isinstance(piece.value, cst.Name) else info.tensor)
+    return SlicedInput(f"{torch_name}.stack({pieces}, dim={dim})", dim, piece, name)
 
 
 def _loop_blocker(loop: MemberLoop) -> str | None:
