@@ -508,9 +508,9 @@ def verify(
     This IMPORTS AND RUNS the code it is pointed at (only those files and what they
     import). Configure classes under [tool.enslint.verify."ClassName"] with
     `init = {...}` (constructor keywords; "=expr" for a Python expression),
-    `inputs = [[batch, ...], ...]` and `method = "forward"`. Each class runs in a process
-    of its own, stopped after --timeout seconds; what its code prints goes to standard
-    error, so standard output holds the report alone.
+    `inputs = [[batch, ...], ...]` and `method = "forward"`. The classes run in a worker
+    process, replaced when one dies, each stopped after --timeout seconds; what their
+    code prints goes to standard error, so standard output holds the report alone.
 
     Exit status: 0 every class equivalent, 1 a mismatch or a class that failed,
     2 usage or configuration error (CUDA asked for but absent; a class needing config).

@@ -173,8 +173,9 @@ def _slice_inside(loop: MemberLoop, call: MemberCall) -> SlicedInput | None:
     except (TypeError, ValueError):
         return None
     tensor = sliced_tensor(loop, info)
-    name = slice_name(loop, tensor) if tensor is not None else ""
-    return None if tensor is None else SlicedInput(tensor, dim, info.node, name, info.via == "narrow")
+    if tensor is None:
+        return None
+    return SlicedInput(tensor, dim, info.node, slice_name(loop, tensor), info.via == "narrow")
 
 
 def _split_piece(loop: MemberLoop, call: MemberCall, torch_name: str) -> SlicedInput | None:

@@ -300,7 +300,7 @@ def run(targets: list[Target], config: Config, options: Options, progress) -> li
             why = f"{reason} (--timeout): it did not finish importing or running"
         else:
             why = f"its process {reason} while importing or running the class"
-        return Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {why}")
+        return _failed(target, options, f"error: {why}")
 
     items = [(target, config, options) for target in targets]
     if in_process():
@@ -344,23 +344,15 @@ def _verified(target: Target, config: Config, options: Options) -> Row:
     try:
         row = _with_torch_warnings(target, config, options)
     except building.NeedsConfig as error:
-        row = Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=f"error: {error}")
+        row = _failed(target, options, f"error: {error}")
         row.notes.append("needs config")
         row.config_table = error.table
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
-        row = Row(
-            target.display, target.rules, device=options.device, dtype=options.dtype, status="error: out of memory"
-        )
+        row = _failed(target, options, "error: out of memory")
     except Exception as error:  # noqa: BLE001 - one class's failure must not stop the others
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        row = Row(
-            target.display,
-            target.rules,
-            device=options.device,
-            dtype=options.dtype,
-            status=f"error: {type(error).__name__}: {shorten(text, 200)}",
-        )
+        row = _failed(target, options, f"error: {type(error).__name__}: {shorten(text, 200)}")
         if isinstance(error, ModuleNotFoundError) and error.name:
             row.status = f"error: {missing_dependency(error, target)}"
         if isinstance(error, TypeError) and "required positional argument" in text:
@@ -371,14 +363,13 @@ def _verified(target: Target, config: Config, options: Options) -> Row:
             )
             row.notes.append("needs config")
     except SystemExit as error:  # the user's code called sys.exit()
-        row = Row(
-            target.display,
-            target.rules,
-            device=options.device,
-            dtype=options.dtype,
-            status=f"error: the class's code called sys.exit({error.code!r})",
-        )
+        row = _failed(target, options, f"error: the class's code called sys.exit({error.code!r})")
     return row
+
+
+def _failed(target: Target, options: Options, status: str) -> Row:
+    """The row of a class that could not be measured."""
+    return Row(target.display, target.rules, device=options.device, dtype=options.dtype, status=status)
 
 
 def missing_dependency(error: ModuleNotFoundError, target: Target) -> str:
