@@ -6,8 +6,9 @@ say on the syntax: ENS000), `analyse` (libcst, the model, the rules), `placement
 as offsets), `big_files` (a big file in pieces) and `file` (the order of these steps,
 and the result cache).
 
-May import: enslint.analysis, enslint.rules, enslint.findings, enslint.source,
-enslint.parsing, enslint.cache, enslint.workers. Never the engine, the runner or the
+May import: enslint.analysis, enslint.rules, enslint.rewrites (which names a fix
+relies on), enslint.findings, enslint.source, enslint.parsing, enslint.cache,
+enslint.workers. Never the engine, the runner or the
 command line, which build on it.
 """
 

@@ -3,5 +3,6 @@ overlaps; `transaction` turns that into one atomic, re-parsed write per file; `f
 runs `--fix` and `--diff` over many files.
 
 May import: enslint.checking (to re-check what it fixed), enslint.runner (its workers),
-enslint.findings, enslint.source. Never the command line or verify.
+enslint.parsing and enslint.analysis (to re-parse the fixed text), enslint.rewrites (the
+helper module's text), enslint.findings, enslint.source. Never the command line or verify.
 """

@@ -2,6 +2,7 @@
 `--fix --unsafe-fixes` would write, and prove them equivalent and time them with torch.
 
 Everything here imports torch and runs the user's code; `enslint check` never imports
-this package. May import everything below the command line (the runner, the engine,
-the configuration, the findings).
+this package. May import: everything below the command line: enslint.engine, enslint.runner,
+enslint.checking, enslint.rewrites, enslint.discovery, enslint.config,
+enslint.measurements, enslint.findings, enslint.workers.
 """
