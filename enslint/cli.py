@@ -6,10 +6,18 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from enslint.config import Config
+    from enslint.findings import Diagnostic
+    from enslint.measurements import MeasuredChoice, MeasurementStore
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -17,7 +25,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 class UsageFailure(click.ClickException):
     exit_code = EXIT_ERROR
 
-    def show(self, file=None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:  # click's signature
         click.echo(f"enslint: error: {self.format_message()}", err=True)
 
 
@@ -64,7 +72,10 @@ FORMATS = ["text", "concise", "json", "sarif", "github", "gitlab", "junit"]
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="Output format: text for people, concise one line each, json, sarif (GitHub code scanning), github (workflow annotations), gitlab (code quality), junit.",
+    help=(
+        "Output format: text for people, concise one line each, json, sarif (GitHub code scanning), "
+        "github (workflow annotations), gitlab (code quality), junit."
+    ),
 )
 @click.option(
     "--output-file",
@@ -122,28 +133,30 @@ FORMATS = ["text", "concise", "json", "sarif", "github", "gitlab", "junit"]
 @click.option(
     "--stdin-filename",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The name of the file read from standard input (`-`): configuration, excludes and per-file-ignores apply to it.",
+    help=(
+        "The name of the file read from standard input (`-`): configuration, excludes and per-file-ignores apply to it."
+    ),
 )
 def check(
-    paths,
-    output_format,
-    output_file,
-    select,
-    extend_select,
-    ignore,
-    exit_zero,
-    statistics,
-    config_path,
-    no_color,
-    no_cache,
-    apply_fixes,
-    unsafe_fixes,
-    show_diff,
-    apply_slower,
-    show_details,
-    show_fixes,
-    quiet,
-    stdin_filename,
+    paths: tuple[Path, ...],
+    output_format: str,
+    output_file: Path | None,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    exit_zero: bool,
+    statistics: bool,
+    config_path: Path | None,
+    no_color: bool,
+    no_cache: bool,
+    apply_fixes: bool,
+    unsafe_fixes: bool,
+    show_diff: bool,
+    apply_slower: bool,
+    show_details: bool,
+    show_fixes: bool,
+    quiet: bool,
+    stdin_filename: Path | None,
 ) -> None:
     """Check PATHS (default: .) for slow ensemble patterns. Never imports or runs them.
 
@@ -151,8 +164,6 @@ def check(
 
     Exit status: 0 nothing found, 1 findings, 2 usage or configuration error.
     """
-    from enslint.config import ConfigError, check_codes, load_config
-    from enslint.discovery import DiscoveryError, discover
     from enslint.runner import make_jobs, run
 
     cwd = Path.cwd()
@@ -161,19 +172,7 @@ def check(
         raise UsageFailure("`-` (standard input) cannot be combined with other paths")
     if stdin_filename is not None and not from_stdin:
         raise UsageFailure("--stdin-filename names what `-` reads: pass `-` as the path")
-    try:
-        config = load_config(cwd, config_path)
-        cli_select, cli_ignore, cli_extend = _codes(select), _codes(ignore), _codes(extend_select)
-        if cli_select is not None:
-            config.select = check_codes("--select", list(cli_select))
-        if cli_extend is not None:
-            config.select = config.select + check_codes("--extend-select", list(cli_extend))
-        if cli_ignore is not None:
-            config.ignore = config.ignore + check_codes("--ignore", list(cli_ignore))
-        warn = lambda message: click.echo(f"enslint: warning: {message}", err=True)  # noqa: E731
-        files = [] if from_stdin else discover(list(paths) or [Path(".")], config, warn)
-    except (ConfigError, DiscoveryError) as error:
-        raise UsageFailure(str(error)) from None
+    config, files = _config_and_files(cwd, config_path, select, extend_select, ignore, paths, from_stdin)
     color = sys.stdout.isatty() and output_file is None and not no_color and not os.environ.get("NO_COLOR")
     if from_stdin:
         sys.exit(
@@ -197,7 +196,7 @@ def check(
     use_cache = not no_cache and not os.environ.get("ENSLINT_NO_CACHE")
     jobs = make_jobs(files, config, cwd, use_cache)
     measured = _measurements(config, use_cache)
-    choose = None
+    choose: MeasuredChoice | None = None
     if show_diff or apply_fixes:
         from enslint.runner import check_all
 
@@ -212,7 +211,8 @@ def check(
         fixed = diff_fixes(jobs, unsafe_fixes, lambda text: click.echo(text, nl=False), _notify, choose)
         click.echo(f"Would apply {fixed} fix{'es' if fixed != 1 else ''}." if fixed else "No fixes to apply.", err=True)
         sys.exit(EXIT_FINDINGS if fixed else EXIT_CLEAN)
-    failed_writes, fixed_by_file = 0, {}
+    failed_writes = 0
+    fixed_by_file: dict[str, dict[str, int]] = {}
     if apply_fixes:
         from enslint.engine.fixing import apply_fixes as fix_files
 
@@ -230,16 +230,9 @@ def check(
 
         report = summary(diagnostics, len(files), Style(color), unsafe_fixes)  # an empty table says nothing
     elif output_format == "text" and not statistics:
-        extra = []
-        if apply_fixes and show_fixes:
-            extra += _fixed_lines(fixed_by_file)
-        if not quiet:
-            from enslint.output import Style, summary
-
-            fixed = sum(sum(codes.values()) for codes in fixed_by_file.values())
-            if apply_fixes and (fixed or not show_fixes):  # --show-fixes has said "No errors fixed."
-                extra.append(f"Applied {fixed} fix{'es' if fixed != 1 else ''}.")
-            extra.append(summary(diagnostics, len(files), Style(color), unsafe_fixes))
+        extra = _after_findings(
+            diagnostics, len(files), fixed_by_file, apply_fixes, show_fixes, quiet, color, unsafe_fixes
+        )
         report = "\n".join(part for part in [report, *extra] if part)
     _emit(report, output_file)
     if failed_writes:
@@ -247,7 +240,62 @@ def check(
     sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
 
 
-def _measurements(config, use_cache: bool):
+def _config_and_files(
+    cwd: Path,
+    config_path: Path | None,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    paths: tuple[Path, ...],
+    from_stdin: bool,
+) -> tuple[Config, list[Path]]:
+    """The configuration with the command line's rule codes applied, and the files to
+    check (none for standard input); a configuration or discovery error is a usage error."""
+    from enslint.config import ConfigError, check_codes, load_config
+    from enslint.discovery import DiscoveryError, discover
+
+    try:
+        config = load_config(cwd, config_path)
+        cli_select, cli_ignore, cli_extend = _codes(select), _codes(ignore), _codes(extend_select)
+        if cli_select is not None:
+            config.select = check_codes("--select", list(cli_select))
+        if cli_extend is not None:
+            config.select = config.select + check_codes("--extend-select", list(cli_extend))
+        if cli_ignore is not None:
+            config.ignore = config.ignore + check_codes("--ignore", list(cli_ignore))
+        warn = lambda message: click.echo(f"enslint: warning: {message}", err=True)  # noqa: E731
+        files = [] if from_stdin else discover(list(paths) or [Path(".")], config, warn)
+    except (ConfigError, DiscoveryError) as error:
+        raise UsageFailure(str(error)) from None
+    return config, files
+
+
+def _after_findings(
+    diagnostics: list[Diagnostic],
+    file_count: int,
+    fixed_by_file: dict[str, dict[str, int]],
+    apply_fixes: bool,
+    show_fixes: bool,
+    quiet: bool,
+    color: bool,
+    unsafe: bool,
+) -> list[str]:
+    """What the text format prints after the findings: what --fix --show-fixes fixed in
+    each file, then (unless --quiet) how many fixes --fix applied, and the summary."""
+    extra = []
+    if apply_fixes and show_fixes:
+        extra += _fixed_lines(fixed_by_file)
+    if not quiet:
+        from enslint.output import Style, summary
+
+        fixed = sum(sum(codes.values()) for codes in fixed_by_file.values())
+        if apply_fixes and (fixed or not show_fixes):  # --show-fixes has said "No errors fixed."
+            extra.append(f"Applied {fixed} fix{'es' if fixed != 1 else ''}.")
+        extra.append(summary(diagnostics, file_count, Style(color), unsafe))
+    return extra
+
+
+def _measurements(config: Config, use_cache: bool) -> MeasurementStore | None:
     """What `enslint verify` measured in this project (kept with the result cache)."""
     if not use_cache:
         return None
@@ -258,7 +306,13 @@ def _measurements(config, use_cache: bool):
 
 
 def _render(
-    diagnostics, output_format: str, statistics: bool, unsafe: bool, color: bool, details: bool, files: list[str]
+    diagnostics: list[Diagnostic],
+    output_format: str,
+    statistics: bool,
+    unsafe: bool,
+    color: bool,
+    details: bool,
+    files: list[str],
 ) -> str:
     from enslint import output
 
@@ -332,27 +386,29 @@ class _progress:
         self.show = not silent and total >= self.THRESHOLD and sys.stderr.isatty() and not os.environ.get("CI")
         self.total = total
 
-    def __enter__(self):
+    def __enter__(self) -> Callable[[int], None] | None:
         if not self.show:
             return None
         self.bar = click.progressbar(length=self.total, label="checking", file=sys.stderr, show_pos=True)
         self.bar.__enter__()
         return lambda done: self.bar.update(done)
 
-    def __exit__(self, *args) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if self.show:
-            self.bar.__exit__(*args)
+            self.bar.__exit__(kind, error, traceback)
 
 
 def _check_stdin(
-    config,
+    config: Config,
     cwd: Path,
     filename: Path | None,
     apply_fixes: bool,
     unsafe: bool,
     show_diff: bool,
     output_format: str,
-    output_file,
+    output_file: Path | None,
     color: bool,
     details: bool,
     exit_zero: bool,
@@ -445,7 +501,10 @@ def rules(output_format: str) -> None:
 @click.option(
     "--plot",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Draw, per class, the original's and each rewrite's training-step time across the batch sizes to this image (needs matplotlib).",
+    help=(
+        "Draw, per class, the original's and each rewrite's training-step time across the batch sizes to this "
+        "image (needs matplotlib)."
+    ),
 )
 @click.option(
     "--compile",
@@ -489,7 +548,17 @@ def rules(output_format: str) -> None:
     help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
 )
 def verify(
-    targets, device, dtype, batch, plot, use_compile, output_format, min_time, time_limit, config_path, apply_fix
+    targets: tuple[str, ...],
+    device: str,
+    dtype: str,
+    batch: str | None,
+    plot: Path | None,
+    use_compile: bool,
+    output_format: str,
+    min_time: float,
+    time_limit: float,
+    config_path: Path | None,
+    apply_fix: bool,
 ) -> None:
     """Prove each rewrite equivalent to the original and time both, with torch.
 
@@ -610,7 +679,7 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-def _interrupt(signum: int, frame) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 

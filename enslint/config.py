@@ -54,7 +54,8 @@ def _verify_spec(name: str, table: object) -> VerifySpec:
     unknown = sorted(set(table) - set(_VERIFY_KEYS))
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key '{unknown[0]}'{_did_you_mean(unknown[0], list(_VERIFY_KEYS))} (known keys: {', '.join(_VERIFY_KEYS)})"
+            f"{where}: unknown key '{unknown[0]}'{_did_you_mean(unknown[0], list(_VERIFY_KEYS))} "
+            f"(known keys: {', '.join(_VERIFY_KEYS)})"
         )
     init, inputs, method = table.get("init"), table.get("inputs"), table.get("method")
     if init is not None and not isinstance(init, dict):
@@ -109,7 +110,7 @@ def check_codes(key: str, values: object) -> tuple[str, ...]:
         raise ConfigError(f"'{key}' must be a list of rule codes or prefixes, like [\"ENS001\"]")
     for value in values:
         if not value.strip():
-            raise ConfigError(f"'{key}': an empty rule code selects nothing (a code or prefix: \"ENS001\", \"ENS\")")
+            raise ConfigError(f'\'{key}\': an empty rule code selects nothing (a code or prefix: "ENS001", "ENS")')
         if value != "ALL" and not any(code.startswith(value.upper()) for code in KNOWN_CODES):
             raise ConfigError(f"'{key}': unknown rule code or prefix '{value}' (known: {', '.join(KNOWN_CODES)})")
     return tuple(v.upper() if v != "ALL" else v for v in values)

@@ -15,6 +15,8 @@ import sys
 import tokenize
 import warnings
 from bisect import bisect_right
+from collections.abc import Callable
+from typing import TypeVar
 
 from enslint.analysis.positions import line_starts
 
@@ -38,19 +40,23 @@ _PARSER_STACK_BYTES = 32 * 1024 * 1024  # the main thread's, or more: some platf
 _ANALYSIS_RECURSION_LIMIT = 30_000
 _ANALYSIS_STACK_BYTES = 256 * 1024 * 1024  # reserved, touched only as deep as it goes
 
+Outcome = TypeVar("Outcome")
 
-def analysed_deep(work):
+
+def analysed_deep(work: Callable[[], Outcome]) -> Outcome:
     """`work()` (libcst's parse, the analysis) in a thread with room for any nesting
     Python takes."""
     return _in_fresh_thread(work, _ANALYSIS_RECURSION_LIMIT, _ANALYSIS_STACK_BYTES, quiet=False)
 
 
-def _in_fresh_thread(work, recursion_limit: int, stack_bytes: int = _PARSER_STACK_BYTES, quiet: bool = True):
+def _in_fresh_thread(
+    work: Callable[[], Outcome], recursion_limit: int, stack_bytes: int = _PARSER_STACK_BYTES, quiet: bool = True
+) -> Outcome:
     """`work()` on an empty stack of `stack_bytes`, under `recursion_limit`, its warnings
     silenced (`quiet`); what it raises is raised here."""
     import threading
 
-    outcome: list = []
+    outcome: list[Outcome | BaseException] = []
 
     def run() -> None:
         try:

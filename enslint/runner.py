@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from enslint.analysis.kinds import uses_pattern
 from enslint.cache import CACHE_FOLDER, code_fingerprint
@@ -27,6 +27,9 @@ from enslint.rules import Settings
 
 # Below this many files, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 24
+
+Result = TypeVar("Result")
+Progress = Callable[[int], None]  # `progress(n)`: n more files done
 
 
 def display_path(path: Path, cwd: Path) -> str:
@@ -63,12 +66,32 @@ def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = Tr
     return jobs
 
 
+@overload
+def map_jobs(
+    function: Callable[[FileJob], FileOutcome],
+    jobs: Sequence[FileJob],
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> list[FileOutcome]: ...
+
+
+@overload
+def map_jobs(
+    function: Callable[[FileJob], Result],
+    jobs: Sequence[FileJob],
+    workers: int | None = None,
+    progress: Progress | None = None,
+    *,
+    on_death: Callable[[FileJob, str], Result],
+) -> list[Result]: ...
+
+
 def map_jobs(
     function: Callable[[FileJob], Any],
-    jobs: list[FileJob],
+    jobs: Sequence[FileJob],
     workers: int | None = None,
-    progress=None,
-    on_death=crashed_outcome,
+    progress: Progress | None = None,
+    on_death: Callable[[FileJob, str], Any] = crashed_outcome,
 ) -> list[Any]:
     """`function` over the jobs, in order, each file in a worker process that may die
     (enslint/workers.py): its file gets `on_death(job, reason)`; `progress(1)` after
@@ -89,7 +112,7 @@ def map_jobs(
 
 
 def check_all(
-    jobs: list[FileJob], workers: int | None = None, progress=None
+    jobs: Sequence[FileJob], workers: int | None = None, progress: Progress | None = None
 ) -> tuple[list[FileJob], list[FileOutcome]]:
     """Both phases: the jobs (with project names where the second phase needed them)
     and their outcomes, in the jobs' order. `progress(n)`: n more files checked (the
@@ -105,14 +128,24 @@ def check_all(
     pending = {i for i, outcome in enumerate(outcomes) if outcome.deferred}
     if not pending:
         return jobs, outcomes
+    root_of: dict[int, str] = {}  # each deferred file's project
+    for i in pending:
+        root = jobs[i].project_root
+        assert root is not None, "only a file of a project is deferred (checking/file.py)"
+        root_of[i] = root
     names_by_root: dict[str, set[str]] = {}
-    for root in {jobs[i].project_root for i in pending}:
-        names = {name for job, outcome in zip(jobs, outcomes) if job.project_root == root for name in outcome.exports}
+    for root in {root_of[i] for i in pending}:
+        names = {
+            name
+            for job, outcome in zip(jobs, outcomes, strict=True)  # an outcome per job
+            if job.project_root == root
+            for name in outcome.exports
+        }
         # From the index, the project's other files: this run's analysed files gave their
         # names, and the deferred ones give theirs when the rounds below bring them back.
         targets = {
             job.filename
-            for job, outcome in zip(jobs, outcomes)
+            for job, outcome in zip(jobs, outcomes, strict=True)
             if job.project_root == root and (outcome.analysed or outcome.deferred)
         }
         cache_dir = next((job.cache_dir for job in jobs if job.project_root == root), None)
@@ -124,7 +157,7 @@ def check_all(
     # left a parent or helper unread (for want of the names) when that file uses one.
     # What comes back may export more names, hence the rounds.
     def worth_again(i: int) -> bool:
-        names = tuple(sorted(names_by_root.get(jobs[i].project_root, ())))
+        names = tuple(sorted(names_by_root.get(root_of[i], ())))
         if not names:
             return False
         if outcomes[i].analysed:
@@ -136,10 +169,11 @@ def check_all(
         if not again:
             break
         for i in again:
-            jobs[i] = replace(jobs[i], names=tuple(sorted(names_by_root[jobs[i].project_root])))
-        for i, outcome in zip(again, map_jobs(check_file_outcome, [jobs[i] for i in again], workers)):
+            jobs[i] = replace(jobs[i], names=tuple(sorted(names_by_root[root_of[i]])))
+        checked = map_jobs(check_file_outcome, [jobs[i] for i in again], workers)
+        for i, outcome in zip(again, checked, strict=True):  # an outcome per job
             outcomes[i] = outcome
-            names_by_root[jobs[i].project_root].update(outcome.exports)
+            names_by_root[root_of[i]].update(outcome.exports)
         pending -= set(again)
     return jobs, outcomes
 
@@ -158,6 +192,6 @@ def _mentions(path: str, names: tuple[str, ...]) -> bool:
     return uses_pattern(names).search(data) is not None
 
 
-def run(jobs: list[FileJob], workers: int | None = None, progress=None) -> list[Diagnostic]:
+def run(jobs: Sequence[FileJob], workers: int | None = None, progress: Progress | None = None) -> list[Diagnostic]:
     _, outcomes = check_all(jobs, workers, progress)
     return sorted(d for outcome in outcomes for d in outcome.diagnostics)

@@ -13,6 +13,7 @@ imported, so even a one-file run (pre-commit's) is isolated at little cost.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import multiprocessing
 import os
@@ -21,7 +22,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkContext, SpawnContext
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -73,12 +77,14 @@ def kill_all() -> None:
         _LIVE.discard(worker)
 
 
-def _context(fork: bool = True):
+def _context(fork: bool = True) -> ForkContext | SpawnContext:
     """Forked workers where the platform forks and the caller allows it; else spawned
     ones, fresh interpreters with this process's environment and folder, which need
     `function` and the items picklable."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if fork and "fork" in methods else "spawn")
+    if fork and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 class _Worker:
@@ -101,10 +107,8 @@ class _Worker:
         self.connection.send(item)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.connection.send(None)
-        except OSError:
-            pass
         self.connection.close()
         self.process.join(timeout=5)
         if self.process.is_alive():
@@ -168,6 +172,7 @@ def isolated_map(
                 if worker.connection not in ready and worker.process.sentinel not in ready and not overdue:
                     continue
                 index = worker.index
+                assert index is not None  # a busy worker holds an item
                 try:
                     if worker.connection not in ready:
                         worker.process.kill()

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import libcst as cst
 
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.syntax import dotted_name
+
+if TYPE_CHECKING:
+    from enslint.analysis.positions import Positions
 
 # Bases that make a class an nn.Module. Any public class of `torch.nn` is one, except
 # the tensor types that live there too.
@@ -234,7 +237,7 @@ class Project(Protocol):
 
     def defines_method(self, qualified: str, importer: str, method: str) -> bool | None: ...
 
-    def call_sites(self, holder: FileContext, class_name: str) -> list[Any]: ...
+    def call_sites(self, holder: FileContext, class_name: str) -> list[FileContext]: ...
 
 
 class FileContext:
@@ -251,8 +254,8 @@ class FileContext:
         self.classes: dict[str, ClassInfo] = {}  # every class, nn.Module or not
         # Scanners of factory functions and helper methods, by function node.
         self.scanners: dict[int, Any] = {}
-        self._positions = None
-        self.line_map = None  # piece line -> file line, for a piece of a big file
+        self._positions: Positions | None = None
+        self.line_map: Callable[[int], int] | None = None  # piece line -> file line, for a piece of a big file
 
     # -- names -------------------------------------------------------------------------
     def qualify(self, node: cst.BaseExpression) -> str | None:

@@ -12,6 +12,8 @@ that is, by the importing file's own path; nothing here looks at the file system
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import libcst as cst
 
 from enslint.analysis.syntax import dotted_name
@@ -20,6 +22,14 @@ from enslint.analysis.syntax import dotted_name
 def _module_name(node: cst.BaseExpression) -> str:
     name = dotted_name(node)
     return name or ""
+
+
+def _bound_name(asname: cst.AsName) -> str:
+    """The name an import's `as` binds: always a plain name (only `with` and `except`
+    bind tuples or lists)."""
+    name = asname.name
+    assert isinstance(name, cst.Name)
+    return name.value
 
 
 def is_relative(qualified: str) -> bool:
@@ -36,7 +46,7 @@ class ImportTable:
         table._scan(module.body)
         return table
 
-    def _scan(self, statements) -> None:
+    def _scan(self, statements: Sequence[cst.CSTNode]) -> None:
         # Imports guarded by `if TYPE_CHECKING`, `try`/`except ImportError` or `with`
         # still bind the names, so look inside compound statements at module level.
         for statement in statements:
@@ -59,7 +69,7 @@ class ImportTable:
         for alias in node.names:
             full = _module_name(alias.name)
             if alias.asname is not None:
-                self.bindings[alias.asname.name.value] = full
+                self.bindings[_bound_name(alias.asname)] = full
             else:
                 head = full.split(".")[0]
                 self.bindings[head] = head
@@ -73,7 +83,7 @@ class ImportTable:
             return
         for alias in node.names:
             name = _module_name(alias.name)
-            local = alias.asname.name.value if alias.asname is not None else name
+            local = _bound_name(alias.asname) if alias.asname is not None else name
             self.bindings[local] = f"{base}{name}" if base.endswith(".") else f"{base}.{name}"
 
     def local_name(self, qualified: str) -> str | None:

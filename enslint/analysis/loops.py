@@ -16,6 +16,7 @@ how the results are combined.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -208,7 +209,7 @@ class MemberCall:
 class MemberLoop:
     cls: ClassInfo
     method: str
-    node: cst.CSTNode  # the For, or the CompFor clause
+    node: cst.For | cst.CompFor  # the For, or the CompFor clause
     report_node: cst.CSTNode  # where a finding points
     collection: Collection
     collection_text: str  # "self.heads", "self.ensemble[idx]"
@@ -240,6 +241,11 @@ class MemberLoop:
         return [call for call in self.calls if call.input != CHAIN]
 
 
+# What `visited` finds: (collection, as written, the enclosing group loop, where the part
+# visited starts ("start", "middle"; None for the whole), the part as written).
+_Visited = tuple[Collection, str, MemberLoop | None, str | None, str | None]
+
+
 @dataclass
 class _Iteration:
     collection: Collection
@@ -250,6 +256,29 @@ class _Iteration:
     elements: dict[str, SliceInfo] = field(default_factory=dict)
     member_vars: dict[str, tuple[Collection, str]] = field(default_factory=dict)
     subset: str | None = None
+
+
+def _member_group(collection: Collection) -> Collection | None:
+    """The collection each member is, when the members are groups (GROUP members hold
+    their own collection)."""
+    member = collection.member
+    return member.inner if member is not None and member.kind == GROUP else None
+
+
+def _clauses(comprehension: cst.ListComp | cst.GeneratorExp | cst.SetComp | cst.DictComp) -> Iterator[cst.CompFor]:
+    """A comprehension's `for` clauses, outermost first."""
+    clause: cst.CompFor | None = comprehension.for_in
+    while clause is not None:
+        yield clause
+        clause = clause.inner_for_in
+
+
+def _sliced_tensor(node: cst.BaseExpression) -> cst.BaseExpression:
+    """The tensor an index, select or narrow slice (`x[:, i]`, `x.select(1, i)`) is taken of."""
+    if isinstance(node, cst.Subscript):
+        return node.value
+    assert isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)  # `slice_of` makes no other
+    return node.func.value
 
 
 class _MethodAnalysis:
@@ -273,13 +302,16 @@ class _MethodAnalysis:
             elif isinstance(node, cst.AnnAssign) and node.value is not None:
                 for name in target_names(node.target):
                     self.assignments.setdefault(name, []).append((node, node.value))
-            elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
-                if (
+            elif (
+                isinstance(node, cst.Attribute)
+                and isinstance(node.value, cst.Name)
+                and (
                     node.attr.value in _TENSOR_ATTRIBUTES
                     or node.attr.value in _TENSOR_QUERIES
                     and isinstance(self.index.parent(node), cst.Call)
-                ):
-                    self.tensor_names.add(node.value.value)
+                )
+            ):
+                self.tensor_names.add(node.value.value)
         self.loops: list[MemberLoop] = []
         self._by_node: dict[cst.CSTNode, MemberLoop] = {}
         self._bodies: dict[cst.CSTNode, list[cst.CSTNode]] = {}
@@ -302,8 +334,8 @@ class _MethodAnalysis:
             return None
         if isinstance(expr, cst.Name):
             for loop in self.enclosing_loops(at):
-                if loop.member_var == expr.value and loop.collection.member.kind == GROUP:
-                    return loop.collection.member.inner, expr.value, loop
+                if loop.member_var == expr.value and (group := _member_group(loop.collection)) is not None:
+                    return group, expr.value, loop
             bound = self.assignments.get(expr.value, [])
             if len(bound) == 1 and isinstance(bound[0][1], cst.Attribute):
                 return self.collection_of(bound[0][1], at)
@@ -311,22 +343,23 @@ class _MethodAnalysis:
         if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
             index = expr.slice[0].slice.value
             outer = self.collection_of(expr.value, at)
-            if outer is None or outer[0].member.kind != GROUP or not isinstance(index, cst.Name):
+            group = None if outer is None else _member_group(outer[0])
+            if outer is None or group is None or not isinstance(index, cst.Name):
                 return None
             for loop in self.enclosing_loops(at):
                 if loop.index_var == index.value and loop.collection is outer[0]:
-                    return outer[0].member.inner, code_of(expr), loop
+                    return group, code_of(expr), loop
         return None
 
     def enclosing_loops(self, node: cst.CSTNode) -> list[MemberLoop]:
-        found = []
+        found: list[MemberLoop] = []
         for ancestor in self.index.ancestors(node):
             loop = self._by_node.get(ancestor)
             if loop is not None:
                 found.append(loop)
             if isinstance(ancestor, COMPREHENSIONS):
                 # Outer clauses of the same comprehension enclose the inner ones.
-                clause = ancestor.for_in
+                clause: cst.CompFor | None = ancestor.for_in
                 while clause is not None and clause is not node:
                     if clause in self._by_node and self._by_node[clause] not in found:
                         found.append(self._by_node[clause])
@@ -336,67 +369,7 @@ class _MethodAnalysis:
     # -- iteration ------------------------------------------------------------------
     def iteration(self, target: cst.BaseExpression, iterable: cst.BaseExpression, at: cst.CSTNode) -> _Iteration | None:
         if isinstance(iterable, cst.Call):
-            func = code_of(iterable.func)
-            args = positional_args(iterable)
-            if func == "enumerate" and len(args) >= 1 and isinstance(target, cst.Tuple) and len(target.elements) == 2:
-                found = self.visited(args[0], at)
-                index, member = (element.value for element in target.elements)
-                if found is None or not isinstance(member, cst.Name):
-                    return None
-                # With a `start`, or over a part not starting at 0, the counter is not the member's index.
-                counts_from_zero = (
-                    len(iterable.args) == 1 and isinstance(index, cst.Name) and found[3] in (None, "start")
-                )
-                iteration = _Iteration(
-                    *found[:3], member_var=member.value, index_var=index.value if counts_from_zero else None
-                )
-                iteration.subset = found[4]
-                return iteration
-            if func == "zip" and isinstance(target, cst.Tuple) and len(target.elements) == len(args):
-                # Each zipped iterable is read like a loop of its own: the members (or
-                # their index) come from one or more, per-member pieces of a tensor from others.
-                iteration = None
-                elements: dict[str, SliceInfo] = {}
-                others: dict[str, tuple[Collection, str]] = {}
-                for element, arg in zip(target.elements, args):
-                    found = self.iteration(element.value, arg, at)
-                    if found is not None and iteration is None:
-                        iteration = found
-                        continue
-                    if found is not None and found.member_var is not None and found.parent is None:
-                        others[found.member_var] = (found.collection, found.text)
-                        continue
-                    split = self.split_of(arg) if isinstance(element.value, cst.Name) else None
-                    if split is not None:
-                        elements[element.value.value] = split
-                if iteration is not None:
-                    iteration.elements.update(elements)
-                    iteration.member_vars.update(others)
-                return iteration
-            if func == "range" and len(args) == 1 and isinstance(target, cst.Name):
-                bound = args[0]
-                if isinstance(bound, cst.Call) and code_of(bound.func) == "len" and len(bound.args) == 1:
-                    found = self.collection_of(bound.args[0].value, at)
-                    if found is not None:
-                        return _Iteration(*found, index_var=target.value)
-                return self.range_iteration(target.value, code_of(bound), at)
-            if (
-                isinstance(iterable.func, cst.Attribute)
-                and iterable.func.attr.value in ("values", "items")
-                and not args
-            ):
-                found = self.collection_of(iterable.func.value, at)
-                if found is None:
-                    return None
-                if iterable.func.attr.value == "values" and isinstance(target, cst.Name):
-                    return _Iteration(*found, member_var=target.value)
-                if (
-                    isinstance(target, cst.Tuple)
-                    and len(target.elements) == 2
-                    and isinstance(target.elements[1].value, cst.Name)
-                ):
-                    return _Iteration(*found, member_var=target.elements[1].value.value)
-            return None
+            return self._call_iteration(target, iterable, at)
         found = self.visited(iterable, at)
         if found is not None and isinstance(target, cst.Name):
             iteration = _Iteration(*found[:3], member_var=target.value)
@@ -404,7 +377,74 @@ class _MethodAnalysis:
             return iteration
         return None
 
-    def visited(self, iterable: cst.BaseExpression, at: cst.CSTNode):
+    def _call_iteration(self, target: cst.BaseExpression, iterable: cst.Call, at: cst.CSTNode) -> _Iteration | None:
+        """A loop over `enumerate(...)`, `zip(...)`, `range(...)`, `.values()` or `.items()`."""
+        func = code_of(iterable.func)
+        args = positional_args(iterable)
+        if func == "enumerate" and len(args) >= 1 and isinstance(target, cst.Tuple) and len(target.elements) == 2:
+            return self._enumerate_iteration(target, iterable, args[0], at)
+        if func == "zip" and isinstance(target, cst.Tuple) and len(target.elements) == len(args):
+            return self._zip_iteration(target, args, at)
+        if func == "range" and len(args) == 1 and isinstance(target, cst.Name):
+            bound = args[0]
+            if isinstance(bound, cst.Call) and code_of(bound.func) == "len" and len(bound.args) == 1:
+                found = self.collection_of(bound.args[0].value, at)
+                if found is not None:
+                    return _Iteration(*found, index_var=target.value)
+            return self.range_iteration(target.value, code_of(bound), at)
+        if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("values", "items") and not args:
+            found = self.collection_of(iterable.func.value, at)
+            if found is None:
+                return None
+            if iterable.func.attr.value == "values" and isinstance(target, cst.Name):
+                return _Iteration(*found, member_var=target.value)
+            if (
+                isinstance(target, cst.Tuple)
+                and len(target.elements) == 2
+                and isinstance(target.elements[1].value, cst.Name)
+            ):
+                return _Iteration(*found, member_var=target.elements[1].value.value)
+        return None
+
+    def _enumerate_iteration(
+        self, target: cst.Tuple, iterable: cst.Call, visited: cst.BaseExpression, at: cst.CSTNode
+    ) -> _Iteration | None:
+        """`for i, m in enumerate(self.heads)`: `i` is the member's index when it counts from 0."""
+        found = self.visited(visited, at)
+        index, member = (element.value for element in target.elements)
+        if found is None or not isinstance(member, cst.Name):
+            return None
+        # With a `start`, or over a part not starting at 0, the counter is not the member's index.
+        counts_from_zero = len(iterable.args) == 1 and found[3] in (None, "start")
+        index_var = index.value if isinstance(index, cst.Name) and counts_from_zero else None
+        iteration = _Iteration(*found[:3], member_var=member.value, index_var=index_var)
+        iteration.subset = found[4]
+        return iteration
+
+    def _zip_iteration(self, target: cst.Tuple, args: list[cst.BaseExpression], at: cst.CSTNode) -> _Iteration | None:
+        """Each zipped iterable is read like a loop of its own: the members (or their
+        index) come from one or more, per-member pieces of a tensor from others."""
+        iteration = None
+        elements: dict[str, SliceInfo] = {}
+        others: dict[str, tuple[Collection, str]] = {}
+        for element, arg in zip(target.elements, args, strict=True):  # as many targets as iterables
+            found = self.iteration(element.value, arg, at)
+            if found is not None and iteration is None:
+                iteration = found
+                continue
+            if found is not None and found.member_var is not None and found.parent is None:
+                others[found.member_var] = (found.collection, found.text)
+                continue
+            if isinstance(element.value, cst.Name):
+                split = self.split_of(arg)
+                if split is not None:
+                    elements[element.value.value] = split
+        if iteration is not None:
+            iteration.elements.update(elements)
+            iteration.member_vars.update(others)
+        return iteration
+
+    def visited(self, iterable: cst.BaseExpression, at: cst.CSTNode) -> _Visited | None:
         """(collection, text, parent, where the part starts, the part as written) for a
         collection or a part of it (`self.heads[:k]`), else None."""
         if (
@@ -429,9 +469,15 @@ class _MethodAnalysis:
             nodes = list(self.index.descendants(at.body))
         else:
             comprehension = next((a for a in self.index.ancestors(at) if isinstance(a, COMPREHENSIONS)), None)
-            root = None if comprehension is None else getattr(comprehension, "elt", None) or comprehension.value
+            root: cst.BaseExpression | None
+            if comprehension is None:
+                root = None
+            elif isinstance(comprehension, cst.DictComp):
+                root = comprehension.value
+            else:
+                root = comprehension.elt
             nodes = [] if root is None else list(walk(root))
-        indexed = []
+        indexed: list[tuple[Collection, str, MemberLoop | None]] = []
         for node in nodes:
             if (
                 not isinstance(node, cst.Subscript)
@@ -488,11 +534,11 @@ class _MethodAnalysis:
                 return None
             tensor, rest = args[0], args[1:]
         else:
+            assert isinstance(expr.func, cst.Attribute)  # `torch.<splitter>` is the only other form
             tensor, rest = expr.func.value, args
-        if method == "unbind":
-            dim = rest[0] if rest else dim_kw
-        else:
-            dim = rest[1] if len(rest) > 1 else dim_kw
+        # unbind takes the dimension first, the others the count (or sizes) first.
+        position = 0 if method == "unbind" else 1
+        dim = rest[position] if len(rest) > position else dim_kw
         dim_text = "0" if dim is None else code_of(dim)
         via = _SPLITTERS[method]
         return SliceInfo(code_of(tensor), dim_text, via, self.is_activation(tensor), f"{code_of(expr)}[i]")
@@ -547,60 +593,66 @@ class _MethodAnalysis:
             # `x[:, i].unsqueeze(1)`: a reshaped slice is still member i's slice.
             return self.slice_of(expr.func.value, loop, elements, depth + 1)
         if isinstance(expr, cst.Subscript):
-            positions = [element.slice for element in expr.slice]
-            hits = [(i, kind) for i, p in enumerate(positions) if (kind := self._is_index(p, index_var))]
-            if len(hits) != 1 or index_var in names_in(expr.value):
-                return None
-            hit, via = hits[0]
-            for i, p in enumerate(positions):
-                if i == hit:
-                    continue
-                full = isinstance(p, cst.Slice) and p.lower is None and p.upper is None and p.step is None
-                if not (full or (isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis))):
-                    return None
-            split = self.split_of(expr.value)
-            if split is not None and len(positions) == 1 and via == "index":
-                split.text = code_of(expr)
-                return split
-            ellipsis = [
-                i for i, p in enumerate(positions) if isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis)
-            ]
-            if ellipsis and ellipsis[0] < hit:
-                dim = str(hit - len(positions))
-            else:
-                dim = str(hit)
-            if len(positions) == 1 and via == "index" and not self.is_tensor(expr.value, loop):
-                # `feats[i]` may index a Python list of differently shaped tensors.
-                return None
-            return SliceInfo(code_of(expr.value), dim, via, self.is_activation(expr.value), code_of(expr), expr)
+            return self._subscript_slice(expr, loop, index_var)
         if (
             isinstance(expr, cst.Call)
             and isinstance(expr.func, cst.Attribute)
             and expr.func.attr.value in ("select", "narrow")
         ):
-            args = positional_args(expr)
-            if self.ctx.imports.qualify(expr.func) in ("torch.select", "torch.narrow"):
+            return self._method_slice(expr, expr.func, index_var)
+        return None
+
+    def _subscript_slice(self, expr: cst.Subscript, loop: MemberLoop, index_var: str) -> SliceInfo | None:
+        """`x[:, i]`, `x[..., i]`, `x[:, i:i + 1]`: `i` at one position, whole dimensions at the others."""
+        positions = [element.slice for element in expr.slice]
+        hits = [(i, kind) for i, p in enumerate(positions) if (kind := self._is_index(p, index_var))]
+        if len(hits) != 1 or index_var in names_in(expr.value):
+            return None
+        hit, via = hits[0]
+        for i, p in enumerate(positions):
+            if i == hit:
+                continue
+            full = isinstance(p, cst.Slice) and p.lower is None and p.upper is None and p.step is None
+            if not (full or (isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis))):
                 return None
-            tensor = expr.func.value
-            if (
-                expr.func.attr.value == "select"
-                and len(args) == 2
-                and isinstance(args[1], cst.Name)
-                and args[1].value == index_var
-            ):
-                return SliceInfo(
-                    code_of(tensor), code_of(args[0]), "select", self.is_activation(tensor), code_of(expr), expr
-                )
-            if (
-                expr.func.attr.value == "narrow"
-                and len(args) == 3
-                and isinstance(args[1], cst.Name)
-                and args[1].value == index_var
-                and code_of(args[2]) == "1"
-            ):
-                return SliceInfo(
-                    code_of(tensor), code_of(args[0]), "narrow", self.is_activation(tensor), code_of(expr), expr
-                )
+        split = self.split_of(expr.value)
+        if split is not None and len(positions) == 1 and via == "index":
+            split.text = code_of(expr)
+            return split
+        ellipsis = [
+            i for i, p in enumerate(positions) if isinstance(p, cst.Index) and isinstance(p.value, cst.Ellipsis)
+        ]
+        dim = str(hit - len(positions)) if ellipsis and ellipsis[0] < hit else str(hit)
+        if len(positions) == 1 and via == "index" and not self.is_tensor(expr.value, loop):
+            # `feats[i]` may index a Python list of differently shaped tensors.
+            return None
+        return SliceInfo(code_of(expr.value), dim, via, self.is_activation(expr.value), code_of(expr), expr)
+
+    def _method_slice(self, expr: cst.Call, func: cst.Attribute, index_var: str) -> SliceInfo | None:
+        """`x.select(dim, i)` or `x.narrow(dim, i, 1)` (`func` is `expr`'s `x.select`)."""
+        args = positional_args(expr)
+        if self.ctx.imports.qualify(func) in ("torch.select", "torch.narrow"):
+            return None
+        tensor = func.value
+        if (
+            func.attr.value == "select"
+            and len(args) == 2
+            and isinstance(args[1], cst.Name)
+            and args[1].value == index_var
+        ):
+            return SliceInfo(
+                code_of(tensor), code_of(args[0]), "select", self.is_activation(tensor), code_of(expr), expr
+            )
+        if (
+            func.attr.value == "narrow"
+            and len(args) == 3
+            and isinstance(args[1], cst.Name)
+            and args[1].value == index_var
+            and code_of(args[2]) == "1"
+        ):
+            return SliceInfo(
+                code_of(tensor), code_of(args[0]), "narrow", self.is_activation(tensor), code_of(expr), expr
+            )
         return None
 
     def is_tensor(self, expr: cst.BaseExpression, loop: MemberLoop | None = None) -> bool:
@@ -651,17 +703,20 @@ class _MethodAnalysis:
                         return True  # a submodule (or a method of this module)
                     base = base.value
                 qualified = self.ctx.imports.qualify(func) or ""
-                if qualified.startswith("torch.") and qualified not in _CREATION:
-                    if any(self.is_activation(a.value, seen) for a in node.args):
-                        return True
+                if (
+                    qualified.startswith("torch.")
+                    and qualified not in _CREATION
+                    and any(self.is_activation(a.value, seen) for a in node.args)
+                ):
+                    return True
             if (
                 isinstance(node, cst.Name)
                 and node is not expr
                 and node.value in self.assignments
                 and node.value not in seen
+                and self.is_activation(node, seen)
             ):
-                if self.is_activation(node, seen):
-                    return True
+                return True
         return False
 
     # -- the pass -------------------------------------------------------------------
@@ -670,12 +725,9 @@ class _MethodAnalysis:
             if isinstance(node, cst.For):
                 self.add_loop(node, node.target, node.iter, node)
             elif isinstance(node, COMPREHENSIONS):
-                clause = node.for_in
-                report = node
-                while clause is not None:
-                    self.add_loop(clause, clause.target, clause.iter, report)
-                    report = clause.inner_for_in
-                    clause = clause.inner_for_in
+                # The first clause reports at the whole comprehension, the others at themselves.
+                for clause in _clauses(node):
+                    self.add_loop(clause, clause.target, clause.iter, node if clause is node.for_in else clause)
         method_names = frozenset(names_in(self.method))
         for loop in self.loops:
             loop.varying = frozenset(self.assigned_in(loop))
@@ -687,7 +739,7 @@ class _MethodAnalysis:
             if loop.parent is not None:
                 loop.parent.children.append(loop)
         for loop in self.loops:
-            if loop.collection.member.kind == GROUP:
+            if _member_group(loop.collection) is not None:
                 for child in loop.children:
                     for call in child.calls:
                         loop.calls.append(
@@ -696,7 +748,13 @@ class _MethodAnalysis:
             loop.combine = self.combine_of(loop)
         return self.loops
 
-    def add_loop(self, node, target, iterable, report) -> None:
+    def add_loop(
+        self,
+        node: cst.For | cst.CompFor,
+        target: cst.BaseExpression,
+        iterable: cst.BaseExpression,
+        report: cst.CSTNode,
+    ) -> None:
         iteration = self.iteration(target, iterable, node)
         if iteration is None:
             return
@@ -822,12 +880,7 @@ class _MethodAnalysis:
     def _assigned_in(self, loop: MemberLoop) -> set[str]:
         names = set(target_names(loop.node.target))
         for node in self.body_nodes(loop):
-            if (
-                isinstance(node, cst.AssignTarget)
-                or isinstance(node, (cst.AugAssign, cst.AnnAssign))
-                or isinstance(node, (cst.For, cst.CompFor))
-                or isinstance(node, cst.NamedExpr)
-            ):
+            if isinstance(node, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr)):
                 names |= set(target_names(node.target))
         return names
 
@@ -855,7 +908,7 @@ class _MethodAnalysis:
         extras = [a.value for a in call.args[1:]]
         sliced = None if call.args[0].star else self.slice_of(first, loop, elements)
         if sliced is not None and sliced.node is not None:
-            tensor = sliced.node.value if isinstance(sliced.node, cst.Subscript) else sliced.node.func.value
+            tensor = _sliced_tensor(sliced.node)
             if names_in(tensor) & varying:
                 return made(OTHER, text)  # not one tensor: it changes per member
         if sliced is not None:
@@ -898,7 +951,9 @@ class _MethodAnalysis:
             fed = True
         return fed
 
-    def _binding_before(self, name: str, before: cst.CSTNode, loop: MemberLoop):
+    def _binding_before(
+        self, name: str, before: cst.CSTNode, loop: MemberLoop
+    ) -> tuple[cst.CSTNode, cst.BaseExpression] | None:
         """The last assignment of `name` in the loop body that runs before `before`."""
         found = None
         for node, value in self.assignments.get(name, []):
@@ -917,18 +972,18 @@ class _MethodAnalysis:
             return self.combine_of_value(comprehension)
         body = set(self.body_nodes(loop))
         calls = loop.calls
-        if loop.collection.member.kind == GROUP:
+        if _member_group(loop.collection) is not None:
             # The group loop combines the per-group results it collects itself.
             for node in body:
                 if (
                     isinstance(node, cst.Call)
                     and isinstance(node.func, cst.Attribute)
                     and node.func.attr.value == "append"
+                    and not any(self.index.is_inside(node, child.node) for child in loop.children)
                 ):
-                    if not any(self.index.is_inside(node, child.node) for child in loop.children):
-                        found = self.combine_of_list(node.func.value, loop)
-                        if found:
-                            return found
+                    found = self.combine_of_list(node.func.value, loop)
+                    if found:
+                        return found
             return next((child.combine for child in loop.children if child.combine), None)
         for call in reversed(calls):
             found = self.flow(call.node, loop, body, depth=0)
@@ -936,7 +991,7 @@ class _MethodAnalysis:
                 return found
         return None
 
-    def flow(self, node: cst.CSTNode, loop: MemberLoop, body: set, depth: int) -> str | None:
+    def flow(self, node: cst.CSTNode, loop: MemberLoop, body: set[cst.CSTNode], depth: int) -> str | None:
         """Where the value of `node` (a member call, or a name holding its result) ends up
         in the iteration: appended to a list, summed, written by index, or passed on
         through more steps (`h = head(x); logits = self.lm_head(h); out.append(logits)`)."""
@@ -944,9 +999,14 @@ class _MethodAnalysis:
             return None
         statement = node
         for ancestor in self.index.ancestors(node):
-            if isinstance(ancestor, cst.Call) and ancestor is not node and depth < 5:
-                if self.member_callee(ancestor.func, loop) is not None and any(node is a.value for a in ancestor.args):
-                    return self.flow(ancestor, loop, body, depth + 1)  # fed into the next member
+            if (
+                isinstance(ancestor, cst.Call)
+                and ancestor is not node
+                and depth < 5
+                and self.member_callee(ancestor.func, loop) is not None
+                and any(node is a.value for a in ancestor.args)
+            ):
+                return self.flow(ancestor, loop, body, depth + 1)  # fed into the next member
             if isinstance(ancestor, (cst.Expr, cst.Assign, cst.AugAssign, cst.AnnAssign, cst.Return)):
                 statement = ancestor
                 break
@@ -962,32 +1022,40 @@ class _MethodAnalysis:
         if isinstance(statement, cst.AugAssign):
             return "summed" if isinstance(statement.operator, cst.AddAssign) else None
         if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
-            target = statement.targets[0].target
-            if isinstance(target, cst.Subscript) and loop.index_var is not None and loop.index_var in names_in(target):
-                return "written into a preallocated tensor by index"
-            names = target_names(target)
-            value = statement.value
-            if (
-                isinstance(target, cst.Name)
-                and isinstance(value, cst.BinaryOperation)
-                and isinstance(value.operator, cst.Add)
-                and target.value in names_in(value)
-            ):
-                return "summed"
-            for name in names:
-                # Follow the name to where it is used next in the iteration.
-                for other in self.index.order:
-                    if (
-                        isinstance(other, cst.Name)
-                        and other.value == name
-                        and other in body
-                        and self.index.before(statement, other)
-                        and not self.index.is_inside(other, statement)
-                        and not isinstance(self.index.parent(other), cst.AssignTarget)
-                    ):
-                        found = self.flow(other, loop, body, depth + 1)
-                        if found:
-                            return found
+            return self._flow_of_assign(statement, loop, body, depth)
+        return None
+
+    def _flow_of_assign(
+        self, statement: cst.Assign, loop: MemberLoop, body: set[cst.CSTNode], depth: int
+    ) -> str | None:
+        """`flow` past `target = <value>`: written by index, summed (`total = total + m(x)`),
+        or wherever the target name is used next in the iteration."""
+        target = statement.targets[0].target
+        if isinstance(target, cst.Subscript) and loop.index_var is not None and loop.index_var in names_in(target):
+            return "written into a preallocated tensor by index"
+        names = target_names(target)
+        value = statement.value
+        if (
+            isinstance(target, cst.Name)
+            and isinstance(value, cst.BinaryOperation)
+            and isinstance(value.operator, cst.Add)
+            and target.value in names_in(value)
+        ):
+            return "summed"
+        for name in names:
+            # Follow the name to where it is used next in the iteration.
+            for other in self.index.order:
+                if (
+                    isinstance(other, cst.Name)
+                    and other.value == name
+                    and other in body
+                    and self.index.before(statement, other)
+                    and not self.index.is_inside(other, statement)
+                    and not isinstance(self.index.parent(other), cst.AssignTarget)
+                ):
+                    found = self.flow(other, loop, body, depth + 1)
+                    if found:
+                        return found
         return None
 
     def combine_of_list(self, holder: cst.BaseExpression, loop: MemberLoop) -> str | None:

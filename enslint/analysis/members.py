@@ -18,6 +18,7 @@ branch of an `if individual:` is told apart from one filled conditionally.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ from enslint.analysis.syntax import (
 )
 
 if TYPE_CHECKING:
-    from enslint.analysis.context import ClassInfo, FileContext
+    from enslint.analysis.context import ClassInfo, FileContext, Symbol
 
 CONTAINERS = {
     "torch.nn.ModuleList": "nn.ModuleList",
@@ -93,6 +94,10 @@ _NOT_CONSTRUCTORS = {
 }
 
 
+# The `if` branches around a statement: (id of the `if`, which arm) from the outermost in.
+_Branch = tuple[tuple[int, int], ...]
+
+
 def display_type(qualified: str) -> str:
     if qualified.startswith("torch.nn.") and qualified.count(".") == 2:
         return "nn." + qualified.rsplit(".", 1)[1]
@@ -128,7 +133,7 @@ class _Scope:
 class _Append:
     value: cst.BaseExpression
     loops: tuple[_Loop, ...]
-    branch: tuple
+    branch: _Branch
     scope: _Scope
 
 
@@ -138,7 +143,7 @@ class _Builder:
 
     container: str
     depth: int  # how many loops enclosed the statement that created it
-    branch: tuple  # the `if` branches around the statement that created it
+    branch: _Branch  # the `if` branches around the statement that created it
     appends: list[_Append] = field(default_factory=list)
     # Filled at once from another collection: `self.extend(critics)`, `super().__init__(...)`.
     filled_with: tuple[cst.BaseExpression, _Scope] | None = None
@@ -149,7 +154,7 @@ class _Builder:
 class _SelfAssign:
     value: cst.BaseExpression
     line: cst.SimpleStatementLine | None  # the statement, when it stands alone outside loops
-    branch: tuple
+    branch: _Branch
     scope: _Scope
 
 
@@ -162,7 +167,7 @@ class WatchedCall:
     scanner: ConstructionScanner
 
 
-def _inside(branch: tuple, outer: tuple) -> bool:
+def _inside(branch: _Branch, outer: _Branch) -> bool:
     """Whether statements in `branch` run whenever those in `outer` do."""
     return branch == outer
 
@@ -190,12 +195,12 @@ def loop_size(iterable: cst.BaseExpression, ctx: FileContext) -> tuple[str, int 
 
 def _product(loops: tuple[_Loop, ...]) -> tuple[str, int | None]:
     sizes = [loop.size for loop in loops]
-    values = [loop.size_value for loop in loops]
+    known = [loop.size_value for loop in loops if loop.size_value is not None]
     text = " * ".join(sizes) if len(sizes) > 1 else sizes[0]
     value = None
-    if all(v is not None for v in values):
+    if len(known) == len(loops):
         value = 1
-        for v in values:
+        for v in known:
             value *= v
     return text, value
 
@@ -242,11 +247,11 @@ class ConstructionScanner:
     def scope(self) -> _Scope:
         return _Scope(dict(self.env), dict(self.builders))
 
-    def _block(self, statements, loops: tuple[_Loop, ...], branch: tuple) -> None:
+    def _block(self, statements: Sequence[cst.CSTNode], loops: tuple[_Loop, ...], branch: _Branch) -> None:
         for statement in statements:
             self._statement(statement, loops, branch)
 
-    def _statement(self, statement: cst.CSTNode, loops: tuple[_Loop, ...], branch: tuple) -> None:
+    def _statement(self, statement: cst.CSTNode, loops: tuple[_Loop, ...], branch: _Branch) -> None:
         if isinstance(statement, cst.SimpleStatementLine):
             self._line = statement if len(statement.body) == 1 and not loops else None
             for small in statement.body:
@@ -259,7 +264,7 @@ class ConstructionScanner:
             self._block(statement.body.body, loops + (loop,), branch)
         elif isinstance(statement, cst.If):
             arm = 0
-            current: cst.CSTNode | None = statement
+            current: cst.If | None = statement
             while current is not None:
                 self._block(current.body.body, loops, branch + ((id(statement), arm),))
                 arm += 1
@@ -283,7 +288,7 @@ class ConstructionScanner:
             return None if inner is None else inner + "[*]"
         return None
 
-    def _small(self, small: cst.CSTNode, loops: tuple[_Loop, ...], branch: tuple) -> None:
+    def _small(self, small: cst.CSTNode, loops: tuple[_Loop, ...], branch: _Branch) -> None:
         if self.watch and (self.watch_statements is None or id(small) in self.watch_statements):
             self._watch_calls(small)
         if isinstance(small, cst.Return) and small.value is not None:
@@ -297,7 +302,9 @@ class ConstructionScanner:
 
     def own_collection(self) -> Collection | None:
         """The collection an nn.ModuleList subclass is (`self.extend(...)` in `__init__`)."""
-        builder = self.builders.get(self.self_name) if self.self_name is not None else None
+        if self.self_name is None:
+            return None
+        builder = self.builders.get(self.self_name)
         return None if builder is None else self._from_builder(SELF_COLLECTION, self.self_name, builder)
 
     def _watch_calls(self, small: cst.CSTNode) -> None:
@@ -305,7 +312,9 @@ class ConstructionScanner:
             if isinstance(node, cst.Call) and code_of(node.func) in self.watch:
                 self.watched.append(WatchedCall(node, self.scope(), self))
 
-    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression, loops, branch) -> None:
+    def _assign(
+        self, target: cst.BaseExpression, value: cst.BaseExpression, loops: tuple[_Loop, ...], branch: _Branch
+    ) -> None:
         key = self._builder_key(target)
         if isinstance(target, cst.Subscript):
             # `self.heads[i] = ...` fills a container by item: not a pattern we can prove.
@@ -333,7 +342,7 @@ class ConstructionScanner:
             self.env[target.value] = _Binding(value, len(loops))
             self.params.pop(target.value, None)  # a rebound parameter is no longer the caller's
 
-    def _call(self, call: cst.Call, loops, branch) -> None:
+    def _call(self, call: cst.Call, loops: tuple[_Loop, ...], branch: _Branch) -> None:
         func = call.func
         if isinstance(func, cst.Attribute):
             owner_key = self._builder_key(func.value)
@@ -407,10 +416,7 @@ class ConstructionScanner:
             builder = self.builders.get(key)
             return None if builder is None else self._from_builder(attr, key, builder)
         last = assigns[-1]
-        if not last.branch:
-            candidates = [last]
-        else:
-            candidates = [a for a in assigns if a.branch] or [last]
+        candidates = [last] if not last.branch else ([a for a in assigns if a.branch] or [last])
         found: list[tuple[_SelfAssign, Collection]] = []
         for assign in candidates:
             collection = self._collection_of_assign(attr, key, assign)
@@ -421,7 +427,7 @@ class ConstructionScanner:
         identical = [(a, c) for a, c in found if c.identical]
         if identical:
             assign, collection = identical[0]
-            texts = {c.member.text for _, c in identical}
+            texts = {c.member.text for _, c in identical if c.member is not None}
             if len(texts) > 1:
                 return replace(
                     collection, member=None, why_heterogeneous="members are built differently in different branches"
@@ -475,20 +481,20 @@ class ConstructionScanner:
             return Collection(attr, container, None, None, None, "members are appended conditionally")
         loop_vars = set().union(*(loop.targets for loop in own_loops))
         used = self.names_read(append.value, append.scope) & loop_vars
-        size, value = _product(own_loops)
+        size, size_value = _product(own_loops)
         if used:
             return Collection(
                 attr,
                 container,
                 size,
-                value,
+                size_value,
                 None,
                 f"each member's constructor reads the loop variable `{sorted(used)[0]}`",
             )
         member = self.member(append.value, key, append.loops, append.scope)
         if member is not None and self._bound_outside(append.value, append.scope, builder.depth + len(own_loops)):
             member = replace(member, shared=True)
-        return Collection(attr, container, size, value, member)
+        return Collection(attr, container, size, size_value, member)
 
     def _bound_outside(self, value: cst.BaseExpression, scope: _Scope, depth: int) -> bool:
         """Whether `value` is a name bound to one instance outside the innermost loop."""
@@ -503,7 +509,8 @@ class ConstructionScanner:
         `layer = nn.Conv2d(c, 256, 1); self.convs.append(layer)` reads `c`.
         """
         names: set[str] = set()
-        pending, seen = [expr], set()
+        pending: list[cst.BaseExpression] = [expr]
+        seen: set[str] = set()
         while pending:
             found = free_names(pending.pop())
             names |= found
@@ -516,90 +523,112 @@ class ConstructionScanner:
     def collection_from_expr(
         self, attr: str, value: cst.BaseExpression, seen: tuple[str, ...], scope: _Scope | None = None
     ) -> Collection | None:
-        ctx = self.ctx
         scope = scope or self.scope()
         if isinstance(value, cst.Name):
-            if value.value in scope.builders:
-                return self._from_builder(attr, value.value, scope.builders[value.value])
-            bound = scope.env.get(value.value)
-            if bound is not None and value.value not in seen:
-                return self.collection_from_expr(attr, bound.value, seen + (value.value,), scope)
-            if bound is None and value.value in self.params:
-                return self._passed_in(attr, value.value)
-            return None
+            return self._named_collection(attr, value, seen, scope)
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
             return self._repeated_list(attr, value, scope)
         if isinstance(value, cst.Call):
-            qualified = ctx.imports.qualify(value.func) or code_of(value.func)
-            args = positional_args(value)
-            if qualified in CONTAINERS or qualified in PLAIN_CONTAINERS:
-                if len(args) != 1:
-                    return None
-                inner = self.collection_from_expr(attr, args[0], seen, scope)
-                if inner is not None and qualified in CONTAINERS:
-                    inner.container = CONTAINERS[qualified]
-                return inner
-            func_text = code_of(value.func)
-            if func_text in seen:
-                return None
-            return self._helper_collection(attr, value, seen + (func_text,), scope)
+            return self._called_collection(attr, value, seen, scope)
         if isinstance(value, (cst.ListComp, cst.GeneratorExp, cst.DictComp)):
-            element = value.value if isinstance(value, cst.DictComp) else value.elt
-            loops: list[_Loop] = []
-            clause = value.for_in
-            while clause is not None:
-                if clause.ifs:
-                    return Collection(attr, "list", None, None, None, "members are filtered by a condition")
-                size, count = loop_size(clause.iter, ctx)
-                loops.append(_Loop(frozenset(target_names(clause.target)), size, count))
-                clause = clause.inner_for_in
-            container = "nn.ModuleDict" if isinstance(value, cst.DictComp) else "list"
-            # `[m for m in models]`: the caller's members passed through.
-            if (
-                len(loops) == 1
-                and isinstance(element, cst.Name)
-                and element.value in loops[0].targets
-                and isinstance(value.for_in.iter, cst.Name)
-            ):
-                passed = self.collection_from_expr(attr, value.for_in.iter, seen, scope)
-                if passed is not None and passed.passed_in is not None:
-                    return passed
-            size, count = _product(tuple(loops))
-            used = free_names(element) & set().union(*(loop.targets for loop in loops))
-            if used:
-                return Collection(
-                    attr,
-                    container,
-                    size,
-                    count,
-                    None,
-                    f"each member's constructor reads the loop variable `{sorted(used)[0]}`",
-                )
-            member = self.member(element, None, (), scope)
-            if member is not None and isinstance(element, cst.Name):
-                binding = scope.env.get(element.value)
-                if binding is not None and isinstance(binding.value, cst.Call):
-                    member = replace(member, shared=True)  # `[layer for _ in range(n)]`
-            return Collection(attr, container, size, count, member)
+            return self._comprehension_collection(attr, value, seen, scope)
         if isinstance(value, (cst.List, cst.Tuple)):
-            elements = [e.value for e in value.elements]
-            if not elements or any(isinstance(e, (cst.StarredElement,)) for e in value.elements):
-                return None
-            texts = {code_of(e) for e in elements}
-            if len(texts) > 1:
-                return Collection(
-                    attr,
-                    "list",
-                    str(len(elements)),
-                    len(elements),
-                    None,
-                    "members are listed with different constructors",
-                )
-            member = self.member(elements[0], None, (), scope)
-            if member is not None and isinstance(elements[0], cst.Name) and len(elements) > 1:
-                member = replace(member, shared=True)  # `[head, head, head]`
-            return Collection(attr, "list", str(len(elements)), len(elements), member)
+            return self._listed_collection(attr, value, scope)
         return None
+
+    def _named_collection(self, attr: str, value: cst.Name, seen: tuple[str, ...], scope: _Scope) -> Collection | None:
+        """A local name: a container being filled, a name bound to an expression, or the
+        caller's members passed in as a parameter."""
+        if value.value in scope.builders:
+            return self._from_builder(attr, value.value, scope.builders[value.value])
+        bound = scope.env.get(value.value)
+        if bound is not None and value.value not in seen:
+            return self.collection_from_expr(attr, bound.value, seen + (value.value,), scope)
+        if bound is None and value.value in self.params:
+            return self._passed_in(attr, value.value)
+        return None
+
+    def _called_collection(self, attr: str, value: cst.Call, seen: tuple[str, ...], scope: _Scope) -> Collection | None:
+        """A container wrapped around its members (`nn.ModuleList([...])`), or a helper's result."""
+        qualified = self.ctx.imports.qualify(value.func) or code_of(value.func)
+        args = positional_args(value)
+        if qualified in CONTAINERS or qualified in PLAIN_CONTAINERS:
+            if len(args) != 1:
+                return None
+            inner = self.collection_from_expr(attr, args[0], seen, scope)
+            if inner is not None and qualified in CONTAINERS:
+                inner.container = CONTAINERS[qualified]
+            return inner
+        func_text = code_of(value.func)
+        if func_text in seen:
+            return None
+        return self._helper_collection(attr, value, seen + (func_text,), scope)
+
+    def _comprehension_collection(
+        self,
+        attr: str,
+        value: cst.ListComp | cst.GeneratorExp | cst.DictComp,
+        seen: tuple[str, ...],
+        scope: _Scope,
+    ) -> Collection | None:
+        """`[nn.Linear(h, a) for _ in range(n)]`: one constructor, once per iteration."""
+        element = value.value if isinstance(value, cst.DictComp) else value.elt
+        loops: list[_Loop] = []
+        clause: cst.CompFor | None = value.for_in
+        while clause is not None:
+            if clause.ifs:
+                return Collection(attr, "list", None, None, None, "members are filtered by a condition")
+            size, count = loop_size(clause.iter, self.ctx)
+            loops.append(_Loop(frozenset(target_names(clause.target)), size, count))
+            clause = clause.inner_for_in
+        container = "nn.ModuleDict" if isinstance(value, cst.DictComp) else "list"
+        # `[m for m in models]`: the caller's members passed through.
+        if (
+            len(loops) == 1
+            and isinstance(element, cst.Name)
+            and element.value in loops[0].targets
+            and isinstance(value.for_in.iter, cst.Name)
+        ):
+            passed = self.collection_from_expr(attr, value.for_in.iter, seen, scope)
+            if passed is not None and passed.passed_in is not None:
+                return passed
+        size, count = _product(tuple(loops))
+        used = free_names(element) & set().union(*(loop.targets for loop in loops))
+        if used:
+            return Collection(
+                attr,
+                container,
+                size,
+                count,
+                None,
+                f"each member's constructor reads the loop variable `{sorted(used)[0]}`",
+            )
+        member = self.member(element, None, (), scope)
+        if member is not None and isinstance(element, cst.Name):
+            binding = scope.env.get(element.value)
+            if binding is not None and isinstance(binding.value, cst.Call):
+                member = replace(member, shared=True)  # `[layer for _ in range(n)]`
+        return Collection(attr, container, size, count, member)
+
+    def _listed_collection(self, attr: str, value: cst.List | cst.Tuple, scope: _Scope) -> Collection | None:
+        """`[head, head, head]`, `(nn.Linear(d, 1), nn.Linear(d, 1))`: the same constructor written out."""
+        elements = [e.value for e in value.elements]
+        if not elements or any(isinstance(e, (cst.StarredElement,)) for e in value.elements):
+            return None
+        texts = {code_of(e) for e in elements}
+        if len(texts) > 1:
+            return Collection(
+                attr,
+                "list",
+                str(len(elements)),
+                len(elements),
+                None,
+                "members are listed with different constructors",
+            )
+        member = self.member(elements[0], None, (), scope)
+        if member is not None and isinstance(elements[0], cst.Name) and len(elements) > 1:
+            member = replace(member, shared=True)  # `[head, head, head]`
+        return Collection(attr, "list", str(len(elements)), len(elements), member)
 
     def _repeated_list(self, attr: str, value: cst.BinaryOperation, scope: _Scope) -> Collection | None:
         """`[layer] * n` (or `n * [layer]`): one instance, n times."""
@@ -651,8 +680,10 @@ class ConstructionScanner:
         member = collection.member
         if member is not None and member.source_param is not None:
             # `clones(nn.Linear(d, 1), n)`: the members are (copies of) our argument.
-            position = next((i for i, p in enumerate(_positional_params(function)) if p == member.source_param), None)
-            argument = arg_at(call, position, member.source_param) if position is not None else None
+            source_position = next(
+                (i for i, p in enumerate(_positional_params(function)) if p == member.source_param), None
+            )
+            argument = arg_at(call, source_position, member.source_param) if source_position is not None else None
             given = None if argument is None else self.member(argument, None, (), scope)
             if given is None:
                 return None
@@ -675,26 +706,21 @@ class ConstructionScanner:
         if symbol is None or symbol.kind != "function":
             return None
         symbol = self.ctx.load(symbol, "collections")
-        return None if symbol is None else (symbol.node, symbol.ctx, None)
+        if symbol is None:
+            return None
+        # A loaded function symbol holds its definition and the context it is read in.
+        assert isinstance(symbol.node, cst.FunctionDef) and symbol.ctx is not None
+        return symbol.node, symbol.ctx, None
 
     def member(
-        self, expr: cst.BaseExpression, parent_key: str | None, loops, scope: _Scope | None = None
+        self, expr: cst.BaseExpression, parent_key: str | None, loops: tuple[_Loop, ...], scope: _Scope | None = None
     ) -> Member | None:
         """What one member is, or None when nothing proves what it is."""
         ctx = self.ctx
         scope = scope or self.scope()
         text = code_of(expr)
         if isinstance(expr, cst.Name):
-            if expr.value in scope.builders:
-                inner = self._from_builder(expr.value, expr.value, scope.builders[expr.value])
-                return _group(text, inner)
-            bound = scope.env.get(expr.value)
-            if bound is not None and bound.value is not expr:
-                return self.member(bound.value, None, loops, scope)
-            if bound is None and expr.value in self.params:
-                # The same object every time: one shared instance of whatever was passed.
-                return Member(text, MODULE, text, shared=True, source_param=expr.value)
-            return None
+            return self._named_member(text, expr, loops, scope)
         if not isinstance(expr, cst.Call):
             return None
         qualified = ctx.imports.qualify(expr.func)
@@ -708,69 +734,106 @@ class ConstructionScanner:
         if name in CONTAINERS or name in PLAIN_CONTAINERS:
             return _group(text, self.collection_from_expr("", expr, (), scope))
         if name in ("copy.deepcopy", "copy.copy"):
-            args = positional_args(expr)
-            if len(args) != 1:
-                return None
-            source = self.member(args[0], None, loops, scope)
-            if source is not None:
-                return replace(source, text=text if source.source_param is None else source.text, shared=False)
-            return Member(text, MODULE, f"copies of `{code_of(args[0])}`")
-        if name in LINEARS:
-            return Member(
-                text,
-                LINEAR,
-                display_type(name),
-                _code(arg_at(expr, 0, "in_features")),
-                _code(arg_at(expr, 1, "out_features")),
-                is_module=True,
-            )
-        if name in CONVS:
-            return Member(
-                text,
-                CONV,
-                display_type(name),
-                _code(arg_at(expr, 0, "in_channels")),
-                _code(arg_at(expr, 1, "out_channels")),
-                is_module=True,
-            )
-        if name == "torch.nn.Sequential":
-            if any(arg.star or arg.keyword is not None for arg in expr.args):
-                return Member(text, MODULE, "nn.Sequential", is_module=True)
-            return sequential_member(text, positional_args(expr), ctx)
+            return self._copied_member(text, expr, loops, scope)
         if name.startswith("torch.nn."):
-            return Member(text, MODULE, display_type(name), is_module=is_torch_module_name(name) or None)
+            return _torch_member(text, name, expr, ctx)
         if name in _NOT_CONSTRUCTORS:
             return None
         symbol = ctx.resolve(expr.func)
         if symbol is not None and symbol.kind == "class":
-            display = code_of(expr.func)
-            if symbol.ctx is None:  # a class of another file: its module-ness needs no parse
-                is_module = (
-                    ctx.project.is_module_class(symbol.qualified, ctx.path) if ctx.project and ctx.path else None
-                )
-                return Member(text, MODULE, display, is_module=is_module, qualified=symbol.qualified)
-            info = symbol.ctx.classes.get(symbol.name)
-            if info is not None and info.mlp_sizes is not None and symbol.ctx is ctx:
-                return Member(text, MLP, display, *info.mlp_sizes, is_module=info.is_module, cls=info)
-            return Member(text, MODULE, display, is_module=None if info is None else info.is_module, cls=info)
+            return self._class_member(text, expr, symbol)
         found = self.helper_function(expr.func) if symbol is None or symbol.kind == "function" else None
         if found is not None:
-            function, owner_ctx, self_name = found
-            scanner = helper_scanner(owner_ctx, function, self_name, self.cls)
-            returned = None
-            if len(scanner.returns) == 1:
-                value, returned_scope = scanner.returns[0]
-                returned = scanner.member(value, None, (), returned_scope)
-            is_module = None if returned is None else returned.is_module
-            if self_attribute(expr.func, self.self_name) is not None:
-                return Member(text, MODULE, code_of(expr.func), is_module=is_module)
-            display = f"{code_of(expr.func)}(...)"
-            if returned is not None and returned.kind in (LINEAR, MLP, CONV) and owner_ctx is ctx:
-                return Member(text, returned.kind, display, returned.in_size, returned.out_size, is_module=is_module)
-            return Member(text, MODULE, display, is_module=is_module)
+            return self._helper_member(text, expr, found)
         # A constructor imported from elsewhere (or a method on self): we cannot see
         # inside, but the same call repeated is still the same kind of member.
         return Member(text, MODULE, name)
+
+    def _named_member(self, text: str, expr: cst.Name, loops: tuple[_Loop, ...], scope: _Scope) -> Member | None:
+        """A local name: a container being filled (a group), what the name is bound to, or
+        a parameter (the caller's object, shared)."""
+        if expr.value in scope.builders:
+            inner = self._from_builder(expr.value, expr.value, scope.builders[expr.value])
+            return _group(text, inner)
+        bound = scope.env.get(expr.value)
+        if bound is not None and bound.value is not expr:
+            return self.member(bound.value, None, loops, scope)
+        if bound is None and expr.value in self.params:
+            # The same object every time: one shared instance of whatever was passed.
+            return Member(text, MODULE, text, shared=True, source_param=expr.value)
+        return None
+
+    def _copied_member(self, text: str, expr: cst.Call, loops: tuple[_Loop, ...], scope: _Scope) -> Member | None:
+        """`copy.deepcopy(layer)`: what is copied, as a new instance each time."""
+        args = positional_args(expr)
+        if len(args) != 1:
+            return None
+        source = self.member(args[0], None, loops, scope)
+        if source is not None:
+            return replace(source, text=text if source.source_param is None else source.text, shared=False)
+        return Member(text, MODULE, f"copies of `{code_of(args[0])}`")
+
+    def _class_member(self, text: str, expr: cst.Call, symbol: Symbol) -> Member:
+        """An instance of a class of this file or another: an MLP when its layers say so."""
+        ctx = self.ctx
+        display = code_of(expr.func)
+        if symbol.ctx is None:  # a class of another file: its module-ness needs no parse
+            is_module = (
+                ctx.project.is_module_class(symbol.qualified, ctx.path)
+                if ctx.project and ctx.path and symbol.qualified is not None
+                else None
+            )
+            return Member(text, MODULE, display, is_module=is_module, qualified=symbol.qualified)
+        info = symbol.ctx.classes.get(symbol.name)
+        if info is not None and info.mlp_sizes is not None and symbol.ctx is ctx:
+            return Member(text, MLP, display, *info.mlp_sizes, is_module=info.is_module, cls=info)
+        return Member(text, MODULE, display, is_module=None if info is None else info.is_module, cls=info)
+
+    def _helper_member(
+        self, text: str, expr: cst.Call, found: tuple[cst.FunctionDef, FileContext, str | None]
+    ) -> Member:
+        """What a factory function or helper method returns, judged by its own scan."""
+        function, owner_ctx, self_name = found
+        scanner = helper_scanner(owner_ctx, function, self_name, self.cls)
+        returned = None
+        if len(scanner.returns) == 1:
+            value, returned_scope = scanner.returns[0]
+            returned = scanner.member(value, None, (), returned_scope)
+        is_module = None if returned is None else returned.is_module
+        if self_attribute(expr.func, self.self_name) is not None:
+            return Member(text, MODULE, code_of(expr.func), is_module=is_module)
+        display = f"{code_of(expr.func)}(...)"
+        if returned is not None and returned.kind in (LINEAR, MLP, CONV) and owner_ctx is self.ctx:
+            return Member(text, returned.kind, display, returned.in_size, returned.out_size, is_module=is_module)
+        return Member(text, MODULE, display, is_module=is_module)
+
+
+def _torch_member(text: str, name: str, expr: cst.Call, ctx: FileContext) -> Member:
+    """A member built by a `torch.nn` class (`name`, qualified): a layer fusable as such
+    (nn.Linear, nn.Conv*d, an MLP written as nn.Sequential), or any other module."""
+    if name in LINEARS:
+        return Member(
+            text,
+            LINEAR,
+            display_type(name),
+            _code(arg_at(expr, 0, "in_features")),
+            _code(arg_at(expr, 1, "out_features")),
+            is_module=True,
+        )
+    if name in CONVS:
+        return Member(
+            text,
+            CONV,
+            display_type(name),
+            _code(arg_at(expr, 0, "in_channels")),
+            _code(arg_at(expr, 1, "out_channels")),
+            is_module=True,
+        )
+    if name == "torch.nn.Sequential":
+        if any(arg.star or arg.keyword is not None for arg in expr.args):
+            return Member(text, MODULE, "nn.Sequential", is_module=True)
+        return sequential_member(text, positional_args(expr), ctx)
+    return Member(text, MODULE, display_type(name), is_module=is_torch_module_name(name) or None)
 
 
 def computed_name(node: cst.BaseExpression) -> bool:

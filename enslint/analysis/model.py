@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -41,6 +42,10 @@ from enslint.analysis.kinds import MODULE, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.loops import MemberLoop, find_member_loops
 from enslint.analysis.members import ELEMENTWISE, LINEARS, ConstructionScanner, sequential_member
 from enslint.analysis.syntax import NodeIndex, arg_at, code_of, dotted_name, first_param, keyword_arg
+
+if TYPE_CHECKING:
+    from enslint.analysis.members import _Scope
+    from enslint.analysis.syntax import _Tree
 
 
 @dataclass
@@ -98,7 +103,7 @@ def exports_of(ctx: FileContext) -> list[str]:
                 continue
             container = returned.container in ("nn.ModuleList", "nn.ModuleDict")
             # Copies of one module, or the caller's members wrapped in a module container.
-            if (returned.identical and (container or returned.member.is_module)) or (
+            if (returned.member is not None and (container or returned.member.is_module)) or (
                 returned.passed_in is not None and container
             ):
                 names.append(f"def:{name}")
@@ -113,7 +118,7 @@ def exports_of(ctx: FileContext) -> list[str]:
     return sorted(set(names))
 
 
-def _top_level(body) -> list[cst.CSTNode]:
+def _top_level(body: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
     """Statements at module level, including those nested in if/try blocks."""
     statements = []
     for statement in body:
@@ -154,7 +159,8 @@ def _resolve_module_ness(ctx: FileContext) -> None:
             return of_class(name, seen)
         qualified = ctx.imports.qualify_any(base)
         settled, verdict = base_without_reading(name, qualified)
-        if settled or ctx.project is None or ctx.path is None:
+        # (An unqualified base is always settled.)
+        if settled or qualified is None or ctx.project is None or ctx.path is None:
             return verdict
         return ctx.project.is_module_class(qualified, ctx.path)
 
@@ -183,15 +189,17 @@ def _parents(info: ClassInfo, ctx: FileContext) -> None:
 
 
 def _read_parents(qualified_names: list[str], ctx: FileContext) -> list[tuple[ClassInfo, FileContext]]:
+    project, importer = ctx.project, ctx.path
+    assert project is not None and importer is not None  # `_parents` asks for foreign parents only then
     found = []
     for qualified in qualified_names:
-        located = ctx.project.locate(qualified, ctx.path)
+        located = project.locate(qualified, importer)
         if located is None or located[2] != "class":
             continue
-        symbol = ctx.project.load(
-            Symbol("class", located[1], None, None, located[0], qualified), "collections", ctx.path
-        )
-        parent = None if symbol is None else symbol.ctx.classes.get(symbol.name)
+        symbol = project.load(Symbol("class", located[1], None, None, located[0], qualified), "collections", importer)
+        if symbol is None or symbol.ctx is None:  # (a loaded symbol always has its context)
+            continue
+        parent = symbol.ctx.classes.get(symbol.name)
         if parent is not None:
             found.append((parent, symbol.ctx))
     return found
@@ -229,15 +237,16 @@ def _mlp_sizes(cls: ClassInfo, ctx: FileContext) -> tuple[str | None, str | None
                 return None
     if not linears:
         return None
+    return _layer_size(linears[0], 0, ctx), _layer_size(linears[-1], 1, ctx)
 
-    def size(call: cst.Call, index: int) -> str | None:
-        if ctx.imports.qualify(call.func) == "torch.nn.Sequential":
-            member = sequential_member("", [a.value for a in call.args], ctx)
-            return member.in_size if index == 0 else member.out_size
-        argument = arg_at(call, index, "in_features" if index == 0 else "out_features")
-        return None if argument is None else code_of(argument)
 
-    return size(linears[0], 0), size(linears[-1], 1)
+def _layer_size(call: cst.Call, index: int, ctx: FileContext) -> str | None:
+    """The in (`index` 0) or out (1) size of an nn.Linear, or of an MLP written as nn.Sequential."""
+    if ctx.imports.qualify(call.func) == "torch.nn.Sequential":
+        member = sequential_member("", [a.value for a in call.args], ctx)
+        return member.in_size if index == 0 else member.out_size
+    argument = arg_at(call, index, "in_features" if index == 0 else "out_features")
+    return None if argument is None else code_of(argument)
 
 
 def _proven_modules(collection: Collection, holder: ClassInfo) -> bool:
@@ -316,7 +325,9 @@ def _looped_attributes(cls: ClassInfo, ctx: FileContext) -> set[str]:
         ctx.looped = _looped_by_class(ctx.module)
     if cls.name not in ctx.looped:
         index = NodeIndex.of(cls.node)
-        ctx.looped[cls.name] = _looped_in(index.tree, index.tree.find(cls.node))
+        start = index.tree.find(cls.node)
+        assert start is not None  # the index is of the class's own subtree
+        ctx.looped[cls.name] = _looped_in(index.tree, start)
     return ctx.looped[cls.name]
 
 
@@ -326,14 +337,16 @@ def _looped_by_class(module: cst.Module) -> dict[str, set[str]]:
     looped: dict[str, set[str]] = {}
     for node in _cst_top_level(module.body):
         if type(node) is cst.ClassDef:
-            looped.setdefault(node.name.value, set()).update(_looped_in(tree, tree.find(node)))
+            start = tree.find(node)
+            assert start is not None  # a top-level class of the indexed module
+            looped.setdefault(node.name.value, set()).update(_looped_in(tree, start))
     return looped
 
 
 _LOOPS = (cst.For, cst.ListComp, cst.GeneratorExp, cst.DictComp, cst.SetComp)
 
 
-def _looped_in(tree, start: int) -> set[str]:
+def _looped_in(tree: _Tree, start: int) -> set[str]:
     """The attribute names read inside loops and comprehensions of the subtree at
     `start` of an index's tree: one pass over its slice."""
     order, end = tree.order, tree.end
@@ -344,12 +357,12 @@ def _looped_in(tree, start: int) -> set[str]:
         kind = type(found)
         if kind in _LOOPS:
             inside_until = max(inside_until, end[here])
-        elif kind is cst.Attribute and here < inside_until:
+        elif type(found) is cst.Attribute and here < inside_until:
             names.add(found.attr.value)
     return names
 
 
-def _cst_top_level(body):
+def _cst_top_level(body: Sequence[cst.CSTNode]) -> Iterator[cst.CSTNode]:
     """The module's statements, and those inside its top-level `if` and `try` blocks."""
     for node in body:
         yield node
@@ -389,8 +402,10 @@ _PROVISIONAL = Member("the members passed in", MODULE, "the caller's", is_module
 def _judge_passed_in(collection: Collection, cls: ClassInfo, ctx: FileContext) -> None:
     """Identical when one call site of the class shows identical members and none shows
     different ones; the collection is updated in place (the loops hold it)."""
+    assert collection.passed_in is not None  # `_passed_in` chose it for that
     param, position = collection.passed_in
-    proven, against = None, False
+    proven: tuple[Collection, Member, _Site] | None = None
+    against = False
     for site in call_sites(cls, ctx):
         argument = arg_at(site.call, position - 1, param) if position > 0 else keyword_arg(site.call, param)
         if argument is None:
@@ -398,22 +413,22 @@ def _judge_passed_in(collection: Collection, cls: ClassInfo, ctx: FileContext) -
         found = site.scanner.collection_from_expr(collection.attr, argument, (), site.scope)
         if found is None or found.passed_in is not None:
             continue
-        if not found.identical:
+        if found.member is None:  # not identical
             against = True
         elif proven is None:
-            proven = (found, site)
+            proven = (found, found.member, site)
     if proven is None or against:
         collection.member = None
         return
-    found, site = proven
+    found, member, site = proven
     collection.size, collection.size_value = found.size, found.size_value
-    collection.member = found.member
+    collection.member = member
     collection.why_heterogeneous = None
-    collection.evidence = site.scanner.ctx.evidence(f"members built by `{found.member.text}`", site.call)
+    collection.evidence = site.scanner.ctx.evidence(f"members built by `{member.text}`", site.call)
 
 
 class _Site:
-    def __init__(self, call, scope, scanner) -> None:
+    def __init__(self, call: cst.Call, scope: _Scope, scanner: ConstructionScanner) -> None:
         self.call, self.scope, self.scanner = call, scope, scanner
 
 
@@ -512,7 +527,7 @@ def build_context(
     path: str | None = None,
     project: Project | None = None,
     source: str | None = None,
-    line_map=None,
+    line_map: Callable[[int], int] | None = None,
 ) -> FileContext:
     """The file's context with every class's module-ness and collections: what another
     file's analysis may ask of this one. `line_map`: the file's line of each of the
@@ -551,7 +566,7 @@ def build_model(
     path: str | None = None,
     project: Project | None = None,
     source: str | None = None,
-    line_map=None,
+    line_map: Callable[[int], int] | None = None,
 ) -> FileModel:
     ctx = build_context(module, path, project, source, line_map)
     classes = list(ctx.classes.values())

@@ -21,6 +21,7 @@ import ast
 import re
 from bisect import bisect_right
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from enslint.analysis.kinds import REWRITE_HELPERS
@@ -163,8 +164,8 @@ def pieces_of(segments: list[_Segment], source: str) -> list[Piece] | None:
     """The pieces made of a file's segments, or None to analyse it whole."""
     starts = line_starts(source)
     texts = [source[starts[s.first - 1] : starts[s.last] if s.last < len(starts) else len(source)] for s in segments]
-    words_all: Counter = Counter()
-    words_of = []
+    words_all: Counter[str] = Counter()
+    words_of: list[Counter[str]] = []
     for text in texts:
         words = Counter(_WORD.findall(text))
         words_of.append(words)
@@ -206,7 +207,7 @@ def pieces_of(segments: list[_Segment], source: str) -> list[Piece] | None:
         if sum(len(texts[i]) for i in chosen) > len(source) * MOST and len(pieces) > 1:
             return None  # every piece would need most of the file: whole, once
         order = sorted(chosen)
-        inside: Counter = Counter()
+        inside: Counter[str] = Counter()
         for i in order:
             inside.update(words_of[i])
         outside = {word for word, count in words_all.items() if count > inside[word]}
@@ -225,7 +226,12 @@ def pieces_of(segments: list[_Segment], source: str) -> list[Piece] | None:
     return result
 
 
-def _closure(targets: list[int], segments: list[_Segment], defined_by, called_by) -> set[int]:
+def _closure(
+    targets: list[int],
+    segments: list[_Segment],
+    defined_by: Mapping[str, Sequence[int]],
+    called_by: Mapping[str, Sequence[int]],
+) -> set[int]:
     """The targets, the statements that call the classes they define (call sites prove
     passed-in members alike), and every definition those use, transitively. A helper
     called everywhere does not bring its callers: its analysis does not read them."""

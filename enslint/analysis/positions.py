@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from typing import Literal
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
@@ -25,10 +26,10 @@ class _CountingState(CodegenState):
     keyed by the node's id (the module holds its nodes; a node's own hash is a Python
     call, made twice for every node)."""
 
-    offsets: dict = field(default_factory=dict)  # id(node) -> (start, end)
+    offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # id(node) -> (start, end)
     length: int = 0
     popped: str = ""  # the final line break a file without one is generated with, then loses
-    _stack: list = field(default_factory=list)
+    _stack: list[int] = field(default_factory=list)
 
     def add_indent_tokens(self) -> None:
         self.tokens.extend(self.indent_tokens)
@@ -53,7 +54,9 @@ class _CountingState(CodegenState):
         if key not in self.offsets:  # a syntactic position recorded inside wins
             self.offsets[key] = (start, self.length)
 
-    def record_syntactic_position(
+    # libcst declares this a @contextmanager generator; a class context does the same at a
+    # fraction of the cost (see _Recording), which mypy sees as a different return type.
+    def record_syntactic_position(  # type: ignore[override]
         self, node: cst.CSTNode, *, start_node: cst.CSTNode | None = None, end_node: cst.CSTNode | None = None
     ) -> _Recording:
         return _Recording(self, node, start_node, end_node)
@@ -64,14 +67,21 @@ class _Recording:
     most nodes, and a generator-based context costs several times more)."""
 
     __slots__ = ("state", "node", "start_node", "end_node", "start")
+    start: int
 
-    def __init__(self, state: _CountingState, node, start_node, end_node) -> None:
+    def __init__(
+        self,
+        state: _CountingState,
+        node: cst.CSTNode,
+        start_node: cst.CSTNode | None,
+        end_node: cst.CSTNode | None,
+    ) -> None:
         self.state, self.node, self.start_node, self.end_node = state, node, start_node, end_node
 
     def __enter__(self) -> None:
         self.start = self.state.length
 
-    def __exit__(self, kind, *exception) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, *exception: object) -> Literal[False]:
         if kind is not None:
             return False  # code generation failed (too deep): nothing to record, let it rise
         offsets = self.state.offsets

@@ -34,8 +34,10 @@ import re
 import sys
 import tempfile
 import warnings
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from enslint.analysis.context import (
     PLAIN_BASES,
@@ -454,18 +456,21 @@ class ProjectIndex:
             return None
         return self._class_is_module(located[0], located[1], depth, frozenset())
 
-    def _class_is_module(self, path: str, name: str, depth: int, seen: frozenset) -> bool | None:
+    def _class_is_module(self, path: str, name: str, depth: int, seen: frozenset[tuple[str, str]]) -> bool | None:
         if (path, name) in seen:
             return None  # a cycle of bases
         facts = self.facts(path)
         answers: list[bool | None] = []
-        for base in facts.classes.get(name, []) if facts else []:
+        if facts is None:
+            return module_verdict(answers)
+        for base in facts.classes.get(name, []):
             if base in facts.classes:
                 answers.append(self._class_is_module(path, base, depth + 1, seen | {(path, name)}))
                 continue
             full = _qualify(base, facts.imports)
             settled, verdict = base_without_reading(base, full)
-            answers.append(verdict if settled else self.is_module_class(full, path, depth + 1))
+            # (An unqualified base is always settled.)
+            answers.append(verdict if settled or full is None else self.is_module_class(full, path, depth + 1))
         return module_verdict(answers)
 
     def _scan(self, name: str) -> tuple[list[Path], str]:
@@ -499,7 +504,7 @@ class ProjectIndex:
         return contexts
 
     # -- names for the prefilter ----------------------------------------------------------
-    def exports(self, skip: set[str], fingerprint: str = "", known: set[str] = frozenset()) -> set[str]:
+    def exports(self, skip: set[str], fingerprint: str = "", known: AbstractSet[str] = frozenset()) -> set[str]:
         """Top-level names the project's files build collections with (helpers that return
         one, classes that hold one), from every file not in `skip`, beyond `known`.
 
@@ -508,7 +513,7 @@ class ProjectIndex:
         files that mention a name are read until no new name appears. Entries are kept by
         file size and modification time, with those of the files they read."""
         table_path = None
-        table: dict = {}
+        table: dict[str, Any] = {}  # file -> [mtime, size, its names, the stats of what it read]
         if self.cache_dir is not None:
             table_path = self.cache_dir / f"index-{digest(str(self.root).encode())}.json"
             try:
@@ -532,7 +537,7 @@ class ProjectIndex:
                 if path in done:
                     continue
                 entry = table.get(path)
-                if _still_fresh(path, entry):
+                if _still_fresh(entry, path):
                     names.update(entry[2])
                     done.add(path)
                     continue
@@ -563,6 +568,7 @@ class ProjectIndex:
         data = self._read(path)
         self.begin(path, tuple(sorted(names)))
         try:
+            assert data is not None  # the caller has read it (and `_read` keeps it)
             module = cst.parse_module(data.decode(detect_encoding(data)))
             found = exports_of(build_context(module, path, self))
         except Exception:  # noqa: BLE001 - a file we cannot read exports nothing
@@ -580,7 +586,7 @@ def _stat(path: str) -> list[int]:
     return [stat.st_mtime_ns, stat.st_size]
 
 
-def _still_fresh(path: str, entry: object) -> bool:
+def _still_fresh(entry: object, path: str) -> TypeGuard[list[Any]]:
     """Whether a table entry (stat, names, the stats of the files it read) still holds."""
     if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[2], list) and isinstance(entry[3], dict)):
         return False

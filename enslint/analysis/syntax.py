@@ -43,11 +43,11 @@ COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)
 # read once from the type's `_visit_and_replace_children`; None where that cannot be
 # read, and libcst's own `children` is asked instead. `children` visits the node to find
 # them, several times slower, and the passes walk every class and method many times.
-_VISITED: dict[type, tuple[str, ...] | None] = {}
+_VISITED: dict[type[cst.CSTNode], tuple[str, ...] | None] = {}
 _VISIT_CALL = re.compile(r'visit_\w+\(\s*self,\s*"(\w+)"')
 
 
-def _visited_fields(kind: type) -> tuple[str, ...] | None:
+def _visited_fields(kind: type[cst.CSTNode]) -> tuple[str, ...] | None:
     try:
         text = inspect.getsource(kind._visit_and_replace_children)
     except (OSError, TypeError, AttributeError):
@@ -68,10 +68,10 @@ def children_of(node: cst.CSTNode) -> list[cst.CSTNode]:
     found: list[cst.CSTNode] = []
     for name in names:
         value = getattr(node, name)
-        kind = type(value)
-        if kind is list or kind is tuple:
+        value_kind = type(value)
+        if value_kind is list or value_kind is tuple:
             found.extend(item for item in value if _is_node(type(item)))
-        elif _is_node(kind):
+        elif _is_node(value_kind):
             found.append(value)
     return found
 
@@ -198,10 +198,9 @@ class _Tree:
         if self._unread is None:
             self._unread = set()
             for node in self.order:
-                kind = type(node)
-                if kind is cst.Attribute:
+                if type(node) is cst.Attribute:
                     self._unread.add(id(node.attr))
-                elif kind is cst.Arg and node.keyword is not None:
+                elif type(node) is cst.Arg and node.keyword is not None:
                     self._unread.add(id(node.keyword))
         return self._unread
 

@@ -4,6 +4,7 @@ finding placed (positions, `noqa`, fixes as offsets)."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from enslint.analysis.positions import Positions
 from enslint.checking.jobs import FileJob, first_line_of, unreadable
@@ -13,10 +14,19 @@ from enslint.parsing import as_libcst_reads
 from enslint.rules import ALL_RULES
 from enslint.source import suppressed
 
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from enslint.analysis.pieces import Piece
+    from enslint.analysis.project import ProjectIndex
+
+# A text's analysis: its findings and exports, or the ENS000 that stopped it.
+Analysis = tuple[list[Diagnostic], list[str]] | list[Diagnostic]
+
 
 def analyse_text(
-    job: FileJob, source: str, project=None, piece=None
-) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
+    job: FileJob, source: str, project: ProjectIndex | None = None, piece: Piece | None = None
+) -> Analysis:
     """The findings and exports of one text (the file, or a piece of it, in the piece's
     own lines), or the ENS000 that stopped its analysis."""
     import libcst as cst
@@ -49,8 +59,8 @@ def analyse_text(
 
 
 def _findings(
-    job: FileJob, module, source: str, project=None, piece=None
-) -> tuple[list[Diagnostic], list[str]] | list[Diagnostic]:
+    job: FileJob, module: cst.Module, source: str, project: ProjectIndex | None = None, piece: Piece | None = None
+) -> Analysis:
     """The findings and exports of a parsed text whose code is `source`."""
     from enslint.analysis.model import build_model
     from enslint.analysis.syntax import NodeIndex

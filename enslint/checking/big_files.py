@@ -4,19 +4,34 @@ piece's findings moved back into the file's lines and offsets."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import replace
+from typing import TYPE_CHECKING, TypeGuard, cast
 
-from enslint.checking.analyse import analyse_text
+from enslint.checking.analyse import Analysis, analyse_text
 from enslint.checking.jobs import FileJob, crashed_outcome
 from enslint.checking.placement import edit_at
 from enslint.checking.verdict import PYTHON_ERRORS, past_libcst_limits, python_tree
 from enslint.findings import Diagnostic
 from enslint.parsing import analysed_deep, python_check, python_parse
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
-def _tree_and_pieces(job: FileJob, source: str):
+    from enslint.analysis.pieces import Piece, _Segment
+    from enslint.analysis.project import ProjectIndex
+
+    # A chunk's description: its segments, the file's ENS000, or None (parse it whole).
+    _ChunkAnswer: TypeAlias = list[_Segment] | list[Diagnostic] | None
+    # The file's ENS000, its pieces, or None (analyse it whole).
+    _Pieces: TypeAlias = list[Diagnostic] | list[Piece] | None
+    # A piece's analysis, with what its process read of the project (deps, unread).
+    _PieceResult: TypeAlias = tuple[Analysis, tuple[dict[str, str | None], set[str]] | None]
+
+
+def _tree_and_pieces(job: FileJob, source: str) -> _Pieces:
     """The file's ENS000 (what Python rejects), its pieces, or None (analyse it whole)."""
     from enslint.analysis.pieces import split
 
@@ -26,7 +41,7 @@ def _tree_and_pieces(job: FileJob, source: str):
     return past_libcst_limits(job, tree, source) or split(tree, source)
 
 
-def big_file_pieces(job: FileJob, source: str):
+def big_file_pieces(job: FileJob, source: str) -> _Pieces:
     """`_tree_and_pieces` of a big file, its chunks described side by side, each in a
     short-lived process (pieces.py): Python's tree of the whole file would take most of
     a GB, which a process keeps once freed. A chunk that does not parse on its own, or
@@ -36,14 +51,14 @@ def big_file_pieces(job: FileJob, source: str):
 
     parts = chunks(source)
     if len(parts) < 2:
-        described: list = [None]  # one chunk: the whole file's parse
+        described: list[_ChunkAnswer] = [None]  # one chunk: the whole file's parse
     elif in_process():
         described = [_chunk_segments(job, part) for part in parts]
     else:
         cores = min(os.cpu_count() or 1, len(parts))
         described = isolated_map(lambda part: _chunk_segments(job, part), parts, cores, lambda part, why: None)
     for found in described:
-        if found is not None and found and isinstance(found[0], Diagnostic):
+        if _is_ens000(found):
             return found  # past libcst's limits: the file's answer
     if any(found is None for found in described):
         if in_process():
@@ -55,13 +70,19 @@ def big_file_pieces(job: FileJob, source: str):
             lambda text, why: crashed_outcome(job, why).diagnostics,
         )
         return result
-    return pieces_of(join_chunks(described), source)
+    # Every chunk described by its segments: a None was parsed whole, an ENS000 returned.
+    return pieces_of(join_chunks(cast("list[list[_Segment]]", described)), source)
+
+
+def _is_ens000(found: _ChunkAnswer) -> TypeGuard[list[Diagnostic]]:
+    """Whether a chunk's description is the file's ENS000 (past libcst's limits)."""
+    return found is not None and bool(found) and isinstance(found[0], Diagnostic)
 
 
 _FUTURE_IMPORT = re.compile(r"^from[ \t]+__future__[ \t]", re.MULTILINE)
 
 
-def _chunk_segments(job: FileJob, part: tuple[int, str]):
+def _chunk_segments(job: FileJob, part: tuple[int, str]) -> _ChunkAnswer:
     """A chunk's segments; its ENS000 when it is past libcst's limits; None when only a
     parse of the whole file can tell (the chunk does not parse on its own, or a future
     import that must open the file)."""
@@ -79,7 +100,7 @@ def _chunk_segments(job: FileJob, part: tuple[int, str]):
     return past_libcst_limits(job, tree, text) or chunk_segments(tree, first_line, text)
 
 
-def analyse_pieces(job: FileJob, pieces: list, project) -> list:
+def analyse_pieces(job: FileJob, pieces: list[Piece], project: ProjectIndex | None) -> list[Analysis]:
     """Each piece's `_analyse_text` result, the pieces shared among processes (one per
     core) when there are several: a big file's pieces are independent. What a piece's
     process read of the project comes back with its result."""
@@ -87,15 +108,15 @@ def analyse_pieces(job: FileJob, pieces: list, project) -> list:
 
     cores = os.cpu_count() or 1
     if len(pieces) < 2 or cores < 2 or in_process():
-        return [analysed_deep(lambda: analyse_text(job, piece.source, project, piece)) for piece in pieces]
+        return [analysed_deep(functools.partial(analyse_text, job, piece.source, project, piece)) for piece in pieces]
 
-    def analyse(piece):
+    def analyse(piece: Piece) -> _PieceResult:
         if project is not None:
             project.begin(job.filename, job.names)
         result = analysed_deep(lambda: analyse_text(job, piece.source, project, piece))
         return result, (project.dependencies(), set(project.unread)) if project is not None else None
 
-    def died(piece, reason: str):
+    def died(piece: Piece, reason: str) -> _PieceResult:
         return crashed_outcome(job, reason).diagnostics, None
 
     results = []
@@ -106,7 +127,7 @@ def analyse_pieces(job: FileJob, pieces: list, project) -> list:
     return results
 
 
-def moved_to_file(d: Diagnostic, piece, file_starts: list[int]) -> Diagnostic:
+def moved_to_file(d: Diagnostic, piece: Piece, file_starts: list[int]) -> Diagnostic:
     """A piece's diagnostic in the file's lines and offsets; a fix whose edits would
     reach over text the piece left out is dropped (the finding stays)."""
     fixes = []

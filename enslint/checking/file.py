@@ -7,7 +7,9 @@ becomes an ENS000 diagnostic for that file, so one bad file never stops the othe
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from enslint.analysis.positions import line_starts
 from enslint.cache import CacheEntry, ResultCache, entry_key
@@ -19,6 +21,10 @@ from enslint.checking.verdict import past_libcst_limits, python_syntax_error
 from enslint.findings import Diagnostic, Fix
 from enslint.parsing import analysed_deep
 from enslint.source import FILE_NOQA, decode, read_source
+
+if TYPE_CHECKING:
+    from enslint.analysis.pieces import Piece
+    from enslint.analysis.project import ProjectIndex
 
 
 def check_file(job: FileJob) -> list[Diagnostic]:
@@ -73,7 +79,7 @@ def check_bytes_outcome(job: FileJob, data: bytes) -> FileOutcome:
     return _outcome(diagnostics, exports, deps)
 
 
-def _outcome(diagnostics: list[Diagnostic], exports, deps: dict) -> FileOutcome:
+def _outcome(diagnostics: list[Diagnostic], exports: Iterable[str], deps: dict[str, str | None]) -> FileOutcome:
     unread = tuple(key[len("unread:") :] for key in deps if key.startswith("unread:"))
     return FileOutcome(diagnostics, tuple(exports), analysed=True, deferred=bool(unread), unread=unread)
 
@@ -99,7 +105,9 @@ def _from_row(job: FileJob, row: list) -> Diagnostic:
     )
 
 
-def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic], tuple[str, ...], dict]:
+def _analyse(
+    job: FileJob, source: str, project: ProjectIndex | None = None
+) -> tuple[list[Diagnostic], tuple[str, ...], dict[str, str | None]]:
     """Parse with libcst, build the model, run the rules, place and filter findings.
     Also returns the file's exports and the other files the analysis read (with digests).
     A big file is analysed in pieces (analysis/pieces.py), side by side."""
@@ -125,8 +133,9 @@ def _analyse(job: FileJob, source: str, project=None) -> tuple[list[Diagnostic],
     else:
         diagnostics, exports = [], []
         file_starts = line_starts(source)
-        todo = [p for p in pieces if piece_could_match(p.target_text.encode("utf-8", "surrogatepass"), job.names)]
-        for piece, result in zip(todo, analyse_pieces(job, todo, project)):
+        cut = cast("list[Piece]", pieces)  # pieces (or none): the file's ENS000 returned above
+        todo = [p for p in cut if piece_could_match(p.target_text.encode("utf-8", "surrogatepass"), job.names)]
+        for piece, result in zip(todo, analyse_pieces(job, todo, project), strict=True):  # a result per piece
             if isinstance(result, list):  # libcst's limit in one piece: the file's answer
                 return [moved_to_file(d, piece, file_starts) for d in result], (), {}
             found, exported = result

@@ -7,9 +7,16 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from enslint.analysis.positions import LINE_END, line_starts
-from enslint.findings import Diagnostic, Edit, Fix
+from enslint.findings import Diagnostic, Edit, Fix, RuleFix
+
+if TYPE_CHECKING:
+    import libcst as cst
+    from libcst.metadata import CodeRange
+
+    from enslint.analysis.positions import Positions
 
 
 def restored(d: Diagnostic, dropped: list[int], code: str, source: str) -> Diagnostic:
@@ -58,7 +65,7 @@ def edit_at(edit: Edit, start: int, end: int, starts: list[int]) -> Edit:
     )
 
 
-def placed(rule_fix, positions, place: Offsets, lines: list[str]) -> Fix:
+def placed(rule_fix: RuleFix, positions: Positions, place: Offsets, lines: list[str]) -> Fix:
     """A rule's node-based fix as edits on character offsets.
 
     Lines after the first in a replacement get the replaced node's own indentation (the
@@ -132,12 +139,18 @@ def _shared(text: str) -> str:
     return _SHARED.setdefault(text, text)
 
 
-# Comments addressed to tools (`# noqa: E501`, `# type: ignore`, `# pragma: no cover`):
-# they still apply to the code that replaces what they sat on.
+# Comments addressed to tools (`noqa: E501`, `type: ignore`, `pragma: no cover` after a
+# `#`): they still apply to the code that replaces what they sat on.
 _DIRECTIVE = re.compile(r"#\s*(noqa\b|type:|pragma\b|pylint:|mypy:|pyright:|fmt:|isort:)", re.IGNORECASE)
 
 
-def _with_directives(content: str, replaced, span, positions, newline: str) -> str:
+def _with_directives(
+    content: str,
+    replaced: cst.CSTNode | tuple[cst.CSTNode, cst.CSTNode],
+    span: CodeRange,
+    positions: Positions,
+    newline: str,
+) -> str:
     """`content` with the tool directives inside the replaced span kept, at the end of
     its first line of code (unless it has them already). A statement's trailing comment
     lies after its span and stays where it is."""
@@ -145,7 +158,7 @@ def _with_directives(content: str, replaced, span, positions, newline: str) -> s
 
     from enslint.analysis.syntax import walk
 
-    def inside(comment) -> bool:
+    def inside(comment: cst.Comment) -> bool:
         where = positions.get(comment)
         return (
             where is not None
@@ -186,7 +199,7 @@ class Offsets:
 
     def lines(self) -> list[str]:
         """The source's lines, without their endings, as the parser counts them."""
-        return [LINE_END.sub("", self.source[a:b]) for a, b in zip(self.starts, self.starts[1:])]
+        return [LINE_END.sub("", self.source[a:b]) for a, b in zip(self.starts, self.starts[1:], strict=False)]
 
     def offset(self, line: int, column: int) -> int:
         return self.starts[line - 1] + column

@@ -9,6 +9,7 @@ import ast
 import re
 import sys
 import tokenize
+from collections.abc import Iterator
 
 from enslint.analysis.positions import line_starts
 from enslint.checking.jobs import FileJob, first_line_of, unreadable
@@ -107,9 +108,12 @@ def past_libcst_limits(job: FileJob, tree: ast.Module | None, source: str) -> li
     count over the text, which rules it out for any ordinary file."""
     chains = len(_BOOLEAN_WORD.findall(source)) >= MAX_BOOLEAN_OPERANDS
     clauses = len(_FOR_WORD.findall(source)) > MAX_COMPREHENSION_CLAUSES
-    if (chains or clauses) and tree is None:
-        tree = python_parse(source)
-    for node in ast.walk(tree) if chains or clauses else ():
+    walked: Iterator[ast.AST] = iter(())
+    if chains or clauses:
+        if tree is None:
+            tree = python_parse(source)
+        walked = ast.walk(tree)
+    for node in walked:
         if isinstance(node, ast.BoolOp) and len(node.values) > MAX_BOOLEAN_OPERANDS:
             operator = "and" if isinstance(node.op, ast.And) else "or"
             return unreadable(
@@ -122,8 +126,8 @@ def past_libcst_limits(job: FileJob, tree: ast.Module | None, source: str) -> li
         if isinstance(node, _COMPREHENSIONS) and len(node.generators) > MAX_COMPREHENSION_CLAUSES:
             return unreadable(
                 job,
-                f"cannot analyse: a comprehension of {len(node.generators):,} `for` clauses is more than libcst's parser "
-                f"takes ({MAX_COMPREHENSION_CLAUSES:,})",
+                f"cannot analyse: a comprehension of {len(node.generators):,} `for` clauses is more than libcst's "
+                f"parser takes ({MAX_COMPREHENSION_CLAUSES:,})",
                 node.lineno,
                 node.col_offset + 1,
             )

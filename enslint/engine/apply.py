@@ -40,7 +40,7 @@ def apply_fixes(text: str, fixes: list[Fix]) -> Applied:
         ):
             skipped += 1
             continue
-        for edit, span in zip(new, spans):
+        for edit, span in zip(new, spans, strict=True):  # a span per edit
             insort(taken, span)
             contents[span] = edit.content
         chosen.extend(new)

@@ -9,7 +9,7 @@ error), so that the command line decides where words go and this module only fix
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from enslint.checking import FileJob, crashed_outcome
@@ -37,7 +37,7 @@ class FixReport:
         return sum(sum(codes.values()) for codes in self.fixed_by_file.values())
 
 
-def fix_outcomes(jobs: Sequence[FileJob], unsafe: bool, choose: Choose | None = None) -> Iterator[transaction.FixOutcome]:
+def fix_outcomes(jobs: Sequence[FileJob], unsafe: bool, choose: Choose | None = None) -> list[transaction.FixOutcome]:
     """Each file's fixed text, in worker processes; a worker that dies costs its file.
     `choose` (picklable) picks each finding's fix; by default the first one allowed."""
 

@@ -17,9 +17,10 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from enslint.checking import FileJob, check_bytes, check_file
 from enslint.engine.apply import apply_fixes
@@ -252,7 +253,7 @@ def _replace(outcome: FixOutcome, path: Path, info: os.stat_result, encoding: st
 
 
 @contextlib.contextmanager
-def signals_held():
+def signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait while a file is replaced: the interrupted run then names
     every file it rewrote and leaves no temporary file (the signal is taken just after)."""
     import signal
@@ -270,7 +271,7 @@ def signals_held():
 
 
 _RENAME_EXCHANGE = 2
-_renameat2 = None
+_renameat2: Callable[..., int] | Literal[False] | None = None  # libc's, once looked up; False: none
 
 
 def exchange(a: str, b: Path | str) -> bool:

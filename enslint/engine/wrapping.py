@@ -130,9 +130,9 @@ def wrap_line(line: str, width: int, black: bool = False) -> list[str]:
     parsed = _Line(code_only, tokens, comment, black)
     directive = bool(comment) and bool(_DIRECTIVE.match(comment))
     if not is_import:
-        lines = _split_statement(parsed, indent, width, comment, directive)
-        if lines is not None:
-            return lines
+        statement = _split_statement(parsed, indent, width, comment, directive)
+        if statement is not None:
+            return statement
     return _split(parsed, 0, len(tokens), indent, width, comment, is_import, directive)
 
 
@@ -277,38 +277,44 @@ def _delimiters(line: _Line, i: int, j: int, depth: int) -> tuple[int, list[int]
         tok, before = line.tokens[k], line.tokens[k - 1]
         if tok.depth != depth:
             continue
-        operand_before = before.kind in (token.NAME, token.NUMBER, token.STRING) or before.text in _CLOSE
         if tok.kind == token.NAME and before.text in ("not", "is") and tok.text in ("in", "not"):
             continue  # `not in`, `is not`: one operator, broken before its first word
-        priority = 0
-        if tok.kind == token.NAME:
-            if tok.text == "for" or (tok.text == "if" and fors and k > fors[0]):
-                priority = _COMPREHENSION  # in a comprehension, `for` opens a pseudo-bracket at this depth
-            elif tok.text in ("if", "else"):
-                priority = _TERNARY
-            elif tok.text == "or":
-                priority = _OR
-            elif tok.text == "and":
-                priority = _AND
-            elif tok.text in _COMPARISONS and operand_before:
-                priority = _COMPARISON
-        elif tok.kind == token.OP and operand_before:
-            if tok.text in _COMPARISONS:
-                priority = _COMPARISON
-            elif tok.text in ("+", "-"):
-                priority = _ARITHMETIC
-            elif tok.text in ("*", "/", "//", "%", "@"):
-                priority = _TERM
-            elif tok.text == "**":
-                priority = _POWER
-            elif tok.text == "." and before.text in _CLOSE:
-                priority = _DOT
+        priority = _delimiter_priority(tok, before, bool(fors) and k > fors[0])
         if priority:
             found.setdefault(priority, []).append(k)
     if not found:
         return 0, []
     best = max(found)
     return best, found[best]
+
+
+def _delimiter_priority(tok: _Token, before: _Token, past_first_for: bool) -> int:
+    """How a break before `tok` ranks as a delimiter (0: it is none), given the token
+    `before` it; `past_first_for`: a comprehension's first `for` at this depth precedes it."""
+    operand_before = before.kind in (token.NAME, token.NUMBER, token.STRING) or before.text in _CLOSE
+    if tok.kind == token.NAME:
+        if tok.text == "for" or (tok.text == "if" and past_first_for):
+            return _COMPREHENSION  # in a comprehension, `for` opens a pseudo-bracket at this depth
+        if tok.text in ("if", "else"):
+            return _TERNARY
+        if tok.text == "or":
+            return _OR
+        if tok.text == "and":
+            return _AND
+        if tok.text in _COMPARISONS and operand_before:
+            return _COMPARISON
+    elif tok.kind == token.OP and operand_before:
+        if tok.text in _COMPARISONS:
+            return _COMPARISON
+        if tok.text in ("+", "-"):
+            return _ARITHMETIC
+        if tok.text in ("*", "/", "//", "%", "@"):
+            return _TERM
+        if tok.text == "**":
+            return _POWER
+        if tok.text == "." and before.text in _CLOSE:
+            return _DOT
+    return 0
 
 
 def _rhs_start(line: _Line) -> int | None:
@@ -376,7 +382,7 @@ def wrap_written(text: str, spans: tuple[tuple[int, int], ...], width: int, blac
     lines = LINE_END.split(text)
     endings = LINE_END.findall(text)
     starts = [0]
-    for line, ending in zip(lines, endings):
+    for line, ending in zip(lines, endings, strict=False):  # one line more than endings
         starts.append(starts[-1] + len(line) + len(ending))
     rows: set[int] = set()
     for start, end in spans:

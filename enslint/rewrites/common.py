@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import libcst as cst
 
-from enslint.analysis.loops import MemberLoop
+from enslint.analysis.imports import ImportTable
+from enslint.analysis.loops import MemberCall, MemberLoop, SliceInfo
 from enslint.analysis.syntax import NodeIndex, arg_at, children_of, code_of, dotted_name, int_value, names_in, walk
 from enslint.findings import Applicability, Form, HelperNeed, NodeEdit, RuleFix
 from enslint.rewrites.helper_module import HelperHome
@@ -35,6 +38,14 @@ MIGRATION = (
 )
 
 _LIST_MAKERS = (cst.ListComp, cst.GeneratorExp)
+
+# What builds a collection in `__init__`: its one assignment, or (`self.x = nn.ModuleList()`,
+# the `for` loop right after it that fills it).
+Building: TypeAlias = cst.SimpleStatementLine | tuple[cst.SimpleStatementLine, cst.For]
+# The one later use that only combines a list of the members' results: (node, kind, dim).
+Consumer: TypeAlias = tuple[cst.BaseExpression, str, str | None]
+# How the members' results are combined: (node replaced, kind, dim, wrapper), as in `Site`.
+_Combined: TypeAlias = tuple[cst.BaseExpression, str, str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,9 @@ class Site:
     consumer: cst.CSTNode | None = None
 
 
-def direct_consumer(method: cst.FunctionDef, replaced_last: cst.CSTNode, name: str, imports):
+def direct_consumer(
+    method: cst.FunctionDef, replaced_last: cst.CSTNode, name: str, imports: ImportTable
+) -> Consumer | None:
     """(node, kind, dim) of the one use of list `name` after `replaced_last` in the method,
     when that use combines it (`torch.stack(name, dim=d)`, `torch.cat`, `sum`, `.mean`)."""
     index = NodeIndex.of(method)
@@ -92,11 +105,14 @@ def site_edits(site: Site, code: str) -> list[NodeEdit]:
     """The edits that put `code` (from `render`) in place of the site."""
     edits = [NodeEdit(site.replaced, code)]
     if site.consumer is not None:
+        assert site.assigned is not None  # a consumer is only found for a list assigned to a name
         edits.append(NodeEdit(site.consumer, site.assigned))
     return edits
 
 
-def _combine(value: cst.BaseExpression, index: NodeIndex, imports, collection_text: str | None = None):
+def _combine(
+    value: cst.BaseExpression, index: NodeIndex, imports: ImportTable, collection_text: str | None = None
+) -> _Combined | None:
     parent = index.parent(value)
     if isinstance(parent, (cst.Return, cst.Assign)) and isinstance(value, cst.ListComp):
         return value, "unbind", None, "list"
@@ -139,7 +155,7 @@ def _combine(value: cst.BaseExpression, index: NodeIndex, imports, collection_te
     return call, "stack", dim_text, None
 
 
-def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
+def find_site(loop: MemberLoop, imports: ImportTable, wrapped: bool = False) -> Site | None:
     """The loop and combine to replace; with `wrapped`, each member's result may be an
     expression around the member call (`m(x).transpose(0, 1)`), with any arguments."""
     if len(loop.calls) != 1:
@@ -151,38 +167,66 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
         return None
     argument = call.args[0].value
 
-    def produces(element) -> bool:
+    def produces(element: cst.CSTNode) -> bool:
         return element is call or (wrapped and any(node is call for node in walk(element)))
 
     index = NodeIndex.of(loop.cls.methods[loop.method])
     if isinstance(loop.node, cst.CompFor):
-        comprehension = loop.report_node
-        if not isinstance(comprehension, _LIST_MAKERS) or not produces(comprehension.elt) or loop.node.ifs:
-            return None
-        if comprehension.for_in is not loop.node or loop.node.inner_for_in is not None:
-            return None
-        found = _combine(comprehension, index, imports, loop.collection_text)
-        if found is None:
-            return None
-        assign = index.parent(comprehension)
-        statement = index.parent(assign)
-        if (
-            found[1] == "unbind"
-            and isinstance(assign, cst.Assign)
-            and len(assign.targets) == 1
-            and isinstance(assign.targets[0].target, cst.Name)
-            and isinstance(statement, cst.SimpleStatementLine)
-            and len(statement.body) == 1
-        ):
-            # `steps = [m(x) for ...]` only combined later (`torch.cat(steps, dim=1)`):
-            # the name holds the combined result directly.
-            name = assign.targets[0].target.value
-            consumer = direct_consumer(loop.cls.methods[loop.method], statement, name, imports)
-            if consumer is not None:
-                node, kind, dim = consumer
-                return Site(statement, kind, dim, None, name, argument, comprehension.elt, node)
-        return Site(*found, None, argument, comprehension.elt)
-    loop_node = loop.node
+        return _comprehension_site(loop, loop.node, index, imports, argument, produces)
+    assert isinstance(loop.node, cst.For)  # a member loop is a `for` or a comprehension's clause
+    return _for_loop_site(loop, loop.node, index, imports, argument, produces)
+
+
+def _comprehension_site(
+    loop: MemberLoop,
+    clause: cst.CompFor,
+    index: NodeIndex,
+    imports: ImportTable,
+    argument: cst.BaseExpression,
+    produces: Callable[[cst.CSTNode], bool],
+) -> Site | None:
+    """The site of a comprehension over the members (`[m(x) for m in self.members]`) and
+    the call that combines it; a list comprehension assigned to a name that one later
+    expression only combines is replaced with that name's statement."""
+    comprehension = loop.report_node
+    if not isinstance(comprehension, _LIST_MAKERS) or not produces(comprehension.elt) or clause.ifs:
+        return None
+    if comprehension.for_in is not clause or clause.inner_for_in is not None:
+        return None
+    found = _combine(comprehension, index, imports, loop.collection_text)
+    if found is None:
+        return None
+    assign = index.parent(comprehension)
+    statement = index.parent(assign) if assign is not None else None
+    if (
+        found[1] == "unbind"
+        and isinstance(assign, cst.Assign)
+        and len(assign.targets) == 1
+        and isinstance(assign.targets[0].target, cst.Name)
+        and isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+    ):
+        # `steps = [m(x) for ...]` only combined later (`torch.cat(steps, dim=1)`):
+        # the name holds the combined result directly.
+        name = assign.targets[0].target.value
+        consumer = direct_consumer(loop.cls.methods[loop.method], statement, name, imports)
+        if consumer is not None:
+            node, kind, dim = consumer
+            return Site(statement, kind, dim, None, name, argument, comprehension.elt, node)
+    return Site(*found, None, argument, comprehension.elt)
+
+
+def _for_loop_site(
+    loop: MemberLoop,
+    loop_node: cst.For,
+    index: NodeIndex,
+    imports: ImportTable,
+    argument: cst.BaseExpression,
+    produces: Callable[[cst.CSTNode], bool],
+) -> Site | None:
+    """The site of a `for` loop whose one statement (temporaries inlined) sums, writes or
+    appends each member's result, with the statement right before it that starts the sum,
+    the tensor or the list."""
     if loop_node.orelse is not None:
         return None
     body = _inlined(list(loop_node.body.body), loop_node, index)
@@ -190,12 +234,14 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
         return None
     accumulated = _accumulated(body[0], loop_node, index)
     if accumulated is not None:
-        init, name, value = accumulated
-        return Site((init, loop_node), "sum", None, None, name, argument, value) if produces(value) else None
+        start, name, value = accumulated
+        return Site((start, loop_node), "sum", None, None, name, argument, value) if produces(value) else None
     written = _indexed_write(body[0], loop, index, imports)
     if written is not None:
-        init, name, axis, value = written
-        return Site((init, loop_node), "stack", str(axis), None, name, argument, value) if produces(value) else None
+        allocation, name, axis, value = written
+        return (
+            Site((allocation, loop_node), "stack", str(axis), None, name, argument, value) if produces(value) else None
+        )
     appended = append_of(body[0])
     if appended is None or not produces(appended[1]):
         return None
@@ -210,7 +256,7 @@ def find_site(loop: MemberLoop, imports, wrapped: bool = False) -> Site | None:
     return Site((init, loop_node), "unbind", None, "list", name, argument, appended[1])
 
 
-def _inlined(body: list, loop_node: cst.For, index: NodeIndex) -> list | None:
+def _inlined(body: list[cst.CSTNode], loop_node: cst.For, index: NodeIndex) -> list[cst.CSTNode] | None:
     """The loop's body with its temporaries inlined: `h = block(x)`, `y = head(h)`,
     `outs.append(y)` is the one statement `outs.append(head(block(x)))`, when each
     temporary is a plain name read once by what follows it in the body (a name may be
@@ -236,11 +282,13 @@ def _inlined(body: list, loop_node: cst.For, index: NodeIndex) -> list | None:
         value = small.value
         if not isinstance(value, (cst.Call, cst.Name, cst.Attribute, cst.Subscript)):
             value = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-        last = last.visit(_Replace({id(uses[0]): value}))
+        last = _replaced(last, {id(uses[0]): value})
     return [last]
 
 
-def _accumulated(statement: cst.CSTNode, loop_node: cst.For, index: NodeIndex):
+def _accumulated(
+    statement: cst.CSTNode, loop_node: cst.For, index: NodeIndex
+) -> tuple[cst.CSTNode, str, cst.BaseExpression] | None:
     """(`total = 0`, `total`, value) for a loop body `total = total + value` (or `+=`)
     right after `total = 0`: the members' results summed."""
     small = single_statement(statement)
@@ -271,7 +319,7 @@ def _accumulated(statement: cst.CSTNode, loop_node: cst.For, index: NodeIndex):
         return None
     init = sibling(getattr(index.parent(loop_node), "body", ()), loop_node, -1)
     start = single_statement(init) if init is not None else None
-    if not (
+    if init is None or not (
         isinstance(start, cst.Assign)
         and len(start.targets) == 1
         and code_of(start.targets[0].target) == name
@@ -289,7 +337,9 @@ _ALLOCATIONS = {"torch.zeros", "torch.empty", "torch.zeros_like", "torch.empty_l
 _ALLOCATING_METHODS = {"new_zeros", "new_empty"}
 
 
-def _indexed_write(statement: cst.CSTNode, loop: MemberLoop, index: NodeIndex, imports):
+def _indexed_write(
+    statement: cst.CSTNode, loop: MemberLoop, index: NodeIndex, imports: ImportTable
+) -> tuple[cst.CSTNode, str, int, cst.BaseExpression] | None:
     """(the allocating statement, `out`, member axis, value) for a loop body
     `out[:, i] = value` right after `out = torch.zeros(...)` (or `h.new_empty(...)`):
     every member writes its own entry along one axis of a preallocated tensor, which is
@@ -317,6 +367,7 @@ def _indexed_write(statement: cst.CSTNode, loop: MemberLoop, index: NodeIndex, i
     allocated = single_statement(init) if init is not None else None
     if (
         axis is None
+        or init is None
         or not isinstance(allocated, cst.Assign)
         or len(allocated.targets) != 1
         or code_of(allocated.targets[0].target) != name
@@ -362,7 +413,7 @@ def render(site: Site, fused: str, member_axis: int, cat: tuple[int | None, str]
     return f"{site.assigned} = {code}" if site.assigned else code
 
 
-def sibling(statements, statement: cst.CSTNode, step: int) -> cst.CSTNode | None:
+def sibling(statements: Iterable[cst.CSTNode], statement: cst.CSTNode, step: int) -> cst.CSTNode | None:
     """The statement `step` places after `statement` in its block (-1: the one before)."""
     statements = list(statements)
     position = next((i for i, s in enumerate(statements) if s is statement), None)
@@ -371,7 +422,7 @@ def sibling(statements, statement: cst.CSTNode, step: int) -> cst.CSTNode | None
     return statements[position + step]
 
 
-def building_statements(loop: MemberLoop):
+def building_statements(loop: MemberLoop) -> Building | None:
     """What builds the loop's collection in `__init__`: its one assignment, or
     (`self.x = nn.ModuleList()`, the `for` loop right after it that fills it)."""
     collection = loop.collection
@@ -385,6 +436,14 @@ def building_statements(loop: MemberLoop):
     if not isinstance(filler, cst.For) or filler.orelse is not None:
         return None
     return collection.created, filler
+
+
+def built_value(statement: cst.SimpleStatementLine) -> cst.BaseExpression:
+    """The value assigned by the one statement that builds a collection (`collection.origin`)."""
+    small = statement.body[0]
+    # The analysis takes only a lone assignment with a value for a collection's origin.
+    assert isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None
+    return small.value
 
 
 def single_statement(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
@@ -423,7 +482,7 @@ def append_of(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
     return None
 
 
-def torch_name(imports) -> tuple[str, bool] | None:
+def torch_name(imports: ImportTable) -> tuple[str, bool] | None:
     """The name the rewrites call torch by, and whether `import torch` must be added;
     None when `torch` names something else in this file."""
     bound = imports.local_name("torch")
@@ -432,7 +491,7 @@ def torch_name(imports) -> tuple[str, bool] | None:
     return None if "torch" in imports.bindings else ("torch", True)
 
 
-def nn_name(imports, torch_name: str) -> str:
+def nn_name(imports: ImportTable, torch_name: str) -> str:
     """How the file spells torch.nn: its own `nn` (`from torch import nn`), else through torch."""
     return imports.local_name("torch.nn") or f"{torch_name}.nn"
 
@@ -477,7 +536,7 @@ def unsafe_rewrite(
         if first is None:
             return None  # nowhere sensible to put it: no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
-    if need is not None:
+    if need is not None and home is not None:  # `need` is only set when there is a home
         message = f"{message}, with {', '.join(f'`{name}`' for name in missing)} from `{home.shown}`"
     return RuleFix(Applicability.UNSAFE, f"{message} ({note})", tuple(edits), form, need)
 
@@ -584,12 +643,13 @@ def _usage(*roots: cst.CSTNode) -> tuple[Counter, Counter]:
     names: Counter = Counter()
     strings: Counter = Counter()
     held = [NodeIndex.tree_holding(root) for root in roots]
-    if held and all(found is not None and found[0] is held[0][0] for found in held):
+    indexed = [found for found in held if found is not None]
+    if held and len(indexed) == len(held) and all(found[0] is indexed[0][0] for found in indexed):
         # Slices of the module's index: a root inside another is counted once.
-        tree = held[0][0]
+        tree = indexed[0][0]
         order, end = tree.order, tree.end
         covered = 0
-        for start in sorted(here for _, here in held):
+        for start in sorted(here for _, here in indexed):
             here, stop = max(start, covered), end[start]
             while here < stop:
                 node = order[here]
@@ -597,9 +657,9 @@ def _usage(*roots: cst.CSTNode) -> tuple[Counter, Counter]:
                 if kind is cst.Import or kind is cst.ImportFrom:
                     here = end[here]
                     continue
-                if kind is cst.Name:
+                if isinstance(node, cst.Name):
                     names[node.value] += 1
-                elif kind is cst.SimpleString:
+                elif isinstance(node, cst.SimpleString):
                     strings[node.value] += 1
                 here += 1
             covered = max(covered, stop)
@@ -730,7 +790,7 @@ def _helper_edit(module: cst.Module, source: str) -> NodeEdit:
     return NodeEdit(None, source)
 
 
-def used_only_by(loop: MemberLoop, attr: str, statements, site: Site) -> bool:
+def used_only_by(loop: MemberLoop, attr: str, statements: Sequence[cst.CSTNode], site: Site) -> bool:
     """Whether `self.<attr>` appears nowhere in the class but in the statements that build
     it, the loop the rewrite replaces, and branches that exclude those: `if individual:`
     builds the collection and `else:` a single layer, `if self.individual:` runs the loop
@@ -738,7 +798,7 @@ def used_only_by(loop: MemberLoop, attr: str, statements, site: Site) -> bool:
     return other_use(loop, attr, statements, site) is None
 
 
-def other_use(loop: MemberLoop, attr: str, statements, site: Site) -> str | None:
+def other_use(loop: MemberLoop, attr: str, statements: Sequence[cst.CSTNode], site: Site) -> str | None:
     """The first use of `self.<attr>` that `used_only_by` does not allow, as the reason a
     rewrite gives: "`self.heads` is also used in `act()` (`self.heads[head]`)"."""
     replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
@@ -755,14 +815,21 @@ def other_use(loop: MemberLoop, attr: str, statements, site: Site) -> str | None
 
 def _describe_use(index: NodeIndex, node: cst.Attribute, loop: MemberLoop) -> str:
     method = next((a.name.value for a in index.ancestors(node) if isinstance(a, cst.FunctionDef)), None)
-    shown = node
+    shown: cst.CSTNode = node
     parent = index.parent(node)
     if isinstance(parent, cst.Subscript) or isinstance(parent, cst.Call) and parent.func is node:
         shown = parent
     elif isinstance(parent, cst.For) and parent.iter is node:
-        return f"`{loop.collection_text}` is also used{f' in `{method}()`' if method else ''} (`for {code_of(parent.target)} in {code_of(node)}`)"
-    elif isinstance(parent, (cst.Assign, cst.Arg)):
-        shown = index.parent(parent) if isinstance(parent, cst.Arg) else parent
+        return (
+            f"`{loop.collection_text}` is also used{f' in `{method}()`' if method else ''} "
+            f"(`for {code_of(parent.target)} in {code_of(node)}`)"
+        )
+    elif isinstance(parent, cst.Arg):
+        call = index.parent(parent)
+        assert call is not None  # an argument's call (or class statement) is in the class too
+        shown = call
+    elif isinstance(parent, cst.Assign):
+        shown = parent
     text = code_of(shown)
     if len(text) > 60 or "\n" in text:
         text = code_of(node)
@@ -805,10 +872,17 @@ def definition(module: cst.Module, name: str) -> cst.FunctionDef | cst.ClassDef 
     return _facts_of(module).definitions.get(name)
 
 
-def sliced_tensor(loop: MemberLoop, info) -> str | None:
+def sliced_tensor(loop: MemberLoop, info: SliceInfo) -> str | None:
     """`x` for an index, select or width-1 slice (`x[:, i]`, `x.select(1, i)`,
     `x[:, i:i + 1]`), when `x` is a plain name that is the same tensor for every member."""
-    tensor = dotted_name(info.node.value if isinstance(info.node, cst.Subscript) else info.node.func.value)
+    node = info.node
+    if isinstance(node, cst.Subscript):
+        sliced = node.value
+    else:
+        # `x.select(1, i)` or `x.narrow(1, i, 1)`: a method called on the sliced tensor.
+        assert isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+        sliced = node.func.value
+    tensor = dotted_name(sliced)
     if tensor is None or tensor.split(".")[0] in loop.varying:
         return None
     return tensor
@@ -823,11 +897,12 @@ def slice_name(loop: MemberLoop, tensor: str) -> str:
     return name
 
 
-def sliced_input(loop: MemberLoop, call) -> SlicedInput | None:
+def sliced_input(loop: MemberLoop, call: MemberCall) -> SlicedInput | None:
     """The member call's first argument as slice `i` of one tensor along one literal dim:
     `x[:, i, :]`, `x.select(1, i)`, `x[:, i:i + 1]`, `x.narrow(1, i, 1)`, or `x_i` from
     `zip(self.members, x.unbind(1))`."""
     info, first = call.slice, call.node.args[0].value
+    assert info is not None  # a member call on a slice (SLICE) carries how it slices
     try:
         dim = int(info.dim)
     except (TypeError, ValueError):
@@ -843,18 +918,28 @@ def sliced_input(loop: MemberLoop, call) -> SlicedInput | None:
 class _Replace(cst.CSTTransformer):
     """Replace given nodes (by identity) with new ones."""
 
-    def __init__(self, replacements: dict[int, cst.CSTNode]) -> None:
+    def __init__(self, replacements: Mapping[int, cst.CSTNode]) -> None:
         self.replacements = replacements
 
-    def on_leave(self, original_node, updated_node):
+    # libcst types `on_leave` as keeping each node's own type; this puts any node in place.
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
         return self.replacements.get(id(original_node), updated_node)
 
 
-def per_member_code(loop: MemberLoop, element: cst.BaseExpression, replacements: dict, params: list[str]) -> str | None:
+def _replaced(node: cst.CSTNode, replacements: Mapping[int, cst.CSTNode]) -> cst.CSTNode:
+    """`node` with the nodes inside it that `replacements` names (by id) replaced."""
+    new = node.visit(_Replace(replacements))
+    assert isinstance(new, cst.CSTNode)  # `_Replace` only puts nodes in place, it removes none
+    return new
+
+
+def per_member_code(
+    loop: MemberLoop, element: cst.BaseExpression, replacements: Mapping[int, cst.CSTNode], params: list[str]
+) -> str | None:
     """The code of what the loop computes per member, with `replacements` made, as the
     body of a function of `params`; None when it still reads something that changes from
     member to member (the index, the member itself beyond the replaced call, ...)."""
-    new = element.visit(_Replace(replacements))
+    new = _replaced(element, replacements)
     if loop.member_var is not None:
         uses = sum(isinstance(n, cst.Name) and n.value == loop.member_var for n in walk(new))
         if uses != (1 if loop.member_var in params else 0):

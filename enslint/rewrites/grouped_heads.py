@@ -22,9 +22,13 @@ for exactly this shape of code; unsafe, since the state_dict keys change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.context import Member
+from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import GROUP, LINEAR, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import (
@@ -54,7 +58,9 @@ HOOK = kinds.GROUPED_HEAD_HOOK
 WIDE_HOOK = kinds.NESTED_HEAD_HOOK
 
 
-def _per_group_list(body, inner: MemberLoop):
+def _per_group_list(
+    body: Sequence[cst.BaseStatement | cst.BaseSmallStatement], inner: MemberLoop
+) -> tuple[str, tuple[str, cst.BaseExpression]] | None:
     """(`outs`, the `groups.append(...)` parts) when the outer loop's body is either
 
     outs = []                                   outs = [head(x[:, g]) for head in heads]
@@ -93,12 +99,13 @@ def _per_group_list(body, inner: MemberLoop):
 
 
 def grouped_heads_fix(
-    outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports, home: HelperHome | None = None
+    outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
 ) -> RuleFix | str | None:
     """The rewrite of a nest of groups of linear heads, why none (str), or None when the
     loop is not such a nest."""
     collection = outer.collection
     member = collection.member
+    assert member is not None  # a member loop runs over identical members (analysis/loops.py)
     if member.kind != GROUP or member.inner is None or member.inner.member is None:
         return None
     head = member.inner.member
@@ -129,16 +136,17 @@ def grouped_heads_fix(
     if on_one_input:
         return _wide_nest(outer, inner, module, imports, head, groups, heads, func, torch_name, add_import, home)
     slice_info = outer.calls[0].slice
+    assert slice_info is not None  # every call reads a slice: checked above
     tensor, dim = slice_info.tensor, slice_info.dim
     if not tensor.isidentifier() or tensor in outer.varying:
         return "the sliced tensor is not a plain name that stays the same for every group"
 
     # The forward: `groups = []`, then the outer loop whose body collects each head's
     # output into a list, and `groups.append(torch.stack(outs, ...))`.
-    found = _nest_in_forward(outer, inner, imports)
-    if not isinstance(found, tuple):
-        return found
-    before, groups_name, stack_dim_value = found
+    nest = _nest_in_forward(outer, inner, imports)
+    if not isinstance(nest, tuple):
+        return nest
+    before, groups_name, stack_dim_value = nest
     method = outer.cls.methods[outer.method]
 
     # The construction: one comprehension line, or `self.x = nn.ModuleList()` followed by
@@ -166,7 +174,8 @@ def grouped_heads_fix(
         [
             f"# {groups} x {heads} `{func}` heads in one weight (groups, in, heads * out)",
             f"{init_self}.{attr}_heads = {heads}",
-            f"{init_self}.{attr}_weight = {parameter}({torch_name}.empty({groups}, {head.in_size}, {heads} * {head.out_size}))",
+            f"{init_self}.{attr}_weight = "
+            f"{parameter}({torch_name}.empty({groups}, {head.in_size}, {heads} * {head.out_size}))",
             f"{init_self}.{attr}_bias = {parameter}({torch_name}.empty({groups}, 1, {heads} * {head.out_size}))",
             f"bound = ({head.in_size}) ** -0.5  # the default initialisation of {func}",
             f"{nn}.init.uniform_({init_self}.{attr}_weight, -bound, bound)",
@@ -186,14 +195,15 @@ def grouped_heads_fix(
         [
             "# all heads in one baddbmm: (groups, batch, in) @ (groups, in, heads * out)",
             f"{moved} = {tensor}.movedim({dim}, 0)",
-            f"fused = {torch_name}.baddbmm({self_name}.{attr}_bias, {moved}.flatten(1, -2), {self_name}.{attr}_weight).unflatten(1, {moved}.shape[1:-1])",
+            f"fused = {torch_name}.baddbmm({self_name}.{attr}_bias, {moved}.flatten(1, -2), {self_name}.{attr}_weight)"
+            f".unflatten(1, {moved}.shape[1:-1])",
             f"{groups_name} = {combined}" if combined else f"{groups_name} = list({per_group}.unbind(0))",
         ]
     )
     if any(name in outer.method_names for name in (moved, "fused")) or "bound" in names_in(init):
         return None
     edits = [NodeEdit(construction, init_lines), NodeEdit((before, outer.node), forward_lines)]
-    if combined:
+    if combined and consumer is not None:  # `combined` is only made from a consumer
         edits.append(NodeEdit(consumer[0], groups_name))
     message = (
         f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
@@ -205,7 +215,9 @@ def grouped_heads_fix(
 SPELLING = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
 
 
-def _nest_in_forward(outer: MemberLoop, inner: MemberLoop, imports):
+def _nest_in_forward(
+    outer: MemberLoop, inner: MemberLoop, imports: ImportTable
+) -> tuple[cst.CSTNode, str, int] | str | None:
     """(`groups = []`, `groups`, the per-group stack's dim) for the loop spelling of a
     nest; SPELLING when the loops are not written that way, None when the lists they
     fill are not stacked and collected that way."""
@@ -237,15 +249,15 @@ def _wide_nest(
     outer: MemberLoop,
     inner: MemberLoop,
     module: cst.Module,
-    imports,
-    head,
-    groups,
-    heads,
-    func,
-    torch_name,
-    add_import,
+    imports: ImportTable,
+    head: Member,
+    groups: str,
+    heads: str,
+    func: str,
+    torch_name: str,
+    add_import: bool,
     home: HelperHome | None,
-):
+) -> RuleFix | str | None:
     """Groups of linear heads that all read one input: one wide layer for every head,
     its output unflattened to (..., groups, heads, out) and the two axes moved to where
     the loops stacked them (`movedim` with non-negative places works for any rank)."""
@@ -269,6 +281,7 @@ def _wide_nest(
     if attribute_uses(outer.cls.node, shape_attr):
         return None
     init_self = first_param(init) or "self"
+    assert head.out_size is not None  # grouped_heads_fix checked the head's sizes
     width = " * ".join([str(groups), str(heads)] + ([] if head.out_size == "1" else [head.out_size]))
     init_lines = "\n".join(
         [
@@ -283,14 +296,13 @@ def _wide_nest(
     argument = code_of(inner.calls[0].node.args[0].value)
     every_head = f"{self_name}.{attr}({argument}).unflatten(-1, (*{self_name}.{shape_attr}, -1))"
     consumer = direct_consumer(method, outer.node, groups_name, imports)
-    if (
-        consumer is not None
-        and consumer[1] == "stack"
-        and int_value(cst.parse_expression(consumer[2])) is not None
-        and int_value(cst.parse_expression(consumer[2])) >= 0
-    ):
-        # Groups stacked at t, each group's heads at s: heads land at s + 1 when s >= t.
+    t = None  # the literal dim a `torch.stack` of the groups stacks them along
+    if consumer is not None and consumer[1] == "stack":
+        assert consumer[2] is not None  # a stack's dim is always written out ("0" when omitted)
         t = int_value(cst.parse_expression(consumer[2]))
+    combined: str | None
+    if t is not None and t >= 0:
+        # Groups stacked at t, each group's heads at s: heads land at s + 1 when s >= t.
         combined = f"{every_head}.movedim((-3, -2), ({t}, {head_dim + 1 if head_dim >= t else head_dim}))"
     else:
         first = f"{every_head}.movedim((-3, -2), (0, {head_dim + 1}))"  # groups first

@@ -102,7 +102,7 @@ def {kinds.STACKED_MEMBER_HOOK}(attr, count, layers):
                 state_dict[f"{{prefix}}{{attr}}_biases.{{k}}"] = torch.stack(biases)
 
     return hook
-'''
+'''  # noqa: E501 (generated text: `old = ...` is 120 characters once the doubled braces are single)
 
 _WIDE_LAYER_HOOK = f'''
 def {kinds.PER_HEAD_HOOK}(count, keys=None):

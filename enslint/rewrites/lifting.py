@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import libcst as cst
 
+from enslint.analysis.imports import ImportTable
 from enslint.analysis.syntax import code_of, int_value
 
 # Elementwise, shape-keeping: the same call on the stacked tensor.
@@ -101,10 +102,14 @@ def lift(
         def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
             return replacement if original.value == placeholder else updated
 
-    return code_of(lifted.visit(Put()))
+    put = lifted.visit(Put())
+    assert isinstance(put, cst.BaseExpression)  # names become expressions; nothing is removed
+    return code_of(put)
 
 
-def _lift(node: cst.BaseExpression, name: str, torch_function) -> cst.BaseExpression | None:
+def _lift(
+    node: cst.BaseExpression, name: str, torch_function: Callable[[cst.BaseExpression], str | None]
+) -> cst.BaseExpression | None:
     if isinstance(node, cst.Name):
         return node if node.value == name else None
     if isinstance(node, cst.BinaryOperation):
@@ -198,7 +203,7 @@ def _mentions_dims(arg: cst.Arg) -> bool:
     return arg.keyword is not None and arg.keyword.value in _DIM_KEYWORDS
 
 
-def torch_functions(imports) -> Callable[[cst.BaseExpression], str | None]:
+def torch_functions(imports: ImportTable) -> Callable[[cst.BaseExpression], str | None]:
     """The resolver `lift` takes, for a file's imports: `torch.tanh`, `F.gelu`
     (`torch.nn.functional`), `torch.special.expit` by their last name."""
 

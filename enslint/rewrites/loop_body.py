@@ -362,7 +362,8 @@ def _opens_body(index: NodeIndex, block: list, statement: cst.CSTNode) -> bool:
     start of an `if` or `for` block too)."""
     if sibling(block, statement, -1) is not None:
         return False
-    owner = index.parent(index.parent(statement))
+    suite = index.parent(statement)
+    owner = index.parent(suite) if suite is not None else None
     return isinstance(owner, (cst.FunctionDef, cst.ClassDef))
 
 

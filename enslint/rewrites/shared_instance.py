@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import libcst as cst
 
+from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import LINEAR, MLP, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.findings import Applicability, Form, RuleFix
 from enslint.rewrites.common import find_site, render, site_edits, sliced_input
 
 
-def shared_instance_fix(loop: MemberLoop, module: cst.Module, imports) -> RuleFix | str | None:
+def shared_instance_fix(loop: MemberLoop, module: cst.Module, imports: ImportTable) -> RuleFix | str | None:
     """The rewrite, why there is none (str), or None when the members are not shared."""
     member = loop.collection.member
     if member is None or not member.shared or len(loop.calls) != 1 or loop.calls[0].input != SLICE:

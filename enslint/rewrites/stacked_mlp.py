@@ -23,18 +23,23 @@ output, a view-only cost. A load-state-dict pre-hook maps an old checkpoint's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import LINEAR, MLP, MODULE, SAME, SLICE
-from enslint.analysis.loops import MemberLoop
+from enslint.analysis.loops import MemberCall, MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
 from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
+    Building,
+    Site,
     append_of,
     building_statements,
+    built_value,
     definition,
     find_site,
     nn_name,
@@ -80,7 +85,7 @@ class _Layer:
     key: str  # its name inside a member: "0" for a Sequential, "h1" for a class
 
 
-def _plain_linear(call: cst.BaseExpression, imports) -> bool:
+def _plain_linear(call: cst.BaseExpression, imports: ImportTable) -> TypeGuard[cst.Call]:
     """`nn.Linear(a, b)` with its default bias and nothing else."""
     return (
         isinstance(call, cst.Call)
@@ -90,7 +95,7 @@ def _plain_linear(call: cst.BaseExpression, imports) -> bool:
     )
 
 
-def _sequential_layers(sequential: cst.Call, imports, nn_name: str) -> list[_Layer] | None:
+def _sequential_layers(sequential: cst.Call, imports: ImportTable, nn_name: str) -> list[_Layer] | None:
     layers: list[_Layer] = []
     args = sequential.args
     if any(a.star or a.keyword for a in args):
@@ -116,7 +121,7 @@ class _Substitute(cst.CSTTransformer):
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
 
-    def leave_Name(self, original_node, updated_node):
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
         value = self.values.get(original_node.value)
         if value is None:
             return updated_node
@@ -125,9 +130,54 @@ class _Substitute(cst.CSTTransformer):
         return expression if simple else expression.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
 
 
-def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> list[_Layer] | None:
+def _substituted(expression: cst.BaseExpression, values: dict[str, str]) -> cst.BaseExpression:
+    """`expression` with each name of `values` replaced by its code."""
+    result = expression.visit(_Substitute(values))
+    assert isinstance(result, cst.BaseExpression)  # names become expressions; nothing is removed
+    return result
+
+
+@dataclass(frozen=True)
+class _InitLayers:
+    """What a member class's `__init__` assigns to attributes: its plain linear layers
+    (the constructor calls) and its parameter-free activation modules (their code)."""
+
+    linears: dict[str, cst.Call]
+    activations: dict[str, str]
+
+
+def _class_layers(call: cst.Call, module: cst.Module, imports: ImportTable, nn_name: str) -> list[_Layer] | None:
     """The layers of a local MLP class, in the order its forward applies them, sized in
     the caller's terms."""
+    methods = _init_and_forward(call, module)
+    if methods is None:
+        return None
+    init, forward = methods
+    assigned = _init_layers(init, imports)
+    if assigned is None:
+        return None
+    ops = _forward_ops(forward, assigned, imports, nn_name)
+    if ops is None:
+        return None
+    layers = _paired_activations(ops, nn_name)
+    if not layers or sorted(name for name, _ in layers) != sorted(assigned.linears):
+        return None
+
+    # The class's parameters in the caller's terms.
+    values = _bound(list(init.params.params[1:]), call)
+    if values is None:
+        return None
+    sizes = []
+    for name, activation in layers:
+        linear = assigned.linears[name]
+        a, b = (code_of(_substituted(arg.value, values)) for arg in linear.args)
+        sizes.append(_Layer(a, b, activation, name))
+    return sizes
+
+
+def _init_and_forward(call: cst.Call, module: cst.Module) -> tuple[cst.FunctionDef, cst.FunctionDef] | None:
+    """The `__init__` and `forward` of the class of this file that `call` constructs,
+    when those are its only methods."""
     if not isinstance(call.func, cst.Name):
         return None
     cls = definition(module, call.func.value)
@@ -139,6 +189,12 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
     init, forward = methods.get("__init__"), methods.get("forward")
     if init is None or forward is None or set(methods) != {"__init__", "forward"}:
         return None
+    return init, forward
+
+
+def _init_layers(init: cst.FunctionDef, imports: ImportTable) -> _InitLayers | None:
+    """The layers `__init__` assigns, when it does nothing but call `super().__init__()`
+    and assign plain linear layers and activation modules to attributes of itself."""
     me = first_param(init)
     linears: dict[str, cst.Call] = {}
     activations: dict[str, str] = {}
@@ -158,8 +214,15 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
             activations[target.attr.value] = code_of(value)
         else:
             return None
+    return _InitLayers(linears, activations)
 
-    # The forward: one variable carried through `x = act(self.layer(x))` statements.
+
+def _forward_ops(
+    forward: cst.FunctionDef, assigned: _InitLayers, imports: ImportTable, nn_name: str
+) -> list[tuple[str, str]] | None:
+    """What the forward applies, in order, ("linear", attr) or ("act", module code), when
+    it carries one variable through `x = act(self.layer(x))` statements and returns the
+    last such expression."""
     params = [p.name.value for p in forward.params.params]
     extra = (
         forward.params.kwonly_params
@@ -170,50 +233,61 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
     if len(params) != 2 or extra:
         return None
     self_name, current = params
-    ops: list[tuple[str, str]] = []  # ("linear", attr) / ("act", module code)
-
-    def read(expr) -> list[tuple[str, str]] | None:
-        if isinstance(expr, cst.Name) and expr.value == current:
-            return []
-        if not isinstance(expr, cst.Call) or len(expr.args) != 1 or expr.args[0].keyword or expr.args[0].star:
-            return None
-        inner = read(expr.args[0].value)
-        if inner is None:
-            return None
-        func = expr.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
-            func = func.value
-        if isinstance(func, cst.Attribute) and code_of(func.value) == self_name:
-            if func.attr.value in linears:
-                return [*inner, ("linear", func.attr.value)]
-            if func.attr.value in activations:
-                return [*inner, ("act", activations[func.attr.value])]
-            return None
-        module_name = _FUNCTIONAL.get(imports.qualify(func) or "")
-        return [*inner, ("act", f"{nn_name}.{module_name}()")] if module_name else None
-
+    ops: list[tuple[str, str]] = []
     body = forward.body.body
     for position, statement in enumerate(body):
         small = single_statement(statement)
         if isinstance(small, cst.Return) and position == len(body) - 1 and small.value is not None:
-            found = read(small.value)
+            found = _chain_ops(small.value, current, self_name, assigned, imports, nn_name)
             if found is None:
                 return None
             ops += found
-            break
+            return ops
         if not (
             isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)
         ):
             return None
-        found = read(small.value)
+        found = _chain_ops(small.value, current, self_name, assigned, imports, nn_name)
         if found is None:
             return None
         ops += found
         current = small.targets[0].target.value
-    else:
-        return None
+    return None
 
-    # linear (act)? linear (act)? ... with every linear used once.
+
+def _chain_ops(
+    expr: cst.BaseExpression,
+    current: str,
+    self_name: str,
+    assigned: _InitLayers,
+    imports: ImportTable,
+    nn_name: str,
+) -> list[tuple[str, str]] | None:
+    """The ops `expr` applies to the variable `current`, innermost first: calls of one
+    argument, each a layer or activation module of `self_name` or a functional activation."""
+    if isinstance(expr, cst.Name) and expr.value == current:
+        return []
+    if not isinstance(expr, cst.Call) or len(expr.args) != 1 or expr.args[0].keyword or expr.args[0].star:
+        return None
+    inner = _chain_ops(expr.args[0].value, current, self_name, assigned, imports, nn_name)
+    if inner is None:
+        return None
+    func = expr.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+        func = func.value
+    if isinstance(func, cst.Attribute) and code_of(func.value) == self_name:
+        if func.attr.value in assigned.linears:
+            return [*inner, ("linear", func.attr.value)]
+        if func.attr.value in assigned.activations:
+            return [*inner, ("act", assigned.activations[func.attr.value])]
+        return None
+    module_name = _FUNCTIONAL.get(imports.qualify(func) or "")
+    return [*inner, ("act", f"{nn_name}.{module_name}()")] if module_name else None
+
+
+def _paired_activations(ops: list[tuple[str, str]], nn_name: str) -> list[tuple[str, str]] | None:
+    """(linear attr, the activation module after it) for ops `linear (act)? linear (act)? ...`;
+    None for an activation first or two in a row."""
     layers: list[tuple[str, str]] = []
     for kind, value in ops:
         if kind == "linear":
@@ -222,28 +296,16 @@ def _class_layers(call: cst.Call, module: cst.Module, imports, nn_name: str) -> 
             return None  # an activation first, or two in a row
         else:
             layers[-1] = (layers[-1][0], value)
-    if not layers or sorted(name for name, _ in layers) != sorted(linears):
-        return None
-
-    # The class's parameters in the caller's terms.
-    values = _bound(list(init.params.params[1:]), call)
-    if values is None:
-        return None
-    sizes = []
-    for name, activation in layers:
-        linear = linears[name]
-        a, b = (code_of(arg.value.visit(_Substitute(values))) for arg in linear.args)
-        sizes.append(_Layer(a, b, activation, name))
-    return sizes
+    return layers
 
 
-def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, imports) -> cst.Call | None:
+def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, imports: ImportTable) -> cst.Call | None:
     """What a one-line factory returns, in the caller's terms: `self._make_value(obs_dim)`
     or `make_value(obs_dim)` whose body is `return nn.Sequential(...)`."""
     func = call.func
     init = loop.cls.methods.get("__init__")
-    on_self = init is not None and isinstance(func, cst.Attribute) and code_of(func.value) == first_param(init)
-    if on_self:
+    if init is not None and isinstance(func, cst.Attribute) and code_of(func.value) == first_param(init):
+        # A method of the class: `self._make_value(obs_dim)`.
         candidates = [
             s for s in loop.cls.node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == func.attr.value
         ]
@@ -266,7 +328,11 @@ def _through_factory(call: cst.Call, loop: MemberLoop, module: cst.Module, impor
     if params.kwonly_params or params.posonly_params or isinstance(params.star_arg, cst.Param) or params.star_kwarg:
         return None
     values = _bound(list(params.params), call)
-    return None if values is None else small.value.visit(_Substitute(values))
+    if values is None:
+        return None
+    returned = _substituted(small.value, values)
+    assert isinstance(returned, cst.Call)  # only names inside the call are replaced
+    return returned
 
 
 def _bound(params: list[cst.Param], call: cst.Call) -> dict[str, str] | None:
@@ -275,8 +341,9 @@ def _bound(params: list[cst.Param], call: cst.Call) -> dict[str, str] | None:
     positional = positional_args(call)
     if any(a.star for a in call.args) or len(positional) > len(params):
         return None
-    for param, arg in zip(params, positional):
-        values[param.name.value] = code_of(arg)
+    # Up to as many positional arguments as parameters: the rest come by keyword or default.
+    for param, value in zip(params, positional, strict=False):
+        values[param.name.value] = code_of(value)
     for arg in call.args:
         if arg.keyword is not None:
             values[arg.keyword.value] = code_of(arg.value)
@@ -288,7 +355,7 @@ def _bound(params: list[cst.Param], call: cst.Call) -> dict[str, str] | None:
     return values
 
 
-def _member_call(loop: MemberLoop, building) -> cst.Call | None:
+def _member_call(loop: MemberLoop, building: Building) -> cst.Call | None:
     """The one constructor call that builds every member."""
     if isinstance(building, tuple):  # ModuleList() + `for ...: self.x.append(Member(...))`
         filler = building[1]
@@ -299,7 +366,7 @@ def _member_call(loop: MemberLoop, building) -> cst.Call | None:
         if value is not None and names_in(value) & set(names_in(filler.target)):
             return None  # reads the loop variable: not one constructor repeated
         return value if isinstance(value, cst.Call) else None
-    value = building.body[0].value
+    value = built_value(building)
     while isinstance(value, cst.Call) and len(value.args) == 1 and not isinstance(value.args[0].value, cst.Call):
         value = value.args[0].value
     if not isinstance(value, (cst.ListComp, cst.GeneratorExp)) or not isinstance(value.elt, cst.Call):
@@ -307,7 +374,48 @@ def _member_call(loop: MemberLoop, building) -> cst.Call | None:
     return value.elt
 
 
-def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports, home: HelperHome | None = None) -> RuleFix | None:
+def _layer_plan(call: cst.Call, module: cst.Module, imports: ImportTable, nn: str) -> list[_Layer] | None:
+    """The layers of the member `call` builds: one linear layer, an `nn.Sequential` of
+    them, or a local MLP class."""
+    if _plain_linear(call, imports):
+        # One linear layer per member (per-channel maps): a single stacked layer.
+        return [_Layer(code_of(call.args[0].value), code_of(call.args[1].value), f"{nn}.Identity()", "")]
+    if imports.qualify(call.func) == "torch.nn.Sequential":
+        return _sequential_layers(call, imports, nn)
+    return _class_layers(call, module, imports, nn)
+
+
+def _stacked_input(loop: MemberLoop, member_call: MemberCall) -> tuple[str, str] | None:
+    """(the input of all members at once, its member dim as code): the one input every
+    member reads with dim "None", or the sliced tensor with the dim its slices run along."""
+    node = member_call.node
+    if member_call.input == SAME:
+        x, member_dim = code_of(node.args[0].value), "None"
+        if names_in(node.args[0].value) & ({loop.index_var, loop.member_var, *loop.varying} - {None}):
+            return None
+        return x, member_dim
+    if member_call.input == SLICE:
+        sliced = sliced_input(loop, member_call)
+        if sliced is None:
+            return None
+        x, axis = sliced.stacked()
+        return x, str(axis)
+    return None
+
+
+def _concatenation(site: Site, fused: str) -> tuple[int | None, str]:
+    """`render`'s `cat`: the axis a concatenation of the members' outputs runs along, and
+    the code for it from `fused` (members first); the last axis unless the site says."""
+    if site.kind == "cat" and site.dim is not None and site.dim.lstrip("-").isdigit():
+        d = int(site.dim)
+        axis = d if d >= 0 else d - 1  # where the member axis goes: beside the concatenated one
+        return d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})"
+    return -1, f"{fused}.movedim(0, -2).flatten(-2)"
+
+
+def stacked_mlp_fix(
+    loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
+) -> RuleFix | None:
     collection = loop.collection
     member = collection.member
     # The member's kind is not checked: the plan below reads the layers itself, and a
@@ -331,13 +439,7 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports, home: HelperH
         if imports.qualify(call.func) == "torch.nn.Sequential" and "." in text
         else nn_name(imports, torch_name)
     )
-    if _plain_linear(call, imports):
-        # One linear layer per member (per-channel maps): a single stacked layer.
-        plan = [_Layer(code_of(call.args[0].value), code_of(call.args[1].value), f"{nn}.Identity()", "")]
-    elif imports.qualify(call.func) == "torch.nn.Sequential":
-        plan = _sequential_layers(call, imports, nn)
-    else:
-        plan = _class_layers(call, module, imports, nn)
+    plan = _layer_plan(call, module, imports, nn)
     attr = loop.collection_text.split(".", 1)[-1]
     site = find_site(loop, imports, wrapped=True)
     statements = building if isinstance(building, tuple) else (building,)
@@ -358,19 +460,14 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports, home: HelperH
     while out in loop.method_names:
         out += "_"
     replacements = {id(node): cst.Name(out)}
-    if member_call.input == SAME:
-        x, member_dim = code_of(node.args[0].value), "None"
-        if names_in(node.args[0].value) & ({loop.index_var, loop.member_var, *loop.varying} - {None}):
-            return None
-    elif member_call.input == SLICE:
-        sliced = sliced_input(loop, member_call)
-        if sliced is None:
-            return None
-        x, axis = sliced.stacked()
-        member_dim = str(axis)
-    else:
+    read = _stacked_input(loop, member_call)
+    if read is None:
         return None
-    fused = f"{RUN}({x}, {member_dim}, {self_name}.{attr}_weights, {self_name}.{attr}_biases, {self_name}.{attr}_activations)"
+    x, member_dim = read
+    fused = (
+        f"{RUN}({x}, {member_dim}, {self_name}.{attr}_weights, {self_name}.{attr}_biases, "
+        f"{self_name}.{attr}_activations)"
+    )
     if site.element is not node:
         # What the loop does with each member's output, for all members at once.
         element = per_member_code(loop, site.element, replacements, [out])
@@ -381,12 +478,7 @@ def stacked_mlp_fix(loop: MemberLoop, module: cst.Module, imports, home: HelperH
             lift(element, out, fused, torch_functions(imports))
             or f"{torch_name}.vmap(lambda {out}: {element})({fused})"
         )
-    cat = (-1, f"{fused}.movedim(0, -2).flatten(-2)")
-    if site.kind == "cat" and site.dim is not None and site.dim.lstrip("-").isdigit():
-        d = int(site.dim)
-        axis = d if d >= 0 else d - 1  # where the member axis goes: beside the concatenated one
-        cat = (d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})")
-    replacement = render(site, fused, 0, cat)
+    replacement = render(site, fused, 0, _concatenation(site, fused))
     if replacement is None:
         return None
 

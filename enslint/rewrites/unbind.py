@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from enslint.analysis.loops import MemberLoop
+from enslint.analysis.loops import MemberLoop, SliceInfo
 from enslint.analysis.syntax import code_of, walk
 from enslint.findings import Applicability, Form, NodeEdit, RuleFix
 from enslint.rewrites.common import slice_name, sliced_tensor
@@ -20,7 +20,10 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
     backward builds the gradient of `x` once instead of once per member. None when the
     members already read pieces of `x` (nothing to fix); else the reason it cannot apply.
     """
-    slices = [call.slice for call in loop.entry_calls]
+    slices: list[SliceInfo] = []
+    for call in loop.entry_calls:
+        assert call.slice is not None  # ENS003 offers this fix for loops whose members read slices
+        slices.append(call.slice)
     if not slices or any(s.via in ("unbind", "chunk") for s in slices):
         return None
     width_1 = {s.via == "narrow" for s in slices}
@@ -34,7 +37,7 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
     if tensor is None:
         return "the sliced tensor is not a plain name that stays the same for every member"
     name = slice_name(loop, tensor)
-    inside = {id(n) for s in slices for n in walk(s.node)}
+    inside = {id(n) for s in slices for n in walk(_expression(s))}
     index_used_elsewhere = any(
         isinstance(node, cst.Name) and node.value == loop.index_var and id(node) not in inside for node in loop.body
     )
@@ -67,8 +70,14 @@ def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
     )
 
 
+def _expression(info: SliceInfo) -> cst.BaseExpression:
+    """The slice expression of an index, select or narrow slice."""
+    assert info.node is not None  # only pieces of `unbind` and `chunk` have none
+    return info.node
+
+
 def _unique(edits: list[NodeEdit]) -> Iterator[NodeEdit]:
-    seen = set()
+    seen: set[int] = set()
     for edit in edits:
         if id(edit.node) not in seen:
             seen.add(id(edit.node))

@@ -26,11 +26,14 @@ from __future__ import annotations
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.context import Member
+from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, attribute_uses, code_of, first_param, walk
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
+    Site,
     building_statements,
     definition,
     find_site,
@@ -66,7 +69,8 @@ def vmap_obstacle(type_name: str, module: cst.Module) -> str | None:
         if isinstance(node, (cst.If, cst.While)):
             calls = [c for c in walk(node.test) if isinstance(c, cst.Call)]
             if any(code_of(c.func).rsplit(".", 1)[-1] not in _PLAIN_TESTS for c in calls):
-                return f"its forward branches on tensor values (`{'if' if isinstance(node, cst.If) else 'while'} {code_of(node.test)}`)"
+                keyword = "if" if isinstance(node, cst.If) else "while"
+                return f"its forward branches on tensor values (`{keyword} {code_of(node.test)}`)"
         if isinstance(node, cst.Call):
             name = code_of(node.func).rsplit(".", 1)[-1]
             if name in _DATA_DEPENDENT_CALLS or "sparse" in code_of(node.func):
@@ -77,7 +81,7 @@ def vmap_obstacle(type_name: str, module: cst.Module) -> str | None:
 
 
 def vmap_members_fix(
-    loop: MemberLoop, module: cst.Module, imports, home: HelperHome | None = None
+    loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
 ) -> RuleFix | str | None:
     """The rewrite, a reason (str) when the members rule it out, or None."""
     collection = loop.collection
@@ -85,16 +89,15 @@ def vmap_members_fix(
     if member is None or member.kind == GROUP or loop.parent is not None:
         return None
     if "." not in loop.collection_text:
-        return f"the class is itself the nn.ModuleList (`for m in {loop.collection_text}`), which the rewrite cannot replace from inside"
+        return (
+            f"the class is itself the nn.ModuleList (`for m in {loop.collection_text}`), "
+            "which the rewrite cannot replace from inside"
+        )
     if collection.container != "nn.ModuleList":
         return f"`{loop.collection_text}` is an `{collection.container}`; the general rewrite replaces an nn.ModuleList"
-    defined = definition(module, member.type_name.split("(")[0])
-    source = member.text + (module.code_for_node(defined) if defined else "")
-    if any(word in source for word in STATEFUL):
-        return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
-    obstacle = vmap_obstacle(member.type_name, module)
-    if obstacle is not None:
-        return f"torch.vmap cannot batch `{member.type_name}`: {obstacle}"
+    unbatchable = _unbatchable(member, module)
+    if unbatchable is not None:
+        return unbatchable
     found = torch_name_for(imports)
     if found is None:
         return "`torch` names something else in this file"
@@ -139,12 +142,7 @@ def vmap_members_fix(
     dims = f"({', '.join(in_dims)},)" if in_dims else "()"
     arguments = "".join(f", {t}" for t in inputs)
     fused = f"{self_name}.{attr}.vmap(lambda {', '.join(params)}: {element}{arguments}, in_dims={dims})"
-    cat = (None, "")
-    if site.kind == "cat" and site.dim is not None:
-        d = int(site.dim)
-        axis = d if d >= 0 else d - 1
-        cat = (d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})")
-    code = render(site, fused, 0, cat)
+    code = render(site, fused, 0, _concatenation(site, fused))
     if code is None:
         return "the results are combined in a way the rewrite does not reproduce"
 
@@ -160,6 +158,29 @@ def vmap_members_fix(
     edits = [NodeEdit(statements[-1], stacking, after=True), *site_edits(site, code)]
     message = f"Stack the members' parameters and run them all at once with `{torch_name}.vmap`"
     return unsafe_rewrite(Form.VMAP, message, edits, module, (HELPER,), torch_name, home, add_import)
+
+
+def _unbatchable(member: Member, module: cst.Module) -> str | None:
+    """Why torch.vmap cannot run these members: their running statistics, or something
+    in their class's code (`vmap_obstacle`); None when nothing says so."""
+    defined = definition(module, member.type_name.split("(")[0])
+    source = member.text + (module.code_for_node(defined) if defined else "")
+    if any(word in source for word in STATEFUL):
+        return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
+    obstacle = vmap_obstacle(member.type_name, module)
+    if obstacle is not None:
+        return f"torch.vmap cannot batch `{member.type_name}`: {obstacle}"
+    return None
+
+
+def _concatenation(site: Site, fused: str) -> tuple[int | None, str]:
+    """`render`'s `cat`: the axis a concatenation of the members' outputs runs along and
+    the code for it from `fused` (members first); none when the site is no concatenation."""
+    if site.kind == "cat" and site.dim is not None:
+        d = int(site.dim)
+        axis = d if d >= 0 else d - 1
+        return d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})"
+    return None, ""
 
 
 def _used_later_in_init(loop: MemberLoop, attr: str, built: cst.CSTNode) -> list[cst.CSTNode]:

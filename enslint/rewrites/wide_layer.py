@@ -19,6 +19,7 @@ from __future__ import annotations
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import CONV, LINEAR
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import (
@@ -29,8 +30,10 @@ from enslint.analysis.syntax import (
 )
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
+    Building,
     append_of,
     building_statements,
+    built_value,
     find_site,
     other_use,
     render,
@@ -48,7 +51,7 @@ class _Layer:
     """The repeated constructor, the axis its outputs' features are on, and the
     statement(s) that build the collection (replaced by the wide layer)."""
 
-    def __init__(self, ctor: cst.Call, axis: int, built_by, keys: str | None) -> None:
+    def __init__(self, ctor: cst.Call, axis: int, built_by: Building, keys: str | None) -> None:
         self.ctor = ctor
         self.axis = axis
         self.built_by = built_by
@@ -58,6 +61,7 @@ class _Layer:
 
 def _layer(loop: MemberLoop) -> _Layer | str:
     collection = loop.collection
+    assert collection.member is not None  # a member loop runs over identical members (analysis/loops.py)
     if collection.member.kind not in (LINEAR, CONV):
         kind = collection.member.type_name
         return f"no automatic fix yet for {kind if '`' in kind else f'`{kind}`'} members"
@@ -83,7 +87,7 @@ def _layer(loop: MemberLoop) -> _Layer | str:
     return _Layer(ctor, -1, built_by, keys)
 
 
-def _construction(loop: MemberLoop):
+def _construction(loop: MemberLoop) -> tuple[cst.Call, Building, str | None] | None:
     """(the repeated constructor, the statement or (first, last) statements building the
     collection, the keys of an nn.ModuleDict as code): `self.heads =
     nn.ModuleList([ctor for _ in ...])`, `nn.ModuleDict({key: ctor for ...})`, or
@@ -93,7 +97,7 @@ def _construction(loop: MemberLoop):
         return None
     dict_loop = loop.collection.container == "nn.ModuleDict"
     if not isinstance(built, tuple):
-        value = built.body[0].value
+        value = built_value(built)
         while isinstance(value, cst.Call) and len(value.args) == 1:
             value = value.args[0].value
         if dict_loop:
@@ -120,10 +124,11 @@ def _construction(loop: MemberLoop):
 
 
 def wide_layer_fix(
-    loop: MemberLoop, module: cst.Module, imports, home: HelperHome | None = None
+    loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
 ) -> RuleFix | str | None:
     """The fix, or why there is none (None: nothing worth saying)."""
     collection = loop.collection
+    assert collection.member is not None  # a member loop runs over identical members (analysis/loops.py)
     if loop.parent is not None or collection.member.kind == "group":
         return None  # nests: described in the message, rewritten by hand for now
     layer = _layer(loop)
@@ -151,11 +156,14 @@ def wide_layer_fix(
         return None
     method = loop.cls.methods[loop.method]
     self_name = first_param(method) or "self"
-    raw = f"{self_name}.{attr}({code_of(site.argument)})" if site else ""
+    unfused = "no automatic fix: the loop does more than collect each head's output"
+    if site is None:
+        return unfused
+    raw = f"{self_name}.{attr}({code_of(site.argument)})"
     fused = f"{raw}.unflatten({layer.axis}, ({self_name}.{count_attr}, -1))"
-    replacement = render(site, fused, layer.member_axis, (layer.axis, raw)) if site else None
+    replacement = render(site, fused, layer.member_axis, (layer.axis, raw))
     if replacement is None:
-        return "no automatic fix: the loop does more than collect each head's output"
+        return unfused
 
     size = collection.size
     ctor = layer.ctor
@@ -168,7 +176,8 @@ def wide_layer_fix(
             f"# the {size} `{func}` heads as one layer: one call for all",
             f"{init_self}.{attr} = {func}({', '.join(args)})",
             f"{init_self}.{count_attr} = {size}",
-            f"{init_self}.{attr}.register_load_state_dict_pre_hook({HOOK}({size}{'' if layer.keys is None else ', ' + layer.keys}))",
+            f"{init_self}.{attr}.register_load_state_dict_pre_hook("
+            f"{HOOK}({size}{'' if layer.keys is None else ', ' + layer.keys}))",
         ]
     )
     edits = [NodeEdit(layer.built_by, construction), *site_edits(site, replacement)]

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import CHAIN, CONV, GROUP, LINEAR, MLP, short
 
 if TYPE_CHECKING:
-    from enslint.analysis.context import Member
-    from enslint.analysis.loops import MemberLoop
+    from enslint.analysis.context import Collection, Member
+    from enslint.analysis.loops import MemberCall, MemberLoop, SliceInfo
     from enslint.analysis.model import FileModel
+    from enslint.findings import RuleFix
+    from enslint.rules.base import Settings
 
 
-def product(*sizes) -> str:
+def member_of(collection: Collection) -> Member:
+    """The member of a collection a loop runs over: the analysis only finds loops over
+    collections of identical members (`Collection.identical`), so it is never None."""
+    member = collection.member
+    assert member is not None, "member loops run over collections of identical members"
+    return member
+
+
+def slice_read(call: MemberCall) -> SliceInfo:
+    """The slice a member call reads: set on every call whose input is SLICE."""
+    sliced = call.slice
+    assert sliced is not None, "a call reading a slice records it"
+    return sliced
+
+
+def product(*sizes: object) -> str:
     """`a * b` as code, leaving out factors of 1: `n_labels` rather than `n_labels * 1`."""
     kept = [str(size) for size in sizes if str(size) != "1"]
     return " * ".join(kept) or "1"
@@ -29,12 +46,12 @@ def is_chain(loop: MemberLoop) -> bool:
 
 def members_phrase(loop: MemberLoop) -> str:
     """`ensemble_size` identical `MLP(state_dim, hidden_dim, num_actions)` members"""
-    member = loop.collection.member
+    member = member_of(loop.collection)
     inner = group_member(loop)
     if inner is not None:
         return f"{loop.size} groups of {inner[1]} identical `{short(inner[0].text)}` heads"
     if len(loop.collections) > 1:
-        types = [f"`{c.member.type_name}`" for c, _ in loop.collections]
+        types = [f"`{member_of(c).type_name}`" for c, _ in loop.collections]
         if is_chain(loop):
             return f"{loop.size} identical per-member chains ({' -> '.join(types)})"
         return f"{loop.size} identical members in each collection ({_and(types)})"
@@ -116,7 +133,7 @@ def fused_for_several(loop: MemberLoop, dim: str | None) -> str:
 
 def shared_advice(loop: MemberLoop, on_slices: bool) -> str:
     """Members that are one instance: nothing to stack, one call does it."""
-    member = loop.collection.member
+    member = member_of(loop.collection)
     if on_slices:
         return (
             f"every member is the same `{short(member.text)}` instance (shared weights): call it once "
@@ -146,13 +163,13 @@ def nest_phrase(outer: MemberLoop, inner_member: Member, inner_size: str, on_sli
 
 def group_member(loop: MemberLoop) -> tuple[Member, str] | None:
     """The heads inside each group when the loop's members are groups."""
-    member = loop.collection.member
+    member = member_of(loop.collection)
     if member.kind != GROUP or member.inner is None or member.inner.member is None:
         return None
     return member.inner.member, member.inner.size or "H"
 
 
-def per_slice_loops(model: FileModel, settings) -> Iterator[tuple[MemberLoop, list]]:
+def per_slice_loops(model: FileModel, settings: Settings) -> Iterator[tuple[MemberLoop, list[MemberCall]]]:
     """(loop, its member calls) for each loop whose members each read their own slice of
     one tensor per collection, along one dim: what ENS002 and ENS003 look at."""
     from enslint.analysis.kinds import SLICE
@@ -161,8 +178,9 @@ def per_slice_loops(model: FileModel, settings) -> Iterator[tuple[MemberLoop, li
         entries = loop.entry_calls
         per_collection: dict[int, set[tuple[str, str]]] = {}
         for call in entries:
-            per_collection.setdefault(id(call.collection), set()).add((call.slice.tensor, call.slice.dim))
-        if any(len(read) != 1 for read in per_collection.values()) or len({c.slice.dim for c in entries}) != 1:
+            sliced = slice_read(call)
+            per_collection.setdefault(id(call.collection), set()).add((sliced.tensor, sliced.dim))
+        if any(len(read) != 1 for read in per_collection.values()) or len({slice_read(c).dim for c in entries}) != 1:
             continue
         yield loop, entries
 
@@ -186,7 +204,7 @@ def kept_because(reason: str) -> str:
     return f"members kept and stacked at each call: {reason.removeprefix('no fused rewrite: ')}"
 
 
-def remedy(fixes) -> str:
+def remedy(fixes: Sequence[RuleFix]) -> str:
     """The headline's advice: what the preferred fix does, or where to read why none."""
     if not fixes:
         return NO_FIX
@@ -203,7 +221,8 @@ def headline(loop: MemberLoop, variants: list[str], advice: str) -> str:
         if len(text) <= HEADLINE_WIDTH:
             return text
     text = f"{place}: {variants[-1]}"
-    words, kept = text.split(" "), []
+    words = text.split(" ")
+    kept: list[str] = []
     for word in words:
         if len(" ".join([*kept, word])) > HEADLINE_WIDTH - len(advice) - 4:
             break
@@ -217,7 +236,7 @@ def count_of(loop: MemberLoop) -> str:
     return size if len(size) <= 16 else "E"
 
 
-def member_kind(member) -> str:
+def member_kind(member: Member | None) -> str:
     """The members' type for a headline: `nn.Linear`, `MemberMLP`."""
     name = ((member.type_name if member is not None else "") or "module").strip("`").split("(")[0]
     return f"`{name}`" if len(name) <= 30 else "identical"

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from enslint.analysis.kinds import SAME, SLICE
 from enslint.findings import RuleFix
-from enslint.rewrites.helper_module import home_of
 from enslint.rewrites.blockers import fused_blocker
+from enslint.rewrites.helper_module import home_of
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     NO_FIX,
@@ -17,6 +17,7 @@ from enslint.rules.describe import (
     headline,
     kept_because,
     member_kind,
+    member_of,
     members_phrase,
     nest_phrase,
     remedy,
@@ -25,6 +26,8 @@ from enslint.rules.describe import (
 )
 
 if TYPE_CHECKING:
+    from enslint.analysis.context import Member
+    from enslint.analysis.loops import MemberLoop
     from enslint.analysis.model import FileModel
 
 
@@ -299,101 +302,142 @@ class Heads(tnn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        # The fixes need libcst, which is loaded with the model.
-        from enslint.rewrites.call_time import call_time_fix
-        from enslint.rewrites.grouped_heads import grouped_heads_fix
-        from enslint.rewrites.stacked_mlp import stacked_mlp_fix
-        from enslint.rewrites.vmap_members import vmap_members_fix, vmap_obstacle
-        from enslint.rewrites.wide_layer import wide_layer_fix
-
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
             inputs = {call.input_text for call in loop.entry_calls}
             if len(inputs) != 1 or loop.combine is None:
                 continue
-            member = loop.collection.member
+            member = member_of(loop.collection)
             group = group_member(loop)
-            message = (
-                f"{where(loop, model)}: {members_phrase(loop)} are each called on the same {_inputs(inputs.pop())} "
-                f"and {loop.combine}: {loop.size} forward calls, kernel launches "
-                f"and autograd nodes per step where one batched op would do"
-            )
-            if member.shared:
-                message += "; " + shared_advice(loop, on_slices=False)
-            elif group is not None:
-                message += "; " + nest_phrase(loop, group[0], group[1], on_slices=False, dim=None)
-            elif len(loop.collections) > 1:
-                message += "; fuse them into " + fused_for_several(loop, None)
-            else:
-                message += f"; fuse them into {fused_on_same_input(member, loop.size, vmap_obstacle(member.type_name, model.module))}"
-                parent = loop.parent
-                if parent is not None and parent.calls:
-                    slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}
-                    on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
-                    message += "; " + nest_phrase(
-                        parent, member, loop.size, on_slices, slices.pop() if on_slices else None
-                    )
-            blocker = fused_blocker(loop, model)
-            if member.shared:
-                fix = None
-            elif blocker is not None:
-                fix = f"no fused rewrite: {blocker}"
-                if fused_blocker(loop, model, general=True) is None:
-                    made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
-                    fix = (made,) if isinstance(made, RuleFix) else fix
-            elif loop.parent is not None:
-                fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports, home_of(model))
-                if isinstance(fix, str) and not fix.startswith("no "):
-                    fix = f"no fused rewrite: {fix}"
-            else:
-                # Preferred first: one wide layer, stacked MLP weights, the general vmap
-                # form; the vmap form is also offered beside a specific one, for verify
-                # to time (which is faster depends on the device and the shapes).
-                # Stacked weights are only tried where no wide layer is possible: a
-                # second specific form would never be offered.
-                made = [wide_layer_fix(loop, model.module, model.imports, home_of(model))]
-                if not isinstance(made[0], RuleFix):
-                    made.append(stacked_mlp_fix(loop, model.module, model.imports, home_of(model)))
-                made.append(vmap_members_fix(loop, model.module, model.imports, home_of(model)))
-                offered = [m for m in made if isinstance(m, RuleFix)]
-                fix = tuple(offered[:1] + [m for m in offered[1:] if m is made[-1]])
-                reasons = [m if m.startswith("no ") else f"no fused rewrite: {m}" for m in made if isinstance(m, str)]
-                if not fix and reasons:
-                    # "not yet for these members" only when nothing more specific stands in the way.
-                    fix = next((r for r in reasons if " yet for " not in r), reasons[0])
-                if not fix and group is not None:
-                    fix = "the fused rewrite of the whole nest comes with the inner loop's finding"
+            message = _same_input_message(loop, model, member, group, inputs.pop())
+            fix = _collection_fix(loop, model, member, group)
             if not member.shared and group is None and not (isinstance(fix, tuple) and fix):
                 # Nothing can replace the collection: the loop alone can still go.
-                kept = call_time_fix(loop, model.module, model.imports, home_of(model))
-                if isinstance(kept, RuleFix):
-                    if isinstance(fix, str):
-                        message += f" ({kept_because(fix)})"
-                    fix = (kept,)
+                fix, message = _with_call_time_fix(loop, model, fix, message)
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None
             fixes = fix if isinstance(fix, tuple) else (fix,) if fix else ()
-            n = count_of(loop)
-            if group is not None:
-                variants = [
-                    f"{n} groups of {member_kind(group[0])} heads run one by one",
-                    f"{n} groups of heads run one by one",
-                ]
-            else:
-                variants = [
-                    f"{n} {member_kind(member)} members of {_code(loop)} run one by one",
-                    f"{n} {member_kind(member)} members run one by one",
-                    f"{n} members run one by one",
-                ]
             if fixes:
                 advice = remedy(fixes)
             elif group is not None and not fix:
                 advice = "fix: on the inner loop"
             else:
                 advice = NO_FIX
+            variants = _headline_variants(loop, member, group)
             yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)
 
 
-def _code(loop) -> str:
+# What a finding's fix decision holds: the fixes on offer (preferred first), one fix, the
+# reason there is none, or None (shared members: nothing to fuse).
+_Fix: TypeAlias = RuleFix | str | tuple[RuleFix, ...] | None
+
+
+def _same_input_message(
+    loop: MemberLoop, model: FileModel, member: Member, group: tuple[Member, str] | None, arguments: str
+) -> str:
+    """The finding's details: what the loop costs, and the fused form that does its work."""
+    from enslint.rewrites.vmap_members import vmap_obstacle
+
+    message = (
+        f"{where(loop, model)}: {members_phrase(loop)} are each called on the same {_inputs(arguments)} "
+        f"and {loop.combine}: {loop.size} forward calls, kernel launches "
+        f"and autograd nodes per step where one batched op would do"
+    )
+    if member.shared:
+        message += "; " + shared_advice(loop, on_slices=False)
+    elif group is not None:
+        message += "; " + nest_phrase(loop, group[0], group[1], on_slices=False, dim=None)
+    elif len(loop.collections) > 1:
+        message += "; fuse them into " + fused_for_several(loop, None)
+    else:
+        obstacle = vmap_obstacle(member.type_name, model.module)
+        message += f"; fuse them into {fused_on_same_input(member, loop.size, obstacle)}"
+        parent = loop.parent
+        if parent is not None and parent.calls:
+            slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}
+            on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
+            message += "; " + nest_phrase(parent, member, loop.size, on_slices, slices.pop() if on_slices else None)
+    return message
+
+
+def _collection_fix(loop: MemberLoop, model: FileModel, member: Member, group: tuple[Member, str] | None) -> _Fix:
+    """What may replace the collection: none for shared members; past a blocker, only the
+    general vmap form; for the heads of a group, the rewrite of the whole nest; else the
+    fused forms on offer."""
+    from enslint.rewrites.grouped_heads import grouped_heads_fix
+    from enslint.rewrites.vmap_members import vmap_members_fix
+
+    blocker = fused_blocker(loop, model)
+    if member.shared:
+        return None
+    if blocker is not None:
+        fix: _Fix = f"no fused rewrite: {blocker}"
+        if fused_blocker(loop, model, general=True) is None:
+            made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
+            fix = (made,) if isinstance(made, RuleFix) else fix
+        return fix
+    if loop.parent is not None:
+        fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports, home_of(model))
+        if isinstance(fix, str) and not fix.startswith("no "):
+            fix = f"no fused rewrite: {fix}"
+        return fix
+    return _fused_forms(loop, model, group)
+
+
+def _fused_forms(loop: MemberLoop, model: FileModel, group: tuple[Member, str] | None) -> tuple[RuleFix, ...] | str:
+    """The fused rewrites on offer, preferred first, or why there is none."""
+    from enslint.rewrites.stacked_mlp import stacked_mlp_fix
+    from enslint.rewrites.vmap_members import vmap_members_fix
+    from enslint.rewrites.wide_layer import wide_layer_fix
+
+    # Preferred first: one wide layer, stacked MLP weights, the general vmap
+    # form; the vmap form is also offered beside a specific one, for verify
+    # to time (which is faster depends on the device and the shapes).
+    # Stacked weights are only tried where no wide layer is possible: a
+    # second specific form would never be offered.
+    made: list[RuleFix | str | None] = [wide_layer_fix(loop, model.module, model.imports, home_of(model))]
+    if not isinstance(made[0], RuleFix):
+        made.append(stacked_mlp_fix(loop, model.module, model.imports, home_of(model)))
+    made.append(vmap_members_fix(loop, model.module, model.imports, home_of(model)))
+    offered = [m for m in made if isinstance(m, RuleFix)]
+    fix: tuple[RuleFix, ...] | str = tuple(offered[:1] + [m for m in offered[1:] if m is made[-1]])
+    reasons = [m if m.startswith("no ") else f"no fused rewrite: {m}" for m in made if isinstance(m, str)]
+    if not fix and reasons:
+        # "not yet for these members" only when nothing more specific stands in the way.
+        fix = next((r for r in reasons if " yet for " not in r), reasons[0])
+    if not fix and group is not None:
+        fix = "the fused rewrite of the whole nest comes with the inner loop's finding"
+    return fix
+
+
+def _with_call_time_fix(loop: MemberLoop, model: FileModel, fix: _Fix, message: str) -> tuple[_Fix, str]:
+    """Where nothing replaces the collection, the call-time vmap fix (members kept) in
+    place of `fix`, the message saying what ruled out the fused storage."""
+    from enslint.rewrites.call_time import call_time_fix
+
+    kept = call_time_fix(loop, model.module, model.imports, home_of(model))
+    if isinstance(kept, RuleFix):
+        if isinstance(fix, str):
+            message += f" ({kept_because(fix)})"
+        fix = (kept,)
+    return fix, message
+
+
+def _headline_variants(loop: MemberLoop, member: Member, group: tuple[Member, str] | None) -> list[str]:
+    """What the loop does, for the headline, most detailed first."""
+    n = count_of(loop)
+    if group is not None:
+        return [
+            f"{n} groups of {member_kind(group[0])} heads run one by one",
+            f"{n} groups of heads run one by one",
+        ]
+    return [
+        f"{n} {member_kind(member)} members of {_code(loop)} run one by one",
+        f"{n} {member_kind(member)} members run one by one",
+        f"{n} members run one by one",
+    ]
+
+
+def _code(loop: MemberLoop) -> str:
     text = " and ".join(f"`{t}`" for _, t in loop.collections) or f"`{loop.collection_text}`"
     return text if len(text) <= 40 else "a collection"

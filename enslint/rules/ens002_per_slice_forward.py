@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import LINEAR
 from enslint.findings import RuleFix
-from enslint.rewrites.helper_module import home_of
 from enslint.rewrites.blockers import fused_blocker
+from enslint.rewrites.helper_module import home_of
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     count_of,
@@ -16,15 +16,19 @@ from enslint.rules.describe import (
     headline,
     kept_because,
     member_kind,
+    member_of,
     members_phrase,
     nest_phrase,
     per_slice_loops,
     remedy,
     shared_advice,
+    slice_read,
     where,
 )
 
 if TYPE_CHECKING:
+    from enslint.analysis.context import Member
+    from enslint.analysis.loops import MemberLoop, SliceInfo
     from enslint.analysis.model import FileModel
 
 
@@ -217,83 +221,131 @@ class Zipped(nn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        # The fixes need libcst, which is loaded with the model.
-        from enslint.rewrites.call_time import call_time_fix
-        from enslint.rewrites.shared_instance import shared_instance_fix
-        from enslint.rewrites.stacked_mlp import stacked_mlp_fix
-        from enslint.rewrites.vmap_members import vmap_members_fix, vmap_obstacle
-
         for loop, entries in per_slice_loops(model, settings):
-            first = entries[0].slice
-            tensors = list(dict.fromkeys(call.slice.tensor for call in entries))
-            dim = first.dim
-            member = loop.collection.member
+            first = slice_read(entries[0])
+            tensors = list(dict.fromkeys(slice_read(call).tensor for call in entries))
+            member = member_of(loop.collection)
             sliced = " and ".join(f"`{t}`" for t in tensors)
-            message = (
-                f"{where(loop, model)}: {members_phrase(loop)} each run on their own slice of "
-                f"{sliced} (`{first.text}`, dim {dim}): {loop.size} forward calls and autograd "
-                f"nodes per step where one batched op would do"
-            )
             group = group_member(loop)
-            if member.shared:
-                message += "; " + shared_advice(loop, on_slices=True)
-            elif group is not None:
-                message += "; " + nest_phrase(loop, group[0], group[1], on_slices=True, dim=dim)
-            elif len(loop.collections) > 1:
-                message += "; fuse them into " + fused_for_several(loop, dim)
-            else:
-                message += f"; fuse them into {fused_on_slices(member, loop.size, dim, vmap_obstacle(member.type_name, model.module))}"
-            blocker = fused_blocker(loop, model)
-            alternatives = []
-            if member.shared:
-                # One instance: nothing to fuse, one call on all slices (safe, no new weights).
-                fused = None if blocker else shared_instance_fix(loop, model.module, model.imports)
-            elif blocker is not None:
-                fused = f"{blocker}"
-                if group is None and fused_blocker(loop, model, general=True) is None:
-                    made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
-                    fused = made if isinstance(made, RuleFix) else fused
-            elif group is None:
-                stacked = stacked_mlp_fix(loop, model.module, model.imports, home_of(model))
-                general = vmap_members_fix(loop, model.module, model.imports, home_of(model))
-                fused = stacked or general
-                if stacked is not None and isinstance(general, RuleFix):
-                    alternatives.append(general)  # for verify to time beside the stacked form
-            else:
-                fused = None
+            message = _per_slice_message(loop, model, member, group, first, sliced)
+            fused, alternatives = _collection_fix(loop, model, member, group)
             if not member.shared and group is None and not isinstance(fused, RuleFix):
                 # Nothing can replace the collection: the loop alone can still go.
-                kept = call_time_fix(loop, model.module, model.imports, home_of(model))
-                if isinstance(kept, RuleFix):
-                    if isinstance(fused, str):
-                        message += f" ({kept_because(fused)})"
-                    fused = kept
-            note = None
+                fused, message = _with_call_time_fix(loop, model, fused, message)
+            note = _no_fix_note(fused, member, group)
             if isinstance(fused, str):
-                note = f"no fused rewrite: {fused}"
                 fused = None
-            elif fused is None and not member.shared and group is not None and group[0].kind == LINEAR:
-                # The fused rewrite of the seed's nest of linear heads rides on the inner
-                # loop's ENS001 finding.
-                note = "the fused rewrite of the whole nest comes with the inner loop's ENS001 finding"
-            elif fused is None and not member.shared:
-                kind = (group[0] if group else member).type_name
-                note = f"no automatic fused rewrite yet for {kind if '`' in kind else f'`{kind}`'} members"
             if note:
                 message += f" ({note})"
             fixes = tuple(f for f in (fused, *alternatives) if f is not None)  # the preferred first
-            n = count_of(loop)
-            of = sliced if len(sliced) <= 30 else "one tensor"
-            kind = member_kind(group[0] if group else member)
-            variants = [
-                f"{n} {kind} members run one by one on slices of {of}",
-                f"{n} members run one by one on slices of {of}",
-                f"{n} members run one by one on slices",
-            ]
-            if group is not None:
-                variants = [
-                    f"{n} groups of heads run one by one on slices of {of}",
-                    f"{n} groups run one by one on slices of {of}",
-                ]
+            variants = _headline_variants(loop, member, group, sliced)
             advice = "fix: on the inner loop (ENS001)" if group is not None and not fixes else remedy(fixes)
             yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)
+
+
+def _per_slice_message(
+    loop: MemberLoop,
+    model: FileModel,
+    member: Member,
+    group: tuple[Member, str] | None,
+    first: SliceInfo,
+    sliced: str,
+) -> str:
+    """The finding's details: what the loop costs, and the fused form that does its work."""
+    from enslint.rewrites.vmap_members import vmap_obstacle
+
+    dim = first.dim
+    message = (
+        f"{where(loop, model)}: {members_phrase(loop)} each run on their own slice of "
+        f"{sliced} (`{first.text}`, dim {dim}): {loop.size} forward calls and autograd "
+        f"nodes per step where one batched op would do"
+    )
+    if member.shared:
+        message += "; " + shared_advice(loop, on_slices=True)
+    elif group is not None:
+        message += "; " + nest_phrase(loop, group[0], group[1], on_slices=True, dim=dim)
+    elif len(loop.collections) > 1:
+        message += "; fuse them into " + fused_for_several(loop, dim)
+    else:
+        obstacle = vmap_obstacle(member.type_name, model.module)
+        message += f"; fuse them into {fused_on_slices(member, loop.size, dim, obstacle)}"
+    return message
+
+
+def _collection_fix(
+    loop: MemberLoop, model: FileModel, member: Member, group: tuple[Member, str] | None
+) -> tuple[RuleFix | str | None, list[RuleFix]]:
+    """(the preferred fix, or why there is none; the alternatives offered beside it): one
+    call for a shared instance; past a blocker, only the general vmap form; stacked
+    weights or the vmap form for single members; nothing here for groups."""
+    from enslint.rewrites.shared_instance import shared_instance_fix
+    from enslint.rewrites.stacked_mlp import stacked_mlp_fix
+    from enslint.rewrites.vmap_members import vmap_members_fix
+
+    blocker = fused_blocker(loop, model)
+    alternatives: list[RuleFix] = []
+    fused: RuleFix | str | None
+    if member.shared:
+        # One instance: nothing to fuse, one call on all slices (safe, no new weights).
+        fused = None if blocker else shared_instance_fix(loop, model.module, model.imports)
+    elif blocker is not None:
+        fused = f"{blocker}"
+        if group is None and fused_blocker(loop, model, general=True) is None:
+            made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
+            fused = made if isinstance(made, RuleFix) else fused
+    elif group is None:
+        stacked = stacked_mlp_fix(loop, model.module, model.imports, home_of(model))
+        general = vmap_members_fix(loop, model.module, model.imports, home_of(model))
+        fused = stacked or general
+        if stacked is not None and isinstance(general, RuleFix):
+            alternatives.append(general)  # for verify to time beside the stacked form
+    else:
+        fused = None
+    return fused, alternatives
+
+
+def _with_call_time_fix(
+    loop: MemberLoop, model: FileModel, fused: RuleFix | str | None, message: str
+) -> tuple[RuleFix | str | None, str]:
+    """Where nothing replaces the collection, the call-time vmap fix (members kept) in
+    place of `fused`, the message saying what ruled out the fused storage."""
+    from enslint.rewrites.call_time import call_time_fix
+
+    kept = call_time_fix(loop, model.module, model.imports, home_of(model))
+    if isinstance(kept, RuleFix):
+        if isinstance(fused, str):
+            message += f" ({kept_because(fused)})"
+        fused = kept
+    return fused, message
+
+
+def _no_fix_note(fused: RuleFix | str | None, member: Member, group: tuple[Member, str] | None) -> str | None:
+    """Why the finding has no fused rewrite (`fused` is the reason, or None), for the
+    details; None when it has one or the members are one shared instance."""
+    if isinstance(fused, str):
+        return f"no fused rewrite: {fused}"
+    if fused is None and not member.shared and group is not None and group[0].kind == LINEAR:
+        # The fused rewrite of the seed's nest of linear heads rides on the inner
+        # loop's ENS001 finding.
+        return "the fused rewrite of the whole nest comes with the inner loop's ENS001 finding"
+    if fused is None and not member.shared:
+        kind = (group[0] if group else member).type_name
+        return f"no automatic fused rewrite yet for {kind if '`' in kind else f'`{kind}`'} members"
+    return None
+
+
+def _headline_variants(loop: MemberLoop, member: Member, group: tuple[Member, str] | None, sliced: str) -> list[str]:
+    """What the loop does, for the headline, most detailed first."""
+    n = count_of(loop)
+    of = sliced if len(sliced) <= 30 else "one tensor"
+    if group is not None:
+        return [
+            f"{n} groups of heads run one by one on slices of {of}",
+            f"{n} groups run one by one on slices of {of}",
+        ]
+    kind = member_kind(member)
+    return [
+        f"{n} {kind} members run one by one on slices of {of}",
+        f"{n} members run one by one on slices of {of}",
+        f"{n} members run one by one on slices",
+    ]

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
-from enslint.rules.describe import NO_FIX, count_of, headline, members_phrase, per_slice_loops, where
+from enslint.rules.describe import NO_FIX, count_of, headline, members_phrase, per_slice_loops, slice_read, where
 
 if TYPE_CHECKING:
     from enslint.analysis.model import FileModel
@@ -144,9 +144,8 @@ class Columns(nn.Module):
         from enslint.rewrites.unbind import unbind_fix
 
         for loop, entries in per_slice_loops(model, settings):
-            quadratic = [
-                c.slice for c in entries if c.slice.activation and c.slice.via in ("index", "select", "narrow")
-            ]
+            read = [slice_read(c) for c in entries]
+            quadratic = [sliced for sliced in read if sliced.activation and sliced.via in ("index", "select", "narrow")]
             if not quadratic:
                 continue
             first = quadratic[0]

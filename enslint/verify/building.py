@@ -16,7 +16,7 @@ import inspect
 import linecache
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -65,7 +65,7 @@ class Pair:
 
 
 @contextlib.contextmanager
-def _importable_from(folder: Path):
+def _importable_from(folder: Path) -> Iterator[None]:
     """`folder` on sys.path while the file runs, so its imports resolve."""
     sys.path.insert(0, str(folder))
     try:
@@ -91,6 +91,8 @@ def _execute(name: str, file: Path, source: str | None, package: str | None = No
     `package`, as a module of that package, so that its relative imports resolve."""
     if source is None:
         spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None, "a Python file has a source loader"
+        loader = spec.loader
         module = importlib.util.module_from_spec(spec)
     else:
         module = types.ModuleType(name)
@@ -102,7 +104,7 @@ def _execute(name: str, file: Path, source: str | None, package: str | None = No
     try:
         with _importable_from(root), _importable_from(file.resolve().parent):
             if source is None:
-                spec.loader.exec_module(module)
+                loader.exec_module(module)
             else:
                 # Tracebacks and torch.fx's messages read the rewrite's own lines.
                 shown = f"<enslint rewrite of {file}>"
@@ -216,6 +218,7 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
     shapes = list(spec.inputs) if spec.inputs is not None else _inferred_shapes(original, method)
     if shapes is None:
         _ask(original_cls, target, method, spec, ask_init=False, ask_inputs=True)
+    assert shapes is not None, "_ask always raises when it asks for the inputs"
     if batch is not None:
         shapes = [(batch, *shape[1:]) for shape in shapes]
     return Pair(original, method, shapes, spec_name, target, kwargs, seed)

@@ -13,8 +13,10 @@ import re
 import sys
 import traceback
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
@@ -125,7 +127,7 @@ class Row:
         data["step_speedup"] = self.step_speedup
         data["candidates"] = [
             {**t, "forward_speedup": self.speedup(trial, step=False), "step_speedup": self.speedup(trial)}
-            for t, trial in zip(trials, self.trials)
+            for t, trial in zip(trials, self.trials, strict=True)  # `trials` is asdict's copy of them
         ]
         return data
 
@@ -232,7 +234,9 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     return row
 
 
-def _compile(row: Row, trial: Trial | None, model, method: str, inputs, options: Options) -> None:
+def _compile(
+    row: Row, trial: Trial | None, model: torch.nn.Module, method: str, inputs: list[torch.Tensor], options: Options
+) -> None:
     """Time the compiled original (trial None) or the compiled candidate."""
     side = "original" if trial is None else "rewrite"
     try:
@@ -260,15 +264,15 @@ def recommend(row: Row) -> str:
     backward) is faster than the original's beyond the spread of both measurements;
     "no clear difference" when the two ranges overlap (the loop stays); "keep the loop"
     when every candidate is slower beyond the spread; empty when nothing was timed."""
-    timed = [t for t in row.trials if t.status == EQUIVALENT and t.step_rewrite_ms is not None]
+    timed = [(t.step_rewrite_ms, t) for t in row.trials if t.status == EQUIVALENT and t.step_rewrite_ms is not None]
     if not timed or row.step_original_ms is None:
         return ""
-    best = min(timed, key=lambda t: t.step_rewrite_ms)
+    best_ms, best = min(timed, key=lambda timed_trial: timed_trial[0])
     # Half of each interquartile range: the intervals around the two medians.
     margin = ((row.step_original_iqr_ms or 0.0) + (best.step_rewrite_iqr_ms or 0.0)) / 2
-    if best.step_rewrite_ms + margin < row.step_original_ms:
+    if best_ms + margin < row.step_original_ms:
         return best.form
-    if best.step_rewrite_ms - margin > row.step_original_ms:
+    if best_ms - margin > row.step_original_ms:
         return KEEP_LOOP
     return NO_CLEAR
 
@@ -284,7 +288,7 @@ def _with_torch_warnings(target: Target, config: Config, options: Options) -> Ro
     return row
 
 
-def run(targets: list[Target], config: Config, options: Options, progress) -> list[Row]:
+def run(targets: list[Target], config: Config, options: Options, progress: Callable[[str], None]) -> list[Row]:
     """A row per target. Each class is imported and run in a worker process (one at a
     time, the same process while none fails), so that a module that hangs, exits or
     crashes at import costs its own row (`error: ...` with the reason) and no other; and
@@ -325,7 +329,7 @@ def _verify_item(item: tuple[Target, Config, Options]) -> Row:
 
 
 @contextlib.contextmanager
-def _prints_to_stderr():
+def _prints_to_stderr() -> Iterator[None]:
     """The user's prints (Python's and native code's) to standard error, for the call."""
     sys.stdout.flush()
     saved = os.dup(1)
@@ -527,7 +531,8 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     notes = []
     for row in rows:
-        for trial in row.trials or [None]:
+        trials: Sequence[Trial | None] = row.trials or [None]
+        for trial in trials:
             calls = "-"
             if trial is not None and trial.calls_original is not None:
                 mark = "*" if trial.eager_counted else ""
@@ -542,17 +547,17 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
                 row.dtype,
                 calls,
                 _ms(row.forward_original_ms),
-                _ms(trial and trial.forward_rewrite_ms),
-                _x(trial and row.speedup(trial, step=False)),
+                _ms(trial.forward_rewrite_ms if trial else None),
+                _x(row.speedup(trial, step=False) if trial else None),
                 _ms(row.step_original_ms),
-                _ms(trial and trial.step_rewrite_ms),
+                _ms(trial.step_rewrite_ms if trial else None),
                 _speedup_cell(row, trial) if trial else "-",
             ]
             if with_compile:
-                seconds = [t for t in (row.compile_s, trial and trial.compile_rewrite_s) if t is not None]
+                seconds = [t for t in (row.compile_s, trial.compile_rewrite_s if trial else None) if t is not None]
                 cells += [
                     _ms(row.compiled_step_ms),
-                    _ms(trial and trial.compiled_rewrite_step_ms),
+                    _ms(trial.compiled_rewrite_step_ms if trial else None),
                     " + ".join(f"{t:.1f}" for t in seconds) or "-",
                 ]
             error = trial.max_abs_error if trial else None
@@ -570,7 +575,8 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
     lines += [""] + _legend(rows)
     if any(t.eager_counted for row in rows for t in row.trials):
         lines.append(
-            "fx calls: call nodes of the torch.fx graphs; *: torch calls of one eager forward of each, where fx cannot trace one of them"
+            "fx calls: call nodes of the torch.fx graphs; *: torch calls of one eager forward of each, "
+            "where fx cannot trace one of them"
         )
     lines += notes
     return "\n".join(lines).rstrip("\n")
@@ -586,12 +592,14 @@ def apply_recommended(targets: list[Target], rows: list[Row]) -> list[str]:
         chosen = {row.recommendation for row in mine}
         if len(chosen) > 1:
             lines.append(
-                f"{target.display}: not applied: the batch sizes recommend different things ({', '.join(sorted(chosen))})"
+                f"{target.display}: not applied: the batch sizes recommend different things "
+                f"({', '.join(sorted(chosen))})"
             )
             continue
         candidate = next((c for c in target.candidates if mine and c.form == mine[0].recommendation), None)
         if candidate is None or any(row.status != EQUIVALENT for row in mine):
             continue
+        assert target.job is not None, "a class with candidates carries the job that checked its file"
         outcome = fix_file(target.job, unsafe=True, choose=candidate.choose)
         if outcome.error is not None:
             lines.append(f"{target.display}: not applied: {outcome.error}")
@@ -609,7 +617,13 @@ def apply_recommended(targets: list[Target], rows: list[Row]) -> list[str]:
     return lines
 
 
-def sweep(targets: list[Target], config: Config, options: Options, batches: list[int | None], progress) -> list[Row]:
+def sweep(
+    targets: list[Target],
+    config: Config,
+    options: Options,
+    batches: list[int | None],
+    progress: Callable[[str], None],
+) -> list[Row]:
     """`run` at each batch size, rows grouped by class (in the targets' order)."""
     from dataclasses import replace
 
@@ -617,7 +631,7 @@ def sweep(targets: list[Target], config: Config, options: Options, batches: list
     return [rows[i] for i in range(len(targets)) for rows in per_batch]
 
 
-def progress_printer(stream=sys.stderr):
+def progress_printer(stream: TextIO = sys.stderr) -> Callable[[str], None]:
     def show(text: str) -> None:
         print(text, file=stream, flush=True)
 

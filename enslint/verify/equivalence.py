@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -43,7 +44,7 @@ class Comparison:
     rule: str = ""  # the test that decided, for the report
 
 
-def flatten(value) -> list[torch.Tensor]:
+def flatten(value: object) -> list[torch.Tensor]:
     """The tensors of an output, in order (tuples, lists and dicts walked)."""
     if isinstance(value, torch.Tensor):
         return [value]
@@ -54,14 +55,18 @@ def flatten(value) -> list[torch.Tensor]:
     return []
 
 
-def run_step(model: torch.nn.Module, call, inputs: list[torch.Tensor], seed: int = 2) -> Step:
+def run_step(model: torch.nn.Module, call: Callable[..., object], inputs: list[torch.Tensor], seed: int = 2) -> Step:
     """`call(model, *inputs)`, then backward of a random weighting of every output."""
     model.zero_grad(set_to_none=True)
     inputs = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
     outputs = flatten(call(model, *inputs))
     generator = torch.Generator().manual_seed(seed)
     weights = [torch.randn(out.shape, generator=generator, dtype=torch.float64) for out in outputs]
-    loss = sum((out.double() * w.to(out.device)).sum() for out, w in zip(outputs, weights) if out.is_floating_point())
+    loss = sum(
+        (out.double() * w.to(out.device)).sum()
+        for out, w in zip(outputs, weights, strict=True)
+        if out.is_floating_point()
+    )
     if isinstance(loss, torch.Tensor) and loss.requires_grad:
         loss.backward()
     grads = {
@@ -87,7 +92,7 @@ def mapped_gradients(
 
 
 @contextlib.contextmanager
-def full_precision():
+def full_precision() -> Iterator[None]:
     """float32 as float32: no TF32 in matmuls and convolutions (cuDNN allows it by
     default), so that a difference is the rewrite's, not the hardware's shortcut."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
@@ -111,12 +116,7 @@ def compare(
     rtol, atol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
     problems: list[str] = []
     worst = 0.0
-    truth: dict[str, torch.Tensor | None] = {}
-    if reference is not None:
-        truth.update({f"output {i}": t for i, t in enumerate(reference.outputs)})
-        truth.update({f"gradient of input {i}": t for i, t in enumerate(reference.input_grads)})
-        mapped, _ = mapped_gradients(reference.grads, rewritten_model)
-        truth.update({f"gradient of {name}": t for name, t in mapped.items()})
+    truth = _reference_values(reference, rewritten_model) if reference is not None else {}
 
     def check(what: str, a: torch.Tensor | None, b: torch.Tensor | None) -> None:
         nonlocal worst
@@ -149,16 +149,31 @@ def compare(
 
     if len(original.outputs) != len(rewritten.outputs):
         problems.append(f"{len(original.outputs)} output tensors vs {len(rewritten.outputs)}")
-    for i, (a, b) in enumerate(zip(original.outputs, rewritten.outputs)):
-        check(f"output {i}", a, b)
-    for i, (a, b) in enumerate(zip(original.input_grads, rewritten.input_grads)):
-        check(f"gradient of input {i}", a, b)
+    # Outputs may differ in number (reported above): the common ones are compared.
+    for i, (output, output_rewrite) in enumerate(zip(original.outputs, rewritten.outputs, strict=False)):
+        check(f"output {i}", output, output_rewrite)
+    for i, (grad, grad_rewrite) in enumerate(zip(original.input_grads, rewritten.input_grads, strict=False)):
+        check(f"gradient of input {i}", grad, grad_rewrite)
     expected, unreached = mapped_gradients(original.grads, rewritten_model)
     problems += [f"{name}: the checkpoint hook does not map it" for name in unreached]
     for name, grad in expected.items():
         check(f"gradient of {name}", grad, rewritten.grads.get(name))
-    if reference is not None:
-        rule = f"error vs a float64 run <= 2x the original's + atol {atol:g}"
-    else:
-        rule = f"assert_close rtol {rtol:g}, atol {atol:g}"
-    return Comparison(not problems, worst, problems, rule)
+    return Comparison(not problems, worst, problems, _decision_rule(reference is not None, rtol, atol))
+
+
+def _reference_values(reference: Step, rewritten_model: torch.nn.Module) -> dict[str, torch.Tensor | None]:
+    """The float64 run's outputs and gradients, named as `compare` names what it checks
+    (the parameter gradients in the rewrite's layout)."""
+    truth: dict[str, torch.Tensor | None] = {}
+    truth.update({f"output {i}": t for i, t in enumerate(reference.outputs)})
+    truth.update({f"gradient of input {i}": t for i, t in enumerate(reference.input_grads)})
+    mapped, _ = mapped_gradients(reference.grads, rewritten_model)
+    truth.update({f"gradient of {name}": t for name, t in mapped.items()})
+    return truth
+
+
+def _decision_rule(against_reference: bool, rtol: float, atol: float) -> str:
+    """The test that decided equivalence, for the report."""
+    if against_reference:
+        return f"error vs a float64 run <= 2x the original's + atol {atol:g}"
+    return f"assert_close rtol {rtol:g}, atol {atol:g}"

@@ -13,6 +13,7 @@ import inspect
 import linecache
 import os
 import traceback
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +36,13 @@ class _CountTorchCalls(torch.overrides.TorchFunctionMode):
         super().__init__()
         self.calls = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(
+        self,
+        func: Callable[..., object],
+        types: Collection[type],
+        args: Sequence[object] = (),
+        kwargs: Mapping[str, object] | None = None,
+    ) -> object:
         self.calls += 1
         return func(*args, **(kwargs or {}))
 
@@ -75,7 +82,11 @@ def _where(error: BaseException, files: set[str]) -> str:
     wanted = {_normal(f) for f in files}
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         if _normal(frame.filename) in wanted:
-            line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+            line = frame.line
+            if not line:
+                assert frame.lineno is not None, "a traceback's frames have a line number"
+                line = linecache.getline(frame.filename, frame.lineno)
+            line = line.strip()
             if frame.filename.startswith("<enslint rewrite of"):
                 return f" in the rewrite's `{shorten(line, 100)}`"
             shown = frame.filename.rsplit("/", 1)[-1]

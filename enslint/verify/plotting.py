@@ -5,10 +5,15 @@ people look for."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from enslint.verify.command import Row
 
 
-def plot_sweep(rows, path: Path) -> None:
+def plot_sweep(rows: Sequence[Row], path: Path) -> None:
     """One panel per class (log-log axes), one line per side; classes with nothing timed
     are left out. Written whole: a temporary file renamed over `path`."""
     import matplotlib
@@ -16,7 +21,7 @@ def plot_sweep(rows, path: Path) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    by_class: dict[str, list] = {}
+    by_class: dict[str, list[Row]] = {}
     for row in rows:
         if row.step_original_ms is not None and row.batch is not None:
             by_class.setdefault(row.target, []).append(row)
@@ -24,8 +29,9 @@ def plot_sweep(rows, path: Path) -> None:
     columns = min(3, count)
     lines = math.ceil(count / columns)
     figure, axes = plt.subplots(lines, columns, figsize=(5 * columns, 3.6 * lines), squeeze=False)
-    for panel, (target, found) in zip(axes.flat, by_class.items()):
-        found = sorted(found, key=lambda r: r.batch)
+    # A grid has at least as many panels as classes: the spare ones are switched off below.
+    for panel, (target, found) in zip(axes.flat, by_class.items(), strict=False):
+        found = sorted(found, key=_batch)
         batches = [r.batch for r in found]
         panel.plot(batches, [r.step_original_ms for r in found], marker="o", color="black", label="original (loop)")
         forms = list(dict.fromkeys(t.form for r in found for t in r.trials))
@@ -37,7 +43,7 @@ def plot_sweep(rows, path: Path) -> None:
                 if t.form == form and t.step_rewrite_ms is not None
             ]
             if points:
-                panel.plot(*zip(*points), marker="o", label=form)
+                panel.plot(*zip(*points, strict=True), marker="o", label=form)
         panel.set_xscale("log", base=2)
         panel.set_yscale("log")
         panel.set_title(target.rsplit("/", 1)[-1], fontsize=9)
@@ -56,3 +62,9 @@ def plot_sweep(rows, path: Path) -> None:
     finally:
         temporary.unlink(missing_ok=True)
         plt.close(figure)
+
+
+def _batch(row: Row) -> int:
+    """The batch size of a row to plot: only rows with one are kept."""
+    assert row.batch is not None, "rows without a batch size are not plotted"
+    return row.batch

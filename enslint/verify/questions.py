@@ -60,12 +60,13 @@ def toml_value(value: object) -> str | None:
         return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML's
     if isinstance(value, (list, tuple)):
         items = [toml_value(item) for item in value]
-        return None if any(item is None for item in items) else f"[{', '.join(items)}]"
+        written = [item for item in items if item is not None]
+        return None if len(written) != len(items) else f"[{', '.join(written)}]"
     if isinstance(value, dict) and all(isinstance(key, str) and key.isidentifier() for key in value):
-        items = {key: toml_value(item) for key, item in value.items()}
-        if any(item is None for item in items.values()):
+        entries = {key: toml_value(item) for key, item in value.items()}
+        if any(item is None for item in entries.values()):
             return None
-        return "{ " + ", ".join(f"{key} = {item}" for key, item in items.items()) + " }"
+        return "{ " + ", ".join(f"{key} = {item}" for key, item in entries.items()) + " }"
     return None
 
 
@@ -90,15 +91,17 @@ def _annotation(parameter: inspect.Parameter) -> str:
     return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
 
 
-def _parameters(function) -> list[inspect.Parameter]:
+def _parameters(function: object) -> list[inspect.Parameter]:
     """The parameters after `self`; none where the signature cannot be read (a builtin)."""
+    if not callable(function):
+        return []  # what inspect.signature's TypeError gives below
     try:
         return list(inspect.signature(function).parameters.values())[1:]
     except (TypeError, ValueError):
         return []
 
 
-def required_init(cls: type, given: dict | None) -> list[str]:
+def required_init(cls: type[object], given: dict | None) -> list[str]:
     """The constructor's parameters without a default that `given` does not set."""
     given = given or {}
     return [
@@ -145,7 +148,7 @@ def ask(cls: type, class_name: str, method: str, init: dict | None, ask_init: bo
     return questions
 
 
-def _init_lines(cls: type, given: dict) -> list[str]:
+def _init_lines(cls: type[object], given: dict) -> list[str]:
     lines = []
     for parameter in _parameters(cls.__init__):
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):

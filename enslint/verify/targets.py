@@ -160,7 +160,9 @@ def candidates(target: Target) -> list[Candidate]:
             continue
         # Standalone: the helpers defined in the text, which runs from memory; `--fix`
         # imports the same definitions from the package's helper module instead.
-        outcome = fix_file(replace(target.job, standalone=True), unsafe=True, choose=choose)
+        job = target.job
+        assert job is not None, "a class with findings carries the job that checked its file"
+        outcome = fix_file(replace(job, standalone=True), unsafe=True, choose=choose)
         if not outcome.changed or any(c.source == outcome.after for c in found):
             continue
         safety = (

@@ -12,6 +12,7 @@ optimiser: zero the gradients, forward, a sum of the outputs, backward.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +38,7 @@ def _leaves(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     return [x.detach().requires_grad_(x.is_floating_point()) for x in inputs]
 
 
-def _train_step(function, parameters: list[torch.Tensor], leaves: list[torch.Tensor]) -> None:
+def _train_step(function: Callable[..., object], parameters: list[torch.Tensor], leaves: list[torch.Tensor]) -> None:
     for p in parameters:
         p.grad = None
     outputs = [o for o in flatten(function(*leaves)) if o.requires_grad]
@@ -46,16 +47,20 @@ def _train_step(function, parameters: list[torch.Tensor], leaves: list[torch.Ten
 
 
 def measure(
-    function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str
+    function: Callable[..., object],
+    parameters: list[torch.Tensor],
+    inputs: list[torch.Tensor],
+    min_time: float,
+    device: str,
 ) -> Timing:
     """`function` (a module's method, or its compiled version) over `parameters`."""
     leaves = _leaves(inputs)
 
-    def forward():
+    def forward() -> None:
         with torch.no_grad():
             function(*inputs)
 
-    def step():
+    def step() -> None:
         _train_step(function, parameters, leaves)
 
     medians, spreads = [], []
@@ -70,7 +75,11 @@ def measure(
 
 
 def compile_and_measure(
-    function, parameters: list[torch.Tensor], inputs: list[torch.Tensor], min_time: float, device: str
+    function: Callable[..., object],
+    parameters: list[torch.Tensor],
+    inputs: list[torch.Tensor],
+    min_time: float,
+    device: str,
 ) -> tuple[float, Timing]:
     """torch.compile `function`; (seconds the first training step took, which compiles
     it, its timing)."""
