@@ -91,6 +91,28 @@ def python_check(source: str) -> None:
     _in_fresh_thread(lambda: compile(source, "<file>", "exec", dont_inherit=True), _VERDICT_RECURSION_LIMIT)
 
 
+def target_check(source: str, target: tuple[int, int] | None) -> None:
+    """`python_check` for a project whose code targets Python `target`: where that is
+    newer than this interpreter, what this Python rejects is judged by libcst's parser
+    instead, which reads the newer grammar (PEP 695's `type` and generics, PEP 701's
+    f-strings); its error is raised as a SyntaxError."""
+    try:
+        python_check(source)
+    except SyntaxError:
+        if target is None or target <= sys.version_info[:2]:
+            raise
+        import libcst as cst
+
+        try:
+            analysed_deep(lambda: cst.parse_module(as_libcst_reads(source)[0]))
+        except cst.ParserSyntaxError as error:
+            where = ("<file>", error.raw_line, error.raw_column + 1, "")
+            message = re.sub(r"^parser error: error at \d+:\d+: ", "", error.message.strip().splitlines()[0])
+            raise SyntaxError(message, where) from None
+        except RecursionError:
+            raise SyntaxError("too deeply nested for libcst's parser") from None
+
+
 def python_parse(source: str) -> ast.Module:
     """Python's tree of `source` (its parse errors raised, not its warnings)."""
     return _in_fresh_thread(lambda: ast.parse(source), _TREE_RECURSION_LIMIT)

@@ -190,19 +190,19 @@ def test_fixes_that_would_not_parse_are_refused_small_and_big(tmp_path, monkeypa
     import enslint.engine.transaction as transaction
     from enslint.analysis.pieces import PIECE_BYTES
 
-    real_apply, real_parse = transaction.apply_fixes, transaction.python_check
+    real_apply, real_parse = transaction.apply_fixes, transaction.target_check
     parsed_here: list[int] = []
 
     def broken(text, fixes):
         result = real_apply(text, fixes)
         return dataclasses.replace(result, text=result.text + "\ndef broken(:\n")
 
-    def spy(text):
+    def spy(text, target):
         parsed_here.append(len(text))
-        return real_parse(text)
+        return real_parse(text, target)
 
     monkeypatch.setattr(transaction, "apply_fixes", broken)
-    monkeypatch.setattr(transaction, "python_check", spy)
+    monkeypatch.setattr(transaction, "target_check", spy)
     codes = Config(root=tmp_path).enabled_codes()
     filler = "".join(f"CONSTANT_{i} = {i}\n" for i in range(PIECE_BYTES // 16))
     for name, text in (("small.py", FLAGGED), ("big.py", FLAGGED + filler)):

@@ -7,7 +7,7 @@ as offsets), `big_files` (a big file in pieces) and `file` (the order of these s
 and the result cache).
 
 May import: enslint.analysis, enslint.rules, enslint.rewrites (which names a fix
-relies on), enslint.findings, enslint.source, enslint.parsing, enslint.cache,
+relies on), enslint.findings, enslint.source, enslint.target_version, enslint.parsing, enslint.cache,
 enslint.workers. Never the engine, the runner or the
 command line, which build on it.
 """

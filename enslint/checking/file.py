@@ -21,6 +21,7 @@ from enslint.checking.verdict import past_libcst_limits, python_syntax_error
 from enslint.findings import Diagnostic, Fix
 from enslint.parsing import analysed_deep
 from enslint.source import FILE_NOQA, decode, read_source
+from enslint.target_version import target_for
 
 if TYPE_CHECKING:
     from enslint.analysis.pieces import Piece
@@ -64,7 +65,14 @@ def check_bytes_outcome(job: FileJob, data: bytes) -> FileOutcome:
     cache = key = None
     if job.cache_dir is not None:
         cache = ResultCache(Path(job.cache_dir))
-        key = entry_key(job.fingerprint, job.codes, job.settings, data, job.names, f"{job.filename}|{job.standalone}")
+        key = entry_key(
+            job.fingerprint,
+            job.codes,
+            job.settings,
+            data,
+            job.names,
+            f"{job.filename}|{job.standalone}|{target_for(job.filename)}",
+        )
         entry = cache.get(key)
         if entry is not None and (not entry.deps or (project is not None and project.still_valid(entry.deps))):
             try:

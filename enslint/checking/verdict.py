@@ -14,17 +14,18 @@ from collections.abc import Iterator
 from enslint.analysis.positions import line_starts
 from enslint.checking.jobs import FileJob, first_line_of, unreadable
 from enslint.findings import Diagnostic
-from enslint.parsing import python_check, python_parse, python_tokens
+from enslint.parsing import python_check, python_parse, python_tokens, target_check
+from enslint.target_version import describe, target_for
 
 _PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def _python_error(job: FileJob, error: BaseException, first_line: int = 1) -> list[Diagnostic]:
+def _python_error(job: FileJob, error: BaseException, first_line: int = 1, python: str = _PYTHON) -> list[Diagnostic]:
     """ENS000 for what Python raised on the text that starts at the file's `first_line`."""
     if isinstance(error, SyntaxError):
         return unreadable(
             job,
-            f"syntax error for Python {_PYTHON}: {first_line_of(error.msg)}",
+            f"syntax error for Python {python}: {first_line_of(error.msg)}",
             (error.lineno or 1) + first_line - 1,
             error.offset or 1,
         )
@@ -35,11 +36,14 @@ PYTHON_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 
 def python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
-    """The file's ENS000 when Python rejects it, else None."""
+    """The file's ENS000 when the Python its project targets rejects it, else None: this
+    interpreter's verdict, or libcst's where the project targets a newer Python."""
+    target = target_for(job.filename)
+    newer = target is not None and target > sys.version_info[:2]
     try:
-        python_check(source)
+        target_check(source, target)
     except PYTHON_ERRORS as error:
-        return _python_error(job, error)
+        return _python_error(job, error, python=describe(target) if target and newer else _PYTHON)
     return None
 
 
@@ -111,8 +115,11 @@ def past_libcst_limits(job: FileJob, tree: ast.Module | None, source: str) -> li
     walked: Iterator[ast.AST] = iter(())
     if chains or clauses:
         if tree is None:
-            tree = python_parse(source)
-        walked = ast.walk(tree)
+            try:
+                tree = python_parse(source)
+            except SyntaxError:  # syntax newer than this Python, which libcst reads (target_version)
+                tree = None
+        walked = ast.walk(tree) if tree is not None else iter(())
     for node in walked:
         if isinstance(node, ast.BoolOp) and len(node.values) > MAX_BOOLEAN_OPERANDS:
             operator = "and" if isinstance(node.op, ast.And) else "or"

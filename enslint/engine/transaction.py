@@ -27,8 +27,9 @@ from enslint.engine.apply import apply_fixes
 from enslint.engine.line_length import style_for
 from enslint.engine.wrapping import wrap_written
 from enslint.findings import PARSE_ERROR, Diagnostic, Fix
-from enslint.parsing import analysed_deep, as_libcst_reads, python_check
+from enslint.parsing import analysed_deep, as_libcst_reads, target_check
 from enslint.source import detect_encoding, read_source
+from enslint.target_version import target_for
 
 MAX_PASSES = 10
 
@@ -77,7 +78,7 @@ def diff_label(side: str, path: str | None) -> str:
     return f"{side}/{Path(path).as_posix().lstrip('/')}"
 
 
-def _parses(text: str) -> str | None:
+def _parses(text: str, target: tuple[int, int] | None) -> str | None:
     """Why `text` does not parse, with Python's parser and with libcst as the checker
     reads it, or None. A big text is left to the check that follows each pass: it parses
     the text with both, in its own processes (Python's tree of a 5 MB file takes most
@@ -89,7 +90,7 @@ def _parses(text: str) -> str | None:
     if len(text) > PIECE_BYTES:
         return None
     try:
-        python_check(text)
+        target_check(text, target)
         analysed_deep(lambda: cst.parse_module(as_libcst_reads(text)[0]))
     except (cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -132,7 +133,7 @@ def fix_file(
             break
         result = apply_fixes(text, applicable)
         fixed_text = wrap_written(result.text, result.written, style.width, style.black)
-        problem = _parses(fixed_text)
+        problem = _parses(fixed_text, target_for(job.filename))
         if problem is None:
             checked = check_bytes(job, fixed_text.encode(encoding))
             problem = _unparsed(checked) if not _unparsed(diagnostics) else None
