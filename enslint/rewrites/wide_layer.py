@@ -171,11 +171,13 @@ def wide_layer_fix(
     args = [code_of(a.value) if a.keyword is None else f"{a.keyword.value}={code_of(a.value)}" for a in ctor.args]
     args[1] = size if args[1] == "1" else f"{size} * {args[1]}"
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
+    # The head count is stored only where the fused call unflattens by it.
+    counted = [f"{init_self}.{count_attr} = {size}"] if f"{self_name}.{count_attr}" in replacement else []
     construction = "\n".join(
         [
             f"# the {size} `{func}` heads as one layer: one call for all",
             f"{init_self}.{attr} = {func}({', '.join(args)})",
-            f"{init_self}.{count_attr} = {size}",
+            *counted,
             f"{init_self}.{attr}.register_load_state_dict_pre_hook("
             f"{HOOK}({size}{'' if layer.keys is None else ', ' + layer.keys}))",
         ]
