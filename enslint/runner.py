@@ -40,13 +40,13 @@ def display_path(path: Path, cwd: Path) -> str:
 
 
 def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = True) -> list[FileJob]:
-    from enslint.analysis.project import project_root
+    from enslint.analysis.project import project_roots
 
     settings = Settings(min_members=config.min_members)
     cache_dir = str(config.root / CACHE_FOLDER) if use_cache else None
     fingerprint = code_fingerprint() if use_cache else ""
     base_codes = config.enabled_codes()
-    roots: dict[Path, str] = {}
+    roots = project_roots(files)
     jobs = []
     for path in files:
         codes = base_codes
@@ -58,11 +58,8 @@ def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = Tr
         )
         if extra:
             codes = config.enabled_codes(extra)
-        if path.parent not in roots:
-            roots[path.parent] = str(project_root(path))
-        jobs.append(
-            FileJob(display_path(path, cwd), str(path), codes, settings, cache_dir, fingerprint, roots[path.parent])
-        )
+        root = str(roots[path.absolute().parent])
+        jobs.append(FileJob(display_path(path, cwd), str(path), codes, settings, cache_dir, fingerprint, root))
     return jobs
 
 

@@ -7,8 +7,9 @@ index answers those questions for one project, without importing anything:
 
 - which files: the project a file belongs to is the folder above it that holds a
   `pyproject.toml`, `setup.py`, `setup.cfg` or `.git` (for an installed package, the
-  package's own folder); its files are the `.py` files below that, minus hidden folders
-  and virtualenvs.
+  package's own folder); without one, the folder that holds the checked files (or their
+  top packages), never the rest of the folder they sit in; its files are the `.py` files
+  below that, minus hidden folders and virtualenvs.
 - which facts: a name imported by a file is followed to the file that defines it, by path
   (`from .base import X` next to the importer; `pkg.mod` under the importer's source
   root, the project root, its `src/`, then `sys.path` for installed packages), through
@@ -74,8 +75,9 @@ def digest(data: bytes | None) -> str | None:
     return None if data is None else hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
-def project_root(path: Path) -> Path:
-    """The folder of the project `path` belongs to (see the module docstring)."""
+def project_root(path: Path) -> Path | None:
+    """The folder of the project `path` belongs to (see the module docstring), or None
+    where no marker says: `project_roots` then bounds it by what is checked."""
     path = path.absolute()
     folder = path if path.is_dir() else path.parent
     for candidate in (folder, *folder.parents):
@@ -83,7 +85,39 @@ def project_root(path: Path) -> Path:
             return candidate  # an installed package: its own folder
         if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
             return candidate
-    return source_root(path)
+    return None
+
+
+def project_roots(files: list[Path]) -> dict[Path, Path]:
+    """The project root of each checked file's folder. Without a marker, the project is
+    what the checked files reach: the folder holding all the checked files (or their top
+    packages) of one source root, never the source root's other contents. A copy of a
+    package checked beside 1,600 unrelated files indexes the package, not them."""
+    roots: dict[Path, Path] = {}
+    unmarked: dict[Path, list[Path]] = {}  # source root -> the checked folders below it
+    seen: set[Path] = set()
+    for path in files:
+        folder = path.absolute().parent
+        if folder in seen:
+            continue
+        seen.add(folder)
+        marked = project_root(path)
+        if marked is not None:
+            roots[folder] = marked
+        else:
+            unmarked.setdefault(source_root(path.absolute()), []).append(folder)
+    for top, folders in unmarked.items():
+        reached = [_top_package(folder, top) for folder in folders]
+        common = Path(os.path.commonpath(reached)) if len(reached) > 1 else reached[0]
+        roots.update(dict.fromkeys(folders, common))
+    return roots
+
+
+def _top_package(folder: Path, top: Path) -> Path:
+    """The outermost package holding `folder` (the folder itself when it is none)."""
+    while folder.parent != top and folder.parent != folder and folder != top:
+        folder = folder.parent
+    return folder
 
 
 def source_root(path: Path) -> Path:
