@@ -7,7 +7,8 @@ libcst reads. Read, never guessed from the code: the nearest `ruff.toml` /
 `.ruff.toml` or `pyproject.toml` at or above the file, up to the repository's root (the
 folder with `.git`), that says any of ruff's `target-version` ("py312"), the project's
 `requires-python` lower bound (">=3.12"), or black's `target-version` (the oldest listed),
-in that order, as ruff reads them. None: the project says nothing.
+in that order, as ruff reads them. None: the project says nothing. `nearest_declared`
+and `read_toml` serve the line length the fixes keep to as well (engine/line_length.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 Version = tuple[int, int]
+T = TypeVar("T")
 
 _PY_NAME = re.compile(r"py(\d)(\d{1,2})")
 # A clause of a version specifier that bounds it from below: >=3.12, ~=3.12, ==3.12.*
@@ -36,8 +40,14 @@ def describe(version: Version) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _for_folder(folder: str) -> Version | None:
-    for candidate in (Path(folder), *Path(folder).parents):
-        found = _declared(candidate)
+    return nearest_declared(Path(folder), _declared)
+
+
+def nearest_declared(folder: Path, declared: Callable[[Path], T | None]) -> T | None:
+    """What `declared` finds in `folder` or the nearest folder above it, up to the
+    repository's root (the folder with `.git`); None when none says."""
+    for candidate in (folder, *folder.parents):
+        found = declared(candidate)
         if found is not None:
             return found
         if (candidate / ".git").exists():
@@ -47,10 +57,10 @@ def _for_folder(folder: str) -> Version | None:
 
 def _declared(folder: Path) -> Version | None:
     for name in ("ruff.toml", ".ruff.toml"):
-        table = _toml(folder / name)
+        table = read_toml(folder / name)
         if table is not None and (found := _py_name(table.get("target-version"))) is not None:
             return found
-    pyproject = _toml(folder / "pyproject.toml")
+    pyproject = read_toml(folder / "pyproject.toml")
     if pyproject is None:
         return None
     tools = pyproject.get("tool")
@@ -87,7 +97,7 @@ def _requires(value: object) -> Version | None:
     return max(bounds) if bounds else None
 
 
-def _toml(path: Path) -> dict | None:
+def read_toml(path: Path) -> dict | None:
     try:
         with path.open("rb") as stream:
             return tomllib.load(stream)

@@ -10,9 +10,10 @@ black's. Both formatters default to 88, and so does enslint.
 from __future__ import annotations
 
 import functools
-import tomllib
 from pathlib import Path
 from typing import NamedTuple
+
+from enslint.target_version import nearest_declared, read_toml
 
 DEFAULT = 88
 
@@ -30,23 +31,17 @@ def style_for(filename: str | None) -> Style:
 
 @functools.lru_cache(maxsize=256)
 def _for_folder(folder: str) -> Style:
-    for candidate in (Path(folder), *Path(folder).parents):
-        found = _declared(candidate)
-        if found is not None:
-            return found
-        if (candidate / ".git").exists():
-            break
-    return Style(DEFAULT, False)
+    return nearest_declared(Path(folder), _declared) or Style(DEFAULT, False)
 
 
 def _declared(folder: Path) -> Style | None:
     """The style a formatter's configuration in `folder` sets (its default length where
     the configuration is there without one); None: no formatter configuration here."""
     for name in ("ruff.toml", ".ruff.toml"):
-        table = _toml(folder / name)
+        table = read_toml(folder / name)
         if table is not None:
             return Style(_length(table.get("line-length")), False)
-    pyproject = _toml(folder / "pyproject.toml")
+    pyproject = read_toml(folder / "pyproject.toml")
     tools = pyproject.get("tool") if isinstance(pyproject, dict) else None
     if not isinstance(tools, dict):
         return None
@@ -61,11 +56,3 @@ def _length(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 20 <= value <= 1000:
         return value
     return DEFAULT
-
-
-def _toml(path: Path) -> dict | None:
-    try:
-        with path.open("rb") as stream:
-            return tomllib.load(stream)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
-        return None

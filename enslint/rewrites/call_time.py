@@ -29,7 +29,6 @@ from __future__ import annotations
 import libcst as cst
 
 from enslint.analysis import kinds
-from enslint.analysis.context import Member
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberCall, MemberLoop
@@ -37,7 +36,6 @@ from enslint.analysis.syntax import code_of, int_value, names_in, walk
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     SlicedInput,
-    definition,
     find_site,
     per_member_code,
     render,
@@ -50,7 +48,7 @@ from enslint.rewrites.common import (
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.loop_body import loop_body_code
-from enslint.rewrites.vmap_members import STATEFUL, vmap_obstacle
+from enslint.rewrites.vmap_members import unbatchable as vmap_unbatchable
 
 HELPER = kinds.CALL_TIME_RUN
 UNCHANGED = (
@@ -71,7 +69,11 @@ def call_time_fix(
     if blocked is not None:
         return blocked
     for collection, _ in loop.collections:
-        unbatchable = _unbatchable(collection.member, module)
+        unbatchable = (
+            "the members of one collection are not proven identical"
+            if collection.member is None
+            else vmap_unbatchable(collection.member, module)
+        )
         if unbatchable is not None:
             return unbatchable
     found = torch_name_for(imports)
@@ -143,20 +145,6 @@ def _whole_body(
         f"parameters stacked at each call with `{torch_name}.stack`"
     )
     return unsafe_rewrite(Form.CALL_TIME, message, edits, module, (HELPER,), torch_name, home, add_import, UNCHANGED)
-
-
-def _unbatchable(member: Member | None, module: cst.Module) -> str | None:
-    """Why torch.vmap cannot run these members, if something in their code says so."""
-    if member is None:
-        return "the members of one collection are not proven identical"
-    defined = definition(module, member.type_name.split("(")[0])
-    source = member.text + (module.code_for_node(defined) if defined else "")
-    if any(word in source for word in STATEFUL):
-        return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
-    obstacle = vmap_obstacle(member.type_name, module)
-    if obstacle is not None:
-        return f"torch.vmap cannot batch `{member.type_name}`: {obstacle}"
-    return None
 
 
 def _slice_inside(loop: MemberLoop, call: MemberCall) -> SlicedInput | None:

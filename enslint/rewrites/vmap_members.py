@@ -95,9 +95,9 @@ def vmap_members_fix(
         )
     if collection.container != "nn.ModuleList":
         return f"`{loop.collection_text}` is an `{collection.container}`; the general rewrite replaces an nn.ModuleList"
-    unbatchable = _unbatchable(member, module)
-    if unbatchable is not None:
-        return unbatchable
+    reason = unbatchable(member, module)
+    if reason is not None:
+        return reason
     found = torch_name_for(imports)
     if found is None:
         return "`torch` names something else in this file"
@@ -160,7 +160,7 @@ def vmap_members_fix(
     return unsafe_rewrite(Form.VMAP, message, edits, module, (HELPER,), torch_name, home, add_import)
 
 
-def _unbatchable(member: Member, module: cst.Module) -> str | None:
+def unbatchable(member: Member, module: cst.Module) -> str | None:
     """Why torch.vmap cannot run these members: their running statistics, or something
     in their class's code (`vmap_obstacle`); None when nothing says so."""
     defined = definition(module, member.type_name.split("(")[0])

@@ -15,9 +15,9 @@ from enslint.rules.describe import (
     fused_on_same_input,
     group_member,
     headline,
-    kept_because,
     member_kind,
     member_of,
+    members_kept,
     members_phrase,
     nest_phrase,
     remedy,
@@ -312,7 +312,9 @@ class Heads(tnn.Module):
             fix = _collection_fix(loop, model, member, group)
             if not member.shared and group is None and not (isinstance(fix, tuple) and fix):
                 # Nothing can replace the collection: the loop alone can still go.
-                fix, message = _with_call_time_fix(loop, model, fix, message)
+                kept = members_kept(loop, model, fix, message)
+                if kept is not None:
+                    fix, message = (kept[0],), kept[1]
             if isinstance(fix, str):
                 message += f" ({fix})"
                 fix = None
@@ -408,19 +410,6 @@ def _fused_forms(loop: MemberLoop, model: FileModel, group: tuple[Member, str] |
     if not fix and group is not None:
         fix = "the fused rewrite of the whole nest comes with the inner loop's finding"
     return fix
-
-
-def _with_call_time_fix(loop: MemberLoop, model: FileModel, fix: _Fix, message: str) -> tuple[_Fix, str]:
-    """Where nothing replaces the collection, the call-time vmap fix (members kept) in
-    place of `fix`, the message saying what ruled out the fused storage."""
-    from enslint.rewrites.call_time import call_time_fix
-
-    kept = call_time_fix(loop, model.module, model.imports, home_of(model))
-    if isinstance(kept, RuleFix):
-        if isinstance(fix, str):
-            message += f" ({kept_because(fix)})"
-        fix = (kept,)
-    return fix, message
 
 
 def _headline_variants(loop: MemberLoop, member: Member, group: tuple[Member, str] | None) -> list[str]:

@@ -14,9 +14,9 @@ from enslint.rules.describe import (
     fused_on_slices,
     group_member,
     headline,
-    kept_because,
     member_kind,
     member_of,
+    members_kept,
     members_phrase,
     nest_phrase,
     per_slice_loops,
@@ -231,7 +231,9 @@ class Zipped(nn.Module):
             fused, alternatives = _collection_fix(loop, model, member, group)
             if not member.shared and group is None and not isinstance(fused, RuleFix):
                 # Nothing can replace the collection: the loop alone can still go.
-                fused, message = _with_call_time_fix(loop, model, fused, message)
+                kept = members_kept(loop, model, fused, message)
+                if kept is not None:
+                    fused, message = kept
             note = _no_fix_note(fused, member, group)
             if isinstance(fused, str):
                 fused = None
@@ -302,21 +304,6 @@ def _collection_fix(
     else:
         fused = None
     return fused, alternatives
-
-
-def _with_call_time_fix(
-    loop: MemberLoop, model: FileModel, fused: RuleFix | str | None, message: str
-) -> tuple[RuleFix | str | None, str]:
-    """Where nothing replaces the collection, the call-time vmap fix (members kept) in
-    place of `fused`, the message saying what ruled out the fused storage."""
-    from enslint.rewrites.call_time import call_time_fix
-
-    kept = call_time_fix(loop, model.module, model.imports, home_of(model))
-    if isinstance(kept, RuleFix):
-        if isinstance(fused, str):
-            message += f" ({kept_because(fused)})"
-        fused = kept
-    return fused, message
 
 
 def _no_fix_note(fused: RuleFix | str | None, member: Member, group: tuple[Member, str] | None) -> str | None:
