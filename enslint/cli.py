@@ -685,7 +685,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _stop(signum: int) -> None:
     """Kill the workers, say what was rewritten, exit 128 + the signal's number."""
-    from enslint.engine.transaction import WRITTEN
+    from enslint.engine.replacing import WRITTEN
     from enslint.workers import kill_all
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short

@@ -79,10 +79,11 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 # -- 1. a concurrent edit is never lost ----------------------------------------------------
 # An editor that saves the moment enslint starts to write: it watches for enslint's
 # temporary file beside each source and appends a line to the source as soon as it sees
-# one, which is the window between enslint's last look at the file and its rename.
+# one, which is the window between enslint's last look at the file and its rename. With
+# a pause, it holds the file open across that window, writing after enslint's swap.
 EDITOR = r"""
 import os, sys, time
-folder, stop, log = sys.argv[1:4]
+folder, stop, log, pause = sys.argv[1:5]
 seen = set()
 with open(log, "a") as record:
     while not os.path.exists(stop):
@@ -93,18 +94,20 @@ with open(log, "a") as record:
                     seen.add(target)
                     line = f"# saved by the editor: {target}\n"
                     with open(os.path.join(folder, target), "a") as stream:
+                        time.sleep(float(pause))
                         stream.write(line)
                     record.write(target + "\n")
                     record.flush()
 """
 
 
-def test_edits_made_while_fix_writes_are_all_kept(tmp_path):
+@pytest.mark.parametrize("pause", ["0", "0.005"], ids=["saves at once", "holds the file open across the swap"])
+def test_edits_made_while_fix_writes_are_all_kept(tmp_path, pause):
     """Every line the editor wrote is in its file at the end; a file whose change
     enslint saw is named, and the exit status is not 0."""
     tree(tmp_path / "src", 30)
     stop, log = tmp_path / "stop", tmp_path / "edited.txt"
-    editor = subprocess.Popen([sys.executable, "-c", EDITOR, str(tmp_path / "src"), str(stop), str(log)])
+    editor = subprocess.Popen([sys.executable, "-c", EDITOR, str(tmp_path / "src"), str(stop), str(log), pause])
     try:
         run = enslint("check", "src", "--fix", "--unsafe-fixes", "--no-cache", cwd=tmp_path)
         _, stderr = run.communicate(timeout=300)
@@ -118,6 +121,21 @@ def test_edits_made_while_fix_writes_are_all_kept(tmp_path):
     named = [name for name in edited if f"src/{name} changed while enslint was fixing it" in stderr]
     assert named and run.returncode != 0, stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="write leases are Linux's")
+def test_a_file_another_program_holds_open_is_left_as_it_is(tmp_path):
+    """What that program writes later would go to the replaced file: enslint does not
+    replace it, names it, and fixes the others."""
+    held, free = tree(tmp_path / "src", 2)
+    with open(held, "a") as stream:
+        run = enslint("check", "src", "--fix", "--unsafe-fixes", "--no-cache", cwd=tmp_path)
+        _, stderr = run.communicate(timeout=300)
+        stream.write("# written later by the program that held it open\n")
+    assert held.read_text() == SOURCE + "# written later by the program that held it open\n"
+    assert free.read_text() != SOURCE
+    assert f"src/{held.name}: not written: open in another program; left as it is" in stderr, stderr
+    assert run.returncode == 2 and "Traceback" not in stderr
 
 
 # -- 2 and 3. Ctrl-C and SIGTERM --------------------------------------------------------

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from enslint.engine.line_length import style_for
-from enslint.engine.transaction import WRITTEN, diff_label, exchange, signals_held
+from enslint.engine.replacing import WRITTEN, replace_bytes, signals_held
+from enslint.engine.transaction import diff_label
 from enslint.engine.wrapping import wrap_written
 from enslint.rewrites.helper_module import HelperModuleError, defined_names, module_text
 
@@ -108,35 +109,28 @@ def _with_names(path: str, before: str | None, names: set[str]) -> str:
 
 def _write(change: HelperChange) -> bool:
     """Whether the change was written: False when the module is no longer `before`."""
-    with signals_held():
-        return _write_held(change)
+    if change.before is None:
+        with signals_held():
+            written = _create(change)
+    else:
+        path = Path(os.path.realpath(change.path))
+        mode = os.stat(path).st_mode
+        written = replace_bytes(path, change.after.encode(), change.before.encode(), mode, None) == "written"
+    if written:
+        WRITTEN.append(_shown(change.path))
+    return written
 
 
-def _write_held(change: HelperChange) -> bool:
+def _create(change: HelperChange) -> bool:
     folder = os.path.dirname(change.path)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(change.path)}.", suffix=".enslint-tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(change.after)
-        if change.before is None:
-            try:
-                os.link(temporary, change.path)  # fails where someone created it meanwhile
-            except FileExistsError:
-                return False
-            WRITTEN.append(_shown(change.path))
-            return True
-        if _read(change.path) != change.before:
+        try:
+            os.link(temporary, change.path)  # fails where someone created it meanwhile
+        except FileExistsError:
             return False
-        os.chmod(temporary, os.stat(change.path).st_mode & 0o7777)
-        if exchange(temporary, change.path):
-            # What was at the path when the two swapped: another writer's text goes back.
-            if _read(temporary) != change.before:
-                exchange(temporary, change.path)
-                return False
-        else:
-            os.replace(temporary, change.path)
-        WRITTEN.append(_shown(change.path))
         return True
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        os.unlink(temporary)

@@ -11,20 +11,17 @@ be decoded or parsed is never touched, nor is a `# noqa` site (its finding carri
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import os
-import sys
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from enslint.checking import FileJob, check_bytes, check_file
 from enslint.engine.apply import apply_fixes
 from enslint.engine.line_length import style_for
+from enslint.engine.replacing import WRITTEN, replace_bytes
 from enslint.engine.wrapping import wrap_written
 from enslint.findings import PARSE_ERROR, Diagnostic, Fix
 from enslint.parsing import analysed_deep, as_libcst_reads, target_check
@@ -159,10 +156,6 @@ def fix_file(
     return outcome
 
 
-# What this process has written, in order: an interrupted run names them.
-WRITTEN: list[str] = []
-
-
 class ChangedMeanwhile(OSError):
     """Another process changed the file after enslint read it: its bytes are kept."""
 
@@ -206,99 +199,17 @@ def write_atomically(outcome: FixOutcome) -> bool:
     would write what its permissions forbid, or split it from its other names.
 
     Another process (an editor saving, a formatter) may change the file while enslint
-    fixes it. The file is compared with what was read just before the rename, and on
-    Linux the rename is an exchange (renameat2's RENAME_EXCHANGE): what was at the path
-    at that instant is then compared once more and, if it is not what enslint read, put
-    back. Either way the change is kept and ChangedMeanwhile names the file."""
+    fixes it: replacing.py keeps that change, and ChangedMeanwhile names the file."""
     path = Path(os.path.realpath(outcome.job.filename))
     encoding = preflight(outcome)
     if encoding is None:
         return False  # another run (a second enslint on the same tree) wrote the same fix
     info = path.stat()
-    expected = outcome.before.encode(encoding)
-    with signals_held():
-        return _replace(outcome, path, info, encoding, expected)
-
-
-def _replace(outcome: FixOutcome, path: Path, info: os.stat_result, encoding: str, expected: bytes) -> bool:
-    fixed = outcome.after.encode(encoding)
-    changed = ChangedMeanwhile(f"{outcome.job.path} changed while enslint was fixing it; left as it is")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".enslint-tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(fixed)
-        os.chmod(temporary, info.st_mode & 0o7777)
-        written = os.stat(temporary)
-        if hasattr(os, "chown") and (written.st_uid, written.st_gid) != (info.st_uid, info.st_gid):
-            os.chown(temporary, info.st_uid, info.st_gid)  # root fixing another user's file keeps it theirs
-        current = read_source(path)  # the last look before the rename
-        if current == fixed:
-            return False  # another enslint wrote the same fix meanwhile
-        if current != expected:
-            raise changed
-        if exchange(temporary, path):
-            # `temporary` now holds what was at the path when the two swapped.
-            swapped = read_source(Path(temporary))
-            if swapped == fixed:
-                return False  # the same text, written by another enslint in between
-            if swapped != expected:
-                exchange(temporary, path)  # theirs goes back
-                raise changed
-        else:
-            os.replace(temporary, path)
+    result = replace_bytes(
+        path, outcome.after.encode(encoding), outcome.before.encode(encoding), info.st_mode, (info.st_uid, info.st_gid)
+    )
+    if result == "changed":
+        raise ChangedMeanwhile(f"{outcome.job.path} changed while enslint was fixing it; left as it is")
+    if result == "written":
         WRITTEN.append(outcome.job.path)
-        return True
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait while a file is replaced: the interrupted run then names
-    every file it rewrote and leaves no temporary file (the signal is taken just after)."""
-    import signal
-    import threading
-
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
-
-_RENAME_EXCHANGE = 2
-_renameat2: Callable[..., int] | Literal[False] | None = None  # libc's, once looked up; False: none
-
-
-def exchange(a: str, b: Path | str) -> bool:
-    """Swap the files at `a` and `b` in one step (Linux 3.15+, glibc 2.28+); False where
-    the platform or the file system cannot, and the caller renames instead."""
-    global _renameat2
-    if _renameat2 is None:
-        _renameat2 = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-
-                libc = ctypes.CDLL(None, use_errno=True)
-                function = libc.renameat2
-                function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-                _renameat2 = function
-            except (OSError, AttributeError):
-                _renameat2 = False
-    if not _renameat2:
-        return False
-    at_cwd = -100  # AT_FDCWD
-    if _renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(str(b)), _RENAME_EXCHANGE) == 0:
-        return True
-    import ctypes
-    import errno
-
-    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EPERM):
-        return False  # a file system without exchange (some network and FUSE ones)
-    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+    return result == "written"
