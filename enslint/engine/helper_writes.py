@@ -111,14 +111,10 @@ def _write(change: HelperChange) -> bool:
     """Whether the change was written: False when the module is no longer `before`."""
     if change.before is None:
         with signals_held():
-            written = _create(change)
-    else:
-        path = Path(os.path.realpath(change.path))
-        mode = os.stat(path).st_mode
-        written = replace_bytes(path, change.after.encode(), change.before.encode(), mode, None) == "written"
-    if written:
-        WRITTEN.append(_shown(change.path))
-    return written
+            return _create(change)
+    path = Path(os.path.realpath(change.path))
+    before, after = change.before.encode(), change.after.encode()
+    return replace_bytes(path, after, before, os.stat(path).st_mode, None, _shown(change.path)) == "written"
 
 
 def _create(change: HelperChange) -> bool:
@@ -131,6 +127,7 @@ def _create(change: HelperChange) -> bool:
             os.link(temporary, change.path)  # fails where someone created it meanwhile
         except FileExistsError:
             return False
+        WRITTEN.append(_shown(change.path))
         return True
     finally:
         os.unlink(temporary)

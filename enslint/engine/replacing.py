@@ -48,11 +48,14 @@ class HeldOpen(OSError):
     """Another program holds the file open: replacing it could lose what it writes."""
 
 
-def replace_bytes(path: Path, new: bytes, expected: bytes, mode: int, owner: tuple[int, int] | None) -> Outcome:
-    """Put `new` at `path` if the file there still holds `expected`: "written"; "same"
-    when it already holds `new` (another enslint wrote it); "changed" when it holds
-    anything else, which is kept. `path` is a real path (no symbolic link). HeldOpen when
-    another program holds the file open past LEASE_WAIT_SECONDS."""
+def replace_bytes(
+    path: Path, new: bytes, expected: bytes, mode: int, owner: tuple[int, int] | None, shown: str
+) -> Outcome:
+    """Put `new` at `path` if the file there still holds `expected`: "written" (and
+    `shown` joins WRITTEN before a held signal is taken); "same" when it already holds
+    `new` (another enslint wrote it); "changed" when it holds anything else, which is
+    kept. `path` is a real path (no symbolic link). HeldOpen when another program holds
+    the file open past LEASE_WAIT_SECONDS."""
     with signals_held(), write_lease(path) as lease:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".enslint-tmp")
         try:
@@ -77,6 +80,7 @@ def replace_bytes(path: Path, new: bytes, expected: bytes, mode: int, owner: tup
                     return "changed"
             else:
                 os.replace(temporary, path)
+            WRITTEN.append(shown)
             return "written"
         finally:
             if os.path.exists(temporary):

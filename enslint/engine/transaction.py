@@ -21,7 +21,7 @@ from pathlib import Path
 from enslint.checking import FileJob, check_bytes, check_file
 from enslint.engine.apply import apply_fixes
 from enslint.engine.line_length import style_for
-from enslint.engine.replacing import WRITTEN, replace_bytes
+from enslint.engine.replacing import replace_bytes
 from enslint.engine.wrapping import wrap_written
 from enslint.findings import PARSE_ERROR, Diagnostic, Fix
 from enslint.parsing import analysed_deep, as_libcst_reads, target_check
@@ -205,11 +205,9 @@ def write_atomically(outcome: FixOutcome) -> bool:
     if encoding is None:
         return False  # another run (a second enslint on the same tree) wrote the same fix
     info = path.stat()
-    result = replace_bytes(
-        path, outcome.after.encode(encoding), outcome.before.encode(encoding), info.st_mode, (info.st_uid, info.st_gid)
-    )
+    fixed, expected = outcome.after.encode(encoding), outcome.before.encode(encoding)
+    owner = (info.st_uid, info.st_gid)
+    result = replace_bytes(path, fixed, expected, info.st_mode, owner, outcome.job.path)
     if result == "changed":
         raise ChangedMeanwhile(f"{outcome.job.path} changed while enslint was fixing it; left as it is")
-    if result == "written":
-        WRITTEN.append(outcome.job.path)
     return result == "written"
