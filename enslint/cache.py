@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE_FOLDER = ".enslint_cache"
-_FORMAT = "4"  # entries: {rows, deps, exports}; fixes carry their form; rows their details
+_FORMAT = "5"  # entries: {rows, deps, exports}; fixes carry their form; rows their details and no_fix
 
 
 def code_fingerprint() -> str:
@@ -116,12 +116,13 @@ def _valid_fix(row: object) -> bool:
 
 
 def _valid_row(row: object) -> bool:
-    """A diagnostic as checker._to_row writes it: anything else makes the entry a miss."""
+    """A diagnostic as checking/file.py's _to_row writes it: anything else makes the
+    entry a miss."""
     return (
         isinstance(row, list)
-        and len(row) == 9
+        and len(row) == 10
         and _ints(row[0], row[1], row[5], row[6])
-        and all(isinstance(row[i], str) for i in (2, 3, 4, 8))
+        and all(isinstance(row[i], str) for i in (2, 3, 4, 8, 9))
         and isinstance(row[7], list)
         and all(_valid_fix(f) for f in row[7])
     )

@@ -143,6 +143,7 @@ class Diagnostic:
     filename: str = field(compare=False, default="")  # absolute
     fixes: tuple[Fix, ...] = field(compare=False, default=())  # preferred first
     details: str = field(compare=False, default="")  # the long explanation (--show-details)
+    no_fix: str = field(compare=False, default="")  # why no fused rewrite, when the details say
 
     def fix_for(self, unsafe: bool) -> Fix | None:
         """The fix `--fix` applies in this mode: the first one it allows."""

@@ -123,6 +123,7 @@ def to_json(diagnostics: list[Diagnostic], unsafe: bool = False) -> str:
             "name": d.name,
             "message": d.message,
             "details": d.details,
+            "no_fix": d.no_fix or None,
             "filename": d.filename,
             "location": {"row": d.row, "column": d.column},
             "end_location": {"row": d.end_row, "column": d.end_column},

@@ -120,6 +120,7 @@ def _findings(
                 job.filename,
                 fixes,
                 finding.details,
+                finding.no_fix,
             )
         )
     return diagnostics, exports

@@ -103,13 +103,25 @@ def _to_row(d: Diagnostic) -> list:
         d.end_column,
         [f.as_row() for f in d.fixes],
         d.details,
+        d.no_fix,
     ]
 
 
 def _from_row(job: FileJob, row: list) -> Diagnostic:
-    r, c, code, message, name, end_r, end_c, fixes, details = row
+    r, c, code, message, name, end_r, end_c, fixes, details, no_fix = row
     return Diagnostic(
-        job.path, r, c, code, message, name, end_r, end_c, job.filename, tuple(Fix.from_row(f) for f in fixes), details
+        job.path,
+        r,
+        c,
+        code,
+        message,
+        name,
+        end_r,
+        end_c,
+        job.filename,
+        tuple(Fix.from_row(f) for f in fixes),
+        details,
+        no_fix,
     )
 
 

@@ -3,9 +3,11 @@
 One module per form: `unbind` (the safe fix: iterate `x.unbind(dim)`), `wide_layer` (heads
 on one input into one wide layer), `grouped_heads` (the seed's nest into one baddbmm),
 `stacked_mlp` (MLP members' weights stacked per layer), `vmap_members` (any identical
-members through StackedMembers); `common` holds what they share (the site they replace,
-reshaping, helpers), `blockers` why a finding gets no fused rewrite at all. The rules
-(enslint/rules) call them; the engine (enslint/engine) applies what they return.
+members through StackedMembers), `call_time` (the members kept, stacked at each call);
+`registry` decides which of them a finding offers, `reasons` words every reason one does
+not apply, `blockers` the reasons of the code around the loop, `common` what the forms
+share (the site they replace, reshaping, helpers). The rules (enslint/rules) ask the
+registry; the engine (enslint/engine) applies what it returns.
 
 May import: enslint.analysis, enslint.findings, libcst. Never the rules, the checker or
 the engine.

@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from enslint.analysis.syntax import code_of
+from enslint.rewrites.reasons import Reason, Rejection, reject
 
 if TYPE_CHECKING:
     from enslint.analysis.loops import MemberLoop
     from enslint.analysis.model import FileModel
 
 
-def fused_blocker(loop: MemberLoop, model: FileModel, general: bool = False) -> str | None:
+def fused_blocker(loop: MemberLoop, model: FileModel, general: bool = False) -> Rejection | None:
     """The first reason no fused rewrite applies, or None. With `general`, for the vmap
     form, which stacks whatever members the code built: members passed in (when the
     project's call sites show them identical) or built by a helper are then no obstacle,
@@ -27,34 +28,34 @@ def fused_blocker(loop: MemberLoop, model: FileModel, general: bool = False) -> 
     text = loop.collection_text
     cls = loop.cls
     if cls.is_module is False:
-        return f"`{cls.name}` is not an nn.Module, so it cannot hold the fused parameters and their checkpoint hook"
+        return reject(Reason.NOT_A_MODULE, cls=cls.name)
     if cls.is_module is None:
-        return f"the base class of `{cls.name}` could not be read, so it is not known to be an nn.Module"
+        return reject(Reason.BASE_UNREAD, cls=cls.name)
     if len(loop.collections) > 1:
         names = ", ".join(f"`{t}`" for _, t in loop.collections)
-        return f"the loop runs {len(loop.collections)} collections per member ({names})"
+        return reject(Reason.SEVERAL_COLLECTIONS, count=len(loop.collections), names=names)
     methods = sorted({call.method for call in loop.calls if call.method})
     if methods:
-        return f"the members are called through `.{methods[0]}()`"
+        return reject(Reason.CALLED_THROUGH_METHOD, method=methods[0])
     if collection.passed_in is not None and not general:
-        return "the members are passed in by the caller"
+        return reject(Reason.PASSED_IN)
     if collection.inherited_from:
-        return f"`{text}` is built in the parent class `{collection.inherited_from}`"
+        return reject(Reason.BUILT_IN_PARENT, collection=text, parent=collection.inherited_from)
     if collection.evidence and not general:
-        return f"`{text}` is {model.render(collection.evidence)}"
+        return reject(Reason.BUILT_ELSEWHERE, collection=text, evidence=model.render(collection.evidence))
     if collection.method not in (None, "__init__"):
-        return f"`{text}` is built in `{collection.method}()`, not in `__init__`"
+        return reject(Reason.BUILT_OUTSIDE_INIT, collection=text, method=collection.method)
     if loop.subset:
-        return f"the loop visits only part of the collection (`{loop.subset}`)"
+        return reject(Reason.PART_OF_COLLECTION, subset=loop.subset)
     if any(arg.star for call in loop.calls for arg in call.node.args):
-        return "the members are called with unpacked arguments (`*args`)"
+        return reject(Reason.UNPACKED_ARGUMENTS)
     if collection.container.startswith("list +"):
         how = collection.container.split("+ ", 1)[1]
-        return f"`{text}` is a plain list registered with `{how}`; the rewrites replace an nn.ModuleList"
+        return reject(Reason.PLAIN_LIST, collection=text, how=how)
     for call in loop.entry_calls:
         info = call.slice
         if info is None or info.node is None:
             continue
         if call.node.args and info.node is not call.node.args[0].value:
-            return f"each member's slice is reshaped before the call (`{code_of(call.node.args[0].value)}`)"
+            return reject(Reason.RESHAPED_SLICE, code=code_of(call.node.args[0].value))
     return None

@@ -48,6 +48,7 @@ from enslint.rewrites.common import (
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.loop_body import loop_body_code
+from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 from enslint.rewrites.vmap_members import unbatchable as vmap_unbatchable
 
 HELPER = kinds.CALL_TIME_RUN
@@ -59,32 +60,30 @@ UNCHANGED = (
 
 def call_time_fix(
     loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
-) -> RuleFix | str | None:
-    """The rewrite, a reason (str) when the loop rules it out, or None (not this loop's
-    form: a nest, members that are not proven identical)."""
+) -> RuleFix | Rejection:
+    """The rewrite, or why not (NOT_APPLICABLE: not this loop's form, a nest, shared
+    members)."""
     member = loop.collection.member
     if member is None or member.kind == GROUP or loop.parent is not None or member.shared:
-        return None
+        return NOT_APPLICABLE
     blocked = _loop_blocker(loop)
     if blocked is not None:
         return blocked
     for collection, _ in loop.collections:
         unbatchable = (
-            "the members of one collection are not proven identical"
-            if collection.member is None
-            else vmap_unbatchable(collection.member, module)
+            reject(Reason.NOT_PROVEN) if collection.member is None else vmap_unbatchable(collection.member, module)
         )
         if unbatchable is not None:
             return unbatchable
     found = torch_name_for(imports)
     if found is None:
-        return "`torch` names something else in this file"
+        return reject(Reason.TORCH_SHADOWED)
     site = find_site(loop, imports, wrapped=True) if len(loop.collections) == 1 else None
     if site is None:
         return _whole_body(loop, module, imports, home, found)
     call = loop.calls[0]
     if call.input not in (SAME, SLICE) or any(a.star for a in call.node.args):
-        return "the members are called with unpacked arguments"
+        return reject(Reason.CALL_TIME_UNPACKED)
 
     member_param = loop.member_var or "member"
     params, inputs, in_dims = [member_param], [], []
@@ -92,7 +91,7 @@ def call_time_fix(
     if call.input == SLICE:
         sliced = sliced_input(loop, call) or _slice_inside(loop, call) or _split_piece(loop, call, found[0])
         if sliced is None:
-            return "the member's input is not a plain slice of one tensor along a literal dim"
+            return reject(Reason.NOT_A_PLAIN_SLICE)
         params.append(sliced.name)
         stacked, axis = sliced.stacked()
         inputs.append(stacked)
@@ -101,7 +100,7 @@ def call_time_fix(
             replacements[id(sliced.node)] = cst.Name(sliced.name)
     element = per_member_code(loop, site.element, replacements, params)
     if element is None:
-        return "each member's result depends on more than its own call"
+        return reject(Reason.MORE_THAN_OWN_CALL)
 
     dims = f"({', '.join(in_dims)},)" if in_dims else "()"
     arguments = "".join(f", {t}" for t in inputs)
@@ -116,7 +115,7 @@ def call_time_fix(
         cat = (d, f"{fused}.movedim(0, {axis}).flatten({axis}, {axis + 1})")
     code = render(site, fused, out_axis or 0, cat)
     if code is None:
-        return "the results are combined in a way the rewrite does not reproduce"
+        return reject(Reason.COMBINE_NOT_REPRODUCED)
     torch_name, add_import = found
     message = (
         f"Run the members all at once with `{torch_name}.vmap`, their parameters stacked "
@@ -129,14 +128,14 @@ def call_time_fix(
 
 def _whole_body(
     loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None, found: tuple[str, bool]
-) -> RuleFix | str | None:
+) -> RuleFix | Rejection:
     """The loop's whole body as one function run under vmap (loop_body.py)."""
     made = loop_body_code(loop, imports)
-    if isinstance(made, str):
+    if isinstance(made, Rejection):
         if len(loop.collections) > 1:
             names = ", ".join(f"`{t}`" for _, t in loop.collections)
-            return f"the loop runs {len(loop.collections)} collections per member ({names}) and {made}"
-        return "the loop does more than collect each member's result"
+            return reject(Reason.SEVERAL_COLLECTIONS_AND, count=len(loop.collections), names=names, why=made.text)
+        return reject(Reason.MORE_THAN_COLLECT)
     (replaced, *consumers), code = made
     edits = [NodeEdit(replaced, code), *(NodeEdit(node, name) for node, name in consumers)]
     torch_name, add_import = found
@@ -189,13 +188,13 @@ def _split_piece(loop: MemberLoop, call: MemberCall, torch_name: str) -> SlicedI
     return SlicedInput(f"{torch_name}.stack({pieces}, dim={dim})", dim, piece, name)
 
 
-def _loop_blocker(loop: MemberLoop) -> str | None:
+def _loop_blocker(loop: MemberLoop) -> Rejection | None:
     """What in the loop itself (not the members' storage) rules the rewrite out."""
     methods = sorted({call.method for call in loop.calls if call.method})
     if methods:
-        return f"the members are called through `.{methods[0]}()`"
+        return reject(Reason.CALLED_THROUGH_METHOD, method=methods[0])
     if loop.subset:
-        return f"the loop visits only part of the collection (`{loop.subset}`)"
+        return reject(Reason.PART_OF_COLLECTION, subset=loop.subset)
     return None
 
 

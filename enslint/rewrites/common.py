@@ -30,6 +30,7 @@ from enslint.analysis.syntax import NodeIndex, arg_at, children_of, code_of, dot
 from enslint.findings import Applicability, Form, HelperNeed, NodeEdit, RuleFix
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.helper_sources import source as helper_source
+from enslint.rewrites.reasons import Reason, Rejection, reject
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
 MIGRATION = (
@@ -506,7 +507,7 @@ def unsafe_rewrite(
     home: HelperHome | None,
     add_import: bool = False,
     note: str = MIGRATION,
-) -> RuleFix | None:
+) -> RuleFix | Rejection:
     """The rewrite as an unsafe fix, with what its code calls: `helpers` are imported from
     the package's helper module at `home` (which the engine writes), or, with no home (a
     text with no file beside it), defined after the imports that open the file, before
@@ -527,14 +528,14 @@ def unsafe_rewrite(
         need = HelperNeed(home.path, tuple(missing))
         edit = _helper_import_edit(facts, home, missing)
         if edit is None:
-            return None  # nowhere sensible to put the import
+            return reject(Reason.NO_PLACE_FOR_IMPORT)  # a star import of the helper module
         edits.append(edit)
         written = edit.content
     edits += unused_import_edits(module, edits, also_written=written)
     if add_import:
         first = facts.first_import
         if first is None:
-            return None  # nowhere sensible to put it: no fix rather than a broken one
+            return reject(Reason.NO_PLACE_FOR_IMPORT)  # no fix rather than a broken one
         edits.append(NodeEdit(first, "import torch\n", before=True))
     if need is not None and home is not None:  # `need` is only set when there is a home
         message = f"{message}, with {', '.join(f'`{name}`' for name in missing)} from `{home.shown}`"
@@ -798,7 +799,7 @@ def used_only_by(loop: MemberLoop, attr: str, statements: Sequence[cst.CSTNode],
     return other_use(loop, attr, statements, site) is None
 
 
-def other_use(loop: MemberLoop, attr: str, statements: Sequence[cst.CSTNode], site: Site) -> str | None:
+def other_use(loop: MemberLoop, attr: str, statements: Sequence[cst.CSTNode], site: Site) -> Rejection | None:
     """The first use of `self.<attr>` that `used_only_by` does not allow, as the reason a
     rewrite gives: "`self.heads` is also used in `act()` (`self.heads[head]`)"."""
     replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
@@ -813,17 +814,16 @@ def other_use(loop: MemberLoop, attr: str, statements: Sequence[cst.CSTNode], si
     return None
 
 
-def _describe_use(index: NodeIndex, node: cst.Attribute, loop: MemberLoop) -> str:
+def _describe_use(index: NodeIndex, node: cst.Attribute, loop: MemberLoop) -> Rejection:
     method = next((a.name.value for a in index.ancestors(node) if isinstance(a, cst.FunctionDef)), None)
     shown: cst.CSTNode = node
     parent = index.parent(node)
     if isinstance(parent, cst.Subscript) or isinstance(parent, cst.Call) and parent.func is node:
         shown = parent
     elif isinstance(parent, cst.For) and parent.iter is node:
-        return (
-            f"`{loop.collection_text}` is also used{f' in `{method}()`' if method else ''} "
-            f"(`for {code_of(parent.target)} in {code_of(node)}`)"
-        )
+        where = f" in `{method}()`" if method else ""
+        code = f"for {code_of(parent.target)} in {code_of(node)}"
+        return reject(Reason.USED_ELSEWHERE, collection=loop.collection_text, where=where, code=code)
     elif isinstance(parent, cst.Arg):
         call = index.parent(parent)
         assert call is not None  # an argument's call (or class statement) is in the class too
@@ -834,7 +834,7 @@ def _describe_use(index: NodeIndex, node: cst.Attribute, loop: MemberLoop) -> st
     if len(text) > 60 or "\n" in text:
         text = code_of(node)
     where = f" in `{method}()`" if method else ""
-    return f"`{loop.collection_text}` is also used{where} (`{text}`)"
+    return reject(Reason.USED_ELSEWHERE, collection=loop.collection_text, where=where, code=text)
 
 
 def _in_branch_excluding(index: NodeIndex, node: cst.CSTNode, anchors: list[cst.CSTNode]) -> bool:

@@ -53,6 +53,7 @@ from enslint.rewrites.common import (
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.helper_module import HelperHome
+from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 
 HOOK = kinds.GROUPED_HEAD_HOOK
 WIDE_HOOK = kinds.NESTED_HEAD_HOOK
@@ -100,26 +101,26 @@ def _per_group_list(
 
 def grouped_heads_fix(
     outer: MemberLoop, inner: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
-) -> RuleFix | str | None:
-    """The rewrite of a nest of groups of linear heads, why none (str), or None when the
-    loop is not such a nest."""
+) -> RuleFix | Rejection:
+    """The rewrite of a nest of groups of linear heads, or why none (NOT_APPLICABLE when
+    the loop is not such a nest)."""
     collection = outer.collection
     member = collection.member
     assert member is not None  # a member loop runs over identical members (analysis/loops.py)
     if member.kind != GROUP or member.inner is None or member.inner.member is None:
-        return None
+        return NOT_APPLICABLE
     head = member.inner.member
     heads = member.inner.size
     groups = collection.size
     found = torch_name_for(imports)
     if found is None:
-        return "`torch` names something else in this file"
+        return reject(Reason.TORCH_SHADOWED)
     torch_name, add_import = found
     if head.kind != LINEAR or not heads or not groups or torch_name is None or not head.in_size or not head.out_size:
-        return f"no fused rewrite yet for nests of `{head.type_name}` heads"
+        return reject(Reason.NEST_HEADS, head=head.type_name)
     func = head.text.split("(", 1)[0]
     if head.text != f"{func}({head.in_size}, {head.out_size})":
-        return "the heads take arguments besides (in, out), which the nest rewrite does not carry yet"
+        return reject(Reason.NEST_HEAD_ARGUMENTS)
     on_one_input = (
         bool(outer.calls)
         and all(c.input == SAME for c in outer.calls)
@@ -132,14 +133,14 @@ def grouped_heads_fix(
             c.input != SLICE or c.slice is None or c.slice.via not in ("index", "select", "unbind") for c in outer.calls
         )
     ):
-        return "the groups' heads read neither one input nor one slice of one tensor each"
+        return reject(Reason.NEST_INPUTS)
     if on_one_input:
         return _wide_nest(outer, inner, module, imports, head, groups, heads, func, torch_name, add_import, home)
     slice_info = outer.calls[0].slice
     assert slice_info is not None  # every call reads a slice: checked above
     tensor, dim = slice_info.tensor, slice_info.dim
     if not tensor.isidentifier() or tensor in outer.varying:
-        return "the sliced tensor is not a plain name that stays the same for every group"
+        return reject(Reason.NEST_SLICED_TENSOR)
 
     # The forward: `groups = []`, then the outer loop whose body collects each head's
     # output into a list, and `groups.append(torch.stack(outs, ...))`.
@@ -153,19 +154,19 @@ def grouped_heads_fix(
     # the one loop that fills it.
     attr = outer.collection_text.split(".", 1)[-1]
     if "." not in outer.collection_text:
-        return None
+        return reject(Reason.NEST_UNREAD)
     init = outer.cls.methods.get("__init__")
     construction = building_statements(outer)
     if init is None or construction is None:
-        return None
+        return reject(Reason.NEST_UNREAD)
     built_uses = sum(
         attribute_uses(node, attr) for node in (construction if isinstance(construction, tuple) else (construction,))
     )
     if attribute_uses(outer.cls.node, attr) != built_uses + 1:  # + the loop's own `self.ensemble`
-        return None
+        return reject(Reason.NEST_UNREAD)
     names = {f"{attr}_weight", f"{attr}_bias", f"{attr}_heads"}
     if any(attribute_uses(outer.cls.node, name) for name in names):
-        return None
+        return reject(Reason.NAME_TAKEN)
 
     init_self = first_param(init) or "self"
     nn = func.rsplit(".", 1)[0] if "." in func else nn_name(imports, torch_name)
@@ -201,7 +202,7 @@ def grouped_heads_fix(
         ]
     )
     if any(name in outer.method_names for name in (moved, "fused")) or "bound" in names_in(init):
-        return None
+        return reject(Reason.NAME_TAKEN)
     edits = [NodeEdit(construction, init_lines), NodeEdit((before, outer.node), forward_lines)]
     if combined and consumer is not None:  # `combined` is only made from a consumer
         edits.append(NodeEdit(consumer[0], groups_name))
@@ -212,15 +213,15 @@ def grouped_heads_fix(
     return unsafe_rewrite(Form.GROUPED, message, edits, module, (HOOK,), torch_name, home, add_import)
 
 
-SPELLING = "the nest is rewritten only when written as `groups = []` and a loop that appends each group's stacked heads"
+SPELLING = reject(Reason.NEST_SPELLING)
 
 
 def _nest_in_forward(
     outer: MemberLoop, inner: MemberLoop, imports: ImportTable
-) -> tuple[cst.CSTNode, str, int] | str | None:
+) -> tuple[cst.CSTNode, str, int] | Rejection:
     """(`groups = []`, `groups`, the per-group stack's dim) for the loop spelling of a
-    nest; SPELLING when the loops are not written that way, None when the lists they
-    fill are not stacked and collected that way."""
+    nest; SPELLING when the loops are not written that way, NEST_UNREAD when the lists
+    they fill are not stacked and collected that way."""
     if not isinstance(outer.node, cst.For) or outer.node.orelse:
         return SPELLING
     found = _per_group_list(outer.node.body.body, inner)
@@ -233,15 +234,15 @@ def _nest_in_forward(
         and code_of(per_group.args[0].value) == outs
         and len(per_group.args) <= 2
     ):
-        return None
+        return reject(Reason.NEST_UNREAD)
     stack_dim = arg_at(per_group, 1, "dim")
     dim = 0 if stack_dim is None else int_value(stack_dim)
     if dim is None:
-        return None
+        return reject(Reason.NEST_UNREAD)
     index = NodeIndex.of(outer.cls.methods[outer.method])
     before = sibling(getattr(index.parent(outer.node), "body", ()), outer.node, -1)
     if before is None or empty_list_named(before) != groups_name:
-        return None
+        return reject(Reason.NEST_UNREAD)
     return before, groups_name, dim
 
 
@@ -257,29 +258,29 @@ def _wide_nest(
     torch_name: str,
     add_import: bool,
     home: HelperHome | None,
-) -> RuleFix | str | None:
+) -> RuleFix | Rejection:
     """Groups of linear heads that all read one input: one wide layer for every head,
     its output unflattened to (..., groups, heads, out) and the two axes moved to where
     the loops stacked them (`movedim` with non-negative places works for any rank)."""
     found = _nest_in_forward(outer, inner, imports)
     if not isinstance(found, tuple):
-        return found or SPELLING
+        return SPELLING
     before, groups_name, head_dim = found
     if head_dim < 0:
-        return "each group's heads are stacked along a dim counted from the end, which the rewrite does not place yet"
+        return reject(Reason.NEST_DIM_FROM_END)
     attr = outer.collection_text.split(".", 1)[-1]
     construction = building_statements(outer)
     init = outer.cls.methods.get("__init__")
     if "." not in outer.collection_text or init is None or construction is None:
-        return "the nest is not built by one statement or one append loop in `__init__`"
+        return reject(Reason.NEST_NOT_ONE_BUILDER)
     built_uses = sum(
         attribute_uses(node, attr) for node in (construction if isinstance(construction, tuple) else (construction,))
     )
     if attribute_uses(outer.cls.node, attr) != built_uses + 1:
-        return f"`{outer.collection_text}` is used elsewhere in the class too"
+        return reject(Reason.NEST_USED_ELSEWHERE, collection=outer.collection_text)
     shape_attr = f"{attr}_shape"
     if attribute_uses(outer.cls.node, shape_attr):
-        return None
+        return reject(Reason.NAME_TAKEN)
     init_self = first_param(init) or "self"
     assert head.out_size is not None  # grouped_heads_fix checked the head's sizes
     width = " * ".join([str(groups), str(heads)] + ([] if head.out_size == "1" else [head.out_size]))

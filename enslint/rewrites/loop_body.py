@@ -43,6 +43,7 @@ from enslint.rewrites.common import (
     sibling,
     single_statement,
 )
+from enslint.rewrites.reasons import Reason, Rejection, reject
 
 NodeT = TypeVar("NodeT", bound=cst.CSTNode)
 FUNCTION = "per_member"
@@ -80,17 +81,17 @@ class _Substitute(cst.CSTTransformer):
         return cst.Name(name) if name is not None else updated_node
 
 
-def loop_body_code(loop: MemberLoop, imports: ImportTable) -> tuple[list, str] | str:
+def loop_body_code(loop: MemberLoop, imports: ImportTable) -> tuple[list, str] | Rejection:
     """(what to replace: a node or a (first, last) pair, and consumers; the code), or the
     reason the body cannot be run under vmap."""
     node = loop.node
     if not isinstance(node, cst.For) or loop.index_var is None or not isinstance(node.target, cst.Name):
-        return "the loop is not `for i in range(n)` over the members by index"
+        return reject(Reason.BODY_NOT_INDEXED_RANGE)
     bound = _range_bound(node)
     if bound is None:
-        return "the loop is not `for i in range(n)` over the members by index"
+        return reject(Reason.BODY_NOT_INDEXED_RANGE)
     body = _body(loop)
-    if isinstance(body, str):
+    if isinstance(body, Rejection):
         return body
     method = loop.cls.methods[loop.method]
     index = NodeIndex.of(method)
@@ -106,7 +107,7 @@ def loop_body_code(loop: MemberLoop, imports: ImportTable) -> tuple[list, str] |
             continue
         init = _list_created_before(block, node, output.listed)
         if init is None:
-            return f"`{output.listed}` is not an empty list made just before the loop"
+            return reject(Reason.BODY_LIST_NOT_FRESH, listed=output.listed)
         first = init if index.before(init, first) else first
         listed = output.listed
         assert listed is not None  # an output is written or listed
@@ -126,7 +127,7 @@ def loop_body_code(loop: MemberLoop, imports: ImportTable) -> tuple[list, str] |
             out_dims.append(0)
             as_list = True
         else:
-            return f"`{listed}` is not only stacked after the loop"
+            return reject(Reason.BODY_LIST_NOT_ONLY_STACKED, listed=listed)
     code = _render(loop, body, targets, out_dims, as_list, _opens_body(index, block, first))
     replaced = (first, node) if first is not node else node
     return [replaced, *consumers], code
@@ -173,33 +174,33 @@ def _range_bound(node: cst.For) -> str | None:
     return None
 
 
-def _body(loop: MemberLoop) -> Body | str:
+def _body(loop: MemberLoop) -> Body | Rejection:
     assert isinstance(loop.node, cst.For)
     if not isinstance(loop.node.body, cst.IndentedBlock):
-        return "the loop's body is on its `for` line"
+        return reject(Reason.BODY_ON_FOR_LINE)
     statements: list[cst.BaseStatement] = list(loop.node.body.body)
     body = Body()
     replacements = _members_and_slices(loop, statements, body)
     if set(body.members) != {text for _, text in loop.collections}:
-        return "the members are not all called by index (`self.heads[i]`)"
+        return reject(Reason.BODY_NOT_ALL_INDEXED)
     assigned: set[str] = set()
     for statement in statements:
         problem = _take(statement, loop, body, assigned)
         if problem is not None:
             return problem
     if not body.outputs:
-        return "the loop keeps none of the members' results"
+        return reject(Reason.BODY_KEEPS_NOTHING)
     substituted = _Substitute(replacements)
     body.statements = [_visited(s, substituted) for s in body.statements]
     for output in body.outputs:
         output.value = _visited(output.value, substituted)
     leftover = {n for s in body.statements for n in names_in(s)} | {n for o in body.outputs for n in names_in(o.value)}
     if loop.index_var in leftover:
-        return f"the loop uses its index `{loop.index_var}` beyond the members and slices"
+        return reject(Reason.BODY_INDEX_USED, index=loop.index_var)
     if leftover & (set(loop.varying) - assigned - {loop.index_var}):
-        return "each member's result depends on more than its own members and slices"
+        return reject(Reason.BODY_MORE_THAN_MEMBERS)
     if assigned & _used_after(loop):
-        return "a name the loop assigns is read after it"
+        return reject(Reason.BODY_NAME_READ_AFTER)
     return body
 
 
@@ -232,7 +233,7 @@ def _members_and_slices(loop: MemberLoop, statements: list, body: Body) -> dict[
     return replacements
 
 
-def _take(statement: cst.BaseStatement, loop: MemberLoop, body: Body, assigned: set[str]) -> str | None:
+def _take(statement: cst.BaseStatement, loop: MemberLoop, body: Body, assigned: set[str]) -> Rejection | None:
     """Add one statement of the loop's body to `body`: an output (an append, a write
     at the index) or a temporary before the outputs; the reason it is neither."""
     small = single_statement(statement)
@@ -249,16 +250,16 @@ def _take(statement: cst.BaseStatement, loop: MemberLoop, body: Body, assigned: 
         ):
             axis = _sliced_dim(target, loop.index_var)
             if axis is None:
-                return f"the loop writes `{code_of(target)}`, not one entry along one dim"
+                return reject(Reason.BODY_WRITES_NOT_ENTRY, target=code_of(target))
             body.outputs.append(_Output(small.value, written=target, axis=axis))
             return None
         if isinstance(target, cst.Name) and not body.outputs:
             if target.value in names_in(small.value) and target.value not in assigned:
-                return f"`{target.value}` carries a value from one member to the next"
+                return reject(Reason.BODY_CARRIES_VALUE, name=target.value)
             assigned.add(target.value)
             body.statements.append(statement)
             return None
-    return f"the loop body does more than run the members (`{code_of(statement).strip()}`)"
+    return reject(Reason.BODY_DOES_MORE, code=code_of(statement).strip())
 
 
 def _visited(node: NodeT, transformer: cst.CSTTransformer) -> NodeT:

@@ -16,28 +16,29 @@ from enslint.analysis.kinds import LINEAR, MLP, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.findings import Applicability, Form, RuleFix
 from enslint.rewrites.common import find_site, render, site_edits, sliced_input
+from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 
 
-def shared_instance_fix(loop: MemberLoop, module: cst.Module, imports: ImportTable) -> RuleFix | str | None:
-    """The rewrite, why there is none (str), or None when the members are not shared."""
+def shared_instance_fix(loop: MemberLoop, module: cst.Module, imports: ImportTable) -> RuleFix | Rejection:
+    """The rewrite, or why there is none (NOT_APPLICABLE when the members are not shared)."""
     member = loop.collection.member
     if member is None or not member.shared or len(loop.calls) != 1 or loop.calls[0].input != SLICE:
-        return None
+        return NOT_APPLICABLE
     if member.kind not in (LINEAR, MLP):
-        return f"one call on all slices needs members that act on the last dim; `{member.type_name}` may not"
+        return reject(Reason.SHARED_NOT_LAST_DIM, kind=member.type_name)
     site = find_site(loop, imports)
     if site is None:
-        return "the loop does more than collect each member's result"
+        return reject(Reason.MORE_THAN_COLLECT)
     sliced = sliced_input(loop, loop.calls[0])
     if sliced is None:
-        return "the member's input is not a plain slice of one tensor along a literal dim"
+        return reject(Reason.NOT_A_PLAIN_SLICE)
     moved = sliced.tensor if sliced.dim == 0 else f"{sliced.tensor}.movedim({sliced.dim}, 0)"
     text = loop.collection_text
     if "." not in text:
-        return None
+        return NOT_APPLICABLE
     fused = f"{text}[0]({moved})"
     code = render(site, fused, 0, (-1, f"{fused}.movedim(0, -2).flatten(-2)"))
     if code is None:
-        return "the results are combined in a way the rewrite does not reproduce"
+        return reject(Reason.COMBINE_NOT_REPRODUCED)
     message = f"Call the one shared `{member.type_name}` once on all the slices of `{sliced.tensor}`"
     return RuleFix(Applicability.SAFE, message, tuple(site_edits(site, code)), Form.SHARED_CALL)

@@ -54,6 +54,7 @@ from enslint.rewrites.common import (
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.lifting import lift, torch_functions
+from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 
 HOOK = kinds.STACKED_MEMBER_HOOK
 RUN = kinds.STACKED_MEMBER_RUN
@@ -413,25 +414,41 @@ def _concatenation(site: Site, fused: str) -> tuple[int | None, str]:
     return -1, f"{fused}.movedim(0, -2).flatten(-2)"
 
 
-def stacked_mlp_fix(
-    loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
-) -> RuleFix | None:
+def _ready(loop: MemberLoop, imports: ImportTable) -> tuple[tuple[str, bool], Building] | Rejection:
+    """(the file's name for torch and whether to import it, what builds the collection),
+    or why the members are not this form's. The member's kind is not checked further:
+    the plan reads the layers itself, and a factory method the analysis could not see
+    into may still return an MLP."""
     collection = loop.collection
     member = collection.member
-    # The member's kind is not checked: the plan below reads the layers itself, and a
-    # factory method the analysis could not see into may still return an MLP.
-    if member is None or member.kind not in (MLP, MODULE, LINEAR) or loop.parent is not None or collection.size is None:
-        return None
+    if loop.parent is not None:
+        return NOT_APPLICABLE
+    if member is None or member.kind not in (MLP, MODULE, LINEAR) or collection.size is None:
+        return reject(Reason.STACKED_MEMBERS)
     if collection.container != "nn.ModuleList" or "." not in loop.collection_text:
-        return None
+        return reject(Reason.STACKED_NOT_MODULE_LIST)
     found = torch_name_for(imports)
+    if found is None:
+        return reject(Reason.TORCH_SHADOWED)
     building = building_statements(loop)
-    if found is None or building is None:
-        return None
-    torch_name, add_import = found
+    if building is None:
+        return reject(Reason.STACKED_NOT_ONE_BUILDER)
+    return found, building
+
+
+def stacked_mlp_fix(
+    loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
+) -> RuleFix | Rejection:
+    """Stacked weights with one baddbmm per layer, or why not; its reasons are never said
+    (registry.py tries the general form beside it, which says what blocks both)."""
+    collection = loop.collection
+    ready = _ready(loop, imports)
+    if isinstance(ready, Rejection):
+        return ready
+    (torch_name, add_import), building = ready
     call = _member_call(loop, building)
     if call is None:
-        return None
+        return reject(Reason.STACKED_NOT_ONE_BUILDER)
     call = _through_factory(call, loop, module, imports) or call
     text = code_of(call.func)
     nn = (
@@ -443,18 +460,20 @@ def stacked_mlp_fix(
     attr = loop.collection_text.split(".", 1)[-1]
     site = find_site(loop, imports, wrapped=True)
     statements = building if isinstance(building, tuple) else (building,)
-    if plan is None or site is None or not used_only_by(loop, attr, statements, site):
-        return None
+    if plan is None:
+        return reject(Reason.STACKED_MEMBERS)
+    if site is None or not used_only_by(loop, attr, statements, site):
+        return reject(Reason.STACKED_USED_ELSEWHERE)
     names = [f"{attr}_weights", f"{attr}_biases", f"{attr}_activations"]
     if any(attribute_uses(loop.cls.node, name) for name in names):
-        return None
+        return reject(Reason.NAME_TAKEN)
     if {"weight", "bias", "bound"} & names_in(loop.cls.methods.get("__init__", loop.cls.node)):
-        return None  # the initialisation loop below would clobber a local of that name
+        return reject(Reason.NAME_TAKEN)  # the initialisation loop below would clobber a local
 
     member_call = loop.calls[0]
     node = member_call.node
     if len(node.args) != 1 or node.args[0].keyword or node.args[0].star:
-        return None
+        return reject(Reason.STACKED_CALL)
     self_name = first_param(loop.cls.methods[loop.method]) or "self"
     out = "out"
     while out in loop.method_names:
@@ -462,7 +481,7 @@ def stacked_mlp_fix(
     replacements = {id(node): cst.Name(out)}
     read = _stacked_input(loop, member_call)
     if read is None:
-        return None
+        return reject(Reason.STACKED_INPUT)
     x, member_dim = read
     fused = (
         f"{RUN}({x}, {member_dim}, {self_name}.{attr}_weights, {self_name}.{attr}_biases, "
@@ -472,7 +491,7 @@ def stacked_mlp_fix(
         # What the loop does with each member's output, for all members at once.
         element = per_member_code(loop, site.element, replacements, [out])
         if element is None:
-            return None
+            return reject(Reason.MORE_THAN_OWN_CALL)
         # Written on the stacked outputs where it can be; vmap otherwise.
         fused = (
             lift(element, out, fused, torch_functions(imports))
@@ -480,7 +499,7 @@ def stacked_mlp_fix(
         )
     replacement = render(site, fused, 0, _concatenation(site, fused))
     if replacement is None:
-        return None
+        return reject(Reason.COMBINE_NOT_REPRODUCED)
 
     size = collection.size
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"

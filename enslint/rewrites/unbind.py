@@ -11,31 +11,33 @@ from enslint.analysis.loops import MemberLoop, SliceInfo
 from enslint.analysis.syntax import code_of, walk
 from enslint.findings import Applicability, Form, NodeEdit, RuleFix
 from enslint.rewrites.common import slice_name, sliced_tensor
+from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 
 
-def unbind_fix(loop: MemberLoop) -> RuleFix | str | None:
+def unbind_fix(loop: MemberLoop) -> RuleFix | Rejection:
     """Iterate `x.unbind(dim)` next to the members instead of indexing `x[:, i]`.
 
     Safe: `unbind` returns the same views, so parameters and numerics are unchanged; the
     backward builds the gradient of `x` once instead of once per member. None when the
-    members already read pieces of `x` (nothing to fix); else the reason it cannot apply.
+    members already read pieces of `x` (nothing to fix: NOT_APPLICABLE); else the reason it
+    cannot apply.
     """
     slices: list[SliceInfo] = []
     for call in loop.entry_calls:
         assert call.slice is not None  # ENS003 offers this fix for loops whose members read slices
         slices.append(call.slice)
     if not slices or any(s.via in ("unbind", "chunk") for s in slices):
-        return None
+        return NOT_APPLICABLE
     width_1 = {s.via == "narrow" for s in slices}
     if len(width_1) != 1:
-        return "the members read width-1 slices and single entries of one tensor"
+        return reject(Reason.UNBIND_MIXED_SLICES)
     if len({(s.tensor, s.dim) for s in slices}) != 1:
-        return "the members read slices of more than one tensor"
+        return reject(Reason.UNBIND_SEVERAL_TENSORS)
     if loop.index_var is None or not isinstance(loop.node, cst.For | cst.CompFor):
-        return "the loop has no member index to replace"
+        return reject(Reason.UNBIND_NO_INDEX)
     tensor, dim = sliced_tensor(loop, slices[0]), slices[0].dim
     if tensor is None:
-        return "the sliced tensor is not a plain name that stays the same for every member"
+        return reject(Reason.UNBIND_TENSOR_VARIES)
     name = slice_name(loop, tensor)
     inside = {id(n) for s in slices for n in walk(_expression(s))}
     index_used_elsewhere = any(

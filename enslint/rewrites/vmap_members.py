@@ -46,6 +46,7 @@ from enslint.rewrites.common import (
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.helper_module import HelperHome
+from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 
 HELPER = kinds.STACKED_MEMBERS
 # Modules whose forward writes to their own buffers, which vmap cannot batch.
@@ -82,35 +83,32 @@ def vmap_obstacle(type_name: str, module: cst.Module) -> str | None:
 
 def vmap_members_fix(
     loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
-) -> RuleFix | str | None:
-    """The rewrite, a reason (str) when the members rule it out, or None."""
+) -> RuleFix | Rejection:
+    """The rewrite, or why not (NOT_APPLICABLE: not this form, a nest)."""
     collection = loop.collection
     member = collection.member
     if member is None or member.kind == GROUP or loop.parent is not None:
-        return None
+        return NOT_APPLICABLE
     if "." not in loop.collection_text:
-        return (
-            f"the class is itself the nn.ModuleList (`for m in {loop.collection_text}`), "
-            "which the rewrite cannot replace from inside"
-        )
+        return reject(Reason.VMAP_CLASS_IS_LIST, collection=loop.collection_text)
     if collection.container != "nn.ModuleList":
-        return f"`{loop.collection_text}` is an `{collection.container}`; the general rewrite replaces an nn.ModuleList"
+        return reject(Reason.VMAP_CONTAINER, collection=loop.collection_text, container=collection.container)
     reason = unbatchable(member, module)
     if reason is not None:
         return reason
     found = torch_name_for(imports)
     if found is None:
-        return "`torch` names something else in this file"
+        return reject(Reason.TORCH_SHADOWED)
     building = building_statements(loop)
     if building is None:
-        return f"`{loop.collection_text}` is not built by one statement or one append loop in `__init__`"
+        return reject(Reason.VMAP_NOT_ONE_BUILDER, collection=loop.collection_text)
     site = find_site(loop, imports, wrapped=True)
     if site is None:
-        return "the loop does more than collect each member's result"
+        return reject(Reason.MORE_THAN_COLLECT)
     torch_name, add_import = found
     call = loop.calls[0]
     if call.input not in (SAME, SLICE) or any(a.keyword or a.star for a in call.node.args):
-        return "the members are called with keyword or unpacked arguments"
+        return reject(Reason.VMAP_KEYWORD_ARGUMENTS)
 
     attr = loop.collection_text.split(".", 1)[1]
     statements = building if isinstance(building, tuple) else (building,)
@@ -127,7 +125,7 @@ def vmap_members_fix(
     if call.input == SLICE:
         sliced = sliced_input(loop, call)
         if sliced is None:
-            return "the member's input is not a plain slice of one tensor along a literal dim"
+            return reject(Reason.NOT_A_PLAIN_SLICE)
         params.append(sliced.name)
         stacked, axis = sliced.stacked()
         inputs.append(stacked)
@@ -136,7 +134,7 @@ def vmap_members_fix(
             replacements[id(sliced.node)] = cst.Name(sliced.name)
     element = per_member_code(loop, site.element, replacements, params)
     if element is None:
-        return "each member's result depends on more than its own call"
+        return reject(Reason.MORE_THAN_OWN_CALL)
 
     self_name = first_param(loop.cls.methods[loop.method]) or "self"
     dims = f"({', '.join(in_dims)},)" if in_dims else "()"
@@ -144,7 +142,7 @@ def vmap_members_fix(
     fused = f"{self_name}.{attr}.vmap(lambda {', '.join(params)}: {element}{arguments}, in_dims={dims})"
     code = render(site, fused, 0, _concatenation(site, fused))
     if code is None:
-        return "the results are combined in a way the rewrite does not reproduce"
+        return reject(Reason.COMBINE_NOT_REPRODUCED)
 
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
     # A size read from another file's call site means nothing here.
@@ -160,16 +158,16 @@ def vmap_members_fix(
     return unsafe_rewrite(Form.VMAP, message, edits, module, (HELPER,), torch_name, home, add_import)
 
 
-def unbatchable(member: Member, module: cst.Module) -> str | None:
+def unbatchable(member: Member, module: cst.Module) -> Rejection | None:
     """Why torch.vmap cannot run these members: their running statistics, or something
     in their class's code (`vmap_obstacle`); None when nothing says so."""
     defined = definition(module, member.type_name.split("(")[0])
     source = member.text + (module.code_for_node(defined) if defined else "")
     if any(word in source for word in STATEFUL):
-        return f"`{member.type_name}` members keep running statistics, which torch.vmap cannot update"
+        return reject(Reason.RUNNING_STATISTICS, kind=member.type_name)
     obstacle = vmap_obstacle(member.type_name, module)
     if obstacle is not None:
-        return f"torch.vmap cannot batch `{member.type_name}`: {obstacle}"
+        return reject(Reason.CANNOT_BATCH, kind=member.type_name, obstacle=obstacle)
     return None
 
 

@@ -42,6 +42,7 @@ from enslint.rewrites.common import (
 )
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.helper_module import HelperHome
+from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, quoted, reject
 
 HOOK = kinds.PER_HEAD_HOOK
 _COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp)  # the comprehensions that make a list
@@ -59,30 +60,30 @@ class _Layer:
         self.member_axis = -2 if axis == -1 else axis  # where `unflatten` puts the heads
 
 
-def _layer(loop: MemberLoop) -> _Layer | str:
+def _layer(loop: MemberLoop) -> _Layer | Rejection:
     collection = loop.collection
     assert collection.member is not None  # a member loop runs over identical members (analysis/loops.py)
     if collection.member.kind not in (LINEAR, CONV):
         kind = collection.member.type_name
-        return f"no automatic fix yet for {kind if '`' in kind else f'`{kind}`'} members"
+        return reject(Reason.WIDE_MEMBERS, kind=quoted(kind))
     built = _construction(loop)
     if built is None:
         if collection.container == "nn.ModuleDict":
-            return "no automatic fix: the nn.ModuleDict is not built by one dict comprehension"
-        return "no automatic fix: the collection is not built by one comprehension or one append loop"
+            return reject(Reason.WIDE_DICT_NOT_COMPREHENSION)
+        return reject(Reason.WIDE_NOT_ONE_BUILDER)
     ctor, built_by, keys = built
     if (
         len(positional_args(ctor)) < 2
         or any(a.keyword is None for a in ctor.args[len(positional_args(ctor)) :])
         or any(a.star for a in ctor.args)
     ):
-        return "no automatic fix: the layer's sizes are not given positionally"
+        return reject(Reason.WIDE_SIZES_NOT_POSITIONAL)
     if collection.member.kind == CONV:
         if (
             any(a.keyword is not None and a.keyword.value == "groups" for a in ctor.args)
             or len(positional_args(ctor)) > 6
         ):
-            return "no automatic fix: grouped convolutions"
+            return reject(Reason.WIDE_GROUPED_CONV)
         return _Layer(ctor, 1, built_by, keys)
     return _Layer(ctor, -1, built_by, keys)
 
@@ -125,26 +126,26 @@ def _construction(loop: MemberLoop) -> tuple[cst.Call, Building, str | None] | N
 
 def wide_layer_fix(
     loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
-) -> RuleFix | str | None:
-    """The fix, or why there is none (None: nothing worth saying)."""
+) -> RuleFix | Rejection:
+    """The fix, or why there is none."""
     collection = loop.collection
     assert collection.member is not None  # a member loop runs over identical members (analysis/loops.py)
     if loop.parent is not None or collection.member.kind == "group":
-        return None  # nests: described in the message, rewritten by hand for now
+        return NOT_APPLICABLE  # nests: grouped_heads.py
     layer = _layer(loop)
-    if isinstance(layer, str):
+    if isinstance(layer, Rejection):
         return layer
     attr = loop.collection_text.split(".", 1)[-1]
     built_by = layer.built_by if isinstance(layer.built_by, tuple) else (layer.built_by,)
     site = find_site(loop, imports)
     if "." not in loop.collection_text:
-        return None
+        return reject(Reason.WIDE_UNREAD)
     elsewhere = other_use(loop, attr, built_by, site) if site is not None else None
     if elsewhere is not None:
-        return f"no automatic fix: {elsewhere}"
+        return reject(Reason.WIDE_USED_ELSEWHERE, **dict(elsewhere.fields))
     found = torch_name_for(imports)
     if found is None:
-        return None
+        return reject(Reason.WIDE_UNREAD)
     torch_name, add_import = found
     count_attr = f"{attr}_count"
     if (
@@ -153,10 +154,10 @@ def wide_layer_fix(
         or len(loop.calls) != 1
         or collection.size is None
     ):
-        return None
+        return reject(Reason.WIDE_UNREAD)
     method = loop.cls.methods[loop.method]
     self_name = first_param(method) or "self"
-    unfused = "no automatic fix: the loop does more than collect each head's output"
+    unfused = reject(Reason.WIDE_MORE_THAN_COLLECT)
     if site is None:
         return unfused
     raw = f"{self_name}.{attr}({code_of(site.argument)})"

@@ -35,6 +35,9 @@ class Finding:
     # The long explanation (shape arithmetic, the fused form, why no rewrite), shown with
     # --show-details and in JSON; `message` is one short line.
     details: str = ""
+    # Why no fused rewrite, where the details say so (registry.Offer.note): for verify's
+    # table and the JSON output, as data rather than read back from `details`.
+    no_fix: str = ""
 
 
 @dataclass(frozen=True)

@@ -198,28 +198,6 @@ _REMEDIES = {
 NO_FIX = "no automatic fix (--show-details)"
 
 
-def kept_because(reason: str) -> str:
-    """Why the fix keeps the members and stacks them at each call: what rules out the
-    rewrites that replace the collection."""
-    return f"members kept and stacked at each call: {reason.removeprefix('no fused rewrite: ')}"
-
-
-def members_kept(loop: MemberLoop, model: FileModel, reason: object, message: str) -> tuple[RuleFix, str] | None:
-    """Where nothing may replace the collection: the call-time fix (the members kept,
-    only the loop replaced), with `message` saying what ruled out the fused storage when
-    `reason` is that reason; None where the call-time fix does not apply either."""
-    from enslint.findings import RuleFix
-    from enslint.rewrites.call_time import call_time_fix
-    from enslint.rewrites.helper_module import home_of
-
-    kept = call_time_fix(loop, model.module, model.imports, home_of(model))
-    if not isinstance(kept, RuleFix):
-        return None
-    if isinstance(reason, str):
-        message += f" ({kept_because(reason)})"
-    return kept, message
-
-
 def remedy(fixes: Sequence[RuleFix]) -> str:
     """The headline's advice: what the preferred fix does, or where to read why none."""
     if not fixes:

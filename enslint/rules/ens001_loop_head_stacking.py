@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
 from enslint.analysis.kinds import SAME, SLICE
-from enslint.findings import RuleFix
-from enslint.rewrites.blockers import fused_blocker
-from enslint.rewrites.helper_module import home_of
+from enslint.rewrites.registry import same_input_offer
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     NO_FIX,
@@ -17,7 +15,6 @@ from enslint.rules.describe import (
     headline,
     member_kind,
     member_of,
-    members_kept,
     members_phrase,
     nest_phrase,
     remedy,
@@ -309,29 +306,18 @@ class Heads(tnn.Module):
             member = member_of(loop.collection)
             group = group_member(loop)
             message = _same_input_message(loop, model, member, group, inputs.pop())
-            fix = _collection_fix(loop, model, member, group)
-            if not member.shared and group is None and not (isinstance(fix, tuple) and fix):
-                # Nothing can replace the collection: the loop alone can still go.
-                kept = members_kept(loop, model, fix, message)
-                if kept is not None:
-                    fix, message = (kept[0],), kept[1]
-            if isinstance(fix, str):
-                message += f" ({fix})"
-                fix = None
-            fixes = fix if isinstance(fix, tuple) else (fix,) if fix else ()
-            if fixes:
-                advice = remedy(fixes)
-            elif group is not None and not fix:
+            offer = same_input_offer(loop, model, member, group)
+            if offer.note:
+                message += f" ({offer.note})"
+            if offer.fixes:
+                advice = remedy(offer.fixes)
+            elif group is not None:
                 advice = "fix: on the inner loop"
             else:
                 advice = NO_FIX
             variants = _headline_variants(loop, member, group)
-            yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)
-
-
-# What a finding's fix decision holds: the fixes on offer (preferred first), one fix, the
-# reason there is none, or None (shared members: nothing to fuse).
-_Fix: TypeAlias = RuleFix | str | tuple[RuleFix, ...] | None
+            title = headline(loop, variants, advice)
+            yield Finding(self.code, title, loop.report_node, offer.fixes, details=message, no_fix=offer.note or "")
 
 
 def _same_input_message(
@@ -360,56 +346,6 @@ def _same_input_message(
             on_slices = all(c.input == SLICE for c in parent.calls) and len(slices) == 1
             message += "; " + nest_phrase(parent, member, loop.size, on_slices, slices.pop() if on_slices else None)
     return message
-
-
-def _collection_fix(loop: MemberLoop, model: FileModel, member: Member, group: tuple[Member, str] | None) -> _Fix:
-    """What may replace the collection: none for shared members; past a blocker, only the
-    general vmap form; for the heads of a group, the rewrite of the whole nest; else the
-    fused forms on offer."""
-    from enslint.rewrites.grouped_heads import grouped_heads_fix
-    from enslint.rewrites.vmap_members import vmap_members_fix
-
-    blocker = fused_blocker(loop, model)
-    if member.shared:
-        return None
-    if blocker is not None:
-        fix: _Fix = f"no fused rewrite: {blocker}"
-        if fused_blocker(loop, model, general=True) is None:
-            made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
-            fix = (made,) if isinstance(made, RuleFix) else fix
-        return fix
-    if loop.parent is not None:
-        fix = grouped_heads_fix(loop.parent, loop, model.module, model.imports, home_of(model))
-        if isinstance(fix, str) and not fix.startswith("no "):
-            fix = f"no fused rewrite: {fix}"
-        return fix
-    return _fused_forms(loop, model, group)
-
-
-def _fused_forms(loop: MemberLoop, model: FileModel, group: tuple[Member, str] | None) -> tuple[RuleFix, ...] | str:
-    """The fused rewrites on offer, preferred first, or why there is none."""
-    from enslint.rewrites.stacked_mlp import stacked_mlp_fix
-    from enslint.rewrites.vmap_members import vmap_members_fix
-    from enslint.rewrites.wide_layer import wide_layer_fix
-
-    # Preferred first: one wide layer, stacked MLP weights, the general vmap
-    # form; the vmap form is also offered beside a specific one, for verify
-    # to time (which is faster depends on the device and the shapes).
-    # Stacked weights are only tried where no wide layer is possible: a
-    # second specific form would never be offered.
-    made: list[RuleFix | str | None] = [wide_layer_fix(loop, model.module, model.imports, home_of(model))]
-    if not isinstance(made[0], RuleFix):
-        made.append(stacked_mlp_fix(loop, model.module, model.imports, home_of(model)))
-    made.append(vmap_members_fix(loop, model.module, model.imports, home_of(model)))
-    offered = [m for m in made if isinstance(m, RuleFix)]
-    fix: tuple[RuleFix, ...] | str = tuple(offered[:1] + [m for m in offered[1:] if m is made[-1]])
-    reasons = [m if m.startswith("no ") else f"no fused rewrite: {m}" for m in made if isinstance(m, str)]
-    if not fix and reasons:
-        # "not yet for these members" only when nothing more specific stands in the way.
-        fix = next((r for r in reasons if " yet for " not in r), reasons[0])
-    if not fix and group is not None:
-        fix = "the fused rewrite of the whole nest comes with the inner loop's finding"
-    return fix
 
 
 def _headline_variants(loop: MemberLoop, member: Member, group: tuple[Member, str] | None) -> list[str]:

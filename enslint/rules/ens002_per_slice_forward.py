@@ -3,10 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from enslint.analysis.kinds import LINEAR
-from enslint.findings import RuleFix
-from enslint.rewrites.blockers import fused_blocker
-from enslint.rewrites.helper_module import home_of
+from enslint.rewrites.registry import slices_offer
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     count_of,
@@ -16,7 +13,6 @@ from enslint.rules.describe import (
     headline,
     member_kind,
     member_of,
-    members_kept,
     members_phrase,
     nest_phrase,
     per_slice_loops,
@@ -228,21 +224,14 @@ class Zipped(nn.Module):
             sliced = " and ".join(f"`{t}`" for t in tensors)
             group = group_member(loop)
             message = _per_slice_message(loop, model, member, group, first, sliced)
-            fused, alternatives = _collection_fix(loop, model, member, group)
-            if not member.shared and group is None and not isinstance(fused, RuleFix):
-                # Nothing can replace the collection: the loop alone can still go.
-                kept = members_kept(loop, model, fused, message)
-                if kept is not None:
-                    fused, message = kept
-            note = _no_fix_note(fused, member, group)
-            if isinstance(fused, str):
-                fused = None
-            if note:
-                message += f" ({note})"
-            fixes = tuple(f for f in (fused, *alternatives) if f is not None)  # the preferred first
+            offer = slices_offer(loop, model, member, group)
+            if offer.note:
+                message += f" ({offer.note})"
+            fixes = offer.fixes
             variants = _headline_variants(loop, member, group, sliced)
             advice = "fix: on the inner loop (ENS001)" if group is not None and not fixes else remedy(fixes)
-            yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)
+            title = headline(loop, variants, advice)
+            yield Finding(self.code, title, loop.report_node, fixes, details=message, no_fix=offer.note or "")
 
 
 def _per_slice_message(
@@ -272,53 +261,6 @@ def _per_slice_message(
         obstacle = vmap_obstacle(member.type_name, model.module)
         message += f"; fuse them into {fused_on_slices(member, loop.size, dim, obstacle)}"
     return message
-
-
-def _collection_fix(
-    loop: MemberLoop, model: FileModel, member: Member, group: tuple[Member, str] | None
-) -> tuple[RuleFix | str | None, list[RuleFix]]:
-    """(the preferred fix, or why there is none; the alternatives offered beside it): one
-    call for a shared instance; past a blocker, only the general vmap form; stacked
-    weights or the vmap form for single members; nothing here for groups."""
-    from enslint.rewrites.shared_instance import shared_instance_fix
-    from enslint.rewrites.stacked_mlp import stacked_mlp_fix
-    from enslint.rewrites.vmap_members import vmap_members_fix
-
-    blocker = fused_blocker(loop, model)
-    alternatives: list[RuleFix] = []
-    fused: RuleFix | str | None
-    if member.shared:
-        # One instance: nothing to fuse, one call on all slices (safe, no new weights).
-        fused = None if blocker else shared_instance_fix(loop, model.module, model.imports)
-    elif blocker is not None:
-        fused = f"{blocker}"
-        if group is None and fused_blocker(loop, model, general=True) is None:
-            made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
-            fused = made if isinstance(made, RuleFix) else fused
-    elif group is None:
-        stacked = stacked_mlp_fix(loop, model.module, model.imports, home_of(model))
-        general = vmap_members_fix(loop, model.module, model.imports, home_of(model))
-        fused = stacked or general
-        if stacked is not None and isinstance(general, RuleFix):
-            alternatives.append(general)  # for verify to time beside the stacked form
-    else:
-        fused = None
-    return fused, alternatives
-
-
-def _no_fix_note(fused: RuleFix | str | None, member: Member, group: tuple[Member, str] | None) -> str | None:
-    """Why the finding has no fused rewrite (`fused` is the reason, or None), for the
-    details; None when it has one or the members are one shared instance."""
-    if isinstance(fused, str):
-        return f"no fused rewrite: {fused}"
-    if fused is None and not member.shared and group is not None and group[0].kind == LINEAR:
-        # The fused rewrite of the seed's nest of linear heads rides on the inner
-        # loop's ENS001 finding.
-        return "the fused rewrite of the whole nest comes with the inner loop's ENS001 finding"
-    if fused is None and not member.shared:
-        kind = (group[0] if group else member).type_name
-        return f"no automatic fused rewrite yet for {kind if '`' in kind else f'`{kind}`'} members"
-    return None
 
 
 def _headline_variants(loop: MemberLoop, member: Member, group: tuple[Member, str] | None, sliced: str) -> list[str]:

@@ -141,7 +141,7 @@ class Columns(nn.Module):
     ]
 
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
-        from enslint.rewrites.unbind import unbind_fix
+        from enslint.rewrites.registry import slice_gradient_offer
 
         for loop, entries in per_slice_loops(model, settings):
             read = [slice_read(c) for c in entries]
@@ -158,15 +158,15 @@ class Columns(nn.Module):
                 f"full-size gradients of `{tensor}` (cost grows with {loop.size} squared); iterate "
                 f"`{remedy_text}` instead"
             )
-            fix = unbind_fix(loop)
-            if isinstance(fix, str):
-                message += f" (no automatic fix: {fix})"
-                fix = None
-            fixes = (fix,) if fix else ()
+            offer = slice_gradient_offer(loop)
+            no_fix = f"no automatic fix: {offer.rejection.text}" if offer.rejection is not None else ""
+            if no_fix:
+                message += f" ({no_fix})"
             variants = [
                 f"{count_of(loop)} members index slices of the activation `{tensor}` (backward cost ~E^2)",
                 f"{count_of(loop)} members index slices of `{tensor}` (backward ~E^2)",
                 f"members index slices of `{tensor}` (backward ~E^2)",
             ]
-            advice = f"fix: iterate `{remedy_text}`" if fix else NO_FIX
-            yield Finding(self.code, headline(loop, variants, advice), loop.report_node, fixes, details=message)
+            advice = f"fix: iterate `{remedy_text}`" if offer.fixes else NO_FIX
+            title = headline(loop, variants, advice)
+            yield Finding(self.code, title, loop.report_node, offer.fixes, details=message, no_fix=no_fix)

@@ -35,8 +35,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 # its own column (`traced`).
 EQUIVALENT, MISMATCH, NO_REWRITE = "equivalent", "mismatch", "no rewrite"
 _COLLECTION = re.compile(r"loops over `\w+\.(\w+)`")
-# The message's closing "(no fused rewrite: ...)", which may itself hold `clones()`.
-_REASON = re.compile(r"\(((?:[^()]|\([^()]*\))*(?:fix|rewrite)(?:[^()]|\([^()]*\))*)\)$")
 
 
 # A class that has not finished in this many seconds (its import included) is stopped.
@@ -149,7 +147,7 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     row = Row(target.display, target.rules, device=options.device, dtype=options.dtype)
     if not target.candidates:
         row.status = NO_REWRITE
-        reasons = [m.group(1) for d in target.findings for m in [_REASON.search(d.details or d.message)] if m]
+        reasons = [d.no_fix for d in target.findings if d.no_fix]
         row.notes = reasons[:1] or (["no finding in this class"] if not target.findings else [])
         return row
     dtype = DTYPES[options.dtype]
