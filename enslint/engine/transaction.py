@@ -159,6 +159,9 @@ def fix_file(
 class ChangedMeanwhile(OSError):
     """Another process changed the file after enslint read it: its bytes are kept."""
 
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} changed while enslint was fixing it; left as it is")
+
 
 def refusal(path: Path) -> str | None:
     """Why the file at `path` (its real path) must not be replaced, or None."""
@@ -185,7 +188,7 @@ def preflight(outcome: FixOutcome) -> str | None:
     if current == outcome.after:
         return None
     if current != outcome.before:
-        raise ChangedMeanwhile(f"{outcome.job.path} changed while enslint was fixing it; left as it is")
+        raise ChangedMeanwhile(outcome.job.path)
     return encoding
 
 
@@ -209,5 +212,5 @@ def write_atomically(outcome: FixOutcome) -> bool:
     owner = (info.st_uid, info.st_gid)
     result = replace_bytes(path, fixed, expected, info.st_mode, owner, outcome.job.path)
     if result == "changed":
-        raise ChangedMeanwhile(f"{outcome.job.path} changed while enslint was fixing it; left as it is")
+        raise ChangedMeanwhile(outcome.job.path)
     return result == "written"

@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+# What `other_use` (common.py) says of a use of the collection the rewrite cannot keep.
+_ALSO_USED = "`{collection}` is also used{where} (`{code}`)"
+
 
 class Kind(Enum):
     NOT_THIS_FORM = "not this form"
@@ -67,7 +70,7 @@ class Reason(Enum):
     NOT_A_PLAIN_SLICE = ("the member's input is not a plain slice of one tensor along a literal dim", Kind.BLOCKED)
     COMBINE_NOT_REPRODUCED = ("the results are combined in a way the rewrite does not reproduce", Kind.BLOCKED)
     MORE_THAN_OWN_CALL = ("each member's result depends on more than its own call", Kind.BLOCKED)
-    USED_ELSEWHERE = ("`{collection}` is also used{where} (`{code}`)", Kind.BLOCKED)
+    USED_ELSEWHERE = (_ALSO_USED, Kind.BLOCKED)
     NO_PLACE_FOR_IMPORT = ("there is no place for the import the rewrite adds", Kind.QUIET)
     RUNNING_STATISTICS = ("`{kind}` members keep running statistics, which torch.vmap cannot update", Kind.BLOCKED)
     CANNOT_BATCH = ("torch.vmap cannot batch `{kind}`: {obstacle}", Kind.BLOCKED)
@@ -84,7 +87,7 @@ class Reason(Enum):
     )
     WIDE_SIZES_NOT_POSITIONAL = ("no automatic fix: the layer's sizes are not given positionally", Kind.BLOCKED)
     WIDE_GROUPED_CONV = ("no automatic fix: grouped convolutions", Kind.BLOCKED)
-    WIDE_USED_ELSEWHERE = ("no automatic fix: `{collection}` is also used{where} (`{code}`)", Kind.BLOCKED)
+    WIDE_USED_ELSEWHERE = ("no automatic fix: " + _ALSO_USED, Kind.BLOCKED)
     WIDE_MORE_THAN_COLLECT = ("no automatic fix: the loop does more than collect each head's output", Kind.BLOCKED)
     WIDE_UNREAD = ("the collection or the loop is not in the shape the wide layer reads", Kind.QUIET)
 

@@ -125,7 +125,6 @@ def slices_offer(loop: MemberLoop, model: FileModel, member: Member, group: tupl
     from enslint.rewrites.vmap_members import vmap_members_fix
 
     blocker = fused_blocker(loop, model)
-    fixes: tuple[RuleFix, ...] = ()
     outcome: RuleFix | Rejection = NOT_APPLICABLE
     if member.shared:
         # One instance: nothing to fuse, one call on all slices (safe, no new weights).
@@ -134,21 +133,21 @@ def slices_offer(loop: MemberLoop, model: FileModel, member: Member, group: tupl
         outcome = blocker
         if group is None and fused_blocker(loop, model, general=True) is None:
             made = vmap_members_fix(loop, model.module, model.imports, home_of(model))
-            outcome = made if isinstance(made, RuleFix) else blocker
+            if isinstance(made, RuleFix):
+                return Offer((made,))
     elif group is None:
         stacked = stacked_mlp_fix(loop, model.module, model.imports, home_of(model))
         general = vmap_members_fix(loop, model.module, model.imports, home_of(model))
         if isinstance(stacked, RuleFix):
-            fixes = (stacked, general) if isinstance(general, RuleFix) else (stacked,)
-            return Offer(fixes)
+            return Offer(tuple(f for f in (stacked, general) if isinstance(f, RuleFix)))
+        if isinstance(general, RuleFix):
+            return Offer((general,))
         outcome = general
-    if isinstance(outcome, RuleFix):
-        return Offer((outcome,))
+    rejection = said(outcome)
     if group is None:
-        kept = _members_kept(loop, model, said(outcome))
+        kept = _members_kept(loop, model, rejection)
         if kept.fixes:
             return kept
-    rejection = said(outcome)
     if rejection is None and group is not None and group[0].kind == LINEAR:
         rejection = reject(Reason.NEST_ON_INNER_FINDING)
     elif rejection is None:
