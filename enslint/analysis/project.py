@@ -6,10 +6,11 @@ that calls `EnsembleQ(q_funcs)`, or the base class comes from an installed libra
 index answers those questions for one project, without importing anything:
 
 - which files: the project a file belongs to is the folder above it that holds a
-  `pyproject.toml`, `setup.py`, `setup.cfg` or `.git` (for an installed package, the
-  package's own folder); without one, the folder that holds the checked files (or their
-  top packages), never the rest of the folder they sit in; its files are the `.py` files
-  below that, minus hidden folders and virtualenvs.
+  `pyproject.toml`, `setup.py`, `setup.cfg` or `.git`; without one (an installed package
+  has none), the folder that holds the checked files, never the rest of the package or
+  folder they sit in; its files are the `.py` files below that, minus hidden folders and
+  virtualenvs. Files outside that bound are read when a checked file imports from them
+  (`exports`), never walked.
 - which facts: a name imported by a file is followed to the file that defines it, by path
   (`from .base import X` next to the importer; `pkg.mod` under the importer's source
   root, the project root, its `src/`, then `sys.path` for installed packages), through
@@ -81,8 +82,10 @@ def project_root(path: Path) -> Path | None:
     path = path.absolute()
     folder = path if path.is_dir() else path.parent
     for candidate in (folder, *folder.parents):
-        if candidate.parent.name in _PACKAGE_HOMES:
-            return candidate  # an installed package: its own folder
+        if candidate.name in _PACKAGE_HOMES:
+            # An installed package has no marker of its own; one further up belongs to
+            # the project whose virtualenv this is, which does not walk it.
+            return None
         if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
             return candidate
     return None
@@ -90,9 +93,10 @@ def project_root(path: Path) -> Path | None:
 
 def project_roots(files: list[Path]) -> dict[Path, Path]:
     """The project root of each checked file's folder. Without a marker, the project is
-    what the checked files reach: the folder holding all the checked files (or their top
-    packages) of one source root, never the source root's other contents. A copy of a
-    package checked beside 1,600 unrelated files indexes the package, not them."""
+    what is checked: the folder holding all the checked files of one source root, never
+    the rest of it. A copy of a package checked beside 1,600 unrelated files indexes the
+    package, not them; torch/nn checked where torch is installed indexes torch/nn, not
+    the 2,000 other files of torch."""
     roots: dict[Path, Path] = {}
     unmarked: dict[Path, list[Path]] = {}  # source root -> the checked folders below it
     seen: set[Path] = set()
@@ -106,18 +110,10 @@ def project_roots(files: list[Path]) -> dict[Path, Path]:
             roots[folder] = marked
         else:
             unmarked.setdefault(source_root(path.absolute()), []).append(folder)
-    for top, folders in unmarked.items():
-        reached = [_top_package(folder, top) for folder in folders]
-        common = Path(os.path.commonpath(reached)) if len(reached) > 1 else reached[0]
+    for folders in unmarked.values():
+        common = Path(os.path.commonpath(folders)) if len(folders) > 1 else folders[0]
         roots.update(dict.fromkeys(folders, common))
     return roots
-
-
-def _top_package(folder: Path, top: Path) -> Path:
-    """The outermost package holding `folder` (the folder itself when it is none)."""
-    while folder.parent != top and folder.parent != folder and folder != top:
-        folder = folder.parent
-    return folder
 
 
 def source_root(path: Path) -> Path:
@@ -562,6 +558,7 @@ class ProjectIndex:
                 table = {}
         names: set[str] = set(known)
         candidates = [str(path) for path in self.files() if str(path) not in skip]
+        candidates += self._imported_from_outside(skip)
         done: set[str] = set()
         changed = False
         for _ in range(6):
@@ -591,6 +588,24 @@ class ProjectIndex:
         if changed and table_path is not None:
             _write_json(table_path, {"fingerprint": fingerprint, "files": table})
         return names - set(known)
+
+    def _imported_from_outside(self, checked: AbstractSet[str]) -> list[str]:
+        """The files outside a project without a marker (what is checked, see
+        `project_roots`) that the checked files import names from: the only other files
+        whose exports they can use. A marked project's files are all walked already, and
+        so are those of a package checked whole (its other imports are other packages)."""
+        if project_root(self.root) is not None or not (self.root.parent / "__init__.py").is_file():
+            return []
+        found: dict[str, None] = {}
+        for path in sorted(checked):
+            facts = self.facts(path)
+            if facts is None:
+                continue
+            for qualified in facts.imports.values():
+                located = self.locate(qualified, path)
+                if located is not None and not Path(located[0]).is_relative_to(self.root):
+                    found[located[0]] = None
+        return list(found)
 
     def _exports_of(self, path: str, names: set[str]) -> tuple[list[str], list[str]]:
         """The file's exports, and the other files read to find them."""
