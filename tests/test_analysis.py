@@ -299,7 +299,43 @@ def test_model_records_collections_and_loops():
         "nn.Linear",
     )
     loop = next(l for l in model.loops if l.method == "forward")
-    assert loop.combine == "stacked" and [c.input for c in loop.calls] == ["same"]
+    assert loop.combine.text == "stacked" and [c.input for c in loop.calls] == ["same"]
+    assert (loop.combine.site.kind, loop.combine.site.dim) == ("stack", "1")
+
+
+# How a loop's results are combined, as the analysis records it once for the message
+# (text) and for the rewrites (the site's kind, dim and wrapper, and whether the element
+# is the member call alone); None where no rewrite can replace the combine.
+COMBINES = [
+    ("return torch.stack([h(x) for h in self.heads], dim=-1)\n", "stacked", ("stack", "-1", None, True)),
+    ("return torch.cat([h(x) for h in self.heads], dim=1)\n", "concatenated", ("cat", "1", None, True)),
+    ("return sum(h(x) for h in self.heads) / len(self.heads)\n", "summed", ("mean", None, None, True)),
+    ("return torch.stack([h(x) for h in self.heads]).mean(0)\n", "averaged", ("mean", None, None, True)),
+    ("return tuple(h(x) for h in self.heads)\n", "returned as a tuple", ("unbind", None, "tuple", True)),
+    ("return [h(x).relu() for h in self.heads]\n", "returned as a list", ("unbind", None, "list", False)),
+    (
+        "outs = []\nfor h in self.heads:\n    y = h(x)\n    outs.append(y)\nreturn torch.stack(outs, dim=1)\n",
+        "stacked",
+        ("stack", "1", None, True),
+    ),
+    ("total = 0\nfor h in self.heads:\n    total += h(x)\nreturn total\n", "summed", ("sum", None, None, True)),
+    (
+        "out = x.new_zeros(len(self.heads), x.shape[0], 4)\nfor i, h in enumerate(self.heads):\n"
+        "    out[i] = h(x)\nreturn out\n",
+        "written into a preallocated tensor by index",
+        ("stack", "0", None, True),
+    ),
+    ("return self.combine([h(x) for h in self.heads])\n", "passed to `self.combine`", None),
+]
+
+
+@pytest.mark.parametrize("forward, text, site", COMBINES, ids=[c[1] + "-" + str(i) for i, c in enumerate(COMBINES)])
+def test_one_combine_fact_per_loop(forward, text, site):
+    model = model_of(ensemble(LINEAR_HEADS, forward))
+    loop = next(l for l in model.loops if l.method == "forward")
+    found = loop.combine.site
+    assert loop.combine.text == text
+    assert (None if found is None else (found.kind, found.dim, found.wrapper, loop.combine.call_alone)) == site
 
 
 def test_enumerate_with_start_is_not_a_member_index():

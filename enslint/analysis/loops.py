@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from enslint.analysis.combine import Combine, LoopSpan, combine_at
 from enslint.analysis.context import Collection, find_method
 from enslint.analysis.kinds import CHAIN, GROUP, OTHER, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.syntax import (
@@ -217,7 +218,7 @@ class MemberLoop:
     index_var: str | None
     member_var: str | None
     calls: list[MemberCall] = field(default_factory=list)
-    combine: str | None = None
+    combine: Combine = field(default_factory=Combine)  # how the results are combined
     children: list[MemberLoop] = field(default_factory=list)
     # Loop variables bound to per-member pieces: `xi` in `zip(self.members, x.unbind(1))`.
     elements: dict[str, SliceInfo] = field(default_factory=dict)
@@ -745,7 +746,7 @@ class _MethodAnalysis:
                         loop.calls.append(
                             self.classify(call.node, loop, call.collection, call.collection_text, call.method)
                         )
-            loop.combine = self.combine_of(loop)
+            loop.combine = combine_at(self.span_of(loop), self.ctx.imports, self.combine_of(loop))
         return self.loops
 
     def add_loop(
@@ -966,6 +967,16 @@ class _MethodAnalysis:
         return found
 
     # -- combining ------------------------------------------------------------------
+    def span_of(self, loop: MemberLoop) -> LoopSpan | None:
+        """What finding the loop's combine site reads, for a loop of one member call."""
+        if len(loop.calls) != 1:
+            return None
+        call = loop.calls[0]
+        read = call.slice.tensor if call.slice is not None else None
+        if read is None and call.node.args:
+            read = code_of(call.node.args[0].value)
+        return LoopSpan(self.method, loop.node, loop.report_node, call.node, loop.collection_text, loop.index_var, read)
+
     def combine_of(self, loop: MemberLoop) -> str | None:
         if isinstance(loop.node, cst.CompFor):
             comprehension = next(a for a in self.index.ancestors(loop.node) if isinstance(a, COMPREHENSIONS))
@@ -984,7 +995,7 @@ class _MethodAnalysis:
                     found = self.combine_of_list(node.func.value, loop)
                     if found:
                         return found
-            return next((child.combine for child in loop.children if child.combine), None)
+            return next((child.combine.text for child in loop.children if child.combine.text), None)
         for call in reversed(calls):
             found = self.flow(call.node, loop, body, depth=0)
             if found:

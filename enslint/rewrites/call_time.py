@@ -36,7 +36,6 @@ from enslint.analysis.syntax import code_of, int_value, names_in, walk
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     SlicedInput,
-    find_site,
     per_member_code,
     render,
     site_edits,
@@ -78,7 +77,7 @@ def call_time_fix(
     found = torch_name_for(imports)
     if found is None:
         return reject(Reason.TORCH_SHADOWED)
-    site = find_site(loop, imports, wrapped=True) if len(loop.collections) == 1 else None
+    site = loop.combine.site if len(loop.collections) == 1 else None
     if site is None:
         return _whole_body(loop, module, imports, home, found)
     call = loop.calls[0]

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.combine import append_of, direct_consumer, empty_list_named, sibling
 from enslint.analysis.context import Member
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import GROUP, LINEAR, SAME, SLICE
@@ -41,16 +42,7 @@ from enslint.analysis.syntax import (
     names_in,
 )
 from enslint.findings import Form, NodeEdit, RuleFix
-from enslint.rewrites.common import (
-    append_of,
-    building_statements,
-    combined_over_first,
-    direct_consumer,
-    empty_list_named,
-    nn_name,
-    sibling,
-    unsafe_rewrite,
-)
+from enslint.rewrites.common import building_statements, combined_over_first, nn_name, unsafe_rewrite
 from enslint.rewrites.common import torch_name as torch_name_for
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject

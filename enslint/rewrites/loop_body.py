@@ -33,16 +33,10 @@ from typing import TypeVar
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.combine import append_of, direct_consumer, empty_list_named, sibling, single_statement
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, arg_at, code_of, int_value, names_in, target_names, walk
-from enslint.rewrites.common import (
-    append_of,
-    direct_consumer,
-    empty_list_named,
-    sibling,
-    single_statement,
-)
 from enslint.rewrites.reasons import Reason, Rejection, reject
 
 NodeT = TypeVar("NodeT", bound=cst.CSTNode)

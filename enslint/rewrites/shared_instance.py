@@ -15,7 +15,7 @@ from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import LINEAR, MLP, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.findings import Applicability, Form, RuleFix
-from enslint.rewrites.common import find_site, render, site_edits, sliced_input
+from enslint.rewrites.common import render, site_edits, sliced_input
 from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 
 
@@ -26,7 +26,7 @@ def shared_instance_fix(loop: MemberLoop, module: cst.Module, imports: ImportTab
         return NOT_APPLICABLE
     if member.kind not in (LINEAR, MLP):
         return reject(Reason.SHARED_NOT_LAST_DIM, kind=member.type_name)
-    site = find_site(loop, imports)
+    site = loop.combine.plain_site
     if site is None:
         return reject(Reason.MORE_THAN_COLLECT)
     sliced = sliced_input(loop, loop.calls[0])

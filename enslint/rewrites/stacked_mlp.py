@@ -28,6 +28,7 @@ from typing import TypeGuard
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.combine import Site, append_of, single_statement
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import LINEAR, MLP, MODULE, SAME, SLICE
 from enslint.analysis.loops import MemberCall, MemberLoop
@@ -36,16 +37,12 @@ from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     Building,
-    Site,
-    append_of,
     building_statements,
     built_value,
     definition,
-    find_site,
     nn_name,
     per_member_code,
     render,
-    single_statement,
     site_edits,
     sliced_input,
     unsafe_rewrite,
@@ -458,7 +455,7 @@ def stacked_mlp_fix(
     )
     plan = _layer_plan(call, module, imports, nn)
     attr = loop.collection_text.split(".", 1)[-1]
-    site = find_site(loop, imports, wrapped=True)
+    site = loop.combine.site
     statements = building if isinstance(building, tuple) else (building,)
     if plan is None:
         return reject(Reason.STACKED_MEMBERS)

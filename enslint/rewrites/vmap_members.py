@@ -26,6 +26,7 @@ from __future__ import annotations
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.combine import Site
 from enslint.analysis.context import Member
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import GROUP, SAME, SLICE
@@ -33,10 +34,8 @@ from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, attribute_uses, code_of, first_param, walk
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
-    Site,
     building_statements,
     definition,
-    find_site,
     other_use,
     per_member_code,
     render,
@@ -102,7 +101,7 @@ def vmap_members_fix(
     building = building_statements(loop)
     if building is None:
         return reject(Reason.VMAP_NOT_ONE_BUILDER, collection=loop.collection_text)
-    site = find_site(loop, imports, wrapped=True)
+    site = loop.combine.site
     if site is None:
         return reject(Reason.MORE_THAN_COLLECT)
     torch_name, add_import = found

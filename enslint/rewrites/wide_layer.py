@@ -19,6 +19,7 @@ from __future__ import annotations
 import libcst as cst
 
 from enslint.analysis import kinds
+from enslint.analysis.combine import append_of
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import CONV, LINEAR
 from enslint.analysis.loops import MemberLoop
@@ -31,10 +32,8 @@ from enslint.analysis.syntax import (
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     Building,
-    append_of,
     building_statements,
     built_value,
-    find_site,
     other_use,
     render,
     site_edits,
@@ -137,7 +136,7 @@ def wide_layer_fix(
         return layer
     attr = loop.collection_text.split(".", 1)[-1]
     built_by = layer.built_by if isinstance(layer.built_by, tuple) else (layer.built_by,)
-    site = find_site(loop, imports)
+    site = loop.combine.plain_site
     if "." not in loop.collection_text:
         return reject(Reason.WIDE_UNREAD)
     elsewhere = other_use(loop, attr, built_by, site) if site is not None else None

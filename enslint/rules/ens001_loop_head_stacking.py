@@ -301,7 +301,7 @@ class Heads(tnn.Module):
     def check(self, model: FileModel, settings: Settings) -> Iterator[Finding]:
         for loop in model.member_loops(reading=SAME, min_members=settings.min_members):
             inputs = {call.input_text for call in loop.entry_calls}
-            if len(inputs) != 1 or loop.combine is None:
+            if len(inputs) != 1 or loop.combine.text is None:
                 continue
             member = member_of(loop.collection)
             group = group_member(loop)
@@ -328,7 +328,7 @@ def _same_input_message(
 
     message = (
         f"{where(loop, model)}: {members_phrase(loop)} are each called on the same {_inputs(arguments)} "
-        f"and {loop.combine}: {loop.size} forward calls, kernel launches "
+        f"and {loop.combine.text}: {loop.size} forward calls, kernel launches "
         f"and autograd nodes per step where one batched op would do"
     )
     if member.shared:
