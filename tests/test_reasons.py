@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import string
 import subprocess
 import sys
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
+from enslint.rewrites.catalogue import reasons_said_by
 from enslint.rewrites.reasons import NOT_APPLICABLE, Kind, Reason, reject
 from enslint.rewrites.registry import Offer
+from enslint.rules import ALL_RULES
 
 PACKAGE = Path(__file__).resolve().parent.parent / "enslint"
 
@@ -110,3 +113,39 @@ def test_every_finding_without_a_fix_says_why(fixture_findings):
         if d["fix"] is None and not d["no_fix"] and "one shared" not in d["details"] and d["code"] != "ENS000"
     ]
     assert not silent, silent
+
+
+# -- the rule pages list the reasons each rule's offer can give (rewrites/catalogue.py) -----
+def _matches(text: str, reason: Reason) -> bool:
+    """Whether `text` is `reason`'s text with its fields filled in."""
+    pattern = "".join(
+        re.escape(literal) + ("(.+?)" if field is not None else "")
+        for literal, field, _, _ in string.Formatter().parse(reason.text)
+    )
+    return re.fullmatch(pattern, text) is not None
+
+
+def test_every_reason_a_fixture_finding_gives_is_on_its_rules_page(fixture_findings):
+    pages = {rule.code: reasons_said_by(rule.offered_by) for rule in ALL_RULES if rule.offered_by}
+    given = [d for d in fixture_findings if d["no_fix"]]
+    assert given
+    for d in given:
+        # The note opens with the rule's words, unless the reason's text says it all.
+        openings = ("", "no fused rewrite: ", "no automatic fix: ", "members kept and stacked at each call: ")
+        texts = {d["no_fix"].removeprefix(opening) for opening in openings}
+        assert any(_matches(t, r) for t in texts for r in pages[d["code"]]), (d["code"], d["no_fix"])
+
+
+def test_every_said_reason_is_on_some_rules_page():
+    listed = {reason for rule in ALL_RULES if rule.offered_by for reason in reasons_said_by(rule.offered_by)}
+    said = {reason for reason in Reason if reason.kind in (Kind.BLOCKED, Kind.MEMBERS)}
+    assert said == listed, sorted(r.name for r in said ^ listed)
+
+
+def test_a_page_lists_only_what_its_offer_reaches():
+    """ENS003's offer is the unbind fix alone: its page lists the unbind reasons, not the
+    fused forms' nor a reason the registry only looks up."""
+    unbind = {r.name for r in reasons_said_by("slice_gradient_offer")}
+    assert unbind == {"UNBIND_MIXED_SLICES", "UNBIND_SEVERAL_TENSORS", "UNBIND_NO_INDEX", "UNBIND_TENSOR_VARIES"}
+    assert Reason.NEST_ON_INNER_FINDING in reasons_said_by("slices_offer")
+    assert Reason.NEST_ON_INNER_FINDING not in reasons_said_by("same_input_offer")

@@ -62,6 +62,9 @@ class Rule:
     use_instead: ClassVar[str]
     options: ClassVar[str]
     fix_safety: ClassVar[str]
+    # The registry function that makes the rule's offer (rewrites/registry.py): the page
+    # lists the reasons it can give for offering no fused rewrite.
+    offered_by: ClassVar[str | None] = None
     VALID: ClassVar[list[Valid]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

@@ -109,6 +109,7 @@ identical members, `torch.func.stack_module_state` + `torch.func.functional_call
   literal, are not flagged.
 - Suppress one finding with `# noqa: ENS001` on the flagged line."""
 
+    offered_by = "same_input_offer"
     fix_safety = """\
 `--fix --unsafe-fixes` rewrites `nn.Linear` heads on one input into one wide
 `nn.Linear(in, E * out)`: the collection's assignment becomes the wide layer, and the

@@ -97,6 +97,7 @@ does the same."""
   literal, are not flagged.
 - Suppress one finding with `# noqa: ENS002` on the flagged line."""
 
+    offered_by = "slices_offer"
     fix_safety = """\
 The fused forms change the parameter layout (`--fix --unsafe-fixes`). For the seed's
 nest of linear heads the fused rewrite is attached to the inner loop's ENS001 finding

@@ -60,6 +60,7 @@ fused rewrite removes both."""
   literal, are not flagged.
 - Suppress one finding with `# noqa: ENS003` on the flagged line."""
 
+    offered_by = "slice_gradient_offer"
     fix_safety = """\
 `--fix` applies a *safe* fix: the loop iterates `h.unbind(dim)` beside the members
 (`zip(self.members, h.unbind(1))`; `h.split(1, dim)` for width-1 slices, which keep
