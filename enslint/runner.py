@@ -69,6 +69,8 @@ def map_jobs(
     jobs: Sequence[FileJob],
     workers: int | None = None,
     progress: Progress | None = None,
+    *,
+    threshold: int = ...,
 ) -> list[FileOutcome]: ...
 
 
@@ -80,6 +82,7 @@ def map_jobs(
     progress: Progress | None = None,
     *,
     on_death: Callable[[FileJob, str], Result],
+    threshold: int = ...,
 ) -> list[Result]: ...
 
 
@@ -89,6 +92,8 @@ def map_jobs(
     workers: int | None = None,
     progress: Progress | None = None,
     on_death: Callable[[FileJob, str], Any] = crashed_outcome,
+    *,
+    threshold: int = PARALLEL_THRESHOLD,
 ) -> list[Any]:
     """`function` over the jobs, in order, each file in a worker process that may die
     (enslint/workers.py): its file gets `on_death(job, reason)`; `progress(1)` after
@@ -104,7 +109,7 @@ def map_jobs(
             done(1)
         return results
     # Below the threshold one worker: starting more costs more than it saves.
-    count = workers if len(jobs) >= PARALLEL_THRESHOLD else 1
+    count = workers if len(jobs) >= threshold else 1
     return isolated_map(function, jobs, count, on_death, done)
 
 
@@ -167,7 +172,10 @@ def check_all(
             break
         for i in again:
             jobs[i] = replace(jobs[i], names=tuple(sorted(names_by_root[root_of[i]])))
-        checked = map_jobs(check_file_outcome, [jobs[i] for i in again], workers)
+        # Every file that comes back is parsed and analysed (a tenth of a second or more
+        # each), unlike most of the first phase's, which the prefilter skips: two
+        # are worth a second worker.
+        checked = map_jobs(check_file_outcome, [jobs[i] for i in again], workers, threshold=2)
         for i, outcome in zip(again, checked, strict=True):  # an outcome per job
             outcomes[i] = outcome
             names_by_root[root_of[i]].update(outcome.exports)
@@ -185,6 +193,9 @@ def _mentions(path: str, names: tuple[str, ...]) -> bool:
     try:
         data = Path(path).read_bytes()
     except OSError:
+        return False
+    # Most files name none of them: a plain search for each says so faster than the pattern.
+    if not any(name.partition(":")[2].encode() in data for name in names):
         return False
     return uses_pattern(names).search(data) is not None
 
