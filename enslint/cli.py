@@ -1,5 +1,10 @@
 """The `enslint` command line. Each command imports what it needs when it runs, so that
-`enslint --help` stays instant and `check` never imports torch."""
+`enslint --help` stays instant and `check` never imports torch.
+
+Why one module of this size: it is the command line, one function per command, each
+with its options declared beside the code that reads them; what the commands do lives
+in runner.py, engine/, output.py and verify/.
+"""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ def test_views_of_the_module_index_answer_as_their_subtree_does(name, monkeypatc
     rewrites' name counts read from the module's index agree with a walk of the node."""
     from enslint.analysis.model import _looped_by_class
     from enslint.analysis.syntax import NodeIndex, names_in
-    from enslint.rewrites.common import _usage
+    from enslint.rewrites.fix_assembly import _usage
 
     monkeypatch.setattr(NodeIndex, "_trees", [])
     monkeypatch.setattr(NodeIndex, "_recent", type(NodeIndex._recent)())

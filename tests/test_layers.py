@@ -90,3 +90,15 @@ def test_package_docstring_names_what_it_imports(package):
         used |= set(imported_parts(path))
     used.discard(package.name)
     assert used <= named, f"{package.name} imports {sorted(used - named)}, which its docstring does not name"
+
+
+LONG_MODULE = 500  # lines: above this a module says in its docstring why it is one module
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_a_long_module_says_why_it_is_one(path):
+    text = path.read_text()
+    if text.count("\n") <= LONG_MODULE:
+        return
+    docstring = ast.get_docstring(ast.parse(text)) or ""
+    assert "Why one module of this size:" in docstring, f"{text.count(chr(10))} lines and no reason given"

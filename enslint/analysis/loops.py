@@ -12,6 +12,12 @@ group, the calls of its own members), which collection each call belongs to, wha
 each call reads relative to the loop (the same tensor every time, slice `i` of one
 tensor, the output of another member call of the same iteration, or something else), and
 how the results are combined.
+
+Why one module of this size: `_MethodAnalysis` is one pass over one method, and its
+steps (finding the loops, classifying each member call's input, following slices and
+names, wording the combine) read the same node index, bindings and loop stack; split
+into modules they would pass that state around in every call. The combine's site, which
+needs none of it, lives in combine.py.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ means what it was last bound to *at that point* (`layer = nn.Linear(sizes[i], 16
 loop and `layer = nn.Linear(16, 16)` in a later one are two bindings), and every
 statement knows the loops and `if` branches around it, so that a collection built in one
 branch of an `if individual:` is told apart from one filled conditionally.
+
+Why one module of this size: `ConstructionScanner` follows the values of `__init__`
+(and of the helpers and builders it calls) through one environment of bindings; each of
+its cases (comprehensions, append loops, branches, factories, copies) reads and extends
+that environment, so they stay together.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@
 Rules are queries over the result. A class need not be an `nn.Module` to be checked (an
 RL agent holding `self.critics = nn.ModuleList(...)` pays the same cost), but then the
 members themselves must be proven modules.
+
+Why one module of this size: it is the order of the model's construction and the
+small passes between the steps (module-ness, inheritance, passed-in members), each
+short and read only here.
 """
 
 from __future__ import annotations

@@ -24,6 +24,11 @@ index answers those questions for one project, without importing anything:
   files are unchanged. The names that other files may build collections with (the
   `exports` of each file) are kept in one table by file size and modification time, so
   that a one-file run reads the other files only when they changed.
+
+Why one module of this size: `ProjectIndex` holds one project's files, facts, contexts
+and the dependencies of the analysis under way; every question (locate, module-ness,
+call sites, exports) records what it read in the same place, which is what makes the
+cache exact.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def _findings(
     """The findings and exports of a parsed text whose code is `source`."""
     from enslint.analysis.model import build_model
     from enslint.analysis.syntax import NodeIndex
-    from enslint.rewrites.common import names_used_outside
+    from enslint.rewrites.fix_assembly import names_used_outside
 
     rules = [rule() for rule in ALL_RULES if rule.code in job.codes]
     NodeIndex.index_module(module)

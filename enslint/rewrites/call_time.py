@@ -42,9 +42,9 @@ from enslint.rewrites.common import (
     slice_name,
     sliced_input,
     sliced_tensor,
-    unsafe_rewrite,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.fix_assembly import unsafe_rewrite
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.loop_body import loop_body_code
 from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject

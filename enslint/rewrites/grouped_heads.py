@@ -42,8 +42,9 @@ from enslint.analysis.syntax import (
     names_in,
 )
 from enslint.findings import Form, NodeEdit, RuleFix
-from enslint.rewrites.common import building_statements, combined_over_first, nn_name, unsafe_rewrite
+from enslint.rewrites.common import building_statements, combined_over_first, nn_name
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.fix_assembly import unsafe_rewrite
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 

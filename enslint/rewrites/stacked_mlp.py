@@ -18,6 +18,9 @@ the front. What the loop does with each member's output besides calling it (the 
 `.transpose(0, 1)`) is applied to all members at once by `torch.vmap` over the stacked
 output, a view-only cost. A load-state-dict pre-hook maps an old checkpoint's
 `members.{i}.{layer}.weight/bias` onto the stacked tensors. Unsafe: the keys change.
+
+Why one module of this size: the two spellings of an MLP member (a Sequential, a class
+of the file) and the generated code are read and written together; each part is short.
 """
 
 from __future__ import annotations
@@ -39,16 +42,15 @@ from enslint.rewrites.common import (
     Building,
     building_statements,
     built_value,
-    definition,
     nn_name,
     per_member_code,
     render,
     site_edits,
     sliced_input,
-    unsafe_rewrite,
     used_only_by,
 )
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.fix_assembly import definition, unsafe_rewrite
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.lifting import lift, torch_functions
 from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject

@@ -33,17 +33,9 @@ from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
 from enslint.analysis.syntax import NodeIndex, attribute_uses, code_of, first_param, walk
 from enslint.findings import Form, NodeEdit, RuleFix
-from enslint.rewrites.common import (
-    building_statements,
-    definition,
-    other_use,
-    per_member_code,
-    render,
-    site_edits,
-    sliced_input,
-    unsafe_rewrite,
-)
+from enslint.rewrites.common import building_statements, other_use, per_member_code, render, site_edits, sliced_input
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.fix_assembly import definition, unsafe_rewrite
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 

@@ -30,16 +30,9 @@ from enslint.analysis.syntax import (
     positional_args,
 )
 from enslint.findings import Form, NodeEdit, RuleFix
-from enslint.rewrites.common import (
-    Building,
-    building_statements,
-    built_value,
-    other_use,
-    render,
-    site_edits,
-    unsafe_rewrite,
-)
+from enslint.rewrites.common import Building, building_statements, built_value, other_use, render, site_edits
 from enslint.rewrites.common import torch_name as torch_name_for
+from enslint.rewrites.fix_assembly import unsafe_rewrite
 from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, quoted, reject
 

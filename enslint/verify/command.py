@@ -2,6 +2,10 @@
 
 One class's failure (its constructor raises, it runs out of memory, it mismatches) is
 recorded in its row and never stops the others.
+
+Why one module of this size: it is the command's whole flow for one class and the
+report of all of them (text, markdown, JSON); building, tracing, comparing and timing
+are in their own modules (building.py, equivalence.py, measurements).
 """
 
 from __future__ import annotations
