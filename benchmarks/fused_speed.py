@@ -7,8 +7,9 @@ and the safe fix (`unbind`, `split`, one shared call). It imports the original a
 rewrite, loads the original's weights into the rewrite through its checkpoint hook, and
 times one training step (zero grads, forward, loss, backward) of each, side by side in
 one process, with torch.utils.benchmark. For the seed's nest a hand-written `einsum`
-version is timed in the same run. Sizes follow the seed: state 17, hidden 256,
-actions 6, 4 heads per group.
+version is timed in the same run. Each class is built from its `[tool.enslint.verify.*]`
+table in pyproject.toml (as `enslint verify` and tests/test_fix_equivalence.py build it),
+with its member count set to each E timed.
 
     pip install torch==2.13.0 -e . && python benchmarks/fused_speed.py [--device cuda]
 
@@ -25,7 +26,6 @@ import argparse
 import importlib.util
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,263 +33,92 @@ import torch
 from torch.utils import benchmark
 
 from enslint.checking import FileJob, check_file
-from enslint.config import Config, VerifySpec
+from enslint.config import Config, VerifySpec, load_config
 from enslint.findings import Form
 from enslint.rules import Settings
+from enslint.verify.building import init_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
 POSITIVE = ROOT / "fixtures" / "positive"
-STATE, HIDDEN, ACTIONS, HEADS = 17, 256, 6, 4
+
+
+TABLES = load_config(ROOT).verify
 
 
 @dataclass(frozen=True)
 class Case:
+    """A fixture class, built from its `[tool.enslint.verify.*]` table in pyproject.toml
+    (the one place its construction is written) with the member count scaled: `members`
+    is the constructor keyword that holds it. In the table's input shape, the dims equal
+    to that count are the member axis and the first other dim is the batch."""
+
     fixture: str
     rule: str
     class_name: str
-    kwargs: Callable[[int], dict]  # E -> constructor keywords
-    method: str
-    shape: Callable[[int, int], tuple]  # (batch, E) -> input shape
+    members: str
 
+    @property
+    def table(self) -> VerifySpec:
+        for name in (f"fixtures/positive/{self.fixture}::{self.class_name}", self.class_name):
+            if name in TABLES:
+                spec = TABLES[name]
+                break
+        else:
+            sys.exit(f"{self.class_name}: no [tool.enslint.verify.{self.class_name}] table in pyproject.toml")
+        count = (spec.init or {}).get(self.members)
+        clash = [key for key, value in (spec.init or {}).items() if value == count and key != self.members]
+        if not isinstance(count, int) or clash or spec.inputs is None or len(spec.inputs) != 1:
+            sys.exit(
+                f"{self.class_name}: its table must give {self.members} as a count no other argument shares "
+                f"({', '.join(clash)}) and one input shape"
+            )
+        return spec
 
-def _mlp(d_in: int) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(d_in, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, ACTIONS))
+    @property
+    def method(self) -> str:
+        return self.table.method or "forward"
+
+    def kwargs(self, e: int) -> dict:
+        return {**init_kwargs(self.table), self.members: e}
+
+    def shape(self, b: int, e: int) -> tuple[int, ...]:
+        spec = self.table
+        count = spec.init[self.members]  # type: ignore[index]  # checked by `table`
+        (shape,) = spec.inputs  # type: ignore[misc]
+        batch = next(i for i, size in enumerate(shape) if size != count)
+        return tuple(e if size == count else b if i == batch else size for i, size in enumerate(shape))
 
 
 CASES = [
-    Case(
-        "shared_trunk_linear_heads.py",
-        "ENS001",
-        "SharedTrunkHeads",
-        lambda e: dict(state_dim=STATE, hidden=HIDDEN, num_actions=ACTIONS, ensemble_size=e),
-        "forward",
-        lambda b, e: (b, STATE),
-    ),
-    Case(
-        "value_heads_append_loop.py",
-        "ENS001",
-        "ValueHeads",
-        lambda e: dict(d_obs=STATE, hidden=HIDDEN, num_values=e),
-        "forward",
-        lambda b, e: (b, STATE),
-    ),
-    Case(
-        "linear_heads_mean.py",
-        "ENS001",
-        "ProbeEnsemble",
-        lambda e: dict(d_embed=HIDDEN, n_probes=e),
-        "forward",
-        lambda b, e: (b, HIDDEN),
-    ),
-    Case(
-        "from_import_style.py",
-        "ENS001",
-        "QuantileHeads",
-        lambda e: dict(hidden=HIDDEN, n_quantiles=e),
-        "forward",
-        lambda b, e: (b, HIDDEN),
-    ),
-    Case(
-        "sequential_mlp_members.py",
-        "ENS001",
-        "RewardEnsemble",
-        lambda e: dict(obs_dim=STATE, hidden=HIDDEN, ensemble_size=e),
-        "forward",
-        lambda b, e: (b, STATE),
-    ),
-    Case(
-        "conv_detection_heads.py",
-        "ENS001",
-        "AnchorHeads",
-        lambda e: dict(in_channels=32, num_anchor_groups=e, num_classes=ACTIONS),
-        "forward",
-        lambda b, e: (b, 32, 8, 8),
-    ),
-    Case(
-        "seed_shared_trunk_head_groups.py",
-        "ENS002",
-        "GroupedHeadEnsemble",
-        lambda e: dict(state_dim=STATE, hidden_dim=HIDDEN, num_actions=ACTIONS, num_heads=HEADS, ensemble_size=e),
-        "batched_forward",
-        lambda b, e: (b, e, STATE),
-    ),
-    Case(
-        "seed_independent_mlps.py",
-        "ENS002",
-        "IndependentEnsemble",
-        lambda e: dict(state_dim=STATE, hidden_dim=HIDDEN, num_actions=ACTIONS, ensemble_size=e),
-        "batched_forward",
-        lambda b, e: (b, e, STATE),
-    ),
-    Case(
-        "nested_local_builders.py",
-        "ENS002",
-        "IndexedGroups",
-        lambda e: dict(hidden=HIDDEN, n_actions=ACTIONS, num_heads=HEADS, ensemble_size=e),
-        "forward",
-        lambda b, e: (b, e, HIDDEN),
-    ),
-    Case(
-        "select_slices_activation.py",
-        "ENS002",
-        "Readouts",
-        lambda e: dict(d_in=STATE, d_hidden=HIDDEN, n_out=ACTIONS, n_members=e),
-        "forward",
-        lambda b, e: (b, e, STATE),
-    ),
-    Case(
-        "range_len_members.py",
-        "ENS002",
-        "IndexedEnsemble",
-        lambda e: dict(in_dim=HIDDEN, n_members=e),
-        "forward",
-        lambda b, e: (b, e, HIDDEN),
-    ),
-    Case(
-        "per_channel_timeseries.py",
-        "ENS002",
-        "PerChannelForecaster",
-        lambda e: dict(n_channels=e, seq_len=96, pred_len=24, d_model=128),
-        "forward",
-        lambda b, e: (b, 96, e),
-    ),
-    Case(
-        "dynamics_ensemble_add_module.py",
-        "ENS002",
-        "DynamicsEnsemble",
-        lambda e: dict(state_dim=STATE, action_dim=ACTIONS, ensemble_size=e),
-        "forward",
-        lambda b, e: (e, b, STATE + ACTIONS),
-    ),
-    Case(
-        "zip_unbind_members.py",
-        "ENS002",
-        "SliceEnsemble",
-        lambda e: dict(in_dim=STATE, out_dim=ACTIONS, n_members=e),
-        "forward",
-        lambda b, e: (b, e, STATE),
-    ),
-    Case(
-        "local_base_class.py",
-        "ENS001",
-        "ValueEnsemble",
-        lambda e: dict(obs_dim=STATE, n_members=e),
-        "forward",
-        lambda b, e: (b, STATE),
-    ),
-    Case(
-        "speculative_decoding_heads.py",
-        "ENS001",
-        "MedusaHeads",
-        lambda e: dict(hidden_size=HIDDEN, vocab_size=1000, medusa_num_heads=e),
-        "forward",
-        lambda b, e: (b, HIDDEN),
-    ),
-    Case(
-        "ellipsis_slice_list.py",
-        "ENS002",
-        "TokenExperts",
-        lambda e: dict(d=64, n_slots=e),
-        "forward",
-        lambda b, e: (b, 4, e, 64),
-    ),
-    # The forms the real-code issue added.
-    Case(
-        "individual_channel_linear.py",
-        "ENS002",
-        "ChannelLinear",
-        lambda e: dict(window=96, horizon=24, n_channels=e, individual=True),
-        "forward",
-        lambda b, e: (b, 96, e),
-    ),
-    Case(
-        "preallocated_index_write.py",
-        "ENS001",
-        "IndexedHeads",
-        lambda e: dict(hidden=HIDDEN, n_heads=e, n_out=ACTIONS),
-        "forward",
-        lambda b, e: (b, HIDDEN),
-    ),
-    Case(
-        "moduledict_heads.py",
-        "ENS001",
-        "TaskHeads",
-        lambda e: dict(d_model=HIDDEN, n_tasks=e, n_labels=ACTIONS),
-        "forward",
-        lambda b, e: (b, HIDDEN),
-    ),
-    Case(
-        "nest_on_one_input.py",
-        "ENS001",
-        "TaskQuantileHeads",
-        lambda e: dict(d_model=HIDDEN, n_tasks=e, n_quantiles=HEADS),
-        "forward",
-        lambda b, e: (b, HIDDEN),
-    ),
-    Case(
-        "nest_on_one_input.py",
-        "ENS001",
-        "HorizonChannelHeads",
-        lambda e: dict(d_model=64, horizon=e, n_channels=HEADS, width=8),
-        "forward",
-        lambda b, e: (b, 8, 64),
-    ),
-    Case(
-        "additive_feature_networks.py",
-        "ENS002",
-        "AdditiveModel",
-        lambda e: dict(n_features=e, hidden=64),
-        "forward",
-        lambda b, e: (b, e),
-    ),
-    Case(
-        "narrowed_and_split_slices.py",
-        "ENS002",
-        "NarrowedReadouts",
-        lambda e: dict(d=64, n_targets=e),
-        "forward",
-        lambda b, e: (b, e, 64),
-    ),
-    Case(
-        "clones_factory_sum.py",
-        "ENS001",
-        "ScoreHeads",
-        lambda e: dict(d_model=128, num_scorers=e),
-        "forward",
-        lambda b, e: (b, 8, 128),
-    ),
-    Case(
-        "deep_ensemble_mean.py",
-        "ENS001",
-        "DeepEnsemble",
-        lambda e: dict(base=_mlp(STATE), num_members=e),
-        "forward",
-        lambda b, e: (b, STATE),
-    ),
-    Case(
-        "mlp_members_activations_combines.py",
-        "ENS001",
-        "GeluValueEnsemble",
-        lambda e: dict(obs_dim=STATE, hidden=HIDDEN, n_members=e),
-        "forward",
-        lambda b, e: (b, STATE),
-    ),
-    Case(
-        "mlp_members_activations_combines.py",
-        "ENS001",
-        "DropoutRewardEnsemble",
-        lambda e: dict(obs_dim=STATE, hidden=HIDDEN, n_members=e),
-        "forward",
-        lambda b, e: (b, STATE),
-    ),
-    Case(
-        "mlp_members_activations_combines.py",
-        "ENS001",
-        "PessimisticCritic",
-        lambda e: dict(in_dim=STATE, hidden=HIDDEN, n_critics=e),
-        "forward",
-        lambda b, e: (b, STATE),
-    ),
+    Case("shared_trunk_linear_heads.py", "ENS001", "SharedTrunkHeads", "ensemble_size"),
+    Case("value_heads_append_loop.py", "ENS001", "ValueHeads", "num_values"),
+    Case("linear_heads_mean.py", "ENS001", "ProbeEnsemble", "n_probes"),
+    Case("from_import_style.py", "ENS001", "QuantileHeads", "n_quantiles"),
+    Case("sequential_mlp_members.py", "ENS001", "RewardEnsemble", "ensemble_size"),
+    Case("conv_detection_heads.py", "ENS001", "AnchorHeads", "num_anchor_groups"),
+    Case("seed_shared_trunk_head_groups.py", "ENS002", "GroupedHeadEnsemble", "ensemble_size"),
+    Case("seed_independent_mlps.py", "ENS002", "IndependentEnsemble", "ensemble_size"),
+    Case("nested_local_builders.py", "ENS002", "IndexedGroups", "ensemble_size"),
+    Case("select_slices_activation.py", "ENS002", "Readouts", "n_members"),
+    Case("range_len_members.py", "ENS002", "IndexedEnsemble", "n_members"),
+    Case("per_channel_timeseries.py", "ENS002", "PerChannelForecaster", "n_channels"),
+    Case("dynamics_ensemble_add_module.py", "ENS002", "DynamicsEnsemble", "ensemble_size"),
+    Case("zip_unbind_members.py", "ENS002", "SliceEnsemble", "n_members"),
+    Case("local_base_class.py", "ENS001", "ValueEnsemble", "n_members"),
+    Case("speculative_decoding_heads.py", "ENS001", "MedusaHeads", "medusa_num_heads"),
+    Case("ellipsis_slice_list.py", "ENS002", "TokenExperts", "n_slots"),
+    Case("individual_channel_linear.py", "ENS002", "ChannelLinear", "n_channels"),
+    Case("preallocated_index_write.py", "ENS001", "IndexedHeads", "n_heads"),
+    Case("moduledict_heads.py", "ENS001", "TaskHeads", "n_tasks"),
+    Case("nest_on_one_input.py", "ENS001", "TaskQuantileHeads", "n_tasks"),
+    Case("nest_on_one_input.py", "ENS001", "HorizonChannelHeads", "horizon"),
+    Case("additive_feature_networks.py", "ENS002", "AdditiveModel", "n_features"),
+    Case("narrowed_and_split_slices.py", "ENS002", "NarrowedReadouts", "n_targets"),
+    Case("clones_factory_sum.py", "ENS001", "ScoreHeads", "num_scorers"),
+    Case("deep_ensemble_mean.py", "ENS001", "DeepEnsemble", "num_members"),
+    Case("mlp_members_activations_combines.py", "ENS001", "GeluValueEnsemble", "n_members"),
+    Case("mlp_members_activations_combines.py", "ENS001", "DropoutRewardEnsemble", "n_members"),
+    Case("mlp_members_activations_combines.py", "ENS001", "PessimisticCritic", "n_critics"),
 ]
 SEED_NEST, SEED_MLPS = CASES[6], CASES[7]
 

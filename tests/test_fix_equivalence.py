@@ -1,10 +1,21 @@
-"""Proof that the safe fixes are safe: for every fixture with one, the fixed module loads
-the original's state_dict unchanged and gives the same outputs and gradients (inputs and
-every parameter) on CPU in float32. The rewritten sources themselves are held as
-snapshots by tests/test_fix_snapshots.py, which needs no torch."""
+"""Proof that the fixes keep what the code computes: for every class of fixtures/positive
+with a fix, the fixed class loads the original's checkpoint (unchanged, or through the
+rewrite's migration hook) and gives the same outputs and gradients (inputs and every
+parameter) on CPU in eval mode, as `enslint verify` compares them. In float64: at the
+tables' sizes (hidden 256, batch 256) float32's rounding alone exceeds the default
+tolerances, and what is tested here is the rewrite's arithmetic; verify judges float32
+against a float64 reference on the device.
+
+Each class is built as `enslint verify` builds it, from its `[tool.enslint.verify.*]`
+table in pyproject.toml: the one place a fixture's construction is written (the speed
+benchmark reads it too). What the test knows beyond the table, where the members'
+gradients sit in the fused tensors, follows from the fix's form and the original module.
+The rewritten sources themselves are held as snapshots by tests/test_fix_snapshots.py,
+which needs no torch."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import shutil
@@ -12,14 +23,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, ROOT
 
 from enslint.analysis.kinds import HELPER_MODULE
 from enslint.checking import FileJob, check_file
-from enslint.config import Config
+from enslint.config import Config, load_config
 from enslint.engine.helper_writes import HelperModules
 from enslint.engine.transaction import fix_file
-from enslint.findings import Applicability
+from enslint.findings import Applicability, Form
 from enslint.rules import Settings
 
 if os.environ.get("CI"):
@@ -27,45 +38,52 @@ if os.environ.get("CI"):
 else:
     torch = pytest.importorskip("torch")
 
+from enslint.verify.building import init_kwargs  # noqa: E402 - needs torch
 from enslint.verify.equivalence import mapped_gradients  # noqa: E402 - needs torch
 
-# fixture -> (class, constructor kwargs, method, input shapes), or a list of them for a
-# fixture with several fixed classes
-SPECS = {
-    # ENS003's unbind fix, where members index their own slice of an activation.
-    "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)]),
-    "nested_comprehension_groups.py": (
-        "GroupedHeads",
-        dict(d=4, n_groups=3, heads_per_group=2, n_out=2),
-        "forward",
-        [(5, 3, 4)],
-    ),
-    "nested_local_builders.py": (
-        "IndexedGroups",
-        dict(hidden=4, n_actions=2, num_heads=2, ensemble_size=3),
-        "forward",
-        [(5, 3, 4)],
-    ),
-    "seed_shared_trunk_head_groups.py": (
-        "GroupedHeadEnsemble",
-        dict(state_dim=4, hidden_dim=8, num_actions=2, num_heads=2, ensemble_size=3),
-        "batched_forward",
-        [(5, 3, 4)],
-    ),
-    "select_slices_activation.py": ("Readouts", dict(d_in=4, d_hidden=6, n_out=2, n_members=3), "forward", [(5, 3, 4)]),
-    # Width-1 slices of an activation: iterated as h.split(1, dim), which keeps the dim.
-    "width_one_activation_slices.py": ("StepReadouts", dict(d_model=4, n_steps=3, n_out=2), "forward", [(5, 3, 4)]),
-    # ENS002's safe fix for one shared instance: one call on all the slices.
-    "shared_instance_repeated.py": [
-        ("TiedChannelEncoder", dict(d_in=4, d_out=3, n_channels=3), "forward", [(5, 3, 4)]),
-        ("TiedHeads", dict(d=4, n_heads=3), "forward", [(3, 5, 4)]),
-    ],
-}
+POSITIVE = FIXTURES / "positive"
+TABLES = load_config(ROOT).verify
+# Built and checked in tests/test_call_time.py instead: a holder that is not a module, a
+# boolean mask over the members.
+BUILT_IN_TEST_CALL_TIME = {"agent_holds_critics.py", "sum_generator_with_mask.py"}
 
 
-def each(specs, fixture):
-    spec = specs[fixture]
-    return spec if isinstance(spec, list) else [spec]
+def _class_at(tree: ast.Module, row: int) -> str | None:
+    inside = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.lineno <= row <= (n.end_lineno or 0)]
+    return min(inside, key=lambda n: (n.end_lineno or 0) - n.lineno).name if inside else None
+
+
+def _fixed_classes() -> dict[Applicability, dict[tuple[str, str], set[str]]]:
+    """(fixture, class) -> the forms of the fixes `--fix` (safe) and `--fix --unsafe-fixes`
+    apply to it, as `enslint check` offers them."""
+    found: dict[Applicability, dict[tuple[str, str], set[str]]] = {Applicability.SAFE: {}, Applicability.UNSAFE: {}}
+    for path in sorted(POSITIVE.glob("*.py")):
+        job = FileJob(path.name, str(path), Config(root=ROOT).enabled_codes(), Settings())
+        tree = ast.parse(path.read_text())
+        for d in check_file(job):
+            for applicability, unsafe in ((Applicability.SAFE, False), (Applicability.UNSAFE, True)):
+                fix = d.fix_for(unsafe)
+                name = _class_at(tree, d.row)
+                if fix is not None and fix.applicability == applicability and name is not None:
+                    found[applicability].setdefault((path.name, name), set()).add(fix.form)
+    return found
+
+
+FIXED = _fixed_classes()
+SAFE = sorted(FIXED[Applicability.SAFE])
+UNSAFE = sorted(key for key in FIXED[Applicability.UNSAFE] if key[0] not in BUILT_IN_TEST_CALL_TIME)
+
+
+def table_for(fixture: str, class_name: str):
+    """The class's verify table, under the names `enslint verify` looks it up by."""
+    for name in (f"fixtures/positive/{fixture}::{class_name}", class_name):
+        if name in TABLES:
+            return TABLES[name]
+    return None
+
+
+def ids(keys):
+    return [f"{fixture}::{name}" for fixture, name in keys]
 
 
 def fixed_copy(source, tmp_path, unsafe=False):
@@ -110,22 +128,22 @@ def run(model, method, inputs):
     return outputs, [x.grad for x in inputs], grads
 
 
-def fixtures_with(applicability, root):
-    """The positive fixtures with at least one fix of that applicability."""
-    found = set()
-    for path in sorted((FIXTURES / "positive").glob("*.py")):
-        job = FileJob(path.name, str(path), Config(root=root).enabled_codes(), Settings())
-        if any(f.applicability == applicability for d in check_file(job) for f in d.fixes):
-            found.add(path.name)
-    return found
-
-
-def build_pair(fixture, fixed_path, class_name, kwargs):
-    """The original module and the rewritten one, built with the same seed."""
-    torch.manual_seed(0)
-    original = getattr(load(FIXTURES / "positive" / fixture, "enslint_original_" + fixture[:-3]), class_name)(**kwargs)
-    fixed = getattr(load(fixed_path, "enslint_fixed_" + fixture[:-3]), class_name)(**kwargs)
-    return original, fixed
+def build_pair(fixture, fixed_path, class_name):
+    """The original class and the rewritten one, each built from the class's table with
+    the same seed (its `=expr` arguments evaluated for each), in eval mode; lazy layers
+    take their shapes from a first call."""
+    spec = table_for(fixture, class_name)
+    assert spec is not None, f"no [tool.enslint.verify.{class_name}] table in pyproject.toml"
+    models = []
+    for path, prefix in ((POSITIVE / fixture, "enslint_original_"), (fixed_path, "enslint_fixed_")):
+        cls = getattr(load(path, prefix + fixture[:-3]), class_name)
+        torch.manual_seed(0)
+        model = cls(**init_kwargs(spec)).eval()
+        if any(isinstance(m, torch.nn.modules.lazy.LazyModuleMixin) for m in model.modules()):
+            with torch.no_grad():
+                getattr(model, spec.method or "forward")(*(torch.zeros(shape) for shape in spec.inputs))
+        models.append(model)
+    return models[0], models[1], spec.method or "forward", spec.inputs
 
 
 def run_both(original, fixed, method, shapes):
@@ -141,38 +159,37 @@ def run_both(original, fixed, method, shapes):
     return grads_a, grads_b
 
 
-def test_every_fixable_fixture_has_a_spec(tmp_path):
-    assert fixtures_with(Applicability.SAFE, tmp_path) == set(SPECS)
+def assert_same_gradients(grads_a, grads_b):
+    assert grads_a.keys() == grads_b.keys()  # every member's own parameter gets its gradient
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("fixture", sorted(SPECS))
-def test_safe_fix_keeps_state_dict_outputs_and_gradients(fixture, tmp_path):
-    original_path = FIXTURES / "positive" / fixture
-    fixed_path = fixed_copy(original_path, tmp_path)
-    assert fixed_path.read_text() != original_path.read_text()
-    for class_name, kwargs, method, shapes in each(SPECS, fixture):
-        original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
-        fixed.load_state_dict(original.state_dict(), strict=True)  # same keys, same shapes
-        grads_a, grads_b = run_both(original, fixed, method, shapes)
-        assert grads_a.keys() == grads_b.keys()
-        for name in grads_a:
-            torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
+@pytest.mark.parametrize("fixture, class_name", [*SAFE, *UNSAFE], ids=ids([*SAFE, *UNSAFE]))
+def test_every_fixed_class_has_a_construction(fixture, class_name):
+    assert table_for(fixture, class_name) is not None, (
+        f"{fixture}: add [tool.enslint.verify.{class_name}] (init, inputs) to pyproject.toml"
+    )
 
 
-class _TwoInputQ(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
-
-    def forward(self, obs, actions):
-        return self.net(torch.cat([obs, actions], dim=-1))
+def test_the_fixtures_have_fixes_of_both_kinds():
+    assert len(SAFE) >= 8 and len(UNSAFE) >= 40
 
 
-class QfConfig:
-    """What config_factory_qfunctions.py's `qf_config` stands for."""
+@pytest.mark.parametrize("fixture, class_name", SAFE, ids=ids(SAFE))
+def test_safe_fix_keeps_state_dict_outputs_and_gradients(fixture, class_name, tmp_path):
+    fixed_path = fixed_copy(POSITIVE / fixture, tmp_path)
+    original, fixed, method, shapes = build_pair(fixture, fixed_path, class_name)
+    fixed.load_state_dict(original.state_dict(), strict=True)  # same keys, same shapes
+    assert_same_gradients(*run_both(original, fixed, method, shapes))
 
-    def instantiate(self):
-        return _TwoInputQ()
+
+@pytest.fixture(autouse=True)
+def _in_float64():
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(saved)
 
 
 @pytest.fixture(autouse=True)
@@ -185,228 +202,37 @@ def _lightning_stand_in(monkeypatch):
         monkeypatch.setitem(sys.modules, "pytorch_lightning", stand_in)
 
 
-VMAP = "vmap"  # the members' tensors stacked by StackedMembers: `heads.{i}.{name}` -> `heads.{name with __}`[i]
+# Where a member's parameter sits in the fused tensors, by the fix's form.
+VMAP = "vmap"  # stacked by StackedMembers: `heads.{i}.{name}` -> `heads.{name with __}`[i]
 
-# fixture -> (class, constructor kwargs, method, input shapes, fused collection, its layout)
-UNSAFE_SPECS = {
-    "shared_trunk_linear_heads.py": (
-        "SharedTrunkHeads",
-        dict(state_dim=4, hidden=8, num_actions=3, ensemble_size=5),
-        "forward",
-        [(6, 4)],
-        "heads",
-        5,
-    ),
-    "linear_heads_mean.py": ("ProbeEnsemble", dict(d_embed=6, n_probes=4), "forward", [(3, 6)], "probes", 4),
-    "conv_detection_heads.py": (
-        "AnchorHeads",
-        dict(in_channels=4, num_anchor_groups=3, num_classes=5),
-        "forward",
-        [(2, 4, 6, 6)],
-        "cls_heads",
-        3,
-    ),
-    "value_heads_append_loop.py": (
-        "ValueHeads",
-        dict(d_obs=5, hidden=6, num_values=4),
-        "forward",
-        [(3, 5)],
-        "value_heads",
-        4,
-    ),
-    "seed_shared_trunk_head_groups.py": (
-        "GroupedHeadEnsemble",
-        dict(state_dim=4, hidden_dim=8, num_actions=3, num_heads=2, ensemble_size=5),
-        "batched_forward",
-        [(6, 5, 4)],
-        "ensemble",
-        (5, 2),
-    ),
-    "from_import_style.py": ("QuantileHeads", dict(hidden=6, n_quantiles=4), "forward", [(3, 6)], "quantile_heads", 4),
-    "nested_local_builders.py": (
-        "IndexedGroups",
-        dict(hidden=8, n_actions=3, num_heads=2, ensemble_size=4),
-        "forward",
-        [(5, 4, 8)],
-        "ensemble",
-        (4, 2),
-    ),
-    "sequential_mlp_members.py": (
-        "RewardEnsemble",
-        dict(obs_dim=5, hidden=6, ensemble_size=3),
-        "forward",
-        [(4, 5)],
-        "members",
-        ["0", "2", "4"],
-    ),
-    # Members stacked by StackedMembers and run under torch.vmap.
-    "config_factory_qfunctions.py": (
-        "QfEnsemble",
-        dict(qf_config=QfConfig(), num_ensemble=3),
-        "forward",
-        [(4, 3), (4, 2)],
-        "qfs",
-        VMAP,
-    ),
-    "ellipsis_slice_list.py": ("TokenExperts", dict(d=4, n_slots=3), "forward", [(2, 5, 3, 4)], "experts", [""]),
-    "graph_attention_heads.py": (
-        "GAT",
-        dict(nfeat=5, nhid=4, nclass=3, dropout=0.0, alpha=0.2, nheads=3),
-        "forward",
-        [(6, 5), (6, 6)],
-        "attentions",
-        VMAP,
-    ),
-    "handrolled_multihead_attention.py": (
-        "MultiHeadAttention",
-        dict(n_embd=6, num_heads=3, block_size=6),
-        "forward",
-        [(2, 5, 6)],
-        "heads",
-        VMAP,
-    ),
-    "lightning_module_heads.py": (
-        "MultiHeadClassifier",
-        dict(encoder=torch.nn.Linear(5, 6), hidden=6, n_classes=3, n_heads=3),
-        "forward",
-        [(4, 5)],
-        "heads",
-        VMAP,
-    ),
-    "local_base_class.py": ("ValueEnsemble", dict(obs_dim=5, n_members=3), "forward", [(4, 5)], "values", ["0", "2"]),
-    "range_len_members.py": ("IndexedEnsemble", dict(in_dim=4, n_members=3), "forward", [(5, 3, 4)], "members", [""]),
-    "seed_independent_mlps.py": (
-        "IndependentEnsemble",
-        dict(state_dim=4, hidden_dim=8, num_actions=2, ensemble_size=3),
-        "batched_forward",
-        [(5, 3, 4)],
-        "ensemble",
-        ["input_layer", "h1", "h2", "out"],
-    ),
-    "select_slices_activation.py": (
-        "Readouts",
-        dict(d_in=4, d_hidden=6, n_out=2, n_members=3),
-        "forward",
-        [(5, 3, 4)],
-        "readouts",
-        [""],
-    ),
-    "speculative_decoding_heads.py": (
-        "MedusaHeads",
-        dict(hidden_size=6, vocab_size=7, medusa_num_heads=3),
-        "forward",
-        [(2, 6)],
-        "medusa_head",
-        VMAP,
-    ),
-    "zip_unbind_members.py": (
-        "SliceEnsemble",
-        dict(in_dim=4, out_dim=2, n_members=3),
-        "forward",
-        [(5, 3, 4)],
-        "members",
-        ["0", "2"],
-    ),
-    "mlp_members_activations_combines.py": [
-        ("GeluValueEnsemble", dict(obs_dim=5, hidden=6, n_members=3), "forward", [(4, 5)], "members", ["0", "2"]),
-        ("DropoutRewardEnsemble", dict(obs_dim=5, hidden=6, n_members=3, p=0.0), "forward", [(4, 5)], "members", VMAP),
-        ("PessimisticCritic", dict(in_dim=5, hidden=6, n_critics=3), "forward", [(4, 5)], "critics", VMAP),
-    ],
-    "member_first_tensor_index.py": [
-        (
-            "BootstrapDynamics",
-            dict(obs_dim=3, act_dim=2, n_models=4, hidden=6),
-            "forward",
-            [(4, 5, 5)],
-            "models",
-            ["0", "2"],
-        ),
-        ("TokenExpertsByShape", dict(d=4, n_slots=3), "forward", [(3, 5, 4)], "experts", [""]),
-    ],
-    "additive_feature_networks.py": (
-        "AdditiveModel",
-        dict(n_features=3, hidden=4),
-        "forward",
-        [(5, 3)],
-        "shape_functions",
-        VMAP,
-    ),
-    "width_one_activation_slices.py": (
-        "StepReadouts",
-        dict(d_model=4, n_steps=3, n_out=2),
-        "forward",
-        [(5, 3, 4)],
-        "readouts",
-        [""],
-    ),
-    "moduledict_heads.py": (
-        "TaskHeads",
-        dict(d_model=6, n_tasks=3, n_labels=2),
-        "forward",
-        [(4, 6)],
-        "heads",
-        ("keyed", ["task_0", "task_1", "task_2"]),
-    ),
-    # Temporaries inlined and a running total summed; members re-initialised after they are built.
-    "clones_factory_sum.py": ("ScoreHeads", dict(d_model=6, num_scorers=3), "forward", [(4, 5, 6)], "scorers", VMAP),
-    "deep_ensemble_mean.py": (
-        "DeepEnsemble",
-        dict(base=torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)), num_members=3),
-        "forward",
-        [(5, 4)],
-        "members",
-        VMAP,
-    ),
-    "nest_on_one_input.py": [
-        (
-            "TaskQuantileHeads",
-            dict(d_model=6, n_tasks=3, n_quantiles=2),
-            "forward",
-            [(4, 6)],
-            "task_heads",
-            ("wide", 3, 2),
-        ),
-        (
-            "HorizonChannelHeads",
-            dict(d_model=6, horizon=3, n_channels=2, width=4),
-            "forward",
-            [(4, 5, 6)],
-            "steps",
-            ("wide", 3, 2),
-        ),
-    ],
-    # One linear map per channel, in the `individual` branch, written into a preallocated output.
-    "individual_channel_linear.py": (
-        "ChannelLinear",
-        dict(window=6, horizon=2, n_channels=3, individual=True),
-        "forward",
-        [(4, 6, 3)],
-        "proj",
-        [""],
-    ),
-    "per_channel_timeseries.py": (
-        "PerChannelForecaster",
-        dict(n_channels=3, seq_len=6, pred_len=2, d_model=8),
-        "forward",
-        [(4, 6, 3)],
-        "channel_nets",
-        ["0", "2"],
-    ),
-    "preallocated_index_write.py": (
-        "IndexedHeads",
-        dict(hidden=6, n_heads=3, n_out=2),
-        "forward",
-        [(4, 6)],
-        "heads",
-        3,
-    ),
-}
-# Fixtures whose members hold dropout: compared in eval mode, where dropout is the identity.
-EVAL_MODE = {"lightning_module_heads.py"}
+
+def fused_layout(form, original, fixed, collection):
+    """How the fix of `form` lays out the members of `original.<collection>`: VMAP; the
+    members' Linear layers by name (stacked weights); ("keyed", keys) for an
+    nn.ModuleDict made one wide layer; ("wide", groups, heads) for a nest on one input;
+    (groups, heads) for a nest fused into (groups, in, heads * out); the member count
+    for the rows of one wide layer."""
+    members = getattr(original, collection)
+    first = next(iter(members.values())) if isinstance(members, torch.nn.ModuleDict) else members[0]
+    if form == Form.VMAP:
+        return VMAP
+    if form == Form.STACKED:
+        return [name for name, m in first.named_modules() if isinstance(m, torch.nn.Linear)]
+    if form == Form.GROUPED:
+        # A nest on one input becomes one wide layer; a nest on slices, batched weights.
+        if isinstance(getattr(fixed, collection, None), torch.nn.Linear):
+            return ("wide", len(members), len(first))
+        return (len(members), len(first))
+    assert form == Form.WIDE_LAYER, form
+    if isinstance(members, torch.nn.ModuleDict):
+        return ("keyed", list(members.keys()))
+    if isinstance(first, torch.nn.ModuleList):
+        return ("wide", len(members), len(first))
+    return len(members)
 
 
 def fused_grad(grads, collection, count, name):
-    """The gradient of an original per-head parameter, read out of the fused tensors."""
+    """The gradient of an original per-member parameter, read out of the fused tensors."""
     parts = name[len(collection) + 1 :].split(".")
     if count == VMAP:
         return grads[f"{collection}.{'__'.join(parts[1:])}"][int(parts[0])]
@@ -431,92 +257,33 @@ def fused_grad(grads, collection, count, name):
     return grads[f"{collection}.{leaf}"].chunk(count, dim=0)[index]
 
 
-# Rewrites that keep the members as they are (the call-time form): the checkpoint's keys
-# do not change. The holder that is not a module and the boolean mask are in
-# tests/test_call_time.py.
-KEPT_SPECS = {
-    "bootstrapped_dqn_heads.py": (
-        "BootstrappedQNetwork",
-        dict(n_actions=3, n_heads=4, feature_dim=8),
-        [(2, 4, 36, 36)],
-    ),
-    "dynamics_ensemble_add_module.py": (
-        "DynamicsEnsemble",
-        dict(state_dim=3, action_dim=2, ensemble_size=4),
-        [(4, 6, 5)],
-    ),
-    "parent_class_collection.py": ("DiscreteQ", dict(in_dim=5, out_dim=3, n_members=4), [(6, 5)]),
-    "registered_with_setattr.py": ("RegisteredCritics", dict(obs_dim=5, act_dim=2, n_critics=3), [(6, 5), (6, 2)]),
-    "rl_critic_tuple.py": (
-        "ContinuousCritic",
-        dict(obs_dim=5, action_dim=2, net_arch=[8, 8], n_critics=3),
-        [(6, 5), (6, 2)],
-    ),
-    "shared_layer_after_members.py": ("DraftHeads", dict(hidden=6, vocab=9, n_heads=3), [(4, 6)]),
-    "modulelist_subclass_critics.py": ("CriticEnsemble", dict(ensemble_size=3, obs_dim=5, act_dim=2), [(6, 5), (6, 2)]),
-    "numeric_feature_embeddings.py": ("NumericEmbeddings", dict(n_numeric=4, d_token=6), [(5, 4)]),
-    # Its split and tensor_split classes: `enslint verify fixtures/positive/narrowed_and_split_slices.py`.
-    "narrowed_and_split_slices.py": ("NarrowedReadouts", dict(d=6, n_targets=3), [(4, 3, 6)]),
-    "chunked_inputs.py": ("ChunkExperts", dict(d_chunk=4, n_experts=3), [(5, 12)]),
-    # Whole loop bodies: two collections into two preallocated outputs; a chain of three.
-    "decomposition_two_collections.py": (
-        "SeasonalTrend",
-        dict(seq_len=12, pred_len=4, n_series=3, per_series=True, kernel=5),
-        [(2, 3, 12)],
-    ),
-    "per_variable_head_chain.py": (
-        "PatchHead",
-        dict(individual=True, n_vars=3, d_flat=20, horizon=4),
-        [(2, 3, 5, 4)],
-    ),
-}
-BUILT_IN_TEST_CALL_TIME = {"agent_holds_critics.py", "sum_generator_with_mask.py"}
-
-
-def test_every_unsafe_fix_has_a_spec(tmp_path):
-    kept = set(KEPT_SPECS) | BUILT_IN_TEST_CALL_TIME
-    assert fixtures_with(Applicability.UNSAFE, tmp_path) == set(UNSAFE_SPECS) | kept
-
-
-@pytest.mark.parametrize("fixture", sorted(KEPT_SPECS))
-def test_a_rewrite_that_keeps_the_members_keeps_the_checkpoint_and_matches(fixture, tmp_path):
-    fixed_path = fixed_copy(FIXTURES / "positive" / fixture, tmp_path, unsafe=True)
-    class_name, kwargs, shapes = KEPT_SPECS[fixture]
-    original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
-    for model in (original, fixed):
-        model(*(torch.zeros(shape) for shape in shapes))  # lazy layers take their shapes
-    assert list(fixed.state_dict()) == list(original.state_dict())
-    fixed.load_state_dict(original.state_dict(), strict=True)
-    grads_a, grads_b = run_both(original, fixed, "forward", shapes)
-    assert grads_a.keys() == grads_b.keys()  # every member's own parameter gets its gradient
-    for name in grads_a:
-        torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
-
-
-@pytest.mark.parametrize("fixture", sorted(UNSAFE_SPECS))
-def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, tmp_path):
-    original_path = FIXTURES / "positive" / fixture
+@pytest.mark.parametrize("fixture, class_name", UNSAFE, ids=ids(UNSAFE))
+def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, class_name, tmp_path):
+    """A fix that keeps the members (the call-time form) keeps the checkpoint's keys; a
+    fused one changes them, loads an old checkpoint through its hook, and gives each
+    member's parameter its gradient in the fused tensors."""
+    original_path = POSITIVE / fixture
     job = FileJob(original_path.name, str(original_path), Config(root=tmp_path).enabled_codes(), Settings())
     assert "register_load_state_dict_pre_hook" not in fix_file(job, unsafe=False).after  # never by a plain --fix
     fixed_path = fixed_copy(original_path, tmp_path, unsafe=True)
-    for spec in each(UNSAFE_SPECS, fixture):
-        check_unsafe_rewrite(fixture, fixed_path, *spec)
-
-
-def check_unsafe_rewrite(fixture, fixed_path, class_name, kwargs, method, shapes, heads, count):
-    original, fixed = build_pair(fixture, fixed_path, class_name, kwargs)
-    if fixture in EVAL_MODE:
-        original.eval(), fixed.eval()
+    original, fixed, method, shapes = build_pair(fixture, fixed_path, class_name)
+    (form,) = FIXED[Applicability.UNSAFE][fixture, class_name]
     old_checkpoint = original.state_dict()
-    first = count[1][0] if isinstance(count, tuple) and count[0] == "keyed" else "0"
-    assert any(key.startswith(f"{heads}.{first}.") for key in old_checkpoint)
-    assert not any(key.startswith(f"{heads}.{first}.") for key in fixed.state_dict())
+    if form == Form.CALL_TIME:
+        assert list(fixed.state_dict()) == list(old_checkpoint)
+        fixed.load_state_dict(old_checkpoint, strict=True)
+        assert_same_gradients(*run_both(original, fixed, method, shapes))
+        return
+    gone = {key.split(".")[0] for key in old_checkpoint if key not in fixed.state_dict()}
+    assert len(gone) == 1, f"the fix changed the keys of {sorted(gone)}: one collection expected"
+    (collection,) = gone
+    count = fused_layout(form, original, fixed, collection)
     fixed.load_state_dict(old_checkpoint, strict=True)  # through the migration hook
     grads_a, grads_b = run_both(original, fixed, method, shapes)
     for name, grad in grads_a.items():
-        if name.startswith(f"{heads}."):
+        if name.startswith(f"{collection}."):
             torch.testing.assert_close(
-                grad, fused_grad(grads_b, heads, count, name), msg=lambda m, name=name: f"{name}: {m}"
+                grad, fused_grad(grads_b, collection, count, name), msg=lambda m, name=name: f"{name}: {m}"
             )
         else:
             torch.testing.assert_close(grad, grads_b[name], msg=lambda m, name=name: f"{name}: {m}")

@@ -158,7 +158,7 @@ def spec_for(target: Target, config: Config) -> tuple[str, VerifySpec]:
     return "defaults", VerifySpec()
 
 
-def _init_kwargs(spec: VerifySpec) -> dict:
+def init_kwargs(spec: VerifySpec) -> dict:
     kwargs = {}
     for key, value in (spec.init or {}).items():
         # "=expr": a Python expression, for arguments TOML cannot spell (a module, a config).
@@ -198,7 +198,7 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
     """The original on the CPU in float32, with what it takes to build a rewrite of it."""
     spec_name, spec = spec_for(target, config)
     original_cls = load_original(target)
-    kwargs = lambda: _init_kwargs(spec)  # noqa: E731
+    kwargs = lambda: init_kwargs(spec)  # noqa: E731
     method = spec.method or target.method or "forward"
     if not callable(getattr(original_cls, method, None)):
         raise NeedsConfig(
