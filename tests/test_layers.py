@@ -102,3 +102,39 @@ def test_a_long_module_says_why_it_is_one(path):
         return
     docstring = ast.get_docstring(ast.parse(text)) or ""
     assert "Why one module of this size:" in docstring, f"{text.count(chr(10))} lines and no reason given"
+
+
+def _module_name(path: Path) -> str:
+    name = ".".join(("enslint", *path.relative_to(PACKAGE).with_suffix("").parts))
+    return name.removesuffix(".__init__")
+
+
+def test_no_circle_between_modules_either():
+    """Within a part too (analysis/context.py and analysis/members.py importing each
+    other was one): the module import graph, imports inside functions and for type
+    checking included, has no cycle."""
+    modules = {_module_name(path): path for path in FILES}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("enslint"):
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    targets.add(full if full in modules else node.module)
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names if alias.name.startswith("enslint")}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            pytest.fail("import circle: " + " -> ".join([*path[path.index(name) :], name]))
+        if name in done:
+            return
+        for target in sorted(graph[name]):
+            visit(target, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
