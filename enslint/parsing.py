@@ -10,6 +10,8 @@ tokenizer stumbles on and Python ignores read around (`as_libcst_reads`).
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
 import re
 import sys
 import tokenize
@@ -89,6 +91,38 @@ def python_check(source: str) -> None:
     RecursionError, ValueError, MemoryError), wherever this is called from. Linear up
     to PIECE_BYTES; past about 500 KB Python's compiler is not (5 MB: 26 s)."""
     _in_fresh_thread(lambda: compile(source, "<file>", "exec", dont_inherit=True), _VERDICT_RECURSION_LIMIT)
+
+
+def compiled_by_python(path: str, data: bytes) -> bool:
+    """Whether this Python has compiled the file at `path`, holding `data`, already: its
+    bytecode cache (`__pycache__/NAME.cpython-311.pyc`, where imports and pip write it)
+    has this interpreter's magic number and records this source, by hash or, as Python
+    itself trusts, by modification time and size (and the pyc was written in a later
+    second than the source's last change). Python compiled it without error, so its
+    verdict is known without compiling again: on the torch package, half of the first
+    phase of a cold check. `python file.py` and an import compile alike; a pyc written by
+    a process that had raised its recursion limit could stand for a file nested past the
+    default one, which libcst's own limits then judge."""
+    try:
+        cached = importlib.util.cache_from_source(path)
+        with open(cached, "rb") as stream:
+            header = stream.read(16)
+            written = os.fstat(stream.fileno()).st_mtime
+        status = os.stat(path)
+    except (OSError, ValueError, NotImplementedError):
+        return False
+    if len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    flags = int.from_bytes(header[4:8], "little")
+    if flags & 0b1:  # hash-based (PEP 552)
+        return header[8:16] == importlib.util.source_hash(data)
+    mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
+    recorded = (
+        size == len(data) & 0xFFFFFFFF == status.st_size & 0xFFFFFFFF and mtime == int(status.st_mtime) & 0xFFFFFFFF
+    )
+    # A save of the same size within the second the pyc was written would match it too:
+    # trusted only when the pyc was written in a later second than the source's last change.
+    return recorded and int(written) > int(status.st_mtime)
 
 
 def target_check(source: str, target: tuple[int, int] | None) -> None:

@@ -37,14 +37,16 @@ def check_file_outcome(job: FileJob) -> FileOutcome:
         data = read_source(job.filename)
     except OSError as error:
         return FileOutcome(unreadable(job, f"cannot read file: {error.strerror or error}"))
-    return check_bytes_outcome(job, data)
+    return check_bytes_outcome(job, data, on_disk=True)
 
 
 def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
     return check_bytes_outcome(job, data).diagnostics
 
 
-def check_bytes_outcome(job: FileJob, data: bytes) -> FileOutcome:
+def check_bytes_outcome(job: FileJob, data: bytes, on_disk: bool = False) -> FileOutcome:
+    """`on_disk`: `data` is what the file at `job.filename` holds (not standard input or
+    verify's rewritten text), so the file's bytecode cache may answer Python's verdict."""
     if FILE_NOQA.search(data):
         return FileOutcome([])
     try:
@@ -54,7 +56,7 @@ def check_bytes_outcome(job: FileJob, data: bytes) -> FileOutcome:
     if not could_match(data, job.names):
         # No rule can fire, but a broken file is still worth reporting; Python's own
         # parser answers that far faster than libcst.
-        broken = python_syntax_error(job, source)
+        broken = python_syntax_error(job, source, data if on_disk else None)
         deferred = broken is None and job.project_root is not None and not job.names and b"for" in data
         return FileOutcome(broken or [], deferred=deferred)
     project = None
@@ -81,7 +83,7 @@ def check_bytes_outcome(job: FileJob, data: bytes) -> FileOutcome:
                 diagnostics = None  # an entry of the wrong shape is a miss
             if diagnostics is not None:
                 return _outcome(diagnostics, entry.exports, entry.deps)
-    diagnostics, exports, deps = _analyse(job, source, project)
+    diagnostics, exports, deps = _analyse(job, source, project, data if on_disk else None)
     if cache is not None and key is not None:
         cache.put(key, CacheEntry([_to_row(d) for d in diagnostics], deps, exports))
     return _outcome(diagnostics, exports, deps)
@@ -126,7 +128,7 @@ def _from_row(job: FileJob, row: list) -> Diagnostic:
 
 
 def _analyse(
-    job: FileJob, source: str, project: ProjectIndex | None = None
+    job: FileJob, source: str, project: ProjectIndex | None = None, data: bytes | None = None
 ) -> tuple[list[Diagnostic], tuple[str, ...], dict[str, str | None]]:
     """Parse with libcst, build the model, run the rules, place and filter findings.
     Also returns the file's exports and the other files the analysis read (with digests).
@@ -140,7 +142,7 @@ def _analyse(
     if len(source) > PIECE_BYTES:
         pieces = big_file_pieces(job, source)
     else:
-        pieces = python_syntax_error(job, source) or past_libcst_limits(job, None, source)
+        pieces = python_syntax_error(job, source, data) or past_libcst_limits(job, None, source)
     if isinstance(pieces, list) and pieces and isinstance(pieces[0], Diagnostic):
         return pieces, (), {}
     if project is not None:

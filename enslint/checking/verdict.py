@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from enslint.analysis.positions import line_starts
 from enslint.checking.jobs import FileJob, first_line_of, unreadable
 from enslint.findings import Diagnostic
-from enslint.parsing import python_check, python_parse, python_tokens, target_check
+from enslint.parsing import compiled_by_python, python_check, python_parse, python_tokens, target_check
 from enslint.target_version import describe, target_for
 
 _PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -35,9 +35,13 @@ def _python_error(job: FileJob, error: BaseException, first_line: int = 1, pytho
 PYTHON_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 
-def python_syntax_error(job: FileJob, source: str) -> list[Diagnostic] | None:
+def python_syntax_error(job: FileJob, source: str, data: bytes | None = None) -> list[Diagnostic] | None:
     """The file's ENS000 when the Python its project targets rejects it, else None: this
-    interpreter's verdict, or libcst's where the project targets a newer Python."""
+    interpreter's verdict, or libcst's where the project targets a newer Python. `data`:
+    the file's bytes as read from its path, when they are (its bytecode cache may hold the
+    verdict already)."""
+    if data is not None and compiled_by_python(job.filename, data):
+        return None
     target = target_for(job.filename)
     newer = target is not None and target > sys.version_info[:2]
     try:
