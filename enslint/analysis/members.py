@@ -333,6 +333,9 @@ class ConstructionScanner:
             return
         if key is None:
             return
+        # What the value reads is as it stood before this rebinding: `self.heads =
+        # nn.ModuleList(self.heads)` wraps the list the loop above filled.
+        before = self.scope()
         container = self.empty_container(value)
         if container is not None:
             self.builders[key] = _Builder(container, len(loops), branch)
@@ -340,7 +343,8 @@ class ConstructionScanner:
             self.builders.pop(key, None)
         attr = self_attribute(target, self.self_name)
         if attr is not None:
-            self.self_assigns.setdefault(attr, []).append(_SelfAssign(value, self._line, branch, self.scope()))
+            scope = before if self._wraps(value, key) else self.scope()
+            self.self_assigns.setdefault(attr, []).append(_SelfAssign(value, self._line, branch, scope))
             if isinstance(value, (cst.Name, cst.Integer, cst.Attribute, cst.BinaryOperation)):
                 self.size_attrs[attr] = code_of(value)
         elif isinstance(target, cst.Name):
@@ -391,6 +395,14 @@ class ConstructionScanner:
                 self.registers = self.registers or "setattr"
 
     # -- expressions --------------------------------------------------------------
+    def _wraps(self, value: cst.BaseExpression, key: str) -> bool:
+        """Whether `value` puts the container `key` is filling into a module container
+        (`nn.ModuleList(self.heads)`, `nn.Sequential(*self.heads)`)."""
+        if not isinstance(value, cst.Call) or len(value.args) != 1 or value.args[0].keyword:
+            return False
+        qualified = self.ctx.imports.qualify(value.func) or code_of(value.func)
+        return qualified in CONTAINERS and self._builder_key(value.args[0].value) == key
+
     def empty_container(self, value: cst.BaseExpression) -> str | None:
         """The container's name when `value` builds an empty one (`nn.ModuleList()`, `[]`)."""
         if isinstance(value, cst.List) and not value.elements:
@@ -531,6 +543,10 @@ class ConstructionScanner:
         scope = scope or self.scope()
         if isinstance(value, cst.Name):
             return self._named_collection(attr, value, seen, scope)
+        key = self._builder_key(value) if isinstance(value, cst.Attribute) else None
+        if key is not None and key in scope.builders and key not in seen:
+            # The attribute's own list, filled above and wrapped here (`_wraps`).
+            return self._from_builder(attr, key, scope.builders[key])
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
             return self._repeated_list(attr, value, scope)
         if isinstance(value, cst.Call):
