@@ -241,6 +241,7 @@ class ConstructionScanner:
         self.watch = watch
         self.watch_statements = watch_statements  # the ids of the statements that hold the calls
         self.watched: list[WatchedCall] = []
+        self._inlining: list[str] = []  # the methods being read at their call (`_inline`)
 
     # -- statements ---------------------------------------------------------------
     def scan_function(self, function: cst.FunctionDef) -> None:
@@ -384,6 +385,10 @@ class ConstructionScanner:
             if func.attr.value == "add_module" and self_attribute(func, self.self_name) is not None:
                 self.registers = self.registers or ("add_module" if loops else "")
                 return
+        method = self._own_method(func)
+        if method is not None:
+            self._inline(method, loops, branch)
+            return
         if isinstance(func, cst.Name) and func.value == "setattr" and loops:
             args = positional_args(call)
             if (
@@ -393,6 +398,30 @@ class ConstructionScanner:
                 and computed_name(args[1])
             ):
                 self.registers = self.registers or "setattr"
+
+    def _own_method(self, func: cst.BaseExpression) -> cst.FunctionDef | None:
+        """The method of this class that `self.<name>(...)` calls, where it may fill the
+        collections the caller made (`self._build_heads(d, n)` in `__init__`)."""
+        name = self_attribute(func, self.self_name)
+        if name is None or self.cls is None or name in self._inlining:
+            return None
+        method = self.cls.methods.get(name)
+        if method is None or first_param(method) != self.self_name or len(self._inlining) >= 2:
+            return None
+        return method
+
+    def _inline(self, method: cst.FunctionDef, loops: tuple[_Loop, ...], branch: _Branch) -> None:
+        """Read the called method's statements as if they stood at the call: what it
+        appends to this method's containers is theirs. Its own names are its own: its
+        parameters are bound at the call, outside any loop of its body."""
+        env, params = self.env, self.params
+        self.env, self.params = {}, {}
+        self._inlining.append(method.name.value)
+        try:
+            self._block(method.body.body, loops, branch)
+        finally:
+            self._inlining.pop()
+            self.env, self.params = env, params
 
     # -- expressions --------------------------------------------------------------
     def _wraps(self, value: cst.BaseExpression, key: str) -> bool:
