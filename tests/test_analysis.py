@@ -434,8 +434,28 @@ def test_a_collection_built_in_both_branches_or_used_outside_them_keeps_its_memb
     assert _fixes_for(ensemble(ONE_BRANCH, forward)) == ["call-time vmap"]
 
 
-def test_branches_that_build_different_members_are_not_identical():
+def test_branches_that_each_build_identical_members_are_an_ensemble():
+    """Issue 18: in every run the members are copies of one another, whichever branch
+    built them; only a form that keeps the members applies."""
     init = "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.ModuleList([nn.Linear(d, 3) for _ in range(n)])\n"
+    model = model_of(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n"))
+    (cls,) = model.classes
+    assert cls.collections["heads"].per_branch
+    assert codes(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")) == ["ENS001"]
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        # one branch builds copies, the other a tower
+        "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n"
+        "    self.heads = nn.ModuleList([nn.Linear(w, 2) for w in widths])\n",
+        # the class chosen per element
+        "self.heads = nn.ModuleList([nn.Linear(d, 2) if i % 2 else nn.Linear(d, 3) for i in range(n)])\n",
+    ],
+    ids=["a tower in the other branch", "chosen per element"],
+)
+def test_members_that_differ_in_some_run_are_not_identical(init):
     assert codes(ensemble(init, "return torch.stack([h(x) for h in self.heads])\n")) == []
 
 

@@ -158,6 +158,9 @@ class Collection:
     created: cst.SimpleStatementLine | None = None
     method: str | None = None  # the method that builds it (`__init__`, `build`, `fit`)
     conditional: bool = False  # built in one branch of an `if` (`if individual:`)
+    # Each branch of an `if` builds its own members (a dueling or a plain head): identical
+    # in every run, but `member` is the first branch's only.
+    per_branch: bool = False
     # Where the evidence comes from when it is not this class's own code: "members built
     # by `make_q()` at builders.py:63", "built by `clones()` at utils.py:5".
     evidence: Evidence | None = None

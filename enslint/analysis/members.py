@@ -474,10 +474,19 @@ class ConstructionScanner:
         if identical:
             assign, collection = identical[0]
             texts = {c.member.text for _, c in identical if c.member is not None}
+            if len(identical) != len(found):
+                # Another branch builds members that are not copies of one another (a
+                # tower): the loop runs those too.
+                return replace(collection, member=None, why_heterogeneous="another branch builds members that differ")
             if len(texts) > 1:
-                return replace(
-                    collection, member=None, why_heterogeneous="members are built differently in different branches"
-                )
+                # One repeated expression per branch: the members are identical in every
+                # run, whichever branch builds them; only the general forms may fuse them.
+                outer = assign.branch[0][0] if assign.branch else None
+                if any(not a.branch or a.branch[0][0] != outer for a, _ in identical):
+                    return replace(
+                        collection, member=None, why_heterogeneous="members are built differently in different branches"
+                    )
+                return replace(collection, per_branch=True, conditional=True)
         else:
             assign, collection = found[0]
         collection.conditional = bool(assign.branch)

@@ -37,14 +37,9 @@ def fused_blocker(loop: MemberLoop, model: FileModel, general: bool = False) -> 
     methods = sorted({call.method for call in loop.calls if call.method})
     if methods:
         return reject(Reason.CALLED_THROUGH_METHOD, method=methods[0])
-    if collection.passed_in is not None and not general:
-        return reject(Reason.PASSED_IN)
-    if collection.inherited_from:
-        return reject(Reason.BUILT_IN_PARENT, collection=text, parent=collection.inherited_from)
-    if collection.evidence and not general:
-        return reject(Reason.BUILT_ELSEWHERE, collection=text, evidence=model.render(collection.evidence))
-    if collection.method not in (None, "__init__"):
-        return reject(Reason.BUILT_OUTSIDE_INIT, collection=text, method=collection.method)
+    built = _where_built(loop, model, general)
+    if built is not None:
+        return built
     if loop.subset:
         return reject(Reason.PART_OF_COLLECTION, subset=loop.subset)
     if any(arg.star for call in loop.calls for arg in call.node.args):
@@ -58,4 +53,21 @@ def fused_blocker(loop: MemberLoop, model: FileModel, general: bool = False) -> 
             continue
         if call.node.args and info.node is not call.node.args[0].value:
             return reject(Reason.RESHAPED_SLICE, code=code_of(call.node.args[0].value))
+    return None
+
+
+def _where_built(loop: MemberLoop, model: FileModel, general: bool) -> Rejection | None:
+    """What stands in the way in where and how the collection is built."""
+    collection = loop.collection
+    text = loop.collection_text
+    if collection.passed_in is not None and not general:
+        return reject(Reason.PASSED_IN)
+    if collection.inherited_from:
+        return reject(Reason.BUILT_IN_PARENT, collection=text, parent=collection.inherited_from)
+    if collection.evidence and not general:
+        return reject(Reason.BUILT_ELSEWHERE, collection=text, evidence=model.render(collection.evidence))
+    if collection.per_branch:
+        return reject(Reason.BUILT_PER_BRANCH, collection=text)
+    if collection.method not in (None, "__init__"):
+        return reject(Reason.BUILT_OUTSIDE_INIT, collection=text, method=collection.method)
     return None

@@ -55,6 +55,7 @@ class Reason(Enum):
     PASSED_IN = ("the members are passed in by the caller", Kind.BLOCKED)
     BUILT_IN_PARENT = ("`{collection}` is built in the parent class `{parent}`", Kind.BLOCKED)
     BUILT_ELSEWHERE = ("`{collection}` is {evidence}", Kind.BLOCKED)
+    BUILT_PER_BRANCH = ("each branch of an `if` builds `{collection}` from other members", Kind.BLOCKED)
     BUILT_OUTSIDE_INIT = ("`{collection}` is built in `{method}()`, not in `__init__`", Kind.BLOCKED)
     PART_OF_COLLECTION = ("the loop visits only part of the collection (`{subset}`)", Kind.BLOCKED)
     UNPACKED_ARGUMENTS = ("the members are called with unpacked arguments (`*args`)", Kind.BLOCKED)
