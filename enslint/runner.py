@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from enslint.analysis.kinds import uses_pattern
+from enslint.analysis.kinds import mentions_export
 from enslint.cache import CACHE_FOLDER, code_fingerprint
 from enslint.checking import FileJob, FileOutcome, check_file_outcome, crashed_outcome
 from enslint.config import Config
@@ -194,10 +194,7 @@ def _mentions(path: str, names: tuple[str, ...]) -> bool:
         data = Path(path).read_bytes()
     except OSError:
         return False
-    # Most files name none of them: a plain search for each says so faster than the pattern.
-    if not any(name.partition(":")[2].encode() in data for name in names):
-        return False
-    return uses_pattern(names).search(data) is not None
+    return mentions_export(data, names)
 
 
 def run(jobs: Sequence[FileJob], workers: int | None = None, progress: Progress | None = None) -> list[Diagnostic]:

@@ -93,5 +93,17 @@ def uses_pattern(exports: tuple[str, ...]) -> re.Pattern[bytes]:
     return re.compile(b"|".join(parts) or rb"(?!)")
 
 
+@functools.lru_cache(maxsize=16)
+def _bare_names(exports: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(export.partition(":")[2].encode() for export in exports)
+
+
+def mentions_export(data: bytes, exports: tuple[str, ...]) -> bool:
+    """Whether the file's bytes call or derive from one of `exports` (`uses_pattern`).
+    Most files name none of them: a plain search for each says so faster than the
+    pattern, which needs the name literally."""
+    return any(name in data for name in _bare_names(exports)) and uses_pattern(exports).search(data) is not None
+
+
 def short(text: str, limit: int = 72) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."

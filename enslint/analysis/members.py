@@ -334,17 +334,17 @@ class ConstructionScanner:
             return
         if key is None:
             return
-        # What the value reads is as it stood before this rebinding: `self.heads =
-        # nn.ModuleList(self.heads)` wraps the list the loop above filled.
-        before = self.scope()
+        attr = self_attribute(target, self.self_name)
+        # `self.heads = nn.ModuleList(self.heads)` wraps the list the loop above filled:
+        # what it reads is as it stood before this rebinding.
+        wrapped = self.scope() if attr is not None and self._wraps(value, key) else None
         container = self.empty_container(value)
         if container is not None:
             self.builders[key] = _Builder(container, len(loops), branch)
         else:
             self.builders.pop(key, None)
-        attr = self_attribute(target, self.self_name)
         if attr is not None:
-            scope = before if self._wraps(value, key) else self.scope()
+            scope = wrapped or self.scope()
             self.self_assigns.setdefault(attr, []).append(_SelfAssign(value, self._line, branch, scope))
             if isinstance(value, (cst.Name, cst.Integer, cst.Attribute, cst.BinaryOperation)):
                 self.size_attrs[attr] = code_of(value)
@@ -426,7 +426,7 @@ class ConstructionScanner:
     # -- expressions --------------------------------------------------------------
     def _wraps(self, value: cst.BaseExpression, key: str) -> bool:
         """Whether `value` puts the container `key` is filling into a module container
-        (`nn.ModuleList(self.heads)`, `nn.Sequential(*self.heads)`)."""
+        (`nn.ModuleList(self.heads)`)."""
         if not isinstance(value, cst.Call) or len(value.args) != 1 or value.args[0].keyword:
             return False
         qualified = self.ctx.imports.qualify(value.func) or code_of(value.func)

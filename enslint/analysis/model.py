@@ -96,7 +96,7 @@ class FileModel:
 def exports_of(ctx: FileContext) -> list[str]:
     """What another file may build collections with: functions that return a collection
     of modules ("def:clones") and classes that hold one ("class:BlockBank"); the project
-    index keeps them for the prefilter (kinds.uses_pattern)."""
+    index keeps them for the prefilter (kinds.mentions_export)."""
     names = []
     for name, function in ctx.functions.items():
         scanner = ConstructionScanner(ctx, None)

@@ -54,7 +54,7 @@ from enslint.analysis.context import (
     is_torch_name,
     module_verdict,
 )
-from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
+from enslint.analysis.kinds import MODULE_ROOT_MARKERS, mentions_export, names_a_collection
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _PACKAGE_HOMES = ("site-packages", "dist-packages")
@@ -441,7 +441,7 @@ class ProjectIndex:
             return False
         if names_a_collection(data):
             return True
-        return bool(self.names) and uses_pattern(self.names).search(data) is not None
+        return bool(self.names) and mentions_export(data, self.names)
 
     def defines_method(self, qualified: str, importer: str, method: str, depth: int = 0) -> bool | None:
         """Whether the class `qualified` (or a base of it) defines `method`; None: unknown."""
@@ -568,7 +568,7 @@ class ProjectIndex:
         changed = False
         for _ in range(6):
             before = len(names)
-            pattern = uses_pattern(tuple(sorted(names))) if names else None
+            known_now = tuple(sorted(names))
             for path in candidates:
                 if path in done:
                     continue
@@ -581,7 +581,7 @@ class ProjectIndex:
                 if data is None:
                     continue
                 marked = any(m in data for m in _CONTAINER_MARKERS) and any(m in data for m in MODULE_ROOT_MARKERS)
-                if not marked and (pattern is None or not pattern.search(data)):
+                if not marked and not (known_now and mentions_export(data, known_now)):
                     continue
                 found, read = self._exports_of(path, names)
                 table[path] = [*_stat(path), found, {p: _stat(p) for p in read}]

@@ -3,7 +3,7 @@ before anything is parsed. It must never lose a file (tests/test_prefilter.py)."
 
 from __future__ import annotations
 
-from enslint.analysis.kinds import MODULE_ROOT_MARKERS, names_a_collection, uses_pattern
+from enslint.analysis.kinds import MODULE_ROOT_MARKERS, mentions_export, names_a_collection
 
 
 def could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
@@ -21,11 +21,11 @@ def could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
         return False
     if any(marker in data for marker in MODULE_ROOT_MARKERS) and names_a_collection(data):
         return True
-    return bool(names) and uses_pattern(names).search(data) is not None
+    return bool(names) and mentions_export(data, names)
 
 
 def piece_could_match(data: bytes, names: tuple[str, ...]) -> bool:
     """Whether the statements a piece reports on could hold a finding (a loop or a
     comprehension: `for`) or an export (a collection another file may loop over). The
     file passed `_could_match`; its collections may sit in the piece's context."""
-    return b"for" in data or names_a_collection(data) or (bool(names) and uses_pattern(names).search(data) is not None)
+    return b"for" in data or names_a_collection(data) or (bool(names) and mentions_export(data, names))
