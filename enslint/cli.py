@@ -142,6 +142,15 @@ FORMATS = ["text", "concise", "json", "sarif", "github", "gitlab", "junit"]
         "The name of the file read from standard input (`-`): configuration, excludes and per-file-ignores apply to it."
     ),
 )
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=(
+        "Take the members `enslint profile` saw identical in this run as proof (default: .enslint/profile.json "
+        "at the project root, when it is there)."
+    ),
+)
 def check(
     paths: tuple[Path, ...],
     output_format: str,
@@ -162,6 +171,7 @@ def check(
     show_fixes: bool,
     quiet: bool,
     stdin_filename: Path | None,
+    profile_path: Path | None,
 ) -> None:
     """Check PATHS (default: .) for slow ensemble patterns. Never imports or runs them.
 
@@ -178,6 +188,7 @@ def check(
     if stdin_filename is not None and not from_stdin:
         raise UsageFailure("--stdin-filename names what `-` reads: pass `-` as the path")
     config, files = _config_and_files(cwd, config_path, select, extend_select, ignore, paths, from_stdin)
+    _read_profile(config, profile_path)
     color = sys.stdout.isatty() and output_file is None and not no_color and not os.environ.get("NO_COLOR")
     if from_stdin:
         sys.exit(
@@ -273,6 +284,44 @@ def _config_and_files(
     except (ConfigError, DiscoveryError) as error:
         raise UsageFailure(str(error)) from None
     return config, files
+
+
+def _read_profile(config: Config, path: Path | None, captures: bool = False) -> None:
+    """The profiled run's proof into `config` (and, for verify, its captured
+    constructions): from `path`, else from the project's .enslint/profile.json if any."""
+    from enslint.profiles import ProfileError, default_path, read
+
+    if path is None:
+        path = default_path(config.root)
+        if not path.is_file():
+            return
+    try:
+        profile = read(path)
+    except ProfileError as error:
+        raise UsageFailure(str(error)) from None
+    shown = display_path(path)
+    config.runtime = profile.runtime_members(shown)
+    if not captures:
+        return
+    from enslint.config import VerifySpec
+    from enslint.verify.building import captured_name
+
+    for capture in profile.captures:
+        if capture.init is None and capture.init_pickle is None:
+            continue  # its arguments could not be kept: verify asks for a table as before
+        pickled = str(path.parent / "captures" / capture.init_pickle) if capture.init_pickle else None
+        inputs = tuple(tuple(shape) for shape in capture.inputs) if capture.inputs else None
+        told = f"built as `enslint profile` captured it ({shown}, run of {' '.join(profile.program)})"
+        config.verify[captured_name(Path(capture.path), capture.cls)] = VerifySpec(
+            capture.init, inputs, capture.method, captured=told, init_pickle=pickled
+        )
+
+
+def display_path(path: Path) -> str:
+    try:
+        return Path(os.path.relpath(path)).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _after_findings(
@@ -552,6 +601,15 @@ def rules(output_format: str) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
 )
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=(
+        "Build classes that have no table as this `enslint profile` run built them, and take its proof "
+        "(default: .enslint/profile.json at the project root, when it is there)."
+    ),
+)
 def verify(
     targets: tuple[str, ...],
     device: str,
@@ -564,6 +622,7 @@ def verify(
     time_limit: float,
     config_path: Path | None,
     apply_fix: bool,
+    profile_path: Path | None,
 ) -> None:
     """Prove each rewrite equivalent to the original and time both, with torch.
 
@@ -597,6 +656,7 @@ def verify(
         config = load_config(cwd, config_path)
     except ConfigError as error:
         raise UsageFailure(str(error)) from None
+    _read_profile(config, profile_path, captures=True)
 
     try:
         batches: list[int | None] = [int(b) for b in batch.split(",")] if batch else [None]
@@ -658,6 +718,73 @@ def verify(
         for line in apply_recommended(found, rows):
             click.echo(f"enslint: {line}", err=True)
     sys.exit(exit_code(rows))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-m", "module", metavar="MODULE", help="Run a module as `python -m MODULE ARGS` would.")
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0.001),
+    help="Stop the program after this many seconds and keep what was gathered.",
+)
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--output-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the profile (default: .enslint/profile.json at the project root).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
+)
+@click.argument("program", nargs=-1, type=click.UNPROCESSED)
+def profile(
+    module: str | None,
+    max_seconds: float | None,
+    output_format: str,
+    output_file: Path | None,
+    config_path: Path | None,
+    program: tuple[str, ...],
+) -> None:
+    """Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) and find the loops over identical
+    sibling modules it runs, with their share of the run's time, forward and backward.
+
+    The program runs in this process, under PyTorch's module hooks, as `python SCRIPT`
+    would run it; what it computes is unchanged, its output and exit status pass through.
+    The profile (groups found, and how each flagged class was built and first called) is
+    written to .enslint/profile.json at the project root, where `check` takes it as
+    proof and `verify` builds classes that have no table from it. The report follows the
+    program's own output on standard output (with --format json, as its last line).
+
+    Exit status: the program's (0 when --max-seconds stopped it), 2 usage error.
+    """
+    from enslint.config import ConfigError, load_config
+
+    if module is None and not program:
+        raise UsageFailure("name the program: enslint profile SCRIPT [ARGS]... or -m MODULE [ARGS]...")
+    target, args = (module, list(program)) if module is not None else (program[0], list(program[1:]))
+    if module is None and not Path(target).is_file():
+        raise UsageFailure(f"{target}: no such script")
+    start = Path(target).resolve().parent if module is None else Path.cwd()
+    try:
+        config = load_config(start, config_path)
+    except ConfigError as error:
+        raise UsageFailure(str(error)) from None
+    _torch_device("cpu")  # torch, or a one-line error
+    from enslint.profiling.command import profile_program
+    from enslint.profiling.report import as_json, as_text
+
+    # The program's Ctrl-C is its own (a KeyboardInterrupt where it runs), as under python.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        outcome = profile_program(target, args, module is not None, max_seconds, config, output_file)
+    finally:
+        signal.signal(signal.SIGINT, _interrupt)
+    report = as_json(outcome) if output_format == "json" else as_text(outcome)
+    click.echo(report)
+    sys.exit(outcome.ending.status)
 
 
 def _torch_device(device: str) -> str:

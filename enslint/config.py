@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from enslint.analysis.runtime import RuntimeMembers
 from enslint.rules import RULES_BY_CODE
 
 KNOWN_CODES = ("ENS000", *RULES_BY_CODE)
@@ -42,6 +43,11 @@ class VerifySpec:
     init: dict | None = None
     inputs: tuple[tuple[int, ...], ...] | None = None
     method: str | None = None
+    # Set for a construction `enslint profile` captured (never from pyproject.toml): where
+    # it came from, as told to the user; `init` then holds values, not "=expr" strings,
+    # or `init_pickle` names the file that holds them.
+    captured: str | None = None
+    init_pickle: str | None = None
 
 
 _VERIFY_KEYS = ("init", "inputs", "method")
@@ -86,6 +92,8 @@ class Config:
     min_members: int = 2
     # `enslint verify`: how to build each class, by class name or full target name.
     verify: dict[str, VerifySpec] = field(default_factory=dict)
+    # Collections a profiled run saw identical (`--profile`): set by the command line.
+    runtime: tuple[RuntimeMembers, ...] = ()
 
     def enabled_codes(self, extra_ignores: tuple[str, ...] = ()) -> frozenset[str]:
         """Codes selected by prefix and not ignored. ENS000 (unreadable file) is always

@@ -42,7 +42,7 @@ def display_path(path: Path, cwd: Path) -> str:
 def make_jobs(files: list[Path], config: Config, cwd: Path, use_cache: bool = True) -> list[FileJob]:
     from enslint.analysis.project import project_roots
 
-    settings = Settings(min_members=config.min_members)
+    settings = Settings(min_members=config.min_members, runtime=config.runtime)
     cache_dir = str(config.root / CACHE_FOLDER) if use_cache else None
     fingerprint = code_fingerprint() if use_cache else ""
     base_codes = config.enabled_codes()

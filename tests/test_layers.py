@@ -23,11 +23,11 @@ LAYERS: list[set[str]] = [
     {"parsing"},
     {"rewrites"},
     {"rules"},
-    {"config", "output", "measurements"},
+    {"config", "output", "measurements", "profiles"},
     {"checking", "discovery"},
     {"runner"},
     {"engine"},
-    {"verify"},
+    {"verify", "profiling"},
     {"cli"},
     {"__main__"},
 ]

@@ -22,6 +22,7 @@ from enslint.analysis.syntax import dotted_name
 
 if TYPE_CHECKING:
     from enslint.analysis.positions import Positions
+    from enslint.analysis.runtime import RuntimeMembers
 
 # Bases that make a class an nn.Module. Any public class of `torch.nn` is one, except
 # the tensor types that live there too.
@@ -167,6 +168,8 @@ class Collection:
     inherited_from: str | None = None  # the parent class that builds it
     # (parameter name, position) when the members are the caller's: nn.ModuleList(models)
     passed_in: tuple[str, int] | None = None
+    # The profiled run that proved the members identical, when the source could not.
+    runtime: RuntimeMembers | None = None
 
     @property
     def identical(self) -> bool:

@@ -45,6 +45,7 @@ from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import MODULE, SAME, SELF_COLLECTION, SLICE
 from enslint.analysis.loops import MemberLoop, find_member_loops
 from enslint.analysis.members import ELEMENTWISE, LINEARS, ConstructionScanner, sequential_member
+from enslint.analysis.runtime import RuntimeMembers
 from enslint.analysis.syntax import NodeIndex, arg_at, code_of, dotted_name, first_param, keyword_arg
 
 if TYPE_CHECKING:
@@ -571,8 +572,11 @@ def build_model(
     project: Project | None = None,
     source: str | None = None,
     line_map: Callable[[int], int] | None = None,
+    runtime: Sequence[RuntimeMembers] = (),
 ) -> FileModel:
+    """`runtime`: this file's collections a profiled run saw identical."""
     ctx = build_context(module, path, project, source, line_map)
+    _take_runtime_proofs(ctx, runtime)
     classes = list(ctx.classes.values())
     loops: list[MemberLoop] = []
     for info in classes:
@@ -592,6 +596,30 @@ def build_model(
                 found = [loop for loop in found if loop not in used]
         loops.extend(found)
     return FileModel(module, imports=ctx.imports, classes=classes, loops=loops, ctx=ctx)
+
+
+def _take_runtime_proofs(ctx: FileContext, groups: Sequence[RuntimeMembers]) -> None:
+    """The collections a profiled run proved: each keeps what the source says of it (its
+    container, the statement that builds it) and gains the run's members."""
+    for group in groups:
+        info = ctx.classes.get(group.cls)
+        if info is None:
+            continue
+        collection = info.collections.get(group.collection)
+        if collection is None and group.container:
+            # Built where the reading of the source loses it (a slice of a list, a
+            # registry's return): the run saw the container; the loop is what is rewritten.
+            collection = Collection(group.collection, group.container, None, group.members, None)
+            info.collections[group.collection] = collection
+        if collection is None or collection.identical:
+            continue  # not a collection of this class, or proven without the run
+        collection.member = Member(group.member_class, MODULE, group.member_class, is_module=True)
+        collection.why_heterogeneous = None
+        collection.runtime = group
+        collection.evidence = ctx.evidence(
+            f"the profiled run ({group.source}) saw {group.members} identical `{group.member_class}` members built",
+            collection.origin if collection.origin is not None else info.node,
+        )
 
 
 def _candidate(loop: MemberLoop) -> bool:

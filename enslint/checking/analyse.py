@@ -63,6 +63,7 @@ def _findings(
 ) -> Analysis:
     """The findings and exports of a parsed text whose code is `source`."""
     from enslint.analysis.model import build_model
+    from enslint.analysis.runtime import for_file
     from enslint.analysis.syntax import NodeIndex
     from enslint.rewrites.fix_assembly import names_used_outside
 
@@ -77,6 +78,7 @@ def _findings(
             project,
             source,
             piece.file_line if piece is not None else None,
+            for_file(job.settings.runtime, job.filename),
         )
         if piece is None and not job.standalone:
             model.fixed_file = job.filename

@@ -66,6 +66,8 @@ def _where_built(loop: MemberLoop, model: FileModel, general: bool) -> Rejection
         return reject(Reason.BUILT_IN_PARENT, collection=text, parent=collection.inherited_from)
     if collection.evidence and not general:
         return reject(Reason.BUILT_ELSEWHERE, collection=text, evidence=model.render(collection.evidence))
+    if collection.runtime is not None and not general:
+        return reject(Reason.PROVEN_AT_RUN_TIME, collection=text)
     if collection.per_branch:
         return reject(Reason.BUILT_PER_BRANCH, collection=text)
     if collection.method not in (None, "__init__"):

@@ -56,6 +56,10 @@ class Reason(Enum):
     BUILT_IN_PARENT = ("`{collection}` is built in the parent class `{parent}`", Kind.BLOCKED)
     BUILT_ELSEWHERE = ("`{collection}` is {evidence}", Kind.BLOCKED)
     BUILT_PER_BRANCH = ("each branch of an `if` builds `{collection}` from other members", Kind.BLOCKED)
+    PROVEN_AT_RUN_TIME = (
+        "`{collection}`'s members are known identical only from the profiled run: they are kept as built",
+        Kind.BLOCKED,
+    )
     BUILT_OUTSIDE_INIT = ("`{collection}` is built in `{method}()`, not in `__init__`", Kind.BLOCKED)
     PART_OF_COLLECTION = ("the loop visits only part of the collection (`{subset}`)", Kind.BLOCKED)
     UNPACKED_ARGUMENTS = ("the members are called with unpacked arguments (`*args`)", Kind.BLOCKED)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from enslint.analysis.runtime import RuntimeMembers
 from enslint.findings import RuleFix
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ class Settings:
     """What the configuration lets a rule vary."""
 
     min_members: int = 2
+    # Collections a profiled run saw identical (`check --profile`): proof the source lacks.
+    runtime: tuple[RuntimeMembers, ...] = ()
 
 
 @dataclass

@@ -10,10 +10,12 @@ which is exactly what a user's old checkpoint goes through.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import importlib.util
 import inspect
 import linecache
+import pickle
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -152,10 +154,32 @@ def _module_class(module: types.ModuleType, target: Target) -> type:
 
 
 def spec_for(target: Target, config: Config) -> tuple[str, VerifySpec]:
+    """The table for the class; else the construction a profiled run captured."""
     for name in target.names():
         if name in config.verify:
             return name, config.verify[name]
+    captured = config.verify.get(captured_name(target.file, target.class_name))
+    if captured is not None and captured.captured:
+        return captured.captured, captured
     return "defaults", VerifySpec()
+
+
+def captured_name(file: Path, class_name: str) -> str:
+    """The key a captured construction is kept under in `Config.verify`."""
+    return f"captured:{file.resolve().as_posix()}::{class_name}"
+
+
+def _captured_kwargs(spec: VerifySpec, target: Target) -> dict:
+    """The captured arguments afresh: a deep copy, or the pickle loaded again (with the
+    file's folders importable, as the program had them)."""
+    if spec.init_pickle is None:
+        return copy.deepcopy(spec.init or {})
+    root = package_of(target.file)[1]
+    try:
+        with _importable_from(root), _importable_from(target.file.resolve().parent):
+            return pickle.loads(Path(spec.init_pickle).read_bytes())  # noqa: S301 - the user's own run wrote it
+    except Exception as error:  # noqa: BLE001
+        raise SetupError(f"the captured arguments cannot be loaded: {type(error).__name__}: {error}") from None
 
 
 def init_kwargs(spec: VerifySpec) -> dict:
@@ -198,7 +222,7 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
     """The original on the CPU in float32, with what it takes to build a rewrite of it."""
     spec_name, spec = spec_for(target, config)
     original_cls = load_original(target)
-    kwargs = lambda: init_kwargs(spec)  # noqa: E731
+    kwargs = (lambda: _captured_kwargs(spec, target)) if spec.captured else (lambda: init_kwargs(spec))  # noqa: E731
     method = spec.method or target.method or "forward"
     if not callable(getattr(original_cls, method, None)):
         raise NeedsConfig(
@@ -207,7 +231,7 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
         )
     # Every key that is missing, in one question: the inputs cannot be inferred before the
     # class is built, so while init is missing they are asked for too.
-    if questions.required_init(original_cls, spec.init):
+    if not spec.captured and questions.required_init(original_cls, spec.init):
         _ask(original_cls, target, method, spec, ask_init=True, ask_inputs=spec.inputs is None)
     torch.manual_seed(seed)
     arguments = kwargs()

@@ -157,6 +157,8 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     dtype = DTYPES[options.dtype]
     row.rtol, row.atol = TOLERANCES[dtype]
     pair = building.build(target, config, options.batch)
+    if pair.spec_name.startswith("built as"):
+        row.notes.append(pair.spec_name)
     original = pair.original
     row.members = _members(target, original)
     row.batch = pair.shapes[0][0] if pair.shapes and pair.shapes[0] else None
@@ -475,6 +477,8 @@ def terminal_table(rows: list[Row]) -> str:
     for row in rows:
         suffix = f" @{row.batch}" if sweeping and row.batch is not None else ""
         name = _fit(row.target.rsplit("/", 1)[-1], widths[0] - len(suffix)) + suffix
+        if row.trials:  # where its construction came from, when not from a table
+            notes += [f"{row.target}: {note}" for note in row.notes if note.startswith("built as")]
         status = row.status if len(row.status) <= widths[4] else row.status.split(":")[0]
         if not row.trials:
             lines.append(layout.format(name, _rules(row), "-", "-", status, "").rstrip())

@@ -1,0 +1,441 @@
+"""Watch every module call of the running program and keep what one loop over siblings did.
+
+PyTorch's global module hooks see each call. A call matters only when the module is a
+member of a collection (a child of an `nn.ModuleList` or `nn.ModuleDict`, an element of a
+list attribute, one of `q0`, `q1`, ... registered one by one); every other call costs a
+dictionary lookup. For a member call the recorder notes the line of the user's code that
+made it (the first frame outside torch and enslint), what it received, and how long its
+forward took; its backward is timed on the autograd nodes the call created, found from its
+outputs down to the nodes that existed before it (by the nodes' sequence numbers).
+
+Calls of members of one collection from one line of one running frame form one run of a
+loop (`Occurrence`); `groups.py` judges them. Nothing here changes a value the program
+computes: the hooks return nothing and register only timing hooks on autograd nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_ENSLINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_CONTAINERS = (nn.ModuleList, nn.ModuleDict)
+
+now = time.perf_counter
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a member sits: the module holding the collection, its name, the member's key."""
+
+    holder: weakref.ReferenceType[nn.Module]
+    collection: str
+    key: str
+    container: str = ""  # "nn.ModuleList", "nn.ModuleDict" when the members are in one
+
+
+@dataclass(frozen=True)
+class TensorSeen:
+    """A tensor argument, as much of it as tells one tensor from its slices."""
+
+    identity: int
+    shape: tuple[int, ...]
+    dtype: str
+    base: int | None  # id of the tensor it is a view of
+    offset: int
+    stride: tuple[int, ...]
+    data: int  # data_ptr
+
+
+def seen(tensor: torch.Tensor) -> TensorSeen:
+    base = tensor._base
+    return TensorSeen(
+        id(tensor),
+        tuple(tensor.shape),
+        str(tensor.dtype).removeprefix("torch."),
+        None if base is None else id(base),
+        int(tensor.storage_offset()),
+        tuple(tensor.stride()),
+        tensor.data_ptr(),
+    )
+
+
+def tensors_in(values: Iterator[Any] | tuple | list) -> list[torch.Tensor]:
+    return [v for v in values if isinstance(v, torch.Tensor)]
+
+
+@dataclass
+class MemberCall:
+    member: int  # id of the member module
+    signature: tuple  # class, parameter and buffer names with shapes
+    member_class: str
+    inputs: list[TensorSeen]
+    outputs: list[int] = field(default_factory=list)  # data_ptrs, to tell a chain
+    cuda: bool = False  # timings wait for the device
+    # The sequence numbers its autograd nodes start at and end before: from the end of the
+    # loop's previous member call, so that the loop's glue between calls (the slice
+    # `x[:, i]` that feeds this one) is the group's cost too.
+    first_node: int = 0
+    last_node: int | None = None
+
+
+@dataclass
+class Occurrence:
+    """One run of a loop: member calls of one collection from one line of one frame."""
+
+    frame: int
+    calls: list[MemberCall] = field(default_factory=list)
+
+
+@dataclass
+class Site:
+    """Everything seen at one (collection, line): its loop runs and their cost."""
+
+    holder_class: str
+    container: str
+    collection: str
+    path: str
+    line: int
+    qualname: str  # of the function that made the calls: "Ensemble.forward"
+    occurrences: list[Occurrence] = field(default_factory=list)
+    forward_s: float = 0.0
+    backward_s: float = 0.0
+    # What it had spent and called at the first and the last optimizer step.
+    at_first_step: tuple[float, int] | None = None
+    at_last_step: tuple[float, int] | None = None
+
+    @property
+    def calls(self) -> int:
+        return sum(len(o.calls) for o in self.occurrences)
+
+
+@dataclass
+class StepClock:
+    """The training steps, timed by one optimizer's `step()`: the share of a step is the
+    time between its first and last step, where start-up and data loading are not."""
+
+    optimizer: int = 0  # id of the optimizer whose steps are counted
+    steps: int = 0
+    first: tuple[float, float] | None = None  # (time, hooks' time) at the first step
+    last: tuple[float, float] | None = None
+
+    @property
+    def span_s(self) -> float | None:
+        """Time between the first and the last step, the hooks' own taken out."""
+        if self.first is None or self.last is None or self.steps < 2:
+            return None
+        return (self.last[0] - self.first[0]) - (self.last[1] - self.first[1])
+
+
+def user_frame(start: FrameType | None) -> FrameType | None:
+    """The first frame of the program's own code above the hooks."""
+    frame = start
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not (name.startswith(_TORCH_DIR) or name.startswith(_ENSLINT_DIR)):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _kind(container: nn.Module) -> str:
+    return "nn.ModuleDict" if isinstance(container, nn.ModuleDict) else "nn.ModuleList"
+
+
+def _caller_module(start: FrameType | None) -> nn.Module | None:
+    """The module whose method (or a comprehension in it) made the call, if any."""
+    frame = user_frame(start)
+    for _ in range(3):
+        if frame is None:
+            return None
+        code = frame.f_code
+        if code.co_argcount and not code.co_name.startswith("<"):
+            owner = frame.f_locals.get(code.co_varnames[0])
+            return owner if isinstance(owner, nn.Module) else None
+        frame = user_frame(frame.f_back)
+    return None
+
+
+class Recorder:
+    """Install with `with recorder:`; read `sites` and `hooks_s` after."""
+
+    def __init__(self, on_first_loop_call: Callable[[FrameType, nn.Module], None] | None = None) -> None:
+        self.sites: dict[tuple, Site] = {}
+        self.hooks_s = 0.0  # the recorder's own time: taken out of every figure
+        # Keyed by the modules themselves, weakly: an id is reused once its module dies.
+        self._places: weakref.WeakKeyDictionary[nn.Module, Place] = weakref.WeakKeyDictionary()
+        self._walked: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        self._parents: weakref.WeakKeyDictionary[nn.Module, weakref.ReferenceType[nn.Module]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._signatures: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()
+        self._stack: list[nn.Module] = []
+        self._open: list[tuple[float, float, Site | None, MemberCall | None]] = []
+        self._probe = torch.zeros((), requires_grad=True)
+        self._handles: list[Any] = []
+        self._on_first_loop_call = on_first_loop_call
+        # Member classes whose `forward` is watched, with what to put back: the seed's
+        # members are called as `head.forward(x)`, which no module hook sees.
+        self._watched: dict[type, Any] = {}
+        self.clock = StepClock()
+
+    def __enter__(self) -> Recorder:
+        hooks = nn.modules.module
+        self._handles = [
+            hooks.register_module_forward_pre_hook(self._before),
+            hooks.register_module_forward_hook(self._after, always_call=True),
+            hooks.register_module_module_registration_hook(self._registered),
+            register_optimizer_step_post_hook(self._stepped),
+        ]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        for cls, own in self._watched.items():
+            if own is None:
+                delattr(cls, "forward")
+            else:
+                setattr(cls, "forward", own)  # noqa: B010 - any class, not one mypy knows
+        self._watched = {}
+        self._handles = []
+
+    # -- the tree ---------------------------------------------------------------------
+    def _walk(self, root: nn.Module) -> None:
+        """Place every member below `root`: containers' children, list attributes'
+        elements, children registered one by one under numbered names."""
+        for parent in root.modules():
+            if parent in self._walked:
+                continue
+            self._walked.add(parent)
+            if isinstance(parent, _CONTAINERS):
+                self._place_own_children(parent)
+                continue
+            for name, child in parent.named_children():
+                if isinstance(child, _CONTAINERS):
+                    for key, member in child.named_children():
+                        self._place(member, parent, name, key, _kind(child))
+            for attribute, value in vars(parent).items():
+                if isinstance(value, list | tuple) and not attribute.startswith("_"):
+                    for index, element in enumerate(value):
+                        if isinstance(element, nn.Module):
+                            self._place(element, parent, attribute, str(index))
+            for name, child in parent.named_children():
+                stem = name.rstrip("0123456789").rstrip("_")
+                if stem and stem != name and not isinstance(child, _CONTAINERS):
+                    self._place(child, parent, f"{stem}*", name)
+
+    def _place_own_children(self, container: nn.Module) -> None:
+        """A container's children whose holder did not place them: a container in a
+        container (`heads[0]`), or a class deriving from nn.ModuleList that loops over
+        itself (`<self>`)."""
+        place = self._places.get(container)
+        holder = place.holder() if place is not None else None
+        if place is not None and holder is not None:
+            prefix = f"{place.collection}[*]"  # every inner container: one loop nest
+        elif type(container) not in _CONTAINERS:
+            holder, prefix = container, "<self>"
+        else:
+            return
+        for key, child in container.named_children():
+            self._place(child, holder, prefix, key, _kind(container))
+
+    def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        entered = now()
+        clock = self.clock
+        if clock.steps == 0:
+            clock.optimizer = id(optimizer)
+        if id(optimizer) == clock.optimizer:
+            clock.steps += 1
+            clock.last = (entered, self.hooks_s)
+            if clock.first is None:
+                clock.first = clock.last
+            for site in self.sites.values():
+                spent = (site.forward_s + site.backward_s, site.calls)
+                site.at_last_step = spent
+                if site.at_first_step is None:
+                    site.at_first_step = spent
+        self.hooks_s += now() - entered
+
+    def _registered(self, module: nn.Module, name: str, submodule: nn.Module) -> None:
+        entered = now()
+        self._parents[submodule] = weakref.ref(module)
+        member = isinstance(module, _CONTAINERS) or name.rstrip("0123456789") != name
+        if member and type(submodule) not in self._watched and not isinstance(submodule, _CONTAINERS):
+            self._watch_forward(type(submodule))  # before any call: `.forward` may be its only one
+        self.hooks_s += now() - entered
+
+    def _registered_top(self, module: nn.Module) -> nn.Module:
+        top = module
+        for _ in range(64):
+            parent = self._parents.get(top)
+            found = parent() if parent is not None else None
+            if found is None:
+                return top
+            top = found
+        return top
+
+    def _place(self, member: nn.Module, holder: nn.Module, collection: str, key: str, container: str = "") -> None:
+        self._places.setdefault(member, Place(weakref.ref(holder), collection, key, container))
+        if self._handles and type(member) not in self._watched:
+            self._watch_forward(type(member))
+
+    def _watch_forward(self, cls: type) -> None:
+        """Route a direct `member.forward(x)` through the same two hooks as a call."""
+        own = cls.__dict__.get("forward")
+        original = cls.forward  # type: ignore[attr-defined]
+        self._watched[cls] = own
+        recorder = self
+
+        def forward(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            if not recorder._handles or (recorder._stack and recorder._stack[-1] is module):
+                return original(module, *args, **kwargs)  # through __call__: the hooks saw it
+            recorder._before(module, args)
+            output = None
+            try:
+                output = original(module, *args, **kwargs)
+                return output
+            finally:
+                recorder._after(module, args, output)
+
+        cls.forward = forward  # type: ignore[attr-defined]
+
+    def _signature(self, module: nn.Module) -> tuple[tuple, str]:
+        known = self._signatures.get(module)
+        if known is None:
+            cls = type(module)
+            known = (
+                (
+                    f"{cls.__module__}.{cls.__qualname__}",
+                    tuple((n, tuple(p.shape), str(p.dtype)) for n, p in module.named_parameters()),
+                    tuple((n, tuple(b.shape), str(b.dtype)) for n, b in module.named_buffers()),
+                ),
+                cls.__name__,
+            )
+            self._signatures[module] = known
+        return known
+
+    # -- the hooks --------------------------------------------------------------------
+    def _before(self, module: nn.Module, args: tuple) -> None:
+        entered = now()
+        if module not in self._walked:
+            # Its holder: the outermost module running (members built after its first call,
+            # in fit(), say), the module it was registered in (a call from module-level
+            # code), or the module whose method calls it (`agent.q_values(x)`).
+            holder = self._stack[0] if self._stack else self._registered_top(module)
+            if holder is module:
+                holder = _caller_module(sys._getframe(1)) or module
+            self._walk(holder)
+        self._stack.append(module)
+        site, call = self._member_call(module, args)
+        self._sync(call)
+        self.hooks_s += now() - entered
+        self._open.append((now(), self.hooks_s, site, call))
+
+    def _after(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._sync(self._open[-1][3] if self._open else None)
+        entered = now()
+        if not self._stack or self._stack[-1] is not module:
+            self.hooks_s += now() - entered
+            return  # a call that began before the hooks were installed
+        self._stack.pop()
+        started, hooks_then, site, call = self._open.pop()
+        if site is not None and call is not None:
+            site.forward_s += (entered - started) - (self.hooks_s - hooks_then)
+            outputs = tensors_in(output if isinstance(output, tuple | list) else (output,))
+            call.outputs = [t.data_ptr() for t in outputs]
+            if torch.is_grad_enabled():
+                call.last_node = self._sequence_number()
+                self._time_backward(outputs, site, call)
+        self.hooks_s += now() - entered
+
+    def _member_call(self, module: nn.Module, args: tuple) -> tuple[Site | None, MemberCall | None]:
+        place = self._places.get(module)
+        holder = place.holder() if place is not None else None
+        if place is None or holder is None:
+            return None, None
+        frame = user_frame(sys._getframe(2))
+        if frame is None:
+            return None, None
+        key = (id(holder), place.collection, frame.f_code.co_filename, frame.f_lineno)
+        site = self.sites.get(key)
+        if site is None:
+            site = Site(
+                type(holder).__name__,
+                place.container,
+                place.collection,
+                os.path.abspath(frame.f_code.co_filename),
+                frame.f_lineno,
+                frame.f_code.co_qualname,
+            )
+            self.sites[key] = site
+            if self._on_first_loop_call is not None:
+                self._on_first_loop_call(frame, holder)
+        signature, member_class = self._signature(module)
+        tensors = tensors_in(args)
+        call = MemberCall(id(module), signature, member_class, [seen(t) for t in tensors])
+        call.cuda = any(t.is_cuda for t in tensors)
+        last = site.occurrences[-1] if site.occurrences else None
+        if last is None or last.frame != id(frame) or any(c.member == call.member for c in last.calls):
+            last = Occurrence(id(frame))
+            site.occurrences.append(last)
+        last.calls.append(call)
+        if torch.is_grad_enabled():
+            previous = last.calls[-2].last_node if len(last.calls) > 1 else None
+            call.first_node = previous + 1 if previous is not None else self._sequence_number()
+        return site, call
+
+    def _sequence_number(self) -> int:
+        """A fresh autograd node's sequence number: every node made after it is higher."""
+        return self._probe.view(()).grad_fn._sequence_nr()  # type: ignore[union-attr]
+
+    def _sync(self, call: MemberCall | None) -> None:
+        if call is not None and call.cuda:
+            torch.cuda.synchronize()
+
+    def _time_backward(self, outputs: list[torch.Tensor], site: Site, call: MemberCall) -> None:
+        """Time each autograd node the call created, when backward runs it."""
+        first = call.first_node
+        cuda = call.cuda or any(t.is_cuda for t in outputs)
+        todo = [t.grad_fn for t in outputs if t.grad_fn is not None]
+        visited: set[int] = set()
+        while todo:
+            node = todo.pop()
+            if node is None or id(node) in visited:
+                continue
+            visited.add(id(node))
+            if node._sequence_nr() < first or type(node).__name__ == "AccumulateGrad":
+                continue  # made before the call, or a parameter's gradient sink
+            self._timed(node, site, cuda)
+            todo.extend(next_node for next_node, _ in node.next_functions if next_node is not None)
+
+    def _timed(self, node: Any, site: Site, cuda: bool) -> None:
+        started = [0.0]
+
+        def before(grad_outputs: Any) -> None:
+            entered = now()
+            if cuda:
+                torch.cuda.synchronize()
+            started[0] = now()
+            self.hooks_s += started[0] - entered
+
+        def after(grad_inputs: Any, grad_outputs: Any) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            entered = now()
+            site.backward_s += entered - started[0]
+            self.hooks_s += now() - entered
+
+        node.register_prehook(before)
+        node.register_hook(after)

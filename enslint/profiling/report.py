@@ -1,0 +1,118 @@
+"""What `enslint profile` prints: the groups by their share of the run, what they cost,
+and, where `check` has a fix and `verify` has timed it, the gain to expect."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from enslint.profiles import Group
+from enslint.profiling.command import Outcome
+
+
+def _where(group: Group) -> str:
+    try:
+        shown = os.path.relpath(group.path)
+    except ValueError:
+        shown = group.path
+    return f"{shown}:{group.line}"
+
+
+def _gain(outcome: Outcome, group: Group) -> float | None:
+    """The share of a step (of the run, without steps) a fix would save: the group's
+    time, less a 1/speed-up of it."""
+    measured = outcome.gains.get((group.path, group.line))
+    if measured is None:
+        return None
+    return _share(group) * (1 - 1 / measured[0])
+
+
+def _of(group: Group) -> str:
+    return "each step" if group.step_share is not None else "this run"
+
+
+def _share(group: Group) -> float:
+    return group.step_share if group.step_share is not None else group.share
+
+
+def as_json(outcome: Outcome) -> str:
+    rows = []
+    for group in outcome.profile.groups:
+        fix = outcome.fixes.get((group.path, group.line))
+        measured = outcome.gains.get((group.path, group.line))
+        rows.append(
+            {
+                "path": _where(group).rsplit(":", 1)[0],
+                "line": group.line,
+                "class": group.cls,
+                "method": group.method,
+                "collection": group.collection,
+                "holder": group.holder,
+                "members": group.members,
+                "member_class": group.member_class,
+                "input": group.input,
+                "share": round(group.share, 4),
+                "step_share": _rounded(group.step_share),
+                "calls_per_step": _rounded(group.calls_per_step),
+                "calls": group.calls,
+                "calls_per_loop": group.calls // max(group.loops, 1),
+                "loops": group.loops,
+                "forward_s": round(group.forward_s, 6),
+                "backward_s": round(group.backward_s, 6),
+                "fix": fix.code if fix is not None else None,
+                "verify_speedup": measured[0] if measured else None,
+                "expected_saving": _rounded(_gain(outcome, group)),
+            }
+        )
+    return json.dumps(rows)  # one line: the last of standard output, after the program's own
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def as_text(outcome: Outcome) -> str:
+    profile = outcome.profile
+    lines = [
+        f"{' '.join(profile.program)}: {outcome.ending.how} ({profile.wall_s:.2f} s); "
+        f"the hooks took {profile.hooks_s:.3f} s of it ({profile.hooks_s / max(profile.wall_s, 1e-9):.1%})"
+    ]
+    if profile.step_s is not None:
+        lines.append(
+            f"{profile.steps} optimizer steps, {profile.step_s * 1e3:.1f} ms each after the first; shares are of a step"
+        )
+    else:
+        lines.append("No optimizer stepped twice: shares are of the whole run")
+    if not profile.groups:
+        lines.append("No loop over identical sibling modules ran.")
+    for group in profile.groups:
+        name = f"`{group.cls}.{group.method}`" if group.cls else "the file's top-level code"
+        collection = group.collection if group.holder == group.cls else f"{group.holder}.{group.collection}"
+        input_ = "one input" if group.input == "same" else "slices of one tensor"
+        lines.append(
+            f"{_share(group):6.1%}  {_where(group)}: {name} runs {group.members} identical `{group.member_class}` "
+            f"of `{collection}` one by one on {input_}: "
+            f"{_count(group.calls, 'call')} in {_count(group.loops, 'loop')}, "
+            f"forward {group.forward_s * 1e3:.1f} ms, backward {group.backward_s * 1e3:.1f} ms"
+        )
+        fix = outcome.fixes.get((group.path, group.line))
+        measured = outcome.gains.get((group.path, group.line))
+        if fix is not None and measured is not None:
+            saving = _gain(outcome, group) or 0.0
+            lines.append(
+                f"        {fix.code} has a fix; verify measured it {measured[0]:.2f}x per training step on "
+                f"{measured[1]}: about {saving:.1%} of {_of(group)} saved"
+            )
+        elif fix is not None:
+            lines.append(f"        {fix.code} has a fix; `enslint verify` measures what it saves")
+    for rejected in profile.rejected:
+        where = f"{os.path.relpath(rejected.path)}:{rejected.line}"
+        lines.append(f"    not an ensemble: {where} `{rejected.collection}`: {rejected.reason}")
+    if profile.file is not None:
+        captured = _count(len(profile.captures), "class", "classes")
+        lines.append(f"Profile written to {os.path.relpath(profile.file)} ({captured} captured for verify)")
+    return "\n".join(lines)
