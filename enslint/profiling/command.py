@@ -30,7 +30,8 @@ class Outcome:
     profile: Profile
     ending: program.Ending
     fixes: dict[tuple[str, int], Diagnostic]  # a group's (path, line) -> check's finding with a fix
-    gains: dict[tuple[str, int], tuple[float, str]]  # -> (verify's step speed-up, its device)
+    # -> (verify's step speed-up, its device, whether verify recommends that rewrite)
+    gains: dict[tuple[str, int], tuple[float, str, bool]]
 
 
 def profile_program(
@@ -92,7 +93,7 @@ def _findings(files: list[str], config: Config, cwd: Path) -> list[Diagnostic]:
     return [d for outcome in outcomes for d in outcome.diagnostics if d.code != "ENS000"]
 
 
-def _gains(groups: list[Group], config: Config) -> dict[tuple[str, int], tuple[float, str]]:
+def _gains(groups: list[Group], config: Config) -> dict[tuple[str, int], tuple[float, str, bool]]:
     """verify's measured training-step speed-up of each group's class, where verify has
     measured the class as its file now stands."""
     store = MeasurementStore(config.root / CACHE_FOLDER)
@@ -109,7 +110,7 @@ def _gains(groups: list[Group], config: Config) -> dict[tuple[str, int], tuple[f
             for c in run.candidates
             if c.status == "equivalent" and c.step_speedup is not None
         ]
-        best = max(timed)[1] if timed else None
-        if best is not None:
-            gains[(group.path, group.line)] = (best, measured.device)
+        if timed:
+            recommended, speedup = max(timed)
+            gains[(group.path, group.line)] = (speedup, measured.device, recommended)
     return gains

@@ -22,8 +22,8 @@ def _gain(outcome: Outcome, group: Group) -> float | None:
     """The share of a step (of the run, without steps) a fix would save: the group's
     time, less a 1/speed-up of it."""
     measured = outcome.gains.get((group.path, group.line))
-    if measured is None:
-        return None
+    if measured is None or not measured[2]:
+        return None  # verify recommends keeping the loop, or saw no clear difference
     return _share(group) * (1 - 1 / measured[0])
 
 
@@ -101,8 +101,13 @@ def as_text(outcome: Outcome) -> str:
         )
         fix = outcome.fixes.get((group.path, group.line))
         measured = outcome.gains.get((group.path, group.line))
-        if fix is not None and measured is not None:
-            saving = _gain(outcome, group) or 0.0
+        saving = _gain(outcome, group)
+        if fix is not None and measured is not None and saving is None:
+            lines.append(
+                f"        {fix.code} has a fix; verify measured it {measured[0]:.2f}x per training step on "
+                f"{measured[1]} and recommends no rewrite there: no clear gain to expect"
+            )
+        elif fix is not None and measured is not None and saving is not None:
             lines.append(
                 f"        {fix.code} has a fix; verify measured it {measured[0]:.2f}x per training step on "
                 f"{measured[1]}: about {saving:.1%} of {_of(group)} saved"
