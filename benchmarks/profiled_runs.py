@@ -90,7 +90,9 @@ CASES = [
 
 def enslint(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "enslint", *args], cwd=cwd, capture_output=True, text=True, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "enslint", *args], cwd=cwd, capture_output=True, text=True, env=environment
+    )
 
 
 def step_ms(output: str) -> float:
@@ -117,7 +119,9 @@ def main() -> None:
                     shutil.copy(source, project / source.name)
             script = TRAIN.format(threads=options.threads, build=build, inputs=inputs, call=call, steps=options.steps)
             (project / "train.py").write_text(textwrap.dedent(script))
-            plain = subprocess.run([sys.executable, "train.py"], cwd=project, capture_output=True, text=True, check=True)
+            plain = subprocess.run(
+                [sys.executable, "train.py"], cwd=project, capture_output=True, text=True, check=True
+            )
             first = enslint("profile", "train.py", cwd=project)
             verified = enslint("verify", "--min-time", options.min_time, "--format", "json", measured, cwd=project)
             again = enslint("profile", "--format", "json", "train.py", cwd=project)

@@ -14,101 +14,56 @@ import functools
 from collections.abc import Sequence
 
 from enslint.profiles import Group, Rejected
-from enslint.profiling.recorder import MemberCall, Site, StepClock, TensorSeen
-
-SAME, SLICES = "same", "slices"
+from enslint.profiling.occurrences import SAME, SLICES
+from enslint.profiling.recorder import Site, StepClock
 
 
 def judge(site: Site, run_s: float, clock: StepClock | None = None) -> Group | Rejected | None:
     """None when no run of the loop called two members (one member picked by index)."""
-    loops = [o for o in site.occurrences if len({c.member for c in o.calls}) >= 2]
-    if not loops:
+    site.close()
+    if not site.loops or site.first is None:
         return None
-    kinds = set()
-    for occurrence in loops:
-        verdict = _occurrence(occurrence.calls)
-        if verdict not in (SAME, SLICES):
-            return Rejected(site.path, loop_line(site.path, site.line), site.collection, site.holder_class, verdict)
-        kinds.add(verdict)
-    signatures = {c.signature for o in loops for c in o.calls}
-    if len(signatures) > 1:
+    line = loop_line(site.path, site.line)
+    if site.reason is not None:
+        return Rejected(site.path, line, site.collection, site.holder_class, site.reason)
+    if len(site.signatures) > 1:
         return Rejected(
-            site.path,
-            loop_line(site.path, site.line),
-            site.collection,
-            site.holder_class,
-            "the runs of the loop called members that differ",
+            site.path, line, site.collection, site.holder_class, "the runs of the loop called members that differ"
         )
     cls, method = owner(site.qualname)
-    first = loops[0].calls[0]
     total = site.forward_s + site.backward_s
-    step_share = calls_per_step = None
-    span = clock.span_s if clock is not None else None
-    if span and site.at_first_step is not None and site.at_last_step is not None:
-        step_share = (site.at_last_step[0] - site.at_first_step[0]) / span
-        calls_per_step = (site.at_last_step[1] - site.at_first_step[1]) / (clock.steps - 1)  # type: ignore[union-attr]
+    step_share, calls_per_step = _per_step(site, clock)
+    class_step_share = _per_step(site.owner, clock)[0] if site.owner is not None else None
     return Group(
         path=site.path,
-        line=loop_line(site.path, site.line),
+        line=line,
         cls=cls,
         method=method,
         collection=site.collection,
         holder=site.holder_class,
-        members=max(len({c.member for c in o.calls}) for o in loops),
-        member_class=first.member_class,
-        input=SLICES if SLICES in kinds else SAME,
-        calls=sum(len(o.calls) for o in site.occurrences),
-        loops=len(loops),
+        members=site.members,
+        member_class=site.first.member_class,
+        input=SLICES if SLICES in site.kinds else SAME,
+        calls=site.calls,
+        loops=site.loops,
         forward_s=site.forward_s,
         backward_s=site.backward_s,
         share=total / run_s if run_s > 0 else 0.0,
-        shapes=[list(t.shape) for t in first.inputs],
+        shapes=[list(t.shape) for t in site.first.inputs],
         container=site.container,
         step_share=step_share,
         calls_per_step=calls_per_step,
+        class_step_share=class_step_share,
     )
 
 
-def _occurrence(calls: Sequence[MemberCall]) -> str:
-    """SAME, SLICES, or why these calls are not members run side by side."""
-    first = calls[0]
-    for previous, call in zip(calls, calls[1:], strict=False):
-        if call.signature != first.signature:
-            return _difference(first, call)
-        if any(t.data in previous.outputs for t in call.inputs):
-            return "a chain: each member takes the previous member's output"
-    if len({len(c.inputs) for c in calls}) > 1 or not first.inputs:
-        return "the members take different arguments"
-    kinds = [_position([c.inputs[i] for c in calls]) for i in range(len(first.inputs))]
-    for kind in kinds:
-        if kind not in (SAME, SLICES):
-            return kind
-    return SLICES if SLICES in kinds else SAME
-
-
-def _position(tensors: list[TensorSeen]) -> str:
-    first = tensors[0]
-    if all(t.identity == first.identity or _same_view(t, first) for t in tensors):
-        return SAME
-    if len({t.shape for t in tensors}) > 1:
-        return "the members are called with inputs of different shapes"
-    # Slices of one tensor; members of one group of a nested collection share theirs.
-    if first.base is not None and all(t.base == first.base for t in tensors):
-        return SLICES
-    return "each member gets a tensor of its own (not one tensor, nor slices of one)"
-
-
-def _same_view(a: TensorSeen, b: TensorSeen) -> bool:
-    return (a.data, a.shape, a.stride, a.offset, a.dtype) == (b.data, b.shape, b.stride, b.offset, b.dtype)
-
-
-def _difference(a: MemberCall, b: MemberCall) -> str:
-    if a.signature[0] != b.signature[0]:
-        return f"the members are of different classes (`{a.member_class}`, `{b.member_class}`)"
-    for (name, shape, _), (_, other, _) in zip(a.signature[1], b.signature[1], strict=False):
-        if shape != other:
-            return f"the members' parameters differ in shape (`{name}`: {list(shape)} and {list(other)})"
-    return "the members' parameters or buffers differ"
+def _per_step(site: Site, clock: StepClock | None) -> tuple[float | None, float | None]:
+    """(share of a step, calls per step), between the first and the last optimizer step."""
+    span = clock.span_s if clock is not None else None
+    if not span or clock is None or site.at_first_step is None or site.at_last_step is None:
+        return None, None
+    spent = site.at_last_step[0] - site.at_first_step[0]
+    return spent / span, (site.at_last_step[1] - site.at_first_step[1]) / (clock.steps - 1)
 
 
 def owner(qualname: str) -> tuple[str, str]:
@@ -146,21 +101,25 @@ def _merged(sites: Sequence[Site]) -> list[Site]:
     the same line ran are that loop's runs."""
     merged: dict[tuple, Site] = {}
     for site in sites:
+        site.close()
         key = (site.path, site.line, site.collection, site.holder_class)
         into = merged.get(key)
         if into is None:
-            merged[key] = Site(site.holder_class, site.container, site.collection, site.path, site.line, site.qualname)
-            into = merged[key]
-            into.at_first_step, into.at_last_step = (0.0, 0), (0.0, 0)
-        into.occurrences += site.occurrences
+            merged[key] = site
+            continue
+        into.calls += site.calls
+        into.loops += site.loops
+        into.members = max(into.members, site.members)
+        into.kinds |= site.kinds
+        into.reason = into.reason or site.reason
+        into.signatures |= site.signatures
+        into.first = into.first or site.first
         into.forward_s += site.forward_s
         into.backward_s += site.backward_s
-        into.at_first_step = _plus(
-            into.at_first_step, site.at_first_step or (site.forward_s + site.backward_s, site.calls)
-        )
-        into.at_last_step = _plus(
-            into.at_last_step, site.at_last_step or (site.forward_s + site.backward_s, site.calls)
-        )
+        # A site no step saw has spent nothing between the first and the last step.
+        first = site.at_first_step or (0.0, 0)
+        into.at_first_step = _plus(into.at_first_step, first)
+        into.at_last_step = _plus(into.at_last_step, site.at_last_step or first)
     return list(merged.values())
 
 

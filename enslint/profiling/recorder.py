@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from enslint.profiling.occurrences import SAME, SLICES, MemberCall, Occurrence, seen, tensors_in, verdict
 
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 _ENSLINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -45,62 +47,9 @@ class Place:
     container: str = ""  # "nn.ModuleList", "nn.ModuleDict" when the members are in one
 
 
-@dataclass(frozen=True)
-class TensorSeen:
-    """A tensor argument, as much of it as tells one tensor from its slices."""
-
-    identity: int
-    shape: tuple[int, ...]
-    dtype: str
-    base: int | None  # id of the tensor it is a view of
-    offset: int
-    stride: tuple[int, ...]
-    data: int  # data_ptr
-
-
-def seen(tensor: torch.Tensor) -> TensorSeen:
-    base = tensor._base
-    return TensorSeen(
-        id(tensor),
-        tuple(tensor.shape),
-        str(tensor.dtype).removeprefix("torch."),
-        None if base is None else id(base),
-        int(tensor.storage_offset()),
-        tuple(tensor.stride()),
-        tensor.data_ptr(),
-    )
-
-
-def tensors_in(values: Iterator[Any] | tuple | list) -> list[torch.Tensor]:
-    return [v for v in values if isinstance(v, torch.Tensor)]
-
-
-@dataclass
-class MemberCall:
-    member: int  # id of the member module
-    signature: tuple  # class, parameter and buffer names with shapes
-    member_class: str
-    inputs: list[TensorSeen]
-    outputs: list[int] = field(default_factory=list)  # data_ptrs, to tell a chain
-    cuda: bool = False  # timings wait for the device
-    # The sequence numbers its autograd nodes start at and end before: from the end of the
-    # loop's previous member call, so that the loop's glue between calls (the slice
-    # `x[:, i]` that feeds this one) is the group's cost too.
-    first_node: int = 0
-    last_node: int | None = None
-
-
-@dataclass
-class Occurrence:
-    """One run of a loop: member calls of one collection from one line of one frame."""
-
-    frame: int
-    calls: list[MemberCall] = field(default_factory=list)
-
-
 @dataclass
 class Site:
-    """Everything seen at one (collection, line): its loop runs and their cost."""
+    """Everything seen at one (collection, line): its loop runs' verdicts and their cost."""
 
     holder_class: str
     container: str
@@ -108,16 +57,36 @@ class Site:
     path: str
     line: int
     qualname: str  # of the function that made the calls: "Ensemble.forward"
-    occurrences: list[Occurrence] = field(default_factory=list)
+    current: Occurrence | None = None  # the run being recorded; the others are folded below
+    calls: int = 0
+    loops: int = 0  # runs that called two distinct members or more
+    members: int = 0  # the most distinct members one run called
+    kinds: set[str] = field(default_factory=set)  # SAME, SLICES
+    reason: str | None = None  # the first run that was not an ensemble's, why
+    signatures: set[tuple] = field(default_factory=set)
+    first: MemberCall | None = None  # the first call of the first full run
     forward_s: float = 0.0
     backward_s: float = 0.0
     # What it had spent and called at the first and the last optimizer step.
     at_first_step: tuple[float, int] | None = None
     at_last_step: tuple[float, int] | None = None
+    owner: Site | None = None  # the whole calls of the method that holds the loop
 
-    @property
-    def calls(self) -> int:
-        return sum(len(o.calls) for o in self.occurrences)
+    def close(self) -> None:
+        """Judge the run being recorded and keep only its verdict."""
+        run, self.current = self.current, None
+        if run is None or len({c.member for c in run.calls}) < 2:
+            return  # one member picked by index: not a loop over them
+        self.loops += 1
+        self.members = max(self.members, len({c.member for c in run.calls}))
+        self.signatures |= {c.signature for c in run.calls}
+        if self.first is None:
+            self.first = run.calls[0]
+        found = verdict(run.calls)
+        if found in (SAME, SLICES):
+            self.kinds.add(found)
+        elif self.reason is None:
+            self.reason = found
 
 
 @dataclass
@@ -189,6 +158,9 @@ class Recorder:
         # members are called as `head.forward(x)`, which no module hook sees.
         self._watched: dict[type, Any] = {}
         self.clock = StepClock()
+        # The methods that hold a loop, per instance: timed whole, as verify times a class.
+        self._owner_calls: weakref.WeakKeyDictionary[nn.Module, dict[str, Site]] = weakref.WeakKeyDictionary()
+        self._watched_methods: dict[tuple[type, str], Any] = {}
 
     def __enter__(self) -> Recorder:
         hooks = nn.modules.module
@@ -203,6 +175,12 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
+        for (cls, name), own in self._watched_methods.items():
+            if own is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, own)
+        self._watched_methods = {}
         for cls, own in self._watched.items():
             if own is None:
                 delattr(cls, "forward")
@@ -261,7 +239,8 @@ class Recorder:
             clock.last = (entered, self.hooks_s)
             if clock.first is None:
                 clock.first = clock.last
-            for site in self.sites.values():
+            owners = [site for owned in self._owner_calls.values() for site in owned.values()]
+            for site in [*self.sites.values(), *owners]:
                 spent = (site.forward_s + site.backward_s, site.calls)
                 site.at_last_step = spent
                 if site.at_first_step is None:
@@ -271,8 +250,13 @@ class Recorder:
     def _registered(self, module: nn.Module, name: str, submodule: nn.Module) -> None:
         entered = now()
         self._parents[submodule] = weakref.ref(module)
-        member = isinstance(module, _CONTAINERS) or name.rstrip("0123456789") != name
-        if member and type(submodule) not in self._watched and not isinstance(submodule, _CONTAINERS):
+        # Children by numbered name (`h1`, `h2`) are as often layers of a chain as members:
+        # their `.forward(x)` calls go unwatched (module hooks still see their calls).
+        if (
+            isinstance(module, _CONTAINERS)
+            and type(submodule) not in self._watched
+            and not isinstance(submodule, _CONTAINERS)
+        ):
             self._watch_forward(type(submodule))  # before any call: `.forward` may be its only one
         self.hooks_s += now() - entered
 
@@ -288,7 +272,7 @@ class Recorder:
 
     def _place(self, member: nn.Module, holder: nn.Module, collection: str, key: str, container: str = "") -> None:
         self._places.setdefault(member, Place(weakref.ref(holder), collection, key, container))
-        if self._handles and type(member) not in self._watched:
+        if self._handles and not collection.endswith("*") and type(member) not in self._watched:
             self._watch_forward(type(member))
 
     def _watch_forward(self, cls: type) -> None:
@@ -327,7 +311,9 @@ class Recorder:
         return known
 
     # -- the hooks --------------------------------------------------------------------
-    def _before(self, module: nn.Module, args: tuple) -> None:
+    def _before(self, module: nn.Module, args: tuple, owner: Site | None = None) -> None:
+        """`owner`: the call is of the method that holds a loop (timed whole, for the
+        share of the class that verify's speed-up applies to)."""
         entered = now()
         if module not in self._walked:
             # Its holder: the outermost module running (members built after its first call,
@@ -338,7 +324,11 @@ class Recorder:
                 holder = _caller_module(sys._getframe(1)) or module
             self._walk(holder)
         self._stack.append(module)
-        site, call = self._member_call(module, args)
+        site, call = self._member_call(module, args) if owner is None else (None, None)
+        if site is None:  # not a member: maybe the forward of a class whose loop is timed whole
+            owner = owner or self._owner_calls.get(module, {}).get("forward")
+            if owner is not None:
+                site, call = self._owner_call(owner, args)
         self._sync(call)
         self.hooks_s += now() - entered
         self._open.append((now(), self.hooks_s, site, call))
@@ -380,21 +370,77 @@ class Recorder:
                 frame.f_code.co_qualname,
             )
             self.sites[key] = site
+            if self.clock.steps:
+                site.at_first_step = (0.0, 0)  # it had spent nothing at the first step
+            self._time_owner(frame, site)
             if self._on_first_loop_call is not None:
                 self._on_first_loop_call(frame, holder)
         signature, member_class = self._signature(module)
         tensors = tensors_in(args)
         call = MemberCall(id(module), signature, member_class, [seen(t) for t in tensors])
         call.cuda = any(t.is_cuda for t in tensors)
-        last = site.occurrences[-1] if site.occurrences else None
+        last = site.current
         if last is None or last.frame != id(frame) or any(c.member == call.member for c in last.calls):
-            last = Occurrence(id(frame))
-            site.occurrences.append(last)
+            site.close()
+            last = site.current = Occurrence(id(frame))
         last.calls.append(call)
+        site.calls += 1
         if torch.is_grad_enabled():
             previous = last.calls[-2].last_node if len(last.calls) > 1 else None
             call.first_node = previous + 1 if previous is not None else self._sequence_number()
         return site, call
+
+    def _owner_call(self, owner: Site, args: tuple) -> tuple[Site, MemberCall]:
+        tensors = tensors_in(args)
+        call = MemberCall(0, (), "", [], cuda=any(t.is_cuda for t in tensors))
+        if torch.is_grad_enabled():
+            call.first_node = self._sequence_number()
+        owner.calls += 1
+        return owner, call
+
+    def _time_owner(self, frame: FrameType, site: Site) -> None:
+        """Time, from its next call on, the method whose loop `site` is: the class's own
+        share of a step, which verify's speed-up of the class applies to."""
+        method: FrameType | None = frame
+        while method is not None and method.f_code.co_name.startswith("<"):
+            method = user_frame(method.f_back)  # out of a comprehension
+        code = method.f_code if method is not None else None
+        instance = (
+            method.f_locals.get(code.co_varnames[0]) if method is not None and code and code.co_argcount else None
+        )
+        if not isinstance(instance, nn.Module) or code is None:
+            return
+        name = code.co_name
+        owned = self._owner_calls.setdefault(instance, {})
+        if name not in owned:
+            owned[name] = Site(type(instance).__name__, "", "", site.path, 0, f"{type(instance).__name__}.{name}")
+            if self.clock.steps:
+                owned[name].at_first_step = (0.0, 0)
+            if name != "forward":
+                self._watch_method(type(instance), name)
+        site.owner = owned[name]
+
+    def _watch_method(self, cls: type, name: str) -> None:
+        if (cls, name) in self._watched_methods:
+            return
+        own = cls.__dict__.get(name)
+        original = getattr(cls, name)
+        self._watched_methods[(cls, name)] = own
+        recorder = self
+
+        def method(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            owner = recorder._owner_calls.get(module, {}).get(name) if recorder._handles else None
+            if owner is None:
+                return original(module, *args, **kwargs)
+            recorder._before(module, args, owner)
+            output = None
+            try:
+                output = original(module, *args, **kwargs)
+                return output
+            finally:
+                recorder._after(module, args, output)
+
+        setattr(cls, name, method)
 
     def _sequence_number(self) -> int:
         """A fresh autograd node's sequence number: every node made after it is higher."""

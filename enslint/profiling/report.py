@@ -24,7 +24,9 @@ def _gain(outcome: Outcome, group: Group) -> float | None:
     measured = outcome.gains.get((group.path, group.line))
     if measured is None or not measured[2]:
         return None  # verify recommends keeping the loop, or saw no clear difference
-    return _share(group) * (1 - 1 / measured[0])
+    # verify's speed-up is of the whole method, so it applies to the method's share.
+    applies_to = group.class_step_share if group.class_step_share is not None else _share(group)
+    return applies_to * (1 - 1 / measured[0])
 
 
 def _of(group: Group) -> str:
@@ -53,6 +55,7 @@ def as_json(outcome: Outcome) -> str:
                 "input": group.input,
                 "share": round(group.share, 4),
                 "step_share": _rounded(group.step_share),
+                "class_step_share": _rounded(group.class_step_share),
                 "calls_per_step": _rounded(group.calls_per_step),
                 "calls": group.calls,
                 "calls_per_loop": group.calls // max(group.loops, 1),
@@ -108,9 +111,10 @@ def as_text(outcome: Outcome) -> str:
                 f"{measured[1]} and recommends no rewrite there: no clear gain to expect"
             )
         elif fix is not None and measured is not None and saving is not None:
+            whole = f" (`{group.method}` takes {group.class_step_share:.1%})" if group.class_step_share else ""
             lines.append(
-                f"        {fix.code} has a fix; verify measured it {measured[0]:.2f}x per training step on "
-                f"{measured[1]}: about {saving:.1%} of {_of(group)} saved"
+                f"        {fix.code} has a fix; verify measured `{group.cls}.{group.method}` {measured[0]:.2f}x faster "
+                f"per training step on {measured[1]}: about {saving:.1%} of {_of(group)} saved{whole}"
             )
         elif fix is not None:
             lines.append(f"        {fix.code} has a fix; `enslint verify` measures what it saves")
