@@ -371,3 +371,61 @@ def test_profile_names_a_missing_script_in_one_line(program):
     folder, _ = program
     result = enslint("profile", "nowhere.py", cwd=folder)
     assert result.returncode == 2 and result.stderr.strip() == "enslint: error: nowhere.py: no such script"
+
+
+def test_torchscript_and_torch_compile_still_work_under_the_hooks(program):
+    """The watched members' forward keeps the original's source and globals:
+    TorchScript compiles it, dynamo traces through it."""
+    folder, write = program
+    write(
+        "scripted.py",
+        """\
+        import torch
+        from torch import nn
+
+
+        class Heads(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.heads = nn.ModuleList(nn.Linear(4, 2) for _ in range(3))
+
+            def forward(self, x):
+                outs = []
+                for head in self.heads:
+                    outs.append(head(x))
+                return torch.stack(outs)
+
+
+        model = Heads()
+        x = torch.randn(2, 4)
+        print(torch.equal(torch.jit.script(model)(x), model(x)))
+        print(torch.equal(torch.compile(model, backend="eager")(x), model(x)))
+        """,
+    )
+    result = enslint("profile", "scripted.py", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["True", "True"]
+
+
+def test_sigterm_writes_what_was_gathered(program):
+    folder, write = program
+    write("forever.py", FOREVER.replace("    while True:", "    print('looping', flush=True)\n    while True:"))
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "enslint", "profile", "forever.py"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "looping\n"
+    time.sleep(0.5)
+    started = time.monotonic()
+    process.terminate()
+    stdout, _ = process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert time.monotonic() - started < 5
+    assert "terminated (SIGTERM)" in stdout
+    assert profile_of(folder)["groups"][0]["members"] == 3

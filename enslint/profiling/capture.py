@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from enslint.profiles import Capture
-from enslint.profiling.recorder import now, tensors_in, user_frame
+from enslint.profiling.occurrences import tensors_in
+from enslint.profiling.recorder import like_original, now, user_frame
 
 _CO_VARARGS, _CO_VARKEYWORDS = inspect.CO_VARARGS, inspect.CO_VARKEYWORDS
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
@@ -96,7 +97,7 @@ class Constructions:
                 self.hooks_s += now() - entered
 
         nn.Module.__init__ = init  # type: ignore[method-assign,assignment]
-        self._handle = nn.modules.module.register_module_forward_pre_hook(self._called)
+        self._handle = nn.modules.module.register_module_forward_pre_hook(torch.compiler.disable(self._called))
         try:
             yield
         finally:
@@ -189,18 +190,18 @@ class Constructions:
         """Wrap `cls.name` until its next call on the captured instance, which it records."""
         own = cls.__dict__.get(name)
         original = getattr(cls, name)
-        constructions = self
+        constructions, clock = self, now  # through the closure: see like_original
 
         def method(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
             if construction.instance() is module and construction.inputs is None:
-                entered = now()
+                entered = clock()
                 constructions._inputs(construction, name, list(args) + list(kwargs.values()))
                 constructions._unwrap(cls, name, own)
-                constructions.hooks_s += now() - entered
+                constructions.hooks_s += clock() - entered
             return original(module, *args, **kwargs)
 
         self._wrapped.append((cls, name, own))
-        setattr(cls, name, method)
+        setattr(cls, name, like_original(method, original))
 
     def _unwrap(self, cls: type, name: str, own: Any) -> None:
         if (cls, name, own) not in self._wrapped:

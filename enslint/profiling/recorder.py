@@ -15,9 +15,11 @@ computes: the hooks return nothing and register only timing hooks on autograd no
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
+import types
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +120,21 @@ def user_frame(start: FrameType | None) -> FrameType | None:
     return None
 
 
+def like_original(wrapper: Any, original: Any) -> Any:
+    """`wrapper` as seen by code that reads `original`: its name, source (`__wrapped__`)
+    and globals, so that TorchScript compiles the original's source against the names of
+    the original's module. The wrapper must therefore reach everything it uses through
+    its closure (or builtins), never through a global of this module."""
+    function = types.FunctionType(
+        wrapper.__code__,
+        getattr(original, "__globals__", wrapper.__globals__),
+        original.__name__,
+        None,
+        wrapper.__closure__,
+    )
+    return functools.update_wrapper(function, original)
+
+
 def _kind(container: nn.Module) -> str:
     return "nn.ModuleDict" if isinstance(container, nn.ModuleDict) else "nn.ModuleList"
 
@@ -158,6 +175,9 @@ class Recorder:
         # members are called as `head.forward(x)`, which no module hook sees.
         self._watched: dict[type, Any] = {}
         self.clock = StepClock()
+        # Run eagerly inside a torch.compile'd region: dynamo must not trace the recorder.
+        self._before = torch.compiler.disable(self._before)  # type: ignore[method-assign]
+        self._after = torch.compiler.disable(self._after)  # type: ignore[method-assign]
         # The methods that hold a loop, per instance: timed whole, as verify times a class.
         self._owner_calls: weakref.WeakKeyDictionary[nn.Module, dict[str, Site]] = weakref.WeakKeyDictionary()
         self._watched_methods: dict[tuple[type, str], Any] = {}
@@ -293,7 +313,7 @@ class Recorder:
             finally:
                 recorder._after(module, args, output)
 
-        cls.forward = forward  # type: ignore[attr-defined]
+        cls.forward = like_original(forward, original)  # type: ignore[attr-defined]
 
     def _signature(self, module: nn.Module) -> tuple[tuple, str]:
         known = self._signatures.get(module)
@@ -440,7 +460,7 @@ class Recorder:
             finally:
                 recorder._after(module, args, output)
 
-        setattr(cls, name, method)
+        setattr(cls, name, like_original(method, original))
 
     def _sequence_number(self) -> int:
         """A fresh autograd node's sequence number: every node made after it is higher."""
