@@ -28,8 +28,9 @@ import torch
 from torch import nn
 
 from enslint.profiles import Capture
+from enslint.profiling.frames import user_frame
 from enslint.profiling.occurrences import tensors_in
-from enslint.profiling.recorder import like_original, now, user_frame
+from enslint.profiling.recorder import like_original, now
 
 _CO_VARARGS, _CO_VARKEYWORDS = inspect.CO_VARARGS, inspect.CO_VARKEYWORDS
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep

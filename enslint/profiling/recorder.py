@@ -9,8 +9,10 @@ forward took; its backward is timed on the autograd nodes the call created, foun
 outputs down to the nodes that existed before it (by the nodes' sequence numbers).
 
 Calls of members of one collection from one line of one running frame form one run of a
-loop (`Occurrence`); `groups.py` judges them. Nothing here changes a value the program
-computes: the hooks return nothing and register only timing hooks on autograd nodes.
+loop (`Occurrence`), judged as it ends (occurrences.py); `groups.py` turns each site's
+verdicts into a group or a rejection. Which collection a module belongs to is tree.py's.
+Nothing here changes a value the program computes: the hooks return nothing and register
+only timing hooks on autograd nodes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 import time
 import types
 import weakref
@@ -30,23 +33,11 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from enslint.profiling.frames import user_frame
 from enslint.profiling.occurrences import SAME, SLICES, MemberCall, Occurrence, seen, tensors_in, verdict
-
-_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
-_ENSLINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_CONTAINERS = (nn.ModuleList, nn.ModuleDict)
+from enslint.profiling.tree import MemberPlaces
 
 now = time.perf_counter
-
-
-@dataclass(frozen=True)
-class Place:
-    """Where a member sits: the module holding the collection, its name, the member's key."""
-
-    holder: weakref.ReferenceType[nn.Module]
-    collection: str
-    key: str
-    container: str = ""  # "nn.ModuleList", "nn.ModuleDict" when the members are in one
 
 
 @dataclass
@@ -109,17 +100,6 @@ class StepClock:
         return (self.last[0] - self.first[0]) - (self.last[1] - self.first[1])
 
 
-def user_frame(start: FrameType | None) -> FrameType | None:
-    """The first frame of the program's own code above the hooks."""
-    frame = start
-    while frame is not None:
-        name = frame.f_code.co_filename
-        if not (name.startswith(_TORCH_DIR) or name.startswith(_ENSLINT_DIR)):
-            return frame
-        frame = frame.f_back
-    return None
-
-
 def like_original(wrapper: Any, original: Any) -> Any:
     """`wrapper` as seen by code that reads `original`: its name, source (`__wrapped__`)
     and globals, so that TorchScript compiles the original's source against the names of
@@ -135,36 +115,13 @@ def like_original(wrapper: Any, original: Any) -> Any:
     return functools.update_wrapper(function, original)
 
 
-def _kind(container: nn.Module) -> str:
-    return "nn.ModuleDict" if isinstance(container, nn.ModuleDict) else "nn.ModuleList"
-
-
-def _caller_module(start: FrameType | None) -> nn.Module | None:
-    """The module whose method (or a comprehension in it) made the call, if any."""
-    frame = user_frame(start)
-    for _ in range(3):
-        if frame is None:
-            return None
-        code = frame.f_code
-        if code.co_argcount and not code.co_name.startswith("<"):
-            owner = frame.f_locals.get(code.co_varnames[0])
-            return owner if isinstance(owner, nn.Module) else None
-        frame = user_frame(frame.f_back)
-    return None
-
-
 class Recorder:
     """Install with `with recorder:`; read `sites` and `hooks_s` after."""
 
     def __init__(self, on_first_loop_call: Callable[[FrameType, nn.Module], None] | None = None) -> None:
         self.sites: dict[tuple, Site] = {}
         self.hooks_s = 0.0  # the recorder's own time: taken out of every figure
-        # Keyed by the modules themselves, weakly: an id is reused once its module dies.
-        self._places: weakref.WeakKeyDictionary[nn.Module, Place] = weakref.WeakKeyDictionary()
-        self._walked: weakref.WeakSet[nn.Module] = weakref.WeakSet()
-        self._parents: weakref.WeakKeyDictionary[nn.Module, weakref.ReferenceType[nn.Module]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._places = MemberPlaces(self._watch_forward)
         self._signatures: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()
         self._stack: list[nn.Module] = []
         self._open: list[tuple[float, float, Site | None, MemberCall | None]] = []
@@ -175,6 +132,7 @@ class Recorder:
         # members are called as `head.forward(x)`, which no module hook sees.
         self._watched: dict[type, Any] = {}
         self.clock = StepClock()
+        self._thread = threading.get_ident()
         # Run eagerly inside a torch.compile'd region: dynamo must not trace the recorder.
         self._before = torch.compiler.disable(self._before)  # type: ignore[method-assign]
         self._after = torch.compiler.disable(self._after)  # type: ignore[method-assign]
@@ -209,46 +167,6 @@ class Recorder:
         self._watched = {}
         self._handles = []
 
-    # -- the tree ---------------------------------------------------------------------
-    def _walk(self, root: nn.Module) -> None:
-        """Place every member below `root`: containers' children, list attributes'
-        elements, children registered one by one under numbered names."""
-        for parent in root.modules():
-            if parent in self._walked:
-                continue
-            self._walked.add(parent)
-            if isinstance(parent, _CONTAINERS):
-                self._place_own_children(parent)
-                continue
-            for name, child in parent.named_children():
-                if isinstance(child, _CONTAINERS):
-                    for key, member in child.named_children():
-                        self._place(member, parent, name, key, _kind(child))
-            for attribute, value in vars(parent).items():
-                if isinstance(value, list | tuple) and not attribute.startswith("_"):
-                    for index, element in enumerate(value):
-                        if isinstance(element, nn.Module):
-                            self._place(element, parent, attribute, str(index))
-            for name, child in parent.named_children():
-                stem = name.rstrip("0123456789").rstrip("_")
-                if stem and stem != name and not isinstance(child, _CONTAINERS):
-                    self._place(child, parent, f"{stem}*", name)
-
-    def _place_own_children(self, container: nn.Module) -> None:
-        """A container's children whose holder did not place them: a container in a
-        container (`heads[0]`), or a class deriving from nn.ModuleList that loops over
-        itself (`<self>`)."""
-        place = self._places.get(container)
-        holder = place.holder() if place is not None else None
-        if place is not None and holder is not None:
-            prefix = f"{place.collection}[*]"  # every inner container: one loop nest
-        elif type(container) not in _CONTAINERS:
-            holder, prefix = container, "<self>"
-        else:
-            return
-        for key, child in container.named_children():
-            self._place(child, holder, prefix, key, _kind(container))
-
     def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         entered = now()
         clock = self.clock
@@ -269,34 +187,13 @@ class Recorder:
 
     def _registered(self, module: nn.Module, name: str, submodule: nn.Module) -> None:
         entered = now()
-        self._parents[submodule] = weakref.ref(module)
-        # Children by numbered name (`h1`, `h2`) are as often layers of a chain as members:
-        # their `.forward(x)` calls go unwatched (module hooks still see their calls).
-        if (
-            isinstance(module, _CONTAINERS)
-            and type(submodule) not in self._watched
-            and not isinstance(submodule, _CONTAINERS)
-        ):
-            self._watch_forward(type(submodule))  # before any call: `.forward` may be its only one
+        self._places.registered(module, name, submodule)
         self.hooks_s += now() - entered
-
-    def _registered_top(self, module: nn.Module) -> nn.Module:
-        top = module
-        for _ in range(64):
-            parent = self._parents.get(top)
-            found = parent() if parent is not None else None
-            if found is None:
-                return top
-            top = found
-        return top
-
-    def _place(self, member: nn.Module, holder: nn.Module, collection: str, key: str, container: str = "") -> None:
-        self._places.setdefault(member, Place(weakref.ref(holder), collection, key, container))
-        if self._handles and not collection.endswith("*") and type(member) not in self._watched:
-            self._watch_forward(type(member))
 
     def _watch_forward(self, cls: type) -> None:
         """Route a direct `member.forward(x)` through the same two hooks as a call."""
+        if not self._handles or cls in self._watched:
+            return
         own = cls.__dict__.get("forward")
         original = cls.forward  # type: ignore[attr-defined]
         self._watched[cls] = own
@@ -334,15 +231,10 @@ class Recorder:
     def _before(self, module: nn.Module, args: tuple, owner: Site | None = None) -> None:
         """`owner`: the call is of the method that holds a loop (timed whole, for the
         share of the class that verify's speed-up applies to)."""
+        if threading.get_ident() != self._thread:
+            return  # one call stack: the main thread's (a data loader's thread is not a loop)
         entered = now()
-        if module not in self._walked:
-            # Its holder: the outermost module running (members built after its first call,
-            # in fit(), say), the module it was registered in (a call from module-level
-            # code), or the module whose method calls it (`agent.q_values(x)`).
-            holder = self._stack[0] if self._stack else self._registered_top(module)
-            if holder is module:
-                holder = _caller_module(sys._getframe(1)) or module
-            self._walk(holder)
+        self._places.walk_for(module, self._stack, sys._getframe(1))
         self._stack.append(module)
         site, call = self._member_call(module, args) if owner is None else (None, None)
         if site is None:  # not a member: maybe the forward of a class whose loop is timed whole
@@ -354,6 +246,8 @@ class Recorder:
         self._open.append((now(), self.hooks_s, site, call))
 
     def _after(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if threading.get_ident() != self._thread:
+            return
         self._sync(self._open[-1][3] if self._open else None)
         entered = now()
         if not self._stack or self._stack[-1] is not module:
@@ -371,7 +265,7 @@ class Recorder:
         self.hooks_s += now() - entered
 
     def _member_call(self, module: nn.Module, args: tuple) -> tuple[Site | None, MemberCall | None]:
-        place = self._places.get(module)
+        place = self._places.place_of(module)
         holder = place.holder() if place is not None else None
         if place is None or holder is None:
             return None, None

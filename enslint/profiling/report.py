@@ -82,7 +82,8 @@ def as_text(outcome: Outcome) -> str:
     profile = outcome.profile
     lines = [
         f"{' '.join(profile.program)}: {outcome.ending.how} ({profile.wall_s:.2f} s); "
-        f"the hooks took {profile.hooks_s:.3f} s of it ({profile.hooks_s / max(profile.wall_s, 1e-9):.1%})"
+        f"the hooks' own code took {profile.hooks_s:.3f} s of it ({profile.hooks_s / max(profile.wall_s, 1e-9):.1%}; "
+        "torch's slower path for hooked modules is not counted)"
     ]
     if profile.step_s is not None:
         lines.append(
