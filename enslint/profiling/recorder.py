@@ -234,7 +234,8 @@ class Recorder:
         if threading.get_ident() != self._thread:
             return  # one call stack: the main thread's (a data loader's thread is not a loop)
         entered = now()
-        self._places.walk_for(module, self._stack, sys._getframe(1))
+        if module not in self._places.walked:
+            self._places.walk_for(module, self._stack, sys._getframe(1))
         self._stack.append(module)
         site, call = self._member_call(module, args) if owner is None else (None, None)
         if site is None:  # not a member: maybe the forward of a class whose loop is timed whole

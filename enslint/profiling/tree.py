@@ -53,7 +53,7 @@ class MemberPlaces:
     def __init__(self, watch: Callable[[type], None]) -> None:
         # Keyed by the modules themselves, weakly: an id is reused once its module dies.
         self._places: weakref.WeakKeyDictionary[nn.Module, Place] = weakref.WeakKeyDictionary()
-        self._walked: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        self.walked: weakref.WeakSet[nn.Module] = weakref.WeakSet()
         self._parents: weakref.WeakKeyDictionary[nn.Module, weakref.ReferenceType[nn.Module]] = (
             weakref.WeakKeyDictionary()
         )
@@ -63,12 +63,11 @@ class MemberPlaces:
         return self._places.get(module)
 
     def walk_for(self, module: nn.Module, stack: list[nn.Module], frame: FrameType | None) -> None:
+        # (The caller tests `module in walked` first: this runs once per module.)
         """Before `module`'s first call, the tree it belongs to: the outermost module running
         (members built after its first call, in fit(), say), the module it was registered in
         (a call from module-level code), or the module whose method calls it
         (`agent.q_values(x)`)."""
-        if module in self._walked:
-            return
         holder = stack[0] if stack else self._registered_top(module)
         if holder is module:
             holder = _caller_module(frame) or module
@@ -78,9 +77,9 @@ class MemberPlaces:
         """Place every member below `root`: containers' children, list attributes'
         elements, children registered one by one under numbered names."""
         for parent in root.modules():
-            if parent in self._walked:
+            if parent in self.walked:
                 continue
-            self._walked.add(parent)
+            self.walked.add(parent)
             if isinstance(parent, _CONTAINERS):
                 self._place_own_children(parent)
                 continue
