@@ -98,7 +98,7 @@ class Constructions:
                 self.hooks_s += now() - entered
 
         nn.Module.__init__ = init  # type: ignore[method-assign,assignment]
-        self._handle = nn.modules.module.register_module_forward_pre_hook(torch.compiler.disable(self._called))
+        self._handle = nn.modules.module.register_module_forward_pre_hook(self._called)
         try:
             yield
         finally:
@@ -160,6 +160,8 @@ class Constructions:
 
     # -- first call -------------------------------------------------------------------
     def _called(self, module: nn.Module, args: tuple) -> None:
+        if torch.compiler.is_compiling():
+            return  # dynamo must not trace this
         construction = self.by_class.get(type(module))
         if construction is None or construction.called or construction.instance() is not module:
             return

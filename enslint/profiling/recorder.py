@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from enslint.profiling.frames import user_frame
@@ -133,9 +134,6 @@ class Recorder:
         self._watched: dict[type, Any] = {}
         self.clock = StepClock()
         self._thread = threading.get_ident()
-        # Run eagerly inside a torch.compile'd region: dynamo must not trace the recorder.
-        self._before = torch.compiler.disable(self._before)  # type: ignore[method-assign]
-        self._after = torch.compiler.disable(self._after)  # type: ignore[method-assign]
         # The methods that hold a loop, per instance: timed whole, as verify times a class.
         self._owner_calls: weakref.WeakKeyDictionary[nn.Module, dict[str, Site]] = weakref.WeakKeyDictionary()
         self._watched_methods: dict[tuple[type, str], Any] = {}
@@ -168,6 +166,8 @@ class Recorder:
         self._handles = []
 
     def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if is_compiling():
+            return
         entered = now()
         clock = self.clock
         if clock.steps == 0:
@@ -231,8 +231,10 @@ class Recorder:
     def _before(self, module: nn.Module, args: tuple, owner: Site | None = None) -> None:
         """`owner`: the call is of the method that holds a loop (timed whole, for the
         share of the class that verify's speed-up applies to)."""
-        if threading.get_ident() != self._thread:
-            return  # one call stack: the main thread's (a data loader's thread is not a loop)
+        # While torch.compile traces, nothing runs: what it compiles is no Python loop any
+        # more, and dynamo must not trace the recorder. One call stack: the main thread's.
+        if is_compiling() or threading.get_ident() != self._thread:
+            return
         entered = now()
         if module not in self._places.walked:
             self._places.walk_for(module, self._stack, sys._getframe(1))
@@ -247,7 +249,7 @@ class Recorder:
         self._open.append((now(), self.hooks_s, site, call))
 
     def _after(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if threading.get_ident() != self._thread:
+        if is_compiling() or threading.get_ident() != self._thread:
             return
         self._sync(self._open[-1][3] if self._open else None)
         entered = now()

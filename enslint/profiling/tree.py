@@ -63,11 +63,10 @@ class MemberPlaces:
         return self._places.get(module)
 
     def walk_for(self, module: nn.Module, stack: list[nn.Module], frame: FrameType | None) -> None:
-        # (The caller tests `module in walked` first: this runs once per module.)
-        """Before `module`'s first call, the tree it belongs to: the outermost module running
-        (members built after its first call, in fit(), say), the module it was registered in
-        (a call from module-level code), or the module whose method calls it
-        (`agent.q_values(x)`)."""
+        """Before `module`'s first call (the caller tests `module in walked`), the tree it
+        belongs to: the outermost module running (members built after its first call, in
+        fit(), say), the module it was registered in (a call from module-level code), or the
+        module whose method calls it (`agent.q_values(x)`)."""
         holder = stack[0] if stack else self._registered_top(module)
         if holder is module:
             holder = _caller_module(frame) or module
