@@ -772,7 +772,7 @@ def profile(
         config = load_config(start, config_path)
     except ConfigError as error:
         raise UsageFailure(str(error)) from None
-    _torch_device("cpu")  # torch, or a one-line error
+    _torch_device("cpu", "profile")  # torch, or a one-line error
     from enslint.profiling.command import profile_program
     from enslint.profiling.report import as_json, as_text
 
@@ -787,7 +787,7 @@ def profile(
     sys.exit(outcome.ending.status)
 
 
-def _torch_device(device: str) -> str:
+def _torch_device(device: str, command: str = "verify") -> str:
     """The device verify runs on, once torch is imported; a usage error without torch."""
     import warnings
 
@@ -795,7 +795,7 @@ def _torch_device(device: str) -> str:
     try:
         import torch
     except ImportError:
-        raise UsageFailure("verify needs torch: pip install 'enslint[verify]'") from None
+        raise UsageFailure(f"{command} needs torch: pip install 'enslint[verify]'") from None
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
