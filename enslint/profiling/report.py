@@ -29,6 +29,10 @@ def _gain(outcome: Outcome, group: Group) -> float | None:
     return applies_to * (1 - 1 / measured[0])
 
 
+def _per_step(group: Group) -> str:
+    return f" ({group.calls_per_step:g} per step)" if group.calls_per_step else ""
+
+
 def _of(group: Group) -> str:
     return "each step" if group.step_share is not None else "this run"
 
@@ -100,7 +104,7 @@ def as_text(outcome: Outcome) -> str:
         lines.append(
             f"{_share(group):6.1%}  {_where(group)}: {name} runs {group.members} identical `{group.member_class}` "
             f"of `{collection}` one by one on {input_}: "
-            f"{_count(group.calls, 'call')} in {_count(group.loops, 'loop')}, "
+            f"{_count(group.calls, 'call')} in {_count(group.loops, 'loop')}{_per_step(group)}, "
             f"forward {group.forward_s * 1e3:.1f} ms, backward {group.backward_s * 1e3:.1f} ms"
         )
         fix = outcome.fixes.get((group.path, group.line))
