@@ -30,7 +30,7 @@ from torch import nn
 from enslint.profiles import Capture
 from enslint.profiling.frames import user_frame
 from enslint.profiling.occurrences import tensors_in
-from enslint.profiling.recorder import like_original, now
+from enslint.profiling.recorder import like_original, now, put_back
 
 _CO_VARARGS, _CO_VARKEYWORDS = inspect.CO_VARARGS, inspect.CO_VARKEYWORDS
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
@@ -78,12 +78,12 @@ def _exact_json(value: Any) -> bool:
 
 
 class Constructions:
-    """Install with `with constructions:`; `hooks_s` is its own time."""
+    """Install with `with constructions.installed():` and pass `called` and `loop_called`
+    to the recorder; `hooks_s` is its own time."""
 
     def __init__(self) -> None:
         self.by_class: dict[type, Construction] = {}
         self.hooks_s = 0.0
-        self._handle: Any = None
         self._wrapped: list[tuple[type, str, Any]] = []  # methods wrapped until their next call
 
     @contextlib.contextmanager
@@ -98,12 +98,10 @@ class Constructions:
                 self.hooks_s += now() - entered
 
         nn.Module.__init__ = init  # type: ignore[method-assign,assignment]
-        self._handle = nn.modules.module.register_module_forward_pre_hook(self._called)
         try:
             yield
         finally:
             nn.Module.__init__ = original  # type: ignore[method-assign]
-            self._handle.remove()
             for cls, name, own in list(self._wrapped):
                 self._unwrap(cls, name, own)
 
@@ -159,9 +157,9 @@ class Constructions:
         return arguments, None
 
     # -- first call -------------------------------------------------------------------
-    def _called(self, module: nn.Module, args: tuple) -> None:
-        if torch.compiler.is_compiling():
-            return  # dynamo must not trace this
+    def called(self, module: nn.Module, args: tuple) -> None:
+        """A module call (the recorder's hook passes each on, outside torch.compile's
+        tracing): the first call of a captured instance gives its inputs."""
         construction = self.by_class.get(type(module))
         if construction is None or construction.called or construction.instance() is not module:
             return
@@ -210,10 +208,7 @@ class Constructions:
         if (cls, name, own) not in self._wrapped:
             return
         self._wrapped.remove((cls, name, own))
-        if own is None:
-            delattr(cls, name)
-        else:
-            setattr(cls, name, own)
+        put_back(cls, name, own)
 
     @staticmethod
     def _inputs(construction: Construction, method: str, values: list[Any]) -> None:

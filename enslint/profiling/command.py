@@ -17,7 +17,7 @@ from enslint.cache import CACHE_FOLDER
 from enslint.config import Config
 from enslint.findings import Diagnostic
 from enslint.measurements import MeasurementStore, flagged_class
-from enslint.profiles import Group, Profile, default_path, write
+from enslint.profiles import Group, Profile, default_path, runtime_members, shown_path, write
 from enslint.profiling import program
 from enslint.profiling.capture import Constructions
 from enslint.profiling.groups import sites_judged
@@ -38,7 +38,7 @@ def profile_program(
     target: str, args: list[str], as_module: bool, max_seconds: float | None, config: Config, output: Path | None
 ) -> Outcome:
     constructions = Constructions()
-    recorder = Recorder(on_first_loop_call=constructions.loop_called)
+    recorder = Recorder(on_first_loop_call=constructions.loop_called, on_call=constructions.called)
     started = now()
     with constructions.installed(), recorder:
         ending = program.run(target, args, as_module, max_seconds)
@@ -47,8 +47,7 @@ def profile_program(
     groups, rejected = sites_judged(list(recorder.sites.values()), max(wall_s - hooks_s, 1e-9), recorder.clock)
     span = recorder.clock.span_s
     path = output or default_path(config.root)
-    shown = _shown(path)
-    proofs = Profile([], 0, 0, 0, groups=groups).runtime_members(shown)
+    proofs = runtime_members(groups, shown_path(path))
     files = {g.path for g in groups} | {c.path for c in constructions.by_class.values() if c.path}
     findings = _findings(sorted(files), replace(config, runtime=proofs), config.root)
     wanted = {(g.path, g.cls) for g in groups} | {
@@ -72,13 +71,6 @@ def profile_program(
             if d.filename == group.path and d.fixes and d.message.startswith(f"`{group.cls}.{group.method}`"):
                 fixes.setdefault((group.path, group.line), d)
     return Outcome(profile, ending, fixes, _gains(groups, config))
-
-
-def _shown(path: Path) -> str:
-    try:
-        return Path(os.path.relpath(path)).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _findings(files: list[str], config: Config, cwd: Path) -> list[Diagnostic]:

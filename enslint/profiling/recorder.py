@@ -101,6 +101,14 @@ class StepClock:
         return (self.last[0] - self.first[0]) - (self.last[1] - self.first[1])
 
 
+def put_back(cls: type, name: str, own: Any) -> None:
+    """Undo a class-level wrap: the class's own method again, or the inherited one."""
+    if own is None:
+        delattr(cls, name)
+    else:
+        setattr(cls, name, own)
+
+
 def like_original(wrapper: Any, original: Any) -> Any:
     """`wrapper` as seen by code that reads `original`: its name, source (`__wrapped__`)
     and globals, so that TorchScript compiles the original's source against the names of
@@ -119,7 +127,13 @@ def like_original(wrapper: Any, original: Any) -> Any:
 class Recorder:
     """Install with `with recorder:`; read `sites` and `hooks_s` after."""
 
-    def __init__(self, on_first_loop_call: Callable[[FrameType, nn.Module], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_first_loop_call: Callable[[FrameType, nn.Module], None] | None = None,
+        on_call: Callable[[nn.Module, tuple], None] | None = None,
+    ) -> None:
+        """`on_call(module, args)`: every module call, before the recorder's own work (one
+        global hook serves both: each costs every module call of the program)."""
         self.sites: dict[tuple, Site] = {}
         self.hooks_s = 0.0  # the recorder's own time: taken out of every figure
         self._places = MemberPlaces(self._watch_forward)
@@ -129,14 +143,15 @@ class Recorder:
         self._probe = torch.zeros((), requires_grad=True)
         self._handles: list[Any] = []
         self._on_first_loop_call = on_first_loop_call
-        # Member classes whose `forward` is watched, with what to put back: the seed's
-        # members are called as `head.forward(x)`, which no module hook sees.
-        self._watched: dict[type, Any] = {}
+        self._on_call = on_call
+        # Methods wrapped at class level, with what to put back: member classes' `forward`
+        # (the seed's members are called as `head.forward(x)`, which no module hook sees)
+        # and the methods that hold a loop, when they are not `forward`.
+        self._wrapped: dict[tuple[type, str], Any] = {}
         self.clock = StepClock()
         self._thread = threading.get_ident()
         # The methods that hold a loop, per instance: timed whole, as verify times a class.
         self._owner_calls: weakref.WeakKeyDictionary[nn.Module, dict[str, Site]] = weakref.WeakKeyDictionary()
-        self._watched_methods: dict[tuple[type, str], Any] = {}
 
     def __enter__(self) -> Recorder:
         hooks = nn.modules.module
@@ -151,18 +166,9 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
-        for (cls, name), own in self._watched_methods.items():
-            if own is None:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, own)
-        self._watched_methods = {}
-        for cls, own in self._watched.items():
-            if own is None:
-                delattr(cls, "forward")
-            else:
-                setattr(cls, "forward", own)  # noqa: B010 - any class, not one mypy knows
-        self._watched = {}
+        for (cls, name), own in self._wrapped.items():
+            put_back(cls, name, own)
+        self._wrapped = {}
         self._handles = []
 
     def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
@@ -192,17 +198,30 @@ class Recorder:
 
     def _watch_forward(self, cls: type) -> None:
         """Route a direct `member.forward(x)` through the same two hooks as a call."""
-        if not self._handles or cls in self._watched:
+        self._wrap(cls, "forward", None)
+
+    def _wrap(self, cls: type, name: str, owner_of: Callable[[nn.Module], Site | None] | None) -> None:
+        """Time calls of `cls.name` as the hooks time module calls: with `owner_of`, the
+        calls on the instances it gives a site for (a method that holds a loop); without,
+        a member's `forward` when it is called directly, not through `__call__`."""
+        if not self._handles or (cls, name) in self._wrapped:
             return
-        own = cls.__dict__.get("forward")
-        original = cls.forward  # type: ignore[attr-defined]
-        self._watched[cls] = own
+        self._wrapped[(cls, name)] = cls.__dict__.get(name)
+        original = getattr(cls, name)
         recorder = self
 
-        def forward(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            if not recorder._handles or (recorder._stack and recorder._stack[-1] is module):
-                return original(module, *args, **kwargs)  # through __call__: the hooks saw it
-            recorder._before(module, args)
+        def method(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            owner = None
+            if not recorder._handles:
+                timed = False
+            elif owner_of is None:  # not through __call__, whose hooks saw it already
+                timed = not (recorder._stack and recorder._stack[-1] is module)
+            else:  # on an instance whose loop is timed
+                owner = owner_of(module)
+                timed = owner is not None
+            if not timed:
+                return original(module, *args, **kwargs)
+            recorder._before(module, args, owner)
             output = None
             try:
                 output = original(module, *args, **kwargs)
@@ -210,7 +229,7 @@ class Recorder:
             finally:
                 recorder._after(module, args, output)
 
-        cls.forward = like_original(forward, original)  # type: ignore[attr-defined]
+        setattr(cls, name, like_original(method, original))
 
     def _signature(self, module: nn.Module) -> tuple[tuple, str]:
         known = self._signatures.get(module)
@@ -235,6 +254,8 @@ class Recorder:
         # more, and dynamo must not trace the recorder. One call stack: the main thread's.
         if is_compiling() or threading.get_ident() != self._thread:
             return
+        if self._on_call is not None and owner is None:
+            self._on_call(module, args)  # outside the recorder's time: it keeps its own
         entered = now()
         if module not in self._places.walked:
             self._places.walk_for(module, self._stack, sys._getframe(1))
@@ -334,30 +355,8 @@ class Recorder:
             if self.clock.steps:
                 owned[name].at_first_step = (0.0, 0)
             if name != "forward":
-                self._watch_method(type(instance), name)
+                self._wrap(type(instance), name, lambda module: self._owner_calls.get(module, {}).get(name))
         site.owner = owned[name]
-
-    def _watch_method(self, cls: type, name: str) -> None:
-        if (cls, name) in self._watched_methods:
-            return
-        own = cls.__dict__.get(name)
-        original = getattr(cls, name)
-        self._watched_methods[(cls, name)] = own
-        recorder = self
-
-        def method(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            owner = recorder._owner_calls.get(module, {}).get(name) if recorder._handles else None
-            if owner is None:
-                return original(module, *args, **kwargs)
-            recorder._before(module, args, owner)
-            output = None
-            try:
-                output = original(module, *args, **kwargs)
-                return output
-            finally:
-                recorder._after(module, args, output)
-
-        setattr(cls, name, like_original(method, original))
 
     def _sequence_number(self) -> int:
         """A fresh autograd node's sequence number: every node made after it is higher."""
