@@ -67,6 +67,14 @@ unless ignored (`ignore = ["ENS000"]`); it has no fix.
 
 FORMATS = ["text", "concise", "json", "sarif", "github", "gitlab", "junit"]
 
+# Every command reads the configuration the same way.
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
+)
+
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -101,12 +109,7 @@ FORMATS = ["text", "concise", "json", "sarif", "github", "gitlab", "junit"]
     is_flag=True,
     help="Print how many findings each rule has, instead of the findings (as JSON with --format json).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
-)
+@CONFIG_OPTION
 @click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR is honoured too).")
 @click.option(
     "--no-cache",
@@ -289,7 +292,7 @@ def _config_and_files(
 def _read_profile(config: Config, path: Path | None, captures: bool = False) -> None:
     """The profiled run's proof into `config` (and, for verify, its captured
     constructions): from `path`, else from the project's .enslint/profile.json if any."""
-    from enslint.profiles import ProfileError, default_path, read
+    from enslint.profiles import ProfileError, default_path, read, shown_path
 
     if path is None:
         path = default_path(config.root)
@@ -299,7 +302,7 @@ def _read_profile(config: Config, path: Path | None, captures: bool = False) -> 
         profile = read(path)
     except ProfileError as error:
         raise UsageFailure(str(error)) from None
-    shown = display_path(path)
+    shown = shown_path(path)
     config.runtime = profile.runtime_members(shown)
     if not captures:
         return
@@ -315,13 +318,6 @@ def _read_profile(config: Config, path: Path | None, captures: bool = False) -> 
         config.verify[captured_name(Path(capture.path), capture.cls)] = VerifySpec(
             capture.init, inputs, capture.method, captured=told, init_pickle=pickled
         )
-
-
-def display_path(path: Path) -> str:
-    try:
-        return Path(os.path.relpath(path)).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _after_findings(
@@ -595,12 +591,7 @@ def rules(output_format: str) -> None:
     show_default=True,
     help="Seconds each class may take (its import included) before it is stopped and reported as an error.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
-)
+@CONFIG_OPTION
 @click.option(
     "--profile",
     "profile_path",
@@ -733,12 +724,7 @@ def verify(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where to write the profile (default: .enslint/profile.json at the project root).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Read [tool.enslint] from this pyproject.toml instead of the nearest one.",
-)
+@CONFIG_OPTION
 @click.argument("program", nargs=-1, type=click.UNPROCESSED)
 def profile(
     module: str | None,

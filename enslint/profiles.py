@@ -108,11 +108,22 @@ class Profile:
         return None
 
     def runtime_members(self, shown: str) -> tuple[RuntimeMembers, ...]:
-        """The groups as proof for `check`, each saying it comes from `shown`."""
-        return tuple(
-            RuntimeMembers(g.path, g.cls, g.collection, g.members, g.member_class, shown, g.container)
-            for g in self.groups
-        )
+        return runtime_members(self.groups, shown)
+
+
+def runtime_members(groups: list[Group], shown: str) -> tuple[RuntimeMembers, ...]:
+    """The groups as proof for `check`, each saying it comes from `shown`."""
+    return tuple(
+        RuntimeMembers(g.path, g.cls, g.collection, g.members, g.member_class, shown, g.container) for g in groups
+    )
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as the messages show it: relative to the working directory."""
+    try:
+        return Path(os.path.relpath(path)).as_posix()
+    except ValueError:  # another drive
+        return str(path)
 
 
 def default_path(root: Path) -> Path:

@@ -335,8 +335,8 @@ def test_max_seconds_stops_a_program_that_never_ends(program):
     assert group["loops"] > 10 and group["share"] > 0.05
 
 
-def test_ctrl_c_writes_what_was_gathered(program):
-    folder, write = program
+def profiling_forever(folder: Path, write) -> subprocess.Popen:
+    """`enslint profile` on a program that never ends, once its loop runs."""
     write("forever.py", FOREVER.replace("    while True:", "    print('looping', flush=True)\n    while True:"))
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
@@ -350,6 +350,12 @@ def test_ctrl_c_writes_what_was_gathered(program):
     assert process.stdout is not None
     assert process.stdout.readline() == "looping\n"
     time.sleep(0.5)
+    return process
+
+
+def test_ctrl_c_writes_what_was_gathered(program):
+    folder, write = program
+    process = profiling_forever(folder, write)
     process.send_signal(signal.SIGINT)
     stdout, _ = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -409,19 +415,7 @@ def test_torchscript_and_torch_compile_still_work_under_the_hooks(program):
 
 def test_sigterm_writes_what_was_gathered(program):
     folder, write = program
-    write("forever.py", FOREVER.replace("    while True:", "    print('looping', flush=True)\n    while True:"))
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "enslint", "profile", "forever.py"],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline() == "looping\n"
-    time.sleep(0.5)
+    process = profiling_forever(folder, write)
     started = time.monotonic()
     process.terminate()
     stdout, _ = process.communicate(timeout=30)

@@ -4,18 +4,13 @@ and, where `check` has a fix and `verify` has timed it, the gain to expect."""
 from __future__ import annotations
 
 import json
-import os
 
-from enslint.profiles import Group
+from enslint.profiles import Group, shown_path
 from enslint.profiling.command import Outcome
 
 
 def _where(group: Group) -> str:
-    try:
-        shown = os.path.relpath(group.path)
-    except ValueError:
-        shown = group.path
-    return f"{shown}:{group.line}"
+    return f"{shown_path(group.path)}:{group.line}"
 
 
 def _gain(outcome: Outcome, group: Group) -> float | None:
@@ -48,7 +43,7 @@ def as_json(outcome: Outcome) -> str:
         measured = outcome.gains.get((group.path, group.line))
         rows.append(
             {
-                "path": _where(group).rsplit(":", 1)[0],
+                "path": shown_path(group.path),
                 "line": group.line,
                 "class": group.cls,
                 "method": group.method,
@@ -124,9 +119,9 @@ def as_text(outcome: Outcome) -> str:
         elif fix is not None:
             lines.append(f"        {fix.code} has a fix; `enslint verify` measures what it saves")
     for rejected in profile.rejected:
-        where = f"{os.path.relpath(rejected.path)}:{rejected.line}"
+        where = f"{shown_path(rejected.path)}:{rejected.line}"
         lines.append(f"    not an ensemble: {where} `{rejected.collection}`: {rejected.reason}")
     if profile.file is not None:
         captured = _count(len(profile.captures), "class", "classes")
-        lines.append(f"Profile written to {os.path.relpath(profile.file)} ({captured} captured for verify)")
+        lines.append(f"Profile written to {shown_path(profile.file)} ({captured} captured for verify)")
     return "\n".join(lines)
