@@ -43,6 +43,7 @@ class Candidate:
     status: str  # verify's verdict on equivalence ("equivalent", "mismatch", "error: ...")
     step_speedup: float | None  # the loop's training step time over the rewrite's
     verdict: str  # FASTER, SLOWER, NO_CLEAR beyond the spread of both timings; "" untimed
+    compiled_speedup: float | None = None  # --compile: the eager loop's time over the compiled rewrite's
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class Run:
 
     batch: int | None
     candidates: tuple[Candidate, ...]
-    recommendation: str
+    recommendation: str  # a candidate's form, "keep the loop", NO_CLEAR or "compile the loop"
+    compiled_loop_speedup: float | None = None  # --compile: the eager loop's time over the compiled loop's
+    compiled: bool = False  # the recommended form is fastest under torch.compile
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,11 @@ class Measurement:
         a run per batch size is told per size."""
         parts = []
         for run in self.runs:
-            timed = ", ".join(f"{c.form} {_ratio(c)}" for c in run.candidates)
+            timed = ", ".join(f"{c.form} {_ratio(c)}{_compiled(c.compiled_speedup)}" for c in run.candidates)
+            if run.compiled_loop_speedup is not None:
+                timed += f", the loop compiled {run.compiled_loop_speedup:.2f}x"
             at = f"batch {run.batch}: " if run.batch is not None and len(self.runs) > 1 else ""
-            parts.append(f"{at}{timed or 'nothing timed'}" + _recommends(run.recommendation))
+            parts.append(f"{at}{timed or 'nothing timed'}" + _recommends(run.recommendation, run.compiled))
         return f"verify on {self.device} ({self.dtype}): " + "; ".join(parts)
 
     def as_json(self) -> dict:
@@ -99,7 +104,13 @@ class Measurement:
             return None
         try:
             runs = tuple(
-                Run(run["batch"], tuple(Candidate(**c) for c in run["candidates"]), run["recommendation"])
+                Run(
+                    run["batch"],
+                    tuple(Candidate(**c) for c in run["candidates"]),
+                    run["recommendation"],
+                    run.get("compiled_loop_speedup"),
+                    bool(run.get("compiled", False)),
+                )
                 for run in value["runs"]
             )
             return cls(
@@ -114,14 +125,20 @@ class Measurement:
             return None
 
 
-def _recommends(recommendation: str) -> str:
+def _recommends(recommendation: str, compiled: bool = False) -> str:
     if not recommendation:
         return ""
     if recommendation == "keep the loop":
         return ", recommends keeping the loop"
+    if recommendation == "compile the loop":
+        return ", recommends compiling the loop (torch.compile of it is as fast as any rewrite)"
     if recommendation == NO_CLEAR:
         return ", no clear difference"
-    return f", recommends {recommendation}"
+    return f", recommends {recommendation}" + (" under torch.compile" if compiled else "")
+
+
+def _compiled(speedup: float | None) -> str:
+    return "" if speedup is None else f" ({speedup:.2f}x compiled)"
 
 
 def _rejected(candidate: Candidate) -> bool:

@@ -564,6 +564,8 @@ def test_compile_times_the_compiled_rewrite_too(project, monkeypatch, verify_in_
     # The original once, then each candidate (the fused form, the vmap form).
     assert len(compiled) == 3 and row["compiled_step_ms"] == 3.0 and row["compiled_rewrite_step_ms"] == 4.0
     assert [c["compiled_rewrite_step_ms"] for c in row["candidates"]] == [4.0, 5.0]
+    # Compiled, each side is far slower here than eager: no rewrite is recommended compiled.
+    assert row["recommended_compiled"] is False and row["recommendation"] != "compile the loop"
 
 
 def _strided_like_a_width_1_bmm(grad):
@@ -633,9 +635,71 @@ def test_overlapping_ranges_are_no_clear_difference():
         trial = Trial("wide layer", "unsafe", status="equivalent", step_rewrite_ms=rewrite, step_rewrite_iqr_ms=spread)
         return Row("x", "ENS001", step_original_ms=original, step_original_iqr_ms=spread, trials=[trial])
 
-    assert recommend(row(2.0, 1.0, 0.1)) == "wide layer"
-    assert recommend(row(2.0, 1.95, 0.2)) == NO_CLEAR
-    assert recommend(row(2.0, 3.0, 0.1)) == KEEP_LOOP
+    assert recommend(row(2.0, 1.0, 0.1)).recommendation == "wide layer"
+    assert recommend(row(2.0, 1.95, 0.2)).recommendation == NO_CLEAR
+    assert recommend(row(2.0, 3.0, 0.1)).recommendation == KEEP_LOOP
+
+
+def _compiled_row(loop, compiled_loop, rewrite, compiled_rewrite, spread=0.05):
+    from enslint.verify.command import Row, Trial
+
+    trial = Trial(
+        "stacked weights",
+        "unsafe",
+        status="equivalent",
+        step_rewrite_ms=rewrite,
+        step_rewrite_iqr_ms=spread,
+        compiled_rewrite_step_ms=compiled_rewrite,
+        compiled_rewrite_step_iqr_ms=None if compiled_rewrite is None else spread,
+    )
+    return Row(
+        "x",
+        "ENS002",
+        step_original_ms=loop,
+        step_original_iqr_ms=spread,
+        compiled_step_ms=compiled_loop,
+        compiled_step_iqr_ms=None if compiled_loop is None else spread,
+        trials=[trial],
+    )
+
+
+def test_with_compile_a_rewrite_must_beat_the_compiled_loop():
+    from enslint.verify.recommendation import COMPILE_LOOP, KEEP_LOOP, NO_CLEAR, Choice, recommend
+
+    # The CPU figures: the eager rewrite beats the eager loop but not the
+    # compiled one; compiling the loop is as good, and said so.
+    assert recommend(_compiled_row(22.5, 17.8, 18.7, 44.0)) == Choice(COMPILE_LOOP)
+    # A compiled rewrite that beats the compiled loop is recommended compiled.
+    assert recommend(_compiled_row(22.5, 18.5, 22.8, 15.1)) == Choice("stacked weights", compiled=True)
+    # An eager rewrite faster than both loops needs no compile.
+    assert recommend(_compiled_row(22.5, 21.0, 10.0, 12.0)) == Choice("stacked weights")
+    # Compiling helps nothing and the rewrite is slower: keep the loop, compiled or not.
+    assert recommend(_compiled_row(10.0, 10.01, 14.0, 15.0)) == Choice(KEEP_LOOP)
+    assert recommend(_compiled_row(10.0, 10.01, 10.02, None)) == Choice(NO_CLEAR)
+    # Where the original did not compile, the eager loop is the bar.
+    assert recommend(_compiled_row(22.5, None, 18.7, 15.0)) == Choice("stacked weights", compiled=True)
+
+
+def test_the_compiled_figures_are_told_in_the_table_and_by_check():
+    from enslint.measurements import Candidate, Measurement, Run
+    from enslint.verify.command import terminal_table
+    from enslint.verify.recommendation import recommend
+
+    row = _compiled_row(22.5, 18.5, 22.8, 15.1)
+    choice = recommend(row)
+    row.recommendation, row.recommended_compiled = choice.recommendation, choice.compiled
+    text = terminal_table([row])
+    assert "torch.compile: loop 1.22x, stacked weights 1.49x" in text
+    assert "recommended: stacked weights, compiled" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+    run = Run(None, (Candidate("stacked weights", "equivalent", 0.99, "no clear difference", 1.49),), "stacked weights", 1.22, True)
+    summary = Measurement("f.py", "X", "h", "cpu", "float32", (run,)).summary()
+    assert summary == (
+        "verify on cpu (float32): stacked weights 0.99x (1.49x compiled), the loop compiled 1.22x, "
+        "recommends stacked weights under torch.compile"
+    )
+    loop_wins = Run(None, (Candidate("vmap", "equivalent", 1.2, "faster", 0.5),), "compile the loop", 1.26)
+    assert "recommends compiling the loop" in Measurement("f.py", "X", "h", "cpu", "float32", (loop_wins,)).summary()
 
 
 def test_the_rule_that_decided_is_reported(project):

@@ -31,6 +31,7 @@ from enslint.rewrites.helper_module import HelperModuleError
 from enslint.verify import building, graphs, timing
 from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_step
 from enslint.verify.graphs import shorten
+from enslint.verify.recommendation import COMPILE_LOOP, KEEP_LOOP, NO_CLEAR, recommend, speedup_interval
 from enslint.verify.targets import Target
 from enslint.workers import in_process, isolated_map
 
@@ -72,6 +73,7 @@ class Trial:
     step_rewrite_ms: float | None = None
     step_rewrite_iqr_ms: float | None = None
     compiled_rewrite_step_ms: float | None = None  # --compile
+    compiled_rewrite_step_iqr_ms: float | None = None
     compile_rewrite_s: float | None = None
     max_abs_error: float | None = None
     decided_by: str = ""  # the test equivalence was judged by
@@ -94,12 +96,14 @@ class Row:
     step_original_ms: float | None = None
     step_original_iqr_ms: float | None = None
     compiled_step_ms: float | None = None  # --compile: the compiled original's training step
+    compiled_step_iqr_ms: float | None = None
     compile_s: float | None = None
     rtol: float | None = None
     atol: float | None = None
     notes: list[str] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
-    recommendation: str = ""  # a candidate's form, KEEP_LOOP or NO_CLEAR
+    recommendation: str = ""  # a candidate's form, KEEP_LOOP, NO_CLEAR or COMPILE_LOOP
+    recommended_compiled: bool = False  # the recommended form is fastest under torch.compile
     config_table: str = ""  # needs config: the [tool.enslint.verify."Class"] table to paste
 
     @property
@@ -234,7 +238,8 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
     first = row.trials[0]
     row.status = MISMATCH if any(t.status == MISMATCH for t in row.trials) else first.status
     row.notes += [note if trial is first else f"{trial.form}: {note}" for trial in row.trials for note in trial.notes]
-    row.recommendation = recommend(row)
+    choice = recommend(row)
+    row.recommendation, row.recommended_compiled = choice.recommendation, choice.compiled
     return row
 
 
@@ -254,31 +259,10 @@ def _compile(
         )
         return
     if trial is None:
-        row.compile_s, row.compiled_step_ms = seconds, compiled.step_ms
+        row.compile_s, row.compiled_step_ms, row.compiled_step_iqr_ms = seconds, compiled.step_ms, compiled.step_iqr_ms
     else:
-        trial.compile_rewrite_s, trial.compiled_rewrite_step_ms = seconds, compiled.step_ms
-
-
-KEEP_LOOP = "keep the loop"
-NO_CLEAR = "no clear difference"
-
-
-def recommend(row: Row) -> str:
-    """The fastest equivalent candidate's form when its training step (forward and
-    backward) is faster than the original's beyond the spread of both measurements;
-    "no clear difference" when the two ranges overlap (the loop stays); "keep the loop"
-    when every candidate is slower beyond the spread; empty when nothing was timed."""
-    timed = [(t.step_rewrite_ms, t) for t in row.trials if t.status == EQUIVALENT and t.step_rewrite_ms is not None]
-    if not timed or row.step_original_ms is None:
-        return ""
-    best_ms, best = min(timed, key=lambda timed_trial: timed_trial[0])
-    # Half of each interquartile range: the intervals around the two medians.
-    margin = ((row.step_original_iqr_ms or 0.0) + (best.step_rewrite_iqr_ms or 0.0)) / 2
-    if best_ms + margin < row.step_original_ms:
-        return best.form
-    if best_ms - margin > row.step_original_ms:
-        return KEEP_LOOP
-    return NO_CLEAR
+        trial.compile_rewrite_s = seconds
+        trial.compiled_rewrite_step_ms, trial.compiled_rewrite_step_iqr_ms = compiled.step_ms, compiled.step_iqr_ms
 
 
 def _with_torch_warnings(target: Target, config: Config, options: Options) -> Row:
@@ -418,15 +402,23 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def speedup_interval(row: Row, trial: Trial) -> tuple[float, float] | None:
-    """The training-step speed-up with each median moved by half its interquartile range
-    against the rewrite (low) and in its favour (high)."""
-    if row.step_original_ms is None or not trial.step_rewrite_ms:
-        return None
-    half_o, half_r = (row.step_original_iqr_ms or 0.0) / 2, (trial.step_rewrite_iqr_ms or 0.0) / 2
-    low = (row.step_original_ms - half_o) / (trial.step_rewrite_ms + half_r)
-    high = (row.step_original_ms + half_o) / max(trial.step_rewrite_ms - half_r, 1e-12)
-    return low, high
+def advice(row: Row) -> str:
+    """The recommendation as the tables print it."""
+    return f"{row.recommendation}, compiled" if row.recommended_compiled else row.recommendation
+
+
+def _compiled_speedups(row: Row) -> str:
+    """`loop 1.22x, stacked weights 1.49x`: what torch.compile made of each side, as a
+    speed-up over the eager loop; empty where nothing was compiled."""
+    parts = []
+    if row.compiled_step_ms is not None:
+        parts.append(f"loop {_x(_ratio(row.step_original_ms, row.compiled_step_ms))}")
+    parts += [
+        f"{trial.form} {_x(_ratio(row.step_original_ms, trial.compiled_rewrite_step_ms))}"
+        for trial in row.trials
+        if trial.compiled_rewrite_step_ms is not None
+    ]
+    return ", ".join(parts)
 
 
 def _speedup_cell(row: Row, trial: Trial) -> str:
@@ -503,12 +495,22 @@ def terminal_table(rows: list[Row]) -> str:
             )
             if trial.status != EQUIVALENT:
                 notes += [f"{row.target} ({trial.form}): {note}" for note in trial.notes]
+        compiled = _compiled_speedups(row)
+        if compiled:
+            lines.append(f"{'':<{widths[0]}}  torch.compile: {compiled}")
+        if row.recommended_compiled:
+            pad = " " * widths[0]
+            lines.append(f"{pad}  recommended: {row.recommendation}, compiled (fastest under torch.compile)")
     lines += [""] + _legend(rows)
     if any(r.recommendation for r in rows):
         lines.append("speed-up: original / rewrite time of one training step (forward and backward), then its range")
         lines.append("  with each median moved by half its interquartile range")
         lines.append(f'recommendation: the fastest equivalent rewrite if faster beyond that spread; "{NO_CLEAR}"')
         lines.append(f'  when the ranges overlap, "{KEEP_LOOP}" when every rewrite is slower')
+    if any(r.compiled_step_ms is not None for r in rows):
+        lines.append("torch.compile: the eager loop's time over the compiled loop's and each compiled rewrite's;")
+        lines.append("  the recommendation holds every rewrite, compiled or not, against the faster loop,")
+        lines.append(f'  "{COMPILE_LOOP}" where none beats the compiled loop')
     lines += notes  # whole, never cut: the advice in them is copied into config files
     return "\n".join(lines).rstrip("\n")
 
@@ -572,7 +574,7 @@ def markdown_table(rows: list[Row], with_compile: bool) -> str:
                 (trial.decided_by if trial else "") or "-",
                 (trial.traced if trial else "") or "-",
                 _verdict(row, trial),
-                row.recommendation if trial is row.preferred else "",
+                advice(row) if trial is row.preferred else "",
             ]
             lines.append("| " + " | ".join(cells) + " |")
         notes += [f"{row.target}: {note}" for note in row.notes if note != "needs config"]
@@ -601,6 +603,9 @@ def apply_recommended(targets: list[Target], rows: list[Row]) -> list[str]:
                 f"{target.display}: not applied: the batch sizes recommend different things "
                 f"({', '.join(sorted(chosen))})"
             )
+            continue
+        if chosen == {COMPILE_LOOP}:
+            lines.append(f"{target.display}: not applied: torch.compile of the loop is as fast as any rewrite")
             continue
         candidate = next((c for c in target.candidates if mine and c.form == mine[0].recommendation), None)
         if candidate is None or any(row.status != EQUIVALENT for row in mine):

@@ -7,24 +7,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from enslint.measurements import FASTER, NO_CLEAR, SLOWER, Candidate, Measurement, MeasurementStore, Run, content_hash
+from enslint.measurements import Candidate, Measurement, MeasurementStore, Run, content_hash
+from enslint.verify.recommendation import Timed, loop_times, verdict
 
 if TYPE_CHECKING:
     from enslint.verify.command import Row, Trial
     from enslint.verify.targets import Target
 
 
-def verdict(row: Row, trial: Trial) -> str:
-    """As `recommend` judges: beyond half of both interquartile ranges, or no clear
-    difference; "" when either side was not timed."""
-    if row.step_original_ms is None or trial.step_rewrite_ms is None:
-        return ""
-    margin = ((row.step_original_iqr_ms or 0.0) + (trial.step_rewrite_iqr_ms or 0.0)) / 2
-    if trial.step_rewrite_ms + margin < row.step_original_ms:
-        return FASTER
-    if trial.step_rewrite_ms - margin > row.step_original_ms:
-        return SLOWER
-    return NO_CLEAR
+def _candidate(row: Row, trial: Trial) -> Candidate:
+    """The trial as check tells it: its speed-up and verdict against the eager loop."""
+    eager_loop, _ = loop_times(row)
+    timed = Timed.of(trial.step_rewrite_ms, trial.step_rewrite_iqr_ms)
+    compiled = _over(row.step_original_ms, trial.compiled_rewrite_step_ms)
+    return Candidate(trial.form, trial.status, row.speedup(trial), verdict(eager_loop, timed), compiled)
+
+
+def _over(loop_ms: float | None, other_ms: float | None) -> float | None:
+    return loop_ms / other_ms if loop_ms is not None and other_ms else None
 
 
 def measurement_of(target: Target, rows: Sequence[Row]) -> Measurement | None:
@@ -40,8 +40,10 @@ def measurement_of(target: Target, rows: Sequence[Row]) -> Measurement | None:
     runs = tuple(
         Run(
             row.batch,
-            tuple(Candidate(t.form, t.status, row.speedup(t), verdict(row, t)) for t in row.trials if t.status),
+            tuple(_candidate(row, t) for t in row.trials if t.status),
             row.recommendation,
+            _over(row.step_original_ms, row.compiled_step_ms),
+            row.recommended_compiled,
         )
         for row in mine
     )
