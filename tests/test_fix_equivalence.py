@@ -165,6 +165,15 @@ def assert_same_gradients(grads_a, grads_b):
         torch.testing.assert_close(grads_a[name], grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
+def assert_same_after_one_step(original, fixed, method, shapes):
+    """One SGD step on the gradients run_both left, then the outputs and input gradients
+    of both again: the optimizer holds the tensors that got the gradients (stacked
+    copies made new leaves would not move) and the step moves both alike."""
+    for model in (original, fixed):
+        torch.optim.SGD(model.parameters(), lr=0.1).step()
+    run_both(original, fixed, method, shapes)
+
+
 @pytest.mark.parametrize("fixture, class_name", [*SAFE, *UNSAFE], ids=ids([*SAFE, *UNSAFE]))
 def test_every_fixed_class_has_a_construction(fixture, class_name):
     assert table_for(fixture, class_name) is not None, (
@@ -182,6 +191,7 @@ def test_safe_fix_keeps_state_dict_outputs_and_gradients(fixture, class_name, tm
     original, fixed, method, shapes = build_pair(fixture, fixed_path, class_name)
     fixed.load_state_dict(original.state_dict(), strict=True)  # same keys, same shapes
     assert_same_gradients(*run_both(original, fixed, method, shapes))
+    assert_same_after_one_step(original, fixed, method, shapes)
 
 
 @pytest.fixture(autouse=True)
@@ -273,6 +283,7 @@ def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, class_name, tmp_p
         assert list(fixed.state_dict()) == list(old_checkpoint)
         fixed.load_state_dict(old_checkpoint, strict=True)
         assert_same_gradients(*run_both(original, fixed, method, shapes))
+        assert_same_after_one_step(original, fixed, method, shapes)
         return
     gone = {key.split(".")[0] for key in old_checkpoint if key not in fixed.state_dict()}
     assert len(gone) == 1, f"the fix changed the keys of {sorted(gone)}: one collection expected"
@@ -292,6 +303,7 @@ def test_unsafe_fix_loads_old_checkpoints_and_matches(fixture, class_name, tmp_p
     assert not unmapped and expected.keys() == grads_b.keys()
     for name, grad in expected.items():
         torch.testing.assert_close(grad, grads_b[name], msg=lambda m, name=name: f"{name}: {m}")
+    assert_same_after_one_step(original, fixed, method, shapes)
 
 
 @pytest.mark.parametrize(
