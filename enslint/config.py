@@ -95,6 +95,10 @@ class Config:
     # Collections a profiled run saw identical (`--profile`): set by the command line.
     runtime: tuple[RuntimeMembers, ...] = ()
 
+    def verify_table(self, names: list[str]) -> tuple[str, VerifySpec] | None:
+        """The first of a class's names (table_names) that has a verify table."""
+        return next(((name, self.verify[name]) for name in names if name in self.verify), None)
+
     def enabled_codes(self, extra_ignores: tuple[str, ...] = ()) -> frozenset[str]:
         """Codes selected by prefix and not ignored. ENS000 (unreadable file) is always
         reported unless ignored explicitly."""
@@ -105,6 +109,12 @@ class Config:
             if selected and not any(_matches(code, i) for i in ignored):
                 enabled.add(code)
         return frozenset(enabled)
+
+
+def table_names(path: str, class_name: str) -> list[str]:
+    """The names a class's `[tool.enslint.verify.*]` table may be given under, by the
+    class's file (as given, relative or absolute), most specific first."""
+    return [f"{path}::{class_name}", class_name]
 
 
 def _matches(code: str, prefix: str) -> bool:

@@ -27,7 +27,7 @@ from conftest import FIXTURES, ROOT
 
 from enslint.analysis.kinds import HELPER_MODULE
 from enslint.checking import FileJob, check_file
-from enslint.config import Config, load_config
+from enslint.config import Config, load_config, table_names
 from enslint.engine.helper_writes import HelperModules
 from enslint.engine.transaction import fix_file
 from enslint.findings import Applicability, Form
@@ -42,7 +42,7 @@ from enslint.verify.building import init_kwargs  # noqa: E402 - needs torch
 from enslint.verify.equivalence import mapped_gradients  # noqa: E402 - needs torch
 
 POSITIVE = FIXTURES / "positive"
-TABLES = load_config(ROOT).verify
+CONFIG = load_config(ROOT)
 # Built and checked in tests/test_call_time.py instead: a holder that is not a module, a
 # boolean mask over the members.
 BUILT_IN_TEST_CALL_TIME = {"agent_holds_critics.py", "sum_generator_with_mask.py"}
@@ -76,10 +76,8 @@ UNSAFE = sorted(key for key in FIXED[Applicability.UNSAFE] if key[0] not in BUIL
 
 def table_for(fixture: str, class_name: str):
     """The class's verify table, under the names `enslint verify` looks it up by."""
-    for name in (f"fixtures/positive/{fixture}::{class_name}", class_name):
-        if name in TABLES:
-            return TABLES[name]
-    return None
+    found = CONFIG.verify_table(table_names(f"fixtures/positive/{fixture}", class_name))
+    return found[1] if found else None
 
 
 def ids(keys):

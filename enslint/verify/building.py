@@ -155,9 +155,9 @@ def _module_class(module: types.ModuleType, target: Target) -> type:
 
 def spec_for(target: Target, config: Config) -> tuple[str, VerifySpec]:
     """The table for the class; else the construction a profiled run captured."""
-    for name in target.names():
-        if name in config.verify:
-            return name, config.verify[name]
+    table = config.verify_table(target.names())
+    if table is not None:
+        return table
     captured = config.verify.get(captured_name(target.file, target.class_name))
     if captured is not None and captured.captured:
         return captured.captured, captured

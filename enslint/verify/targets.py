@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from enslint.checking import FileJob
-from enslint.config import Config
+from enslint.config import Config, table_names
 from enslint.discovery import discover
 from enslint.engine.transaction import fix_file
 from enslint.findings import Applicability, Diagnostic, Fix, Form
@@ -70,10 +70,8 @@ class Target:
 
     def names(self) -> list[str]:
         """The names its config may be given under, most specific first."""
-        names = [self.display, f"{self.file.as_posix()}::{self.class_name}"]
-        if self.module_name:
-            names.insert(0, f"{self.module_name}:{self.class_name}")
-        return [*dict.fromkeys(names), self.class_name]
+        module = [f"{self.module_name}:{self.class_name}"] if self.module_name else []
+        return [*dict.fromkeys([*module, self.display, *table_names(self.file.as_posix(), self.class_name)])]
 
 
 def _classes_at(source: str, file: Path) -> list[tuple[str, int, int]]:
