@@ -13,6 +13,15 @@ with its member count set to each E timed.
 
     pip install torch==2.13.0 -e . && python benchmarks/fused_speed.py [--device cuda]
 
+`--shapes` times six ensembles of public code in their real shapes instead (RL critics
+in a plain list, a config-built dynamics ensemble, deep-ensemble members, a
+decomposition model with two collections per channel, per-variable heads with three, a
+hand-rolled attention): the loop and every candidate rewrite, each eager and under
+torch.compile, the outputs compared, and what verify's rule recommends from those
+timings (a rewrite must beat the compiled loop too):
+
+    python benchmarks/fused_speed.py --shapes --sizes 5,20 --batches 256
+
 `--speed-bar` checks the bar the rewrites are held to instead: for the seed's two models
 at E=10 and 50, batch 32 and 256, `enslint verify`'s recommendation (a rewrite, or
 "keep the loop") is never slower than the original, timed again apart from the
@@ -33,7 +42,7 @@ import torch
 from torch.utils import benchmark
 
 from enslint.checking import FileJob, check_file
-from enslint.config import Config, VerifySpec, load_config
+from enslint.config import Config, VerifySpec, load_config, table_names
 from enslint.findings import Form
 from enslint.rules import Settings
 from enslint.verify.building import init_kwargs
@@ -42,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 POSITIVE = ROOT / "fixtures" / "positive"
 
 
-TABLES = load_config(ROOT).verify
+CONFIG = load_config(ROOT)
 
 
 @dataclass(frozen=True)
@@ -56,21 +65,23 @@ class Case:
     rule: str
     class_name: str
     members: str
+    # Constructor keywords changed for every E timed (a width the member count must
+    # divide), and the input dims that change with them (table size, new size).
+    overrides: tuple[tuple[str, object], ...] = ()
+    resized: tuple[tuple[int, int], ...] = ()
 
     @property
     def table(self) -> VerifySpec:
-        for name in (f"fixtures/positive/{self.fixture}::{self.class_name}", self.class_name):
-            if name in TABLES:
-                spec = TABLES[name]
-                break
-        else:
+        found = CONFIG.verify_table(table_names(f"fixtures/positive/{self.fixture}", self.class_name))
+        if found is None:
             sys.exit(f"{self.class_name}: no [tool.enslint.verify.{self.class_name}] table in pyproject.toml")
+        spec = found[1]
         count = (spec.init or {}).get(self.members)
         clash = [key for key, value in (spec.init or {}).items() if value == count and key != self.members]
-        if not isinstance(count, int) or clash or spec.inputs is None or len(spec.inputs) != 1:
+        if not isinstance(count, int) or clash or not spec.inputs:
             sys.exit(
                 f"{self.class_name}: its table must give {self.members} as a count no other argument shares "
-                f"({', '.join(clash)}) and one input shape"
+                f"({', '.join(clash)}) and the input shapes"
             )
         return spec
 
@@ -79,14 +90,22 @@ class Case:
         return self.table.method or "forward"
 
     def kwargs(self, e: int) -> dict:
-        return {**init_kwargs(self.table), self.members: e}
+        return {**init_kwargs(self.table), **dict(self.overrides), self.members: e}
 
-    def shape(self, b: int, e: int) -> tuple[int, ...]:
+    def shapes(self, b: int, e: int) -> list[tuple[int, ...]]:
         spec = self.table
         count = spec.init[self.members]  # type: ignore[index]  # checked by `table`
-        (shape,) = spec.inputs  # type: ignore[misc]
-        batch = next(i for i, size in enumerate(shape) if size != count)
-        return tuple(e if size == count else b if i == batch else size for i, size in enumerate(shape))
+        scaled = []
+        for shape in spec.inputs:  # type: ignore[union-attr]
+            batch = next(i for i, size in enumerate(shape) if size != count)
+            sizes = dict(self.resized)
+            scaled.append(
+                tuple(e if size == count else b if i == batch else sizes.get(size, size) for i, size in enumerate(shape))
+            )
+        return scaled
+
+    def inputs(self, b: int, e: int, device: str) -> list[torch.Tensor]:
+        return [torch.randn(shape, device=device) for shape in self.shapes(b, e)]
 
 
 CASES = [
@@ -121,6 +140,27 @@ CASES = [
     Case("mlp_members_activations_combines.py", "ENS001", "PessimisticCritic", "n_critics"),
 ]
 SEED_NEST, SEED_MLPS = CASES[6], CASES[7]
+
+# Ensembles of public code in their real shapes, rebuilt as fixtures (issue 19): the
+# table of --shapes, timed with torch.compile of each side beside the eager ones.
+PUBLIC_SHAPES = [
+    ("RL critics in a plain list", Case("rl_critic_tuple.py", "ENS001", "ContinuousCritic", "n_critics")),
+    ("config-built dynamics ensemble", Case("config_built_dynamics.py", "ENS002", "ConfiguredDynamics", "ensemble_size")),
+    ("deep-ensemble members", Case("deep_ensemble_mean.py", "ENS001", "DeepEnsemble", "num_members")),
+    ("decomposition, two collections", Case("decomposition_two_collections.py", "ENS002", "SeasonalTrend", "n_series")),
+    ("per-variable heads, three collections", Case("per_variable_head_chain.py", "ENS002", "PatchHead", "n_vars")),
+    (
+        "hand-rolled attention",
+        Case(
+            "handrolled_multihead_attention.py",
+            "ENS001",
+            "MultiHeadAttention",
+            "num_heads",
+            overrides=(("n_embd", 320),),  # 5 and 20 heads of 64 and 16
+            resized=((384, 320),),
+        ),
+    ),
+]
 
 COLUMNS = ("fused", "vmap", "safe")
 
@@ -168,12 +208,14 @@ def outputs(value):
     return [t for item in value for t in outputs(item)]
 
 
-def step_timer(model, method: str, x: torch.Tensor, min_run_time: float, device: str) -> benchmark.Measurement:
-    forward = getattr(model, method)
+def step_timer(model, method: str, xs: list[torch.Tensor], min_run_time: float, device: str, forward=None):
+    """One training step of `model` (its `method`, or `forward` standing for it: a
+    compiled version) on the inputs, timed."""
+    forward = forward or getattr(model, method)
 
     def step():
         model.zero_grad(set_to_none=True)
-        sum(out.square().mean() for out in outputs(forward(x))).backward()
+        sum(out.square().mean() for out in outputs(forward(*xs))).backward()
 
     step()  # warm-up, excluded
     if device == "cuda":
@@ -182,8 +224,8 @@ def step_timer(model, method: str, x: torch.Tensor, min_run_time: float, device:
     return timer.blocked_autorange(min_run_time=min_run_time)
 
 
-def step_ms(model, method: str, x: torch.Tensor, min_run_time: float, device: str) -> float:
-    return step_timer(model, method, x, min_run_time, device).median * 1e3
+def step_ms(model, method: str, xs: list[torch.Tensor], min_run_time: float, device: str) -> float:
+    return step_timer(model, method, xs, min_run_time, device).median * 1e3
 
 
 class HandEinsumNest(torch.nn.Module):
@@ -238,7 +280,7 @@ def table(args) -> None:
                 for b in (int(v) for v in args.batches.split(",")):
                     torch.manual_seed(0)
                     original = original_cls(**case.kwargs(e)).to(args.device)
-                    x = torch.randn(case.shape(b, e), device=args.device)
+                    x = case.inputs(b, e, args.device)
                     base = step_ms(original, case.method, x, args.min_run_time, args.device)
                     cells = []
                     for name in COLUMNS:
@@ -261,6 +303,93 @@ def table(args) -> None:
                     )
 
 
+def _timed(model, method: str, xs: list[torch.Tensor], args, compiled: bool):
+    """(median ms, iqr ms) of one training step, eager or under torch.compile; None
+    where torch.compile fails."""
+    forward = getattr(model, method)
+    if compiled:
+        forward = torch.compile(forward)
+    try:
+        measured = step_timer(model, method, xs, args.min_run_time, args.device, forward)
+    except Exception as error:  # noqa: BLE001 - a form that does not compile is a cell, not a crash
+        print(f"  torch.compile failed for {type(model).__name__}: {type(error).__name__}", file=sys.stderr)
+        return None
+    return measured.median * 1e3, measured.iqr * 1e3
+
+
+def shapes_table(args) -> None:
+    """The six public shapes at each E: the loop and every candidate rewrite, eager and
+    compiled, with what verify's rule recommends from these timings."""
+    from enslint.verify.command import Row, Trial
+    from enslint.verify.recommendation import recommend
+    from enslint.verify.targets import collect
+
+    print(
+        f"torch {torch.__version__}, device {args.device}, {args.threads} threads, float32, one training step "
+        "(zero grads, forward, loss, backward), median of torch.utils.benchmark; x: the eager loop's time over it"
+    )
+    print(
+        "| shape | fixture::class | E | batch | loop ms | loop compiled x | rewrite | rewrite x "
+        "| rewrite compiled x | outputs | recommends |"
+    )
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---|---|")
+    chosen = [(n, c) for n, c in PUBLIC_SHAPES if not args.only or c.class_name in args.only.split(",")]
+    batch = int(args.batches.split(",")[0])
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        for shape_name, case in chosen:
+            original_cls = load_class(POSITIVE / case.fixture, case.class_name, "original")
+            (target,) = collect([f"{POSITIVE / case.fixture}::{case.class_name}"], Config(root=ROOT), ROOT)
+            rewritten = {}
+            for candidate in target.candidates:
+                path = scratch / f"{candidate.form.replace(' ', '_')}_{case.class_name}" / case.fixture
+                path.parent.mkdir(parents=True)
+                path.write_text(candidate.source)
+                rewritten[candidate.form] = load_class(path, case.class_name, f"{candidate.form}_{case.class_name}")
+            for e in (int(v) for v in args.sizes.split(",")):
+                torch.manual_seed(0)
+                original = original_cls(**case.kwargs(e)).to(args.device)
+                xs = case.inputs(batch, e, args.device)
+                loop, loop_compiled = (_timed(original, case.method, xs, args, c) for c in (False, True))
+                row = Row(case.class_name, case.rule, step_original_ms=loop[0], step_original_iqr_ms=loop[1])
+                if loop_compiled:
+                    row.compiled_step_ms, row.compiled_step_iqr_ms = loop_compiled
+                lines = []
+                for form, cls in rewritten.items():
+                    torch.manual_seed(0)
+                    model = cls(**case.kwargs(e)).to(args.device)
+                    model.load_state_dict(original.state_dict())
+                    with torch.no_grad():
+                        original.eval(), model.eval()
+                        same = all(
+                            torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+                            for a, b in zip(
+                                outputs(getattr(original, case.method)(*xs)),
+                                outputs(getattr(model, case.method)(*xs)),
+                                strict=True,
+                            )
+                        )
+                        original.train(), model.train()
+                    eager, compiled = (_timed(model, case.method, xs, args, c) for c in (False, True))
+                    trial = Trial(form, "unsafe", status="equivalent" if same else "mismatch")
+                    trial.step_rewrite_ms, trial.step_rewrite_iqr_ms = eager
+                    if compiled:
+                        trial.compiled_rewrite_step_ms, trial.compiled_rewrite_step_iqr_ms = compiled
+                    row.trials.append(trial)
+                    lines.append((form, eager[0], compiled[0] if compiled else None, same))
+                choice = recommend(row)
+                advice = f"{choice.recommendation}, compiled" if choice.compiled else choice.recommendation
+                ratio = lambda ms: f"{loop[0] / ms:.2f}x" if ms else "-"  # noqa: E731
+                for i, (form, eager_ms, compiled_ms, same) in enumerate(lines):
+                    print(
+                        f"| {shape_name if i == 0 else ''} | {f'{case.fixture[:-3]}::{case.class_name}' if i == 0 else ''} "
+                        f"| {e} | {batch} | {loop[0]:.2f} | {ratio(loop_compiled[0] if loop_compiled else None)} "
+                        f"| {form} | {ratio(eager_ms)} | {ratio(compiled_ms)} | {'equal' if same else 'DIFFER'} "
+                        f"| {advice if i == 0 else ''} |",
+                        flush=True,
+                    )
+
+
 def speed_bar(args) -> int:
     """The bar in the module docstring; one line per case, then PASS or FAIL."""
     from enslint.verify.command import KEEP_LOOP, NO_CLEAR, Options, verify_one
@@ -276,7 +405,7 @@ def speed_bar(args) -> int:
             written = rewrites(case, scratch)
             for e in (10, 50):
                 for b in (32, 256):
-                    spec = VerifySpec(init=case.kwargs(e), inputs=(case.shape(b, e),), method=case.method)
+                    spec = VerifySpec(init=case.kwargs(e), inputs=tuple(case.shapes(b, e)), method=case.method)
                     config = Config(root=ROOT, verify={case.class_name: spec})
                     (target,) = collect([f"{POSITIVE / case.fixture}::{case.class_name}"], config, ROOT)
                     row = verify_one(target, config, Options(args.device, "float32", None, False, args.min_run_time))
@@ -286,7 +415,7 @@ def speed_bar(args) -> int:
                     original = load_class(POSITIVE / case.fixture, case.class_name, "bar")(**case.kwargs(e)).to(
                         args.device
                     )
-                    x = torch.randn(case.shape(b, e), device=args.device)
+                    x = case.inputs(b, e, args.device)
                     if recommended in (KEEP_LOOP, NO_CLEAR):
                         # The loop is what runs: the same code, not slower by definition.
                         ms = step_ms(original, case.method, x, args.min_run_time, args.device)
@@ -345,10 +474,18 @@ def main() -> None:
     parser.add_argument("--min-run-time", type=float, default=0.3)
     parser.add_argument("--only", default="", help="comma-separated fixture or class names")
     parser.add_argument("--speed-bar", action="store_true", help="check the speed bar instead of printing the table")
+    parser.add_argument(
+        "--shapes",
+        action="store_true",
+        help="the six public-code shapes, eager and compiled, instead (--sizes 5,20 --batches 256 suit it)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.speed_bar:
         sys.exit(speed_bar(args))
+    if args.shapes:
+        shapes_table(args)
+        return
     table(args)
 
 
