@@ -320,7 +320,7 @@ def _timed(model, method: str, xs: list[torch.Tensor], args, compiled: bool):
 def shapes_table(args) -> None:
     """The six public shapes at each E: the loop and every candidate rewrite, eager and
     compiled, with what verify's rule recommends from these timings."""
-    from enslint.verify.command import Row, Trial
+    from enslint.verify.rows import Row, Trial
     from enslint.verify.recommendation import recommend
     from enslint.verify.targets import collect
 
@@ -392,7 +392,8 @@ def shapes_table(args) -> None:
 
 def speed_bar(args) -> int:
     """The bar in the module docstring; one line per case, then PASS or FAIL."""
-    from enslint.verify.command import KEEP_LOOP, NO_CLEAR, Options, verify_one
+    from enslint.verify.command import Options, verify_one
+    from enslint.verify.recommendation import KEEP_LOOP, NO_CLEAR
     from enslint.verify.targets import collect
 
     failures = 0

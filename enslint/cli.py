@@ -591,6 +591,15 @@ def rules(output_format: str) -> None:
     show_default=True,
     help="Seconds each class may take (its import included) before it is stopped and reported as an error.",
 )
+@click.option(
+    "--definitions-only",
+    "only_definitions",
+    is_flag=True,
+    help=(
+        "Load only each file's imports, definitions and constant assignments: for a script that reads its "
+        "data or parses its arguments when imported."
+    ),
+)
 @CONFIG_OPTION
 @click.option(
     "--profile",
@@ -614,6 +623,7 @@ def verify(
     config_path: Path | None,
     apply_fix: bool,
     profile_path: Path | None,
+    only_definitions: bool,
 ) -> None:
     """Prove each rewrite equivalent to the original and time both, with torch.
 
@@ -635,6 +645,9 @@ def verify(
     `inputs = [[batch, ...], ...]` and `method = "forward"`. The classes run in a worker
     process, replaced when one dies, each stopped after --timeout seconds; what their
     code prints goes to standard error, so standard output holds the report alone.
+    A file's imports resolve from its project's root (and `src/`) as check resolves
+    them; a file whose module-level code fails is named with the failing line, and
+    --definitions-only then loads only its definitions.
 
     Exit status: 0 every class equivalent, 1 a mismatch or a class that failed,
     2 usage or configuration error (CUDA asked for but absent; a class needing config).
@@ -685,7 +698,7 @@ def verify(
         terminal_table,
     )
 
-    options = Options(device, dtype, None, use_compile, min_time, time_limit)
+    options = Options(device, dtype, None, use_compile, min_time, time_limit, only_definitions)
     rows = sweep(found, config, options, batches, progress_printer())
     if output_format == "json":
         import json

@@ -629,7 +629,8 @@ def test_a_batch_sweep_gives_a_row_per_size_and_a_plot(project, monkeypatch, ver
 
 
 def test_overlapping_ranges_are_no_clear_difference():
-    from enslint.verify.command import KEEP_LOOP, NO_CLEAR, Row, Trial, recommend
+    from enslint.verify.recommendation import KEEP_LOOP, NO_CLEAR, recommend
+    from enslint.verify.rows import Row, Trial
 
     def row(original, rewrite, spread):
         trial = Trial("wide layer", "unsafe", status="equivalent", step_rewrite_ms=rewrite, step_rewrite_iqr_ms=spread)
@@ -641,7 +642,7 @@ def test_overlapping_ranges_are_no_clear_difference():
 
 
 def _compiled_row(loop, compiled_loop, rewrite, compiled_rewrite, spread=0.05):
-    from enslint.verify.command import Row, Trial
+    from enslint.verify.rows import Row, Trial
 
     trial = Trial(
         "stacked weights",
@@ -732,7 +733,9 @@ def test_notes_never_point_into_the_in_memory_rewrite_nor_cut_words(monkeypatch)
 
 
 def test_the_terminal_table_fits_100_columns_with_the_longest_cells():
-    from enslint.verify.command import NO_CLEAR, Row, Trial, terminal_table
+    from enslint.verify.command import terminal_table
+    from enslint.verify.recommendation import NO_CLEAR
+    from enslint.verify.rows import Row, Trial
 
     trial = Trial("stacked weights", "unsafe", status="equivalent", step_rewrite_ms=1.0, step_rewrite_iqr_ms=0.05)
     row = Row(

@@ -129,6 +129,15 @@ def source_root(path: Path) -> Path:
     return folder
 
 
+def import_bases(importer: Path, project: Path | None) -> list[Path]:
+    """The folders the project resolves `importer`'s absolute imports from, before
+    Python's own path: above its top package, the project's root and its `src/`."""
+    bases = [source_root(importer)]
+    if project is not None:
+        bases += [project, project / "src"]
+    return list(dict.fromkeys(bases))
+
+
 @dataclass
 class _Facts:
     """What Python's parser says about a file: enough to follow names and bases."""
@@ -304,7 +313,7 @@ class ProjectIndex:
 
     # -- module files -------------------------------------------------------------------
     def _roots(self, importer: str) -> list[Path]:
-        roots = [source_root(Path(importer)), self.root, self.root / "src"]
+        roots = import_bases(Path(importer), self.root)
         roots += [Path(entry) for entry in sys.path if entry and os.path.isdir(entry)]
         return list(dict.fromkeys(roots))
 

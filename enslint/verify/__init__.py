@@ -3,6 +3,6 @@
 
 Everything here imports torch and runs the user's code; `enslint check` never imports
 this package. May import: everything below the command line: enslint.engine, enslint.runner,
-enslint.checking, enslint.rewrites, enslint.discovery, enslint.config,
+enslint.checking, enslint.rewrites, enslint.analysis, enslint.discovery, enslint.config,
 enslint.measurements, enslint.findings, enslint.workers.
 """

@@ -9,31 +9,21 @@ which is exactly what a user's old checkpoint goes through.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import importlib
-import importlib.util
 import inspect
-import linecache
 import pickle
-import sys
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import count
 from pathlib import Path
 
 import torch
 
 from enslint.config import Config, VerifySpec
 from enslint.verify import questions
+from enslint.verify.loading import SetupError, importable_from, load_original, load_rewrite, search_folders
 from enslint.verify.targets import Target
 
-_serial = count()
-
-
-class SetupError(Exception):
-    """The class cannot be built or called as configured: one line for the user."""
+__all__ = ["NeedsConfig", "Pair", "SetupError", "build", "init_kwargs", "load_rewrite_weights", "make_inputs"]
 
 
 class NeedsConfig(SetupError):
@@ -55,102 +45,16 @@ class Pair:
     target: Target
     kwargs: Callable[[], dict]  # the constructor's arguments, evaluated afresh per call
     seed: int
+    only_definitions: bool = False  # --definitions-only
 
     def rewrite(self, source: str) -> torch.nn.Module:
-        cls = load_rewrite(self.target, source)
+        cls = load_rewrite(self.target, source, self.only_definitions)
         torch.manual_seed(self.seed)
         # Arguments of its own: modules passed in ("=expr") must not be shared with the
         # original, whose state the rewrite's constructor could otherwise change.
         rewritten = cls(**self.kwargs())
         load_rewrite_weights(self.original, rewritten)
         return rewritten
-
-
-@contextlib.contextmanager
-def _importable_from(folder: Path) -> Iterator[None]:
-    """`folder` on sys.path while the file runs, so its imports resolve."""
-    sys.path.insert(0, str(folder))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(folder))
-
-
-def package_of(file: Path) -> tuple[str | None, Path]:
-    """(the dotted package `file` belongs to, the folder its top package sits in): the
-    folders above it that hold an `__init__.py`. (None, its own folder) outside a package."""
-    folder = file.resolve().parent
-    parts: list[str] = []
-    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    return (".".join(parts) or None), (folder if parts else file.resolve().parent)
-
-
-def _execute(name: str, file: Path, source: str | None, package: str | None = None) -> types.ModuleType:
-    """Run `file` (or `source` in its place) as a fresh module called `name`; with
-    `package`, as a module of that package, so that its relative imports resolve."""
-    if source is None:
-        spec = importlib.util.spec_from_file_location(name, file)
-        assert spec is not None and spec.loader is not None, "a Python file has a source loader"
-        loader = spec.loader
-        module = importlib.util.module_from_spec(spec)
-    else:
-        module = types.ModuleType(name)
-        module.__file__ = str(file)
-    if package is not None:
-        module.__package__ = package
-    sys.modules[name] = module  # dataclasses and pickling look their module up
-    root = package_of(file)[1]
-    try:
-        with _importable_from(root), _importable_from(file.resolve().parent):
-            if source is None:
-                loader.exec_module(module)
-            else:
-                # Tracebacks and torch.fx's messages read the rewrite's own lines.
-                shown = f"<enslint rewrite of {file}>"
-                linecache.cache[shown] = (len(source), None, source.splitlines(keepends=True), shown)
-                exec(compile(source, shown, "exec"), module.__dict__)  # noqa: S102 - the user's own code, rewritten
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
-
-
-def load_original(target: Target) -> type:
-    """The original class. A file of a package runs as that package's module (`from .mlp
-    import MLP` works)."""
-    package, root = package_of(target.file)
-    module_name = target.module_name or (f"{package}.{target.file.stem}" if package else None)
-    if module_name:
-        with _importable_from(root):
-            module = importlib.import_module(module_name)
-    else:
-        module = _execute(f"enslint_verify_original_{next(_serial)}_{target.file.stem}", target.file, None)
-    return _module_class(module, target)
-
-
-def load_rewrite(target: Target, source: str) -> type:
-    """The class as `source` (the rewritten file) defines it, run beside the original
-    under another name of the same package."""
-    serial = next(_serial)
-    package = package_of(target.file)[0]
-    if target.module_name:
-        package = target.module_name.rpartition(".")[0] or None
-    name = (
-        f"{package}._enslint_rewrite_{serial}_{target.file.stem}"
-        if package
-        else f"enslint_verify_rewrite_{serial}_{target.file.stem}"
-    )
-    return _module_class(_execute(name, target.file, source, package), target)
-
-
-def _module_class(module: types.ModuleType, target: Target) -> type:
-    found = getattr(module, target.class_name, None)
-    if not isinstance(found, type) or not issubclass(found, torch.nn.Module):
-        raise SetupError(f"{target.class_name} is not an nn.Module class")
-    return found
 
 
 def spec_for(target: Target, config: Config) -> tuple[str, VerifySpec]:
@@ -174,9 +78,8 @@ def _captured_kwargs(spec: VerifySpec, target: Target) -> dict:
     file's folders importable, as the program had them)."""
     if spec.init_pickle is None:
         return copy.deepcopy(spec.init or {})
-    root = package_of(target.file)[1]
     try:
-        with _importable_from(root), _importable_from(target.file.resolve().parent):
+        with importable_from(search_folders(target)):
             return pickle.loads(Path(spec.init_pickle).read_bytes())  # noqa: S301 - the user's own run wrote it
     except Exception as error:  # noqa: BLE001
         raise SetupError(f"the captured arguments cannot be loaded: {type(error).__name__}: {error}") from None
@@ -218,10 +121,10 @@ def _ask(cls: type, target: Target, method: str, spec: VerifySpec, ask_init: boo
         raise NeedsConfig(found.summary(), found.table())
 
 
-def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> Pair:
+def build(target: Target, config: Config, batch: int | None, seed: int = 0, only_definitions: bool = False) -> Pair:
     """The original on the CPU in float32, with what it takes to build a rewrite of it."""
     spec_name, spec = spec_for(target, config)
-    original_cls = load_original(target)
+    original_cls = load_original(target, only_definitions)
     kwargs = (lambda: _captured_kwargs(spec, target)) if spec.captured else (lambda: init_kwargs(spec))  # noqa: E731
     method = spec.method or target.method or "forward"
     if not callable(getattr(original_cls, method, None)):
@@ -245,7 +148,7 @@ def build(target: Target, config: Config, batch: int | None, seed: int = 0) -> P
     assert shapes is not None, "_ask always raises when it asks for the inputs"
     if batch is not None:
         shapes = [(batch, *shape[1:]) for shape in shapes]
-    return Pair(original, method, shapes, spec_name, target, kwargs, seed)
+    return Pair(original, method, shapes, spec_name, target, kwargs, seed, only_definitions)
 
 
 def load_rewrite_weights(original: torch.nn.Module, rewritten: torch.nn.Module) -> None:

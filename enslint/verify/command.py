@@ -18,7 +18,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -28,17 +28,15 @@ from enslint.config import Config
 from enslint.engine.helper_writes import HelperModules
 from enslint.engine.transaction import fix_file, write_atomically
 from enslint.rewrites.helper_module import HelperModuleError
-from enslint.verify import building, graphs, timing
+from enslint.verify import building, graphs, loading, timing
 from enslint.verify.equivalence import TOLERANCES, compare, full_precision, run_step
 from enslint.verify.graphs import shorten
 from enslint.verify.recommendation import COMPILE_LOOP, KEEP_LOOP, NO_CLEAR, recommend, speedup_interval
+from enslint.verify.rows import EQUIVALENT, MISMATCH, NO_REWRITE, Row, Trial, ratio
 from enslint.verify.targets import Target
 from enslint.workers import in_process, isolated_map
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# The status is the verdict on equivalence alone; whether fx could trace each side is
-# its own column (`traced`).
-EQUIVALENT, MISMATCH, NO_REWRITE = "equivalent", "mismatch", "no rewrite"
 _COLLECTION = re.compile(r"loops over `\w+\.(\w+)`")
 
 
@@ -54,92 +52,7 @@ class Options:
     compile: bool
     min_time: float
     time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds per class, in its own process
-
-
-@dataclass
-class Trial:
-    """One candidate rewrite of a class: its verdict, its graph and its timings."""
-
-    form: str
-    safety: str
-    status: str = ""
-    # "both", "original only", "rewrite only" or "neither": which side torch.fx traced
-    # (where one cannot be, both are compared eagerly all the same).
-    traced: str = ""
-    calls_original: int | None = None
-    calls_rewrite: int | None = None
-    eager_counted: bool = False  # both counted in an eager forward, not in fx graphs
-    forward_rewrite_ms: float | None = None
-    step_rewrite_ms: float | None = None
-    step_rewrite_iqr_ms: float | None = None
-    compiled_rewrite_step_ms: float | None = None  # --compile
-    compiled_rewrite_step_iqr_ms: float | None = None
-    compile_rewrite_s: float | None = None
-    max_abs_error: float | None = None
-    decided_by: str = ""  # the test equivalence was judged by
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Row:
-    """One class: the original's figures, and a trial per candidate rewrite (the one
-    `--fix --unsafe-fixes` writes first)."""
-
-    target: str
-    rule: str
-    members: int | None = None
-    batch: int | None = None  # the first input dimension timed (--batch)
-    device: str = ""
-    dtype: str = ""
-    status: str = ""  # the verdict on the preferred rewrite; "mismatch" if any candidate mismatches
-    forward_original_ms: float | None = None
-    step_original_ms: float | None = None
-    step_original_iqr_ms: float | None = None
-    compiled_step_ms: float | None = None  # --compile: the compiled original's training step
-    compiled_step_iqr_ms: float | None = None
-    compile_s: float | None = None
-    rtol: float | None = None
-    atol: float | None = None
-    notes: list[str] = field(default_factory=list)
-    trials: list[Trial] = field(default_factory=list)
-    recommendation: str = ""  # a candidate's form, KEEP_LOOP, NO_CLEAR or COMPILE_LOOP
-    recommended_compiled: bool = False  # the recommended form is fastest under torch.compile
-    config_table: str = ""  # needs config: the [tool.enslint.verify."Class"] table to paste
-
-    @property
-    def preferred(self) -> Trial | None:
-        return self.trials[0] if self.trials else None
-
-    def speedup(self, trial: Trial, step: bool = True) -> float | None:
-        if step:
-            return _ratio(self.step_original_ms, trial.step_rewrite_ms)
-        return _ratio(self.forward_original_ms, trial.forward_rewrite_ms)
-
-    @property
-    def step_speedup(self) -> float | None:
-        return self.speedup(self.preferred) if self.preferred else None
-
-    def as_json(self) -> dict:
-        """The class's figures with the preferred rewrite's at the top level (as one
-        rewrite per class reads), and every candidate under `candidates`."""
-        data = asdict(self)
-        trials = data.pop("trials")
-        first = trials[0] if trials else {f: None for f in Trial.__dataclass_fields__}
-        for key, value in first.items():
-            if key in ("notes", "status"):
-                continue
-            data[key] = value
-        data["forward_speedup"] = self.speedup(self.preferred, step=False) if self.preferred else None
-        data["step_speedup"] = self.step_speedup
-        data["candidates"] = [
-            {**t, "forward_speedup": self.speedup(trial, step=False), "step_speedup": self.speedup(trial)}
-            for t, trial in zip(trials, self.trials, strict=True)  # `trials` is asdict's copy of them
-        ]
-        return data
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
+    only_definitions: bool = False  # --definitions-only
 
 
 def _members(target: Target, model: torch.nn.Module) -> int | None:
@@ -160,7 +73,7 @@ def verify_one(target: Target, config: Config, options: Options) -> Row:
         return row
     dtype = DTYPES[options.dtype]
     row.rtol, row.atol = TOLERANCES[dtype]
-    pair = building.build(target, config, options.batch)
+    pair = building.build(target, config, options.batch, only_definitions=options.only_definitions)
     if pair.spec_name.startswith("built as"):
         row.notes.append(pair.spec_name)
     original = pair.original
@@ -339,6 +252,8 @@ def _verified(target: Target, config: Config, options: Options) -> Row:
         row = _failed(target, options, f"error: {error}")
         row.notes.append("needs config")
         row.config_table = error.table
+    except loading.ImportTimeError as error:
+        row = _failed(target, options, f"error: {error}")
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         row = _failed(target, options, "error: out of memory")
@@ -412,9 +327,9 @@ def _compiled_speedups(row: Row) -> str:
     speed-up over the eager loop; empty where nothing was compiled."""
     parts = []
     if row.compiled_step_ms is not None:
-        parts.append(f"loop {_x(_ratio(row.step_original_ms, row.compiled_step_ms))}")
+        parts.append(f"loop {_x(ratio(row.step_original_ms, row.compiled_step_ms))}")
     parts += [
-        f"{trial.form} {_x(_ratio(row.step_original_ms, trial.compiled_rewrite_step_ms))}"
+        f"{trial.form} {_x(ratio(row.step_original_ms, trial.compiled_rewrite_step_ms))}"
         for trial in row.trials
         if trial.compiled_rewrite_step_ms is not None
     ]

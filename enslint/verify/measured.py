@@ -11,7 +11,7 @@ from enslint.measurements import Candidate, Measurement, MeasurementStore, Run, 
 from enslint.verify.recommendation import Timed, loop_times, verdict
 
 if TYPE_CHECKING:
-    from enslint.verify.command import Row, Trial
+    from enslint.verify.rows import Row, Trial
     from enslint.verify.targets import Target
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from enslint.measurements import FASTER, NO_CLEAR, SLOWER
 
 if TYPE_CHECKING:
-    from enslint.verify.command import Row, Trial
+    from enslint.verify.rows import Row, Trial
 
 KEEP_LOOP = "keep the loop"
 COMPILE_LOOP = "compile the loop"
