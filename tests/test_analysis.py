@@ -748,3 +748,46 @@ def test_vmap_is_neither_advised_nor_offered_for_data_dependent_members(member_f
 def test_a_branch_on_plain_values_does_not_stop_vmap():
     source = SPARSE_ATTENTION.replace("if scores.max() > 10:", "if isinstance(x, torch.Tensor) and self.training:")
     assert _fixes_for(source) == ["vmap"]
+
+
+def test_a_helper_methods_loop_size_is_said_in_the_callers_words():
+    source = HEADER + textwrap.dedent(
+        """\
+        class Critics(nn.Module):
+            def __init__(self, d, n_critics):
+                super().__init__()
+                self.qs = nn.ModuleList()
+                self._build(d, n_critics)
+
+            def _build(self, width, count):
+                for _ in range(count):
+                    self.qs.append(nn.Linear(width, 1))
+
+            def forward(self, x):
+                return torch.stack([q(x) for q in self.qs])
+        """
+    )
+    (message,) = messages_for(source).values()
+    assert message.startswith("`Critics.forward`: n_critics `nn.Linear` members"), message
+    assert "count" not in message
+
+
+def test_members_built_per_branch_are_described_by_every_branch():
+    source = HEADER + textwrap.dedent(
+        """\
+        class Heads(nn.Module):
+            def __init__(self, d, a, n, dueling):
+                super().__init__()
+                if dueling:
+                    self.heads = nn.ModuleList([nn.Sequential(nn.Linear(d, d), nn.Linear(d, a)) for _ in range(n)])
+                else:
+                    self.heads = nn.ModuleList([nn.Linear(d, a) for _ in range(n)])
+
+            def forward(self, x):
+                return torch.stack([h(x) for h in self.heads])
+        """
+    )
+    (message,) = messages_for(source).values()
+    headline, details = message.split(" | ")
+    assert "n identical members" in headline and "nn.Sequential" not in headline
+    assert "(`nn.Linear(d, a)` or `nn.Sequential(nn.Linear(d, d), nn.Linear(d, a))`, as the branch" in details

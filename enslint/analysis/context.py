@@ -162,6 +162,7 @@ class Collection:
     # Each branch of an `if` builds its own members (a dueling or a plain head): identical
     # in every run, but `member` is the first branch's only.
     per_branch: bool = False
+    branch_members: tuple[str, ...] = ()  # with per_branch: each branch's member, as written
     # Where the evidence comes from when it is not this class's own code: "members built
     # by `make_q()` at builders.py:63", "built by `clones()` at utils.py:5".
     evidence: Evidence | None = None

@@ -198,6 +198,22 @@ def loop_size(iterable: cst.BaseExpression, ctx: FileContext) -> tuple[str, int 
     return f"len({code_of(iterable)})", None
 
 
+def _said(text: str, words: dict[str, str]) -> str:
+    """`text` with each parameter name replaced by the caller's argument."""
+    import re
+
+    for param, argument in words.items():
+        text = re.sub(rf"\b{re.escape(param)}\b", argument, text)
+    return text
+
+
+def int_value_of(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def _product(loops: tuple[_Loop, ...]) -> tuple[str, int | None]:
     sizes = [loop.size for loop in loops]
     known = [loop.size_value for loop in loops if loop.size_value is not None]
@@ -242,6 +258,7 @@ class ConstructionScanner:
         self.watch_statements = watch_statements  # the ids of the statements that hold the calls
         self.watched: list[WatchedCall] = []
         self._inlining: list[str] = []  # the methods being read at their call (`_inline`)
+        self._words: dict[str, str] = {}  # an inlined method's parameters -> the call's arguments
 
     # -- statements ---------------------------------------------------------------
     def scan_function(self, function: cst.FunctionDef) -> None:
@@ -264,6 +281,9 @@ class ConstructionScanner:
                 self._small(small, loops, branch)
         elif isinstance(statement, cst.For):
             size, value = loop_size(statement.iter, self.ctx)
+            if self._words:
+                size = _said(size, self._words)
+                value = value if value is not None else int_value_of(size)
             loop = _Loop(frozenset(target_names(statement.target)), size, value)
             for name in target_names(statement.target):
                 self.env.pop(name, None)
@@ -387,7 +407,7 @@ class ConstructionScanner:
                 return
         method = self._own_method(func)
         if method is not None:
-            self._inline(method, loops, branch)
+            self._inline(method, call, loops, branch)
             return
         if isinstance(func, cst.Name) and func.value == "setattr" and loops:
             args = positional_args(call)
@@ -410,18 +430,24 @@ class ConstructionScanner:
             return None
         return method
 
-    def _inline(self, method: cst.FunctionDef, loops: tuple[_Loop, ...], branch: _Branch) -> None:
+    def _inline(self, method: cst.FunctionDef, call: cst.Call, loops: tuple[_Loop, ...], branch: _Branch) -> None:
         """Read the called method's statements as if they stood at the call: what it
         appends to this method's containers is theirs. Its own names are its own: its
-        parameters are bound at the call, outside any loop of its body."""
-        env, params = self.env, self.params
+        parameters are bound at the call, outside any loop of its body; the sizes of its
+        loops are said in the caller's words (`n_critics`, not the helper's `count`)."""
+        env, params, words = self.env, self.params, self._words
         self.env, self.params = {}, {}
+        self._words = {
+            param: _said(code_of(argument), words)
+            for index, param in enumerate(_positional_params(method))
+            if (argument := arg_at(call, index, param)) is not None
+        }
         self._inlining.append(method.name.value)
         try:
             self._block(method.body.body, loops, branch)
         finally:
             self._inlining.pop()
-            self.env, self.params = env, params
+            self.env, self.params, self._words = env, params, words
 
     # -- expressions --------------------------------------------------------------
     def _wraps(self, value: cst.BaseExpression, key: str) -> bool:
@@ -486,7 +512,7 @@ class ConstructionScanner:
                     return replace(
                         collection, member=None, why_heterogeneous="members are built differently in different branches"
                     )
-                return replace(collection, per_branch=True, conditional=True)
+                return replace(collection, per_branch=True, conditional=True, branch_members=tuple(sorted(texts)))
         else:
             assign, collection = found[0]
         collection.conditional = bool(assign.branch)
@@ -933,21 +959,17 @@ def _positional_params(function: cst.FunctionDef) -> list[str]:
 
 def _in_callers_words(collection: Collection, function: cst.FunctionDef, call: cst.Call) -> Collection:
     """Sizes are written in the helper's parameters; say them in the caller's words."""
-    import re
-
     if collection.size is None:
         return collection
-    size = collection.size
-    for index, param in enumerate(_positional_params(function)):
-        argument = arg_at(call, index, param)
-        if argument is not None:
-            size = re.sub(rf"\b{re.escape(param)}\b", code_of(argument), size)
+    words = {
+        param: code_of(argument)
+        for index, param in enumerate(_positional_params(function))
+        if (argument := arg_at(call, index, param)) is not None
+    }
+    size = _said(collection.size, words)
     value = collection.size_value
     if value is None and size != collection.size:
-        try:
-            value = int(size)
-        except ValueError:
-            value = None
+        value = int_value_of(size)
     return replace(collection, size=size, size_value=value)
 
 

@@ -83,17 +83,17 @@ class Reason(Enum):
     # -- one wide layer (wide_layer.py) ------------------------------------------------------
     WIDE_MEMBERS = ("no automatic fix yet for {kind} members", Kind.MEMBERS)
     WIDE_DICT_NOT_COMPREHENSION = (
-        "no automatic fix: the nn.ModuleDict is not built by one dict comprehension",
+        "no wide layer: the nn.ModuleDict is not built by one dict comprehension",
         Kind.BLOCKED,
     )
     WIDE_NOT_ONE_BUILDER = (
-        "no automatic fix: the collection is not built by one comprehension or one append loop",
+        "no wide layer: the collection is not built by one comprehension or one append loop",
         Kind.BLOCKED,
     )
-    WIDE_SIZES_NOT_POSITIONAL = ("no automatic fix: the layer's sizes are not given positionally", Kind.BLOCKED)
-    WIDE_GROUPED_CONV = ("no automatic fix: grouped convolutions", Kind.BLOCKED)
-    WIDE_USED_ELSEWHERE = ("no automatic fix: " + _ALSO_USED, Kind.BLOCKED)
-    WIDE_MORE_THAN_COLLECT = ("no automatic fix: the loop does more than collect each head's output", Kind.BLOCKED)
+    WIDE_SIZES_NOT_POSITIONAL = ("no wide layer: the layer's sizes are not given positionally", Kind.BLOCKED)
+    WIDE_GROUPED_CONV = ("no wide layer: grouped convolutions", Kind.BLOCKED)
+    WIDE_USED_ELSEWHERE = ("no wide layer: " + _ALSO_USED, Kind.BLOCKED)
+    WIDE_MORE_THAN_COLLECT = ("no wide layer: the loop does more than collect each head's output", Kind.BLOCKED)
     WIDE_UNREAD = ("the collection or the loop is not in the shape the wide layer reads", Kind.QUIET)
 
     # -- the nest of groups of heads (grouped_heads.py) ---------------------------------------

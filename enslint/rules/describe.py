@@ -57,6 +57,10 @@ def members_phrase(loop: MemberLoop) -> str:
         return f"{loop.size} identical members in each collection ({_and(types)})"
     if member.shared:
         return f"{loop.size} references to one shared `{short(member.text)}` instance"
+    built = loop.collection.branch_members
+    if loop.collection.per_branch and len(built) > 1:
+        either = " or ".join(f"`{short(text)}`" for text in built)
+        return f"{loop.size} identical members ({either}, as the branch of the `if` that runs builds them)"
     return f"{loop.size} identical `{short(member.text)}` members"
 
 
@@ -230,7 +234,10 @@ def count_of(loop: MemberLoop) -> str:
     return size if len(size) <= 16 else "E"
 
 
-def member_kind(member: Member | None) -> str:
-    """The members' type for a headline: `nn.Linear`, `MemberMLP`."""
+def member_kind(member: Member | None, collection: Collection | None = None) -> str:
+    """The members' type for a headline: `nn.Linear`, `MemberMLP`; "identical" where
+    each branch of an `if` builds other ones."""
+    if collection is not None and collection.per_branch and len(collection.branch_members) > 1:
+        return "identical"
     name = ((member.type_name if member is not None else "") or "module").strip("`").split("(")[0]
     return f"`{name}`" if len(name) <= 30 else "identical"

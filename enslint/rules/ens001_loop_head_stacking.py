@@ -358,8 +358,8 @@ def _headline_variants(loop: MemberLoop, member: Member, group: tuple[Member, st
             f"{n} groups of heads run one by one",
         ]
     return [
-        f"{n} {member_kind(member)} members of {_code(loop)} run one by one",
-        f"{n} {member_kind(member)} members run one by one",
+        f"{n} {member_kind(member, loop.collection)} members of {_code(loop)} run one by one",
+        f"{n} {member_kind(member, loop.collection)} members run one by one",
         f"{n} members run one by one",
     ]
 

@@ -273,7 +273,7 @@ def _headline_variants(loop: MemberLoop, member: Member, group: tuple[Member, st
             f"{n} groups of heads run one by one on slices of {of}",
             f"{n} groups run one by one on slices of {of}",
         ]
-    kind = member_kind(member)
+    kind = member_kind(member, loop.collection)
     return [
         f"{n} {kind} members run one by one on slices of {of}",
         f"{n} members run one by one on slices of {of}",
