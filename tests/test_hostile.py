@@ -86,6 +86,7 @@ import os, sys, time
 folder, stop, log, pause = sys.argv[1:5]
 seen = set()
 with open(log, "a") as record:
+    open(log + ".ready", "w").close()  # watching: enslint may start
     while not os.path.exists(stop):
         for entry in os.scandir(folder):
             if entry.name.startswith(".model_") and entry.name.endswith(".enslint-tmp"):
@@ -109,6 +110,10 @@ def test_edits_made_while_fix_writes_are_all_kept(tmp_path, pause):
     stop, log = tmp_path / "stop", tmp_path / "edited.txt"
     editor = subprocess.Popen([sys.executable, "-c", EDITOR, str(tmp_path / "src"), str(stop), str(log), pause])
     try:
+        # On a loaded machine the editor's interpreter can start after enslint is done.
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "edited.txt.ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         run = enslint("check", "src", "--fix", "--unsafe-fixes", "--no-cache", cwd=tmp_path)
         _, stderr = run.communicate(timeout=300)
     finally:
