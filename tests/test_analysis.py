@@ -430,8 +430,11 @@ def test_a_collection_built_in_both_branches_or_used_outside_them_keeps_its_memb
     both = "if d > 4:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\nelse:\n    self.heads = nn.ModuleList([nn.Linear(d, 2) for _ in range(n)])\n"
     assert _fixes_for(ensemble(both, "return torch.stack([h(x) for h in self.heads])\n")) == ["call-time vmap"]
     # A use that is not in a branch excluding the loop: what it reads would change.
-    forward = "n = len(self.heads)\nreturn torch.stack([h(x) for h in self.heads]) / n\n"
+    forward = "w = self.heads[0].weight\nreturn torch.stack([h(x) for h in self.heads]) * w.sum()\n"
     assert _fixes_for(ensemble(ONE_BRANCH, forward)) == ["call-time vmap"]
+    # One the stacked storage answers as the list did (issue 19): the fused vmap form.
+    forward = "n = len(self.heads)\nreturn torch.stack([h(x) for h in self.heads]) / n\n"
+    assert _fixes_for(ensemble(ONE_BRANCH, forward)) == ["vmap"]
 
 
 def test_branches_that_each_build_identical_members_are_an_ensemble():

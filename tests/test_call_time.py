@@ -35,8 +35,9 @@ else:
 POSITIVE = ROOT / "fixtures" / "positive"
 
 
-def fixed_pair(name: str, tmp_path: Path):
-    """The fixture as written and as `--fix --unsafe-fixes` leaves it, both imported."""
+def fixed_pair(name: str, tmp_path: Path, form: Form = Form.CALL_TIME):
+    """The fixture as written and as `--fix --unsafe-fixes` leaves it (its first fix of
+    `form`), both imported."""
     original = tmp_path / "original" / name
     fixed = tmp_path / "fixed" / name
     for path in (original, fixed):
@@ -44,7 +45,7 @@ def fixed_pair(name: str, tmp_path: Path):
         shutil.copyfile(POSITIVE / name, path)
     job = FileJob(fixed.name, str(fixed), Config(root=fixed.parent).enabled_codes(), Settings())
     forms = {str(f.form) for d in check_file(job) for f in d.fixes[:1]}
-    assert str(Form.CALL_TIME) in forms
+    assert str(form) in forms
     outcome = fix_file(job, unsafe=True)
     assert outcome.error is None and outcome.fixed >= 1
     HelperModules().write_for(outcome.helpers)
@@ -84,21 +85,6 @@ def test_a_holder_that_is_not_a_module_keeps_its_critics(tmp_path):
         assert q.grad is not None
         torch.testing.assert_close(q.grad, p.grad)
     assert "vmap_members(self.critics" in re.sub(r"\(\s+", "(", text)  # wrapped or not
-
-
-def test_other_uses_of_the_collection_still_work(tmp_path):
-    original, fixed, text = fixed_pair("bootstrapped_dqn_heads.py", tmp_path)
-    torch.manual_seed(0)
-    before = original.BootstrappedQNetwork(n_actions=3, n_heads=5, feature_dim=16)
-    after = fixed.BootstrappedQNetwork(n_actions=3, n_heads=5, feature_dim=16)
-    frames = torch.randn(2, 4, 36, 36)
-    before(frames), after(frames)  # the lazy layer takes its shape
-    after.load_state_dict(before.state_dict())
-    assert list(after.state_dict()) == list(before.state_dict())
-    for head in (None, 3):  # all heads fused; one head through `self.heads[head]`, as written
-        outs = [model(frames, head) for model in (before, after)]
-        torch.testing.assert_close(outs[1], outs[0])
-    assert "self.heads[head](features)" in text
 
 
 def test_a_boolean_mask_beside_the_input_and_a_mean(tmp_path):

@@ -9,7 +9,7 @@ output into what the loop produced; `site_edits` puts it in place of the site.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -116,15 +116,22 @@ def used_only_by(loop: MemberLoop, attr: str, statements: Sequence[cst.CSTNode],
     return other_use(loop, attr, statements, site) is None
 
 
-def other_use(loop: MemberLoop, attr: str, statements: Sequence[cst.CSTNode], site: Site) -> Rejection | None:
-    """The first use of `self.<attr>` that `used_only_by` does not allow, as the reason a
-    rewrite gives: "`self.heads` is also used in `act()` (`self.heads[head]`)"."""
+def other_use(
+    loop: MemberLoop,
+    attr: str,
+    statements: Sequence[cst.CSTNode],
+    site: Site,
+    honoured: Callable[[NodeIndex, cst.Attribute], bool] | None = None,
+) -> Rejection | None:
+    """The first use of `self.<attr>` outside the statements a rewrite replaces (and
+    not one `honoured` says the rewrite keeps working), as the reason a rewrite gives:
+    "`self.heads` is also used in `act()` (`self.heads[head]`)"."""
     replaced = site.replaced if isinstance(site.replaced, tuple) else (site.replaced,)
     anchors = [*statements, *replaced]
     covered = {id(n) for anchor in anchors for n in walk(anchor)}
     index = NodeIndex.of(loop.cls.node)
     for node in index.attributes(attr):
-        if id(node) in covered:
+        if id(node) in covered or (honoured is not None and honoured(index, node)):
             continue
         if not _in_branch_excluding(index, node, anchors):
             return _describe_use(index, node, loop)
@@ -137,6 +144,8 @@ def _describe_use(index: NodeIndex, node: cst.Attribute, loop: MemberLoop) -> Re
     parent = index.parent(node)
     if isinstance(parent, cst.Subscript) or isinstance(parent, cst.Call) and parent.func is node:
         shown = parent
+    elif isinstance(parent, cst.Attribute) and isinstance(call := index.parent(parent), cst.Call):
+        shown = call if call.func is parent else parent  # `self.heads.apply(init)`
     elif isinstance(parent, cst.For) and parent.iter is node:
         where = f" in `{method}()`" if method else ""
         code = f"for {code_of(parent.target)} in {code_of(node)}"

@@ -20,27 +20,30 @@ class {kinds.STACKED_MEMBERS}(torch.nn.Module):
     """Identical ensemble members held as one tensor per parameter and buffer
     (member axis first) and run all at once with torch.vmap over
     torch.func.functional_call: one batched op per layer instead of one op per
-    member. Checkpoints saved from the nn.ModuleList it replaces (keys
-    `{{i}}.{{name}}`) still load; an optimizer's state saved for the members'
+    member. It still answers as the nn.ModuleList it replaces: `len()`,
+    `members[k](x)` and iteration run single members on their slices of the
+    stacked tensors, and checkpoints keep that list's keys (`{{i}}.{{name}}`),
+    written and read. An optimizer's state saved for the members' own
     parameters does not carry over."""
 
     def __init__(self, members):
         super().__init__()
         members = list(members)
         params, buffers = torch.func.stack_module_state(members)
-        saved = members[0].state_dict().keys()
+        self.keys = list(members[0].state_dict())
         self.count = len(members)
         self.names = {{name: name.replace(".", "__") for name in [*params, *buffers]}}
         for name, value in params.items():
             self.register_parameter(self.names[name], torch.nn.Parameter(value))
         for name, value in buffers.items():
-            self.register_buffer(self.names[name], value, persistent=name in saved)
+            self.register_buffer(self.names[name], value, persistent=name in self.keys)
         # The members' code without their tensors, which functional_call supplies: a
         # copy (the caller may hold the members), in a list so that it is not registered.
         import copy  # here: the definition stands wherever it is written
 
         self.template = [copy.deepcopy(members[0]).to("meta")]
         self.register_load_state_dict_pre_hook({kinds.STACKED_MEMBERS}._load_member_keys)
+        self.register_state_dict_post_hook({kinds.STACKED_MEMBERS}._save_member_keys)
 
     def vmap(self, function, *inputs, in_dims):
         """`function(member, *inputs)` for every member at once: `member` runs
@@ -58,12 +61,32 @@ class {kinds.STACKED_MEMBERS}(torch.nn.Module):
         run = torch.vmap(one, in_dims=(0, *in_dims), randomness="different")
         return run(tensors, *inputs)
 
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        """Member `index` alone, on its slice of the stacked tensors (its
+        gradients reach them)."""
+        tensors = {{name: getattr(self, attr)[index] for name, attr in self.names.items()}}
+        template = self.template[0].train(self.training)
+        return lambda *args, **kwargs: torch.func.functional_call(template, tensors, args, kwargs)
+
+    def __iter__(self):
+        return (self[i] for i in range(self.count))
+
     @staticmethod
     def _load_member_keys(module, state_dict, prefix, *args):
         for name, attr in module.names.items():
             old = [f"{{prefix}}{{i}}.{{name}}" for i in range(module.count)]
             if all(key in state_dict for key in old):
                 state_dict[prefix + attr] = torch.stack([state_dict.pop(key) for key in old])
+
+    @staticmethod
+    def _save_member_keys(module, state_dict, prefix, *args):
+        stacked = {{name: state_dict.pop(prefix + module.names[name]) for name in module.keys}}
+        for i in range(module.count):
+            for name in module.keys:
+                state_dict[f"{{prefix}}{{i}}.{{name}}"] = stacked[name][i]
 '''
 
 _RUN_STACKED_MLP = f'''

@@ -15,10 +15,19 @@ member shares is simply captured. The result has the member axis first and is re
 to what the loop produced, as the other rewrites do. The members are built by the
 user's own code before they are stacked, so a seeded model starts from the same values.
 
-Unsafe: the state_dict keys change (`ensemble.0.h1.weight` -> `ensemble.h1__weight[0]`);
-`StackedMembers` registers a load-state-dict pre-hook that stacks an old checkpoint's
-per-member keys. Not offered when a member could update a buffer in place during the
-forward (batch norm's running statistics): vmap cannot batch that.
+`StackedMembers` still answers as the nn.ModuleList did where the rest of the class
+uses it: `self.ensemble[k](x)` runs member k on its slice of the stacked tensors,
+`len(self.ensemble)` is the count, `.parameters()`, `.eval()` and the like act on all the
+members; and its checkpoints keep the list's keys (`ensemble.0.h1.weight`), written
+through a state-dict post-hook and read through a load pre-hook, so old checkpoints,
+`from_pretrained()` and other code that reads them keep working. A use it cannot honour
+(a member's attribute, a slice of the members, `apply`) is named as the reason.
+
+Unsafe all the same: the parameters the optimizer holds are the stacked tensors (an
+optimizer's saved state for the members' own parameters does not carry over), results
+match to floating-point rounding and dropout draws differ. Not offered when a member
+could update a buffer in place during the forward (batch norm's running statistics):
+vmap cannot batch that.
 """
 
 from __future__ import annotations
@@ -104,7 +113,7 @@ def vmap_members_fix(
     attr = loop.collection_text.split(".", 1)[1]
     statements = building if isinstance(building, tuple) else (building,)
     statements = (*statements, *_used_later_in_init(loop, attr, statements[-1]))
-    elsewhere = other_use(loop, attr, statements, site)
+    elsewhere = other_use(loop, attr, statements, site, honoured_by_stacked_members)
     if elsewhere is not None:
         return elsewhere
 
@@ -147,6 +156,33 @@ def vmap_members_fix(
     edits = [NodeEdit(statements[-1], stacking, after=True), *site_edits(site, code)]
     message = f"Stack the members' parameters and run them all at once with `{torch_name}.vmap`"
     return unsafe_rewrite(Form.VMAP, message, edits, module, (HELPER,), torch_name, home, add_import)
+
+
+# Calls on the collection that act on every member's tensors alike, which the stacked
+# tensors answer as the members did. Not `apply` or `modules()`: their functions would
+# look for the members' layers, which are no longer modules.
+_ON_ALL_MEMBERS = {"parameters", "requires_grad_", "train", "eval", "to", "cuda", "cpu", "zero_grad"}
+
+
+def honoured_by_stacked_members(index: NodeIndex, node: cst.Attribute) -> bool:
+    """Whether `StackedMembers` keeps this use of the collection working: a member by
+    position, called (`self.heads[k](x)`, `.forward(x)`); `len(self.heads)`; a call
+    that acts on all the members' tensors (`self.heads.parameters()`, `.eval()`)."""
+    parent = index.parent(node)
+    if isinstance(parent, cst.Subscript) and parent.value is node:
+        if len(parent.slice) != 1 or not isinstance(parent.slice[0].slice, cst.Index):
+            return False  # a slice of the members is not one member
+        user = index.parent(parent)
+        if isinstance(user, cst.Attribute) and user.attr.value == "forward":
+            parent, user = user, index.parent(user)
+        return isinstance(user, cst.Call) and user.func is parent
+    if isinstance(parent, cst.Arg):
+        call = index.parent(parent)
+        return isinstance(call, cst.Call) and code_of(call.func) == "len" and len(call.args) == 1
+    if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in _ON_ALL_MEMBERS:
+        call = index.parent(parent)
+        return isinstance(call, cst.Call) and call.func is parent
+    return False
 
 
 def unbatchable(member: Member, module: cst.Module) -> Rejection | None:

@@ -162,15 +162,22 @@ becomes `self.heads.vmap(lambda head: <what the loop computed>, in_dims=())` res
 its result. As it stacks the members the code built, it also takes members passed in
 by the caller (when the project's call sites show them identical) and members built by
 a helper of another file (`clones(layer, n)`); it is offered beside the wide-layer and
-stacked forms too, for `enslint verify` to time. Unsafe for the same reason (`heads.3.proj.weight` becomes
-`heads.proj__weight[3]`; the module's own hook loads old checkpoints). Not offered for
-members with batch or instance norm (vmap cannot update running statistics in place) or
-whose forward depends on tensor values (`if h.sum() > 0:`, `.item()`, `.nonzero()`, sparse
-tensors: vmap cannot batch them; the message then advises a batched forward by hand),
-for `nn.ModuleDict` (other than the wide layer above) or `add_module` collections, or when the collection is used
-elsewhere in the class. Whether it is faster depends on the sizes and the device: the
-per-member launches go, but `vmap` adds a fixed cost per call; check with
-`enslint verify` on your own shapes.
+stacked forms too, for `enslint verify` to time. `StackedMembers` still answers as the
+list did: `self.heads[k](x)` runs member k on its slice of the stacked tensors,
+`len(self.heads)` is the count, `self.heads.parameters()`, `.eval()` and the like act on
+every member, and its checkpoints keep the list's keys (`heads.3.proj.weight`), written
+through a state-dict post-hook and read through a load pre-hook, so old checkpoints,
+`from_pretrained()` and the original class all load them. Unsafe all the same: the
+optimizer holds the stacked tensors (a saved optimizer state for the members' own
+parameters does not carry over). Not offered for members with batch or instance norm
+(vmap cannot update running statistics in place) or whose forward depends on tensor
+values (`if h.sum() > 0:`, `.item()`, `.nonzero()`, sparse tensors: vmap cannot batch
+them; the message then advises a batched forward by hand), for `nn.ModuleDict` (other
+than the wide layer above) or `add_module` collections, or when the class uses the
+collection in a way the stacked storage cannot honour (a member's attribute such as
+`self.heads[0].proj`, a slice of the members, `apply`), which the message names.
+Whether it is faster depends on the sizes and the device: the per-member launches go,
+but `vmap` adds a fixed cost per call; check with `enslint verify` on your own shapes.
 
 Where nothing may replace the collection (the holder is not, or not provably, an
 `nn.Module`; the members are built in a parent class or outside `__init__`; the

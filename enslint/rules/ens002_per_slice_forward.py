@@ -109,7 +109,8 @@ once for all of them, its dims shifted past the member axis (`.transpose(1, 2)`)
 `torch.vmap` where it cannot be. Other identical members in an `nn.ModuleList` on slices
 get the general rewrite: the members are stacked by `StackedMembers`
 (`torch.func.stack_module_state`) and run with `torch.vmap`, the slice `x[:, i, :]`
-becoming `in_dims=(1,)` on `x`; old checkpoints load through its hook. A width-1 slice
+becoming `in_dims=(1,)` on `x`; it keeps the list's checkpoint keys and the uses ENS001
+lists (`self.members[k](x)`, `len`). A width-1 slice
 `x[:, i:i + 1]` is `x.unsqueeze(2)` split along dim 1. The fused rewrites are withheld
 for the reasons ENS001 lists, and the message names the one that applies; where only the
 collection's storage stands in the way, the members are kept and stacked at each call
