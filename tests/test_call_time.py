@@ -115,3 +115,24 @@ def test_one_optimizer_step_lands_on_the_same_weights(tmp_path):
         optimizer.step()
     for (name, p), (_, q) in zip(before.state_dict().items(), after.state_dict().items(), strict=True):
         torch.testing.assert_close(q, p, msg=name)
+
+
+def test_one_method_of_the_members_runs_as_their_forward_two_do_not():
+    from helpers import messages_for
+
+    source = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "class Critic(nn.Module):\n"
+        "    def __init__(self, d):\n        super().__init__()\n        self.net = nn.Linear(d, 1)\n\n"
+        "    def value(self, x):\n        return self.net(x).tanh()\n\n"
+        "    def bonus(self, x):\n        return self.net(x).abs()\n\n\n"
+        "class Critics(nn.Module):\n"
+        "    def __init__(self, d, n):\n        super().__init__()\n"
+        "        self.critics = nn.ModuleList([Critic(d) for _ in range(n)])\n\n"
+        "    def forward(self, x):\n        return torch.stack([c.value(x) for c in self.critics])\n"
+    )
+    (one,) = messages_for(source).values()
+    assert "fix: torch.vmap, members kept" in one and "called through `.value()`" in one
+    two = source.replace("[c.value(x) for c in self.critics]", "[c.value(x) + c.bonus(x) for c in self.critics]")
+    (message,) = messages_for(two).values()
+    assert "no automatic fix" in message and "the members are called through `.bonus()`" in message

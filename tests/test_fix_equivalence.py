@@ -121,7 +121,8 @@ def run(model, method, inputs):
     outputs = flatten(getattr(model, method)(*inputs))
     generator = torch.Generator().manual_seed(1)
     loss = sum((out * torch.randn(out.shape, generator=generator)).sum() for out in outputs)
-    loss.backward()
+    if loss.requires_grad:  # a method under torch.no_grad() (predict_proba) has no backward
+        loss.backward()
     grads = {name: p.grad for name, p in model.named_parameters()}
     return outputs, [x.grad for x in inputs], grads
 

@@ -78,9 +78,11 @@ def call_time_fix(
     if found is None:
         return reject(Reason.TORCH_SHADOWED)
     site = loop.combine.site if len(loop.collections) == 1 else None
-    if site is None:
-        return _whole_body(loop, module, imports, home, found)
     call = loop.calls[0]
+    if site is None:
+        if call.method:
+            return reject(Reason.CALLED_THROUGH_METHOD, method=call.method)
+        return _whole_body(loop, module, imports, home, found)
     if call.input not in (SAME, SLICE) or any(a.star for a in call.node.args):
         return reject(Reason.CALL_TIME_UNPACKED)
 
@@ -106,6 +108,7 @@ def call_time_fix(
     # A stack along dim d is vmap's own output dim: `out_dims=d`, not a movedim after.
     out_axis = int_value(cst.parse_expression(site.dim)) if site.kind == "stack" and site.dim is not None else None
     out = f", out_dims={out_axis}" if out_axis else ""
+    out += f', method="{call.method}"' if call.method else ""
     fused = f"{HELPER}({_members(loop)}, lambda {', '.join(params)}: {element}{arguments}, in_dims={dims}{out})"
     cat: tuple[int | None, str] = (None, "")
     if site.kind == "cat" and site.dim is not None:
@@ -188,9 +191,11 @@ def _split_piece(loop: MemberLoop, call: MemberCall, torch_name: str) -> SlicedI
 
 
 def _loop_blocker(loop: MemberLoop) -> Rejection | None:
-    """What in the loop itself (not the members' storage) rules the rewrite out."""
+    """What in the loop itself (not the members' storage) rules the rewrite out. One
+    method of the members (`c.expected_value(obs, act)`) is run as their forward; several,
+    or a method in a whole body of several collections, are not."""
     methods = sorted({call.method for call in loop.calls if call.method})
-    if methods:
+    if methods and (len(methods) > 1 or len(loop.calls) > 1 or len(loop.collections) > 1):
         return reject(Reason.CALLED_THROUGH_METHOD, method=methods[0])
     if loop.subset:
         return reject(Reason.PART_OF_COLLECTION, subset=loop.subset)

@@ -180,15 +180,27 @@ def {kinds.NESTED_HEAD_HOOK}(groups, heads):
 '''
 
 _VMAP_MEMBERS = f'''
-def {kinds.CALL_TIME_RUN}(members, function, *inputs, in_dims, out_dims=0):
+def {kinds.CALL_TIME_RUN}(members, function, *inputs, in_dims, out_dims=0, method="forward"):
     """`function(member, *inputs)` for every member at once, under torch.vmap:
     `member` runs one member (`members` may zip several collections: then one
     member of each), `inputs` are split along `in_dims`, results stacked along
-    `out_dims`. The members stay as they are: their parameters and buffers are
-    stacked with torch.stack on each call, so gradients reach every member's
-    own parameters, and checkpoints, optimizers and other code that uses the
-    members keep working."""
+    `out_dims`; `method` names the members' method it runs, `forward` unless
+    the loop called another. The members stay as they are: their parameters
+    and buffers are stacked with torch.stack on each call, so gradients reach
+    every member's own parameters, and checkpoints, optimizers and other code
+    that uses the members keep working."""
     rows = [row if isinstance(row, tuple) else (row,) for row in members]
+    if method != "forward":
+
+        class Method(torch.nn.Module):  # the member, with `method` as its forward
+            def __init__(self, member):
+                super().__init__()
+                self.member = member
+
+            def forward(self, *args, **kwargs):
+                return getattr(self.member, method)(*args, **kwargs)
+
+        rows = [tuple(Method(member) for member in row) for row in rows]
     stacked = []
     for k, first in enumerate(rows[0]):
         tensors = {{

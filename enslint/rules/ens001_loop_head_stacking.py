@@ -190,10 +190,12 @@ each call (so every member's own parameters get their gradients) and runs them u
 members stay as they are; unsafe because results match the loop's to floating-point
 rounding and dropout draws differ. The stacking copies the members' tensors on each
 call: it pays where launches dominate (a GPU), often not on a CPU. The message says what
-ruled out the fused storage.
+ruled out the fused storage. Members called through one method of theirs
+(`c.expected_value(obs, act)`, `m.predict_proba(x)`) get this form too, the method run as
+their forward (`method="expected_value"`).
 No rewrite is offered, and the message says which of these stands in the way, when:
-the loop runs several collections per member; members are called through another method
-or with `*args`; or the loop visits part of the collection. Members that are one shared
+the loop runs several collections per member; members are called through several
+methods, or with `*args`; or the loop visits part of the collection. Members that are one shared
 instance get no rewrite either: one call on the stacked inputs does their work, with no
 parameters to fuse."""
 
