@@ -136,3 +136,25 @@ def test_one_method_of_the_members_runs_as_their_forward_two_do_not():
     two = source.replace("[c.value(x) for c in self.critics]", "[c.value(x) + c.bonus(x) for c in self.critics]")
     (message,) = messages_for(two).values()
     assert "no automatic fix" in message and "the members are called through `.bonus()`" in message
+
+
+def test_members_built_by_fit_and_called_with_unpacked_inputs(tmp_path):
+    """A scikit-learn-style ensemble: fit() builds and trains the members; forward(*x)
+    passes its inputs on unpacked, which the rewrite captures as written."""
+    original, fixed, text = fixed_pair("heads_built_in_fit.py", tmp_path)
+    assert "estimator(*x)" in text
+    make = lambda: torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))  # noqa: E731
+    loader = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(2)]
+    models = []
+    for module in (original, fixed):
+        torch.manual_seed(0)
+        models.append(module.VotingEnsemble(make, n_estimators=4).fit(loader, epochs=1))
+    before, after = models
+    after.load_state_dict(before.state_dict())
+    x = torch.randn(5, 6)
+    outs = [model(x) for model in (before, after)]
+    torch.testing.assert_close(outs[1], outs[0])
+    for out in outs:
+        out.square().sum().backward()
+    for (name, a), (_, b) in zip(before.named_parameters(), after.named_parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, msg=name)

@@ -83,7 +83,8 @@ def call_time_fix(
         if call.method:
             return reject(Reason.CALLED_THROUGH_METHOD, method=call.method)
         return _whole_body(loop, module, imports, home, found)
-    if call.input not in (SAME, SLICE) or any(a.star for a in call.node.args):
+    # `estimator(*x)` on the same inputs is captured as written; unpacked slices are not.
+    if call.input not in (SAME, SLICE) or (call.input == SLICE and any(a.star for a in call.node.args)):
         return reject(Reason.CALL_TIME_UNPACKED)
 
     member_param = loop.member_var or "member"
