@@ -22,6 +22,12 @@ timings (a rewrite must beat the compiled loop too):
 
     python benchmarks/fused_speed.py --shapes --sizes 5,20 --batches 256
 
+`--compiled-forms` asks whether the fused form compiles well: the seed's E MLPs as the
+loop, as enslint's stacked-weights rewrite (member-first `baddbmm` per layer) and as a
+hand-written batch-first `einsum`, each eager and under torch.compile:
+
+    python benchmarks/fused_speed.py --compiled-forms --threads 1 --sizes 10,50 --batches 256
+
 `--speed-bar` checks the bar the rewrites are held to instead: for the seed's two models
 at E=10 and 50, batch 32 and 256, `enslint verify`'s recommendation (a rewrite, or
 "keep the loop") is never slower than the original, timed again apart from the
@@ -246,6 +252,52 @@ class HandEinsumNest(torch.nn.Module):
         x = torch.relu(self.h1(x))
         x = torch.relu(self.h2(x))
         return torch.einsum("bei,ehio->beho", x, self.weight) + self.bias
+
+
+class HandEinsumMLPs(torch.nn.Module):
+    """The seed's E MLPs as a person would fuse them by hand: per layer, one einsum over
+    weights (E, in, out) on the batch-first input (batch, E, in)."""
+
+    def __init__(self, original: torch.nn.Module):
+        super().__init__()
+        layers = [[m.input_layer, m.h1, m.h2, m.out] for m in original.ensemble]
+        self.weights = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.stack([member[k].weight.T for member in layers]).detach().clone())
+            for k in range(4)
+        )
+        self.biases = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.stack([member[k].bias for member in layers]).detach().clone()) for k in range(4)
+        )
+
+    def batched_forward(self, x):
+        for k, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.einsum("bei,eio->beo", x, weight) + bias
+            x = torch.relu(x) if k < 3 else x
+        return x
+
+
+def compiled_forms(args) -> None:
+    """The seed's E MLPs on slices: the loop, enslint's stacked-weights rewrite and a
+    hand-written einsum, each eager and compiled (does the fused form compile well?)."""
+    print(f"torch {torch.__version__}, device {args.device}, {args.threads} threads, float32, one training step")
+    print("| E | batch | hidden | form | eager ms | compiled ms |")
+    print("|---:|---:|---:|---|---:|---:|")
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        written = rewrites(SEED_MLPS, Path(scratch_dir))
+        fused_cls = load_class(written["fused"], SEED_MLPS.class_name, "compiled_forms")
+        original_cls = load_class(POSITIVE / SEED_MLPS.fixture, SEED_MLPS.class_name, "compiled_forms_original")
+        batch = int(args.batches.split(",")[0])
+        for e in (int(v) for v in args.sizes.split(",")):
+            kwargs = {**SEED_MLPS.kwargs(e), "hidden_dim": args.hidden}
+            torch.manual_seed(0)
+            original = original_cls(**kwargs).to(args.device)
+            fused = fused_cls(**kwargs).to(args.device)
+            fused.load_state_dict(original.state_dict())
+            xs = SEED_MLPS.inputs(batch, e, args.device)
+            for name, model in (("loop", original), ("stacked weights (enslint)", fused), ("hand einsum", HandEinsumMLPs(original))):
+                eager, compiled = (_timed(model, SEED_MLPS.method, xs, args, c) for c in (False, True))
+                shown = f"{compiled[0]:.2f}" if compiled else "failed"
+                print(f"| {e} | {batch} | {args.hidden} | {name} | {eager[0]:.2f} | {shown} |", flush=True)
 
 
 def table(args) -> None:
@@ -480,8 +532,17 @@ def main() -> None:
         action="store_true",
         help="the six public-code shapes, eager and compiled, instead (--sizes 5,20 --batches 256 suit it)",
     )
+    parser.add_argument(
+        "--compiled-forms",
+        action="store_true",
+        help="the seed's MLPs: loop, stacked rewrite and hand einsum, eager and compiled (--hidden sets the width)",
+    )
+    parser.add_argument("--hidden", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.compiled_forms:
+        compiled_forms(args)
+        return
     if args.speed_bar:
         sys.exit(speed_bar(args))
     if args.shapes:
