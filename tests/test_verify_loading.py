@@ -41,7 +41,7 @@ from torch import nn
 from layers.mlp import MLP
 
 N_MEMBERS = 4
-DATA = torch.load(sys.argv[-1])  # the script's data, read when it is imported
+DATA = torch.load("data/train.pt")  # read when it is imported
 
 
 class Ensemble(nn.Module):
@@ -56,6 +56,9 @@ class Ensemble(nn.Module):
 if __name__ == "__main__":
     print(Ensemble()(DATA))
 """
+
+
+DATA_LINE = 'DATA = torch.load("data/train.pt")  # read when it is imported\n'
 
 
 def verify(*args):
@@ -77,7 +80,7 @@ def sub_project(project):
 
 def test_imports_resolve_from_the_project_root(sub_project):
     (sub_project / "models" / "ensemble.py").write_text(
-        SCRIPT.replace("DATA = torch.load(sys.argv[-1])  # the script's data, read when it is imported\n", "")
+        SCRIPT.replace(DATA_LINE, "")
     )
     result, rows = verify("models/ensemble.py")
     assert rows[0]["status"] == "equivalent", rows[0]
@@ -89,7 +92,7 @@ def test_a_script_that_works_at_import_names_the_failing_line(sub_project):
     result, rows = verify("models/train.py")
     status = rows[0]["status"]
     assert status.startswith("error: importing train.py runs module-level code, which failed at line 9 ")
-    assert "(`DATA = torch.load(sys.argv[-1])" in status and "FileNotFoundError" in status
+    assert '(`DATA = torch.load("data/train.pt")' in status and "FileNotFoundError" in status
     assert status.endswith("--definitions-only loads only its imports, definitions and constant assignments")
     assert result.exit_code == 1
 
@@ -104,7 +107,7 @@ def test_definitions_only_builds_the_class_of_such_a_script(sub_project):
 def test_a_failure_in_an_imported_project_module_names_that_file(sub_project):
     (sub_project / "layers" / "mlp.py").write_text(MLP + "\nWIDTH = int(open('width.txt').read())\n")
     (sub_project / "models" / "ensemble.py").write_text(
-        SCRIPT.replace("DATA = torch.load(sys.argv[-1])  # the script's data, read when it is imported\n", "")
+        SCRIPT.replace(DATA_LINE, "")
     )
     _, rows = verify("models/ensemble.py", "--definitions-only")
     status = rows[0]["status"]
