@@ -372,8 +372,9 @@ def _timed(model, method: str, xs: list[torch.Tensor], args, compiled: bool):
 def shapes_table(args) -> None:
     """The six public shapes at each E: the loop and every candidate rewrite, eager and
     compiled, with what verify's rule recommends from these timings."""
-    from enslint.verify.rows import Row, Trial
+    from enslint.verify.command import advice
     from enslint.verify.recommendation import recommend
+    from enslint.verify.rows import Row, Trial
     from enslint.verify.targets import collect
 
     print(
@@ -430,14 +431,15 @@ def shapes_table(args) -> None:
                     row.trials.append(trial)
                     lines.append((form, eager[0], compiled[0] if compiled else None, same))
                 choice = recommend(row)
-                advice = f"{choice.recommendation}, compiled" if choice.compiled else choice.recommendation
+                row.recommendation, row.recommended_compiled = choice.recommendation, choice.compiled
+                recommends = advice(row)
                 ratio = lambda ms: f"{loop[0] / ms:.2f}x" if ms else "-"  # noqa: E731
                 for i, (form, eager_ms, compiled_ms, same) in enumerate(lines):
                     print(
                         f"| {shape_name if i == 0 else ''} | {f'{case.fixture[:-3]}::{case.class_name}' if i == 0 else ''} "
                         f"| {e} | {batch} | {loop[0]:.2f} | {ratio(loop_compiled[0] if loop_compiled else None)} "
                         f"| {form} | {ratio(eager_ms)} | {ratio(compiled_ms)} | {'equal' if same else 'DIFFER'} "
-                        f"| {advice if i == 0 else ''} |",
+                        f"| {recommends if i == 0 else ''} |",
                         flush=True,
                     )
 

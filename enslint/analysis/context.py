@@ -160,9 +160,8 @@ class Collection:
     method: str | None = None  # the method that builds it (`__init__`, `build`, `fit`)
     conditional: bool = False  # built in one branch of an `if` (`if individual:`)
     # Each branch of an `if` builds its own members (a dueling or a plain head): identical
-    # in every run, but `member` is the first branch's only.
-    per_branch: bool = False
-    branch_members: tuple[str, ...] = ()  # with per_branch: each branch's member, as written
+    # in every run, but `member` is the first branch's only. Each branch's, as written.
+    branch_members: tuple[str, ...] = ()
     # Where the evidence comes from when it is not this class's own code: "members built
     # by `make_q()` at builders.py:63", "built by `clones()` at utils.py:5".
     evidence: Evidence | None = None
@@ -175,6 +174,10 @@ class Collection:
     @property
     def identical(self) -> bool:
         return self.member is not None
+
+    @property
+    def per_branch(self) -> bool:
+        return bool(self.branch_members)
 
 
 @dataclass

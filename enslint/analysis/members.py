@@ -207,7 +207,7 @@ def _said(text: str, words: dict[str, str]) -> str:
     return text
 
 
-def int_value_of(text: str) -> int | None:
+def _int_or_none(text: str) -> int | None:
     try:
         return int(text)
     except ValueError:
@@ -283,7 +283,7 @@ class ConstructionScanner:
             size, value = loop_size(statement.iter, self.ctx)
             if self._words:
                 size = _said(size, self._words)
-                value = value if value is not None else int_value_of(size)
+                value = value if value is not None else _int_or_none(size)
             loop = _Loop(frozenset(target_names(statement.target)), size, value)
             for name in target_names(statement.target):
                 self.env.pop(name, None)
@@ -437,11 +437,7 @@ class ConstructionScanner:
         loops are said in the caller's words (`n_critics`, not the helper's `count`)."""
         env, params, words = self.env, self.params, self._words
         self.env, self.params = {}, {}
-        self._words = {
-            param: _said(code_of(argument), words)
-            for index, param in enumerate(_positional_params(method))
-            if (argument := arg_at(call, index, param)) is not None
-        }
+        self._words = {param: _said(argument, words) for param, argument in _arguments(method, call).items()}
         self._inlining.append(method.name.value)
         try:
             self._block(method.body.body, loops, branch)
@@ -512,7 +508,7 @@ class ConstructionScanner:
                     return replace(
                         collection, member=None, why_heterogeneous="members are built differently in different branches"
                     )
-                return replace(collection, per_branch=True, conditional=True, branch_members=tuple(sorted(texts)))
+                return replace(collection, conditional=True, branch_members=tuple(sorted(texts)))
         else:
             assign, collection = found[0]
         collection.conditional = bool(assign.branch)
@@ -957,19 +953,23 @@ def _positional_params(function: cst.FunctionDef) -> list[str]:
     return params[1:] if params and params[0] in ("self", "cls") else params
 
 
-def _in_callers_words(collection: Collection, function: cst.FunctionDef, call: cst.Call) -> Collection:
-    """Sizes are written in the helper's parameters; say them in the caller's words."""
-    if collection.size is None:
-        return collection
-    words = {
+def _arguments(function: cst.FunctionDef, call: cst.Call) -> dict[str, str]:
+    """Each parameter of `function` that `call` passes, to the argument's code."""
+    return {
         param: code_of(argument)
         for index, param in enumerate(_positional_params(function))
         if (argument := arg_at(call, index, param)) is not None
     }
-    size = _said(collection.size, words)
+
+
+def _in_callers_words(collection: Collection, function: cst.FunctionDef, call: cst.Call) -> Collection:
+    """Sizes are written in the helper's parameters; say them in the caller's words."""
+    if collection.size is None:
+        return collection
+    size = _said(collection.size, _arguments(function, call))
     value = collection.size_value
     if value is None and size != collection.size:
-        value = int_value_of(size)
+        value = _int_or_none(size)
     return replace(collection, size=size, size_value=value)
 
 

@@ -57,9 +57,8 @@ def members_phrase(loop: MemberLoop) -> str:
         return f"{loop.size} identical members in each collection ({_and(types)})"
     if member.shared:
         return f"{loop.size} references to one shared `{short(member.text)}` instance"
-    built = loop.collection.branch_members
-    if loop.collection.per_branch and len(built) > 1:
-        either = " or ".join(f"`{short(text)}`" for text in built)
+    if loop.collection.per_branch:
+        either = " or ".join(f"`{short(text)}`" for text in loop.collection.branch_members)
         return f"{loop.size} identical members ({either}, as the branch of the `if` that runs builds them)"
     return f"{loop.size} identical `{short(member.text)}` members"
 
@@ -237,7 +236,7 @@ def count_of(loop: MemberLoop) -> str:
 def member_kind(member: Member | None, collection: Collection | None = None) -> str:
     """The members' type for a headline: `nn.Linear`, `MemberMLP`; "identical" where
     each branch of an `if` builds other ones."""
-    if collection is not None and collection.per_branch and len(collection.branch_members) > 1:
+    if collection is not None and collection.per_branch:
         return "identical"
     name = ((member.type_name if member is not None else "") or "module").strip("`").split("(")[0]
     return f"`{name}`" if len(name) <= 30 else "identical"

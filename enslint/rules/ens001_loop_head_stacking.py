@@ -195,9 +195,9 @@ ruled out the fused storage. Members called through one method of theirs
 their forward (`method="expected_value"`).
 No rewrite is offered, and the message says which of these stands in the way, when:
 the loop runs several collections per member; members are called through several
-methods, or with `*args` unpacked from slices; or the loop visits part of the collection. Members that are one shared
-instance get no rewrite either: one call on the stacked inputs does their work, with no
-parameters to fuse."""
+methods, or with `*args` unpacked from slices; or the loop visits part of the
+collection. Members that are one shared instance get no rewrite either: one call on the
+stacked inputs does their work, with no parameters to fuse."""
 
     VALID = [
         Valid(

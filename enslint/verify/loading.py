@@ -25,6 +25,7 @@ import types
 from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -32,6 +33,7 @@ from enslint.analysis.project import import_bases
 from enslint.verify.targets import Target
 
 _serial = count()
+T = TypeVar("T")
 DEFINITIONS_ONLY = "--definitions-only"
 
 
@@ -147,11 +149,11 @@ def _execute(
     return module
 
 
-def _run_module_code(target: Target, run: Callable[[], object]) -> None:
+def _run_module_code(target: Target, run: Callable[[], T]) -> T:
     """Run a module's code; a failure of its own module-level code (not of an import it
     makes, nor a missing dependency) becomes an ImportTimeError naming the line."""
     try:
-        run()
+        return run()
     except (ModuleNotFoundError, SetupError, SystemExit, KeyboardInterrupt):
         raise
     except Exception as error:
@@ -197,18 +199,12 @@ def load_original(target: Target, only_definitions: bool = False) -> type:
     module_name = target.module_name or (f"{package}.{target.file.stem}" if package else None)
     if module_name and not only_definitions:
         with importable_from(search_folders(target)):
-            module = _import(target, module_name)
+            module = _run_module_code(target, lambda: importlib.import_module(module_name))
     else:
         name = module_name or f"enslint_verify_original_{next(_serial)}_{target.file.stem}"
         package = module_name.rpartition(".")[0] or None if module_name else None
         module = _execute(name, target, None, package, only_definitions)
     return _module_class(module, target)
-
-
-def _import(target: Target, module_name: str) -> types.ModuleType:
-    module: list[types.ModuleType] = []
-    _run_module_code(target, lambda: module.append(importlib.import_module(module_name)))
-    return module[0]
 
 
 def load_rewrite(target: Target, source: str, only_definitions: bool = False) -> type:

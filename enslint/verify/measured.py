@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from enslint.measurements import Candidate, Measurement, MeasurementStore, Run, content_hash
 from enslint.verify.recommendation import Timed, loop_times, verdict
+from enslint.verify.rows import ratio
 
 if TYPE_CHECKING:
     from enslint.verify.rows import Row, Trial
@@ -19,12 +20,8 @@ def _candidate(row: Row, trial: Trial) -> Candidate:
     """The trial as check tells it: its speed-up and verdict against the eager loop."""
     eager_loop, _ = loop_times(row)
     timed = Timed.of(trial.step_rewrite_ms, trial.step_rewrite_iqr_ms)
-    compiled = _over(row.step_original_ms, trial.compiled_rewrite_step_ms)
+    compiled = ratio(row.step_original_ms, trial.compiled_rewrite_step_ms)
     return Candidate(trial.form, trial.status, row.speedup(trial), verdict(eager_loop, timed), compiled)
-
-
-def _over(loop_ms: float | None, other_ms: float | None) -> float | None:
-    return loop_ms / other_ms if loop_ms is not None and other_ms else None
 
 
 def measurement_of(target: Target, rows: Sequence[Row]) -> Measurement | None:
@@ -42,7 +39,7 @@ def measurement_of(target: Target, rows: Sequence[Row]) -> Measurement | None:
             row.batch,
             tuple(_candidate(row, t) for t in row.trials if t.status),
             row.recommendation,
-            _over(row.step_original_ms, row.compiled_step_ms),
+            ratio(row.step_original_ms, row.compiled_step_ms),
             row.recommended_compiled,
         )
         for row in mine
