@@ -6,6 +6,10 @@ on every fixture, the package's own source and the line-ending edge cases."""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
+
 import libcst as cst
 import pytest
 from conftest import FIXTURES, ROOT
@@ -64,7 +68,7 @@ def test_views_of_the_module_index_answer_as_their_subtree_does(name, monkeypatc
     """A method's index is a slice of the module's one walk; every question asked of it
     gets the answer a walk of the method alone gives, and `walk`, `names_in` and the
     rewrites' name counts read from the module's index agree with a walk of the node."""
-    from enslint.analysis.model import _looped_by_class
+    from enslint.analysis.model import _attribute_use_by_class
     from enslint.analysis.syntax import NodeIndex, names_in
     from enslint.rewrites.fix_assembly import _usage
 
@@ -110,15 +114,15 @@ def test_views_of_the_module_index_answer_as_their_subtree_does(name, monkeypatc
         assert names_in(root) == names
         assert _usage(root) == usage
     assert index.parent(module) is None and NodeIndex.of(roots[0]).parent(module) is None if roots else True
-    looped = _looped_by_class_in_python_tree(source)
-    if looped is not None:
-        assert _looped_by_class(module) == looped
+    uses = _attribute_use_in_python_tree(source)
+    if uses is not None:
+        assert _attribute_use_by_class(module) == uses
 
 
-def _looped_by_class_in_python_tree(source: str) -> dict[str, set[str]] | None:
-    """The oracle: the attributes read in loops of each top-level class (and those in
-    top-level `if`/`try` blocks), by name, from Python's own tree."""
-    import ast
+def _attribute_use_in_python_tree(source: str) -> dict[str, tuple[set[str], set[str]]] | None:
+    """The oracle: for each top-level class (and those in top-level `if`/`try` blocks),
+    by name, the attributes of its instance (`self`, or a method's first parameter) read
+    in loops, and those it assigns, from Python's own tree."""
     import warnings
 
     try:
@@ -135,12 +139,63 @@ def _looped_by_class_in_python_tree(source: str) -> dict[str, set[str]] | None:
                 yield from top_level(node.body)
                 yield from top_level(getattr(node, "orelse", []))
 
-    looped: dict[str, set[str]] = {}
+    uses: dict[str, tuple[set[str], set[str]]] = {}
     loops = (ast.For, ast.AsyncFor, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
     for node in top_level(tree.body):
         if isinstance(node, ast.ClassDef):
-            names = looped.setdefault(node.name, set())
+            selves = {"self"}
+            for method in node.body:
+                if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    params = method.args.posonlyargs + method.args.args
+                    if params:
+                        selves.add(params[0].arg)
+
+            def own(n, selves=selves):
+                return isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in selves
+
+            looped, assigned = uses.setdefault(node.name, (set(), set()))
             for loop in ast.walk(node):
                 if isinstance(loop, loops):
-                    names.update(n.attr for n in ast.walk(loop) if isinstance(n, ast.Attribute))
-    return looped
+                    looped.update(n.attr for n in ast.walk(loop) if own(n))
+                assigned.update(t.attr for t in _assigned(loop) if own(t))
+    return uses
+
+
+def _assigned(node):
+    """What an assignment writes to, one level of tuple unpacking included."""
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+        targets = [node.target]
+    else:
+        return []
+    found = []
+    for target in targets:
+        for element in target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]:
+            found.append(element.value if isinstance(element, ast.Starred) else element)
+    return found
+
+
+def _fields_from_source(kind: type[cst.CSTNode]) -> tuple[str, ...]:
+    """The visit order as the source of `_visit_and_replace_children` spells it."""
+    text = inspect.getsource(kind._visit_and_replace_children)
+    return tuple(dict.fromkeys(re.findall(r'visit_\w+\(\s*self,\s*"(\w+)"', text)))
+
+
+NODE_TYPES = sorted(
+    (
+        kind
+        for kind in vars(cst).values()
+        # The concrete types, those a parsed tree holds.
+        if isinstance(kind, type) and issubclass(kind, cst.CSTNode) and not inspect.isabstract(kind)
+    ),
+    key=lambda kind: kind.__name__,
+)
+
+
+def test_the_visit_order_read_from_constants_is_the_sources_for_every_node_type():
+    from enslint.analysis.syntax import _visited_fields
+
+    assert len(NODE_TYPES) > 100
+    for kind in NODE_TYPES:
+        assert _visited_fields(kind) == _fields_from_source(kind), kind.__name__

@@ -234,3 +234,18 @@ def test_cached_message_follows_a_file_read_for_another_file(tmp_path):
     utils.write_text(utils.read_text().replace("range(n)", "range(n + 0)"))
     project_module._INDEXES.clear()
     assert ": n + 0 identical" in messages([probe], root)[0]
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "probe-alone"])
+def test_collection_of_a_grandparent_through_a_class_that_builds_its_own(tmp_path, whole):
+    """`Middle` builds a collection of its own (not an ensemble), so the first phase analyses its file,
+    and `Bank`, in another file, is left unread then: its collection reaches `Middle`'s
+    exports when the runner brings `middle.py` back with the project's names."""
+    root = grandparent_project(tmp_path)
+    (root / "pkg" / "middle.py").write_text(
+        "from torch import nn\n\nfrom .bank import Bank\n\n\nclass Middle(Bank):\n    def add_norms(self, d):\n"
+        "        self.extra = nn.ModuleList([nn.LayerNorm(d), nn.Linear(d, d)])\n"
+        "        for layer in self.extra:\n            layer.reset_parameters()\n"
+    )
+    probe = root / "pkg" / "probe.py"
+    assert findings(python_files(root) if whole else [probe], root) == [("probe.py", 8, "ENS001")]

@@ -199,6 +199,7 @@ class ClassInfo:
     # (reading another file costs a parse), through `parent_classes()`.
     parents: list[tuple[ClassInfo, FileContext]] = field(default_factory=list)
     foreign_parents: Callable[[], list[tuple[ClassInfo, FileContext]]] | None = field(default=None, repr=False)
+    foreign_bases: tuple[str, ...] = ()  # the qualified names of those parents
 
     def parent_classes(self) -> list[tuple[ClassInfo, FileContext]]:
         if self.foreign_parents is not None:
@@ -239,6 +240,9 @@ class Symbol:
 class Project(Protocol):
     """What a file's analysis may ask about the rest of the project (project.py)."""
 
+    names: tuple[str, ...]  # the project's collection names, when the run knows them
+    unread: set[str]  # files this analysis left unread for want of those names
+
     def locate(self, qualified: str, importer: str) -> tuple[str, str, str] | None: ...
 
     def load(self, symbol: Symbol, why: str, owner: str | None = None) -> Symbol | None: ...
@@ -259,7 +263,8 @@ class FileContext:
         self.path = path  # absolute; None for a text with no file
         self.project = project
         self.source: str | None = None  # the text, when the caller has it (a cheap search)
-        self.looped: dict[str, set[str]] | None = None  # per class, attributes read in loops
+        # per class: attributes `self.<name>` read in loops, and those it assigns
+        self.looped: dict[str, tuple[set[str], set[str]]] | None = None
         self.functions: dict[str, cst.FunctionDef] = {}
         self.classes: dict[str, ClassInfo] = {}  # every class, nn.Module or not
         # Scanners of factory functions and helper methods, by function node.

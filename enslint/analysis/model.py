@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
@@ -76,7 +76,7 @@ class FileModel:
                 yield loop
 
     def exports(self) -> list[str]:
-        return exports_of(self.ctx)
+        return exports_of(self.ctx, read_parents=False)
 
     def render(self, evidence: Evidence) -> str:
         """ "built by `clones()` at utils.py:8": another file relative to this one's folder,
@@ -94,10 +94,16 @@ class FileModel:
         return text if evidence.then is None else f"{text}, {self.render(evidence.then)}"
 
 
-def exports_of(ctx: FileContext) -> list[str]:
+def exports_of(ctx: FileContext, read_parents: bool = True) -> list[str]:
     """What another file may build collections with: functions that return a collection
     of modules ("def:clones") and classes that hold one ("class:BlockBank"); the project
-    index keeps them for the prefilter (kinds.mentions_export)."""
+    index keeps them for the prefilter (kinds.mentions_export).
+
+    A class holds what it inherits too, from parents in other files. `read_parents=False`
+    (a file's own analysis) reads such a parent only when the project already names it
+    as holding a collection, from that parent's own file: reading costs a parse, and most
+    parents hold none. A parent left unread marks this file for the runner, which brings
+    it back with the project's names when it derives from one of them."""
     names = []
     for name, function in ctx.functions.items():
         scanner = ConstructionScanner(ctx, None)
@@ -113,10 +119,14 @@ def exports_of(ctx: FileContext) -> list[str]:
             ):
                 names.append(f"def:{name}")
                 break
+    held = {name[6:] for name in ctx.project.names if name.startswith("class:")} if ctx.project else set()
     done: set[int] = set()
     for info in ctx.classes.values():
         # What a subclass elsewhere would inherit, through parents in other files too.
-        _inherit(info, ctx, done, needed=True)
+        needed = read_parents or any(q.rpartition(".")[2] in held for q in info.foreign_bases)
+        if not needed and info.foreign_parents is not None and ctx.project is not None and ctx.path is not None:
+            ctx.project.unread.add(ctx.path)
+        _inherit(info, ctx, done, needed=needed)
     names += [
         f"class:{info.name}" for info in ctx.classes.values() if any(c.identical for c in info.collections.values())
     ]
@@ -190,14 +200,22 @@ def _parents(info: ClassInfo, ctx: FileContext) -> None:
             if qualified is not None and not is_torch_name(qualified):
                 foreign.append(qualified)
     if foreign:
-        info.foreign_parents = lambda: _read_parents(foreign, ctx)
+        info.foreign_bases = tuple(foreign)
+        info.foreign_parents = lambda: _read_parents(foreign, ctx, info)
 
 
-def _read_parents(qualified_names: list[str], ctx: FileContext) -> list[tuple[ClassInfo, FileContext]]:
+def _read_parents(
+    qualified_names: list[str], ctx: FileContext, child: ClassInfo
+) -> list[tuple[ClassInfo, FileContext]]:
     project, importer = ctx.project, ctx.path
     assert project is not None and importer is not None  # `_parents` asks for foreign parents only then
     found = []
     for qualified in qualified_names:
+        if child.is_module is not True and project.is_module_class(qualified, importer) is False:
+            # Neither is an nn.Module (its parser's facts say so, without a parse): nothing
+            # an ensemble could inherit, and a parse saved (torch's own `Module`, 4k lines,
+            # is that to every class below it when torch itself is checked).
+            continue
         located = project.locate(qualified, importer)
         if located is None or located[2] != "class":
             continue
@@ -302,7 +320,8 @@ def _inherit(cls: ClassInfo, ctx: FileContext, done: set[int], needed: bool = Fa
     if id(cls) in done:
         return
     done.add(id(cls))
-    needed = needed or bool(_looped_attributes(cls, ctx) - set(cls.collections))
+    looped, assigned = _attribute_use(cls, ctx)
+    needed = needed or bool(looped - assigned - set(cls.collections))
     parents = cls.parent_classes() if needed else cls.parents
     for parent, parent_ctx in parents:
         _inherit(parent, parent_ctx, done, needed)
@@ -322,49 +341,84 @@ def _inherit(cls: ClassInfo, ctx: FileContext, done: set[int], needed: bool = Fa
 
 
 def _looped_attributes(cls: ClassInfo, ctx: FileContext) -> set[str]:
-    """Attributes `x.<name>` read inside a loop or comprehension of the class. Asked of
-    many classes, so answered for all the module's top-level classes at once (classes
-    of one name together), from the module's index: a slice of the file's own, or one
-    walk of another file's module. A class elsewhere (in a function) is read alone."""
+    """Attributes `self.<name>` read inside a loop or comprehension of the class."""
+    return _attribute_use(cls, ctx)[0]
+
+
+def _attribute_use(cls: ClassInfo, ctx: FileContext) -> tuple[set[str], set[str]]:
+    """(attributes `self.<name>` read inside a loop or comprehension, attributes the
+    class assigns `self.<name> = ...`) of the class. Asked of many classes, so answered
+    for all the module's top-level classes at once (classes of one name together), from
+    the module's index: a slice of the file's own, or one walk of another file's module.
+    A class elsewhere (in a function) is read alone."""
     if ctx.looped is None:
-        ctx.looped = _looped_by_class(ctx.module)
+        ctx.looped = _attribute_use_by_class(ctx.module)
     if cls.name not in ctx.looped:
         index = NodeIndex.of(cls.node)
         start = index.tree.find(cls.node)
         assert start is not None  # the index is of the class's own subtree
-        ctx.looped[cls.name] = _looped_in(index.tree, start)
+        ctx.looped[cls.name] = _attribute_use_in(index.tree, start, _self_names(cls.node))
     return ctx.looped[cls.name]
 
 
-def _looped_by_class(module: cst.Module) -> dict[str, set[str]]:
-    """`_looped_in` of every top-level class, by name (classes of one name together)."""
+def _attribute_use_by_class(module: cst.Module) -> dict[str, tuple[set[str], set[str]]]:
+    """`_attribute_use_in` of every top-level class, by name (classes of one name together)."""
     tree = NodeIndex.of(module).tree
-    looped: dict[str, set[str]] = {}
+    uses: dict[str, tuple[set[str], set[str]]] = {}
     for node in _cst_top_level(module.body):
         if type(node) is cst.ClassDef:
             start = tree.find(node)
             assert start is not None  # a top-level class of the indexed module
-            looped.setdefault(node.name.value, set()).update(_looped_in(tree, start))
-    return looped
+            looped, assigned = _attribute_use_in(tree, start, _self_names(node))
+            known = uses.setdefault(node.name.value, (set(), set()))
+            known[0].update(looped)
+            known[1].update(assigned)
+    return uses
+
+
+def _self_names(node: cst.ClassDef) -> frozenset[str]:
+    """What the class's methods call their instance (or class): `self`, `cls`, ..."""
+    names = {"self"}
+    for statement in node.body.body:
+        if isinstance(statement, cst.FunctionDef):
+            name = first_param(statement)
+            if name is not None:
+                names.add(name)
+    return frozenset(names)
 
 
 _LOOPS = (cst.For, cst.ListComp, cst.GeneratorExp, cst.DictComp, cst.SetComp)
+_ASSIGNS = (cst.AssignTarget, cst.AnnAssign, cst.AugAssign)
 
 
-def _looped_in(tree: _Tree, start: int) -> set[str]:
-    """The attribute names read inside loops and comprehensions of the subtree at
-    `start` of an index's tree: one pass over its slice."""
+def _attribute_use_in(tree: _Tree, start: int, self_names: frozenset[str]) -> tuple[set[str], set[str]]:
+    """`_attribute_use` of the subtree at `start` of an index's tree: one pass over its slice."""
     order, end = tree.order, tree.end
-    names: set[str] = set()
+    looped: set[str] = set()
+    assigned: set[str] = set()
     inside_until = start
     for here in range(start, end[start]):
         found = order[here]
         kind = type(found)
         if kind in _LOOPS:
             inside_until = max(inside_until, end[here])
-        elif type(found) is cst.Attribute and here < inside_until:
-            names.add(found.attr.value)
-    return names
+        # (Types compared, not isinstance: node classes are ABCs, slow to ask, and this
+        # runs for every node of the module.)
+        elif kind is cst.Attribute:
+            attribute = cast("cst.Attribute", found)
+            if here < inside_until and _of_self(attribute, self_names):
+                looped.add(attribute.attr.value)
+        elif kind in _ASSIGNS:
+            target = cast("cst.AssignTarget | cst.AnnAssign | cst.AugAssign", found).target
+            for element in target.elements if isinstance(target, (cst.Tuple, cst.List)) else (target,):
+                written = element.value if isinstance(element, cst.BaseElement) else element
+                if type(written) is cst.Attribute and _of_self(written, self_names):
+                    assigned.add(written.attr.value)
+    return looped, assigned
+
+
+def _of_self(node: cst.Attribute, self_names: frozenset[str]) -> bool:
+    return type(node.value) is cst.Name and node.value.value in self_names
 
 
 def _cst_top_level(body: Sequence[cst.CSTNode]) -> Iterator[cst.CSTNode]:

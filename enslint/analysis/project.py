@@ -34,11 +34,13 @@ cache exact.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
 import re
 import sys
+import sysconfig
 import tempfile
 import warnings
 from collections.abc import Set as AbstractSet
@@ -198,6 +200,35 @@ def _facts_of(tree: ast.Module) -> _Facts:
     return facts
 
 
+# An import statement, read from the text: `from .base import (A, B as C)`, `import a.b as c`.
+_IMPORT = re.compile(
+    rb"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))", re.MULTILINE
+)
+
+
+def _imported_names(data: bytes) -> list[str]:
+    """What a file's imports bind, qualified as `_Facts.imports` qualifies them, read from
+    its text, which is cheaper than parsing it: an import spelled inside a string counts
+    too, one after a `;` does not."""
+    names: list[str] = []
+    for match in _IMPORT.finditer(data):
+        base, listed, plain = (g.decode("utf-8", "replace") if g is not None else None for g in match.groups())
+        if plain is not None:
+            for alias in plain.split("#")[0].split(";")[0].split(","):
+                parts = alias.split()
+                if parts and all(p.replace(".", "").replace("_", "").isalnum() for p in parts[:1]):
+                    names.append(parts[0] if len(parts) == 3 and parts[1] == "as" else parts[0].split(".")[0])
+            continue
+        assert base is not None and listed is not None  # the other branch of the pattern
+        text = re.sub(r"#[^\n]*", "", listed).strip("()\\ \t")
+        for alias in text.replace("\n", ",").split(";")[0].split(","):
+            parts = alias.split()
+            if not parts or parts[0] == "*" or not parts[0].isidentifier():
+                continue
+            names.append(f"{base}{parts[0]}" if base.endswith(".") or not base else f"{base}.{parts[0]}")
+    return names
+
+
 def _qualify(name: str, imports: dict[str, str]) -> str | None:
     head, _, rest = name.partition(".")
     bound = imports.get(head)
@@ -215,6 +246,7 @@ class ProjectIndex:
         self._files: list[Path] | None = None
         self._bytes: dict[str, bytes | None] = {}
         self._facts: dict[str, _Facts | None] = {}
+        self._modules: dict[tuple[str, str], Path | None] = {}  # module_file's answers
         self._contexts: dict[str, FileContext | None] = {}
         self._building: set[str] = set()
         # What each context was read from (files, other contexts), so that a later analysis
@@ -319,6 +351,12 @@ class ProjectIndex:
 
     def module_file(self, module: str, importer: str) -> Path | None:
         """The file of `module` (`.base`, `..utils`, `pkg.layers`) as `importer` imports it."""
+        key = (module, os.path.dirname(importer))
+        if key not in self._modules:
+            self._modules[key] = self._find_module_file(module, importer)
+        return self._modules[key]
+
+    def _find_module_file(self, module: str, importer: str) -> Path | None:
         if module.startswith("."):
             level = len(module) - len(module.lstrip("."))
             base = Path(importer).parent
@@ -592,11 +630,15 @@ class ProjectIndex:
                 marked = any(m in data for m in _CONTAINER_MARKERS) and any(m in data for m in MODULE_ROOT_MARKERS)
                 if not marked and not (known_now and mentions_export(data, known_now)):
                     continue
-                found, read = self._exports_of(path, names)
-                table[path] = [*_stat(path), found, {p: _stat(p) for p in read}]
+                found, read, unread = self._exports_of(path, names)
                 names.update(found)
-                done.add(path)
                 changed = True
+                if unread:
+                    # It left a parent or helper unread for want of names: read again in
+                    # the next round, with the names this one found (and not kept).
+                    continue
+                table[path] = [*_stat(path), found, {p: _stat(p) for p in read}]
+                done.add(path)
             if len(names) == before:
                 break
         if changed and table_path is not None:
@@ -607,22 +649,37 @@ class ProjectIndex:
         """The files outside a project without a marker (what is checked, see
         `project_roots`) that the checked files import names from: the only other files
         whose exports they can use. A marked project's files are all walked already, and
-        so are those of a package checked whole (its other imports are other packages)."""
+        so are those of a package checked whole (its other imports are other packages).
+
+        The checked files' imports are read from their text (`_imported_names`), not
+        parsed: a name imported from a module below the root is followed only through a
+        package's `__init__.py`, where it may come from outside; any other file below the
+        root is checked itself, and its own imports are read in turn."""
         if project_root(self.root) is not None or not (self.root.parent / "__init__.py").is_file():
             return []
         found: dict[str, None] = {}
         for path in sorted(checked):
-            facts = self.facts(path)
-            if facts is None:
+            data = self._read(path)
+            if data is None:
                 continue
-            for qualified in facts.imports.values():
+            for qualified in _imported_names(data):
+                if is_torch_name(qualified):
+                    continue
+                level = len(qualified) - len(qualified.lstrip("."))
+                module = "." * level + qualified[level:].rpartition(".")[0]
+                where = self.module_file(module, path) if module else None
+                if where is not None and where.is_relative_to(self.root) and where.name != "__init__.py":
+                    continue
+                if where is not None and _in_standard_library(where):
+                    continue  # `typing`, `collections`: they define no module of torch's
                 located = self.locate(qualified, path)
                 if located is not None and not Path(located[0]).is_relative_to(self.root):
                     found[located[0]] = None
         return list(found)
 
-    def _exports_of(self, path: str, names: set[str]) -> tuple[list[str], list[str]]:
-        """The file's exports, and the other files read to find them."""
+    def _exports_of(self, path: str, names: set[str]) -> tuple[list[str], list[str], list[str]]:
+        """The file's exports, the other files read to find them, and those left unread
+        for want of the project's names."""
         import libcst as cst
 
         from enslint.analysis.model import build_context, exports_of
@@ -637,8 +694,18 @@ class ProjectIndex:
         except Exception:  # noqa: BLE001 - a file we cannot read exports nothing
             found = []
         read = [p for p in self.dependencies() if not p.startswith("scan:")]
+        unread = sorted(self.unread - {path})
         self.current = None
-        return found, read
+        return found, read, unread
+
+
+@functools.lru_cache(maxsize=1)
+def _standard_library() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def _in_standard_library(path: Path) -> bool:
+    return path.resolve().is_relative_to(_standard_library()) and not any(part in _PACKAGE_HOMES for part in path.parts)
 
 
 def _stat(path: str) -> list[int]:

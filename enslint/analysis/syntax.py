@@ -8,8 +8,6 @@ comparable linters).
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import ClassVar
@@ -40,21 +38,22 @@ COMPREHENSIONS = (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)
 
 
 # Per node type, the fields libcst visits, in the order it visits them (source order),
-# read once from the type's `_visit_and_replace_children`; None where that cannot be
-# read, and libcst's own `children` is asked instead. `children` visits the node to find
-# them, several times slower, and the passes walk every class and method many times.
+# read once from the type's `_visit_and_replace_children`: the field names it passes to
+# `visit_required(self, "value", ...)` and its kin are that function's string constants,
+# which CPython keeps in order of first use (tests/test_fast_paths.py holds this against the
+# source for every node type). None where that cannot be read, and libcst's own
+# `children` is asked instead. `children` visits the node to find them, several times
+# slower, and the passes walk every class and method many times. (Reading the source
+# with `inspect` took 50 ms per process, a tenth of a small run.)
 _VISITED: dict[type[cst.CSTNode], tuple[str, ...] | None] = {}
-_VISIT_CALL = re.compile(r'visit_\w+\(\s*self,\s*"(\w+)"')
 
 
 def _visited_fields(kind: type[cst.CSTNode]) -> tuple[str, ...] | None:
-    try:
-        text = inspect.getsource(kind._visit_and_replace_children)
-    except (OSError, TypeError, AttributeError):
+    code = getattr(getattr(kind, "_visit_and_replace_children", None), "__code__", None)
+    if code is None or not dataclasses.is_dataclass(kind):
         return None
-    names = tuple(dict.fromkeys(_VISIT_CALL.findall(text)))
     fields = {field.name for field in dataclasses.fields(kind)}
-    return names if set(names) <= fields else None
+    return tuple(dict.fromkeys(c for c in code.co_consts if isinstance(c, str) and c in fields))
 
 
 def children_of(node: cst.CSTNode) -> list[cst.CSTNode]:
