@@ -158,3 +158,26 @@ def test_members_built_by_fit_and_called_with_unpacked_inputs(tmp_path):
         out.square().sum().backward()
     for (name, a), (_, b) in zip(before.named_parameters(), after.named_parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, msg=name)
+
+
+def test_a_growing_part_of_the_collection_is_what_is_stacked(tmp_path):
+    """`draft(h, k)` runs the first k + 1 blocks: the helper stacks that part at each
+    call, whatever k is (forward, over all of them, is proven by verify's table)."""
+    original, fixed, text = fixed_pair("shared_layer_after_members.py", tmp_path)
+    assert "vmap_members(\n            self.blocks[: k + 1]," in text
+    torch.manual_seed(0)
+    before = original.DraftHeads(hidden=8, vocab=11, n_heads=4)
+    after = fixed.DraftHeads(hidden=8, vocab=11, n_heads=4)
+    after.load_state_dict(before.state_dict())
+    for k in range(4):
+        x = torch.randn(5, 8)
+        expected = before.draft(x, k)
+        got = after.draft(x, k)
+        assert got.shape == (k + 1, 5, 11)
+        torch.testing.assert_close(got, expected)
+        expected.square().sum().backward()
+        got.square().sum().backward()
+        for a, b in zip(before.parameters(), after.parameters(), strict=True):
+            torch.testing.assert_close(b.grad, a.grad)
+        before.zero_grad()
+        after.zero_grad()

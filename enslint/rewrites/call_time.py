@@ -198,13 +198,19 @@ def _loop_blocker(loop: MemberLoop) -> Rejection | None:
     methods = sorted({call.method for call in loop.calls if call.method})
     if methods and (len(methods) > 1 or len(loop.calls) > 1 or len(loop.collections) > 1):
         return reject(Reason.CALLED_THROUGH_METHOD, method=methods[0])
-    if loop.subset:
+    # Part of the collection (`self.blocks[: k + 1]`) is what the helper stacks, at each
+    # call: a part of any length, when the members share their inputs (a slice of a
+    # tensor would have to be cut to the part's length too) and the loop only collects.
+    if loop.subset and (len(loop.collections) > 1 or loop.combine.site is None or loop.calls[0].input != SAME):
         return reject(Reason.PART_OF_COLLECTION, subset=loop.subset)
     return None
 
 
 def _members(loop: MemberLoop) -> str:
-    """The collection as the helper iterates it: a dict's modules are its values."""
+    """The collection as the helper iterates it: a dict's modules are its values; the
+    part the loop visits, as written."""
+    if loop.subset:
+        return loop.subset
     if loop.collection.container == "nn.ModuleDict":
         return f"{loop.collection_text}.values()"
     return loop.collection_text
