@@ -101,6 +101,8 @@ def placed(rule_fix: RuleFix, positions: Positions, place: Offsets, lines: list[
             continue
         if not node_edit.before:
             content = _with_directives(content, node_edit.node, span, positions, place.newline)
+        elif content.endswith(place.newline):
+            content += indent  # lines inserted before a statement leave it where it stood
         start_column = span.start.column
         if node_edit.content.startswith("\n") and not indent.strip():
             # A blank line first: the replacement starts at the line's start, so that the

@@ -136,12 +136,14 @@ def grouped_heads_fix(
         return reject(Reason.NEST_SLICED_TENSOR)
 
     # The forward: `groups = []`, then the outer loop whose body collects each head's
-    # output into a list, and `groups.append(torch.stack(outs, ...))`.
+    # output into a list, and `groups.append(torch.stack(outs, ...))`; or one flat
+    # comprehension over both, stacked (`_flat_nest`).
     nest = _nest_in_forward(outer, inner, imports)
-    if not isinstance(nest, tuple):
+    flat = _flat_nest(outer, inner, imports) if nest is SPELLING else None
+    if isinstance(flat, Rejection):
+        return flat
+    if flat is None and not isinstance(nest, tuple):
         return nest
-    before, groups_name, stack_dim_value = nest
-    method = outer.cls.methods[outer.method]
 
     # The construction: one comprehension line, or `self.x = nn.ModuleList()` followed by
     # the one loop that fills it.
@@ -177,33 +179,64 @@ def grouped_heads_fix(
             f'{init_self}.register_load_state_dict_pre_hook({HOOK}("{attr}", {groups}, {heads}))',
         ]
     )
-    self_name = first_param(method) or "self"
-    moved = f"{tensor}_groups"
-    group_axis = f"movedim(-2, {stack_dim_value + 1 if stack_dim_value >= 0 else stack_dim_value})"
-    per_group = f"fused.unflatten(-1, ({self_name}.{attr}_heads, -1)).{group_axis}"
-    # When the list of groups is only combined later (`torch.stack(groups, dim=1)`), the
-    # name holds the combined result itself and that expression becomes the name.
-    consumer = direct_consumer(method, outer.node, groups_name, imports)
-    combined = None if consumer is None else combined_over_first(consumer[1], consumer[2], per_group)
-    forward_lines = "\n".join(
-        [
-            "# all heads in one baddbmm: (groups, batch, in) @ (groups, in, heads * out)",
-            f"{moved} = {tensor}.movedim({dim}, 0)",
-            f"fused = {torch_name}.baddbmm({self_name}.{attr}_bias, {moved}.flatten(1, -2), {self_name}.{attr}_weight)"
-            f".unflatten(1, {moved}.shape[1:-1])",
-            f"{groups_name} = {combined}" if combined else f"{groups_name} = list({per_group}.unbind(0))",
-        ]
-    )
-    if any(name in outer.method_names for name in (moved, "fused")) or "bound" in names_in(init):
+    if any(name in outer.method_names for name in (f"{tensor}_groups", "fused")) or "bound" in names_in(init):
         return reject(Reason.NAME_TAKEN)
-    edits = [NodeEdit(construction, init_lines), NodeEdit((before, outer.node), forward_lines)]
-    if combined and consumer is not None:  # `combined` is only made from a consumer
-        edits.append(NodeEdit(consumer[0], groups_name))
+    edits = [NodeEdit(construction, init_lines), *_baddbmm_forward(outer, nest, flat, tensor, dim, torch_name, imports)]
     message = (
         f"Fuse all {groups} x {heads} heads into one `{torch_name}.baddbmm` with weights "
         f"({groups}, {head.in_size}, {heads} * {head.out_size})"
     )
     return unsafe_rewrite(Form.GROUPED, message, edits, module, (HOOK,), torch_name, home, add_import)
+
+
+def _baddbmm_forward(
+    outer: MemberLoop,
+    nest: tuple[cst.CSTNode, str, int] | Rejection,
+    flat: tuple[cst.BaseStatement, cst.Call, int] | None,
+    tensor: str,
+    dim: str,
+    torch_name: str,
+    imports: ImportTable,
+) -> list[NodeEdit]:
+    """The forward's edits of the sliced nest: the groups' slices moved first, one
+    baddbmm, and the heads' outputs placed as the loops (`nest`) or the flat
+    comprehension (`flat`) combined them."""
+    method = outer.cls.methods[outer.method]
+    attr = outer.collection_text.split(".", 1)[-1]
+    self_name = first_param(method) or "self"
+    moved = f"{tensor}_groups"
+    fused_lines = [
+        "# all heads in one baddbmm: (groups, batch, in) @ (groups, in, heads * out)",
+        f"{moved} = {tensor}.movedim({dim}, 0)",
+        f"fused = {torch_name}.baddbmm({self_name}.{attr}_bias, {moved}.flatten(1, -2), {self_name}.{attr}_weight)"
+        f".unflatten(1, {moved}.shape[1:-1])",
+    ]
+    every_head = f"fused.unflatten(-1, ({self_name}.{attr}_heads, -1))"  # (groups, ..., heads, out)
+    edits: list[NodeEdit] = []
+    if flat is not None:
+        # The flat list runs group by group, head by head: both axes side by side at the
+        # stack's dim, then one.
+        statement, stacked, d = flat
+        places = _flat_places(d)
+        edits.append(NodeEdit(statement, "\n".join(fused_lines) + "\n", before=True))
+        placed = f"{every_head}.movedim((0, -2), {places}).flatten{places}"
+        edits.append(NodeEdit(stacked, placed))
+    else:
+        assert isinstance(nest, tuple)  # the loop spelling, when not the flat one
+        before, groups_name, stack_dim_value = nest
+        group_axis = f"movedim(-2, {stack_dim_value + 1 if stack_dim_value >= 0 else stack_dim_value})"
+        per_group = f"{every_head}.{group_axis}"
+        # When the list of groups is only combined later (`torch.stack(groups, dim=1)`), the
+        # name holds the combined result itself and that expression becomes the name.
+        consumer = direct_consumer(method, outer.node, groups_name, imports)
+        combined = None if consumer is None else combined_over_first(consumer[1], consumer[2], per_group)
+        fused_lines.append(
+            f"{groups_name} = {combined}" if combined else f"{groups_name} = list({per_group}.unbind(0))"
+        )
+        edits.append(NodeEdit((before, outer.node), "\n".join(fused_lines)))
+        if combined and consumer is not None:  # `combined` is only made from a consumer
+            edits.append(NodeEdit(consumer[0], groups_name))
+    return edits
 
 
 SPELLING = reject(Reason.NEST_SPELLING)
@@ -239,6 +272,50 @@ def _nest_in_forward(
     return before, groups_name, dim
 
 
+def _flat_nest(
+    outer: MemberLoop, inner: MemberLoop, imports: ImportTable
+) -> tuple[cst.BaseStatement, cst.Call, int] | Rejection | None:
+    """(the statement, the `torch.stack` call, its dim) for a nest spelled as one flat
+    comprehension whose element is the head's call, stacked along a dim counted from
+    the front: `torch.stack([h(z[:, g]) for g, hs in enumerate(self.groups) for h in hs],
+    dim=1)`. None when the nest is not spelled so."""
+    clause = outer.node
+    if not isinstance(clause, cst.CompFor) or clause.ifs or clause.inner_for_in is not inner.node:
+        return None
+    if not isinstance(inner.node, cst.CompFor) or inner.node.ifs or inner.node.inner_for_in is not None:
+        return None
+    index = NodeIndex.of(outer.cls.methods[outer.method])
+    comprehension = index.parent(clause)
+    if not isinstance(comprehension, cst.ListComp) or len(inner.calls) != 1:
+        return None
+    if comprehension.elt is not inner.calls[0].node:
+        return None
+    argument = index.parent(comprehension)
+    stacked = index.parent(argument) if isinstance(argument, cst.Arg) else None
+    if (
+        not isinstance(stacked, cst.Call)
+        or imports.qualify(stacked.func) != "torch.stack"
+        or stacked.args[0] is not argument
+        or len(stacked.args) > 2
+    ):
+        return None
+    written = arg_at(stacked, 1, "dim")
+    d = 0 if written is None else int_value(written)
+    if d is None:
+        return None
+    statement = next((a for a in index.ancestors(stacked) if isinstance(a, cst.SimpleStatementLine)), None)
+    if statement is None:
+        return None
+    return statement, stacked, d
+
+
+def _flat_places(d: int) -> tuple[int, int]:
+    """Where the groups' and the heads' axes go so that flattening them puts the flat
+    list's axis at `d`, as `torch.stack(..., dim=d)` would: (d, d + 1), or (d - 1, d)
+    counted from the end."""
+    return (d, d + 1) if d >= 0 else (d - 1, d)
+
+
 def _wide_nest(
     outer: MemberLoop,
     inner: MemberLoop,
@@ -256,9 +333,12 @@ def _wide_nest(
     its output unflattened to (..., groups, heads, out) and the two axes moved to where
     the loops stacked them (`movedim` with non-negative places works for any rank)."""
     found = _nest_in_forward(outer, inner, imports)
-    if not isinstance(found, tuple):
+    flat = _flat_nest(outer, inner, imports) if found is SPELLING else None
+    if isinstance(flat, Rejection):
+        return flat
+    if flat is None and not isinstance(found, tuple):
         return SPELLING
-    before, groups_name, head_dim = found
+    head_dim = found[2] if isinstance(found, tuple) else 0
     if head_dim < 0:
         return reject(Reason.NEST_DIM_FROM_END)
     attr = outer.collection_text.split(".", 1)[-1]
@@ -289,6 +369,16 @@ def _wide_nest(
     self_name = first_param(method) or "self"
     argument = code_of(inner.calls[0].node.args[0].value)
     every_head = f"{self_name}.{attr}({argument}).unflatten(-1, (*{self_name}.{shape_attr}, -1))"
+    message = f"Fuse all {groups} x {heads} heads into one `{func}({head.in_size}, {width})`"
+    if flat is not None:  # group by group, head by head: both axes at the stack's dim, then one
+        _, stacked, d = flat
+        places = _flat_places(d)
+        moved = "" if places == (-3, -2) else f".movedim((-3, -2), {places})"
+        code = f"{every_head}{moved}.flatten{places}"
+        edits = [NodeEdit(construction, init_lines), NodeEdit(stacked, code)]
+        return unsafe_rewrite(Form.GROUPED, message, edits, module, (WIDE_HOOK,), torch_name, home, add_import)
+    assert isinstance(found, tuple)  # the loop spelling, when not the flat one
+    before, groups_name, _ = found
     consumer = direct_consumer(method, outer.node, groups_name, imports)
     t = None  # the literal dim a `torch.stack` of the groups stacks them along
     if consumer is not None and consumer[1] == "stack":
@@ -307,5 +397,4 @@ def _wide_nest(
     edits = [NodeEdit(construction, init_lines), NodeEdit((before, outer.node), f"{groups_name} = {combined}")]
     if consumer is not None:
         edits.append(NodeEdit(consumer[0], groups_name))
-    message = f"Fuse all {groups} x {heads} heads into one `{func}({head.in_size}, {width})`"
     return unsafe_rewrite(Form.GROUPED, message, edits, module, (WIDE_HOOK,), torch_name, home, add_import)
