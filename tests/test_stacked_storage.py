@@ -61,6 +61,33 @@ def test_uses_the_stacked_members_honour_keep_the_fused_rewrite():
     assert forms_of(HEADS) == {str(Form.VMAP)}
 
 
+CHAIN = """
+    def refine(self, x):
+        for head in self.heads:
+            x = head.forward(x)
+        return x
+"""
+
+
+def test_a_loop_elsewhere_that_only_calls_each_member_is_honoured():
+    """Iteration hands out each member, callable: a chain over them keeps working."""
+    assert forms_of(HEADS + textwrap.indent(CHAIN, "    ")) == {str(Form.VMAP)}
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        # a member loop of its own: its fix may keep the members, so the storage stays
+        "    def total(self, x):\n        return sum(head(x) for head in self.heads)\n",
+        # a member's layer, which the storage does not have
+        "    def scale(self):\n        for head in self.heads:\n            head[0].weight.data *= 2\n",
+    ],
+    ids=["member-loop", "member-attribute"],
+)
+def test_a_loop_elsewhere_that_does_more_is_not(loop):
+    assert str(Form.VMAP) not in forms_of(HEADS + "\n" + loop)
+
+
 @pytest.mark.parametrize(
     "use, named",
     [
@@ -135,6 +162,9 @@ def test_other_uses_run_as_they_did(pair):
     assert all(g[2].abs().sum() > 0 and g[[0, 1, 3, 4]].abs().sum() == 0 for g in grads)
     fixed.freeze_heads()
     assert not any(p.requires_grad for p in fixed.heads.parameters()) and fixed.trunk.weight.requires_grad
+    # a slice of the members is not one member (a list of modules would give a list)
+    with pytest.raises(TypeError, match="one member by its position"):
+        fixed.heads[1:]
 
 
 def test_a_fixtures_other_uses_of_the_collection_still_work(tmp_path):

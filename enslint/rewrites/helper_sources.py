@@ -67,6 +67,9 @@ class {kinds.STACKED_MEMBERS}(torch.nn.Module):
     def __getitem__(self, index):
         """Member `index` alone, on its slice of the stacked tensors (its
         gradients reach them)."""
+        if not hasattr(index, "__index__"):  # a slice or a list of them is not one member
+            raise TypeError(f"StackedMembers runs one member by its position, not {{index!r}}")
+        index = index.__index__()
         tensors = {{name: getattr(self, attr)[index] for name, attr in self.names.items()}}
         template = self.template[0].train(self.training)
         return lambda *args, **kwargs: torch.func.functional_call(template, tensors, args, kwargs)

@@ -32,6 +32,8 @@ vmap cannot batch that.
 
 from __future__ import annotations
 
+import functools
+
 import libcst as cst
 
 from enslint.analysis import kinds
@@ -82,9 +84,15 @@ def vmap_obstacle(type_name: str, module: cst.Module) -> str | None:
 
 
 def vmap_members_fix(
-    loop: MemberLoop, module: cst.Module, imports: ImportTable, home: HelperHome | None = None
+    loop: MemberLoop,
+    module: cst.Module,
+    imports: ImportTable,
+    home: HelperHome | None = None,
+    member_loops: frozenset[int] = frozenset(),
 ) -> RuleFix | Rejection:
-    """The rewrite, or why not (NOT_APPLICABLE: not this form, a nest)."""
+    """The rewrite, or why not (NOT_APPLICABLE: not this form, a nest). `member_loops`:
+    the file's member loops, by node id (another one over these members is a use the
+    storage does not take over: its own fix may keep the members)."""
     collection = loop.collection
     member = collection.member
     if member is None or member.kind == GROUP or loop.parent is not None:
@@ -113,7 +121,7 @@ def vmap_members_fix(
     attr = loop.collection_text.split(".", 1)[1]
     statements = building if isinstance(building, tuple) else (building,)
     statements = (*statements, *_used_later_in_init(loop, attr, statements[-1]))
-    elsewhere = other_use(loop, attr, statements, site, honoured_by_stacked_members)
+    elsewhere = other_use(loop, attr, statements, site, functools.partial(honoured_by_stacked_members, member_loops))
     if elsewhere is not None:
         return elsewhere
 
@@ -164,11 +172,14 @@ def vmap_members_fix(
 _ON_ALL_MEMBERS = {"parameters", "requires_grad_", "train", "eval", "to", "cuda", "cpu", "zero_grad"}
 
 
-def honoured_by_stacked_members(index: NodeIndex, node: cst.Attribute) -> bool:
+def honoured_by_stacked_members(member_loops: frozenset[int], index: NodeIndex, node: cst.Attribute) -> bool:
     """Whether `StackedMembers` keeps this use of the collection working: a member by
-    position, called (`self.heads[k](x)`, `.forward(x)`); `len(self.heads)`; a call
-    that acts on all the members' tensors (`self.heads.parameters()`, `.eval()`)."""
+    position, called (`self.heads[k](x)`, `.forward(x)`); a loop over the members that
+    only calls each and is no member loop (`for h in self.heads: x = h(x)`); `len()`; a
+    call that acts on all the members' tensors (`self.heads.parameters()`, `.eval()`)."""
     parent = index.parent(node)
+    if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
+        return id(parent) not in member_loops and _only_called(index, parent)
     if isinstance(parent, cst.Subscript) and parent.value is node:
         if len(parent.slice) != 1 or not isinstance(parent.slice[0].slice, cst.Index):
             return False  # a slice of the members is not one member
@@ -183,6 +194,36 @@ def honoured_by_stacked_members(index: NodeIndex, node: cst.Attribute) -> bool:
         call = index.parent(parent)
         return isinstance(call, cst.Call) and call.func is parent
     return False
+
+
+def _only_called(index: NodeIndex, loop: cst.For | cst.CompFor) -> bool:
+    """Whether the loop's member (a plain name) is only ever called in the loop, as
+    itself or through `.forward`: what StackedMembers' iteration hands out does that
+    and nothing else."""
+    if not isinstance(loop.target, cst.Name):
+        return False
+    name = loop.target.value
+    if isinstance(loop, cst.For):
+        scope: list[cst.CSTNode] = [loop.body]
+    else:
+        comprehension = index.parent(loop)
+        if isinstance(comprehension, cst.DictComp):
+            scope = [comprehension.key, comprehension.value]
+        elif isinstance(comprehension, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
+            scope = [comprehension.elt]
+        else:
+            return False
+        scope += [*loop.ifs, *([loop.inner_for_in] if loop.inner_for_in else [])]
+    for root in scope:
+        for found in walk(root):
+            if not (isinstance(found, cst.Name) and found.value == name):
+                continue
+            user = index.parent(found)
+            if isinstance(user, cst.Attribute) and user.value is found and user.attr.value == "forward":
+                found, user = user, index.parent(user)
+            if not (isinstance(user, cst.Call) and user.func is found):
+                return False
+    return True
 
 
 def unbatchable(member: Member, module: cst.Module) -> Rejection | None:
