@@ -551,8 +551,40 @@ class ConstructionScanner:
                 member = self.member(builder.appends[0].value, key, (), builder.appends[0].scope)
                 count = len(builder.appends)
                 return Collection(attr, container, str(count), count, member)
+            per_branch = self._appended_per_branch(attr, key, builder)
+            if per_branch is not None:
+                return per_branch
             return Collection(attr, container, None, None, None, "members are appended by different statements")
-        append = builder.appends[0]
+        return self._from_append(attr, key, builder, builder.appends[0])
+
+    def _appended_per_branch(self, attr: str, key: str, builder: _Builder) -> Collection | None:
+        """One append loop in each arm of one `if` (`if dueling: for _ in range(n):
+        heads.append(Dueling(d))  else: ...`): whichever arm runs, its loop repeats one
+        expression, so the members are identical in every run. None when the appends are
+        not spelled so."""
+        arms = [a.branch[len(builder.branch) :] for a in builder.appends]
+        if any(
+            a.branch[: len(builder.branch)] != builder.branch or len(arm) != 1
+            for a, arm in zip(builder.appends, arms, strict=True)
+        ):
+            return None
+        if len({arm[0][0] for arm in arms}) != 1 or len({arm[0][1] for arm in arms}) != len(arms):
+            return None  # not one `if`, or two appends in one arm
+        loops = [{id(loop) for loop in a.loops[builder.depth :]} for a in builder.appends]
+        if any(mine & theirs for i, mine in enumerate(loops) for theirs in loops[i + 1 :]):
+            return None  # the `if` runs inside one loop: members chosen one by one (`if i % 2`)
+        per_arm = [self._from_append(attr, key, replace(builder, branch=a.branch), a) for a in builder.appends]
+        if any(c.member is None or c.member.shared for c in per_arm) or len({c.size for c in per_arm}) != 1:
+            return None
+        texts = tuple(sorted({c.member.text for c in per_arm if c.member is not None}))
+        first = per_arm[0]
+        if len(texts) == 1:
+            return first
+        return replace(first, conditional=True, branch_members=texts)
+
+    def _from_append(self, attr: str, key: str, builder: _Builder, append: _Append) -> Collection:
+        """The collection one append statement fills, in the loops around it."""
+        container = builder.container
         own_loops = append.loops[builder.depth :]
         if not _inside(append.branch, builder.branch) or not own_loops:
             return Collection(attr, container, None, None, None, "members are appended conditionally")
