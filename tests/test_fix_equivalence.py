@@ -123,7 +123,9 @@ def run(model, method, inputs):
     loss = sum((out * torch.randn(out.shape, generator=generator)).sum() for out in outputs)
     if loss.requires_grad:  # a method under torch.no_grad() (predict_proba) has no backward
         loss.backward()
-    grads = {name: p.grad for name, p in model.named_parameters()}
+    # Zeros where a parameter is unused, as verify's steps have them: a collection the
+    # loop never runs (`self.norms` beside `self.heads`) maps through the hooks too.
+    grads = {name: torch.zeros_like(p) if p.grad is None else p.grad for name, p in model.named_parameters()}
     return outputs, [x.grad for x in inputs], grads
 
 

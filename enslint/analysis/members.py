@@ -109,6 +109,24 @@ def display_type(qualified: str) -> str:
     return qualified
 
 
+def _unpacked_pairs(
+    target: cst.Tuple | cst.List, value: cst.BaseExpression
+) -> list[tuple[cst.BaseExpression, cst.BaseExpression]] | None:
+    """(target, expression) pairs of `a, b = x, y`; None when the two sides do not pair
+    up one to one (a starred element, another length), or when an expression reads what
+    the statement assigns (`a, b = b, a`: Python reads every value first)."""
+    if not isinstance(value, (cst.Tuple, cst.List)) or len(value.elements) != len(target.elements):
+        return None
+    elements = [*target.elements, *value.elements]
+    if any(isinstance(e, cst.StarredElement) for e in elements):
+        return None
+    written = {code_of(e.value) for e in target.elements}
+    for element in value.elements:
+        if any(code_of(node) in written for node in walk(element.value) if isinstance(node, (cst.Name, cst.Attribute))):
+            return None
+    return [(t.value, v.value) for t, v in zip(target.elements, value.elements, strict=True)]
+
+
 @dataclass(frozen=True)
 class _Loop:
     """A `for` loop (or comprehension clause) enclosing construction code."""
@@ -348,6 +366,13 @@ class ConstructionScanner:
                 self.builders[key.removesuffix("[*]")].opaque = True
             return
         if isinstance(target, (cst.Tuple, cst.List)):
+            pairs = _unpacked_pairs(target, value)
+            if pairs is not None:
+                # `q1, q2 = make_q(d), make_q(d)`, `self.heads, self.norms = ...`: each
+                # target is bound to its own expression, as separate statements would.
+                for one, its in pairs:
+                    self._assign(one, its, loops, branch)
+                return
             for name in target_names(target):
                 self.env.pop(name, None)
                 self.builders.pop(name, None)
@@ -728,6 +753,13 @@ class ConstructionScanner:
         elements = [e.value for e in value.elements]
         if not elements or any(isinstance(e, (cst.StarredElement,)) for e in value.elements):
             return None
+        names = [e.value for e in elements if isinstance(e, cst.Name)]
+        if len(names) == len(elements) and len(set(names)) == len(names) and len(names) > 1:
+            # `[q1, q2]` after `q1, q2 = make_q(d), make_q(d)`: names bound each to its
+            # own call are as many instances of what the calls build.
+            bound = [scope.env.get(name) for name in names]
+            if all(b is not None and isinstance(b.value, cst.Call) for b in bound):
+                elements = [b.value for b in bound if b is not None]
         texts = {code_of(e) for e in elements}
         if len(texts) > 1:
             return Collection(
