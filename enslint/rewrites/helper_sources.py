@@ -68,7 +68,7 @@ class {kinds.STACKED_MEMBERS}(torch.nn.Module):
         """Member `index` alone, on its slice of the stacked tensors (its
         gradients reach them)."""
         if not hasattr(index, "__index__"):  # a slice or a list of them is not one member
-            raise TypeError(f"StackedMembers runs one member by its position, not {{index!r}}")
+            raise TypeError(f"StackedMembers takes one position, not {{index!r}}")
         index = index.__index__()
         tensors = {{name: getattr(self, attr)[index] for name, attr in self.names.items()}}
         template = self.template[0].train(self.training)
