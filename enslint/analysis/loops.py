@@ -23,7 +23,7 @@ needs none of it, lives in combine.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -210,6 +210,9 @@ class MemberCall:
     collection: Collection | None = None  # whose member is called
     collection_text: str = ""
     method: str | None = None  # set when called through a method other than forward
+    # Set when the loop hands the member to a method of its class that calls it
+    # (`self._score(head, x)`): `node` is that method's call, `input` what else it gets.
+    helper: str | None = None
 
 
 @dataclass
@@ -263,6 +266,22 @@ class _Iteration:
     elements: dict[str, SliceInfo] = field(default_factory=dict)
     member_vars: dict[str, tuple[Collection, str]] = field(default_factory=dict)
     subset: str | None = None
+
+
+def _only_called_in(method: cst.FunctionDef, name: str) -> bool:
+    """Whether the method only ever calls its parameter `name`, and at least once. Not
+    through `.forward`: the rewrites hand the method a function that runs the member, and
+    leave the method as it is."""
+    index = NodeIndex.of(method)
+    called = False
+    for found in index.order:
+        if not (isinstance(found, cst.Name) and found.value == name) or isinstance(index.parent(found), cst.Param):
+            continue
+        user = index.parent(found)
+        if not (isinstance(user, cst.Call) and user.func is found):
+            return False
+        called = True
+    return called
 
 
 def _member_group(collection: Collection) -> Collection | None:
@@ -866,6 +885,10 @@ class _MethodAnalysis:
             found = self.member_callee(node.func, loop)
             if found is not None:
                 loop.calls.append(self.classify(node, loop, *found))
+            else:
+                through = self._helper_call(node, loop)
+                if through is not None:
+                    loop.calls.append(through)
         for call in loop.calls:
             if call.collection is not None and all(call.collection is not c for c, _ in loop.collections):
                 loop.collections.append((call.collection, call.collection_text))
@@ -876,6 +899,35 @@ class _MethodAnalysis:
         if loop.collections[0][0] is not loop.collection:
             # `for i in range(n)` found by its first indexed collection; the first called is primary.
             loop.collection, loop.collection_text = loop.collections[0]
+
+    def _helper_call(self, node: cst.Call, loop: MemberLoop) -> MemberCall | None:
+        """`self._score(head, x)`: the member handed, as a plain positional argument, to a
+        method of the class that only calls it (`head(x)`, `head.forward(x)`). It is the
+        member call, on what the method gets besides the member."""
+        func = node.func
+        if not (
+            loop.member_var is not None
+            and isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Name)
+            and func.value.value == self.self_name
+        ):
+            return None
+        method = self.cls.methods.get(func.attr.value)
+        handed = [
+            i
+            for i, arg in enumerate(node.args)
+            if isinstance(arg.value, cst.Name) and arg.value.value == loop.member_var
+        ]
+        if method is None or len(handed) != 1 or any(a.star or a.keyword for a in node.args[: handed[0] + 1]):
+            return None
+        if any(code_of(d.decorator) in ("staticmethod", "classmethod") for d in method.decorators):
+            return None
+        params = [*method.params.posonly_params, *method.params.params][1:]  # after self
+        if handed[0] >= len(params) or not _only_called_in(method, params[handed[0]].name.value):
+            return None
+        rest = node.with_changes(args=[a for i, a in enumerate(node.args) if i != handed[0]])
+        call = self.classify(rest, loop, loop.collection, loop.collection_text)
+        return replace(call, node=node, helper=func.attr.value)
 
     def assigned_in(self, loop: MemberLoop) -> set[str]:
         """Names that change from one member to the next: loop targets and names bound

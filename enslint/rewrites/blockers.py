@@ -37,6 +37,9 @@ def fused_blocker(loop: MemberLoop, model: FileModel, general: bool = False) -> 
     methods = sorted({call.method for call in loop.calls if call.method})
     if methods:
         return reject(Reason.CALLED_THROUGH_METHOD, method=methods[0])
+    helpers = sorted({call.helper for call in loop.calls if call.helper})
+    if helpers and not general:
+        return reject(Reason.CALLED_IN_HELPER, helper=helpers[0])
     built = _where_built(loop, model, general)
     if built is not None:
         return built

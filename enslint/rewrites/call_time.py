@@ -89,7 +89,8 @@ def call_time_fix(
 
     member_param = loop.member_var or "member"
     params, inputs, in_dims = [member_param], [], []
-    replacements: dict[int, cst.CSTNode] = {id(call.node.func): cst.Name(member_param)}
+    # A member handed to a method (`self._score(head, x)`) is the lambda's parameter as is.
+    replacements: dict[int, cst.CSTNode] = {} if call.helper else {id(call.node.func): cst.Name(member_param)}
     if call.input == SLICE:
         sliced = sliced_input(loop, call) or _slice_inside(loop, call) or _split_piece(loop, call, found[0])
         if sliced is None:

@@ -52,6 +52,10 @@ class Reason(Enum):
     BASE_UNREAD = ("the base class of `{cls}` could not be read, so it is not known to be an nn.Module", Kind.BLOCKED)
     SEVERAL_COLLECTIONS = ("the loop runs {count} collections per member ({names})", Kind.BLOCKED)
     CALLED_THROUGH_METHOD = ("the members are called through `.{method}()`", Kind.BLOCKED)
+    CALLED_IN_HELPER = (
+        "each member is called inside `self.{helper}()`, which a fused layer does not enter",
+        Kind.BLOCKED,
+    )
     PASSED_IN = ("the members are passed in by the caller", Kind.BLOCKED)
     BUILT_IN_PARENT = ("`{collection}` is built in the parent class `{parent}`", Kind.BLOCKED)
     BUILT_ELSEWHERE = ("`{collection}` is {evidence}", Kind.BLOCKED)

@@ -129,7 +129,8 @@ def vmap_members_fix(
     # parameter, and the sliced argument (if any) turned into a parameter of its own.
     member_param = loop.member_var or "member"
     params, inputs, in_dims = [member_param], [], []
-    replacements: dict[int, cst.CSTNode] = {id(call.node.func): cst.Name(member_param)}
+    # A member handed to a method (`self._score(head, x)`) is the lambda's parameter as is.
+    replacements: dict[int, cst.CSTNode] = {} if call.helper else {id(call.node.func): cst.Name(member_param)}
     if call.input == SLICE:
         sliced = sliced_input(loop, call)
         if sliced is None:
