@@ -312,6 +312,9 @@ COMBINES = [
     ("return sum(h(x) for h in self.heads) / len(self.heads)\n", "summed", ("mean", None, None, True)),
     ("return torch.stack([h(x) for h in self.heads]).mean(0)\n", "averaged", ("mean", None, None, True)),
     ("return tuple(h(x) for h in self.heads)\n", "returned as a tuple", ("unbind", None, "tuple", True)),
+    # the stack (or cat) around a tuple or list of the outputs is what combines them
+    ("return torch.stack(tuple(h(x) for h in self.heads), dim=1)\n", "stacked", ("stack", "1", None, True)),
+    ("return torch.cat(list(h(x) for h in self.heads), -1)\n", "concatenated", ("cat", "-1", None, True)),
     ("return [h(x).relu() for h in self.heads]\n", "returned as a list", ("unbind", None, "list", False)),
     (
         "outs = []\nfor h in self.heads:\n    y = h(x)\n    outs.append(y)\nreturn torch.stack(outs, dim=1)\n",

@@ -465,10 +465,18 @@ def test_verify_sees_what_check_sees_in_a_project(monkeypatch):
     assert rows is not None, result.output
     by_class = {row["target"].split("::")[1]: row for row in rows}
     module_attributes = {"Ensemble", "CriticBank", "Voters", "HeadSet", "PerChannel"}
-    assert set(by_class) == {"EnsembleCritic", "RegisteredTwin", "LabelHeads", "AveragedProbe", *module_attributes}
+    passed_in = {"TransitionEnsemble"}
+    assert set(by_class) == {
+        "EnsembleCritic",
+        "RegisteredTwin",
+        "LabelHeads",
+        "AveragedProbe",
+        *module_attributes,
+        *passed_in,
+    }
     # Members built by a helper of another file, members passed in (built where the call
     # site is, reached through an imported name or a module attribute): stacked as built.
-    for name in ("LabelHeads", "EnsembleCritic", *(module_attributes - {"PerChannel"})):
+    for name in ("LabelHeads", "EnsembleCritic", *(module_attributes - {"PerChannel"}), *passed_in):
         assert by_class[name]["status"] == "equivalent", by_class[name]
         assert [c["form"] for c in by_class[name]["candidates"]] == ["vmap"]
     # A plain list registered with setattr, a parent's collection: the members are kept,

@@ -202,6 +202,11 @@ def _combine(
         return None
     name = imports.qualify(call.func) or code_of(call.func)
     if name in ("tuple", "list") and len(call.args) == 1:
+        # `torch.stack(tuple(net(sa) for net in self.nets), dim=1)`: what combines the
+        # members' outputs is the stack (or cat) around the tuple.
+        around = _combine(call, index, imports, collection_text)
+        if around is not None and around[1] in ("stack", "cat", "mean"):
+            return around
         return call, "unbind", None, name
     if name == "sum" and len(call.args) == 1:
         # `sum(...) / len(self.members)`: the mean over the members.
