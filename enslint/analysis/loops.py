@@ -34,6 +34,7 @@ from enslint.analysis.kinds import CHAIN, GROUP, OTHER, SAME, SELF_COLLECTION, S
 from enslint.analysis.syntax import (
     COMPREHENSIONS,
     NodeIndex,
+    calls_of,
     code_of,
     first_param,
     names_in,
@@ -266,22 +267,6 @@ class _Iteration:
     elements: dict[str, SliceInfo] = field(default_factory=dict)
     member_vars: dict[str, tuple[Collection, str]] = field(default_factory=dict)
     subset: str | None = None
-
-
-def _only_called_in(method: cst.FunctionDef, name: str) -> bool:
-    """Whether the method only ever calls its parameter `name`, and at least once. Not
-    through `.forward`: the rewrites hand the method a function that runs the member, and
-    leave the method as it is."""
-    index = NodeIndex.of(method)
-    called = False
-    for found in index.order:
-        if not (isinstance(found, cst.Name) and found.value == name) or isinstance(index.parent(found), cst.Param):
-            continue
-        user = index.parent(found)
-        if not (isinstance(user, cst.Call) and user.func is found):
-            return False
-        called = True
-    return called
 
 
 def _member_group(collection: Collection) -> Collection | None:
@@ -902,8 +887,8 @@ class _MethodAnalysis:
 
     def _helper_call(self, node: cst.Call, loop: MemberLoop) -> MemberCall | None:
         """`self._score(head, x)`: the member handed, as a plain positional argument, to a
-        method of the class that only calls it (`head(x)`, `head.forward(x)`). It is the
-        member call, on what the method gets besides the member."""
+        method of the class that only calls it (`head(x)`). It is the member call, on what
+        the method gets besides the member."""
         func = node.func
         if not (
             loop.member_var is not None
@@ -923,7 +908,10 @@ class _MethodAnalysis:
         if any(code_of(d.decorator) in ("staticmethod", "classmethod") for d in method.decorators):
             return None
         params = [*method.params.posonly_params, *method.params.params][1:]  # after self
-        if handed[0] >= len(params) or not _only_called_in(method, params[handed[0]].name.value):
+        # Only ever called, and at least once; not through `.forward`: the rewrites hand the
+        # method a function that runs the member, and leave the method as it is.
+        name = params[handed[0]].name.value if handed[0] < len(params) else None
+        if name is None or not calls_of(NodeIndex.of(method), [method], name, through_forward=False, skip_params=True):
             return None
         rest = node.with_changes(args=[a for i, a in enumerate(node.args) if i != handed[0]])
         call = self.classify(rest, loop, loop.collection, loop.collection_text)

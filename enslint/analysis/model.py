@@ -20,6 +20,7 @@ short and read only here.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -77,6 +78,13 @@ class FileModel:
 
     def exports(self) -> list[str]:
         return exports_of(self.ctx, read_parents=False)
+
+    @functools.cached_property
+    def ensemble_loop_nodes(self) -> frozenset[int]:
+        """The loops that run members as an ensemble (on one input, or on slices), by
+        node: one over members that another loop also runs has a finding and a fix of its
+        own. A chain (`x = head(x)`) or a loop that uses each member otherwise has none."""
+        return frozenset(id(loop.node) for loop in self.loops if any(c.input in (SAME, SLICE) for c in loop.calls))
 
     def render(self, evidence: Evidence) -> str:
         """ "built by `clones()` at utils.py:8": another file relative to this one's folder,
@@ -201,16 +209,15 @@ def _parents(info: ClassInfo, ctx: FileContext) -> None:
                 foreign.append(qualified)
     if foreign:
         info.foreign_bases = tuple(foreign)
-        info.foreign_parents = lambda: _read_parents(foreign, ctx, info)
+        info.foreign_parents = lambda: _read_parents(info, ctx)
 
 
-def _read_parents(
-    qualified_names: list[str], ctx: FileContext, child: ClassInfo
-) -> list[tuple[ClassInfo, FileContext]]:
+def _read_parents(child: ClassInfo, ctx: FileContext) -> list[tuple[ClassInfo, FileContext]]:
+    """The classes of `child.foreign_bases` that can be read, with their contexts."""
     project, importer = ctx.project, ctx.path
     assert project is not None and importer is not None  # `_parents` asks for foreign parents only then
     found = []
-    for qualified in qualified_names:
+    for qualified in child.foreign_bases:
         if child.is_module is not True and project.is_module_class(qualified, importer) is False:
             # Neither is an nn.Module (its parser's facts say so, without a parse): nothing
             # an ensemble could inherit, and a parse saved (torch's own `Module`, 4k lines,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
 import libcst as cst
@@ -316,6 +316,33 @@ class NodeIndex:
                 if type(node) is cst.Attribute and type(node.value) is cst.Name:
                     self._attributes.setdefault(node.attr.value, []).append(node)
         return self._attributes.get(attr, [])
+
+
+def calls_of(
+    index: NodeIndex, roots: Iterable[cst.CSTNode], name: str, *, through_forward: bool, skip_params: bool
+) -> int | None:
+    """How many times the name `name` is called below `roots` (`name(...)`, and with
+    `through_forward` `name.forward(...)`); None when it is used any other way. With
+    `skip_params`, a parameter of that name (a function's own) is no use."""
+    count = 0
+    for root in roots:
+        for found in walk(root):
+            if not (isinstance(found, cst.Name) and found.value == name):
+                continue
+            user = index.parent(found)
+            if skip_params and isinstance(user, cst.Param):
+                continue
+            if (
+                through_forward
+                and isinstance(user, cst.Attribute)
+                and user.value is found
+                and user.attr.value == "forward"
+            ):
+                found, user = user, index.parent(user)
+            if not (isinstance(user, cst.Call) and user.func is found):
+                return None
+            count += 1
+    return count
 
 
 def names_in(node: cst.CSTNode) -> set[str]:

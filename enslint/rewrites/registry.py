@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from enslint.analysis.kinds import LINEAR, SAME, SLICE
+from enslint.analysis.kinds import LINEAR
 from enslint.findings import RuleFix
 from enslint.rewrites.reasons import NOT_APPLICABLE, Kind, Reason, Rejection, quoted, reject
 
@@ -59,13 +59,6 @@ def said(outcome: RuleFix | Rejection | None) -> Rejection | None:
     return outcome if isinstance(outcome, Rejection) and outcome.kind in _SAID else None
 
 
-def _loop_nodes(model: FileModel) -> frozenset[int]:
-    """The file's loops that run members as an ensemble (on one input, or on slices),
-    by node: one elsewhere over the same members has a finding and a fix of its own.
-    A chain (`x = head(x)`) or a loop that uses each member otherwise has none."""
-    return frozenset(id(loop.node) for loop in model.loops if any(c.input in (SAME, SLICE) for c in loop.calls))
-
-
 def same_input_offer(loop: MemberLoop, model: FileModel, member: Member, group: tuple[Member, str] | None) -> Offer:
     """ENS001: members each called on the same input."""
     from enslint.rewrites.blockers import fused_blocker
@@ -78,7 +71,7 @@ def same_input_offer(loop: MemberLoop, model: FileModel, member: Member, group: 
     blocker = fused_blocker(loop, model)
     if blocker is not None:
         if fused_blocker(loop, model, general=True) is None:
-            made = vmap_members_fix(loop, model.module, model.imports, home_of(model), _loop_nodes(model))
+            made = vmap_members_fix(loop, model.module, model.imports, home_of(model), model.ensemble_loop_nodes)
             if isinstance(made, RuleFix):
                 return Offer((made,))
         rejection: Rejection | None = blocker
@@ -110,7 +103,7 @@ def _fused_forms(loop: MemberLoop, model: FileModel) -> tuple[tuple[RuleFix, ...
     home = home_of(model)
     wide = wide_layer_fix(loop, model.module, model.imports, home)
     specific = wide if isinstance(wide, RuleFix) else stacked_mlp_fix(loop, model.module, model.imports, home)
-    general = vmap_members_fix(loop, model.module, model.imports, home, _loop_nodes(model))
+    general = vmap_members_fix(loop, model.module, model.imports, home, model.ensemble_loop_nodes)
     fixes = tuple(f for f in (specific, general) if isinstance(f, RuleFix))
     # Stacked weights say nothing: the general form, tried on the same members, does.
     return fixes, _most_specific([r for r in (said(wide), said(general)) if r is not None])
@@ -139,12 +132,12 @@ def slices_offer(loop: MemberLoop, model: FileModel, member: Member, group: tupl
     if blocker is not None:
         outcome = blocker
         if group is None and fused_blocker(loop, model, general=True) is None:
-            made = vmap_members_fix(loop, model.module, model.imports, home_of(model), _loop_nodes(model))
+            made = vmap_members_fix(loop, model.module, model.imports, home_of(model), model.ensemble_loop_nodes)
             if isinstance(made, RuleFix):
                 return Offer((made,))
     elif group is None:
         stacked = stacked_mlp_fix(loop, model.module, model.imports, home_of(model))
-        general = vmap_members_fix(loop, model.module, model.imports, home_of(model), _loop_nodes(model))
+        general = vmap_members_fix(loop, model.module, model.imports, home_of(model), model.ensemble_loop_nodes)
         if isinstance(stacked, RuleFix):
             return Offer(tuple(f for f in (stacked, general) if isinstance(f, RuleFix)))
         if isinstance(general, RuleFix):

@@ -42,7 +42,7 @@ from enslint.analysis.context import Member
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import GROUP, SAME, SLICE
 from enslint.analysis.loops import MemberLoop
-from enslint.analysis.syntax import NodeIndex, attribute_uses, code_of, first_param, walk
+from enslint.analysis.syntax import NodeIndex, attribute_uses, calls_of, code_of, first_param, walk
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import building_statements, other_use, per_member_code, render, site_edits, sliced_input
 from enslint.rewrites.common import torch_name as torch_name_for
@@ -215,16 +215,7 @@ def _only_called(index: NodeIndex, loop: cst.For | cst.CompFor) -> bool:
         else:
             return False
         scope += [*loop.ifs, *([loop.inner_for_in] if loop.inner_for_in else [])]
-    for root in scope:
-        for found in walk(root):
-            if not (isinstance(found, cst.Name) and found.value == name):
-                continue
-            user = index.parent(found)
-            if isinstance(user, cst.Attribute) and user.value is found and user.attr.value == "forward":
-                found, user = user, index.parent(user)
-            if not (isinstance(user, cst.Call) and user.func is found):
-                return False
-    return True
+    return calls_of(index, scope, name, through_forward=True, skip_params=False) is not None
 
 
 def unbatchable(member: Member, module: cst.Module) -> Rejection | None:
