@@ -5,6 +5,6 @@ are queries over it and never walk the tree.
 
 May import: libcst and enslint.source (to read other files of the project). Never the
 rules, the rewrites or anything above them.
-Modules, bottom up: kinds, syntax, positions, imports, context, members, loops, model,
+Modules, bottom up: kinds, registrations, syntax, positions, imports, context, members, loops, model,
 pieces, project.
 """

@@ -63,7 +63,8 @@ HELPER_MODULE = "fused_ensembles"
 MODULE_ROOT_MARKERS = (b"torch", b"lightning")
 # ...and one of these for the analysis to find a member collection in it
 # (`nn.ModuleList`, `nn.ModuleDict`, or a plain list registered with `add_module`)...
-COLLECTION_MARKERS = (b"ModuleList", b"ModuleDict", b"add_module")
+COLLECTION_CLASSES = ("ModuleList", "ModuleDict")
+COLLECTION_MARKERS = (*(name.encode() for name in COLLECTION_CLASSES), b"add_module")
 # ...or a registration under a computed name, `setattr(self, f"head{i}", head)` (also
 # `"head" + str(i)`, `"fc%d" % i`, `"h{}".format(i)`; members.computed_name agrees).
 # A file without any of these can still loop over a collection built in another file;

@@ -57,6 +57,7 @@ from enslint.analysis.context import (
     module_verdict,
 )
 from enslint.analysis.kinds import MODULE_ROOT_MARKERS, mentions_export, names_a_collection
+from enslint.analysis.registrations import builds_collections
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _PACKAGE_HOMES = ("site-packages", "dist-packages")
@@ -486,7 +487,7 @@ class ProjectIndex:
         data = self._read(path)
         if data is None:
             return False
-        if names_a_collection(data):
+        if names_a_collection(data) and builds_collections(data):
             return True
         return bool(self.names) and mentions_export(data, self.names)
 
@@ -627,7 +628,11 @@ class ProjectIndex:
                 data = self._read(path)
                 if data is None:
                     continue
-                marked = any(m in data for m in _CONTAINER_MARKERS) and any(m in data for m in MODULE_ROOT_MARKERS)
+                marked = (
+                    any(m in data for m in _CONTAINER_MARKERS)
+                    and any(m in data for m in MODULE_ROOT_MARKERS)
+                    and builds_collections(data)
+                )
                 if not marked and not (known_now and mentions_export(data, known_now)):
                     continue
                 found, read, unread = self._exports_of(path, names)
