@@ -247,10 +247,10 @@ def fused_grad(grads, collection, count, name):
     parts = name[len(collection) + 1 :].split(".")
     if count == VMAP:
         return grads[f"{collection}.{'__'.join(parts[1:])}"][int(parts[0])]
-    if isinstance(count, list):  # MLP members' layers stacked: layer `count[k]` -> `_weights.k`
+    if isinstance(count, list):  # MLP members' layers stacked: layer `count[k]` -> `.weights.k`
         member, layer, leaf = (int(parts[0]), parts[1], parts[2]) if len(parts) == 3 else (int(parts[0]), "", parts[1])
         plural = {"weight": "weights", "bias": "biases"}[leaf]
-        stacked = grads[f"{collection}_{plural}.{count.index(layer)}"][member]
+        stacked = grads[f"{collection}.{plural}.{count.index(layer)}"][member]
         return stacked.T if leaf == "weight" else stacked[0]
     if isinstance(count, tuple) and count[0] == "keyed":  # nn.ModuleDict heads, in key order, as one wide layer
         key, leaf = parts[0], parts[1]

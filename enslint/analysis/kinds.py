@@ -31,8 +31,7 @@ SELF_COLLECTION = "<self>"
 # Public names: a rewritten file imports them from its package's helper module.
 GROUPED_HEAD_HOOK = "load_grouped_head_keys"
 NESTED_HEAD_HOOK = "load_nested_head_keys"
-STACKED_MEMBER_HOOK = "load_stacked_mlp_keys"
-STACKED_MEMBER_RUN = "run_stacked_mlp"
+STACKED_MLP = "StackedMLP"
 STACKED_MEMBERS = "StackedMembers"
 PER_HEAD_HOOK = "load_per_head_keys"
 CALL_TIME_RUN = "vmap_members"
@@ -48,8 +47,7 @@ REWRITE_HELPERS = frozenset(
     {
         GROUPED_HEAD_HOOK,
         NESTED_HEAD_HOOK,
-        STACKED_MEMBER_HOOK,
-        STACKED_MEMBER_RUN,
+        STACKED_MLP,
         STACKED_MEMBERS,
         PER_HEAD_HOOK,
         CALL_TIME_RUN,

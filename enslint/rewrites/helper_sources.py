@@ -92,43 +92,60 @@ class {kinds.STACKED_MEMBERS}(torch.nn.Module):
                 state_dict[f"{{prefix}}{{i}}.{{name}}"] = stacked[name][i]
 '''
 
-_RUN_STACKED_MLP = f'''
-def {kinds.STACKED_MEMBER_RUN}(x, member_dim, weights, biases, activations):
-    """Every member of a stacked MLP ensemble at once: `x` (..., in) is the
-    input every member reads or, with `member_dim`, holds each member's own
-    slice along that dim. Layer k is one batched matmul over weights (members,
-    in, out); returns (members, ..., out)."""
-    count = weights[0].shape[0]
-    if member_dim is None:
-        h = x.reshape(1, -1, x.shape[-1]).expand(count, -1, -1)
-        rows = x.shape[:-1]
-    else:
-        x = x.movedim(member_dim, 0)
-        h = x.reshape(count, -1, x.shape[-1])
-        rows = x.shape[1:-1]
-    for weight, bias, activation in zip(weights, biases, activations):
-        h = activation(torch.baddbmm(bias, h, weight))
-    return h.unflatten(1, rows)
-'''
+_STACKED_MLP = f'''
+class {kinds.STACKED_MLP}(torch.nn.Module):
+    """`count` identical MLP members stacked layer by layer and run all at
+    once: layer k holds every member's weights in one (count, in, out) tensor
+    and their biases in one (count, 1, out) tensor, and is one batched matmul
+    (torch.baddbmm) for all members, followed by `activations[k]`. Layers are
+    initialised as nn.Linear initialises them. Checkpoints saved with the
+    members (`{{i}}.{{layer}}.weight`, the layers named by `member_layers`)
+    load through a hook; an optimizer's state saved for the members' own
+    parameters does not carry over."""
 
-_STACKED_MLP_HOOK = f'''
-def {kinds.STACKED_MEMBER_HOOK}(attr, count, layers):
-    """Load checkpoints saved before enslint stacked `count` MLP members: the
-    weight of member i's layer `layers[k]` becomes `attr_weights.k[i]`,
-    transposed. Only the state_dict is migrated: an optimizer's saved state
-    does not carry over."""
+    def __init__(self, count, widths, activations, member_layers):
+        super().__init__()
+        self.weights = torch.nn.ParameterList()
+        self.biases = torch.nn.ParameterList()
+        for n_in, n_out in zip(widths, widths[1:]):
+            bound = n_in**-0.5  # nn.Linear's default initialisation
+            weight = torch.empty(count, n_in, n_out).uniform_(-bound, bound)
+            bias = torch.empty(count, 1, n_out).uniform_(-bound, bound)
+            self.weights.append(torch.nn.Parameter(weight))
+            self.biases.append(torch.nn.Parameter(bias))
+        self.activations = torch.nn.ModuleList(activations)
+        self.member_layers = list(member_layers)
+        self.register_load_state_dict_pre_hook({kinds.STACKED_MLP}._load_member_keys)
 
-    def hook(module, state_dict, prefix, *args):
-        old = [[f"{{prefix}}{{attr}}.{{i}}" + (f".{{layer}}" if layer != "" else "") for i in range(count)] for layer in layers]
+    def forward(self, x, member_dim=None):
+        """`x` (..., in) is the input every member reads or, with `member_dim`,
+        holds each member's own slice along that dim; returns (count, ..., out)."""
+        count = self.weights[0].shape[0]
+        if member_dim is None:
+            h = x.reshape(1, -1, x.shape[-1]).expand(count, -1, -1)
+            rows = x.shape[:-1]
+        else:
+            x = x.movedim(member_dim, 0)
+            h = x.reshape(count, -1, x.shape[-1])
+            rows = x.shape[1:-1]
+        for weight, bias, activation in zip(self.weights, self.biases, self.activations):
+            h = activation(torch.baddbmm(bias, h, weight))
+        return h.unflatten(1, rows)
+
+    @staticmethod
+    def _load_member_keys(module, state_dict, prefix, *args):
+        count = module.weights[0].shape[0]
+        old = [
+            [f"{{prefix}}{{i}}" + (f".{{layer}}" if layer != "" else "") for i in range(count)]
+            for layer in module.member_layers
+        ]
         if all(f"{{key}}.weight" in state_dict for row in old for key in row):
             for k, row in enumerate(old):
                 weights = [state_dict.pop(f"{{key}}.weight").T for key in row]
                 biases = [state_dict.pop(f"{{key}}.bias")[None] for key in row]
-                state_dict[f"{{prefix}}{{attr}}_weights.{{k}}"] = torch.stack(weights)
-                state_dict[f"{{prefix}}{{attr}}_biases.{{k}}"] = torch.stack(biases)
-
-    return hook
-'''  # noqa: E501 (generated text: `old = ...` is 120 characters once the doubled braces are single)
+                state_dict[f"{{prefix}}weights.{{k}}"] = torch.stack(weights)
+                state_dict[f"{{prefix}}biases.{{k}}"] = torch.stack(biases)
+'''
 
 _WIDE_LAYER_HOOK = f'''
 def {kinds.PER_HEAD_HOOK}(count, keys=None):
@@ -227,8 +244,7 @@ def {kinds.CALL_TIME_RUN}(members, function, *inputs, in_dims, out_dims=0, metho
 # name -> its definition, in the order a helper module lists them.
 SOURCES: dict[str, str] = {
     kinds.STACKED_MEMBERS: _STACKED_MEMBERS,
-    kinds.STACKED_MEMBER_RUN: _RUN_STACKED_MLP,
-    kinds.STACKED_MEMBER_HOOK: _STACKED_MLP_HOOK,
+    kinds.STACKED_MLP: _STACKED_MLP,
     kinds.PER_HEAD_HOOK: _WIDE_LAYER_HOOK,
     kinds.GROUPED_HEAD_HOOK: _GROUPED_HEADS_HOOK,
     kinds.NESTED_HEAD_HOOK: _NESTED_HEADS_HOOK,

@@ -16,7 +16,9 @@ On one input `x` (..., in) every member reads the same rows; on slices (`x[:, i,
 `x.select(1, i)`, `zip(self.members, x.unbind(1))`) the member axis of `x` is moved to
 the front. What the loop does with each member's output besides calling it (the seed's
 `.transpose(0, 1)`) is applied to all members at once by `torch.vmap` over the stacked
-output, a view-only cost. A load-state-dict pre-hook maps an old checkpoint's
+output, a view-only cost. The collection's attribute holds a `StackedMLP` from the
+package's helper module (helper_sources.py): its layer widths, activations and the
+members' layer names, whose load-state-dict pre-hook maps an old checkpoint's
 `members.{i}.{layer}.weight/bias` onto the stacked tensors. Unsafe: the keys change.
 
 Why one module of this size: the two spellings of an MLP member (a Sequential, a class
@@ -36,7 +38,7 @@ from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import LINEAR, MLP, MODULE, SAME, SLICE
 from enslint.analysis.loops import MemberCall, MemberLoop
 from enslint.analysis.members import ELEMENTWISE, LINEARS
-from enslint.analysis.syntax import attribute_uses, code_of, first_param, names_in, positional_args
+from enslint.analysis.syntax import code_of, first_param, names_in, positional_args
 from enslint.findings import Form, NodeEdit, RuleFix
 from enslint.rewrites.common import (
     Building,
@@ -55,8 +57,7 @@ from enslint.rewrites.helper_module import HelperHome
 from enslint.rewrites.lifting import lift, torch_functions
 from enslint.rewrites.reasons import NOT_APPLICABLE, Reason, Rejection, reject
 
-HOOK = kinds.STACKED_MEMBER_HOOK
-RUN = kinds.STACKED_MEMBER_RUN
+STACKED = kinds.STACKED_MLP
 _PARAMETRISED = {"torch.nn.PReLU"}
 # Functional activations a member's forward may call, and the module that does the same.
 _FUNCTIONAL = {
@@ -463,12 +464,6 @@ def stacked_mlp_fix(
         return reject(Reason.STACKED_MEMBERS)
     if site is None or not used_only_by(loop, attr, statements, site):
         return reject(Reason.STACKED_USED_ELSEWHERE)
-    names = [f"{attr}_weights", f"{attr}_biases", f"{attr}_activations"]
-    if any(attribute_uses(loop.cls.node, name) for name in names):
-        return reject(Reason.NAME_TAKEN)
-    if {"weight", "bias", "bound"} & names_in(loop.cls.methods.get("__init__", loop.cls.node)):
-        return reject(Reason.NAME_TAKEN)  # the initialisation loop below would clobber a local
-
     member_call = loop.calls[0]
     node = member_call.node
     if len(node.args) != 1 or node.args[0].keyword or node.args[0].star:
@@ -482,10 +477,7 @@ def stacked_mlp_fix(
     if read is None:
         return reject(Reason.STACKED_INPUT)
     x, member_dim = read
-    fused = (
-        f"{RUN}({x}, {member_dim}, {self_name}.{attr}_weights, {self_name}.{attr}_biases, "
-        f"{self_name}.{attr}_activations)"
-    )
+    fused = f"{self_name}.{attr}({x})" if member_dim == "None" else f"{self_name}.{attr}({x}, {member_dim})"
     if site.element is not node:
         # What the loop does with each member's output, for all members at once.
         element = per_member_code(loop, site.element, replacements, [out])
@@ -502,26 +494,12 @@ def stacked_mlp_fix(
 
     size = collection.size
     init_self = first_param(loop.cls.methods["__init__"]) if "__init__" in loop.cls.methods else "self"
-    # One line each: the engine wraps them to the project's line length as its formatter would.
-    weights = ", ".join(
-        f"{nn}.Parameter({torch_name}.empty({size}, {layer.in_size}, {layer.out_size}))" for layer in plan
-    )
-    biases = ", ".join(f"{nn}.Parameter({torch_name}.empty({size}, 1, {layer.out_size}))" for layer in plan)
+    # Widths in, then out of each layer: a member whose layers did not chain would not run.
+    widths = ", ".join([plan[0].in_size, *(layer.out_size for layer in plan)])
     activations = ", ".join(layer.activation for layer in plan)
-    keys = "[" + ", ".join(layer.key if layer.key.isdigit() else f'"{layer.key}"' for layer in plan) + "]"
-    construction = "\n".join(
-        [
-            f"# (members, in, out) weights of the {size} members: one baddbmm per layer",
-            f"{init_self}.{attr}_weights = {nn}.ParameterList([{weights}])",
-            f"{init_self}.{attr}_biases = {nn}.ParameterList([{biases}])",
-            f"{init_self}.{attr}_activations = {nn}.ModuleList([{activations}])",
-            f"for weight, bias in zip({init_self}.{attr}_weights, {init_self}.{attr}_biases):",
-            "    bound = weight.shape[1] ** -0.5  # nn.Linear's default initialisation",
-            f"    {nn}.init.uniform_(weight, -bound, bound)",
-            f"    {nn}.init.uniform_(bias, -bound, bound)",
-            f'{init_self}.register_load_state_dict_pre_hook({HOOK}("{attr}", {size}, {keys}))',
-        ]
-    )
+    keys = ", ".join(layer.key if layer.key.isdigit() else f'"{layer.key}"' for layer in plan)
+    # One line: the engine wraps it to the project's line length as its formatter would.
+    construction = f"{init_self}.{attr} = {STACKED}({size}, [{widths}], [{activations}], [{keys}])"
     edits = [NodeEdit(building, construction), *site_edits(site, replacement)]
     message = f"Stack the {size} members' weights layer by layer and run them with one `{torch_name}.baddbmm` per layer"
-    return unsafe_rewrite(Form.STACKED, message, edits, module, (RUN, HOOK), torch_name, home, add_import)
+    return unsafe_rewrite(Form.STACKED, message, edits, module, (STACKED,), torch_name, home, add_import)
