@@ -11,6 +11,7 @@ as a collection. Never imports libcst.
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass, field
 
 from enslint.analysis.kinds import COLLECTION_CLASSES
 
@@ -34,11 +35,8 @@ def builds_collections(data: bytes) -> bool:
         tree = ast.parse(data)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return True
-    scan = _Registrations()
-    scan.visit(tree)
-    if scan.names_container:
-        return True
-    if scan.in_loop:
+    scan = _scan(tree)
+    if scan.names_container or scan.in_loop:
         return True
     # Methods a loop calls, then those they call, and so on: a registration in one of
     # them runs once per iteration.
@@ -56,75 +54,68 @@ _LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.Gener
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-class _Registrations(ast.NodeVisitor):
-    """One pass over a file's tree for `builds_collections`."""
+@dataclass
+class _Scan:
+    names_container: bool = False
+    in_loop: bool = False  # a registration inside a loop of its own method
+    registering_functions: set[str] = field(default_factory=set)  # methods that register outside a loop
+    called_in_loops: set[str] = field(default_factory=set)  # names called inside a loop (`self.build(...)`)
+    calls_by_function: dict[str, set[str]] = field(default_factory=dict)  # the names each function calls
 
-    def __init__(self) -> None:
-        self.names_container = False
-        self.in_loop = False  # a registration inside a loop of its own method
-        self.registering_functions: set[str] = set()  # methods that register outside a loop
-        self.called_in_loops: set[str] = set()  # names called inside a loop (`self.build(...)`)
-        self.calls_by_function: dict[str, set[str]] = {}  # names each function calls
-        self._functions: list[tuple[str, str | None]] = []  # (name, first parameter)
-        self._loops = [0]  # loops around the current node, per function
 
-    def visit_Name(self, node: ast.Name) -> None:
-        if node.id in COLLECTION_CLASSES:
-            self.names_container = True
+# The function a node is in, as (its name, its first parameter), or None at module level.
+_Function = tuple[str, str | None] | None
 
-    def visit_Attribute(self, node: ast.Attribute) -> None:
-        if node.attr in COLLECTION_CLASSES:
-            self.names_container = True
-        self.generic_visit(node)
 
-    def visit_alias(self, node: ast.alias) -> None:
-        if node.name.rpartition(".")[2] in COLLECTION_CLASSES:
-            self.names_container = True
+def _scan(tree: ast.Module) -> _Scan:
+    """One pass over the tree, with a stack of its own: a file nested as deeply as
+    Python takes is walked without recursion."""
+    scan = _Scan()
+    stack: list[tuple[ast.AST, _Function, int]] = [(tree, None, 0)]  # node, its function, loops around it there
+    while stack:
+        node, function, loops = stack.pop()
+        if isinstance(node, ast.Name):
+            scan.names_container |= node.id in COLLECTION_CLASSES
+        elif isinstance(node, ast.Attribute):
+            scan.names_container |= node.attr in COLLECTION_CLASSES
+        elif isinstance(node, ast.alias):
+            scan.names_container |= node.name.rpartition(".")[2] in COLLECTION_CLASSES
+        elif isinstance(node, ast.Call):
+            _call(scan, node, function, loops)
+        if isinstance(node, _FUNCTIONS):
+            arguments = [*node.args.posonlyargs, *node.args.args]
+            function, loops = (node.name, arguments[0].arg if arguments else None), 0
+        elif isinstance(node, _LOOPS):
+            loops += 1
+        stack.extend((child, function, loops) for child in ast.iter_child_nodes(node))
+    return scan
 
-    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        arguments = [*node.args.posonlyargs, *node.args.args]
-        self._functions.append((node.name, arguments[0].arg if arguments else None))
-        self._loops.append(0)
-        self.generic_visit(node)
-        self._loops.pop()
-        self._functions.pop()
 
-    visit_FunctionDef = visit_AsyncFunctionDef = _function
+def _call(scan: _Scan, call: ast.Call, function: _Function, loops: int) -> None:
+    func = call.func
+    called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if called is not None:
+        if loops:
+            scan.called_in_loops.add(called)
+        if function is not None:
+            scan.calls_by_function.setdefault(function[0], set()).add(called)
+    if function is not None and _registers(call, function[1]):
+        if loops:
+            scan.in_loop = True
+        else:
+            scan.registering_functions.add(function[0])
 
-    def _loop(self, node: ast.AST) -> None:
-        self._loops[-1] += 1
-        self.generic_visit(node)
-        self._loops[-1] -= 1
 
-    visit_For = visit_AsyncFor = visit_While = _loop
-    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _loop
-
-    def visit_Call(self, node: ast.Call) -> None:
-        func = node.func
-        called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-        if called is not None:
-            if self._loops[-1]:
-                self.called_in_loops.add(called)
-            if self._functions:
-                self.calls_by_function.setdefault(self._functions[-1][0], set()).add(called)
-        if self._functions and self._registers(node):
-            if self._loops[-1]:
-                self.in_loop = True
-            else:
-                self.registering_functions.add(self._functions[-1][0])
-        self.generic_visit(node)
-
-    def _registers(self, call: ast.Call) -> bool:
-        """`self.add_module(...)`, or `setattr(self, <computed name>, ...)`, with `self`
-        the method's first parameter."""
-        own = self._functions[-1][1]
-        func = call.func
-        if isinstance(func, ast.Attribute) and func.attr == "add_module":
-            return isinstance(func.value, ast.Name) and func.value.id == own
-        if isinstance(func, ast.Name) and func.id == "setattr" and len(call.args) >= 2:
-            target, name = call.args[0], call.args[1]
-            return isinstance(target, ast.Name) and target.id == own and _computed_name(name)
-        return False
+def _registers(call: ast.Call, own: str | None) -> bool:
+    """`self.add_module(...)`, or `setattr(self, <computed name>, ...)`, with `self`
+    the method's first parameter (`own`)."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr == "add_module":
+        return isinstance(func.value, ast.Name) and func.value.id == own
+    if isinstance(func, ast.Name) and func.id == "setattr" and len(call.args) >= 2:
+        target, name = call.args[0], call.args[1]
+        return isinstance(target, ast.Name) and target.id == own and _computed_name(name)
+    return False
 
 
 def _computed_name(node: ast.expr) -> bool:
