@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -266,6 +267,58 @@ def test_two_rewrites_in_one_file_share_one_helper(project):
     assert fixed.count("from fused_ensembles import load_per_head_keys\n") == 1 and fixed.count("import torch\n") == 1
     assert (project / "fused_ensembles.py").read_text().count("def load_per_head_keys") == 1
     assert fixed.count("register_load_state_dict_pre_hook") == 2
+    compile(fixed, "m.py", "exec")
+
+
+def test_a_helper_module_written_by_another_version_is_kept_and_named(project):
+    """A helper that is not the one this enslint writes (an older enslint's, or edited) is
+    never called by a new rewrite nor overwritten: the file it would serve is left as it
+    is, and the message names the helper and what to do."""
+    path = project / "m.py"
+    path.write_text(HEADS_WITHOUT_TORCH_IMPORT)
+    check("--fix", "--unsafe-fixes")
+    helpers = project / "fused_ensembles.py"
+    older = helpers.read_text().replace("keys=None):", "keys=None, old=True):")
+    helpers.write_text(older)
+    path.write_text(HEADS_WITHOUT_TORCH_IMPORT)
+    result = check("--fix", "--unsafe-fixes")
+    assert "its `load_per_head_keys` is not the one this enslint writes" in result.output
+    assert path.read_text() == HEADS_WITHOUT_TORCH_IMPORT and helpers.read_text() == older
+
+
+def test_a_helper_module_reformatted_by_the_project_still_serves(project):
+    """Formatting, comments and docstrings are the project's own: a helper whose code is
+    this enslint's serves new rewrites however it is laid out."""
+    path = project / "m.py"
+    path.write_text(HEADS_WITHOUT_TORCH_IMPORT)
+    check("--fix", "--unsafe-fixes")
+    helpers = project / "fused_ensembles.py"
+    relaid = helpers.read_text().replace("(count, keys=None):\n", "(\n    count,\n    keys=None,  # ours\n):\n")
+    relaid = re.sub(r'"""Load checkpoints.*?"""', '"""Our own words."""', relaid, flags=re.S)
+    assert relaid != helpers.read_text()
+    helpers.write_text(relaid)
+    second = project / "n.py"
+    second.write_text(HEADS_WITHOUT_TORCH_IMPORT)
+    result = check("--fix", "--unsafe-fixes")
+    assert "not the one" not in result.output
+    assert "from fused_ensembles import load_per_head_keys" in second.read_text()
+    assert helpers.read_text() == relaid
+
+
+def test_a_file_defining_its_own_helper_of_that_name_is_not_called(project):
+    """The form that would call the file's own `load_per_head_keys` is not offered
+    (it says why); the next form is, and the file's definition stays as it is."""
+    own = "\n\ndef load_per_head_keys(count, keys=None):\n    return None\n"
+    path = project / "m.py"
+    path.write_text(HEADS_WITHOUT_TORCH_IMPORT + own)
+    plain = project / "plain.py"
+    plain.write_text(HEADS_WITHOUT_TORCH_IMPORT)
+    assert "fix: one wide layer" in check("--unsafe-fixes", "plain.py").output
+    result = check("--unsafe-fixes", "m.py")
+    assert "fix: one wide layer" not in result.output and "fix: stacked weights" in result.output
+    check("--fix", "--unsafe-fixes", "m.py")
+    fixed = path.read_text()
+    assert fixed.endswith(own) and fixed.count("load_per_head_keys(") == 1
     compile(fixed, "m.py", "exec")
 
 

@@ -18,12 +18,13 @@ from enslint.analysis.combine import single_statement
 from enslint.analysis.syntax import NodeIndex, children_of, code_of, names_in, walk
 from enslint.findings import Applicability, Form, HelperNeed, NodeEdit, RuleFix
 from enslint.rewrites.helper_module import HelperHome
+from enslint.rewrites.helper_sources import is_current
 from enslint.rewrites.helper_sources import source as helper_source
 from enslint.rewrites.reasons import Reason, Rejection, reject
 
 # Every fused rewrite changes the state_dict keys and adds a hook for old checkpoints.
 MIGRATION = (
-    "changes state_dict keys; old checkpoints load through a hook, which migrates the model's "
+    "changes state_dict keys; old checkpoints load through a hook (torch >= 2.5), which migrates the model's "
     "parameters and buffers, not an optimizer's or an EMA copy's saved state"
 )
 
@@ -49,6 +50,10 @@ def unsafe_rewrite(
     edits = list(edits)
     facts = _facts_of(module)
     missing = [name for name in helpers if definition(module, name) is None]
+    for name in helpers:
+        found = definition(module, name)
+        if found is not None and not is_current(name, module.code_for_node(found), torch_name):
+            return reject(Reason.HELPER_NOT_CURRENT, name=name)
     need = None
     written = ""
     if home is None:

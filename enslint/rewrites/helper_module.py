@@ -25,12 +25,13 @@ from pathlib import Path
 
 from enslint.analysis.kinds import HELPER_MODULE
 from enslint.analysis.model import FileModel
-from enslint.rewrites.helper_sources import SOURCES, source
+from enslint.rewrites.helper_sources import SOURCES, is_current, source
 
 _HEADER = '''"""Helpers for the fused ensembles enslint wrote into this package.
 
 The rewritten modules import them from here; `enslint check --fix` adds what a
-new rewrite needs and leaves the rest of this file as it is.
+new rewrite needs and leaves the rest of this file as it is. Their checkpoint
+hooks need torch 2.5 or later.
 """
 
 import torch
@@ -75,18 +76,35 @@ class HelperModuleError(Exception):
 
 
 def defined_names(text: str) -> set[str]:
+    return set(_definitions(text))
+
+
+def _definitions(text: str) -> dict[str, str]:
+    """The module's top-level classes and functions: name -> its text."""
     try:
         tree = ast.parse(text)
     except SyntaxError as error:
         raise HelperModuleError(f"it does not parse ({error.msg}, line {error.lineno})") from None
-    return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    return {
+        node.name: ast.get_source_segment(text, node) or ""
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+    }
 
 
 def module_text(existing: str | None, names: set[str]) -> str:
     """The helper module holding `names`: `existing` (the file's text, or None) with
-    the definitions it lacks appended, in the catalogue's order."""
+    the definitions it lacks appended, in the catalogue's order. A definition already
+    there is kept as it is, and must be the one this enslint writes (`is_current`):
+    the rewrites rely on what it does."""
     text = _HEADER if existing is None else existing
-    present = defined_names(text) if existing is not None else set()
+    present = _definitions(text) if existing is not None else {}
+    for name in sorted(names & set(present)):
+        if not is_current(name, present[name]):
+            raise HelperModuleError(
+                f"its `{name}` is not the one this enslint writes (an older enslint's, or edited): "
+                f"rename or delete it, and `--fix` writes the current one"
+            )
     missing = [name for name in SOURCES if name in names and name not in present]
     if not missing:
         return text

@@ -11,7 +11,10 @@ after enslint changes nothing.
 
 from __future__ import annotations
 
+import ast
+import functools
 import re
+import textwrap
 
 from enslint.analysis import kinds
 
@@ -259,3 +262,28 @@ def source(name: str, torch_name: str = "torch") -> str:
     if torch_name != "torch":
         text = re.sub(r"\btorch\.", f"{torch_name}.", text)
     return text
+
+
+def is_current(name: str, definition: str, torch_name: str = "torch") -> bool:
+    """Whether `definition` (a class's or function's text) is helper `name` as this
+    enslint writes it, whatever its formatting, comments and docstrings: a definition
+    an older enslint wrote (a StackedMembers without indexing) or one edited by hand is
+    not, and a rewrite that relies on this one's behaviour must not call it."""
+    try:
+        return _code_of(definition) == _current_code(name, torch_name)
+    except SyntaxError:
+        return False
+
+
+@functools.lru_cache(maxsize=32)
+def _current_code(name: str, torch_name: str) -> str:
+    return _code_of(source(name, torch_name))
+
+
+def _code_of(text: str) -> str:
+    """The code Python reads in `text`, docstrings left out."""
+    tree = ast.parse(textwrap.dedent(text))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(node):
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree)

@@ -81,6 +81,11 @@ class Reason(Enum):
     MORE_THAN_OWN_CALL = ("each member's result depends on more than its own call", Kind.BLOCKED)
     USED_ELSEWHERE = (_ALSO_USED, Kind.BLOCKED)
     NO_PLACE_FOR_IMPORT = ("there is no place for the import the rewrite adds", Kind.QUIET)
+    HELPER_NOT_CURRENT = (
+        "the file defines its own `{name}`, not the one this enslint writes (an older enslint's, or edited): "
+        "rename or delete it, and the fix writes the current one",
+        Kind.BLOCKED,
+    )
     RUNNING_STATISTICS = ("`{kind}` members keep running statistics, which torch.vmap cannot update", Kind.BLOCKED)
     CANNOT_BATCH = ("torch.vmap cannot batch `{kind}`: {obstacle}", Kind.BLOCKED)
 

@@ -118,7 +118,9 @@ then `movedim` for a stack, `unbind` for a list or tuple, `sum`/`mean` over the 
 nothing for a concatenation on the last axis). It is *unsafe* because the `state_dict`
 keys change (`heads.3.weight` becomes rows of `heads.weight`); a load-state-dict
 pre-hook added with it maps old checkpoints onto the wide layer (and `import torch` is
-added when the file lacks it). It is offered only when the collection is built by one
+added when the file lacks it). The checkpoint hooks of the fused forms
+(`register_load_state_dict_pre_hook`, `register_state_dict_post_hook`) are public since
+torch 2.5: the rewritten code needs torch 2.5 or later. It is offered only when the collection is built by one
 comprehension or by `ModuleList()` plus one append loop, used nowhere else, and the loop is a
 comprehension (or an `outs = []` + `append` loop) whose result is combined in one of
 those ways (its body may reach the result through temporaries, `h = block(x)` then
@@ -145,9 +147,10 @@ unflattened to `(..., E, H, out)` and the two axes moved to where the loops stac
 
 Identical MLP members (`nn.Linear` layers, each followed by at most one parameter-free
 element-wise activation), written as an `nn.Sequential` or as a class of the same file
-whose `forward` chains its layers (`x = torch.relu(self.h1(x))`), get their weights
-stacked layer by layer as `(E, in, out)` parameters, run with one `torch.baddbmm` per
-layer, with a hook for old checkpoints. What the loop does with each member's output
+whose `forward` chains its layers (`x = torch.relu(self.h1(x))`), become one
+`StackedMLP` from the package's helper module: their weights stacked layer by layer as
+`(E, in, out)` parameters, run with one `torch.baddbmm` per layer, with a hook for old
+checkpoints. What the loop does with each member's output
 (`.transpose(0, 1)`, `torch.tanh(...)`) is written once on the stacked outputs, its dims
 shifted past the member axis, or under `torch.vmap` where it cannot be. Measured: several
 times faster on a GPU; on a CPU at batch 256 it can be slower (compute-bound):
@@ -155,7 +158,7 @@ times faster on a GPU; on a CPU at batch 256 it can be slower (compute-bound):
 
 Any other identical members in an `nn.ModuleList` (local classes, factories, modules
 with attention, buffers, dropout) get the general rewrite: after the list is built, it
-is handed to `StackedMembers`, a small module added to the file, which stacks every
+is handed to `StackedMembers`, a small module of the package's helper module, which stacks every
 parameter and buffer along a new member axis (`torch.func.stack_module_state`) and runs
 all members at once with `torch.vmap` over `torch.func.functional_call`; the loop
 becomes `self.heads.vmap(lambda head: <what the loop computed>, in_dims=())` reshaped to

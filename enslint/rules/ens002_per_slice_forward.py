@@ -102,9 +102,9 @@ does the same."""
 The fused forms change the parameter layout (`--fix --unsafe-fixes`). For the seed's
 nest of linear heads the fused rewrite is attached to the inner loop's ENS001 finding
 (see ENS001). Identical MLP members and per-channel linear maps on slices (an
-`nn.Sequential`, a local MLP class, one `nn.Linear` per channel) get stacked
-`(E, in, out)` weights and one `torch.baddbmm` per layer, the sliced dim of `x` moved to
-the front; what the loop does with each member's output (`.transpose(0, 1)`) is written
+`nn.Sequential`, a local MLP class, one `nn.Linear` per channel) become one `StackedMLP`
+(stacked `(E, in, out)` weights, one `torch.baddbmm` per layer), the sliced dim of `x`
+moved to the front; what the loop does with each member's output (`.transpose(0, 1)`) is written
 once for all of them, its dims shifted past the member axis (`.transpose(1, 2)`), or by
 `torch.vmap` where it cannot be. Other identical members in an `nn.ModuleList` on slices
 get the general rewrite: the members are stacked by `StackedMembers`
