@@ -121,8 +121,9 @@ class {kinds.STACKED_MLP}(torch.nn.Module):
         self.register_load_state_dict_pre_hook({kinds.STACKED_MLP}._load_member_keys)
 
     def forward(self, x, member_dim=None):
-        """`x` (..., in) is the input every member reads or, with `member_dim`,
-        holds each member's own slice along that dim; returns (count, ..., out)."""
+        """`x` (..., in) is the input every member reads or, with
+        `member_dim`, holds each member's own slice along that dim. Returns
+        (count, ..., out)."""
         count = self.weights[0].shape[0]
         if member_dim is None:
             h = x.reshape(1, -1, x.shape[-1]).expand(count, -1, -1)
