@@ -797,3 +797,6 @@ def test_members_built_per_branch_are_described_by_every_branch():
     headline, details = message.split(" | ")
     assert "n identical members" in headline and "nn.Sequential" not in headline
     assert "(`nn.Linear(d, a)` or `nn.Sequential(nn.Linear(d, d), nn.Linear(d, a))`, as the branch" in details
+    # The advice fits every branch: the general form, not the first branch's wide layer.
+    assert "fuse them into `torch.func.stack_module_state`" in details
+    assert "nn.Linear(d, n * a)" not in details and "baddbmm" not in details

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from enslint.analysis.kinds import CHAIN, CONV, GROUP, LINEAR, MLP, short
+from enslint.analysis.kinds import CHAIN, CONV, GROUP, LINEAR, MLP, MODULE, short
 
 if TYPE_CHECKING:
     from enslint.analysis.context import Collection, Member
@@ -75,6 +76,12 @@ def where(loop: MemberLoop, model: FileModel) -> str:
 
 
 BY_HAND = "one batched version of the member's forward written by hand (torch.vmap cannot batch it: {why})"
+
+
+def advised_kind(member: Member, collection: Collection) -> Member:
+    """The member the fused form is advised for: where each branch of an `if` builds
+    other members, the general form's (any module), which fits every branch."""
+    return replace(member, kind=MODULE) if collection.per_branch else member
 
 
 def fused_on_same_input(member: Member, size: str, vmap_obstacle: str | None = None) -> str:

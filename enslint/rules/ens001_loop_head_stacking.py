@@ -8,6 +8,7 @@ from enslint.rewrites.registry import same_input_offer
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
     NO_FIX,
+    advised_kind,
     count_of,
     fused_for_several,
     fused_on_same_input,
@@ -352,7 +353,7 @@ def _same_input_message(
         message += "; fuse them into " + fused_for_several(loop, None)
     else:
         obstacle = vmap_obstacle(member.type_name, model.module)
-        message += f"; fuse them into {fused_on_same_input(member, loop.size, obstacle)}"
+        message += f"; fuse them into {fused_on_same_input(advised_kind(member, loop.collection), loop.size, obstacle)}"
         parent = loop.parent
         if parent is not None and parent.calls:
             slices = {c.slice.dim for c in parent.calls if c.input == SLICE and c.slice}

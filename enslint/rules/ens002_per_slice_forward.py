@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from enslint.rewrites.registry import slices_offer
 from enslint.rules.base import Finding, Invalid, Rule, Settings, Valid
 from enslint.rules.describe import (
+    advised_kind,
     count_of,
     fused_for_several,
     fused_on_slices,
@@ -261,7 +262,9 @@ def _per_slice_message(
         message += "; fuse them into " + fused_for_several(loop, dim)
     else:
         obstacle = vmap_obstacle(member.type_name, model.module)
-        message += f"; fuse them into {fused_on_slices(member, loop.size, dim, obstacle)}"
+        message += (
+            f"; fuse them into {fused_on_slices(advised_kind(member, loop.collection), loop.size, dim, obstacle)}"
+        )
     return message
 
 
