@@ -87,6 +87,44 @@ def test_a_holder_that_is_not_a_module_keeps_its_critics(tmp_path):
     assert "vmap_members(self.critics" in re.sub(r"\(\s+", "(", text)  # wrapped or not
 
 
+def test_critics_in_plain_lists_on_an_agent_keep_their_optimizers(tmp_path):
+    """Critics in a plain list, each with its own optimizer (a randomized-ensemble agent,
+    no nn.Module): the loop becomes one vmap; every critic's own parameters get their
+    gradients, its own optimizer steps them, and the next values match the loop's."""
+    original, fixed, text = fixed_pair("critics_in_a_plain_list.py", tmp_path)
+    assert "vmap_members(self.q_nets" in re.sub(r"\(\s+", "(", text)
+    torch.manual_seed(0)
+    before = original.RandomizedEnsembleAgent(obs_dim=5, act_dim=2, num_q=4)
+    after = fixed.RandomizedEnsembleAgent(obs_dim=5, act_dim=2, num_q=4)
+    for mine, theirs in zip(after.q_nets, before.q_nets, strict=True):
+        mine.load_state_dict(theirs.state_dict())  # the same keys: strict
+    obs, act = torch.randn(8, 5), torch.randn(8, 2)
+    torch.testing.assert_close(after.q_values(obs, act), before.q_values(obs, act))
+    for agent in (before, after):
+        agent.q_values(obs, act).square().sum().backward()
+        for optimizer in agent.q_optimizers:
+            optimizer.step()
+    for mine, theirs in zip(after.q_nets, before.q_nets, strict=True):
+        torch.testing.assert_close(list(mine.parameters()), list(theirs.parameters()))
+    torch.testing.assert_close(after.q_values(obs, act), before.q_values(obs, act))
+
+
+def test_members_from_a_factory_in_a_plain_list(tmp_path):
+    original, fixed, text = fixed_pair("critics_in_a_plain_list.py", tmp_path)
+    assert "vmap_members(self.members" in re.sub(r"\(\s+", "(", text)
+    torch.manual_seed(0)
+    before = original.ValueEnsemble(obs_dim=5, hidden=16, n_members=3)
+    after = fixed.ValueEnsemble(obs_dim=5, hidden=16, n_members=3)
+    for mine, theirs in zip(after.members, before.members, strict=True):
+        mine.load_state_dict(theirs.state_dict())
+    obs = torch.randn(8, 5)
+    torch.testing.assert_close(after.predict(obs), before.predict(obs))
+    for ensemble in (before, after):
+        ensemble.predict(obs).sum().backward()
+    for mine, theirs in zip(after.members, before.members, strict=True):
+        torch.testing.assert_close([p.grad for p in mine.parameters()], [p.grad for p in theirs.parameters()])
+
+
 def test_a_boolean_mask_beside_the_input_and_a_mean(tmp_path):
     original, fixed, text = fixed_pair("sum_generator_with_mask.py", tmp_path)
     torch.manual_seed(0)

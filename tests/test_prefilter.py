@@ -9,7 +9,7 @@ from conftest import FIXTURES
 
 from enslint.checking import FileJob, check_bytes
 from enslint.checking import file as checking_file
-from enslint.analysis.registrations import builds_collections
+from enslint.analysis.registrations import builds_collections, builds_plain_lists
 from enslint.checking.prefilter import could_match
 from enslint.config import Config
 from enslint.rules import ALL_RULES, Settings
@@ -100,3 +100,48 @@ def test_a_file_that_only_defines_add_module_is_not_parsed(monkeypatch):
     job = FileJob("x.py", "x.py", Config(root=Path(".")).enabled_codes(), Settings())
     assert check_bytes(job, source.encode()) == []
     assert not parsed
+
+
+# Plain lists on `self`, registered nowhere: kept where calls fill them and a loop calls
+# their elements (the analysis then asks whether the constructor builds modules).
+PLAIN_LISTS = {
+    "appended in a loop, called by index": (
+        "import torch\nclass Agent:\n    def __init__(self, n):\n        self.qs, self.targets = [], []\n"
+        "        for _ in range(n):\n            q = Critic().to('cpu')\n            self.qs.append(q)\n"
+        "    def values(self, x):\n        return torch.cat([self.qs[i](x) for i in range(len(self.qs))], 1)\n"
+    ),
+    "a comprehension of calls, iterated and called": (
+        "import torch\nclass Predictor:\n    def __init__(self, n):\n        self.members = [make() for _ in range(n)]\n"
+        "    def predict(self, x):\n        return torch.stack([m(x) for m in self.members])\n"
+    ),
+    "zipped with inputs in a for loop": (
+        "import torch\nclass P:\n    def __init__(self, n):\n        self.heads = [Head() for _ in range(n)]\n"
+        "    def run(self, xs):\n        out = []\n        for head, x in zip(self.heads, xs):\n"
+        "            out.append(head(x))\n        return out\n"
+    ),
+}
+NOT_PLAIN_LISTS = {
+    "names appended, not built": (
+        "import torch\nclass RNN:\n    def __init__(self, layers):\n        self.names = []\n"
+        "        for layer in layers:\n            names = [f'w{layer}']\n            self.names.extend(names)\n"
+        "            self.names.append(names)\n    def flat(self):\n        return [getattr(self, n) for n in self.names]\n"
+    ),
+    "built, but its elements are never called": (
+        "import torch\nclass Holder:\n    def __init__(self, n):\n        self.buffers = [torch.zeros(3) for _ in range(n)]\n"
+        "    def total(self):\n        return sum(b.sum() for b in self.buffers)\n"
+    ),
+    "called, but filled with what no call built": (
+        "import torch\nclass Fns:\n    def __init__(self):\n        self.fns = [torch.relu, torch.tanh]\n"
+        "    def all(self, x):\n        return [f(x) for f in self.fns]\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("source", PLAIN_LISTS.values(), ids=PLAIN_LISTS.keys())
+def test_plain_lists_filled_by_calls_and_called_are_kept(source):
+    assert could_match(source.encode()) and builds_plain_lists(source.encode())
+
+
+@pytest.mark.parametrize("source", NOT_PLAIN_LISTS.values(), ids=NOT_PLAIN_LISTS.keys())
+def test_plain_lists_of_other_things_are_ruled_out(source):
+    assert not builds_plain_lists(source.encode())

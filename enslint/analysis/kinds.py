@@ -77,6 +77,22 @@ def names_a_collection(data: bytes) -> bool:
     return any(marker in data for marker in COLLECTION_MARKERS) or SETATTR_MARKER.search(data) is not None
 
 
+# ...or a plain list on `self` (`self.critics = []`, `self.a, self.b = [], []`,
+# `self.heads = [Head() for _ in range(n)]`) whose elements a loop calls
+# (`self.critics[i](x)`) or iterates (`for critic in self.critics:`, `zip(self.critics,
+# xs)`): registered nowhere, it holds modules only where the members' constructor
+# proves it (model.py).
+SELF_LIST_MARKER = re.compile(rb"self\.\w+(?:\s*,\s*self\.\w+)*\s*=\s*\[")
+ELEMENTS_USED_MARKER = re.compile(
+    rb"self\.\w+\[[^\]\n]+\]\s*\(|\bin\s+(?:(?:enumerate|zip|reversed)\(\s*)?self\.\w+\s*[:\]\),]"
+)
+
+
+def names_a_plain_list(data: bytes) -> bool:
+    """The bytes test for a plain list of members on `self` (see above)."""
+    return SELF_LIST_MARKER.search(data) is not None and ELEMENTS_USED_MARKER.search(data) is not None
+
+
 # What a project's file lets others build collections with (ProjectIndex.exports):
 # "def:clones" (a helper another file calls) or "class:BlockBank" (a class another file
 # derives from). A file reaches such a collection only by calling or deriving from it.

@@ -83,6 +83,20 @@ ELEMENTWISE = {
 LINEARS = {"torch.nn.Linear", "torch.nn.LazyLinear"}
 CONVS = {"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d"}
 # Calls that build no module: a member expression made of one of these proves nothing.
+# nn.Module's methods that move or cast the module and return it.
+_RETURNS_SELF = {
+    "to",
+    "cuda",
+    "cpu",
+    "float",
+    "double",
+    "half",
+    "bfloat16",
+    "to_empty",
+    "requires_grad_",
+    "train",
+    "eval",
+}
 _NOT_CONSTRUCTORS = {
     "range",
     "len",
@@ -884,6 +898,9 @@ class ConstructionScanner:
             return _torch_member(text, name, expr, ctx)
         if name in _NOT_CONSTRUCTORS:
             return None
+        moved = self._moved_member(text, expr, loops, scope)
+        if moved is not None:
+            return moved
         symbol = ctx.resolve(expr.func)
         if symbol is not None and symbol.kind == "class":
             return self._class_member(text, expr, symbol)
@@ -893,6 +910,21 @@ class ConstructionScanner:
         # A constructor imported from elsewhere (or a method on self): we cannot see
         # inside, but the same call repeated is still the same kind of member.
         return Member(text, MODULE, name)
+
+    def _moved_member(self, text: str, expr: cst.Call, loops: tuple[_Loop, ...], scope: _Scope) -> Member | None:
+        """`Mlp(...).to(device)`, `.cuda()`, `.double()`: the module the constructor built,
+        moved or cast, which nn.Module's method returns. It proves what the constructor
+        does (an nn.Module), but no fused form rebuilds it: the device or dtype would be
+        lost, so its kind is the general one."""
+        func = expr.func
+        if not (
+            isinstance(func, cst.Attribute) and func.attr.value in _RETURNS_SELF and isinstance(func.value, cst.Call)
+        ):
+            return None
+        built = self.member(func.value, None, loops, scope)
+        if built is None or built.is_module is not True:
+            return None
+        return Member(text, MODULE, built.type_name, is_module=True)
 
     def _named_member(self, text: str, expr: cst.Name, loops: tuple[_Loop, ...], scope: _Scope) -> Member | None:
         """A local name: a container being filled (a group), what the name is bound to, or

@@ -285,8 +285,22 @@ def _proven_modules(collection: Collection, holder: ClassInfo) -> bool:
     if collection.container in ("nn.ModuleList", "nn.ModuleDict", "list + add_module"):
         return True
     if collection.container == "list + setattr":
-        return holder.is_module is True or (collection.member is not None and collection.member.is_module is True)
-    return False
+        return holder.is_module is True or _built_as_modules(collection)
+    return _plain_list_of_modules(collection, holder)
+
+
+def _built_as_modules(collection: Collection) -> bool:
+    """Whether the members' one constructor is proven to build nn.Modules (a torch.nn
+    class, a module class of the project, a factory of one)."""
+    return collection.member is not None and collection.member.is_module is True
+
+
+def _plain_list_of_modules(collection: Collection, holder: ClassInfo) -> bool:
+    """A plain list registered nowhere, on a holder that is no module (an RL agent's
+    `self.critics = []` filled by a loop), holds modules where the constructor proves
+    it. In an nn.Module, a list left unregistered keeps its members out of the module's
+    parameters and checkpoints: that is the author's choice, and no finding."""
+    return holder.is_module is False and _built_as_modules(collection)
 
 
 def _read_collections(cls: ClassInfo, ctx: FileContext) -> None:
@@ -312,9 +326,10 @@ def _read_collections(cls: ClassInfo, ctx: FileContext) -> None:
             collection.method = method.name.value
             if collection.container in ("list", "tuple"):
                 if collection.passed_in is None:
-                    if not scanner.registers:
+                    if scanner.registers:
+                        collection.container = f"list + {scanner.registers}"
+                    elif not _plain_list_of_modules(collection, cls):
                         continue
-                    collection.container = f"list + {scanner.registers}"
             elif collection.passed_in is not None and collection.container not in ("nn.ModuleList", "nn.ModuleDict"):
                 continue
             cls.collections[attr] = collection

@@ -135,3 +135,108 @@ def _computed_name(node: ast.expr) -> bool:
             and isinstance(node.func.value.value, str)
         )
     return False
+
+
+def builds_plain_lists(data: bytes) -> bool:
+    """Whether the code fills a plain list on `self` with what calls build and then calls
+    its elements in a loop:
+
+    - filled: `self.heads = [Head() for _ in range(n)]`, or `self.critics.append(...)` in
+      a loop, of a call or of a name the function binds to a call (`q = Mlp(...)`);
+    - called: `self.critics[i](x)` in a loop, or a loop over `self.heads` (or its
+      `enumerate`/`zip`) that calls its element (`for head in self.heads: head(x)`).
+
+    The analysis takes such a list only where the constructor proves it builds modules,
+    which needs the analysis itself (model.py). A file Python cannot parse here passes."""
+    try:
+        tree = ast.parse(data)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True
+    lists = _PlainLists()
+    stack: list[tuple[ast.AST, int, int]] = [(tree, 0, 0)]  # node, its function's id, loops around it there
+    while stack:
+        node, function, loops = stack.pop()
+        lists.read(node, function, loops)
+        if isinstance(node, _LOOPS):
+            loops += 1
+        elif isinstance(node, _FUNCTIONS):
+            function, loops = id(node), 0
+        stack.extend((child, function, loops) for child in ast.iter_child_nodes(node))
+    return bool(lists.filled() & lists.used)
+
+
+@dataclass
+class _PlainLists:
+    """What `builds_plain_lists` gathers in its one pass."""
+
+    used: set[str] = field(default_factory=set)  # attributes whose elements a loop calls
+    assigned: set[str] = field(default_factory=set)  # attributes assigned a list of calls
+    built: dict[int, set[str]] = field(default_factory=dict)  # per function (by id): names bound to a call
+    appended: list[tuple[int, str, ast.expr]] = field(default_factory=list)  # (function, attribute, value)
+
+    def read(self, node: ast.AST, function: int, loops: int) -> None:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if isinstance(node.value, (ast.ListComp, ast.List)) and _built_by_calls(node.value):
+                self.assigned.update(a for target in targets for a in _self_attributes(target))
+            if isinstance(node.value, ast.Call):
+                self.built.setdefault(function, set()).update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Call) and loops:
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr == "append" and len(node.args) == 1:
+                self.appended.extend((function, attr, node.args[0]) for attr in _self_attributes(func.value))
+            called = func.value if isinstance(func, ast.Attribute) else func
+            if isinstance(called, ast.Subscript):
+                self.used.update(_self_attributes(called.value))
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            self.used.update(_iterated_and_called(node.iter, node.target, node.body))
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            results = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+            for generator in node.generators:
+                self.used.update(_iterated_and_called(generator.iter, generator.target, results))
+
+    def filled(self) -> set[str]:
+        """Attributes assigned a list of calls, or appended a call (or a name bound to one) in a loop."""
+        appended = {
+            attr
+            for function, attr, value in self.appended
+            if isinstance(value, ast.Call) or (isinstance(value, ast.Name) and value.id in self.built.get(function, ()))
+        }
+        return self.assigned | appended
+
+
+def _built_by_calls(value: ast.ListComp | ast.List) -> bool:
+    """`[Head() for _ in range(n)]`, `[Head(), Head()]`."""
+    if isinstance(value, ast.ListComp):
+        return isinstance(value.elt, ast.Call)
+    return bool(value.elts) and all(isinstance(element, ast.Call) for element in value.elts)
+
+
+def _iterated_and_called(iterated: ast.expr, target: ast.expr, body: list) -> list[str]:
+    """The `self` attributes a loop runs over (`self.heads`, `enumerate(self.heads)`,
+    `zip(self.heads, xs)`) when the body calls what the loop binds."""
+    sources = [iterated]
+    if (
+        isinstance(iterated, ast.Call)
+        and isinstance(iterated.func, ast.Name)
+        and iterated.func.id in ("enumerate", "zip", "reversed")
+    ):
+        sources = list(iterated.args)
+    attrs = [a for source in sources for a in _self_attributes(source) if isinstance(source, ast.Attribute)]
+    if not attrs:
+        return []
+    bound = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    for part in body:
+        for found in ast.walk(part):
+            if isinstance(found, ast.Call) and isinstance(found.func, ast.Name) and found.func.id in bound:
+                return attrs
+    return []
+
+
+def _self_attributes(node: ast.AST) -> list[str]:
+    """`x` for `<name>.x`, and each of `<name>.a, <name>.b` in a tuple of targets."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return [node.attr]
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return [a for element in node.elts for a in _self_attributes(element)]
+    return []

@@ -5,8 +5,8 @@ Python's own tree (ten times faster than libcst's). It must never lose a file
 
 from __future__ import annotations
 
-from enslint.analysis.kinds import MODULE_ROOT_MARKERS, mentions_export, names_a_collection
-from enslint.analysis.registrations import builds_collections
+from enslint.analysis.kinds import MODULE_ROOT_MARKERS, mentions_export, names_a_collection, names_a_plain_list
+from enslint.analysis.registrations import builds_collections, builds_plain_lists
 
 
 def could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
@@ -19,11 +19,16 @@ def could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
     reaches this one only through a name that file defines (`names`, from the project
     index). A file that has none of these cannot produce a finding, so it is not parsed
     by libcst. Nor is a file that names a collection only where the analysis does not
-    read one (`builds_collections`): in a docstring, or as `add_module` called once.
+    read one (`builds_collections`): in a docstring, or as `add_module` called once. A
+    plain list on `self` filled with what calls build, whose elements a loop calls, may
+    hold modules too (`names_a_plain_list`, `builds_plain_lists`).
     """
     if b"for" not in data:
         return False
-    if any(marker in data for marker in MODULE_ROOT_MARKERS) and names_a_collection(data) and builds_collections(data):
+    if any(marker in data for marker in MODULE_ROOT_MARKERS) and (
+        (names_a_collection(data) and builds_collections(data))
+        or (names_a_plain_list(data) and builds_plain_lists(data))
+    ):
         return True
     return bool(names) and mentions_export(data, names)
 
