@@ -2,7 +2,9 @@
 
 A collection is an attribute such as `self.heads` that holds several sub-modules: an
 `nn.ModuleList`/`nn.ModuleDict`, or a plain list or tuple whose members are registered
-one by one (`add_module`, `setattr(self, ...)`). Members count as *identical* only with
+one by one (`add_module`, `setattr(self, ...)`), or, on a holder that is no module (an
+RL agent), a plain list whose constructor proves it builds modules (model.py decides).
+Members count as *identical* only with
 evidence: one constructor expression repeated by a comprehension or loop whose variable
 the constructor does not read (`[nn.Linear(h, a) for _ in range(n)]`, `ModuleList()` +
 `append` in a loop, `copy.deepcopy(layer) for _ in range(n)`, a factory, helper or class
