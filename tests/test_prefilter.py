@@ -20,7 +20,7 @@ SNIPPETS = [case.code for rule in ALL_RULES for case in [*rule.VALID, *rule.INVA
 
 def diagnostics(data: bytes, monkeypatch, prefilter: bool):
     if not prefilter:
-        monkeypatch.setattr(checking_file, "could_match", lambda data, names=(): True)
+        monkeypatch.setattr(checking_file, "could_match", lambda data, names=(), tree=True: True)
     job = FileJob("x.py", "x.py", Config(root=Path(".")).enabled_codes(), Settings())
     return check_bytes(job, data)
 
@@ -145,3 +145,15 @@ def test_plain_lists_filled_by_calls_and_called_are_kept(source):
 @pytest.mark.parametrize("source", NOT_PLAIN_LISTS.values(), ids=NOT_PLAIN_LISTS.keys())
 def test_plain_lists_of_other_things_are_ruled_out(source):
     assert not builds_plain_lists(source.encode())
+
+
+def test_a_cached_file_is_not_read_on_the_tree_again(tmp_path, monkeypatch):
+    """The tree stage comes after the result cache, which holds only files that passed
+    it with these bytes: an unchanged file's second check does not parse it again."""
+    from enslint.checking import prefilter
+
+    source = ("import torch\n" + PLAIN_LISTS["a comprehension of calls, iterated and called"]).encode()
+    job = FileJob("x.py", str(tmp_path / "x.py"), Config(root=tmp_path).enabled_codes(), Settings(), str(tmp_path))
+    first = check_bytes(job, source)
+    monkeypatch.setattr(prefilter, "builds_plain_lists", lambda data: pytest.fail("parsed again"))
+    assert check_bytes(job, source) == first

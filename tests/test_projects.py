@@ -71,7 +71,7 @@ def test_project_prefilter_is_lossless(folder, tmp_path, monkeypatch):
     files = python_files(folder)
     with_filter = findings(files, tmp_path)
     project_module._INDEXES.clear()
-    monkeypatch.setattr(checking_file, "could_match", lambda data, names=(): True)
+    monkeypatch.setattr(checking_file, "could_match", lambda data, names=(), tree=True: True)
     assert findings(files, tmp_path) == with_filter
 
 

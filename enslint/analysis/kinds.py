@@ -82,15 +82,44 @@ def names_a_collection(data: bytes) -> bool:
 # (`self.critics[i](x)`) or iterates (`for critic in self.critics:`, `zip(self.critics,
 # xs)`): registered nowhere, it holds modules only where the members' constructor
 # proves it (model.py).
-SELF_LIST_MARKER = re.compile(rb"self\.\w+(?:\s*,\s*self\.\w+)*\s*=\s*\[")
-ELEMENTS_USED_MARKER = re.compile(
-    rb"self\.\w+\[[^\]\n]+\]\s*\(|\bin\s+(?:(?:enumerate|zip|reversed)\(\s*)?self\.\w+\s*[:\]\),]"
-)
+SELF_LIST_MARKER = re.compile(rb"self\.(\w+)((?:\s*,\s*self\.\w+)*)\s*=\s*\[")
+_OTHER_TARGETS = re.compile(rb"self\.(\w+)")
+_ITERATED = re.compile(rb"\bfor\s+([\w\s,()]+?)\s+in\s+(?:(?:enumerate|zip|reversed)\(\s*)?self\.(\w+)")
+_WORD = re.compile(rb"\w+")
 
 
 def names_a_plain_list(data: bytes) -> bool:
-    """The bytes test for a plain list of members on `self` (see above)."""
-    return SELF_LIST_MARKER.search(data) is not None and ELEMENTS_USED_MARKER.search(data) is not None
+    """The bytes test for a plain list of members on `self` (see above): one attribute
+    assigned a list whose elements are called, by index (`self.critics[i](x)`), or as
+    what a loop over it binds (`for head in self.heads:` then `head(`, within a few
+    lines; `[m(x) for m in self.members]`)."""
+    if b"self." not in data or (b"= [" not in data and b"=[" not in data):
+        return False
+    attrs: set[bytes] = set()
+    for match in SELF_LIST_MARKER.finditer(data):
+        attrs.add(match.group(1))
+        attrs.update(_OTHER_TARGETS.findall(match.group(2)))
+    if not attrs:
+        return False
+    if _called_by_index(tuple(sorted(attrs))).search(data):
+        return True
+    for match in _ITERATED.finditer(data):
+        if match.group(2) not in attrs:
+            continue
+        around = data[max(0, match.start() - 400) : match.end() + 4000]
+        if any(_called(name).search(around) for name in _WORD.findall(match.group(1))):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=64)
+def _called_by_index(attrs: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    return re.compile(rb"self\.(?:" + b"|".join(re.escape(a) for a in attrs) + rb")\[[^\]\n]+\]\s*\(")
+
+
+@functools.lru_cache(maxsize=256)
+def _called(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb"(?<![\w.])" + re.escape(name) + rb"\s*\(")
 
 
 # What a project's file lets others build collections with (ProjectIndex.exports):

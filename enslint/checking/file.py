@@ -53,12 +53,8 @@ def check_bytes_outcome(job: FileJob, data: bytes, on_disk: bool = False) -> Fil
         source = decode(data)
     except (UnicodeDecodeError, SyntaxError, LookupError) as error:
         return FileOutcome(unreadable(job, f"cannot decode file: {error}"))
-    if not could_match(data, job.names):
-        # No rule can fire, but a broken file is still worth reporting; Python's own
-        # parser answers that far faster than libcst.
-        broken = python_syntax_error(job, source, data if on_disk else None)
-        deferred = broken is None and job.project_root is not None and not job.names and b"for" in data
-        return FileOutcome(broken or [], deferred=deferred)
+    if not could_match(data, job.names, tree=False):
+        return _skipped(job, source, data, on_disk)
     project = None
     if job.project_root is not None:
         from enslint.analysis.project import index_for
@@ -83,10 +79,22 @@ def check_bytes_outcome(job: FileJob, data: bytes, on_disk: bool = False) -> Fil
                 diagnostics = None  # an entry of the wrong shape is a miss
             if diagnostics is not None:
                 return _outcome(diagnostics, entry.exports, entry.deps)
+    # The prefilter's second stage reads Python's tree: after the cache, which only holds
+    # files that passed it with these bytes and names.
+    if not could_match(data, job.names):
+        return _skipped(job, source, data, on_disk)
     diagnostics, exports, deps = _analyse(job, source, project, data if on_disk else None)
     if cache is not None and key is not None:
         cache.put(key, CacheEntry([_to_row(d) for d in diagnostics], deps, exports))
     return _outcome(diagnostics, exports, deps)
+
+
+def _skipped(job: FileJob, source: str, data: bytes, on_disk: bool) -> FileOutcome:
+    """A file the prefilter keeps from libcst: no rule can fire, but a broken file is
+    still worth reporting, and Python's own parser answers that far faster."""
+    broken = python_syntax_error(job, source, data if on_disk else None)
+    deferred = broken is None and job.project_root is not None and not job.names and b"for" in data
+    return FileOutcome(broken or [], deferred=deferred)
 
 
 def _outcome(diagnostics: list[Diagnostic], exports: Iterable[str], deps: dict[str, str | None]) -> FileOutcome:

@@ -9,7 +9,7 @@ from enslint.analysis.kinds import MODULE_ROOT_MARKERS, mentions_export, names_a
 from enslint.analysis.registrations import builds_collections, builds_plain_lists
 
 
-def could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
+def could_match(data: bytes, names: tuple[str, ...] = (), tree: bool = True) -> bool:
     """Cheap, lossless test: can any rule fire on this file at all?
 
     The analysis finds collections spelt `ModuleList` or `ModuleDict`, or registered
@@ -21,13 +21,14 @@ def could_match(data: bytes, names: tuple[str, ...] = ()) -> bool:
     by libcst. Nor is a file that names a collection only where the analysis does not
     read one (`builds_collections`): in a docstring, or as `add_module` called once. A
     plain list on `self` filled with what calls build, whose elements a loop calls, may
-    hold modules too (`names_a_plain_list`, `builds_plain_lists`).
+    hold modules too (`names_a_plain_list`, `builds_plain_lists`). `tree=False`: the bytes
+    tests alone, which never parse (what passes them may still fail on the tree).
     """
     if b"for" not in data:
         return False
     if any(marker in data for marker in MODULE_ROOT_MARKERS) and (
-        (names_a_collection(data) and builds_collections(data))
-        or (names_a_plain_list(data) and builds_plain_lists(data))
+        (names_a_collection(data) and (not tree or builds_collections(data)))
+        or (names_a_plain_list(data) and (not tree or builds_plain_lists(data)))
     ):
         return True
     return bool(names) and mentions_export(data, names)
