@@ -87,6 +87,12 @@ def test_a_holder_that_is_not_a_module_keeps_its_critics(tmp_path):
     assert "vmap_members(self.critics" in re.sub(r"\(\s+", "(", text)  # wrapped or not
 
 
+def _load_each(members, originals) -> None:
+    """Each original member's state into its counterpart: the same keys (strict)."""
+    for mine, theirs in zip(members, originals, strict=True):
+        mine.load_state_dict(theirs.state_dict())
+
+
 def test_critics_in_plain_lists_on_an_agent_keep_their_optimizers(tmp_path):
     """Critics in a plain list, each with its own optimizer (a randomized-ensemble agent,
     no nn.Module): the loop becomes one vmap; every critic's own parameters get their
@@ -96,8 +102,7 @@ def test_critics_in_plain_lists_on_an_agent_keep_their_optimizers(tmp_path):
     torch.manual_seed(0)
     before = original.RandomizedEnsembleAgent(obs_dim=5, act_dim=2, num_q=4)
     after = fixed.RandomizedEnsembleAgent(obs_dim=5, act_dim=2, num_q=4)
-    for mine, theirs in zip(after.q_nets, before.q_nets, strict=True):
-        mine.load_state_dict(theirs.state_dict())  # the same keys: strict
+    _load_each(after.q_nets, before.q_nets)
     obs, act = torch.randn(8, 5), torch.randn(8, 2)
     torch.testing.assert_close(after.q_values(obs, act), before.q_values(obs, act))
     for agent in (before, after):
@@ -115,8 +120,7 @@ def test_members_from_a_factory_in_a_plain_list(tmp_path):
     torch.manual_seed(0)
     before = original.ValueEnsemble(obs_dim=5, hidden=16, n_members=3)
     after = fixed.ValueEnsemble(obs_dim=5, hidden=16, n_members=3)
-    for mine, theirs in zip(after.members, before.members, strict=True):
-        mine.load_state_dict(theirs.state_dict())
+    _load_each(after.members, before.members)
     obs = torch.randn(8, 5)
     torch.testing.assert_close(after.predict(obs), before.predict(obs))
     for ensemble in (before, after):

@@ -84,7 +84,6 @@ ELEMENTWISE = {
 }
 LINEARS = {"torch.nn.Linear", "torch.nn.LazyLinear"}
 CONVS = {"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d"}
-# Calls that build no module: a member expression made of one of these proves nothing.
 # nn.Module's methods that move or cast the module and return it.
 _RETURNS_SELF = {
     "to",
@@ -99,6 +98,7 @@ _RETURNS_SELF = {
     "train",
     "eval",
 }
+# Calls that build no module: a member expression made of one of these proves nothing.
 _NOT_CONSTRUCTORS = {
     "range",
     "len",

@@ -11,6 +11,8 @@ as a collection. Never imports libcst.
 from __future__ import annotations
 
 import ast
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from enslint.analysis.kinds import COLLECTION_CLASSES
@@ -31,9 +33,8 @@ def builds_collections(data: bytes) -> bool:
     libcst's parse of its 4,000 lines was a fifth of a cold check of torch/nn. A file
     Python cannot parse here passes: the analysis gives its verdict (ENS000, or a target
     Python newer than this one)."""
-    try:
-        tree = ast.parse(data)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = _tree(data)
+    if tree is None:
         return True
     scan = _scan(tree)
     if scan.names_container or scan.in_loop:
@@ -63,17 +64,37 @@ class _Scan:
     calls_by_function: dict[str, set[str]] = field(default_factory=dict)  # the names each function calls
 
 
-# The function a node is in, as (its name, its first parameter), or None at module level.
-_Function = tuple[str, str | None] | None
+@functools.lru_cache(maxsize=2)  # the file being checked, beside one other
+def _tree(data: bytes) -> ast.Module | None:
+    """Python's tree of `data`, once for both tests (a file may need both); None when
+    Python cannot parse it here."""
+    try:
+        return ast.parse(data)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+_Function = ast.FunctionDef | ast.AsyncFunctionDef | None  # None: module level
+
+
+def _walk(tree: ast.Module) -> Iterator[tuple[ast.AST, _Function, int]]:
+    """Every node, with the function it is in and how many loops surround it there,
+    walked with a stack of its own: a file nested as deeply as Python takes is walked
+    without recursion."""
+    stack: list[tuple[ast.AST, _Function, int]] = [(tree, None, 0)]
+    while stack:
+        node, function, loops = stack.pop()
+        yield node, function, loops
+        if isinstance(node, _LOOPS):
+            loops += 1
+        elif isinstance(node, _FUNCTIONS):
+            function, loops = node, 0
+        stack.extend((child, function, loops) for child in ast.iter_child_nodes(node))
 
 
 def _scan(tree: ast.Module) -> _Scan:
-    """One pass over the tree, with a stack of its own: a file nested as deeply as
-    Python takes is walked without recursion."""
     scan = _Scan()
-    stack: list[tuple[ast.AST, _Function, int]] = [(tree, None, 0)]  # node, its function, loops around it there
-    while stack:
-        node, function, loops = stack.pop()
+    for node, function, loops in _walk(tree):
         if isinstance(node, ast.Name):
             scan.names_container |= node.id in COLLECTION_CLASSES
         elif isinstance(node, ast.Attribute):
@@ -82,12 +103,6 @@ def _scan(tree: ast.Module) -> _Scan:
             scan.names_container |= node.name.rpartition(".")[2] in COLLECTION_CLASSES
         elif isinstance(node, ast.Call):
             _call(scan, node, function, loops)
-        if isinstance(node, _FUNCTIONS):
-            arguments = [*node.args.posonlyargs, *node.args.args]
-            function, loops = (node.name, arguments[0].arg if arguments else None), 0
-        elif isinstance(node, _LOOPS):
-            loops += 1
-        stack.extend((child, function, loops) for child in ast.iter_child_nodes(node))
     return scan
 
 
@@ -98,12 +113,17 @@ def _call(scan: _Scan, call: ast.Call, function: _Function, loops: int) -> None:
         if loops:
             scan.called_in_loops.add(called)
         if function is not None:
-            scan.calls_by_function.setdefault(function[0], set()).add(called)
-    if function is not None and _registers(call, function[1]):
+            scan.calls_by_function.setdefault(function.name, set()).add(called)
+    if function is not None and _registers(call, _first_parameter(function)):
         if loops:
             scan.in_loop = True
         else:
-            scan.registering_functions.add(function[0])
+            scan.registering_functions.add(function.name)
+
+
+def _first_parameter(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    arguments = [*function.args.posonlyargs, *function.args.args]
+    return arguments[0].arg if arguments else None
 
 
 def _registers(call: ast.Call, own: str | None) -> bool:
@@ -148,20 +168,12 @@ def builds_plain_lists(data: bytes) -> bool:
 
     The analysis takes such a list only where the constructor proves it builds modules,
     which needs the analysis itself (model.py). A file Python cannot parse here passes."""
-    try:
-        tree = ast.parse(data)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = _tree(data)
+    if tree is None:
         return True
     lists = _PlainLists()
-    stack: list[tuple[ast.AST, int, int]] = [(tree, 0, 0)]  # node, its function's id, loops around it there
-    while stack:
-        node, function, loops = stack.pop()
-        lists.read(node, function, loops)
-        if isinstance(node, _LOOPS):
-            loops += 1
-        elif isinstance(node, _FUNCTIONS):
-            function, loops = id(node), 0
-        stack.extend((child, function, loops) for child in ast.iter_child_nodes(node))
+    for node, function, loops in _walk(tree):
+        lists.read(node, id(function), loops)
     return bool(lists.filled() & lists.used)
 
 

@@ -49,10 +49,12 @@ def unsafe_rewrite(
     (after any `from __future__` import). `note` says what happens to checkpoints."""
     edits = list(edits)
     facts = _facts_of(module)
-    missing = [name for name in helpers if definition(module, name) is None]
+    missing = []
     for name in helpers:
         found = definition(module, name)
-        if found is not None and not is_current(name, module.code_for_node(found), torch_name):
+        if found is None:
+            missing.append(name)
+        elif not is_current(name, module.code_for_node(found), torch_name):
             return reject(Reason.HELPER_NOT_CURRENT, name=name)
     need = None
     written = ""

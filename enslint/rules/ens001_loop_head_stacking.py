@@ -121,7 +121,8 @@ keys change (`heads.3.weight` becomes rows of `heads.weight`); a load-state-dict
 pre-hook added with it maps old checkpoints onto the wide layer (and `import torch` is
 added when the file lacks it). The checkpoint hooks of the fused forms
 (`register_load_state_dict_pre_hook`, `register_state_dict_post_hook`) are public since
-torch 2.5: the rewritten code needs torch 2.5 or later. It is offered only when the collection is built by one
+torch 2.5: the rewritten code needs torch 2.5 or later. It is offered only when the
+collection is built by one
 comprehension or by `ModuleList()` plus one append loop, used nowhere else, and the loop is a
 comprehension (or an `outs = []` + `append` loop) whose result is combined in one of
 those ways (its body may reach the result through temporaries, `h = block(x)` then
