@@ -182,10 +182,16 @@ def check(
 
     Exit status: 0 nothing found, 1 findings, 2 usage or configuration error.
     """
+    from enslint.analyser import Analyser
+
+    from_stdin = list(paths) == [Path("-")]
+    use_cache = not no_cache and not os.environ.get("ENSLINT_NO_CACHE")
+    # Without the cache every file the prefilter lets through is analysed: the analyser
+    # starts importing libcst now, beside the configuration and the file search.
+    analyser = Analyser.started() if not use_cache and not from_stdin else None
     from enslint.runner import make_jobs, run
 
     cwd = Path.cwd()
-    from_stdin = list(paths) == [Path("-")]
     if Path("-") in paths and not from_stdin:
         raise UsageFailure("`-` (standard input) cannot be combined with other paths")
     if stdin_filename is not None and not from_stdin:
@@ -212,14 +218,13 @@ def check(
     if not files:
         click.echo("enslint: warning: no Python files found to check", err=True)
         sys.exit(EXIT_CLEAN)
-    use_cache = not no_cache and not os.environ.get("ENSLINT_NO_CACHE")
     jobs = make_jobs(files, config, cwd, use_cache)
     measured = _measurements(config, use_cache)
     choose: MeasuredChoice | None = None
     if show_diff or apply_fixes:
         from enslint.runner import check_all
 
-        jobs, _ = check_all(jobs)  # the project's names, for files only they bring in
+        jobs, _ = check_all(jobs, analyser=analyser)  # the project's names, for files only they bring in
         if measured is not None and not apply_slower:
             from enslint.measurements import MeasuredChoice, slower_forms
 
@@ -239,7 +244,7 @@ def check(
         diagnostics, fixed_by_file, failed_writes = fixing.remaining, fixing.fixed_by_file, fixing.failed_writes
     else:
         with _progress(len(jobs), quiet or output_format != "text") as tick:
-            diagnostics = run(jobs, progress=tick)
+            diagnostics = run(jobs, progress=tick, analyser=analyser)
     from enslint.measurements import annotate
 
     diagnostics = annotate(diagnostics, measured, unsafe_fixes, apply_slower)

@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from typing import TypeVar
 
-from enslint.analysis.positions import line_starts
+from enslint.source import line_starts
 
 # Python's verdict on a file is `compile`'s (parsing, then the checks a tree does not
 # make: `break` outside a loop, a late `from __future__` import). Its nesting budget

@@ -14,6 +14,9 @@ import tokenize
 from pathlib import Path
 
 FILE_NOQA = re.compile(rb"#\s*enslint:\s*noqa\b", re.IGNORECASE)
+# The parser's line breaks. str.splitlines also breaks at form feed, \x0b, \x1c-\x1e,
+# \x85, U+2028 and U+2029: every position after one of those would be on the wrong line.
+LINE_END = re.compile(r"\r\n|\r|\n")
 _LINE_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+\d+(?:[\s,]+[A-Za-z]+\d+)*))?", re.IGNORECASE)
 
 
@@ -24,6 +27,11 @@ def detect_encoding(data: bytes) -> str:
     lines = iter(re.findall(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", data[:4096]))
     encoding, _ = tokenize.detect_encoding(lambda: next(lines, b""))
     return encoding
+
+
+def line_starts(source: str) -> list[int]:
+    """The offset at which each line of `source` begins, as the parser counts lines."""
+    return [0] + [match.end() for match in LINE_END.finditer(source)]
 
 
 def decode(data: bytes) -> str:

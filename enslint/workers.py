@@ -13,8 +13,10 @@ imported, so even a one-file run (pre-commit's) is isolated at little cost.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import faulthandler
+import gc
 import multiprocessing
 import os
 import signal
@@ -33,10 +35,7 @@ Result = TypeVar("Result")
 
 def _serve(function: Callable[[Any], Any], connection: Connection, parent: int) -> None:
     """A worker: answer each item sent until told to stop (None)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the supervisor's handler, inherited by fork
-    _die_with(parent)
-    faulthandler.disable()  # a crash is reported once, as the file's ENS000, not as a dump
+    _become_worker(parent)
     while True:
         try:
             item = connection.recv()
@@ -45,6 +44,13 @@ def _serve(function: Callable[[Any], Any], connection: Connection, parent: int) 
         if item is None:
             return
         connection.send(function(item))
+
+
+def _become_worker(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the supervisor's handler, inherited by fork
+    _die_with(parent)
+    faulthandler.disable()  # a crash is reported once, as the file's ENS000, not as a dump
 
 
 def _die_with(parent: int) -> None:
@@ -63,7 +69,7 @@ def _die_with(parent: int) -> None:
 
 
 # The workers alive in this process: an interrupted run kills them all before it exits.
-_LIVE: set[_Worker] = set()
+_LIVE: set[_Worker | WarmPool] = set()
 
 
 def kill_all() -> None:
@@ -117,6 +123,103 @@ class _Worker:
         _LIVE.discard(self)
 
 
+class WarmPool:
+    """Workers forked from a process that prepares first (imports what they need),
+    started before the caller has items for them: the preparation runs beside the
+    caller's own work, not before it, and the caller's process stays small, so its own
+    forks stay cheap. `prepare` returns the function to map and the result of an item
+    whose worker dies. `submit` hands over items, `results` waits for their results:
+    `isolated_map` in that process, its progress sent back as it goes. Should that
+    process itself die, the items are mapped here instead. Needs fork (`available`)."""
+
+    def __init__(self, prepare: Callable[[], tuple[Callable[[Any], Any], Callable[[Any, str], Any]]]) -> None:
+        context = multiprocessing.get_context("fork")
+        ours, theirs = context.Pipe()
+        self.process = context.Process(target=_serve_warm, args=(prepare, theirs, os.getpid()), daemon=False)
+        self.process.start()
+        _LIVE.add(self)
+        theirs.close()
+        self.connection = ours
+        self._prepare = prepare
+        self._items: list[Any] = []
+        self._workers = 1
+        # Not a daemon (it forks workers of its own): an exit that skips `stop` (an early
+        # sys.exit) must not leave multiprocessing waiting for it at the interpreter's end.
+        atexit.register(self.stop)
+
+    @staticmethod
+    def available() -> bool:
+        return "fork" in multiprocessing.get_all_start_methods()
+
+    def submit(self, items: Sequence[Any], workers: int) -> None:
+        self._items, self._workers = list(items), workers
+        with contextlib.suppress(OSError):
+            self.connection.send((self._items, workers))
+
+    def results(self, progress: Callable[[int], None] | None = None) -> list[Any]:
+        done = progress or (lambda n: None)
+        counted = 0
+        while True:
+            wait([self.connection, self.process.sentinel])
+            try:
+                kind, value = self.connection.recv()
+            except Exception:  # noqa: BLE001 - its pipe: EOF, reset, a torn message
+                break
+            if kind == "done":
+                return list(value)
+            counted += value
+            done(value)
+        # That process died (the out-of-memory killer chose it): map the items here,
+        # without counting again the progress already reported.
+        self.stop()
+
+        def once(n: int) -> None:
+            nonlocal counted
+            if counted:
+                counted -= n
+            else:
+                done(n)
+
+        function, on_death = self._prepare()
+        return isolated_map(function, self._items, self._workers, on_death, once)
+
+    def stop(self) -> None:
+        atexit.unregister(self.stop)
+        with contextlib.suppress(OSError):
+            self.connection.send(None)
+        self.connection.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        _LIVE.discard(self)
+
+
+def _serve_warm(
+    prepare: Callable[[], tuple[Callable[[Any], Any], Callable[[Any, str], Any]]], connection: Connection, parent: int
+) -> None:
+    """A WarmPool's process: prepare, then map each batch sent until told to stop."""
+    _become_worker(parent)
+    try:
+        function, on_death = prepare()
+    except Exception:  # noqa: BLE001 - the caller's own attempt reports it
+        os._exit(1)
+    # What was imported lives as long as the workers: out of the collector's sight, it
+    # is never walked again, and the forked workers share its pages instead of copying
+    # every page a collection would touch.
+    gc.freeze()
+    while True:
+        try:
+            batch = connection.recv()
+        except EOFError:
+            return
+        if batch is None:
+            return
+        items, workers = batch
+        results = isolated_map(function, items, workers, on_death, lambda n: connection.send(("progress", n)))
+        connection.send(("done", results))
+
+
 def death_reason(exitcode: int | None) -> str:
     """`killed by SIGSEGV`, `exited with status 3`."""
     if exitcode is not None and exitcode < 0:
@@ -136,11 +239,13 @@ def isolated_map(
     time_limit: float | None = None,
     fork: bool = True,
     started: Callable[[int], None] | None = None,
+    counted: Callable[[Result], bool] | None = None,
 ) -> list[Result]:
     """`function` over `items` in up to `workers` processes, in order; an item whose
     worker dies gets `on_death(item, reason)`, and so does one still running after
     `time_limit` seconds (its worker is killed). `progress(1)` after each item,
-    `started(index)` as each is handed out. `fork=False` starts the workers as fresh
+    `started(index)` as each is handed out; with `counted`, progress only for the
+    results it accepts. `fork=False` starts the workers as fresh
     interpreters (see `_context`)."""
 
     done = progress or (lambda n: None)
@@ -189,7 +294,8 @@ def isolated_map(
                     worker.connection.close()
                     _LIVE.discard(worker)
                     pool[pool.index(worker)] = worker = _Worker(function, fork)
-                done(1)
+                if counted is None or counted(results[index]):
+                    done(1)
                 worker.index = None
                 if pending:
                     hand_out(worker)

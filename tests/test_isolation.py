@@ -13,13 +13,14 @@ import pytest
 from click.testing import CliRunner
 from test_cli import FLAGGED
 
+import enslint.checking
 import enslint.runner
 from enslint.cli import main
 from enslint.workers import death_reason, isolated_map
 
 
 def _dies_on(marker: str, how: int):
-    real = enslint.runner.check_file_outcome
+    real = enslint.checking.analysed_outcome
 
     def checker(job):
         if marker in job.filename:
@@ -29,12 +30,19 @@ def _dies_on(marker: str, how: int):
     return checker
 
 
+def _patch_analysis(monkeypatch, checker) -> None:
+    """The analysis, where the analyser's process (forked after this) and the runner's
+    own fallback find it."""
+    monkeypatch.setattr(enslint.checking, "analysed_outcome", checker)
+    monkeypatch.setattr(enslint.runner, "analysed_outcome", checker)
+
+
 @pytest.mark.parametrize("how", [signal.SIGSEGV, signal.SIGKILL, signal.SIGABRT])
 @pytest.mark.parametrize("files", [3, 30], ids=["one-worker", "parallel"])
 def test_a_dying_checker_costs_one_file(project, monkeypatch, how, files):
     for i in range(files):
         (project / f"m{i:02d}.py").write_text(FLAGGED)
-    monkeypatch.setattr(enslint.runner, "check_file_outcome", _dies_on("m01.py", how))
+    _patch_analysis(monkeypatch, _dies_on("m01.py", how))
     result = CliRunner().invoke(main, ["check", "--no-cache", "--output-format", "concise", "."])
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
@@ -50,7 +58,7 @@ def test_a_dying_checker_costs_one_file(project, monkeypatch, how, files):
 def test_every_worker_may_die_and_the_run_still_ends(project, monkeypatch):
     for i in range(30):
         (project / f"m{i:02d}.py").write_text(FLAGGED)
-    monkeypatch.setattr(enslint.runner, "check_file_outcome", _dies_on("m", signal.SIGSEGV))
+    _patch_analysis(monkeypatch, _dies_on("m", signal.SIGSEGV))
     result = CliRunner().invoke(main, ["check", "--no-cache", "--output-format", "concise", "."])
     assert result.exit_code == 1
     assert result.output.count("killed by SIGSEGV") == 30

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from enslint.analysis.context import Collection, Member, find_method, is_torch_module_name
+from enslint.analysis.bases import is_torch_module_name
+from enslint.analysis.context import Collection, Member, find_method
 from enslint.analysis.kinds import CONV, GROUP, LINEAR, MLP, MODULE, SELF_COLLECTION
 from enslint.analysis.syntax import (
     arg_at,

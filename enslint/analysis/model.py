@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from enslint.analysis.bases import base_without_reading, is_torch_name, module_verdict
 from enslint.analysis.context import (
     ClassInfo,
     Collection,
@@ -38,9 +39,6 @@ from enslint.analysis.context import (
     Member,
     Project,
     Symbol,
-    base_without_reading,
-    is_torch_name,
-    module_verdict,
 )
 from enslint.analysis.imports import ImportTable
 from enslint.analysis.kinds import MODULE, SAME, SELF_COLLECTION, SLICE

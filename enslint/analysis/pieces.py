@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from enslint.analysis.kinds import REWRITE_HELPERS
-from enslint.analysis.positions import line_starts
+from enslint.source import line_starts
 
 # Files up to this size are analysed whole; bigger ones in pieces of about a quarter
 # of it (targets), plus their context.

@@ -10,7 +10,6 @@ breaks (\\n, \\r\\n and \\r), checked against the provider in the tests.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Literal
@@ -18,6 +17,8 @@ from typing import Literal
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 from libcst._position import CodePosition, CodeRange
+
+from enslint.source import line_starts
 
 
 @dataclass
@@ -89,16 +90,6 @@ class _Recording:
         end = offsets[id(self.end_node)][1] if self.end_node is not None else self.state.length
         offsets[id(self.node)] = (start, end)
         return False
-
-
-# The parser's line breaks. str.splitlines also breaks at form feed, \x0b, \x1c-\x1e,
-# \x85, U+2028 and U+2029: every position after one of those would be on the wrong line.
-LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def line_starts(source: str) -> list[int]:
-    """The offset at which each line of `source` begins, as the parser counts lines."""
-    return [0] + [match.end() for match in LINE_END.finditer(source)]
 
 
 class Positions:

@@ -46,18 +46,16 @@ import warnings
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from enslint.analysis.context import (
-    PLAIN_BASES,
-    FileContext,
-    Symbol,
-    base_without_reading,
-    is_torch_name,
-    module_verdict,
-)
+from enslint.analysis.bases import PLAIN_BASES, base_without_reading, is_torch_name, module_verdict
 from enslint.analysis.kinds import MODULE_ROOT_MARKERS, mentions_export, names_a_collection
 from enslint.analysis.registrations import builds_collections
+
+if TYPE_CHECKING:
+    # The contexts are libcst's: built in the processes that analyse, never imported
+    # where only the index's cheap facts are read (the runner's own process).
+    from enslint.analysis.context import FileContext, Symbol
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 _PACKAGE_HOMES = ("site-packages", "dist-packages")
@@ -246,8 +244,10 @@ class ProjectIndex:
         self.cache_dir = cache_dir
         self._files: list[Path] | None = None
         self._bytes: dict[str, bytes | None] = {}
+        self._digests: dict[str, str | None] = {}
         self._facts: dict[str, _Facts | None] = {}
         self._modules: dict[tuple[str, str], Path | None] = {}  # module_file's answers
+        self._outside: dict[frozenset[str], list[str]] = {}  # _imported_from_outside's answers
         self._contexts: dict[str, FileContext | None] = {}
         self._building: set[str] = set()
         # What each context was read from (files, other contexts), so that a later analysis
@@ -291,6 +291,12 @@ class ProjectIndex:
             self._bytes[path] = data
         return self._bytes[path]
 
+    def _digest(self, path: str) -> str | None:
+        """The digest of what `_read` holds for `path`, which never changes in a run."""
+        if path not in self._digests:
+            self._digests[path] = digest(self._read(path))
+        return self._digests[path]
+
     # -- dependencies of one analysis ----------------------------------------------------
     def begin(self, path: str, names: tuple[str, ...] = ()) -> None:
         self.current = path
@@ -309,7 +315,7 @@ class ProjectIndex:
     def _depend(self, path: str) -> None:
         """Record that the analysis under way (and the context being built) read `path`."""
         if path != self.current:
-            self._deps[path] = digest(self._read(path))
+            self._deps[path] = self._digest(path)
         if self._active and self._active[-1] != path:
             self._links.setdefault(self._active[-1], set()).add(path)
 
@@ -322,7 +328,7 @@ class ProjectIndex:
                 continue
             seen.add(current)
             if current != self.current:
-                self._deps[current] = digest(self._read(current))
+                self._deps[current] = self._digest(current)
             pending.extend(self._links.get(current, ()))
         if self._active and self._active[-1] != path:
             self._links.setdefault(self._active[-1], set()).add(path)
@@ -477,6 +483,8 @@ class ProjectIndex:
             self._links.setdefault(owner, set()).add(symbol.path)
         if ctx is None:
             return None
+        from enslint.analysis.context import Symbol  # noqa: F811 - the class, at run time
+
         if symbol.kind == "class" and symbol.name in ctx.classes:
             return Symbol("class", symbol.name, ctx.classes[symbol.name].node, ctx, symbol.path, symbol.qualified)
         if symbol.kind == "function" and symbol.name in ctx.functions:
@@ -650,7 +658,18 @@ class ProjectIndex:
             _write_json(table_path, {"fingerprint": fingerprint, "files": table})
         return names - set(known)
 
+    def read_ahead(self, checked: AbstractSet[str]) -> None:
+        """What `exports` will need that no analysis changes, for the files that are being
+        analysed or were deferred (`checked`): read while the analysis runs elsewhere."""
+        self._imported_from_outside(checked)
+
     def _imported_from_outside(self, checked: AbstractSet[str]) -> list[str]:
+        key = frozenset(checked)
+        if key not in self._outside:
+            self._outside[key] = self._search_outside(checked)
+        return self._outside[key]
+
+    def _search_outside(self, checked: AbstractSet[str]) -> list[str]:
         """The files outside a project without a marker (what is checked, see
         `project_roots`) that the checked files import names from: the only other files
         whose exports they can use. A marked project's files are all walked already, and
@@ -663,13 +682,16 @@ class ProjectIndex:
         if project_root(self.root) is not None or not (self.root.parent / "__init__.py").is_file():
             return []
         found: dict[str, None] = {}
+        asked: set[tuple[str, str]] = set()  # (name, folder): files side by side import alike
         for path in sorted(checked):
             data = self._read(path)
             if data is None:
                 continue
+            folder = os.path.dirname(path)
             for qualified in _imported_names(data):
-                if is_torch_name(qualified):
+                if is_torch_name(qualified) or (qualified, folder) in asked:
                     continue
+                asked.add((qualified, folder))
                 level = len(qualified) - len(qualified.lstrip("."))
                 module = "." * level + qualified[level:].rpartition(".")[0]
                 where = self.module_file(module, path) if module else None

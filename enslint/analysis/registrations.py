@@ -78,18 +78,38 @@ _Function = ast.FunctionDef | ast.AsyncFunctionDef | None  # None: module level
 
 
 def _walk(tree: ast.Module) -> Iterator[tuple[ast.AST, _Function, int]]:
-    """Every node, with the function it is in and how many loops surround it there,
-    walked with a stack of its own: a file nested as deeply as Python takes is walked
-    without recursion."""
+    """Every node but the `Load`/`Store` and operator markers, with the function it is
+    in and how many loops surround it there, walked with a stack of its own: a file
+    nested as deeply as Python takes is walked without recursion."""
     stack: list[tuple[ast.AST, _Function, int]] = [(tree, None, 0)]
+    pop, push = stack.pop, stack.append
     while stack:
-        node, function, loops = stack.pop()
+        node, function, loops = pop()
         yield node, function, loops
-        if isinstance(node, _LOOPS):
+        kind = type(node)
+        if kind in _LOOPS:
             loops += 1
-        elif isinstance(node, _FUNCTIONS):
-            function, loops = node, 0
-        stack.extend((child, function, loops) for child in ast.iter_child_nodes(node))
+        elif kind in _FUNCTIONS:
+            function, loops = node, 0  # type: ignore[assignment]  # one of _FUNCTIONS
+        for name in _child_fields(kind):
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        push((item, function, loops))
+            elif isinstance(value, ast.AST):
+                push((value, function, loops))
+
+
+_MARKER_FIELDS = {"ctx", "op"}  # ast.Load, ast.Add: markers, never code of their own
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = _CHILD_FIELDS[kind] = tuple(f for f in getattr(kind, "_fields", ()) if f not in _MARKER_FIELDS)
+    return fields
 
 
 def _scan(tree: ast.Module) -> _Scan:

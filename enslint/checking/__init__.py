@@ -12,15 +12,24 @@ enslint.workers. Never the engine, the runner or the
 command line, which build on it.
 """
 
-from enslint.checking.file import check_bytes, check_bytes_outcome, check_file, check_file_outcome
+from enslint.checking.file import (
+    analysed_outcome,
+    check_bytes,
+    check_bytes_outcome,
+    check_file,
+    check_file_outcome,
+    prefiltered_outcome,
+)
 from enslint.checking.jobs import FileJob, FileOutcome, crashed_outcome
 
 __all__ = [
     "FileJob",
     "FileOutcome",
+    "analysed_outcome",
     "check_bytes",
     "check_bytes_outcome",
     "check_file",
     "check_file_outcome",
     "crashed_outcome",
+    "prefiltered_outcome",
 ]

@@ -7,20 +7,18 @@ becomes an ENS000 diagnostic for that file, so one bad file never stops the othe
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from enslint.analysis.positions import line_starts
 from enslint.cache import CacheEntry, ResultCache, entry_key
-from enslint.checking.analyse import analyse_text
-from enslint.checking.big_files import analyse_pieces, big_file_pieces, moved_to_file
 from enslint.checking.jobs import FileJob, FileOutcome, unreadable
 from enslint.checking.prefilter import could_match, piece_could_match
 from enslint.checking.verdict import past_libcst_limits, python_syntax_error
 from enslint.findings import Diagnostic, Fix
 from enslint.parsing import analysed_deep
-from enslint.source import FILE_NOQA, decode, read_source
+from enslint.source import FILE_NOQA, decode, line_starts, read_source
 from enslint.target_version import target_for
 
 if TYPE_CHECKING:
@@ -33,18 +31,42 @@ def check_file(job: FileJob) -> list[Diagnostic]:
 
 
 def check_file_outcome(job: FileJob) -> FileOutcome:
+    """The whole check of one file: the prefilter, the cache, then the analysis."""
+    return _file_outcome(job, _Stage.ALL)
+
+
+def prefiltered_outcome(job: FileJob) -> FileOutcome:
+    """What the prefilter and the cache can say of a file without libcst: its outcome,
+    or `needs_analysis` (then `analysed_outcome` finishes the check). The runner splits
+    the two so the processes that only prefilter never import libcst."""
+    return _file_outcome(job, _Stage.PREFILTER)
+
+
+def analysed_outcome(job: FileJob) -> FileOutcome:
+    """The analysis of a file `prefiltered_outcome` sent on: the prefilter and the cache
+    have spoken already, and what the analysis finds is cached."""
+    return _file_outcome(job, _Stage.ANALYSIS)
+
+
+class _Stage(enum.Enum):
+    ALL = "all"
+    PREFILTER = "prefilter"
+    ANALYSIS = "analysis"
+
+
+def _file_outcome(job: FileJob, stage: _Stage) -> FileOutcome:
     try:
         data = read_source(job.filename)
     except OSError as error:
         return FileOutcome(unreadable(job, f"cannot read file: {error.strerror or error}"))
-    return check_bytes_outcome(job, data, on_disk=True)
+    return check_bytes_outcome(job, data, on_disk=True, stage=stage)
 
 
 def check_bytes(job: FileJob, data: bytes) -> list[Diagnostic]:
     return check_bytes_outcome(job, data).diagnostics
 
 
-def check_bytes_outcome(job: FileJob, data: bytes, on_disk: bool = False) -> FileOutcome:
+def check_bytes_outcome(job: FileJob, data: bytes, on_disk: bool = False, stage: _Stage = _Stage.ALL) -> FileOutcome:
     """`on_disk`: `data` is what the file at `job.filename` holds (not standard input or
     verify's rewritten text), so the file's bytecode cache may answer Python's verdict."""
     if FILE_NOQA.search(data):
@@ -53,7 +75,8 @@ def check_bytes_outcome(job: FileJob, data: bytes, on_disk: bool = False) -> Fil
         source = decode(data)
     except (UnicodeDecodeError, SyntaxError, LookupError) as error:
         return FileOutcome(unreadable(job, f"cannot decode file: {error}"))
-    if not could_match(data, job.names, tree=False):
+    prefilter = stage is not _Stage.ANALYSIS
+    if prefilter and not could_match(data, job.names, tree=False):
         return _skipped(job, source, data, on_disk)
     project = None
     if job.project_root is not None:
@@ -71,7 +94,7 @@ def check_bytes_outcome(job: FileJob, data: bytes, on_disk: bool = False) -> Fil
             job.names,
             f"{job.filename}|{job.standalone}|{target_for(job.filename)}",
         )
-        entry = cache.get(key)
+        entry = cache.get(key) if prefilter else None
         if entry is not None and (not entry.deps or (project is not None and project.still_valid(entry.deps))):
             try:
                 diagnostics = [_from_row(job, row) for row in entry.rows]
@@ -81,8 +104,10 @@ def check_bytes_outcome(job: FileJob, data: bytes, on_disk: bool = False) -> Fil
                 return _outcome(diagnostics, entry.exports, entry.deps)
     # The prefilter's second stage reads Python's tree: after the cache, which only holds
     # files that passed it with these bytes and names.
-    if not could_match(data, job.names):
+    if prefilter and not could_match(data, job.names):
         return _skipped(job, source, data, on_disk)
+    if stage is _Stage.PREFILTER:
+        return FileOutcome([], needs_analysis=True)
     diagnostics, exports, deps = _analyse(job, source, project, data if on_disk else None)
     if cache is not None and key is not None:
         cache.put(key, CacheEntry([_to_row(d) for d in diagnostics], deps, exports))
@@ -141,7 +166,11 @@ def _analyse(
     """Parse with libcst, build the model, run the rules, place and filter findings.
     Also returns the file's exports and the other files the analysis read (with digests).
     A big file is analysed in pieces (analysis/pieces.py), side by side."""
+    # Imported here, not above: they import libcst, which the run's prefilter and cache
+    # never need (runner.py's analyser imports it while they run).
     from enslint.analysis.pieces import PIECE_BYTES
+    from enslint.checking.analyse import analyse_text
+    from enslint.checking.big_files import analyse_pieces, big_file_pieces, moved_to_file
 
     # Python's own parser first: what it rejects is ENS000 whatever libcst would say (a
     # truncated \u escape, a stray BOM, newer syntax), and code nested too deeply for it

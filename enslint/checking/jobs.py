@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from enslint.findings import PARSE_ERROR, PARSE_ERROR_NAME, Diagnostic
-from enslint.rules import Settings
+
+if TYPE_CHECKING:
+    from enslint.rules import Settings
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class FileOutcome:
     # project's names.
     deferred: bool = False
     unread: tuple[str, ...] = ()
+    # The prefilter's answer alone (`prefiltered_outcome`): the file could hold a finding
+    # and is not in the cache, so `analysed_outcome` must analyse it.
+    needs_analysis: bool = False
 
 
 def unreadable(job: FileJob, message: str, row: int = 1, column: int = 1) -> list[Diagnostic]:

@@ -9,8 +9,8 @@ from bisect import bisect_right
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from enslint.analysis.positions import LINE_END, line_starts
 from enslint.findings import Diagnostic, Edit, Fix, RuleFix
+from enslint.source import LINE_END, line_starts
 
 if TYPE_CHECKING:
     import libcst as cst

@@ -11,10 +11,10 @@ import sys
 import tokenize
 from collections.abc import Iterator
 
-from enslint.analysis.positions import line_starts
 from enslint.checking.jobs import FileJob, first_line_of, unreadable
 from enslint.findings import Diagnostic
 from enslint.parsing import compiled_by_python, python_check, python_parse, python_tokens, target_check
+from enslint.source import line_starts
 from enslint.target_version import describe, target_for
 
 _PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -27,7 +27,7 @@ import tokenize
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from enslint.analysis.positions import LINE_END
+from enslint.source import LINE_END
 
 _OPEN, _CLOSE = "([{", ")]}"
 _DIRECTIVE = re.compile(r"#\s*(noqa\b|type:|pragma\b|pylint:|mypy:|pyright:|fmt:|isort:)", re.IGNORECASE)
