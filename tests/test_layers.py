@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"rules"},
     {"config", "output", "measurements", "profiles"},
     {"checking", "discovery"},
+    {"analyser"},
     {"runner"},
     {"engine"},
     {"verify", "profiling"},
