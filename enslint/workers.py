@@ -36,6 +36,10 @@ Result = TypeVar("Result")
 def _serve(function: Callable[[Any], Any], connection: Connection, parent: int) -> None:
     """A worker: answer each item sent until told to stop (None)."""
     _become_worker(parent)
+    _answer(function, connection)
+
+
+def _answer(function: Callable[[Any], Any], connection: Connection) -> None:
     while True:
         try:
             item = connection.recv()
@@ -69,7 +73,7 @@ def _die_with(parent: int) -> None:
 
 
 # The workers alive in this process: an interrupted run kills them all before it exits.
-_LIVE: set[_Worker | WarmPool] = set()
+_LIVE: set[_Worker] = set()
 
 
 def kill_all() -> None:
@@ -94,12 +98,14 @@ def _context(fork: bool = True) -> ForkContext | SpawnContext:
 
 
 class _Worker:
-    def __init__(self, function: Callable[[Any], Any], fork: bool = True) -> None:
+    def __init__(self, function: Callable[..., Any], fork: bool = True, serve: Callable[..., None] = _serve) -> None:
+        """`serve(function, connection, parent)` runs in the worker (`_serve`, or a
+        WarmPool's `_serve_warm`)."""
         context = _context(fork)
         ours, theirs = context.Pipe()
         # Not a daemon: a worker may need workers of its own (a big file's pieces); it
         # ends when told to, or when the supervisor's end of the pipe closes.
-        self.process = context.Process(target=_serve, args=(function, theirs, os.getpid()), daemon=False)
+        self.process = context.Process(target=serve, args=(function, theirs, os.getpid()), daemon=False)
         self.process.start()
         _LIVE.add(self)
         theirs.close()
@@ -133,13 +139,8 @@ class WarmPool:
     process itself die, the items are mapped here instead. Needs fork (`available`)."""
 
     def __init__(self, prepare: Callable[[], tuple[Callable[[Any], Any], Callable[[Any, str], Any]]]) -> None:
-        context = multiprocessing.get_context("fork")
-        ours, theirs = context.Pipe()
-        self.process = context.Process(target=_serve_warm, args=(prepare, theirs, os.getpid()), daemon=False)
-        self.process.start()
-        _LIVE.add(self)
-        theirs.close()
-        self.connection = ours
+        self._process = _Worker(prepare, fork=True, serve=_serve_warm)
+        self.connection, self.process = self._process.connection, self._process.process
         self._prepare = prepare
         self._items: list[Any] = []
         self._workers = 1
@@ -185,14 +186,7 @@ class WarmPool:
 
     def stop(self) -> None:
         atexit.unregister(self.stop)
-        with contextlib.suppress(OSError):
-            self.connection.send(None)
-        self.connection.close()
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        _LIVE.discard(self)
+        self._process.stop()
 
 
 def _serve_warm(
@@ -208,16 +202,12 @@ def _serve_warm(
     # is never walked again, and the forked workers share its pages instead of copying
     # every page a collection would touch.
     gc.freeze()
-    while True:
-        try:
-            batch = connection.recv()
-        except EOFError:
-            return
-        if batch is None:
-            return
-        items, workers = batch
-        results = isolated_map(function, items, workers, on_death, lambda n: connection.send(("progress", n)))
-        connection.send(("done", results))
+
+    def batch(items_and_workers: tuple[list[Any], int]) -> tuple[str, list[Any]]:
+        items, workers = items_and_workers
+        return "done", isolated_map(function, items, workers, on_death, lambda n: connection.send(("progress", n)))
+
+    _answer(batch, connection)
 
 
 def death_reason(exitcode: int | None) -> str:
